@@ -1,0 +1,24 @@
+# The README's quick start: `make demo` sets up and runs one request; `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REQUEST ?= Remind me to call Anna tomorrow at 9
+
+.PHONY: setup demo test lint
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+setup: $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+
+demo: setup
+	$(VENV)/bin/cpa-planner run --yes "$(REQUEST)"
+
+test:
+	$(PY) -m pytest -q
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy

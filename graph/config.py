@@ -1,0 +1,168 @@
+"""Typed configuration: environment first, then LangGraph's run config (`configurable`).
+
+Every setting has one name. In the environment it is `CPA_<NAME>` (upper case) unless a
+well-known variable already exists for it (`REDIS_URL`, `OPENAI_API_KEY`, `OLLAMA_HOST`);
+in a run config it is the field name, e.g. `{"configurable": {"approval_policy": "always"}}`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Provider = Literal["openai", "ollama", "openai_compatible"]
+StructuredOutputMethod = Literal["json_schema", "function_calling", "json_mode"]
+ApprovalPolicy = Literal["never", "flagged", "always"]
+Role = Literal["router", "planner", "executor"]
+
+# Environment names that are not simply CPA_<FIELD>.
+_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "llm_api_key": ("CPA_LLM_API_KEY", "OPENAI_API_KEY"),
+    "llm_base_url": ("CPA_LLM_BASE_URL", "OPENAI_BASE_URL"),
+    "ollama_host": ("CPA_OLLAMA_HOST", "OLLAMA_HOST"),
+    "redis_url": ("CPA_REDIS_URL", "REDIS_URL"),
+}
+_LIST_FIELDS = {"http_allowlist"}
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+
+class Settings(BaseModel):
+    """Everything a conversation can be configured with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # LLM: which server, which model per role, and how to talk to it.
+    llm_provider: Provider | None = None
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    ollama_host: str | None = None
+    llm_model: str | None = None
+    router_model: str | None = None
+    planner_model: str | None = None
+    executor_model: str | None = None
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    llm_max_tokens: int | None = Field(None, gt=0)
+    # llama.cpp ignores `max_completion_tokens` (langchain-openai's default) and rejects
+    # `json_schema`; both are therefore settings, with defaults chosen per provider.
+    llm_max_tokens_param: Literal["max_completion_tokens", "max_tokens"] | None = None
+    llm_structured_output: StructuredOutputMethod | None = None
+
+    # Planning and execution.
+    intents_path: str | None = None
+    approval_policy: ApprovalPolicy = "flagged"
+    max_plan_repairs: int = Field(2, ge=0, le=10)
+    max_replans: int = Field(1, ge=0, le=5)
+    max_todos: int = Field(50, ge=1, le=10_000)
+    todo_timeout_s: float = Field(300.0, gt=0)
+    todo_retries: int = Field(2, ge=0, le=10)
+    todo_retry_backoff_s: float = Field(0.5, ge=0)
+    http_allowlist: tuple[str, ...] = ()
+    http_timeout_s: float = Field(30.0, gt=0)
+
+    # Redis checkpoints.
+    redis_url: str | None = None
+    redis_prefix: str = "cpa"
+    redis_ttl_s: int | None = Field(7 * 24 * 3600, ge=1)
+    data_dir: str | None = None
+
+    @field_validator("http_allowlist", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from the environment (`os.environ` by default)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            for key in _ENV_ALIASES.get(name, (f"CPA_{name.upper()}",)):
+                raw = env.get(key)
+                if raw is not None and raw.strip() != "":
+                    values[name] = raw.strip()
+                    break
+        return cls._build(values, source="environment")
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
+        """These settings with the keys of a run config's `configurable` that name a setting."""
+        if not overrides:
+            return self
+        picked = {k: v for k, v in overrides.items() if k in type(self).model_fields}
+        if not picked:
+            return self
+        return self._build({**self.model_dump(), **picked}, source="run config")
+
+    @classmethod
+    def _build(cls, values: dict[str, Any], *, source: str) -> Settings:
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(p) for p in first["loc"])
+            env_name = _ENV_ALIASES.get(name, (f"CPA_{name.upper()}",))[0]
+            raise ConfigError(
+                f"bad setting {name} ({env_name}) in the {source}: {first['msg']}"
+            ) from None
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def provider(self) -> Provider | None:
+        """The LLM provider: explicit, or inferred from which connection settings exist."""
+        if self.llm_provider is not None:
+            return self.llm_provider
+        if self.llm_base_url:
+            return "openai_compatible"
+        if self.llm_api_key:
+            return "openai"
+        if self.ollama_host:
+            return "ollama"
+        return None
+
+    def model_for(self, role: Role) -> str | None:
+        """The model name for one role, falling back to `llm_model`."""
+        specific = {
+            "router": self.router_model,
+            "planner": self.planner_model,
+            "executor": self.executor_model,
+        }[role]
+        return specific or self.llm_model
+
+    @property
+    def structured_output_method(self) -> StructuredOutputMethod:
+        if self.llm_structured_output is not None:
+            return self.llm_structured_output
+        # OpenAI-compatible servers (llama.cpp, vLLM, ...) differ; forced tool calls work widely.
+        return "function_calling" if self.provider == "openai_compatible" else "json_schema"
+
+    @property
+    def max_tokens_param(self) -> Literal["max_completion_tokens", "max_tokens"]:
+        if self.llm_max_tokens_param is not None:
+            return self.llm_max_tokens_param
+        return "max_tokens" if self.provider == "openai_compatible" else "max_completion_tokens"
+
+    @property
+    def data_path(self) -> Path:
+        """Per-user data directory (the embedded Valkey's files live here)."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "cpa-planner"
+
+
+LLM_SETTINGS_HINT = (
+    "set CPA_LLM_PROVIDER=openai with OPENAI_API_KEY, or CPA_LLM_PROVIDER=ollama with "
+    "OLLAMA_HOST, or CPA_LLM_BASE_URL for an OpenAI-compatible server; and CPA_LLM_MODEL "
+    "(or CPA_ROUTER_MODEL / CPA_PLANNER_MODEL / CPA_EXECUTOR_MODEL)"
+)

@@ -1,0 +1,64 @@
+"""The graph's state: the conversation's LAM log, and what the nodes derive from it.
+
+The LAM log (`lam`) is the source of truth: every step appends the protocol messages it
+produced (as wire dicts, so any checkpointer can store them). `intent`, `plan` and
+`result` are the nodes' working copies of facts that are also in the log. `messages` is the
+chat-facing mirror (the request, the proposal as text, the answer) for Studio's chat view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+LamDict = dict[str, Any]
+Status = Literal["running", "waiting", "done", "failed"]
+
+
+def append_lam(
+    existing: list[LamDict] | None, new: LamDict | Iterable[LamDict] | None
+) -> list[LamDict]:
+    """Append LAM messages, skipping any whose id the log already holds.
+
+    Idempotent by message id, so a node that runs again after a resume cannot log the
+    same message twice.
+    """
+    log = list(existing or [])
+    if new is None:
+        return log
+    batch = [new] if isinstance(new, dict) else list(new)
+    if not batch:
+        return log
+    seen = {m["id"] for m in log}
+    for message in batch:
+        if message["id"] not in seen:
+            seen.add(message["id"])
+            log.append(message)
+    return log
+
+
+class PlannerInput(TypedDict, total=False):
+    """What a run starts from: request text, a LAM `request`, or a chat message."""
+
+    request: str
+    lam: list[LamDict]
+    messages: list[AnyMessage]
+
+
+class PlannerState(TypedDict, total=False):
+    """The whole state inside the graph."""
+
+    lam: Annotated[list[LamDict], append_lam]
+    messages: Annotated[list[AnyMessage], add_messages]
+    request: str
+    conversation_id: str
+    intent: dict[str, Any] | None
+    plan: dict[str, Any] | None
+    plan_problems: list[str]
+    repairs: int
+    replans: int
+    status: Status
+    result: Any

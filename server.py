@@ -1,0 +1,1 @@
+"""cpa-planner HTTP API (SPEC §5)."""
