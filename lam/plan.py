@@ -1,0 +1,71 @@
+"""The plan a planner proposes: a goal and ToDos that depend on each other (a DAG).
+
+The models hold any plan, even a broken one (duplicate ids, cycles...): structural checks
+live in :mod:`lam.dag` so a broken plan can be reported in full and repaired.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lam.jsonvalue import check_json
+
+__all__ = ["TODO_STATUSES", "Plan", "ToDo", "TodoStatus"]
+
+TodoStatus = Literal["pending", "running", "done", "failed", "skipped"]
+TODO_STATUSES: tuple[TodoStatus, ...] = ("pending", "running", "done", "failed", "skipped")
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class ToDo(BaseModel):
+    """One step of a plan, run by one executor once all of ``depends_on`` are done."""
+
+    # strict: a plan comes from an LLM or the wire; "false" is not a bool and 1 is not an id.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+    id: NonEmptyStr
+    title: NonEmptyStr
+    description: str = ""
+    executor: NonEmptyStr
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    requires_approval: bool = False
+    status: TodoStatus = "pending"
+    output: Any = None
+    error: str | None = None
+
+    @field_validator("inputs", "output")
+    @classmethod
+    def _plain_json(cls, value: Any) -> Any:
+        return check_json(value)
+
+
+class Plan(BaseModel):
+    """A goal and the ToDos that reach it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+    goal: str
+    todos: list[ToDo] = Field(default_factory=list)
+
+    def todo(self, todo_id: str) -> ToDo:
+        """The ToDo with this id (the first one, if ids repeat); KeyError if there is none."""
+        for todo in self.todos:
+            if todo.id == todo_id:
+                return todo
+        raise KeyError(todo_id)
+
+    def by_id(self) -> dict[str, ToDo]:
+        """ToDos by id (the first one wins if ids repeat: see ``lam.dag.validate_plan``)."""
+        index: dict[str, ToDo] = {}
+        for todo in self.todos:
+            index.setdefault(todo.id, todo)
+        return index
+
+    @property
+    def ids(self) -> list[str]:
+        """ToDo ids in plan order."""
+        return [todo.id for todo in self.todos]
