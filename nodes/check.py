@@ -1,0 +1,57 @@
+"""check: the plan DAG checks; problems go back to the planner a bounded number of times."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+
+from graph import lamlog
+from graph.services import get_services
+from graph.state import PlannerState
+from lam import Performative, Plan
+from lam.dag import validate_plan
+
+
+async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
+    if state.get("status") == "failed":
+        return {}
+    services = get_services(config)
+    current = Plan.model_validate(state["plan"])
+    problems = [
+        str(p)
+        for p in validate_plan(
+            current,
+            executors=services.executors.names(),
+            max_todos=services.settings.max_todos,
+        )
+    ]
+    if not problems:
+        return {"plan_problems": []}
+    propose = lamlog.last(state.get("lam") or [], Performative.PROPOSE)
+    in_reply_to = propose["id"] if propose else None
+    repairs = state.get("repairs", 0)
+    summary = "; ".join(problems)
+    if repairs >= services.settings.max_plan_repairs or not services.models.available("planner"):
+        tries = f" after {repairs} repair(s)" if repairs else ""
+        return lamlog.fail(
+            state,
+            config,
+            "invalid_plan",
+            f"the plan is still invalid{tries}: {summary}",
+            in_reply_to=in_reply_to,
+        )
+    cid = lamlog.conversation_id(state, config)
+    refusal = lamlog.with_id(
+        lamlog.planner(state, config).failure(
+            lamlog.PLANNER, "invalid_plan", summary, in_reply_to=in_reply_to
+        ),
+        lamlog.stable_id(cid, "check", in_reply_to, repairs),
+    )
+    return {"plan_problems": problems, "repairs": repairs + 1, "lam": [refusal.to_dict()]}
+
+
+def after_check(state: PlannerState) -> Literal["plan", "approve", "respond"]:
+    if state.get("status") == "failed":
+        return "respond"
+    return "plan" if state.get("plan_problems") else "approve"

@@ -1,0 +1,230 @@
+"""execute: every ToDo starts the moment its own dependencies are done.
+
+Each ToDo runs as a LangGraph functional-API task inside this node, so its result is saved
+as a pending write in the checkpoint as soon as it finishes: a node that resumes (after an
+interrupt, a crash, a restart) gets finished ToDos' results back without running them
+again. A task's identity is its call index within the node, so every task is called up
+front, in plan order, and waits *inside its body* for its dependencies; the call order is
+then the same on every run, whatever order ToDos finish in.
+
+A ToDo that waits for a person or the desktop agent raises an interrupt; only its own
+dependents wait with it, everything else runs on. When all that can run has run, the node
+raises one `GraphInterrupt` holding every interrupt, so several ToDos can wait at once and
+be answered together (`Command(resume={interrupt_id: answer, ...})`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+from langgraph.errors import GraphInterrupt
+from langgraph.func import task
+from langgraph.types import Interrupt
+
+from graph import lamlog
+from graph.executors import Answered, ExecutorCall, ExecutorError
+from graph.services import Services, get_services
+from graph.state import LamDict, PlannerState
+from lam import LAMMessage, MessageFactory, Plan
+from lam.dag import propagate_failure
+
+Outcome = dict[str, Any]
+
+
+class _Blocked(Exception):
+    """A dependency is waiting on an interrupt; this ToDo waits for the next run."""
+
+
+@dataclass
+class _Run:
+    """What the tasks of one node run share (in memory; never checkpointed)."""
+
+    plan: Plan
+    services: Services
+    request: str
+    conversation_id: str
+    round_key: str
+    events: dict[str, asyncio.Event]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+
+    def emit(self, message: LAMMessage) -> None:
+        # Live view for stream_mode="custom" (CLI, server); the log gets it when the node ends.
+        get_stream_writer()({"lam": message.to_dict()})
+
+
+def _outcome(
+    todo_id: str,
+    status: Literal["done", "failed", "skipped"],
+    *,
+    output: Any = None,
+    error: str | None = None,
+    messages: list[LAMMessage] | None = None,
+) -> Outcome:
+    return {
+        "todo_id": todo_id,
+        "status": status,
+        "output": output,
+        "error": error,
+        "lam": [m.to_dict() for m in messages or []],
+    }
+
+
+@task
+async def run_todo(todo_id: str, run: _Run) -> Outcome:
+    """One ToDo: wait for its dependencies, then run its executor with retries."""
+    todo = run.plan.todo(todo_id)
+    for dep in todo.depends_on:
+        await run.events[dep].wait()
+    if any(dep in run.blocked for dep in todo.depends_on):
+        raise _Blocked(todo_id)
+    unmet = [dep for dep in todo.depends_on if run.outcomes[dep]["status"] != "done"]
+    if unmet:
+        reasons = ", ".join(f"{d} ({run.outcomes[d]['status']})" for d in unmet)
+        return _outcome(todo_id, "skipped", error=f"skipped: depends on {reasons}")
+
+    settings = run.services.settings
+    executor = run.services.executors.get(todo.executor)
+    inputs = {
+        **todo.inputs,
+        "dependencies": {dep: run.outcomes[dep]["output"] for dep in todo.depends_on},
+    }
+    planner = MessageFactory(lamlog.PLANNER, run.conversation_id)
+    receiver = executor.receiver or f"executor:{executor.name}"
+    assign = lamlog.with_id(
+        planner.assign(receiver, todo, inputs),
+        lamlog.stable_id(run.conversation_id, "assign", run.round_key, todo_id),
+    )
+    run.emit(assign)
+    worker = MessageFactory(receiver, run.conversation_id)
+
+    attempts = settings.todo_retries + 1
+    for attempt in range(1, attempts + 1):
+        call = ExecutorCall(
+            todo=todo,
+            inputs=inputs,
+            request=run.request,
+            conversation_id=run.conversation_id,
+            assign=assign,
+            settings=settings,
+            models=run.services.models,
+            attempt=attempt,
+        )
+        try:
+            result = await asyncio.wait_for(executor(call), settings.todo_timeout_s)
+        except GraphInterrupt:
+            raise
+        except ExecutorError as exc:
+            error, retryable, reply = exc, exc.retryable, exc.reply
+        except TimeoutError:
+            error = ExecutorError(
+                "timeout", f"no result within {settings.todo_timeout_s:g} s", retryable=True
+            )
+            retryable, reply = True, None
+        except Exception as exc:
+            error = ExecutorError("executor_error", f"{type(exc).__name__}: {exc}")
+            retryable, reply = True, None
+        else:
+            if isinstance(result, Answered):
+                output, done = result.output, result.message
+            else:
+                output = result
+                done = lamlog.with_id(
+                    worker.done(assign, output, todo_id=todo_id),
+                    lamlog.stable_id(run.conversation_id, "done", run.round_key, todo_id),
+                )
+            run.emit(done)
+            return _outcome(todo_id, "done", output=output, messages=[assign, done])
+        if retryable and attempt < attempts:
+            await asyncio.sleep(settings.todo_retry_backoff_s * 2 ** (attempt - 1))
+            continue
+        failure = reply or lamlog.with_id(
+            worker.failure(
+                lamlog.PLANNER, error.code, error.message, todo_id=todo_id, in_reply_to=assign.id
+            ),
+            lamlog.stable_id(run.conversation_id, "failure", run.round_key, todo_id),
+        )
+        run.emit(failure)
+        tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+        return _outcome(
+            todo_id,
+            "failed",
+            error=f"{error.code}: {error.message}{tries}",
+            messages=[assign, failure],
+        )
+    raise AssertionError("unreachable")
+
+
+async def execute(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
+    services = get_services(config)
+    plan = Plan.model_validate(state["plan"])
+    pending = [t.id for t in plan.todos if t.status == "pending"]
+    run = _Run(
+        plan=plan,
+        services=services,
+        request=state["request"],
+        conversation_id=lamlog.conversation_id(state, config),
+        round_key=f"{lamlog.current_request(state)['id']}/{state.get('replans', 0)}",
+        events={t.id: asyncio.Event() for t in plan.todos},
+    )
+    # ToDos done in an earlier round are dependencies like any other.
+    for todo in plan.todos:
+        if todo.status != "pending":
+            run.outcomes[todo.id] = _outcome(todo.id, todo.status, output=todo.output)  # type: ignore[arg-type]
+            run.events[todo.id].set()
+
+    futures = {todo_id: run_todo(todo_id, run) for todo_id in pending}
+
+    async def settle(todo_id: str) -> Outcome | BaseException:
+        try:
+            outcome = await futures[todo_id]
+        except (GraphInterrupt, _Blocked) as exc:
+            run.blocked.add(todo_id)
+            return exc
+        else:
+            run.outcomes[todo_id] = outcome
+            return outcome
+        finally:
+            run.events[todo_id].set()
+
+    settled = await asyncio.gather(*(settle(t) for t in pending))
+    interrupts: list[Interrupt] = [
+        i for s in settled if isinstance(s, GraphInterrupt) for i in s.args[0]
+    ]
+    if interrupts:
+        raise GraphInterrupt(interrupts)
+    return _apply(plan, run.outcomes, pending)
+
+
+def _apply(plan: Plan, outcomes: dict[str, Outcome], ran: list[str]) -> dict[str, Any]:
+    """The finished round as a state update: ToDo statuses and the LAM messages in order."""
+    todos = []
+    for todo in plan.todos:
+        outcome = outcomes.get(todo.id)
+        if todo.id in ran and outcome is not None:
+            todo = todo.model_copy(
+                update={
+                    "status": outcome["status"],
+                    "output": outcome["output"],
+                    "error": outcome["error"],
+                }
+            )
+        todos.append(todo)
+    new_plan = Plan(goal=plan.goal, todos=todos)
+    for todo in todos:
+        if todo.status == "failed":
+            # Marks the dependents with the reason, the same way everywhere.
+            new_plan = propagate_failure(new_plan, todo.id, todo.error)
+    messages: list[LamDict] = [m for t in ran for m in outcomes[t]["lam"]]
+    messages.sort(key=lambda m: m["timestamp"])
+    return {"plan": new_plan.model_dump(mode="json"), "lam": messages}
+
+
+def after_execute(state: PlannerState) -> Literal["replan", "respond"]:
+    plan = Plan.model_validate(state["plan"])
+    failed = any(t.status == "failed" for t in plan.todos)
+    return "replan" if failed else "respond"

@@ -1,0 +1,52 @@
+"""Reading the answer to an `assign` that a person or the desktop agent sent back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph.executors import Answered, ExecutorCall, ExecutorError
+from lam import LAMMessage, LAMValidationError, MessageFactory, Performative
+
+
+def read_answer(call: ExecutorCall, answer: Any) -> Answered:
+    """Turn the interrupt's resume value into the ToDo's output, or raise its failure.
+
+    The value is the answering LAM message (`done` or `failure`, `in_reply_to` the
+    `assign`); from Studio or a terminal a plain value is taken as the output, and
+    `{"error": "..."}` as a failure.
+    """
+    assign = call.assign
+    if isinstance(answer, dict) and "lam_version" in answer:
+        try:
+            message = LAMMessage.from_dict(answer)
+        except LAMValidationError as exc:
+            raise ExecutorError(
+                "bad_answer", f"the answer is not a valid LAM message: {exc}"
+            ) from None
+        if message.in_reply_to != assign.id:
+            raise ExecutorError(
+                "bad_answer", f"the answer replies to {message.in_reply_to}, not to {assign.id}"
+            )
+        if message.performative == Performative.DONE:
+            return Answered(message.content.get("output"), message)
+        if message.performative == Performative.FAILURE:
+            error = message.content["error"]
+            raise ExecutorError(str(error["code"]), str(error["message"]), reply=message)
+        raise ExecutorError(
+            "bad_answer",
+            f"an assign is answered with done or failure, not {message.performative.value}",
+        )
+    worker = MessageFactory(assign.receiver, call.conversation_id)
+    if isinstance(answer, dict) and set(answer) == {"error"}:
+        failure = worker.failure(
+            assign.sender,
+            "failed",
+            str(answer["error"]),
+            todo_id=call.todo.id,
+            in_reply_to=assign.id,
+        )
+        raise ExecutorError("failed", str(answer["error"]), reply=failure)
+    output = (
+        answer.get("output") if isinstance(answer, dict) and set(answer) == {"output"} else answer
+    )
+    return Answered(output, worker.done(assign, output, todo_id=call.todo.id))

@@ -1,0 +1,25 @@
+"""desktop: the CPA Desktop AI performs the ToDo; the conversation waits for its answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.types import interrupt
+
+from graph.executors import ExecutorCall
+from nodes.executors.answers import read_answer
+
+DESKTOP = "cpa-desktop"
+
+
+class DesktopExecutor:
+    name = "desktop"
+    description = (
+        "hands the ToDo to the desktop assistant, which operates the user's applications "
+        "(calendar, mail, files, reminders, any app) and reports the result"
+    )
+    receiver: str | None = DESKTOP
+
+    async def __call__(self, call: ExecutorCall) -> Any:
+        # The `assign` is the question; it waits, checkpointed, until `done` or `failure`.
+        return read_answer(call, interrupt(call.assign.to_dict()))

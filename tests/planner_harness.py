@@ -1,0 +1,92 @@
+"""Building and driving the planning graph in tests (in-memory checkpoints)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from graph.builder import build_graph, make_services
+from graph.config import Settings
+from graph.executors import ExecutorCall, ExecutorError
+from graph.services import Services
+
+
+@dataclass
+class RecordingExecutor:
+    """Sleeps, records every start and end, and fails where told to."""
+
+    name: str = "work"
+    description: str = "does a piece of work (test executor)"
+    receiver: str | None = None
+    delays: Mapping[str, float] = field(default_factory=dict)
+    fail: set[str] = field(default_factory=set)
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    async def __call__(self, call: ExecutorCall) -> Any:
+        todo_id = call.todo.id
+        self.events.append(("start", todo_id))
+        await asyncio.sleep(self.delays.get(todo_id, call.todo.inputs.get("delay", 0.0)))
+        if todo_id in self.fail:
+            self.events.append(("fail", todo_id))
+            raise ExecutorError("broken", f"{todo_id} is broken", retryable=True)
+        self.events.append(("end", todo_id))
+        return {"did": todo_id, "saw": sorted(call.inputs.get("dependencies", {}))}
+
+    def runs(self, todo_id: str) -> int:
+        return self.events.count(("start", todo_id))
+
+
+def services(
+    *,
+    models: Mapping[str, BaseChatModel] | None = None,
+    executors: list[Any] | None = None,
+    **settings: Any,
+) -> Services:
+    base = {"todo_retries": 0, "todo_retry_backoff_s": 0.0, **settings}
+    return make_services(
+        Settings(**base), chat_models=models, extra_executors=list(executors or [])
+    )
+
+
+class Conversation:
+    """One thread of the graph, driven step by step."""
+
+    def __init__(self, svc: Services, checkpointer: BaseCheckpointSaver | None = None) -> None:
+        self.checkpointer = checkpointer or InMemorySaver()
+        self.graph = build_graph(svc, checkpointer=self.checkpointer)
+        self.thread_id = str(uuid.uuid4())
+        self.config: dict[str, Any] = {"configurable": {"thread_id": self.thread_id}}
+        self.custom: list[dict[str, Any]] = []
+
+    async def _run(self, payload: Any) -> dict[str, Any]:
+        async for mode, chunk in self.graph.astream(
+            payload, self.config, stream_mode=["custom", "values"]
+        ):
+            if mode == "custom":
+                self.custom.append(chunk)
+        return await self.values()
+
+    async def start(self, request: str | dict[str, Any]) -> dict[str, Any]:
+        payload = {"request": request} if isinstance(request, str) else request
+        return await self._run(payload)
+
+    async def resume(self, answers: Any) -> dict[str, Any]:
+        return await self._run(Command(resume=answers))
+
+    async def values(self) -> dict[str, Any]:
+        return dict((await self.graph.aget_state(self.config)).values)
+
+    async def interrupts(self) -> list[Any]:
+        return list((await self.graph.aget_state(self.config)).interrupts)
+
+
+def performatives(state: Mapping[str, Any]) -> list[str]:
+    return [m["performative"] for m in state.get("lam", [])]
