@@ -288,9 +288,7 @@ def _cycle_problem(cycle: list[int], ids: list[str], component: set[int]) -> Pla
     message = f"Dependency cycle: {steps}; remove one of these dependencies."
     others = sorted(component - set(cycle))
     if others:
-        message += (
-            f" ToDos {_quote_ids(ids[n] for n in others)} are caught in the same knot of cycles."
-        )
+        message += f" Also caught in the same knot of cycles: {_quote_ids(ids[n] for n in others)}."
     return PlanProblem("cycle", names[0], message, tuple(names))
 
 
@@ -438,15 +436,21 @@ def critical_path(plan: Plan, durations: Mapping[str, float]) -> tuple[float, li
 
 def propagate_failure(plan: Plan, failed_id: str, reason: str | None = None) -> Plan:
     """A new plan where ``failed_id`` is failed and everything that depends on it, directly
-    or not, is skipped (error says why). Done ToDos are left alone, and so are ToDos that
-    already failed on their own (their error is the better story).
+    or not, is skipped (its error says why).
+
+    Done ToDos are left alone and the failure does not spread past them: their output
+    exists, so what depends only on them can still run. ToDos that already failed on their
+    own keep their status and error (the better story).
 
     Raises KeyError if ``failed_id`` is not in the plan.
     """
     plan.todo(failed_id)  # KeyError early, before copying
     new = plan.model_copy(deep=True)
     dependents: dict[str, list[str]] = {}
+    finished: set[str] = set()
     for todo in new.todos:
+        if todo.status == "done":
+            finished.add(todo.id)
         for dep in todo.depends_on:
             dependents.setdefault(dep, []).append(todo.id)
     why = f": {reason}" if reason else ""
@@ -456,7 +460,7 @@ def propagate_failure(plan: Plan, failed_id: str, reason: str | None = None) -> 
     while queue:
         current = queue.popleft()
         for dependent in dependents.get(current, ()):
-            if dependent not in via:
+            if dependent not in via and dependent not in finished:
                 via[dependent] = current
                 queue.append(dependent)
     for todo in new.todos:
@@ -464,7 +468,7 @@ def propagate_failure(plan: Plan, failed_id: str, reason: str | None = None) -> 
             todo.status = "failed"
             if reason is not None:
                 todo.error = reason
-        elif todo.id in via and todo.status not in ("done", "failed"):
+        elif todo.id in via and todo.status != "failed":
             direct = via[todo.id]
             if direct == failed_id:
                 error = f"skipped: depends on {failed_id}, which failed{why}"

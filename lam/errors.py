@@ -95,7 +95,8 @@ def errors_from_pydantic(exc: ValidationError, prefix: str = "") -> list[FieldEr
         path = join_path(prefix, field_path(err["loc"]))
         ctx = err.get("ctx") or {}
         cause = ctx.get("error")
-        if isinstance(cause, NestedFieldErrors):
+        if isinstance(cause, (NestedFieldErrors, LAMValidationError)):
+            # LAMValidationError: our __init__ ran inside model_validate and pydantic wrapped it.
             out.extend(
                 {"field": join_path(path, e["field"]), "message": e["message"]}
                 for e in cause.errors

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from copy import deepcopy
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import uuid4
 
 from pydantic import (
@@ -24,6 +24,7 @@ from pydantic import (
 
 from lam.content import Content, content_model_for, validate_content
 from lam.errors import FieldError, LAMValidationError, NestedFieldErrors, errors_from_pydantic
+from lam.jsonvalue import json_errors
 from lam.performative import Performative
 from lam.plan import Plan, ToDo
 from lam.rfc3339 import format_rfc3339, parse_rfc3339, to_utc
@@ -105,6 +106,22 @@ class LAMMessage(BaseModel):
         # The Python constructor refuses bad input with the same error type as the wire.
         try:
             super().__init__(**data)
+        except ValidationError as exc:
+            raise LAMValidationError(errors_from_pydantic(exc)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """pydantic's model_validate, raising LAMValidationError (prefer :meth:`from_dict`)."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise LAMValidationError(errors_from_pydantic(exc)) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        """pydantic's model_validate_json, raising LAMValidationError (prefer :meth:`from_json`)."""
+        try:
+            return super().model_validate_json(json_data, **kwargs)
         except ValidationError as exc:
             raise LAMValidationError(errors_from_pydantic(exc)) from None
 
@@ -319,12 +336,10 @@ class LAMMessage(BaseModel):
         ]
         missing = {e["field"] for e in errors}
         try:
-            # model_validate runs our __init__, which already turns pydantic's error into ours.
             message = cls.model_validate(dict(data))
         except LAMValidationError as exc:
-            errors.extend(e for e in exc.errors if e["field"] not in missing)
-        except ValidationError as exc:
-            errors.extend(e for e in errors_from_pydantic(exc) if e["field"] not in missing)
+            # A missing field's default may fail too (content {} for a request): say it once.
+            errors.extend(e for e in exc.errors if e["field"].split(".")[0] not in missing)
         except (TypeError, ValueError, RecursionError, OverflowError) as exc:
             # Belt and braces: the wire API promises one exception type.
             errors.append({"field": "", "message": f"could not validate: {exc}"})
@@ -348,6 +363,10 @@ def _json_size(data: Mapping[Any, Any]) -> int:
     try:
         text = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError, RecursionError) as exc:
+        # Name the offending paths when we can (e.g. a datetime object instead of a string).
+        errors = json_errors(dict(data))
+        if errors:
+            raise LAMValidationError(errors) from None
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise LAMValidationError.single("", f"not JSON-serialisable: {reason}") from None
     return len(text.encode("utf-8", "surrogatepass"))
