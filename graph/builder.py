@@ -106,6 +106,19 @@ def build_graph(
     return compiled.with_config(configurable={SERVICES_KEY: services or make_services()})
 
 
-# The graph for langgraph.json (Studio): settings from the environment; the dev server
-# brings its own checkpointer.
-graph = build_graph()
+_default_graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`graph`, for langgraph.json (Studio): built on first use from the environment.
+
+    Lazy so that importing this module (tests, the CLI printing a clear configuration
+    error) reads no settings and loads no registry. The dev server brings its own
+    checkpointer.
+    """
+    global _default_graph
+    if name == "graph":
+        if _default_graph is None:
+            _default_graph = build_graph()
+        return _default_graph
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

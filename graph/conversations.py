@@ -1,0 +1,238 @@
+"""Conversations over the compiled graph: start, stream, answer, and look at one.
+
+This is the one layer the HTTP API and the command line stand on. Everything it knows
+comes from the checkpointer, so any process can look at or resume any conversation:
+
+- the LAM log in the state;
+- the results of ToDos that finished inside an `execute` step that has not ended yet
+  (pending task writes: durable, though not yet merged into the state);
+- the interrupts: the `propose` or `assign` messages waiting for an answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from graph.state import LamDict, Status
+from lam import LAMMessage, Performative
+
+RETURN_CHANNEL = "__return__"
+# What may answer what: an answer of another kind is refused before anything resumes.
+ANSWERS: dict[str, tuple[Performative, ...]] = {
+    Performative.PROPOSE.value: (Performative.AGREE, Performative.REFUSE),
+    Performative.ASSIGN.value: (Performative.DONE, Performative.FAILURE),
+}
+
+
+class ConversationNotFoundError(LookupError):
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"no conversation {conversation_id}")
+        self.conversation_id = conversation_id
+
+
+class NothingWaitingError(LookupError):
+    """An answer arrived for a message that no longer waits (or never did)."""
+
+
+class AnswerMismatchError(ValueError):
+    """The answer is of the wrong kind for the message it answers."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A message waiting for an answer, and the interrupt its answer resumes."""
+
+    interrupt_id: str
+    message: LamDict
+
+    @property
+    def receiver(self) -> str:
+        return str(self.message["receiver"])
+
+
+@dataclass
+class ConversationView:
+    conversation_id: str
+    status: Status
+    intent: dict[str, Any] | None
+    plan: dict[str, Any] | None
+    result: Any
+    messages: list[LamDict]
+    waiting: list[Waiting] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of SPEC §5's `GET /v1/conversations/{id}` and §6's `--json`."""
+        return {
+            "conversation_id": self.conversation_id,
+            "status": self.status,
+            "intent": (self.intent or {}).get("intent"),
+            "plan": self.plan,
+            "result": self.result,
+            "messages": self.messages,
+        }
+
+
+def _merge(log: list[LamDict], extra: list[LamDict]) -> list[LamDict]:
+    seen = {m["id"] for m in log}
+    fresh: dict[str, LamDict] = {}
+    for message in extra:
+        if message["id"] not in seen:
+            fresh.setdefault(message["id"], message)
+    return [*log, *sorted(fresh.values(), key=lambda m: m["timestamp"])]
+
+
+def _overlay(
+    plan: dict[str, Any] | None, outcomes: list[dict[str, Any]], running: set[str]
+) -> dict[str, Any] | None:
+    """The plan with live ToDo statuses from an `execute` step still under way."""
+    if plan is None:
+        return None
+    by_id = {o["todo_id"]: o for o in outcomes}
+    todos = []
+    for todo in plan.get("todos", []):
+        todo = dict(todo)
+        if todo.get("status") == "pending":
+            if todo["id"] in by_id:
+                outcome = by_id[todo["id"]]
+                todo.update(
+                    status=outcome["status"], output=outcome["output"], error=outcome["error"]
+                )
+            elif todo["id"] in running:
+                todo["status"] = "running"
+        todos.append(todo)
+    return {**plan, "todos": todos}
+
+
+class Conversations:
+    """Conversations of one compiled graph (with its checkpointer)."""
+
+    def __init__(
+        self, graph: CompiledStateGraph[Any, Any, Any, Any], checkpointer: BaseCheckpointSaver[Any]
+    ) -> None:
+        self.graph = graph
+        self.checkpointer = checkpointer
+
+    @staticmethod
+    def config(conversation_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": conversation_id}}
+
+    @staticmethod
+    def new_id() -> str:
+        return str(uuid.uuid4())
+
+    # Starting and resuming ------------------------------------------------------------
+
+    @staticmethod
+    def opening(request: LAMMessage | str) -> dict[str, Any]:
+        """The graph input for a new turn: request text or a LAM `request`."""
+        if isinstance(request, str):
+            return {"request": request}
+        if request.performative != Performative.REQUEST:
+            raise ValueError(f"a conversation opens with a request, not {request.performative}")
+        return {"lam": [request.to_dict()]}
+
+    async def answer(self, conversation_id: str, answer: LAMMessage) -> Command[Any]:
+        """The resume command for an answer, after checking it answers what waits."""
+        view = await self.view(conversation_id)
+        target = next((w for w in view.waiting if w.message["id"] == answer.in_reply_to), None)
+        if target is None:
+            raise NothingWaitingError(
+                f"nothing in conversation {conversation_id} waits for an answer to "
+                f"{answer.in_reply_to}"
+            )
+        allowed = ANSWERS.get(str(target.message["performative"]), ())
+        if answer.performative not in allowed:
+            names = " or ".join(p.value for p in allowed)
+            raise AnswerMismatchError(
+                f"a {target.message['performative']} is answered with {names}, "
+                f"not {answer.performative.value}"
+            )
+        return Command(resume={target.interrupt_id: answer.to_dict()})
+
+    async def stream(self, conversation_id: str, payload: Any) -> AsyncIterator[LamDict]:
+        """Run (or resume) the conversation, yielding each LAM message as it appears."""
+        seen: set[str] = set()
+        async for mode, chunk in self.graph.astream(
+            payload, self.config(conversation_id), stream_mode=["custom", "updates"]
+        ):
+            for message in self._messages_in(mode, chunk):
+                if message["id"] not in seen:
+                    seen.add(message["id"])
+                    yield message
+
+    async def run(self, conversation_id: str, payload: Any) -> ConversationView:
+        async for _ in self.stream(conversation_id, payload):
+            pass
+        return await self.view(conversation_id)
+
+    @staticmethod
+    def _messages_in(mode: str, chunk: Any) -> list[LamDict]:
+        if mode == "custom":
+            return [chunk["lam"]] if isinstance(chunk, dict) and "lam" in chunk else []
+        found: list[LamDict] = []
+        for name, update in (chunk or {}).items():
+            if name == "__interrupt__":
+                found.extend(i.value for i in update if isinstance(i.value, dict))
+            elif isinstance(update, dict) and update.get("lam"):
+                found.extend(update["lam"])
+        return found
+
+    # Looking -----------------------------------------------------------------------------
+
+    async def exists(self, conversation_id: str) -> bool:
+        return await self.checkpointer.aget_tuple(self.config(conversation_id)) is not None
+
+    async def view(self, conversation_id: str) -> ConversationView:
+        config = self.config(conversation_id)
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values and snapshot.created_at is None:
+            raise ConversationNotFoundError(conversation_id)
+        values = dict(snapshot.values)
+        waiting = [
+            Waiting(i.id, i.value)
+            for i in snapshot.interrupts
+            if isinstance(i.value, dict) and i.value.get("performative") in ANSWERS
+        ]
+        outcomes: list[dict[str, Any]] = []
+        if "execute" in snapshot.next:
+            saved = await self.checkpointer.aget_tuple(config)
+            writes = (saved.pending_writes or []) if saved else []
+            for _task, channel, value in writes:
+                if channel == RETURN_CHANNEL and isinstance(value, dict) and "todo_id" in value:
+                    outcomes.append(value)
+        extra = [m for o in outcomes for m in o.get("lam", [])]
+        extra += [w.message for w in waiting]
+        running = {
+            w.message["content"]["todo"]["id"]
+            for w in waiting
+            if w.message["performative"] == Performative.ASSIGN.value
+        }
+        status: Status
+        if waiting:
+            status = "waiting"
+        elif snapshot.next:
+            status = "running"
+        else:
+            status = values.get("status") or "running"
+        return ConversationView(
+            conversation_id=conversation_id,
+            status=status,
+            intent=values.get("intent"),
+            plan=_overlay(values.get("plan"), outcomes, running),
+            result=values.get("result"),
+            messages=_merge(list(values.get("lam") or []), extra),
+            waiting=waiting,
+        )
+
+    async def inbox(self, conversation_id: str, receiver: str | None = None) -> list[LamDict]:
+        """The waiting `assign`/`propose` messages, for one receiver or all."""
+        view = await self.view(conversation_id)
+        return [w.message for w in view.waiting if receiver is None or w.receiver == receiver]

@@ -1,0 +1,92 @@
+"""The conversation layer: views mid-run, answers matched to what waits, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from graph.conversations import (
+    AnswerMismatchError,
+    ConversationNotFoundError,
+    Conversations,
+    NothingWaitingError,
+)
+from lam import LAMMessage, MessageFactory
+from tests.planner_harness import Conversation, RecordingExecutor, services
+from tests.scripted import ScriptedChatModel, UncallableChatModel
+
+PLAN = {
+    "goal": "g",
+    "todos": [
+        {"id": "t1", "title": "Work", "executor": "work"},
+        {"id": "t2", "title": "On the desktop", "executor": "desktop"},
+        {"id": "t3", "title": "Also desktop", "executor": "desktop", "depends_on": ["t1"]},
+        {"id": "t4", "title": "After both", "executor": "work", "depends_on": ["t2", "t3"]},
+    ],
+}
+
+
+def _conversations() -> tuple[Conversations, RecordingExecutor, Conversation]:
+    work = RecordingExecutor()
+    planner = ScriptedChatModel.script(structured=[PLAN])
+    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
+    conv = Conversation(svc)
+    return Conversations(conv.graph, conv.checkpointer), work, conv
+
+
+async def test_view_while_desktop_todos_wait() -> None:
+    convs, work, conv = _conversations()
+    cid = conv.thread_id
+    streamed = [m async for m in convs.stream(cid, convs.opening("Write an email to Tom"))]
+
+    view = await convs.view(cid)
+    assert view.status == "waiting"
+    statuses = {t["id"]: t["status"] for t in view.plan["todos"]}
+    # t1 finished inside the step that is still under way; t2 and t3 wait on the desktop.
+    assert statuses == {"t1": "done", "t2": "running", "t3": "running", "t4": "pending"}
+    ids = [m["id"] for m in view.messages]
+    assert len(ids) == len(set(ids))
+    assert {m["id"] for m in streamed} <= set(ids)
+    inbox = await convs.inbox(cid, "cpa-desktop")
+    assert sorted(m["content"]["todo"]["id"] for m in inbox) == ["t2", "t3"]
+    assert await convs.inbox(cid, "user") == []
+    body = view.to_dict()
+    assert set(body) == {"conversation_id", "status", "intent", "plan", "result", "messages"}
+    assert body["intent"] == "email"
+
+    # Answer both; the conversation completes and nothing that finished ran again.
+    for message in inbox:
+        assign = LAMMessage.from_dict(message)
+        done = MessageFactory("cpa-desktop", cid).done(assign, f"did {assign.todo().id}")
+        await convs.run(cid, await convs.answer(cid, done))
+    view = await convs.view(cid)
+    assert view.status == "done"
+    assert work.runs("t1") == 1 and work.runs("t4") == 1
+    assert all(t["status"] == "done" for t in view.plan["todos"])
+
+
+async def test_answers_to_nothing_or_of_the_wrong_kind_are_refused() -> None:
+    convs, _work, conv = _conversations()
+    cid = conv.thread_id
+    await convs.run(cid, convs.opening("Write an email to Tom"))
+    (first, *_rest) = await convs.inbox(cid)
+    assign = LAMMessage.from_dict(first)
+    user = MessageFactory("user", cid)
+
+    with pytest.raises(AnswerMismatchError, match="assign is answered with done or failure"):
+        await convs.answer(cid, user.reply(assign, "agree"))
+    stray = (
+        MessageFactory("cpa-desktop", cid)
+        .done(assign, "x")
+        .model_copy(update={"in_reply_to": "no-such-message"})
+    )
+    with pytest.raises(NothingWaitingError):
+        await convs.answer(cid, stray)
+    # Refused answers changed nothing.
+    assert (await convs.view(cid)).status == "waiting"
+    assert len(await convs.inbox(cid)) == 2
+
+
+async def test_unknown_conversation() -> None:
+    convs, _work, _conv = _conversations()
+    with pytest.raises(ConversationNotFoundError):
+        await convs.view("nope")
