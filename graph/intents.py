@@ -501,7 +501,9 @@ class _Checker:
                 languages = {rule.language for rule in rules}
                 for language in REQUIRED_LANGUAGES:
                     if language not in languages:
-                        self.add(rules_node, f"{label} has no '{language}' rules", warning=True)
+                        self.add(
+                            keys["rules"][0], f"{label} has no '{language}' rules", warning=True
+                        )
         template: dict[str, Any] | None = None
         if "plan_template" in keys:
             template_node = keys["plan_template"][1]

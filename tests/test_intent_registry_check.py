@@ -1,0 +1,400 @@
+"""check_registry reports every problem of a registry file with its line; load refuses errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from graph.intents import (
+    IntentRegistry,
+    RegistryError,
+    RegistryProblem,
+    check_registry,
+    check_registry_text,
+)
+
+# A small, clean registry; the tests break one thing at a time.
+GOOD = """\
+version: 1
+min_confidence: 0.6
+margin: 0.2
+intents:
+  - name: greet
+    description: Greetings.
+    kind: answer
+    rules:
+      - name: greet.en.hello
+        language: en
+        weight: 0.9
+        keywords: [hello, hi]
+      - name: greet.de.hallo
+        language: de
+        weight: 0.9
+        keywords: [hallo, grüß*]
+  - name: todo
+    description: Add to-dos.
+    kind: plan
+    rules:
+      - name: todo.en.add
+        language: en
+        weight: 0.9
+        patterns: ['add .+ to my list']
+        negative: ['shopping']
+      - name: todo.de.add
+        language: de
+        weight: 0.9
+        patterns: ['auf (die|meine) liste']
+    plan_template:
+      goal: "To-do: {request}"
+      todos:
+        - id: t1
+          title: Write it down
+          executor: template
+          inputs: {text: "{request}"}
+        - id: t2
+          title: Add it
+          executor: desktop
+          depends_on: [t1]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "intents.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def line_of(text: str, marker: str, occurrence: int = 1) -> int:
+    """1-based line of the n-th line containing ``marker`` (or equal to it, stripped, when
+    the marker starts with ``=``)."""
+    lines = enumerate(text.splitlines(), 1)
+    if marker.startswith("="):
+        hits = [n for n, line in lines if line.strip() == marker[1:]]
+    else:
+        hits = [n for n, line in lines if marker in line]
+    return hits[occurrence - 1]
+
+
+def errors(problems: list[RegistryProblem]) -> list[RegistryProblem]:
+    return [p for p in problems if p.is_error]
+
+
+def only_error(text: str) -> RegistryProblem:
+    found = errors(check_registry_text(text))
+    assert len(found) == 1, found
+    return found[0]
+
+
+# -- clean registries ---------------------------------------------------------------------------
+
+
+def test_packaged_registry_is_clean() -> None:
+    assert check_registry() == []
+    assert check_registry(None) == []
+
+
+def test_good_registry_is_clean_and_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert check_registry(path) == []
+    registry = IntentRegistry.load(path)
+    assert registry.names() == ["greet", "todo"]
+    assert registry.source == str(path)
+    assert registry.classify("hello").intent == "greet"
+    assert registry.classify("Grüße!").intent == "greet"  # keyword prefix, umlaut folded
+    assert registry.classify("add milk to my list").intent == "todo"
+    assert registry.classify("add milk to my shopping list").intent is None  # vetoed
+    plan = registry.plan_for("todo", "add milk to my list")
+    assert plan is not None and plan.todos[0].inputs == {"text": "add milk to my list"}
+
+
+def test_load_accepts_str_paths(tmp_path: Path) -> None:
+    assert IntentRegistry.load(str(write(tmp_path, GOOD))).names() == ["greet", "todo"]
+
+
+# -- each kind of problem, with its line --------------------------------------------------------
+
+
+def test_yaml_syntax_error_has_its_line(tmp_path: Path) -> None:
+    text = GOOD.replace("kind: answer", "kind: [answer")
+    problems = check_registry(write(tmp_path, text))
+    assert len(problems) == 1
+    assert problems[0].message.startswith("YAML syntax error")
+    # the parser notices the unclosed flow sequence on the next line or so
+    assert problems[0].line is not None
+    assert line_of(text, "[answer") <= problems[0].line <= line_of(text, "[answer") + 2
+
+
+def test_tab_indentation_is_a_syntax_error_with_line() -> None:
+    text = GOOD.replace("    kind: plan", "\tkind: plan")
+    problem = only_error(text)
+    assert "YAML syntax error" in problem.message
+    assert problem.line == line_of(text, "\tkind: plan")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "needle"),
+    [
+        ("margin: 0.2", "margin: 0.2\nthreshold: 0.5", "threshold:", "unknown key 'threshold'"),
+        (
+            "    kind: answer",
+            "    kind: answer\n    examples: [hi]",
+            "examples:",
+            "unknown key 'examples'",
+        ),
+        (
+            "        weight: 0.9\n        keywords: [hello, hi]",
+            "        weight: 0.9\n        keyword: [hello, hi]",
+            "keyword:",
+            "unknown key 'keyword'",
+        ),
+        (
+            "          executor: desktop",
+            "          executor: desktop\n          owner: me",
+            "owner:",
+            "unknown key 'owner'",
+        ),
+    ],
+)
+def test_unknown_keys(old: str, new: str, marker: str, needle: str) -> None:
+    text = GOOD.replace(old, new, 1)
+    problems = errors(check_registry_text(text))
+    assert any(needle in p.message and p.line == line_of(text, marker) for p in problems), problems
+
+
+def test_unknown_key_in_a_rule_without_keywords_is_both_reported() -> None:
+    # the misspelt key is reported, and the rule that now has nothing to match too
+    text = GOOD.replace("        keywords: [hello, hi]", "        keyword: [hello, hi]")
+    messages = [p.message for p in errors(check_registry_text(text))]
+    assert any("unknown key 'keyword'" in m for m in messages)
+    assert any("needs at least one keyword or pattern" in m for m in messages)
+
+
+def test_repeated_key() -> None:
+    text = GOOD.replace("    kind: answer", "    kind: answer\n    kind: plan")
+    problem = only_error(text)
+    assert "'kind' appears twice" in problem.message
+    assert problem.line == line_of(text, "kind: plan")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ("  - name: greet\n    description", "  - description", "missing 'name'"),
+        ("    description: Greetings.\n", "", "missing 'description'"),
+    ],
+)
+def test_missing_intent_fields(old: str, new: str, needle: str) -> None:
+    text = GOOD.replace(old, new)
+    problems = errors(check_registry_text(text))
+    assert any(needle in p.message for p in problems), problems
+    # reported on the intent itself: its first remaining line
+    assert problems[0].line == 5
+
+
+def test_missing_rules() -> None:
+    start = GOOD.index("    rules:\n      - name: greet.en.hello")
+    end = GOOD.index("  - name: todo")
+    text = GOOD[:start] + GOOD[end:]
+    problem = only_error(text)
+    assert "intent 'greet': missing 'rules'" in problem.message
+    assert problem.line == line_of(text, "=- name: greet")
+
+
+def test_bad_kind() -> None:
+    text = GOOD.replace("kind: answer", "kind: reply")
+    problem = only_error(text)
+    assert "kind 'reply' must be 'plan' or 'answer'" in problem.message
+    assert (problem.line, problem.column) == (line_of(text, "kind: reply"), 11)
+
+
+def test_invalid_regex_names_the_regex_error() -> None:
+    text = GOOD.replace("'add .+ to my list'", "'add (.+ to my list'")
+    problem = only_error(text)
+    assert "'add (.+ to my list' is not a valid regular expression" in problem.message
+    assert "missing )" in problem.message
+    assert problem.line == line_of(text, "add (.+")
+
+
+def test_invalid_negative_regex() -> None:
+    text = GOOD.replace("negative: ['shopping']", "negative: ['shop[ping']")
+    problem = only_error(text)
+    assert "negative pattern" in problem.message and "unterminated" in problem.message
+    assert problem.line == line_of(text, "shop[ping")
+
+
+@pytest.mark.parametrize("weight", ["0", "0.0", "1.5", "-0.2", "high", "true", ".nan"])
+def test_weights_outside_the_unit_interval(weight: str) -> None:
+    text = GOOD.replace(
+        "        weight: 0.9\n        keywords: [hello",
+        f"        weight: {weight}\n        keywords: [hello",
+    )
+    problem = only_error(text)
+    assert "greet.en.hello" in problem.message and "weight" in problem.message
+    assert problem.line == line_of(text, f"weight: {weight}")
+
+
+def test_weight_one_is_allowed() -> None:
+    text = GOOD.replace("weight: 0.9", "weight: 1", 1)
+    assert check_registry_text(text) == []
+
+
+def test_duplicate_rule_names() -> None:
+    text = GOOD.replace("name: todo.de.add", "name: greet.en.hello")
+    problem = only_error(text)
+    assert "rule name 'greet.en.hello' is used twice" in problem.message
+    assert f"first on line {line_of(text, 'greet.en.hello')}" in problem.message
+    assert problem.line == line_of(text, "greet.en.hello", 2)
+
+
+def test_duplicate_intents() -> None:
+    text = GOOD.replace("  - name: todo\n", "  - name: greet\n").replace("todo.", "greet2.")
+    problem = only_error(text)
+    assert "intent 'greet' is defined twice (first on line 5)" in problem.message
+    assert problem.line == line_of(text, "=- name: greet", 2)
+
+
+def test_reserved_and_malformed_intent_names() -> None:
+    assert "reserved" in only_error(GOOD.replace("- name: greet", "- name: unknown")).message
+    assert "must look like" in only_error(GOOD.replace("- name: greet", "- name: Greet Me")).message
+
+
+def test_template_with_unknown_dependency() -> None:
+    text = GOOD.replace("depends_on: [t1]", "depends_on: [t9]")
+    problem = only_error(text)
+    assert "ToDo 't2' depends on unknown ToDo 't9'" in problem.message
+    assert problem.line == line_of(text, "depends_on: [t9]")
+
+
+def test_template_with_a_cycle() -> None:
+    text = GOOD.replace(
+        "          executor: template\n",
+        "          executor: template\n          depends_on: [t2]\n",
+    )
+    problem = only_error(text)
+    assert "dependency cycle t1 -> t2 -> t1" in problem.message
+    assert problem.line == line_of(text, "- id: t1")
+
+
+def test_template_with_self_dependency_and_duplicate_id() -> None:
+    text = GOOD.replace("depends_on: [t1]", "depends_on: [t2]").replace("id: t2", "id: t1")
+    messages = [p.message for p in errors(check_registry_text(text))]
+    assert any("ToDo id 't1' is used twice" in m for m in messages), messages
+
+
+def test_template_with_unknown_executor() -> None:
+    text = GOOD.replace("executor: desktop", "executor: robot")
+    problem = only_error(text)
+    assert "unknown executor 'robot'" in problem.message
+    assert "desktop, http, human, llm, template" in problem.message
+    assert (problem.line, problem.column) == (line_of(text, "executor: robot"), 21)
+
+
+def test_template_executor_needs_text() -> None:
+    text = GOOD.replace('inputs: {text: "{request}"}', 'inputs: {body: "{request}"}')
+    assert "needs inputs.text" in only_error(text).message
+
+
+def test_template_missing_title_and_bad_types() -> None:
+    text = GOOD.replace("          title: Add it\n", "").replace(
+        "depends_on: [t1]", "depends_on: [t1]\n          requires_approval: maybe"
+    )
+    messages = [p.message for p in errors(check_registry_text(text))]
+    assert any("ToDo without 'title'" in m for m in messages)
+    assert any("requires_approval must be true or false" in m for m in messages)
+
+
+def test_template_without_todos() -> None:
+    text = GOOD[: GOOD.index("      todos:")]
+    problem = only_error(text)
+    assert "missing 'todos'" in problem.message
+
+
+def test_missing_language_is_a_warning_and_still_loads(tmp_path: Path) -> None:
+    start = GOOD.index("      - name: greet.de.hallo")
+    end = GOOD.index("  - name: todo")
+    text = GOOD[:start] + GOOD[end:]
+    problems = check_registry_text(text)
+    assert len(problems) == 1
+    assert problems[0].severity == "warning"
+    assert "intent 'greet' has no 'de' rules" in problems[0].message
+    assert problems[0].line == line_of(text, "    rules:")
+    assert "warning:" in str(problems[0])
+    assert IntentRegistry.load(write(tmp_path, text)).names() == ["greet", "todo"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ("version: 1\n", "", "missing 'version'"),
+        ("version: 1", "version: 2", "version 2 is not supported"),
+        ("min_confidence: 0.6", "min_confidence: 0", "min_confidence 0.0 must be in (0, 1]"),
+        ("margin: 0.2", "margin: 1.0", "margin 1.0 must be in [0, 1)"),
+        ("    description: Greetings.", "    description: ''", "must be a non-empty string"),
+        ("        language: en\n", "", "missing 'language'"),
+    ],
+)
+def test_top_level_and_field_problems(old: str, new: str, needle: str) -> None:
+    problems = errors(check_registry_text(GOOD.replace(old, new, 1)))
+    assert any(needle in p.message for p in problems), problems
+    assert all(p.line is not None for p in problems)
+
+
+def test_empty_and_non_mapping_documents() -> None:
+    assert "empty" in only_error("").message
+    assert "must be a mapping" in only_error("- a\n- b\n").message
+    assert "intents must be a non-empty list" in only_error("version: 1\nintents: []\n").message
+
+
+def test_every_problem_is_reported_in_file_order(tmp_path: Path) -> None:
+    text = (
+        GOOD.replace("kind: answer", "kind: reply")
+        .replace("'add .+ to my list'", "'add (.+'")
+        .replace("weight: 0.9", "weight: 2", 1)
+        .replace("executor: desktop", "executor: robot")
+    )
+    problems = errors(check_registry(write(tmp_path, text)))
+    assert [p.line for p in problems] == [
+        line_of(text, "kind: reply"),
+        line_of(text, "weight: 2"),
+        line_of(text, "add (.+"),
+        line_of(text, "executor: robot"),
+    ]
+
+
+# -- load refuses errors with one clear line ----------------------------------------------------
+
+
+def test_load_error_is_one_line_naming_file_line_and_count(tmp_path: Path) -> None:
+    text = GOOD.replace("kind: answer", "kind: reply").replace("executor: desktop", "executor: x")
+    path = write(tmp_path, text)
+    with pytest.raises(RegistryError) as info:
+        IntentRegistry.load(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{path}:{line_of(text, 'kind: reply')}:" in message
+    assert "kind 'reply' must be 'plan' or 'answer'" in message
+    assert message.endswith("(and 1 more problem)")
+    assert isinstance(info.value, ValueError)
+    assert len(info.value.problems) == 2
+
+
+def test_load_syntax_error_is_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nintents:\n  - name: [x\n    bad: : :\n")
+    with pytest.raises(RegistryError) as info:
+        IntentRegistry.load(path)
+    assert "\n" not in str(info.value)
+    assert str(path) in str(info.value) and "YAML syntax error" in str(info.value)
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(RegistryError, match="cannot read the file"):
+        IntentRegistry.load(path)
+    assert "cannot read the file" in check_registry(path)[0].message
+
+
+def test_problem_str() -> None:
+    assert str(RegistryProblem("bad", 3, 7)) == "line 3, column 7: bad"
+    assert str(RegistryProblem("bad")) == "bad"
