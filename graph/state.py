@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.messages import AnyMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.graph.message import add_messages
 
 LamDict = dict[str, Any]
@@ -40,6 +41,17 @@ def append_lam(
     return log
 
 
+def append_lam_batch(
+    existing: list[LamDict] | None, writes: Iterable[LamDict | Iterable[LamDict] | None]
+) -> list[LamDict]:
+    """`append_lam` for a whole superstep's writes at once (DeltaChannel's reducer shape)."""
+    batch: list[LamDict] = []
+    for write in writes:
+        if write is not None:
+            batch.extend([write] if isinstance(write, dict) else write)
+    return append_lam(existing, batch)
+
+
 class PlannerInput(TypedDict, total=False):
     """What a run starts from: request text, a LAM `request`, or a chat message."""
 
@@ -51,7 +63,10 @@ class PlannerInput(TypedDict, total=False):
 class PlannerState(TypedDict, total=False):
     """The whole state inside the graph."""
 
-    lam: Annotated[list[LamDict], append_lam]
+    # A DeltaChannel: a checkpoint stores only the messages its step appended, not the whole
+    # log again (quadratic; see docs/checkpointer.md). A full copy every 1000 updates bounds
+    # the replay when a conversation is loaded.
+    lam: Annotated[list[LamDict], DeltaChannel(append_lam_batch, snapshot_frequency=1000)]
     messages: Annotated[list[AnyMessage], add_messages]
     request: str
     conversation_id: str

@@ -1,0 +1,622 @@
+"""Redis checkpoints on plain Redis commands (Redis >= 7, Valkey >= 8, no modules).
+
+Why our own saver and not langgraph-checkpoint-plainredis: see docs/checkpointer.md (measured).
+In short: the LAM log is a `DeltaChannel`, so each message is stored once as a pending write;
+this saver stores those writes as raw bytes (no base64), keeps a conversation in a fixed set
+of keys so a finished one can be given a TTL as a whole, and replays delta writes in LangGraph's
+`writes_sort_key` order (task path first), which keeps parallel branches' messages in the order
+the live run produced.
+
+Key layout (`P` = prefix, `T` = thread id, `N` = checkpoint namespace; `%` and `:` inside T
+and N are percent-encoded so keys are unambiguous):
+
+    P:threads              set     every thread id (for `alist(None)`)
+    P:t:T                  set     the thread's namespaces
+    P:t:T:N:idx            zset    checkpoint ids, score 0, ordered by id (UUID6: by time)
+    P:t:T:N:cp             hash    id -> checkpoint (without values and versions) + metadata
+    P:t:T:N:meta           hash    id -> JSON {"p": parent id, "v": channel versions}
+    P:t:T:N:blobs          hash    channel NUL version -> value (one per channel version)
+    P:t:T:N:w:ID           hash    task id NUL idx -> task path NUL channel NUL type NUL data
+
+A checkpoint (payload, versions, blobs, index) and a task's writes are each stored by one Lua
+script (EVAL is core Redis: atomic, and replicated to the append-only file as one transaction),
+so a crash of the app or of Redis leaves either all of it or none of it.
+
+Entry points: `open_checkpointer()` (the app, the CLI, tests) and `checkpointer()` (the
+`"checkpointer": {"path": ...}` key of langgraph.json, loaded standalone by the dev server,
+hence the absolute imports).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+    PendingWrite,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from graph.config import Settings
+
+__all__ = [
+    "RedisSaver",
+    "RedisUnavailableError",
+    "checkpointer",
+    "open_checkpointer",
+    "redact_url",
+]
+
+# Short timeouts: a server that is down must be reported in seconds, never hang a run.
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 10.0
+_EMPTY = b"empty\x00"
+_T = TypeVar("_T")
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# KEYS: cp, meta, blobs, idx, thread, threads. ARGV: id, payload, meta, thread id, ns, blobs...
+# Returns the thread key's PTTL (> 0: the conversation had been marked finished).
+_PUT_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if #ARGV > 5 then redis.call('HSET', KEYS[3], unpack(ARGV, 6)) end
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[5])
+redis.call('SADD', KEYS[6], ARGV[4])
+return redis.call('PTTL', KEYS[5])
+"""
+# KEYS: writes, thread. ARGV: (field, frame, replace) triples. Returns the thread's PTTL.
+_WRITES_LUA = """
+for i = 1, #ARGV, 3 do
+  if ARGV[i + 2] == '1' then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  else
+    redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return redis.call('PTTL', KEYS[2])
+"""
+
+
+class RedisUnavailableError(ConnectionError):
+    """Redis cannot be reached; the message is one line and says what to do."""
+
+    def __init__(self, url: str, cause: BaseException | str) -> None:
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        self.url = redact_url(url)
+        super().__init__(
+            f"Redis at {self.url} is unreachable: {reason}; set REDIS_URL or start Redis"
+        )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (it ends up in error messages and logs)."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+def _q(part: str) -> str:
+    # Thread ids and namespaces may contain ':' (subgraph namespaces always do).
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def _pack(typed: tuple[str, bytes]) -> bytes:
+    return typed[0].encode() + b"\x00" + typed[1]
+
+
+def _unpack(raw: bytes) -> tuple[str, bytes]:
+    tag, _, data = raw.partition(b"\x00")
+    return tag.decode(), data
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisSaver(BaseCheckpointSaver[str]):
+    """Async LangGraph checkpoint saver on plain Redis commands.
+
+    Only the async API is implemented: every entry point (CLI, server, dev server, tests)
+    drives the graph with `ainvoke`/`astream`. The sync methods raise NotImplementedError.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "cpa",
+        ttl_s: int | None = None,
+        url: str = "redis://?",
+        serde: Any = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        if not prefix or not prefix.strip(":"):
+            raise ValueError("the Redis key prefix must not be empty")
+        self.client = client
+        self.prefix = prefix.rstrip(":")
+        self.ttl_s = ttl_s
+        self.url = url
+        # Lua scripts, so that a checkpoint or a task's writes land atomically in one round
+        # trip (EVALSHA; redis-py reloads a script the server has forgotten after a restart).
+        self._put_script = client.register_script(_PUT_LUA)
+        self._writes_script = client.register_script(_WRITES_LUA)
+
+    # Keys ---------------------------------------------------------------------------
+
+    def _threads_key(self) -> str:
+        return f"{self.prefix}:threads"
+
+    def _thread_key(self, thread_id: str) -> str:
+        return f"{self.prefix}:t:{_q(thread_id)}"
+
+    def _ns_key(self, thread_id: str, ns: str, part: str) -> str:
+        return f"{self.prefix}:t:{_q(thread_id)}:{_q(ns)}:{part}"
+
+    def _writes_key(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
+        return self._ns_key(thread_id, ns, f"w:{checkpoint_id}")
+
+    # Errors -------------------------------------------------------------------------
+
+    async def _io(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        try:
+            return await call()
+        except _CONNECTION_ERRORS as exc:
+            raise RedisUnavailableError(self.url, exc) from exc
+
+    # Versions -----------------------------------------------------------------------
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        # InMemorySaver's scheme (zero-padded counter, so strings sort like numbers; a random
+        # tail so two forks of a thread never share a blob key), but 20 characters instead
+        # of 49: versions are repeated in every checkpoint, so their length is stored bytes.
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(str(current).split(".")[0])
+        return f"{current_v + 1:012}.{random.getrandbits(28):07x}"
+
+    # Reads --------------------------------------------------------------------------
+
+    async def _latest_id(self, thread_id: str, ns: str) -> str | None:
+        ids = await self.client.zrange(
+            self._ns_key(thread_id, ns, "idx"), "+", "-", desc=True, bylex=True, offset=0, num=1
+        )
+        return _s(ids[0]) if ids else None
+
+    async def _load(self, thread_id: str, ns: str, checkpoint_id: str) -> CheckpointTuple | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self._ns_key(thread_id, ns, "cp"), checkpoint_id)
+        pipe.hget(self._ns_key(thread_id, ns, "meta"), checkpoint_id)
+        pipe.hgetall(self._writes_key(thread_id, ns, checkpoint_id))
+        raw_cp, raw_meta, raw_writes = await pipe.execute()
+        if raw_cp is None or raw_meta is None:
+            return None
+        payload = self.serde.loads_typed(_unpack(raw_cp))
+        meta = json.loads(raw_meta)
+        versions: dict[str, Any] = meta["v"]
+        values: dict[str, Any] = {}
+        if versions:
+            channels = list(versions)
+            blobs = await self.client.hmget(
+                self._ns_key(thread_id, ns, "blobs"),
+                [f"{ch}\x00{versions[ch]}" for ch in channels],
+            )
+            for ch, blob in zip(channels, cast(list[bytes | None], blobs), strict=True):
+                if blob is not None and blob != _EMPTY:
+                    values[ch] = self.serde.loads_typed(_unpack(blob))
+        checkpoint = cast(
+            Checkpoint,
+            {**payload["checkpoint"], "channel_values": values, "channel_versions": versions},
+        )
+        parent_id = meta["p"]
+        return CheckpointTuple(
+            config={
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": checkpoint_id,
+                }
+            },
+            checkpoint=checkpoint,
+            metadata=payload["metadata"],
+            parent_config=(
+                {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": parent_id,
+                    }
+                }
+                if parent_id
+                else None
+            ),
+            pending_writes=[(t, c, v) for t, c, v, _ in self._decode_writes(raw_writes)],
+        )
+
+    def _decode_writes(self, raw: Mapping[bytes, bytes]) -> list[tuple[str, str, Any, str]]:
+        """Writes of one checkpoint as (task id, channel, value, task path), in replay order."""
+        rows: list[tuple[tuple[str, str, int], str, str, Any]] = []
+        for field, value in raw.items():
+            task_id, _, idx = _s(field).rpartition("\x00")
+            path, channel, tag, data = value.split(b"\x00", 3)
+            rows.append(
+                (
+                    writes_sort_key(_s(path), task_id, int(idx)),
+                    task_id,
+                    _s(channel),
+                    self.serde.loads_typed((_s(tag), data)),
+                )
+            )
+        rows.sort(key=lambda row: row[0])
+        return [(task_id, ch, v, key[0]) for key, task_id, ch, v in rows]
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint `config` names, or the thread's latest one."""
+        thread_id = str(config["configurable"]["thread_id"])
+        ns = config["configurable"].get("checkpoint_ns", "")
+
+        async def run() -> CheckpointTuple | None:
+            checkpoint_id = get_checkpoint_id(config) or await self._latest_id(thread_id, ns)
+            if checkpoint_id is None:
+                return None
+            return await self._load(thread_id, ns, checkpoint_id)
+
+        return await self._io(run)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Checkpoints newest first, optionally filtered by thread, namespace and metadata."""
+        try:
+            async for tup in self._list(config, filter=filter, before=before, limit=limit):
+                yield tup
+        except _CONNECTION_ERRORS as exc:
+            raise RedisUnavailableError(self.url, exc) from exc
+
+    async def _list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        if limit is not None and limit <= 0:
+            return
+        if config is None:
+            thread_ids = sorted(_s(t) for t in await self.client.smembers(self._threads_key()))
+        else:
+            thread_ids = [str(config["configurable"]["thread_id"])]
+        wanted_ns = config["configurable"].get("checkpoint_ns") if config else None
+        wanted_id = get_checkpoint_id(config) if config else None
+        before_id = get_checkpoint_id(before) if before else None
+        remaining = limit
+        for thread_id in thread_ids:
+            if wanted_ns is not None:
+                namespaces = [wanted_ns]
+            else:
+                raw = await self.client.smembers(self._thread_key(thread_id))
+                namespaces = sorted(_s(n) for n in raw)
+                if not namespaces and config is None:
+                    # Expired or deleted thread: drop it from the registry.
+                    await self.client.srem(self._threads_key(), thread_id)
+            for ns in namespaces:
+                if wanted_id is not None:
+                    ids = [wanted_id]
+                else:
+                    top = f"({before_id}" if before_id else "+"
+                    found = await self.client.zrange(
+                        self._ns_key(thread_id, ns, "idx"), top, "-", desc=True, bylex=True
+                    )
+                    ids = [_s(i) for i in found]
+                for checkpoint_id in ids:
+                    if before_id is not None and not checkpoint_id < before_id:
+                        continue
+                    tup = await self._load(thread_id, ns, checkpoint_id)
+                    if tup is None:
+                        continue
+                    if filter and any(tup.metadata.get(k) != v for k, v in filter.items()):
+                        continue
+                    yield tup
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining <= 0:
+                            return
+
+    # Writes -------------------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the blobs of the channels that changed, atomically."""
+        thread_id = str(config["configurable"]["thread_id"])
+        ns = config["configurable"].get("checkpoint_ns", "")
+        checkpoint_id = checkpoint["id"]
+        values = checkpoint["channel_values"]
+        stored = {
+            k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")
+        }
+        payload = _pack(
+            self.serde.dumps_typed(
+                {"checkpoint": stored, "metadata": get_checkpoint_metadata(config, metadata)}
+            )
+        )
+        meta = json.dumps(
+            {
+                "p": config["configurable"].get("checkpoint_id"),
+                "v": checkpoint["channel_versions"],
+            },
+            separators=(",", ":"),
+        )
+        blobs = {
+            f"{ch}\x00{version}": (
+                _pack(self.serde.dumps_typed(values[ch])) if ch in values else _EMPTY
+            )
+            for ch, version in new_versions.items()
+        }
+        thread_key = self._thread_key(thread_id)
+
+        async def run() -> None:
+            args: list[str | bytes] = [checkpoint_id, payload, meta, thread_id, ns]
+            for field, blob in blobs.items():
+                args += [field, blob]
+            keys = [self._ns_key(thread_id, ns, p) for p in ("cp", "meta", "blobs", "idx")]
+            ttl = await self._put_script(keys=[*keys, thread_key, self._threads_key()], args=args)
+            if ttl > 0:
+                # A finished conversation got new activity: it lives on, as a whole.
+                await self._expire_all(thread_id, None)
+
+        await self._io(run)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+            }
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes; a write already stored is kept (idempotent)."""
+        thread_id = str(config["configurable"]["thread_id"])
+        ns = config["configurable"].get("checkpoint_ns", "")
+        checkpoint_id = config["configurable"]["checkpoint_id"]
+        key = self._writes_key(thread_id, ns, checkpoint_id)
+        rows: list[tuple[str, bytes, bool]] = []
+        for idx, (channel, value) in enumerate(writes):
+            inner = WRITES_IDX_MAP.get(channel, idx)
+            tag, data = self.serde.dumps_typed(value)
+            frame = b"\x00".join((task_path.encode(), channel.encode(), tag.encode(), data))
+            # Special writes (errors, interrupts, ...) replace; regular ones are set once.
+            rows.append((f"{task_id}\x00{inner}", frame, inner < 0))
+        if not rows:
+            return
+
+        args: list[str | bytes] = []
+        for field, frame, replace in rows:
+            args += [field, frame, "1" if replace else "0"]
+
+        async def run() -> None:
+            ttl = await self._writes_script(keys=[key, self._thread_key(thread_id)], args=args)
+            if ttl > 0:
+                await self._expire_all(thread_id, None)
+
+        await self._io(run)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of a thread."""
+
+        async def run() -> None:
+            keys = await self._thread_keys(thread_id)
+            pipe = self.client.pipeline(transaction=True)
+            if keys:
+                pipe.delete(*keys)
+            pipe.srem(self._threads_key(), thread_id)
+            await pipe.execute()
+
+        await self._io(run)
+
+    # Conversation lifetime ----------------------------------------------------------
+
+    async def _thread_keys(self, thread_id: str) -> list[str]:
+        """Every key of a thread (namespaces, then per namespace its fixed keys and writes)."""
+        thread_key = self._thread_key(thread_id)
+        namespaces = [_s(n) for n in await self.client.smembers(thread_key)]
+        pipe = self.client.pipeline(transaction=False)
+        for ns in namespaces:
+            pipe.zrange(self._ns_key(thread_id, ns, "idx"), 0, -1)
+        id_lists = await pipe.execute() if namespaces else []
+        keys = [thread_key]
+        for ns, ids in zip(namespaces, id_lists, strict=True):
+            keys += [self._ns_key(thread_id, ns, p) for p in ("idx", "cp", "meta", "blobs")]
+            keys += [self._writes_key(thread_id, ns, _s(i)) for i in ids]
+        return keys
+
+    async def _expire_all(self, thread_id: str, ttl_s: int | None) -> int:
+        keys = await self._thread_keys(thread_id)
+        pipe = self.client.pipeline(transaction=True)
+        for key in keys:
+            if ttl_s is None:
+                pipe.persist(key)
+            else:
+                pipe.expire(key, ttl_s)
+        await pipe.execute()
+        return len(keys)
+
+    async def expire_conversation(self, thread_id: str, ttl_s: int | None = None) -> int:
+        """Give a finished (done or failed) conversation a TTL, all its keys at once.
+
+        `ttl_s` defaults to the saver's `ttl_s` (CPA_REDIS_TTL); with neither, nothing
+        expires. New activity on the conversation (a checkpoint or a write) removes the TTL
+        again. Returns the number of keys that got it.
+        """
+        ttl = ttl_s if ttl_s is not None else self.ttl_s
+        if ttl is None:
+            return 0
+        return await self._io(lambda: self._expire_all(thread_id, ttl))
+
+    async def aping(self) -> None:
+        """Raise RedisUnavailableError unless the server answers."""
+        await self._io(self.client.ping)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # DeltaChannel support -----------------------------------------------------------
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Walk the parent chain once for all channels (same contract as InMemorySaver's).
+
+        Three round trips whatever the chain length: all parents and versions of the
+        namespace, the blobs of the requested channels along the chain, the chain's writes.
+        """
+        if not channels:
+            return {}
+        return await self._io(lambda: self._delta_history(config, channels))
+
+    async def _delta_history(
+        self, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        thread_id = str(config["configurable"]["thread_id"])
+        ns = config["configurable"].get("checkpoint_ns", "")
+        raw_meta = await self.client.hgetall(self._ns_key(thread_id, ns, "meta"))
+        metas = {_s(k): json.loads(v) for k, v in raw_meta.items()}
+        target = get_checkpoint_id(config) or max(metas, default=None)
+        chain: list[str] = []
+        current = metas[target]["p"] if target in metas else None
+        while current is not None and current in metas:
+            chain.append(current)
+            current = metas[current]["p"]
+
+        # Which blob each channel has at each ancestor; fetch them in one go.
+        fields = sorted(
+            {
+                f"{ch}\x00{metas[cp]['v'][ch]}"
+                for cp in chain
+                for ch in channels
+                if ch in metas[cp]["v"]
+            }
+        )
+        blobs: dict[str, bytes | None] = {}
+        if fields:
+            got = await self.client.hmget(self._ns_key(thread_id, ns, "blobs"), fields)
+            blobs = dict(zip(fields, cast(list[bytes | None], got), strict=True))
+
+        # Cut the chain at the ancestor where the last channel finds its seed.
+        seeds: dict[str, tuple[int, bytes]] = {}
+        walk: list[str] = []
+        remaining = set(channels)
+        for pos, cp in enumerate(chain):
+            if not remaining:
+                break
+            walk.append(cp)
+            for ch in list(remaining):
+                version = metas[cp]["v"].get(ch)
+                blob = blobs.get(f"{ch}\x00{version}") if version is not None else None
+                if blob is not None and blob != _EMPTY:
+                    seeds[ch] = (pos, blob)
+                    remaining.discard(ch)
+
+        pipe = self.client.pipeline(transaction=False)
+        for cp in walk:
+            pipe.hgetall(self._writes_key(thread_id, ns, cp))
+        raw_writes = await pipe.execute() if walk else []
+
+        result: dict[str, DeltaChannelHistory] = {}
+        for ch in channels:
+            last = seeds[ch][0] if ch in seeds else len(walk) - 1
+            collected: list[PendingWrite] = []
+            # Oldest ancestor first; within one checkpoint, in writes_sort_key order.
+            for pos in range(last, -1, -1):
+                for task_id, channel, value, _path in self._decode_writes(raw_writes[pos]):
+                    if channel == ch:
+                        collected.append((task_id, channel, value))
+            entry: DeltaChannelHistory = {"writes": collected}
+            if ch in seeds:
+                entry["seed"] = self.serde.loads_typed(_unpack(seeds[ch][1]))
+            result[ch] = entry
+        return result
+
+
+def make_client(url: str) -> aioredis.Redis:
+    """An asyncio Redis client with timeouts and a short retry, so nothing hangs."""
+    return aioredis.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=READ_TIMEOUT_S,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        decode_responses=False,
+    )
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings | None = None) -> AsyncIterator[RedisSaver]:
+    """The app's checkpointer: Redis at REDIS_URL, or the embedded Valkey without one.
+
+    Raises RedisUnavailableError (quickly) when the server does not answer.
+    """
+    settings = settings or Settings.from_env()
+    if settings.redis_url:
+        async with _saver_for(settings.redis_url, settings) as saver:
+            yield saver
+        return
+    from graph.redis_embedded import embedded_redis
+
+    with embedded_redis(settings) as url:
+        async with _saver_for(url, settings) as saver:
+            yield saver
+
+
+@asynccontextmanager
+async def _saver_for(url: str, settings: Settings) -> AsyncIterator[RedisSaver]:
+    try:
+        client = make_client(url)
+    except ValueError as exc:  # a malformed URL
+        raise RedisUnavailableError(url, exc) from exc
+    saver = RedisSaver(client, prefix=settings.redis_prefix, ttl_s=settings.redis_ttl_s, url=url)
+    try:
+        await saver.aping()
+        yield saver
+    finally:
+        await saver.aclose()
+
+
+def checkpointer() -> Any:
+    """For langgraph.json: `"checkpointer": {"path": "./graph/checkpointer.py:checkpointer"}`."""
+    return open_checkpointer()
