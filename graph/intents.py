@@ -100,10 +100,11 @@ REQUIRED_LANGUAGES: tuple[str, ...] = ("en", "de")
 REQUEST_PLACEHOLDER = "{request}"
 #: Only this much of a request is looked at: rules look at the start and at short messages,
 #: and a bound keeps one pathological line from slowing a batch of thousands.
-MAX_TEXT_CHARS = 2000
+MAX_TEXT_CHARS = 1000
 
 _RESERVED_INTENTS = frozenset({"unknown"})
 _INTENT_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
 _TOP_KEYS = frozenset(
     {"version", "description", "min_confidence", "margin", "abstain_patterns", "intents"}
 )
@@ -158,10 +159,12 @@ def _bounded(regex: str) -> str:
 
 
 def _compile_any(regexes: Iterable[str]) -> re.Pattern[str] | None:
-    parts = [_bounded(r) for r in regexes]
+    """One pattern for many: ``(?<!\\w)(?:(?:a)|(?:b))(?!\\w)``. Same matches as bounding each
+    alternative, but a position inside a word is rejected once, not once per alternative."""
+    parts = [f"(?:{r})" for r in regexes]
     if not parts:
         return None
-    return re.compile("|".join(parts), re.IGNORECASE)
+    return re.compile(_bounded("|".join(parts)), re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,6 +660,7 @@ class _Checker:
             desc = self.value(keys["description"][1])
             if not isinstance(desc, str):
                 self.add(keys["description"][1], f"{label}: description must be a string")
+        template_text: str | None = None
         if "executor" in keys:
             executor_node = keys["executor"][1]
             executor = self.value(executor_node)
@@ -670,6 +674,8 @@ class _Checker:
                 inputs = self.value(keys["inputs"][1]) if "inputs" in keys else None
                 if not isinstance(inputs, dict) or not isinstance(inputs.get("text"), str):
                     self.add(node, f"{label}: a 'template' ToDo needs inputs.text (a string)")
+                else:
+                    template_text = inputs["text"]
         if "inputs" in keys and not isinstance(keys["inputs"][1], yaml.MappingNode):
             self.add(keys["inputs"][1], f"{label}: inputs must be a mapping")
         if "requires_approval" in keys:
@@ -688,6 +694,16 @@ class _Checker:
                         self.add(dep_node, f"{label}: depends_on entries must be ToDo ids")
                     else:
                         edges.append((dep_node, dep))
+        if template_text is not None:
+            # the template executor fills {request} and {<dependency id>}; anything else
+            # would reach the person unfilled
+            known = {"request"} | {dep for _, dep in edges}
+            for placeholder in sorted(set(_PLACEHOLDER.findall(template_text)) - known):
+                self.add(
+                    keys["inputs"][1],
+                    f"{label}: inputs.text uses {{{placeholder}}}, which is neither {{request}} "
+                    "nor one of its depends_on",
+                )
         if todo_id is not None and todo_id not in deps:
             deps[todo_id] = edges
 

@@ -296,6 +296,19 @@ def test_template_executor_needs_text() -> None:
     assert "needs inputs.text" in only_error(text).message
 
 
+def test_template_text_placeholders_must_be_dependencies() -> None:
+    ok = GOOD.replace(
+        "          executor: desktop\n          depends_on: [t1]",
+        "          executor: template\n          inputs: {text: 'Added: {t1} for {request}'}\n"
+        "          depends_on: [t1]",
+    )
+    assert check_registry_text(ok) == []
+    text = ok.replace("Added: {t1}", "Added: {t3}")
+    problem = only_error(text)
+    assert "uses {t3}, which is neither {request} nor one of its depends_on" in problem.message
+    assert problem.line == line_of(text, "Added: {t3}")
+
+
 def test_template_missing_title_and_bad_types() -> None:
     text = GOOD.replace("          title: Add it\n", "").replace(
         "depends_on: [t1]", "depends_on: [t1]\n          requires_approval: maybe"
