@@ -104,6 +104,7 @@ MAX_TEXT_CHARS = 1000
 
 _RESERVED_INTENTS = frozenset({"unknown"})
 _INTENT_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_NUMBERED_BACKREF = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
 _TOP_KEYS = frozenset(
     {"version", "description", "min_confidence", "margin", "abstain_patterns", "intents"}
@@ -386,9 +387,23 @@ class _Checker:
         for node, text in items:
             regex = _fold_pattern(text)
             try:
-                re.compile(_bounded(regex), re.IGNORECASE)
+                # alone first, so re's "at position N" counts in the pattern as written
+                re.compile(regex, re.IGNORECASE)
             except re.error as exc:
                 self.add(node, f"{what} {text!r} is not a valid regular expression: {exc}")
+                continue
+            if _NUMBERED_BACKREF.search(regex):
+                # patterns are joined into one alternation: group numbers would shift
+                self.add(
+                    node,
+                    f"{what} {text!r}: numbered back-references are not supported "
+                    "(name the group: (?P<x>...) and (?P=x))",
+                )
+                continue
+            try:
+                re.compile(_bounded(f"(?:{regex})"), re.IGNORECASE)
+            except re.error as exc:
+                self.add(node, f"{what} {text!r} cannot be embedded in a rule: {exc}")
                 continue
             out.append(regex)
         return out
@@ -501,7 +516,14 @@ class _Checker:
                     rule = self.rule(rule_node, label, seen_rules)
                     if rule is not None:
                         rules.append(rule)
-                languages = {rule.language for rule in rules}
+                # languages as declared, even on rules broken otherwise (reported already)
+                languages = {
+                    self.value(value_node)
+                    for rule_node in rules_node.value
+                    if isinstance(rule_node, yaml.MappingNode)
+                    for key_node, value_node in rule_node.value
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == "language"
+                }
                 for language in REQUIRED_LANGUAGES:
                     if language not in languages:
                         self.add(
@@ -576,9 +598,17 @@ class _Checker:
                 self.add(keyword_node, f"{what}: empty keyword")
                 ok = False
         bad = len(self.problems)
-        self.regexes(patterns, f"{what}: pattern")
-        self.regexes(negative, f"{what}: negative pattern")
+        positive = self.regexes(patterns, f"{what}: pattern")
+        vetoes = self.regexes(negative, f"{what}: negative pattern")
         ok = ok and len(self.problems) == bad
+        if ok:
+            # the rule's patterns are compiled together: e.g. a group name used twice clashes
+            for regexes, kind in ((positive, "patterns"), (vetoes, "negative patterns")):
+                try:
+                    _compile_any(regexes)
+                except re.error as exc:
+                    self.add(node, f"{what}: its {kind} cannot be combined: {exc}")
+                    ok = False
         if not ok or name is None or language is None or weight is None:
             return None
         return RuleSpec(

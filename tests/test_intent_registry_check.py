@@ -217,6 +217,38 @@ def test_invalid_regex_names_the_regex_error() -> None:
     assert problem.line == line_of(text, "add (.+")
 
 
+def test_regex_error_position_counts_in_the_pattern_as_written() -> None:
+    text = GOOD.replace("'add .+ to my list'", "'add (.+ to my list'")
+    assert "at position 4" in only_error(text).message
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needle"),
+    [
+        (r"(a)b\1", "numbered back-references are not supported"),
+        ("(?i)add", "cannot be embedded in a rule"),
+    ],
+)
+def test_patterns_that_would_break_or_change_when_combined(pattern: str, needle: str) -> None:
+    text = GOOD.replace("'add .+ to my list'", f"'{pattern}'")
+    problem = only_error(text)
+    assert needle in problem.message
+    assert problem.line == line_of(text, pattern)
+
+
+def test_patterns_of_one_rule_must_combine() -> None:
+    text = GOOD.replace("'add .+ to my list'", "'(?P<x>add)', '(?P<x>put)'")
+    problem = only_error(text)
+    assert "rule 'todo.en.add': its patterns cannot be combined" in problem.message
+    assert "redefinition of group name" in problem.message
+
+
+def test_language_warning_ignores_rules_broken_otherwise() -> None:
+    text = GOOD.replace("weight: 0.9", "weight: 7", 1)
+    problems = check_registry_text(text)
+    assert [p.severity for p in problems] == ["error"]
+
+
 def test_invalid_negative_regex() -> None:
     text = GOOD.replace("negative: ['shopping']", "negative: ['shop[ping']")
     problem = only_error(text)
