@@ -474,8 +474,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
                 pipe.persist(key)
             else:
                 pipe.expire(key, ttl_s)
-        await pipe.execute()
-        return len(keys)
+        return sum(bool(r) for r in await pipe.execute())  # keys that exist
 
     async def expire_conversation(self, thread_id: str, ttl_s: int | None = None) -> int:
         """Give a finished (done or failed) conversation a TTL, all its keys at once.

