@@ -81,6 +81,10 @@ class Conversation:
     async def resume(self, answers: Any) -> dict[str, Any]:
         return await self._run(Command(resume=answers))
 
+    async def carry_on(self) -> dict[str, Any]:
+        """Continue from the last checkpoint (after a crash), with no new input."""
+        return await self._run(None)
+
     async def values(self) -> dict[str, Any]:
         return dict((await self.graph.aget_state(self.config)).values)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -391,3 +392,54 @@ async def test_agreed_plan_runs() -> None:
     state = await conv.resume({question.id: agree.to_dict()})
     assert state["status"] == "done" and work.runs("t1") == 1
     assert agree.id in {m["id"] for m in state["lam"]}
+
+
+async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo() -> None:
+    # ToDos finish in an order unlike the plan's: c (fast) before a and b; the crash comes
+    # while `slow` still runs. On resume, results must attach to the right ToDos.
+    work = RecordingExecutor(delays={"a": 0.15, "b": 0.1, "c": 0.01, "slow": 5.0, "d": 0.01})
+    plan = {
+        "goal": "g",
+        "todos": [
+            {"id": "a", "title": "A", "executor": "work"},
+            {"id": "b", "title": "B", "executor": "work"},
+            {"id": "c", "title": "C", "executor": "work"},
+            {"id": "slow", "title": "Slow", "executor": "work"},
+            {"id": "d", "title": "D", "executor": "work", "depends_on": ["c", "a"]},
+            {"id": "e", "title": "E", "executor": "work", "depends_on": ["slow"]},
+        ],
+    }
+    planner = ScriptedChatModel.script(structured=[plan])
+    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
+    conv = Conversation(svc)
+
+    run = asyncio.create_task(conv.start("Write an email to Tom with the agenda"))
+    while ("end", "d") not in work.events:  # noqa: ASYNC110 - polling a plain list is enough here
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # let the last pending write land
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert work.runs("e") == 0
+
+    # A fresh graph on the same checkpoints, quick this time, continues the conversation.
+    work.delays = {"slow": 0.01}
+    again = Conversation(svc, checkpointer=conv.checkpointer)
+    again.thread_id, again.config = conv.thread_id, conv.config
+    state = await again.carry_on()
+
+    assert state["status"] == "done"
+    assert {t: work.runs(t) for t in ["a", "b", "c", "slow", "d", "e"]} == {
+        "a": 1,
+        "b": 1,
+        "c": 1,
+        "slow": 2,
+        "d": 1,
+        "e": 1,
+    }
+    result = Plan.model_validate(state["plan"])
+    for todo in result.todos:
+        assert todo.output["did"] == todo.id
+    assert result.todo("d").output == {"did": "d", "saw": ["a", "c"]}
+    ids = [m["id"] for m in state["lam"]]
+    assert len(ids) == len(set(ids))
