@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lam import TODO_STATUSES, Plan, ToDo, TodoStatus
 from lam.dag import (
+    InvalidPlanError,
     critical_path,
     dependency_levels,
     propagate_failure,
@@ -186,3 +188,43 @@ def test_failure_skips_exactly_the_reachable_unfinished_dependents(
             assert t.error is not None and t.error.startswith(f"skipped: depends on {failed}")
         else:
             assert (t.status, t.error) == (before.status, before.error)
+
+
+@st.composite
+def digraphs(draw: st.DrawFn) -> Plan:
+    """Any dependency graph without self loops: cycles, knots and all."""
+    n = draw(st.integers(min_value=1, max_value=10))
+    todos = []
+    for k in range(n):
+        others = [i for i in range(n) if i != k]
+        deps = draw(st.lists(st.sampled_from(others), max_size=3, unique=True)) if others else []
+        todos.append(ToDo(id=f"t{k}", title="x", executor="e", depends_on=[f"t{d}" for d in deps]))
+    return Plan(goal="any", todos=todos)
+
+
+@SETTINGS
+@given(digraphs())
+def test_one_real_cycle_is_reported_per_knot(plan: Plan) -> None:
+    # Brute force: ToDos a and b are in one knot when each reaches the other.
+    by_id = plan.by_id()
+    reach = {t.id: set(t.depends_on) for t in plan.todos}
+    for _ in plan.todos:
+        for todo_id in reach:
+            reach[todo_id] |= {r for d in list(reach[todo_id]) for r in reach[d]}
+    knots = {
+        frozenset({a} | {b for b in reach[a] if a in reach[b]}) for a in reach if a in reach[a]
+    }
+    problems = validate_plan(plan)
+    assert all(p.code == "cycle" for p in problems)
+    assert len(problems) == len(knots)
+    for problem in problems:
+        ring = problem.cycle
+        assert len(set(ring)) == len(ring)
+        assert any(set(ring) <= knot for knot in knots)
+        for i, todo_id in enumerate(ring):
+            assert ring[(i + 1) % len(ring)] in by_id[todo_id].depends_on
+    if knots:
+        with pytest.raises(InvalidPlanError):
+            topological_order(plan)
+    else:
+        assert len(topological_order(plan)) == len(plan.todos)
