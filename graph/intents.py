@@ -938,7 +938,16 @@ class IntentRegistry:
         spec = self.intents.get(intent)
         if spec is None or spec.plan_template is None:
             return None
-        return Plan.model_validate(_fill_request(spec.plan_template, request))
+        todos = []
+        for todo in spec.plan_template["todos"]:
+            filled = _fill_request(todo, request)
+            if todo.get("executor") == "template":
+                # Its text is formatted when it runs ({t1}, ...) and the executor fills
+                # {request} itself, so braces in a request never read as placeholders.
+                filled["inputs"] = dict(todo.get("inputs", {}))
+            todos.append(filled)
+        goal = _fill_request(spec.plan_template["goal"], request)
+        return Plan.model_validate({**spec.plan_template, "goal": goal, "todos": todos})
 
     def todo_titles(self, intent: str) -> list[str]:
         """Titles of the template's ToDos (for "what I can do" answers); [] without template."""

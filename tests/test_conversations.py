@@ -443,3 +443,11 @@ async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo() -> N
     assert result.todo("d").output == {"did": "d", "saw": ["a", "c"]}
     ids = [m["id"] for m in state["lam"]]
     assert len(ids) == len(set(ids))
+
+
+async def test_braces_in_a_request_are_text_not_placeholders() -> None:
+    conv = Conversation(services(models=NO_LLM))
+    await conv.start("Remind me to fix {t1} and {oops} in the config")
+    (waiting,) = await conv.interrupts()
+    drafted = waiting.value["content"]["inputs"]["dependencies"]
+    assert "fix {t1} and {oops} in the config" in next(iter(drafted.values()))
