@@ -8,6 +8,7 @@ intake → intent → route ─┬───────────────�
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,22 +104,16 @@ def build_graph(
     builder.add_edge("respond", END)
 
     compiled = builder.compile(checkpointer=checkpointer, name="cpa-planner")
-    return compiled.with_config(configurable={SERVICES_KEY: services or make_services()})
+    return compiled.with_config(configurable={SERVICES_KEY: services or default_services})
 
 
-_default_graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
+@functools.cache
+def default_services() -> Services:
+    """Services from the environment, made on first use and kept for the process."""
+    return make_services()
 
 
-def __getattr__(name: str) -> Any:
-    """`graph`, for langgraph.json (Studio): built on first use from the environment.
-
-    Lazy so that importing this module (tests, the CLI printing a clear configuration
-    error) reads no settings and loads no registry. The dev server brings its own
-    checkpointer.
-    """
-    global _default_graph
-    if name == "graph":
-        if _default_graph is None:
-            _default_graph = build_graph()
-        return _default_graph
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The graph for langgraph.json (Studio). Compiling reads no settings: the services come
+# from the environment when the first run needs them. The dev server brings its own
+# checkpointer, or ours through langgraph.json's `checkpointer` key.
+graph = build_graph()

@@ -32,6 +32,8 @@ def get_services(config: RunnableConfig) -> Services:
     """The services bound to this graph, with the run config's setting overrides applied."""
     configurable: dict[str, Any] = dict(config.get("configurable") or {})
     services = configurable.get(SERVICES_KEY)
+    if callable(services) and not isinstance(services, Services):
+        services = services()  # the builder's lazy default: made from the environment
     if not isinstance(services, Services):
         raise RuntimeError("graph built without services: compile it with graph.builder")
     settings = services.settings.with_overrides(configurable)
