@@ -1,0 +1,101 @@
+"""Running conversations in this process: the graph, its Redis checkpoints, one event loop.
+
+The event loop is an `asyncio.Runner` that lives as long as the command, and the graph runs
+only inside `runner.run(...)`; prompts happen between those calls. That is what makes Ctrl-C
+at a prompt a plain KeyboardInterrupt (inside `runner.run`, asyncio turns the first Ctrl-C
+into a cancellation instead, and a blocking `readline` would swallow it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from cli.exits import NOT_FOUND, CLIError
+from cli.view import LamDict
+from lam import LAMMessage
+
+_NOTHING: Any = object()
+
+
+class LocalBackend:
+    """Conversations of the graph built from the environment's settings."""
+
+    local = True
+
+    def __init__(self, runner: asyncio.Runner) -> None:
+        self.runner = runner
+        self._stack = AsyncExitStack()
+        self._where = ""
+        self.conversations: Any = None
+
+    def open(self) -> None:
+        self.runner.run(self._open())
+
+    async def _open(self) -> None:
+        # Imported here: `intents` commands and --help must not pay for LangGraph.
+        from graph.builder import build_graph, make_services
+        from graph.checkpointer import open_checkpointer, redact_url
+        from graph.config import Settings
+        from graph.conversations import Conversations
+
+        settings = Settings.from_env()  # ConfigError: one line naming the setting
+        services = make_services(settings)  # RegistryError: file:line of the first problem
+        saver = await self._stack.enter_async_context(open_checkpointer(settings))
+        self._where = (
+            f"Redis at {redact_url(settings.redis_url)} (prefix {settings.redis_prefix})"
+            if settings.redis_url
+            else f"the embedded store in {settings.data_path}"
+        )
+        self.conversations = Conversations(build_graph(services, checkpointer=saver), saver)
+
+    def close(self) -> None:
+        self.runner.run(self._stack.aclose())
+
+    def start(self, request: str) -> tuple[str, Any]:
+        return self.conversations.new_id(), self.conversations.opening(request)
+
+    def advance(self, cid: str, payload: Any, on_message: Callable[[LamDict], None]) -> None:
+        """Run (or resume) the graph until it ends or waits, showing each message."""
+
+        async def go() -> None:
+            async for message in self.conversations.stream(cid, payload):
+                on_message(message)
+
+        self.runner.run(go())
+
+    def state(self, cid: str) -> tuple[dict[str, Any], list[LamDict]]:
+        from graph.conversations import ConversationNotFoundError
+
+        try:
+            view = self.runner.run(self.conversations.view(cid))
+        except ConversationNotFoundError:
+            raise CLIError(f"no conversation {cid} in {self._where}", NOT_FOUND) from None
+        state = view.to_dict()
+        state["intent"] = view.intent  # the whole decision: who chose it, which rule
+        return state, [w.message for w in view.waiting]
+
+    @staticmethod
+    def public(state: dict[str, Any]) -> dict[str, Any]:
+        """The SPEC §6 object: `intent` is the intent's name."""
+        intent = state.get("intent")
+        return {**state, "intent": intent.get("intent") if isinstance(intent, dict) else intent}
+
+    def answer(self, cid: str, answers: list[LAMMessage]) -> Any:
+        """One resume command answering every waiting message at once."""
+        from langgraph.types import Command
+
+        resume: dict[str, Any] = {}
+        for answer in answers:
+            command = self.runner.run(self.conversations.answer(cid, answer))
+            resume.update(command.resume)
+        return Command(resume=resume)
+
+    def continue_payload(self) -> Any:
+        """Resume a run that stopped mid-step (Ctrl-C, a crash): continue from the checkpoint."""
+        return None
+
+    def resume_hint(self, cid: str) -> str:
+        return f"cpa-planner resume {cid}"

@@ -1,0 +1,228 @@
+"""`cpa-planner`: the command line (SPEC §6).
+
+Only argparse is imported at start-up; each command imports what it needs, so
+`intents explain` and `--help` never load LangGraph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from cli.exits import CONFIG, FAILED, INTERRUPTED, NOT_FOUND, CLIError
+
+# Errors that are the user's setup, not a bug: one line, no traceback (by class name, so
+# that mapping them imports nothing).
+_CONFIG_ERRORS = {
+    "ConfigError",
+    "RegistryError",
+    "RedisUnavailableError",
+    "EmbeddedRedisError",
+    "ExecutorConfigError",
+}
+_FAILED_ERRORS = {"LLMNotConfiguredError"}
+
+
+def _common() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's default must not undo `cpa-planner --debug run ...`.
+    parent.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
+    return parent
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="talk to a running `cpa-planner serve` instead of running locally "
+        "(default: $CPA_SERVER_URL)",
+    )
+    parser.add_argument("--api-key", metavar="KEY", help="its API key (default: $CPA_API_KEY)")
+
+
+def _conversation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print only the final JSON object on standard output (prompts go to stderr)",
+    )
+    parser.add_argument("-y", "--yes", action="store_true", help="approve plans without asking")
+    parser.add_argument(
+        "--no-input",
+        action="store_true",
+        help="never ask at the terminal: leave what waits for an answer waiting (exit 5)",
+    )
+    _server_options(parser)
+
+
+EPILOG = """\
+exit status:
+  0  done          1  the conversation failed      2  bad command line
+  3  configuration (settings, intent registry, Redis, server) cannot be used
+  4  no such conversation   5  waits for an answer (resume it)   130  stopped with Ctrl-C
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="cpa-planner",
+        description="Plan and run a request as a graph of ToDos (LangGraph, LAM, Redis).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run one request and show its plan and progress live",
+        description='Run one request, e.g.  cpa-planner run "Remind me to call Anna at 9"',
+    )
+    run.add_argument("request", nargs="+", help="what to do, in English or German")
+    _conversation_options(run)
+
+    resume = commands.add_parser(
+        "resume",
+        parents=[common],
+        help="continue a conversation that waits or was stopped",
+    )
+    resume.add_argument("conversation_id", metavar="ID")
+    _conversation_options(resume)
+
+    show = commands.add_parser(
+        "show", parents=[common], help="show a conversation: state, plan and LAM log"
+    )
+    show.add_argument("conversation_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="the conversation as JSON")
+    _server_options(show)
+
+    intents = commands.add_parser(
+        "intents", parents=[common], help="the intent rules: explain a decision, check a registry"
+    )
+    sub = intents.add_subparsers(dest="intents_command", metavar="COMMAND", required=True)
+    explain = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="the rules' decision for a request (no LLM)",
+        description="The rules' decision for a request, without any LLM. With - instead "
+        "of a text, one request per line is read from standard input.",
+    )
+    explain.add_argument("text", help='the request, or "-" to read one per line from stdin')
+    explain.add_argument("--json", action="store_true", help="one JSON object per request")
+    explain.add_argument(
+        "--registry", metavar="FILE", help="intent registry (default: $CPA_INTENTS_PATH)"
+    )
+    check = sub.add_parser(
+        "check", parents=[common], help="check an intent registry file, every problem by line"
+    )
+    check.add_argument(
+        "file", nargs="?", help="registry YAML (default: $CPA_INTENTS_PATH or the packaged one)"
+    )
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="start the HTTP API (keys from CPA_API_KEYS)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
+
+    studio = commands.add_parser(
+        "studio", parents=[common], help="start LangGraph Studio's dev server (offline settings)"
+    )
+    studio.add_argument("--port", type=int, default=None, help="default: a free port")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cpa-planner")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    if args.command == "intents":
+        from cli import intents_cmd
+
+        if args.intents_command == "explain":
+            return lambda a: intents_cmd.explain(a.text, as_json=a.json, registry=a.registry)
+        return lambda a: intents_cmd.check(a.file)
+    if args.command in ("serve", "studio"):
+        from cli import servers
+
+        return servers.serve if args.command == "serve" else servers.studio
+    from cli import conversation_cmds
+
+    handler: Callable[[argparse.Namespace], int] = getattr(conversation_cmds, args.command)
+    return handler
+
+
+def _status_for(exc: BaseException) -> int | None:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _CONFIG_ERRORS:
+        return CONFIG
+    if "ConversationNotFoundError" in names:
+        return NOT_FOUND
+    if names & _FAILED_ERRORS:
+        return FAILED
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    if not debug:
+        import warnings
+
+        warnings.simplefilter("ignore")  # library deprecation chatter is not for end users
+    try:
+        return _handler(args)(args)
+    except CLIError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"cpa-planner: error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print("\ncpa-planner: stopped", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        # `cpa-planner intents explain - | head`: the reader left; that is fine.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        status = _status_for(exc)
+        if status is None:
+            print(
+                f"cpa-planner: error: {type(exc).__name__}: {_one_line(exc)} "
+                "(run with --debug for the traceback)",
+                file=sys.stderr,
+            )
+            return FAILED
+        print(f"cpa-planner: error: {_one_line(exc)}", file=sys.stderr)
+        return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""`--server URL`: the same conversations through a running `cpa-planner serve` (SPEC §5).
+
+A request is POSTed as a LAM `request`; the messages arrive over the conversation's SSE
+stream (read on a thread, so the terminal can be asked meanwhile); approvals and `human`
+ToDos are answered here with POST /v1/lam; `desktop` ToDos wait for the real desktop agent.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from cli.exits import CONFIG, FAILED, NOT_FOUND, CLIError
+from cli.view import LamDict
+from lam import LAMMessage, MessageFactory
+
+_CLOSED = object()
+POLL_S = 0.5  # how often a quiet stream is checked for a question waiting for this terminal
+
+
+class RemoteBackend:
+    local = False
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(
+            base_url=self.url, headers=headers, timeout=httpx.Timeout(30.0, connect=5.0)
+        )
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._last_id: str | None = None
+
+    # HTTP ---------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CLIError(f"cannot reach the server at {self.url}: {exc}", CONFIG) from None
+        if response.status_code in (401, 403):
+            raise CLIError(
+                f"the server at {self.url} refused the API key (give it with --api-key or "
+                "CPA_API_KEY)",
+                CONFIG,
+            )
+        if response.status_code == 404:
+            raise CLIError(f"not found at {self.url}{path}: {_detail(response)}", NOT_FOUND)
+        if response.status_code >= 400:
+            raise CLIError(
+                f"the server answered {response.status_code} to {method} {path}: "
+                f"{_detail(response)}",
+                FAILED,
+            )
+        return response.json() if response.content else None
+
+    def open(self) -> None:
+        self._call("GET", "/v1/capabilities")  # fails fast on a wrong URL or key
+
+    def close(self) -> None:
+        self.client.close()
+
+    def start(self, request: str) -> tuple[str, Any]:
+        message = MessageFactory("user").request(request)
+        reply = self._call("POST", "/v1/lam", json=message.to_dict())
+        return str(reply["conversation_id"]), None
+
+    def state(self, cid: str) -> tuple[dict[str, Any], list[LamDict]]:
+        state = self._call("GET", f"/v1/conversations/{cid}")
+        waiting: list[LamDict] = []
+        if state.get("status") == "waiting":
+            for receiver in ("user", "cpa-desktop"):
+                waiting += self._call(
+                    "GET", f"/v1/conversations/{cid}/inbox", params={"receiver": receiver}
+                )
+        return state, waiting
+
+    @staticmethod
+    def public(state: dict[str, Any]) -> dict[str, Any]:
+        return state
+
+    def answer(self, cid: str, answers: list[LAMMessage]) -> Any:
+        for answer in answers:
+            self._call("POST", "/v1/lam", json=answer.to_dict())
+        return None
+
+    def continue_payload(self) -> Any:
+        return None
+
+    def resume_hint(self, cid: str) -> str:
+        return f"cpa-planner resume {cid} --server {self.url}"
+
+    # Following the conversation -----------------------------------------------------------
+
+    def _read_events(self, cid: str) -> None:
+        headers = {"Last-Event-ID": self._last_id} if self._last_id else {}
+        try:
+            with self.client.stream(
+                "GET",
+                f"/v1/conversations/{cid}/events",
+                headers=headers,
+                timeout=httpx.Timeout(None, connect=5.0),
+            ) as response:
+                if response.status_code >= 400:
+                    self._queue.put(CLIError(f"events: {response.status_code}", FAILED))
+                    return
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        try:
+                            self._queue.put(json.loads(line[5:].strip()))
+                        except ValueError:
+                            continue
+        except httpx.HTTPError:
+            pass  # the stream broke: the main thread checks the state and reconnects
+        finally:
+            self._queue.put(_CLOSED)
+
+    def _follow(self, cid: str) -> None:
+        if self._reader is None or not self._reader.is_alive():
+            self._reader = threading.Thread(target=self._read_events, args=(cid,), daemon=True)
+            self._reader.start()
+
+    def advance(self, cid: str, payload: Any, on_message: Callable[[LamDict], None]) -> None:
+        """Show messages until the conversation ends or asks this terminal something."""
+        self._follow(cid)
+        while True:
+            check = False
+            try:
+                item = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                check = True
+            else:
+                if isinstance(item, CLIError):
+                    raise item
+                if item is _CLOSED:
+                    check = True
+                else:
+                    self._last_id = str(item.get("id"))
+                    on_message(item)
+                    check = item.get("performative") in ("propose", "assign", "inform")
+            if not check:
+                continue
+            state, waiting = self.state(cid)
+            if state.get("status") in ("done", "failed"):
+                return
+            if any(
+                m.get("performative") == "propose" or m.get("receiver") == "user" for m in waiting
+            ):
+                return
+            if item is _CLOSED:
+                self._follow(cid)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("detail", "message", "error"):
+            if key in body:
+                value = body[key]
+                return value if isinstance(value, str) else json.dumps(value)[:200]
+    return json.dumps(body)[:200]

@@ -1,0 +1,106 @@
+"""`cpa-planner serve` (the HTTP API) and `cpa-planner studio` (LangGraph's dev server)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from cli.exits import CONFIG, INTERRUPTED, OK, CLIError
+
+STUDIO_ENV = {
+    # Offline and private: no analytics, no version check, no traces sent to LangSmith.
+    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+    "LANGGRAPH_NO_VERSION_CHECK": "true",
+    "LANGSMITH_TRACING": "false",
+}
+STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl={base}"
+READY_TIMEOUT_S = 120.0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import server
+
+    run = getattr(server, "serve", None)
+    if callable(run):
+        result = run(host=args.host, port=args.port)
+        return int(result) if isinstance(result, int) else OK
+    import uvicorn
+
+    if not hasattr(server, "app"):
+        raise CLIError("server.py has no `app` to serve", CONFIG)
+    uvicorn.run("server:app", host=args.host, port=args.port)
+    return OK
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def project_root() -> Path:
+    """The directory with langgraph.json: the source tree, else the current directory."""
+    for candidate in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (candidate / "langgraph.json").is_file():
+            return candidate
+    raise CLIError(
+        "no langgraph.json here or in the cpa-planner source tree: run studio from a clone",
+        CONFIG,
+    )
+
+
+def langgraph_executable() -> str:
+    beside = Path(sys.executable).with_name("langgraph")  # the same virtualenv first
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("langgraph")
+    if found:
+        return found
+    raise CLIError(
+        "the LangGraph CLI is not installed: pip install 'langgraph-cli[inmem]' "
+        "(it comes with `pip install -e '.[dev]'`)",
+        CONFIG,
+    )
+
+
+def _ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/ok", timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def studio(args: argparse.Namespace) -> int:
+    root = project_root()
+    executable = langgraph_executable()
+    host = "127.0.0.1"
+    port = args.port or free_port(host)
+    base = f"http://{host}:{port}"
+    command = [executable, "dev", "--no-browser", "--host", host, "--port", str(port)]
+    print(f"Starting the LangGraph dev server on {base} (from {root}) …", file=sys.stderr)
+    process = subprocess.Popen(command, cwd=root, env={**os.environ, **STUDIO_ENV})
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while process.poll() is None and time.monotonic() < deadline:
+            if _ready(base):
+                print(f"Studio:  {STUDIO_URL.format(base=base)}", flush=True)
+                print(f"API:     {base}  (Ctrl-C stops it)", flush=True)
+                break
+            time.sleep(0.25)
+        return process.wait()
+    except KeyboardInterrupt:
+        # The dev server got the same Ctrl-C (same process group); let it shut down.
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        return INTERRUPTED

@@ -1,0 +1,498 @@
+"""What a conversation looks like in a terminal: built from its LAM messages as they arrive.
+
+`ConversationModel` folds LAM messages (and, between steps, the conversation's view) into
+what is shown: intent and who chose it, the plan, each ToDo's status and timing, the answer.
+`LiveView` draws it with rich (a live table on a terminal, one line per event otherwise);
+`render_show` draws a stored conversation for `cpa-planner show`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+LamDict = dict[str, Any]
+
+STYLES = {
+    "pending": "dim",
+    "running": "yellow",
+    "waiting": "magenta",
+    "done": "green",
+    "failed": "red",
+    "skipped": "dim",
+}
+ICONS = {"pending": "·", "waiting": "⏸", "done": "✓", "failed": "✗", "skipped": "↷"}
+
+
+def parse_ts(value: Any) -> float | None:
+    """RFC 3339 (the LAM `timestamp`) as epoch seconds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def short(value: Any, width: int = 100) -> str:
+    """A value on one line, cut to `width` characters."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def who_answers(message: Mapping[str, Any], *, local: bool) -> str:
+    """Who a waiting `assign` waits for, in words."""
+    receiver = str(message.get("receiver", ""))
+    if receiver == "user":
+        return "you"
+    if receiver == "cpa-desktop":
+        return "you (as the desktop agent)" if local else "the desktop agent"
+    return f"you (as {receiver})" if local else receiver
+
+
+@dataclass
+class TodoRow:
+    id: str
+    title: str
+    executor: str
+    depends_on: list[str]
+    status: str = "pending"
+    started: float | None = None
+    ended: float | None = None
+    output: Any = None
+    error: str | None = None
+    waiting_for: str | None = None
+
+    def seconds(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended if self.ended is not None else now) - self.started
+
+
+@dataclass
+class ConversationModel:
+    """The conversation as the terminal shows it; fed LAM messages in log order."""
+
+    conversation_id: str = ""
+    request: str = ""
+    intent: str | None = None
+    intent_source: str | None = None
+    intent_rule: str | None = None
+    confidence: float | None = None
+    route: str | None = None
+    goal: str | None = None
+    todos: dict[str, TodoRow] = field(default_factory=dict)
+    answer: str | None = None
+    status: str = "running"
+    error: dict[str, Any] | None = None
+    result: Any = None
+    seen: set[str] = field(default_factory=set)
+
+    def feed(self, message: Mapping[str, Any]) -> list[str]:
+        """Take one LAM message; returns what happened, as lines for the plain output."""
+        mid = str(message.get("id"))
+        if mid in self.seen:
+            return []
+        self.seen.add(mid)
+        kind = message.get("performative")
+        content: Mapping[str, Any] = message.get("content") or {}
+        when = parse_ts(message.get("timestamp"))
+        if not self.conversation_id and message.get("conversation_id"):
+            self.conversation_id = str(message["conversation_id"])
+        if kind == "request":
+            self.request = str(content.get("text", ""))
+            return []
+        if kind == "inform" and content.get("topic") == "intent":
+            self.intent = content.get("intent")
+            self.intent_source = content.get("source")
+            self.confidence = content.get("confidence")
+            return [f"Intent: {self.intent_line()}"]
+        if kind == "route":
+            self.route = content.get("target")
+            return []
+        if kind == "propose":
+            return self._plan(content.get("plan") or {})
+        if kind == "assign":
+            todo = content.get("todo") or {}
+            row = self.todos.get(str(todo.get("id")))
+            if row is None:
+                return []
+            row.status, row.started, row.ended = "running", when, None
+            row.output, row.error = None, None
+            return [f"{row.id} started: {row.title} [{row.executor}]"]
+        if kind == "done":
+            row = self.todos.get(str(content.get("todo_id")))
+            if row is None:
+                return []
+            row.status, row.ended, row.output, row.waiting_for = (
+                "done",
+                when,
+                content.get("output"),
+                None,
+            )
+            shown = f": {short(row.output, 80)}" if row.output not in (None, "") else ""
+            return [f"{row.id} done in {elapsed(row.seconds(when or 0))}{shown}"]
+        if kind == "failure":
+            error = content.get("error") or {}
+            row = self.todos.get(str(content.get("todo_id") or ""))
+            if row is None:
+                if not content.get("todo_id"):
+                    self.error = dict(error)
+                return []
+            row.status, row.ended, row.waiting_for = "failed", when, None
+            row.error = str(error.get("message", ""))
+            return [f"{row.id} failed after {elapsed(row.seconds(when or 0))}: {row.error}"]
+        if kind == "inform" and content.get("topic") == "answer":
+            self.answer = str(content.get("text", ""))
+            if content.get("status") in ("done", "failed"):
+                self.status = str(content["status"])
+            return []
+        return []
+
+    def _plan(self, plan: Mapping[str, Any]) -> list[str]:
+        self.goal = plan.get("goal")
+        old = self.todos
+        self.todos = {}
+        for todo in plan.get("todos") or []:
+            tid = str(todo.get("id"))
+            row = TodoRow(
+                id=tid,
+                title=str(todo.get("title", "")),
+                executor=str(todo.get("executor", "")),
+                depends_on=[str(d) for d in todo.get("depends_on") or []],
+                status=str(todo.get("status") or "pending"),
+                output=todo.get("output"),
+                error=todo.get("error"),
+            )
+            if tid in old and old[tid].status == row.status:
+                row.started, row.ended = old[tid].started, old[tid].ended
+            self.todos[tid] = row
+        lines = [f"Plan: {self.goal}"]
+        for row in self.todos.values():
+            after = f", after {', '.join(row.depends_on)}" if row.depends_on else ""
+            lines.append(f"  {row.id}  {row.title}  [{row.executor}{after}]")
+        return lines
+
+    def sync(self, state: Mapping[str, Any], waiting: list[LamDict], *, local: bool) -> None:
+        """Catch up with the conversation's view (statuses from an unfinished step, waits)."""
+        for message in state.get("messages") or []:
+            self.feed(message)
+        if not self.conversation_id:
+            self.conversation_id = str(state.get("conversation_id", ""))
+        intent = state.get("intent")
+        if isinstance(intent, Mapping):  # the local view has who chose it and by which rule
+            self.intent = intent.get("intent", self.intent)
+            self.intent_source = intent.get("source", self.intent_source)
+            self.intent_rule = intent.get("rule", self.intent_rule)
+            self.confidence = intent.get("confidence", self.confidence)
+        elif isinstance(intent, str):
+            self.intent = intent
+        plan = state.get("plan")
+        if isinstance(plan, Mapping):
+            for todo in plan.get("todos") or []:
+                row = self.todos.get(str(todo.get("id")))
+                if row is not None and todo.get("status") in STYLES:
+                    row.status = str(todo["status"])
+                    if row.status in ("done", "failed"):
+                        row.output = todo.get("output", row.output)
+                        row.error = todo.get("error", row.error)
+        for row in self.todos.values():
+            row.waiting_for = None
+        for message in waiting:
+            if message.get("performative") == "assign":
+                row = self.todos.get(str((message.get("content") or {}).get("todo", {}).get("id")))
+                if row is not None:
+                    row.status = "waiting"
+                    row.waiting_for = who_answers(message, local=local)
+        status = state.get("status")
+        if isinstance(status, str):
+            self.status = status
+        self.result = state.get("result")
+        result = self.result if isinstance(self.result, Mapping) else {}
+        if isinstance(result.get("error"), Mapping):
+            self.error = dict(result["error"])
+
+    # Text -----------------------------------------------------------------------------
+
+    def intent_line(self) -> str:
+        if self.intent is None:
+            return "not decided"
+        who = {"rules": "the rules", "llm": "the LLM"}.get(str(self.intent_source), "?")
+        extra = [f"rule {self.intent_rule}"] if self.intent_rule else []
+        if isinstance(self.confidence, int | float):
+            extra.append(f"confidence {self.confidence:.2f}")
+        detail = f" ({', '.join(extra)})" if extra else ""
+        return f"{self.intent} · chosen by {who}{detail}"
+
+    def stage(self) -> str | None:
+        """What is happening before there is a plan to show."""
+        if self.answer is not None or self.error is not None or self.status in ("done", "failed"):
+            return None
+        if self.intent is None:
+            return "classifying the request"
+        if self.route == "respond":
+            return "answering"
+        if self.goal is None:
+            return "planning"
+        return None
+
+
+def _status_cell(row: TodoRow) -> RenderableType:
+    style = STYLES.get(row.status, "")
+    if row.status == "running":
+        return Spinner("dots", text=Text("running", style=style), style=style)
+    if row.status == "waiting":
+        return Text(f"⏸ waiting for {row.waiting_for or 'an answer'}", style=style)
+    return Text(f"{ICONS.get(row.status, '?')} {row.status}", style=style)
+
+
+def _todo_cell(row: TodoRow) -> Text:
+    text = Text(row.title)
+    if row.status == "done" and row.output not in (None, "", {}):
+        text.append(f"\n→ {short(row.output, 90)}", style="dim")
+    elif row.status in ("failed", "skipped") and row.error:
+        text.append(f"\n{short(row.error, 90)}", style=STYLES[row.status])
+    return text
+
+
+def plan_table(model: ConversationModel, now: float | None = None) -> Table:
+    now = time.time() if now is None else now
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    table.add_column("", no_wrap=True)
+    table.add_column("ToDo", ratio=1)
+    table.add_column("executor", no_wrap=True)
+    table.add_column("after", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    for row in model.todos.values():
+        table.add_row(
+            Text(row.id, style="bold"),
+            _todo_cell(row),
+            row.executor,
+            ", ".join(row.depends_on) or "—",
+            _status_cell(row),
+            elapsed(row.seconds(now)),
+        )
+    return table
+
+
+def render(model: ConversationModel, *, now: float | None = None) -> RenderableType:
+    """Everything about the conversation, as one renderable (one live frame)."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold cyan", no_wrap=True)
+    head.add_column()
+    head.add_row("Conversation", model.conversation_id or "…")
+    if model.request:
+        head.add_row("Request", model.request)
+    stage = model.stage()
+    if model.intent is not None or stage is None:
+        head.add_row("Intent", model.intent_line())
+    if model.goal is not None:
+        head.add_row("Plan", model.goal)
+    parts: list[RenderableType] = [head]
+    if stage is not None:
+        parts.append(Spinner("dots", text=Text(stage + "…", style="yellow"), style="yellow"))
+    if model.todos:
+        parts.extend([Text(""), plan_table(model, now)])
+    if model.answer is not None and model.error is None:
+        ok = model.status != "failed"
+        parts.append(Text(""))
+        parts.append(
+            Panel(
+                Text(model.answer),
+                title="Answer",
+                title_align="left",
+                border_style="green" if ok else "red",
+            )
+        )
+    return Group(*parts)
+
+
+class LiveView:
+    """Shows a conversation while it runs: a live frame on a terminal, event lines otherwise.
+
+    `quiet` (for --json) shows nothing. Messages arrive on the event loop's thread while
+    rich redraws from its own thread, hence the lock.
+    """
+
+    def __init__(self, console: Console, *, quiet: bool = False, local: bool = True) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.local = local
+        self.model = ConversationModel()
+        self.live_mode = console.is_terminal and not console.is_dumb_terminal
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+        self._header_done = False
+
+    def __rich__(self) -> RenderableType:
+        with self._lock:
+            return render(self.model)
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """While the graph runs: redraw the live frame (terminal only)."""
+        if self.quiet or not self.live_mode:
+            yield
+            return
+        live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+        self._live = live
+        live.start()
+        try:
+            yield
+        finally:
+            self._live = None
+            live.stop()
+
+    def begin(self, conversation_id: str, request: str | None = None) -> None:
+        with self._lock:
+            self.model.conversation_id = conversation_id
+            if request:
+                self.model.request = request
+        if not self.quiet and not self.live_mode:
+            self.console.print(f"Conversation {conversation_id}")
+            if request:
+                self.console.print(f"Request: {request}")
+            self._header_done = True
+
+    def on_message(self, message: LamDict) -> None:
+        with self._lock:
+            lines = self.model.feed(message)
+        if self._live is not None:
+            self._live.refresh()
+        elif not self.quiet and not self.live_mode:
+            for line in lines:
+                self.console.print(line, markup=False, highlight=False)
+
+    def sync(self, state: Mapping[str, Any], waiting: list[LamDict]) -> None:
+        for message in state.get("messages") or []:
+            self.on_message(message)  # what the stream did not show (a resume: all of it)
+        with self._lock:
+            before = {r.id: r.status for r in self.model.todos.values()}
+            self.model.sync(state, waiting, local=self.local)
+            rows = list(self.model.todos.values())
+        if self.quiet or self.live_mode:
+            return
+        for row in rows:
+            if row.status == "waiting" and before.get(row.id) != "waiting":
+                self.console.print(f"{row.id} waiting for {row.waiting_for}", markup=False)
+
+    def show_frame(self) -> None:
+        """The current frame once (before a prompt, or for a conversation already over)."""
+        if not self.quiet and self.live_mode:
+            self.console.print(self)
+
+    def finish(self) -> None:
+        """The end: the answer (plain output; the live frame already has it)."""
+        if self.quiet or self.live_mode:
+            return
+        model = self.model
+        if model.answer is not None and model.error is None:
+            self.console.print(f"Answer ({model.status}):", markup=False)
+            self.console.print(model.answer, markup=False, highlight=False)
+
+
+# `cpa-planner show` -----------------------------------------------------------------------
+
+
+def summary(message: Mapping[str, Any]) -> str:
+    """One line about one LAM message."""
+    kind = message.get("performative")
+    c: Mapping[str, Any] = message.get("content") or {}
+    if kind == "request":
+        return short(c.get("text"))
+    if kind == "inform" and c.get("topic") == "intent":
+        return f"intent {c.get('intent')} ({c.get('source')}, {c.get('confidence')})"
+    if kind == "inform" and c.get("topic") == "answer":
+        return f"answer ({c.get('status')}): {short(c.get('text'), 80)}"
+    if kind == "route":
+        return f"→ {c.get('target')}: {short(c.get('reason'), 80)}"
+    if kind == "propose":
+        plan = c.get("plan") or {}
+        return f"plan of {len(plan.get('todos') or [])} ToDos: {short(plan.get('goal'), 70)}"
+    if kind == "assign":
+        todo = c.get("todo") or {}
+        return f"{todo.get('id')}: {short(todo.get('title'), 80)}"
+    if kind == "done":
+        return f"{c.get('todo_id')}: {short(c.get('output'), 80)}"
+    if kind == "failure":
+        error = c.get("error") or {}
+        where = f"{c.get('todo_id')}: " if c.get("todo_id") else ""
+        return f"{where}{error.get('code')}: {short(error.get('message'), 80)}"
+    if kind == "refuse":
+        return short(c.get("reason"))
+    if kind == "agree":
+        return short(c.get("comment"))
+    return short(dict(c), 90)
+
+
+def log_table(messages: list[LamDict]) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    table.add_column("#", justify="right", style="dim", no_wrap=True)
+    table.add_column("time", style="dim", no_wrap=True)
+    table.add_column("message", no_wrap=True)
+    table.add_column("from → to", no_wrap=True)
+    table.add_column("content", ratio=1)
+    for n, message in enumerate(messages, 1):
+        stamp = str(message.get("timestamp", ""))
+        table.add_row(
+            str(n),
+            stamp[11:19] if len(stamp) >= 19 else stamp,
+            Text(str(message.get("performative")), style="bold"),
+            f"{message.get('sender')} → {message.get('receiver')}",
+            Text(summary(message)),
+        )
+    return table
+
+
+def render_show(state: Mapping[str, Any], waiting: list[LamDict], *, local: bool) -> RenderableType:
+    model = ConversationModel()
+    model.sync(state, waiting, local=local)
+    status = str(state.get("status", "?"))
+    head = render(model)
+    status_line = Text.assemble(
+        ("Status       ", "bold cyan"), (status, STYLES.get(status, "bold"))
+    )
+    parts: list[RenderableType] = [status_line, head]
+    if model.error is not None:
+        parts.append(Text(f"\nError: {model.error.get('message')}", style="red"))
+    for message in waiting:
+        if message.get("performative") == "propose":
+            parts.append(Text("\nWaiting for the plan's approval", style="magenta"))
+    messages = list(state.get("messages") or [])
+    parts.extend([Text(""), Text(f"LAM log ({len(messages)} messages)", style="bold cyan")])
+    parts.append(log_table(messages))
+    return Group(*parts)
+
+
+def now_utc() -> float:
+    return datetime.now(UTC).timestamp()
