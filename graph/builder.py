@@ -21,7 +21,7 @@ from graph.config import Settings
 from graph.executors import Executor, ExecutorRegistry
 from graph.intents import IntentRegistry
 from graph.llm import ChatModels
-from graph.services import SERVICES_KEY, Services
+from graph.services import SERVICES_KEY, Services, set_default_services
 from graph.state import PlannerInput, PlannerState
 from nodes.approve import after_approve, approve
 from nodes.check import after_check, check
@@ -104,7 +104,9 @@ def build_graph(
     builder.add_edge("respond", END)
 
     compiled = builder.compile(checkpointer=checkpointer, name="cpa-planner")
-    return compiled.with_config(configurable={SERVICES_KEY: services or default_services})
+    if services is None:
+        return compiled  # uses default_services(), registered below
+    return compiled.with_config(configurable={SERVICES_KEY: services})
 
 
 @functools.cache
@@ -112,6 +114,8 @@ def default_services() -> Services:
     """Services from the environment, made on first use and kept for the process."""
     return make_services()
 
+
+set_default_services(default_services)
 
 # The graph for langgraph.json (Studio). Compiling reads no settings: the services come
 # from the environment when the first run needs them. The dev server brings its own

@@ -7,6 +7,7 @@ a run config may still override individual settings by name, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,12 +29,25 @@ class Services:
     intents: IntentRegistry
 
 
+_default: Callable[[], Services] | None = None
+
+
+def set_default_services(factory: Callable[[], Services]) -> None:
+    """What a graph compiled without services uses (the builder registers its default).
+
+    A graph served by `langgraph dev` must bind nothing to its config: the server stores
+    the config, and only plain values can be stored.
+    """
+    global _default
+    _default = factory
+
+
 def get_services(config: RunnableConfig) -> Services:
     """The services bound to this graph, with the run config's setting overrides applied."""
     configurable: dict[str, Any] = dict(config.get("configurable") or {})
     services = configurable.get(SERVICES_KEY)
-    if callable(services) and not isinstance(services, Services):
-        services = services()  # the builder's lazy default: made from the environment
+    if services is None and _default is not None:
+        services = _default()
     if not isinstance(services, Services):
         raise RuntimeError("graph built without services: compile it with graph.builder")
     settings = services.settings.with_overrides(configurable)
