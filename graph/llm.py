@@ -18,8 +18,16 @@ from graph.config import LLM_SETTINGS_HINT, Role, Settings
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 
-class LLMNotConfiguredError(RuntimeError):
+class LLMError(RuntimeError):
+    """A step that needs the LLM could not get an answer; `code` goes into the `failure`."""
+
+    code = "llm_error"
+
+
+class LLMNotConfiguredError(LLMError):
     """A step needs an LLM and none is configured."""
+
+    code = "llm_not_configured"
 
     def __init__(self, role: Role, what: str = "") -> None:
         self.role = role
@@ -27,8 +35,16 @@ class LLMNotConfiguredError(RuntimeError):
         super().__init__(f"No LLM is configured for the {role}{need}: {LLM_SETTINGS_HINT}.")
 
 
-class LLMOutputError(RuntimeError):
+class LLMOutputError(LLMError):
     """The model answered, but not in the shape we asked for."""
+
+    code = "llm_bad_output"
+
+
+class LLMCallError(LLMError):
+    """The model's server failed or could not be reached (after the client's retries)."""
+
+    code = "llm_unreachable"
 
 
 def build_chat_model(settings: Settings, role: Role) -> BaseChatModel:
@@ -106,6 +122,13 @@ class ChatModels:
         self._models[role] = model
         return model
 
+    def _call_error(self, role: Role, exc: Exception) -> LLMError:
+        if isinstance(exc, LLMError):
+            return exc
+        provider = self.settings.provider or "scripted"
+        where = self.settings.llm_base_url or self.settings.ollama_host or provider
+        return LLMCallError(f"the {role} model ({where}) failed: {type(exc).__name__}: {exc}")
+
     async def structured(
         self, role: Role, schema: type[SchemaT], messages: list[Any], what: str = ""
     ) -> SchemaT:
@@ -114,7 +137,10 @@ class ChatModels:
         runnable = model.with_structured_output(
             schema, method=self.settings.structured_output_method
         )
-        result = await runnable.ainvoke(messages)
+        try:
+            result = await runnable.ainvoke(messages)
+        except Exception as exc:
+            raise self._call_error(role, exc) from exc
         if isinstance(result, schema):
             return result
         try:
@@ -126,7 +152,11 @@ class ChatModels:
 
     async def text(self, role: Role, messages: list[Any], what: str = "") -> str:
         """Ask the role's model for plain text."""
-        reply = await self.get(role, what).ainvoke(messages)
+        model = self.get(role, what)
+        try:
+            reply = await model.ainvoke(messages)
+        except Exception as exc:
+            raise self._call_error(role, exc) from exc
         content = reply.content
         if isinstance(content, str):
             return content

@@ -9,7 +9,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, create_model
 
 from graph import lamlog
-from graph.llm import LLMNotConfiguredError
+from graph.llm import LLMError
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import LAMMessage
@@ -55,8 +55,8 @@ async def intent(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
                 [SystemMessage(CLASSIFY_SYSTEM.format(intents=listing)), HumanMessage(text)],
                 what="classify a request the rules do not match",
             )
-        except LLMNotConfiguredError as exc:
-            return lamlog.fail(state, config, "llm_not_configured", str(exc))
+        except LLMError as exc:
+            return lamlog.fail(state, config, exc.code, str(exc))
         data = choice.model_dump()
         found = {
             "intent": data["intent"],

@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.llm import LLMNotConfiguredError, LLMOutputError
+from graph.llm import LLMError
 from graph.planning import PlanDraft, executors_listing, plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState
@@ -50,10 +50,8 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
         template = services.intents.plan_for(str(found.get("intent")), state["request"])
     try:
         new_plan = template or await _llm_plan(state, services)
-    except LLMNotConfiguredError as exc:
-        return lamlog.fail(state, config, "llm_not_configured", str(exc))
-    except LLMOutputError as exc:
-        return lamlog.fail(state, config, "plan_unreadable", str(exc))
+    except LLMError as exc:
+        return lamlog.fail(state, config, exc.code, str(exc))
 
     round_no = state.get("repairs", 0)
     propose = lamlog.with_id(

@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.llm import LLMNotConfiguredError, LLMOutputError
+from graph.llm import LLMError
 from graph.planning import RemainingTodos, executors_listing, plan_text
 from graph.services import get_services
 from graph.state import PlannerState
@@ -56,7 +56,7 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
             ],
             what="replan after a failure",
         )
-    except (LLMNotConfiguredError, LLMOutputError):
+    except LLMError:
         # Replanning is a bonus: without it the answer reports what failed.
         return {}
     if not remaining.todos:

@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.llm import LLMNotConfiguredError
+from graph.llm import LLMError, LLMNotConfiguredError
 from graph.planning import plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState, Status
@@ -110,8 +110,8 @@ async def respond(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
     services = get_services(config)
     try:
         text, status, result = await _answer(state, services)
-    except LLMNotConfiguredError as exc:
-        update = lamlog.fail(state, config, "llm_not_configured", str(exc))
+    except LLMError as exc:
+        update = lamlog.fail(state, config, exc.code, str(exc))
         text, status, result = f"Sorry, I could not do that: {exc}", "failed", update["result"]
         update["messages"] = [AIMessage(text)]
         return update

@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from graph.executors import ExecutorCall, ExecutorError
-from graph.llm import LLMNotConfiguredError
+from graph.llm import LLMCallError, LLMError
 from prompts.templates import LLM_EXECUTOR_SYSTEM
 
 
@@ -34,5 +34,6 @@ class LLMExecutor:
         ]
         try:
             return await call.models.text("executor", messages, what="run an llm ToDo")
-        except LLMNotConfiguredError as exc:
-            raise ExecutorError("llm_not_configured", str(exc)) from None
+        except LLMError as exc:
+            retryable = isinstance(exc, LLMCallError)
+            raise ExecutorError(exc.code, str(exc), retryable=retryable) from None
