@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lam import MessageFactory, Plan, ToDo
 
 from graph.builder import default_executors
 from graph.config import Settings
 from graph.executors import ExecutorCall, ExecutorError, ExecutorRegistry
 from graph.llm import ChatModels
+from lam import MessageFactory, Plan, ToDo
 from nodes.executors.http import HttpExecutor, allowed
 from nodes.executors.template import TemplateExecutor
 from tests.planner_harness import Conversation, services
