@@ -29,6 +29,7 @@ hence the absolute imports).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -53,7 +54,9 @@ from langgraph.checkpoint.base import (
 )
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.config import Settings
@@ -158,6 +161,12 @@ class RedisSaver(BaseCheckpointSaver[str]):
         # trip (EVALSHA; redis-py reloads a script the server has forgotten after a restart).
         self._put_script = client.register_script(_PUT_LUA)
         self._writes_script = client.register_script(_WRITES_LUA)
+        # Group commit: script calls issued while others are in flight go out together in
+        # one pipeline (one round trip; each script stays atomic, order is kept). A round
+        # trip is the main cost of a checkpoint, and LangGraph issues a task's writes and the
+        # next checkpoint concurrently. Every caller still awaits its own call's reply.
+        self._queue: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     # Keys ---------------------------------------------------------------------------
 
@@ -180,6 +189,49 @@ class RedisSaver(BaseCheckpointSaver[str]):
             return await call()
         except _CONNECTION_ERRORS as exc:
             raise RedisUnavailableError(self.url, exc) from exc
+
+    async def _call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((script, keys, args, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                if len(batch) == 1:
+                    script, keys, args, _ = batch[0]
+                    results: list[Any] = [await script(keys=keys, args=args)]
+                else:
+                    results = await self._pipelined(batch)
+            except BaseException as exc:
+                results = [exc] * len(batch)
+            for (*_, future), result in zip(batch, results, strict=True):
+                if future.done():  # its caller was cancelled
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _pipelined(
+        self, batch: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]]
+    ) -> list[Any]:
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for script, keys, args, _ in batch:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                # The server lost its script cache (a restart): load, then send again.
+                # Scripts are idempotent per checkpoint and write, so a resend is harmless.
+                for script in {item[0] for item in batch}:
+                    await self.client.script_load(script.script)
+                continue
+            return list(results)
+        return list(results)
 
     # Versions -----------------------------------------------------------------------
 
@@ -390,7 +442,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             for field, blob in blobs.items():
                 args += [field, blob]
             keys = [self._ns_key(thread_id, ns, p) for p in ("cp", "meta", "blobs", "idx")]
-            ttl = await self._put_script(keys=[*keys, thread_key, self._threads_key()], args=args)
+            ttl = await self._call(self._put_script, [*keys, thread_key, self._threads_key()], args)
             if ttl > 0:
                 # A finished conversation got new activity: it lives on, as a whole.
                 await self._expire_all(thread_id, None)
@@ -431,7 +483,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             args += [field, frame, "1" if replace else "0"]
 
         async def run() -> None:
-            ttl = await self._writes_script(keys=[key, self._thread_key(thread_id)], args=args)
+            ttl = await self._call(self._writes_script, [key, self._thread_key(thread_id)], args)
             if ttl > 0:
                 await self._expire_all(thread_id, None)
 

@@ -240,3 +240,29 @@ async def test_langgraph_json_factory_opens_the_configured_redis(
         assert isinstance(saver, RedisSaver) and saver.prefix == redis_prefix
         await _graph().compile(checkpointer=saver).ainvoke({"lam": [_msg("u", "x")]}, _cfg("s"))
     assert await _keys(valkey_url, f"{redis_prefix}:t:s:*")
+
+
+async def test_concurrent_writes_batch_and_survive_a_script_flush(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Concurrent puts share round trips; a server that forgot our scripts gets them again."""
+    saver = _saver(redis_url, redis_prefix)
+    app = _graph().compile(checkpointer=saver)
+    await app.ainvoke({"lam": [_msg("user", "x")]}, _cfg("s"))
+    config = (await saver.aget_tuple(_cfg("s"))).config  # type: ignore[union-attr]
+    client = aioredis.from_url(redis_url)
+    for _ in range(2):  # the second round starts with an empty script cache
+        await client.script_flush()
+        await asyncio.gather(
+            *(
+                saver.aput_writes(config, [("lam", _msg("u", str(i)))], f"task{i}")
+                for i in range(20)
+            )
+        )
+    await client.aclose()
+    tup = await saver.aget_tuple(config)
+    assert tup is not None and len(tup.pending_writes or []) == 20
+    # Unchanged: a conversation resumes on top of them.
+    result = await app.ainvoke({"lam": [_msg("user", "y")]}, _cfg("s"))
+    assert len(result["lam"]) > 7
+    await saver.aclose()
