@@ -1,0 +1,342 @@
+"""A real API server for tests: uvicorn in a subprocess, real Redis, scripted models.
+
+`ServerProcess` starts `uvicorn server:app` on a free loopback port with the environment it
+is given; `test_services` is the `CPA_SERVER_SERVICES` hook it uses, so the server runs a
+small intent registry (`REGISTRY_YAML`) with no LLM behind it:
+
+    note      "Take a note: ..."      t1 template                       (no desktop ToDo)
+    reminder  "Remind me to ..."      t1 template -> t2 desktop
+    meeting   "Set up a meeting ..."  t1, t2 desktop in parallel -> t3 desktop (approval)
+    chore     "Do the chore ..."      no template: the fixed planner's plan, `work` ToDos
+
+The `work` executor blocks on its first attempt at a ToDo whose inputs say `block_once`
+(until the server is killed); it records starts in CPA_TEST_MARKER_DIR, so a test can tell
+when a run is under way and how often a ToDo ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from graph.builder import make_services
+from graph.config import Settings
+from graph.executors import ExecutorCall
+from graph.services import Services
+from lam import LAMMessage, MessageFactory
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DESKTOP = "cpa-desktop"
+
+REGISTRY_YAML = """\
+version: 1
+intents:
+  - name: note
+    description: Write down a note.
+    kind: plan
+    plan_template:
+      goal: "Note: {request}"
+      todos:
+        - {id: t1, title: Write the note, executor: template, inputs: {text: "Noted: {request}"}}
+    rules:
+      - {name: note.en, language: en, weight: 0.95, patterns: ['take a note']}
+      - {name: note.de, language: de, weight: 0.95, patterns: ['notiere']}
+  - name: reminder
+    description: Set a reminder.
+    kind: plan
+    plan_template:
+      goal: "Reminder: {request}"
+      todos:
+        - {id: t1, title: Draft, executor: template, inputs: {text: "Reminder: {request}"}}
+        - {id: t2, title: Add it, executor: desktop, inputs: {request: "{request}"},
+           depends_on: [t1]}
+    rules:
+      - {name: reminder.en, language: en, weight: 0.95, patterns: ['remind me']}
+      - {name: reminder.de, language: de, weight: 0.95, patterns: ['erinnere mich']}
+  - name: meeting
+    description: Set up a meeting.
+    kind: plan
+    plan_template:
+      goal: "Meeting: {request}"
+      todos:
+        - {id: t1, title: My calendar, executor: desktop, inputs: {who: me}}
+        - {id: t2, title: Their calendar, executor: desktop, inputs: {who: them}}
+        - {id: t3, title: Book it, executor: desktop, inputs: {}, depends_on: [t1, t2],
+           requires_approval: true}
+    rules:
+      - {name: meeting.en, language: en, weight: 0.95, patterns: ['set up a meeting']}
+      - {name: meeting.de, language: de, weight: 0.95, patterns: ['plane ein treffen']}
+  - name: chore
+    description: Do a chore (planned by the model).
+    kind: plan
+    rules:
+      - {name: chore.en, language: en, weight: 0.95, patterns: ['do the chore']}
+      - {name: chore.de, language: de, weight: 0.95, patterns: ['erledige die aufgabe']}
+"""
+
+CHORE_PLAN = {
+    "goal": "Do the chore",
+    "todos": [
+        {"id": "t1", "title": "Start", "executor": "work", "inputs": {"block_once": True}},
+        {"id": "t2", "title": "Finish", "executor": "work", "depends_on": ["t1"]},
+    ],
+}
+
+
+class ConstantChatModel(BaseChatModel):
+    """Answers structured-output calls by schema name; plain text calls fail the run."""
+
+    answers: dict[str, Any] = {}
+
+    @property
+    def _llm_type(self) -> str:
+        return "constant"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        raise RuntimeError("the test server has no text model")
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+        name = getattr(schema, "__name__", "")
+        return RunnableLambda(lambda _: schema.model_validate(self.answers[name]))
+
+
+class WorkExecutor:
+    """Records each start in CPA_TEST_MARKER_DIR; `block_once` ToDos hang on first try."""
+
+    name = "work"
+    description = "does a piece of work (test executor)"
+    receiver: str | None = None
+
+    def __init__(self, marker_dir: Path | None) -> None:
+        self.marker_dir = marker_dir
+
+    async def __call__(self, call: ExecutorCall) -> Any:
+        first = True
+        if self.marker_dir is not None:
+            marker = self.marker_dir / f"{call.conversation_id}.{call.todo.id}"
+            first = not marker.exists()
+            with marker.open("a") as f:
+                f.write("start\n")
+        if first and call.todo.inputs.get("block_once"):
+            await asyncio.sleep(3600)  # until the test kills the server
+        return {"did": call.todo.id}
+
+
+def test_services(settings: Settings) -> Services:
+    """The CPA_SERVER_SERVICES hook of the test server."""
+    marker = os.environ.get("CPA_TEST_MARKER_DIR")
+    return make_services(
+        settings,
+        chat_models={
+            "router": ConstantChatModel(
+                answers={"IntentChoice": {"intent": "unknown", "confidence": 0.9}}
+            ),
+            "planner": ConstantChatModel(answers={"PlanDraft": CHORE_PLAN}),
+        },
+        extra_executors=[WorkExecutor(Path(marker) if marker else None)],
+    )
+
+
+test_services.__test__ = False  # type: ignore[attr-defined]  # not a test: a factory
+
+
+def write_registry(directory: Path) -> Path:
+    path = directory / "server_intents.yaml"
+    path.write_text(REGISTRY_YAML, encoding="utf-8")
+    return path
+
+
+class ServerProcess:
+    """`uvicorn server:app` in a subprocess on a loopback port; restartable on that port."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path, port: int | None = None) -> None:
+        self.env = {**os.environ, **env}
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        args = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1"]
+        args += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited at start:\n{self.log()}")
+            try:
+                # 503 until the lifespan opened Redis; healthz answers before that.
+                if httpx.get(f"{self.url}/v1/capabilities", headers=self.env_auth()).is_success:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"the server did not start in {timeout} s:\n{self.log()}")
+
+    def env_auth(self) -> dict[str, str]:
+        keys = self.env.get("CPA_API_KEYS", "")
+        if not keys:
+            return {}
+        return {"Authorization": f"Bearer {keys.split(',')[0].split(':', 1)[1]}"}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+# Clients ------------------------------------------------------------------------------------
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def request_message(text: str, sender: str = "user", **kwargs: Any) -> dict[str, Any]:
+    return MessageFactory(sender).request(text, **kwargs).to_dict()
+
+
+def done_for(assign: Mapping[str, Any], output: Any) -> dict[str, Any]:
+    message = LAMMessage.from_dict(dict(assign))
+    return MessageFactory(DESKTOP, message.conversation_id).done(message, output).to_dict()
+
+
+def agree_to(propose: Mapping[str, Any]) -> dict[str, Any]:
+    message = LAMMessage.from_dict(dict(propose))
+    return MessageFactory(message.receiver, message.conversation_id).agree(message).to_dict()
+
+
+def refuse(propose: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    message = LAMMessage.from_dict(dict(propose))
+    return (
+        MessageFactory(message.receiver, message.conversation_id).refuse(message, reason).to_dict()
+    )
+
+
+async def open_conversation(client: httpx.AsyncClient, text: str, **params: Any) -> dict[str, Any]:
+    response = await client.post("/v1/lam", json=request_message(text), params=params)
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+async def wait_status(
+    client: httpx.AsyncClient, cid: str, statuses: set[str], within: float = 30.0
+) -> dict[str, Any]:
+    """Poll until the conversation's status is one of `statuses` (a deadline, not an assert)."""
+    deadline = time.monotonic() + within
+    while True:
+        body = (await client.get(f"/v1/conversations/{cid}")).json()
+        if body.get("status") in statuses or time.monotonic() > deadline:
+            return dict(body)
+        await asyncio.sleep(0.05)
+
+
+async def sse(
+    client: httpx.AsyncClient, cid: str, last_event_id: str | None = None
+) -> AsyncIterator[tuple[str, Any]]:
+    """Parse the events stream: yields ("message", (id, LAM dict)) and ("comment", text)."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    async with client.stream(
+        "GET", f"/v1/conversations/{cid}/events", headers=headers, timeout=60
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event_id: str | None = None
+        data: list[str] = []
+        async for line in response.aiter_lines():
+            if line == "":
+                if data:
+                    yield "message", (event_id, json.loads("\n".join(data)))
+                event_id, data = None, []
+            elif line.startswith(":"):
+                yield "comment", line[1:].strip()
+            elif line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+
+
+async def desktop_agent_polling(
+    client: httpx.AsyncClient, cid: str, approve: bool = True, within: float = 60.0
+) -> dict[str, Any]:
+    """The desktop agent that polls: performs each assigned ToDo, approves plans, to the end."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/v1/conversations/{cid}")).json()
+        if body["status"] in ("done", "failed"):
+            return dict(body)
+        inbox = (await client.get(f"/v1/conversations/{cid}/inbox")).json()
+        for message in inbox:
+            if message["performative"] == "assign":
+                answer = done_for(message, f"desktop did {message['content']['todo']['id']}")
+            else:
+                answer = agree_to(message) if approve else refuse(message, "not now")
+            response = await client.post("/v1/lam", json=answer)
+            assert response.status_code == 202, response.text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"conversation {cid} did not finish in {within} s")
+
+
+async def desktop_agent_sse(
+    client: httpx.AsyncClient, cid: str, reconnect_after: int | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The desktop agent that listens on SSE: answers each `assign` for it as it arrives.
+
+    With `reconnect_after`, it drops the connection after that many events and reconnects
+    with Last-Event-ID. Returns every (event id, message) received, in order.
+    """
+    received: list[tuple[str, dict[str, Any]]] = []
+    last: str | None = None
+    while True:
+        dropped = False
+        async for kind, value in sse(client, cid, last):
+            if kind != "message":
+                continue
+            event_id, message = value
+            received.append((event_id, message))
+            last = event_id
+            if message["performative"] == "assign" and message["receiver"] == DESKTOP:
+                answer = done_for(message, f"desktop did {message['content']['todo']['id']}")
+                response = await client.post("/v1/lam", json=answer)
+                assert response.status_code == 202, response.text
+            if reconnect_after is not None and len(received) == reconnect_after:
+                reconnect_after = None
+                dropped = True
+                break
+        if not dropped:
+            return received
