@@ -57,7 +57,13 @@ class LocalBackend:
     def start(self, request: str) -> tuple[str, Any]:
         return self.conversations.new_id(), self.conversations.opening(request)
 
-    def advance(self, cid: str, payload: Any, on_message: Callable[[LamDict], None]) -> None:
+    def advance(
+        self,
+        cid: str,
+        payload: Any,
+        on_message: Callable[[LamDict], None],
+        on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
+    ) -> None:
         """Run (or resume) the graph until it ends or waits, showing each message."""
 
         async def go() -> None:

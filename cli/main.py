@@ -21,6 +21,7 @@ _CONFIG_ERRORS = {
     "RedisUnavailableError",
     "EmbeddedRedisError",
     "ExecutorConfigError",
+    "ServerConfigError",
 }
 _FAILED_ERRORS = {"LLMNotConfiguredError"}
 
@@ -132,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", parents=[common], help="start the HTTP API (keys from CPA_API_KEYS)"
     )
-    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
+    serve.add_argument("--host", help="default: $CPA_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: $CPA_PORT or 8000")
 
     studio = commands.add_parser(
         "studio", parents=[common], help="start LangGraph Studio's dev server (offline settings)"

@@ -20,7 +20,7 @@ from cli.view import LamDict
 from lam import LAMMessage, MessageFactory
 
 _CLOSED = object()
-POLL_S = 0.5  # how often a quiet stream is checked for a question waiting for this terminal
+POLL_S = 1.0  # how often a quiet stream is checked for a question waiting for this terminal
 
 
 class RemoteBackend:
@@ -125,7 +125,13 @@ class RemoteBackend:
             self._reader = threading.Thread(target=self._read_events, args=(cid,), daemon=True)
             self._reader.start()
 
-    def advance(self, cid: str, payload: Any, on_message: Callable[[LamDict], None]) -> None:
+    def advance(
+        self,
+        cid: str,
+        payload: Any,
+        on_message: Callable[[LamDict], None],
+        on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
+    ) -> None:
         """Show messages until the conversation ends or asks this terminal something."""
         self._follow(cid)
         while True:
@@ -146,6 +152,8 @@ class RemoteBackend:
             if not check:
                 continue
             state, waiting = self.state(cid)
+            if on_state is not None:
+                on_state(state, waiting)  # e.g. "waiting for the desktop agent"
             if state.get("status") in ("done", "failed"):
                 return
             if any(
