@@ -695,9 +695,11 @@ class Hub:
         return body
 
     async def inbox(self, cid: str, receiver: str | None) -> list[dict[str, Any]]:
-        waiting = await self.conversations.inbox(cid, receiver)
+        # Copy the answered ids first: an answer applied while the view is read must
+        # still hide the message it answered, which that (older) view may list.
         run = self._runs.get(cid)
-        answered = run.answered if run is not None else set()
+        answered = set(run.answered) if run is not None else set()
+        waiting = await self.conversations.inbox(cid, receiver)
         return [m for m in waiting if m["id"] not in answered]
 
     def _event_keys(self, cid: str) -> list[str]:
