@@ -48,7 +48,11 @@ class Backend(Protocol):
 
 def consoles() -> tuple[Console, Console]:
     """Standard output (the view, or the JSON) and standard error (prompts, messages)."""
-    return Console(highlight=False), Console(stderr=True, highlight=False)
+    out = Console(highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        # Piped into a file or a pager: rich would assume 80 columns and squash the tables.
+        out = Console(highlight=False, width=120)
+    return out, Console(stderr=True, highlight=False)
 
 
 @contextmanager

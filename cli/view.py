@@ -75,7 +75,7 @@ def who_answers(message: Mapping[str, Any], *, local: bool) -> str:
     if receiver == "user":
         return "you"
     if receiver == "cpa-desktop":
-        return "you (as the desktop agent)" if local else "the desktop agent"
+        return "you (desktop agent)" if local else "the desktop agent"
     return f"you (as {receiver})" if local else receiver
 
 
@@ -129,8 +129,8 @@ class ConversationModel:
         if not self.conversation_id and message.get("conversation_id"):
             self.conversation_id = str(message["conversation_id"])
         if kind == "request":
-            self.request = str(content.get("text", ""))
-            return []
+            known, self.request = self.request, str(content.get("text", ""))
+            return [] if known else [f"Request: {self.request}"]
         if kind == "inform" and content.get("topic") == "intent":
             self.intent = content.get("intent")
             self.intent_source = content.get("source")
@@ -288,7 +288,7 @@ def plan_table(model: ConversationModel, now: float | None = None) -> Table:
     now = time.time() if now is None else now
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     table.add_column("", no_wrap=True)
-    table.add_column("ToDo", ratio=1)
+    table.add_column("ToDo", ratio=1, min_width=24)
     table.add_column("executor", no_wrap=True)
     table.add_column("after", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -461,7 +461,7 @@ def log_table(messages: list[LamDict]) -> Table:
     table.add_column("time", style="dim", no_wrap=True)
     table.add_column("message", no_wrap=True)
     table.add_column("from → to", no_wrap=True)
-    table.add_column("content", ratio=1)
+    table.add_column("content", ratio=1, min_width=30)
     for n, message in enumerate(messages, 1):
         stamp = str(message.get("timestamp", ""))
         table.add_row(

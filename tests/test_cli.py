@@ -300,10 +300,11 @@ def test_yes_approves_and_plain_output_on_redis(valkey_url: str, redis_prefix: s
     assert done.returncode == exits.WAITING, done.stderr
     out = done.stdout  # not a terminal: one line per event, no escape codes
     assert "\x1b[" not in out
+    assert f"Request: {DE}" in out
     assert "Intent: reminder · chosen by the rules (confidence 0.95)" in out
     assert "Plan: Set a reminder: " + DE in out
     assert re.search(r"t1 done in [\d.]+s: Reminder: " + DE, out)
-    assert "t2 waiting for you (as the desktop agent)" in out
+    assert "t2 waiting for you (desktop agent)" in out
     assert "Plan approved (--yes)." in done.stderr
     cid = resume_id(done.stderr)
     shown = json.loads(run_cli(["show", "--json", cid], env).stdout)
@@ -422,6 +423,56 @@ def test_ctrl_c_at_the_prompt_then_resume_completes_it(env: dict[str, str]) -> N
     # Resuming a finished conversation shows it and exits with its status.
     again = run_cli(["resume", cid, "--json"], env)
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "done"
+
+
+PARTY_REGISTRY = """\
+version: 1
+intents:
+  - name: party
+    description: Plan a party.
+    kind: plan
+    rules:
+      - {name: party.en, language: en, weight: 0.9, keywords: [party]}
+      - {name: party.de, language: de, weight: 0.9, keywords: [feier]}
+    plan_template:
+      goal: "Party: {request}"
+      todos:
+        - {id: t1, title: Draft the guest list, executor: template, inputs: {text: "Guests"}}
+        - {id: t2, title: Draft the menu, executor: template, inputs: {text: "Menu"}}
+        - id: t3
+          title: Which day?
+          description: Pick the day of the party.
+          executor: human
+          depends_on: [t1, t2]
+        - id: t4
+          title: Write the invitation
+          executor: template
+          inputs: {text: "Invitation for {t3}: {t1} and {t2}"}
+          depends_on: [t1, t2, t3]
+"""
+
+
+def test_human_todo_after_parallel_todos(env: dict[str, str], tmp_path: Path) -> None:
+    registry = tmp_path / "party.yaml"
+    registry.write_text(PARTY_REGISTRY)
+    env["CPA_INTENTS_PATH"] = str(registry)
+    term = PtyProcess(["run", "Plan a party for Sam"], env)
+    try:
+        term.expect(r"t3 · a question for you")
+        term.expect(r"Pick the day of the party\.")
+        term.expect(r"Your answer: ")
+        term.sendline("")
+        term.expect(r"An answer is needed")
+        term.sendline("Saturday")
+        assert term.wait() == 0
+        screen = term.screen
+    finally:
+        term.close()
+    last = screen[screen.rindex("Conversation") :]
+    for todo in ("t1", "t2", "t3", "t4"):
+        assert re.search(rf"{todo}\s.*✓ done", last), todo
+    assert re.search(r"t3\s+Which day\?\s+human\s+t1, t2\s", last)
+    assert "→ Invitation for Saturday: Guests and Menu" in last
 
 
 # serve, --server, studio --------------------------------------------------------------------
