@@ -23,11 +23,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
@@ -159,6 +161,38 @@ def write_registry(directory: Path) -> Path:
     path = directory / "server_intents.yaml"
     path.write_text(REGISTRY_YAML, encoding="utf-8")
     return path
+
+
+ACME_KEY = "acme-key-0123456789"
+GLOBEX_KEY = "globex-key-9876543210"
+
+
+def server_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test server: two tenants, the test registry and services."""
+    (directory / "markers").mkdir(exist_ok=True)
+    return {
+        "REDIS_URL": redis_url,
+        "CPA_REDIS_PREFIX": f"test-srv-{uuid.uuid4().hex[:10]}",
+        "CPA_API_KEYS": f"acme:{ACME_KEY},globex:{GLOBEX_KEY}",
+        "CPA_SERVER_SERVICES": "tests.server_harness:test_services",
+        "CPA_INTENTS_PATH": str(write_registry(directory)),
+        "CPA_TODO_RETRIES": "0",
+        "CPA_TEST_MARKER_DIR": str(directory / "markers"),
+        "LANGSMITH_TRACING": "false",
+        **extra,
+    }
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    client = redis.from_url(redis_url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+    except redis.exceptions.ConnectionError:
+        pass
+    finally:
+        client.close()
 
 
 class ServerProcess:

@@ -10,65 +10,43 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from lam import LAMMessage, MessageFactory
 from tests.server_harness import (
+    ACME_KEY,
     DESKTOP,
+    GLOBEX_KEY,
     ServerProcess,
     agree_to,
     auth,
+    delete_prefix,
     desktop_agent_polling,
     desktop_agent_sse,
     done_for,
     open_conversation,
     refuse,
     request_message,
+    server_env,
     sse,
     wait_status,
-    write_registry,
 )
 
 pytestmark = pytest.mark.slow
 
-ACME_KEY = "acme-key-0123456789"
-GLOBEX_KEY = "globex-key-9876543210"
 MAX_BODY = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def server_env(
-    valkey_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
+def server(valkey_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("server")
-    prefix = f"test-srv-{uuid.uuid4().hex[:10]}"
-    (directory / "markers").mkdir()
-    yield {
-        "REDIS_URL": valkey_url,
-        "CPA_REDIS_PREFIX": prefix,
-        "CPA_API_KEYS": f"acme:{ACME_KEY},globex:{GLOBEX_KEY}",
-        "CPA_SERVER_SERVICES": "tests.server_harness:test_services",
-        "CPA_INTENTS_PATH": str(write_registry(directory)),
-        "CPA_TODO_RETRIES": "0",
-        "CPA_MAX_BODY_BYTES": str(MAX_BODY),
-        "CPA_SSE_KEEPALIVE_S": "0.3",
-        "CPA_TEST_MARKER_DIR": str(directory / "markers"),
-        "LANGSMITH_TRACING": "false",
-        "CPA_LOG_DIR": str(directory),
-    }
-    client = redis.from_url(valkey_url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def server(server_env: dict[str, str]) -> Iterator[ServerProcess]:
-    process = ServerProcess(server_env, Path(server_env["CPA_LOG_DIR"]) / "server.log")
+    env = server_env(
+        valkey_url, directory, CPA_MAX_BODY_BYTES=str(MAX_BODY), CPA_SSE_KEEPALIVE_S="0.3"
+    )
+    process = ServerProcess(env, directory / "server.log")
     process.start()
     yield process
     process.stop()
+    delete_prefix(valkey_url, env["CPA_REDIS_PREFIX"])
 
 
 @pytest.fixture
@@ -482,10 +460,8 @@ async def test_fifty_concurrent_conversations_complete(acme: httpx.AsyncClient) 
 # Crash and resume ----------------------------------------------------------------------------
 
 
-async def test_conversations_running_at_a_crash_resume_on_start(
-    server: ServerProcess, server_env: dict[str, str]
-) -> None:
-    markers = Path(server_env["CPA_TEST_MARKER_DIR"])
+async def test_conversations_running_at_a_crash_resume_on_start(server: ServerProcess) -> None:
+    markers = Path(server.env["CPA_TEST_MARKER_DIR"])
     async with httpx.AsyncClient(base_url=server.url, headers=auth(ACME_KEY), timeout=30) as c:
         cid = (await open_conversation(c, "Do the chore in the garden"))["conversation_id"]
         waiting_cid, assign = await _waiting_assign(c)
