@@ -12,8 +12,9 @@ $(PY):
 setup: $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 
+# Exit 5: the desktop ToDo waits for an answer and no terminal was there to ask (CI).
 demo: setup
-	$(VENV)/bin/cpa-planner run --yes "$(REQUEST)"
+	$(VENV)/bin/cpa-planner run --yes "$(REQUEST)" || [ $$? -eq 5 ]
 
 test:
 	$(PY) -m pytest -q
