@@ -594,12 +594,12 @@ class Hub:
             payload = Command(resume=resume)
         try:
             await self.redis.hdel(self.keys.conversation(cid), "error")
-            batch: list[str] = []
             async for message in self.conversations.stream(cid, payload):
-                batch += [str(message["id"]), json.dumps(message, separators=(",", ":"))]
-                await self._append(keys=self._event_keys(cid), args=batch)
-                batch = []
-                self._notify(cid)
+                # Live appends only for someone listening here; `_finish` appends the rest.
+                if self._listeners.get(cid):
+                    args = [str(message["id"]), json.dumps(message, separators=(",", ":"))]
+                    await self._append(keys=self._event_keys(cid), args=args)
+                    self._notify(cid)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -612,11 +612,11 @@ class Hub:
     async def _finish(self, cid: str) -> None:
         """After the queue ran dry: give a finished conversation its TTL, leave `running`."""
         try:
-            view = await self.view(cid)
+            view: dict[str, Any] = await self.view(cid)
         except ConversationNotFoundError:
-            view = {"status": "failed"}
+            view = {"status": "failed", "messages": []}
+        await self._append_events(cid, view["messages"])
         if view["status"] in FINAL_STATUSES:
-            await self.sync_events(cid)
             await self.saver.expire_conversation(cid)
             ttl = self.services.settings.redis_ttl_s
             if ttl:
@@ -711,12 +711,15 @@ class Hub:
             view = await self.view(cid)
         except ConversationNotFoundError:
             return None
+        await self._append_events(cid, view["messages"])
+        return str(view["status"])
+
+    async def _append_events(self, cid: str, messages: list[dict[str, Any]]) -> None:
         args: list[str] = []
-        for message in view["messages"]:
+        for message in messages:
             args += [str(message["id"]), json.dumps(message, separators=(",", ":"))]
         if args:
             await self._append(keys=self._event_keys(cid), args=args)
-        return str(view["status"])
 
     async def event_position(self, cid: str, last_event_id: str | None) -> int:
         """Where a stream starts: right after `last_event_id`, or at the first message."""
