@@ -831,7 +831,7 @@ def _tenant(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The caller's tenant, from `Authorization: Bearer <key>`."""
-    config: ServerSettings | None = request.app.state.server_settings
+    config: ServerSettings | None = getattr(request.app.state, "server_settings", None)
     if config is None:
         raise ApiError(503, "starting", "the server is starting or stopping; retry shortly")
     if config.open_access:
@@ -893,7 +893,11 @@ def create_app(
 
         config = server_settings or ServerSettings.from_env()
         svc = services or load_services(settings or Settings.from_env(), config.services_factory)
-        app.state.server_settings = config
+        # Mounted into `langgraph dev` (http.app), our routes are served by its app and
+        # `request.app` is that one: keep the state on both.
+        apps = [app] if app is api else [app, api]
+        for target in apps:
+            target.state.server_settings = config
         if config.open_access:
             logger.warning(
                 "no API keys configured (CPA_API_KEYS / CPA_API_KEYS_FILE): every caller is "
@@ -904,26 +908,28 @@ def create_app(
             graph = build_graph(svc, checkpointer=saver)
             hub = Hub(Conversations(graph, saver), saver, svc, config)
             await hub.resume_interrupted()
-            app.state.hub = hub
+            for target in apps:
+                target.state.hub = hub
             try:
                 yield
             finally:
-                app.state.hub = None
+                for target in apps:
+                    target.state.hub = None
                 await hub.close()
 
-    app = FastAPI(
+    api = FastAPI(
         title="cpa-planner",
         version="0.1.0",
         summary="Planning service for the CPA Desktop AI: LAM messages in, plans and results out.",
         lifespan=lifespan,
     )
-    # Until the lifespan has run (and for auth in routes), the settings from the environment.
-    app.state.server_settings = server_settings
-    app.state.hub = None
-    _install_error_handlers(app)
-    _add_routes(app)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
+    # Set by the lifespan (requests before it get 503).
+    api.state.server_settings = server_settings
+    api.state.hub = None
+    _install_error_handlers(api)
+    _add_routes(api)
+    api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
+    return api
 
 
 def _install_error_handlers(app: FastAPI) -> None:
