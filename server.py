@@ -57,6 +57,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from langgraph.types import Command
 from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graph.config import ConfigError, Settings
@@ -960,6 +962,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RedisUnavailableError)
     async def redis_down(_: Request, exc: RedisUnavailableError) -> JSONResponse:
         return ApiError(503, "redis_unavailable", str(exc)).response()
+
+    async def redis_error(request: Request, exc: Exception) -> JSONResponse:
+        # The hub's own keys go through the saver's client directly: same answer as above.
+        hub = getattr(request.app.state, "hub", None)
+        url = hub.saver.url if hub is not None else "redis://?"
+        return await redis_down(request, RedisUnavailableError(url, exc))
+
+    app.add_exception_handler(RedisConnectionError, redis_error)
+    app.add_exception_handler(RedisTimeoutError, redis_error)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:

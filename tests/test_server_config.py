@@ -1,0 +1,107 @@
+"""Server settings, `serve()` without keys, and readiness while Redis is down (Redis 7)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server import ServerConfigError, ServerSettings, _digest
+from tests.conftest import RedisProcess, free_port
+from tests.server_harness import ACME_KEY, ROOT, ServerProcess, auth, server_env
+
+
+def test_keys_from_the_environment_and_a_file(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("# tenants\nglobex: g-key\n\ninitech:i-key\n")
+    config = ServerSettings.from_env(
+        {"CPA_API_KEYS": "acme:a-key, acme:a2", "CPA_API_KEYS_FILE": str(keys)}
+    )
+    assert config.api_keys == {
+        _digest("a-key"): "acme",
+        _digest("a2"): "acme",
+        _digest("g-key"): "globex",
+        _digest("i-key"): "initech",
+    }
+    assert not config.open_access
+    assert ServerSettings.from_env({}).open_access
+    assert ServerSettings.from_env({}).max_body_bytes == 256 * 1024
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"CPA_API_KEYS": "nokey"}, "CPA_API_KEYS"),
+        ({"CPA_API_KEYS": "a b:key"}, "tenant"),
+        ({"CPA_API_KEYS": "a:k,b:k"}, "two tenants"),
+        ({"CPA_API_KEYS_FILE": "/nonexistent/keys"}, "CPA_API_KEYS_FILE"),
+        ({"CPA_MAX_BODY_BYTES": "lots"}, "CPA_MAX_BODY_BYTES"),
+        ({"CPA_MAX_BODY_BYTES": "0"}, "CPA_MAX_BODY_BYTES"),
+    ],
+)
+def test_bad_settings_say_which(env: dict[str, str], names: str) -> None:
+    with pytest.raises(ServerConfigError, match=names):
+        ServerSettings.from_env(env)
+
+
+@pytest.mark.slow
+def test_serve_without_keys_binds_loopback_and_says_so(valkey_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, **server_env(valkey_url, tmp_path), "CPA_API_KEYS": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"import server; server.serve('0.0.0.0', {port})"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        # Open to local callers (tenant `local`), no key needed.
+        offer = httpx.get(f"http://127.0.0.1:{port}/v1/capabilities").json()
+        assert offer["receiver"] == "local"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert "no API keys configured" in err and "binding to 127.0.0.1 instead of 0.0.0.0" in err
+
+
+@pytest.mark.slow
+def test_readyz_fails_fast_while_redis_is_down(redis_server_bin: str, tmp_path: Path) -> None:
+    redis_server = RedisProcess(redis_server_bin, tmp_path / "redis")
+    redis_server.start()
+    server = ServerProcess(server_env(redis_server.url, tmp_path), tmp_path / "server.log")
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, headers=auth(ACME_KEY), timeout=30) as client:
+            assert client.get("/readyz").status_code == 200
+            redis_server.stop()
+
+            down = client.get("/readyz")
+            assert down.status_code == 503
+            assert down.json()["error"]["code"] == "redis_unavailable"
+            assert "unreachable" in down.json()["error"]["message"]
+            # Other endpoints say the same, and nothing answers 500.
+            assert client.get("/v1/conversations/x").status_code == 503
+
+            redis_server.start()
+            for _ in range(100):
+                if client.get("/readyz").status_code == 200:
+                    break
+                time.sleep(0.1)
+            assert client.get("/readyz").status_code == 200
+    finally:
+        server.stop()
+        redis_server.stop()
