@@ -1,0 +1,225 @@
+"""The application process of the crash tests (tests/test_crash.py): killed, started again.
+
+    python -m tests.crash_driver CID start "Crash drill: ..."   open the conversation, run it
+    python -m tests.crash_driver CID continue                   carry on from the checkpoint
+    python -m tests.crash_driver CID answer                     answer the desktop ToDos, run
+    python -m tests.crash_driver CID show                       print the view only
+    ... --linger: once the run stops waiting for an answer, record `idle` and stay alive
+
+Each command prints the conversation's view (SPEC §5 body) as one JSON line and exits 0.
+Settings come from the environment like every other entry point (REDIS_URL,
+CPA_REDIS_PREFIX, CPA_INTENTS_PATH = tests/data/crash_intents.yaml, ...); the graph's
+services add the `record` executor and a scripted planner model that plans `DRILL_PLAN`.
+`crash_services` is also the CPA_SERVER_SERVICES hook, so the HTTP server runs the same.
+
+The `record` executor appends `<event> <todo id> <pid>` lines to CPA_CRASH_RECORD, flushed
+and fsynced: `start` and `end` around each execution; `pause` before the start of a ToDo
+listed in CPA_CRASH_PAUSE; a ToDo listed in CPA_CRASH_HOLD stops between its start and end.
+A paused or held ToDo goes on once the file `<record>.go.<todo id>` exists (usually never:
+the test kills the process there). Ids are comma-separated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from graph.config import Settings
+from graph.executors import ExecutorCall
+from graph.services import Services
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTRY = ROOT / "tests" / "data" / "crash_intents.yaml"
+DESKTOP = "cpa-desktop"
+REQUEST = "Crash drill: run the eight steps"
+
+RECORD_ENV = "CPA_CRASH_RECORD"
+HOLD_ENV = "CPA_CRASH_HOLD"
+PAUSE_ENV = "CPA_CRASH_PAUSE"
+
+#   a1 -> b1 -> b2 ----------------\
+#   a2 --\                          +-> z
+#   a3 ---+-> c1 -> d1 (desktop) --/
+DRILL_PLAN: dict[str, Any] = {
+    "goal": "Crash drill",
+    "todos": [
+        {"id": "a1", "title": "Root one", "executor": "record"},
+        {"id": "a2", "title": "Root two", "executor": "record"},
+        {"id": "a3", "title": "Root three", "executor": "record"},
+        {"id": "b1", "title": "Chain one", "executor": "record", "depends_on": ["a1"]},
+        {"id": "b2", "title": "Chain two", "executor": "record", "depends_on": ["b1"]},
+        {"id": "c1", "title": "Join", "executor": "record", "depends_on": ["a2", "a3"]},
+        {
+            "id": "d1",
+            "title": "On the desktop",
+            "executor": "desktop",
+            "inputs": {"request": "press the button"},
+            "depends_on": ["c1"],
+        },
+        {"id": "z", "title": "Last", "executor": "record", "depends_on": ["b2", "d1"]},
+    ],
+}
+RECORD_TODOS = ("a1", "a2", "a3", "b1", "b2", "c1", "z")
+DELAY_S = 0.05
+
+
+def _ids(raw: str | None) -> frozenset[str]:
+    return frozenset(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def write_line(record: Path, line: str) -> None:
+    """Append one line and make it durable before going on (the process may die next)."""
+    with record.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def gate(record: Path, todo_id: str) -> Path:
+    """The file that lets a paused or held ToDo go on."""
+    return record.with_name(f"{record.name}.go.{todo_id}")
+
+
+class RecordExecutor:
+    """Sleeps a little and records every start and end; pauses or holds where told to."""
+
+    name = "record"
+    description = "records its execution in a file (crash-test executor)"
+    receiver: str | None = None
+
+    def __init__(
+        self,
+        record: Path,
+        hold: frozenset[str] = frozenset(),
+        pause: frozenset[str] = frozenset(),
+    ) -> None:
+        self.record = record
+        self.hold = hold
+        self.pause = pause
+
+    @classmethod
+    def from_env(cls) -> RecordExecutor:
+        record = os.environ.get(RECORD_ENV)
+        if not record:
+            raise RuntimeError(f"{RECORD_ENV} is not set")
+        return cls(Path(record), _ids(os.environ.get(HOLD_ENV)), _ids(os.environ.get(PAUSE_ENV)))
+
+    def _write(self, event: str, todo_id: str) -> None:
+        write_line(self.record, f"{event} {todo_id} {os.getpid()}")
+
+    async def _wait_gate(self, todo_id: str) -> None:
+        while not gate(self.record, todo_id).exists():  # noqa: ASYNC110  (a file, polled)
+            await asyncio.sleep(0.02)
+
+    async def __call__(self, call: ExecutorCall) -> Any:
+        todo_id = call.todo.id
+        if todo_id in self.pause:
+            self._write("pause", todo_id)
+            await self._wait_gate(todo_id)
+        self._write("start", todo_id)
+        await asyncio.sleep(DELAY_S)
+        if todo_id in self.hold:
+            await self._wait_gate(todo_id)
+        self._write("end", todo_id)
+        return {"did": todo_id, "saw": sorted(call.inputs.get("dependencies", {}))}
+
+
+class DrillPlanner(BaseChatModel):
+    """The planner model: always `DRILL_PLAN`; any plain text call is a test error."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "crash-drill-planner"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        raise RuntimeError("the crash tests have no text model")
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+        return RunnableLambda(lambda _: schema.model_validate(DRILL_PLAN))
+
+
+def crash_services(settings: Settings) -> Services:
+    """The graph's services for the crash tests (also the CPA_SERVER_SERVICES hook)."""
+    from graph.builder import make_services
+
+    return make_services(
+        settings,
+        chat_models={"planner": DrillPlanner()},
+        extra_executors=[RecordExecutor.from_env()],
+    )
+
+
+crash_services.__test__ = False  # type: ignore[attr-defined]  # a factory, not a test
+
+
+async def desktop_answers(conversations: Any, cid: str) -> dict[str, Any]:
+    """The resume value answering every waiting desktop `assign` with a `done`."""
+    from lam import LAMMessage, MessageFactory
+
+    view = await conversations.view(cid)
+    resume: dict[str, Any] = {}
+    for waiting in view.waiting:
+        if waiting.receiver != DESKTOP:
+            continue
+        assign = LAMMessage.from_dict(dict(waiting.message))
+        todo_id = waiting.message["content"]["todo"]["id"]
+        done = MessageFactory(DESKTOP, cid).done(assign, f"desktop did {todo_id}")
+        command = await conversations.answer(cid, done)
+        resume.update(command.resume)
+    if not resume:
+        raise RuntimeError(f"nothing in conversation {cid} waits for the desktop")
+    return resume
+
+
+async def drive(cid: str, command: str, text: str | None, linger: bool) -> dict[str, Any]:
+    from langgraph.types import Command
+
+    from graph.builder import build_graph
+    from graph.checkpointer import open_checkpointer
+    from graph.conversations import Conversations
+
+    settings = Settings.from_env()
+    services = crash_services(settings)
+    record = RecordExecutor.from_env().record
+    async with open_checkpointer(settings) as saver:
+        conversations = Conversations(build_graph(services, checkpointer=saver), saver)
+        if command == "start":
+            view = await conversations.run(cid, conversations.opening(text or REQUEST))
+        elif command == "continue":
+            view = await conversations.run(cid, None)
+        elif command == "answer":
+            resume = await desktop_answers(conversations, cid)
+            view = await conversations.run(cid, Command(resume=resume))
+        else:
+            view = await conversations.view(cid)
+        body = view.to_dict()
+        print(json.dumps(body), flush=True)
+        if linger and view.status == "waiting":
+            write_line(record, f"idle - {os.getpid()}")
+            await asyncio.Event().wait()  # alive, idle, until the test kills the process
+        return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crash_driver", description=__doc__.split("\n")[0])
+    parser.add_argument("conversation_id")
+    parser.add_argument("command", choices=["start", "continue", "answer", "show"])
+    parser.add_argument("text", nargs="?")
+    parser.add_argument("--linger", action="store_true")
+    args = parser.parse_args(argv)
+    asyncio.run(drive(args.conversation_id, args.command, args.text, args.linger))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
