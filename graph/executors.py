@@ -68,6 +68,8 @@ class Executor(Protocol):
     description: str
     # Where the `assign` goes: an agent id such as `cpa-desktop`, or None for `executor:<name>`.
     receiver: str | None
+    # An executor that waits with `interrupt()` may also set `interrupts = True`: its ToDo's
+    # `assign` is then checkpointed before it waits, so the log keeps it as first sent.
 
     async def __call__(self, call: ExecutorCall) -> Any: ...
 

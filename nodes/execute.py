@@ -75,6 +75,12 @@ def _outcome(
 
 
 @task
+async def _as_first_sent(message: LamDict) -> LamDict:
+    """Returns its argument; as a task, a re-run gets the first run's result back."""
+    return message
+
+
+@task
 async def run_todo(todo_id: str, run: _Run) -> Outcome:
     """One ToDo: wait for its dependencies, then run its executor with retries."""
     todo = run.plan.todo(todo_id)
@@ -99,6 +105,10 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
         planner.assign(receiver, todo, inputs),
         lamlog.stable_id(run.conversation_id, "assign", run.round_key, todo_id),
     )
+    if getattr(executor, "interrupts", False):
+        # This ToDo's body runs again when its answer arrives; the checkpointed copy keeps
+        # the `assign` exactly as first sent (its timestamp orders it before the answer).
+        assign = LAMMessage.from_dict(await _as_first_sent(assign.to_dict()))
     run.emit(assign)
     worker = MessageFactory(receiver, run.conversation_id)
 

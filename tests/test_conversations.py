@@ -451,3 +451,16 @@ async def test_braces_in_a_request_are_text_not_placeholders() -> None:
     (waiting,) = await conv.interrupts()
     drafted = waiting.value["content"]["inputs"]["dependencies"]
     assert "fix {t1} and {oops} in the config" in next(iter(drafted.values()))
+
+
+async def test_an_answered_assign_keeps_its_first_timestamp_and_comes_first() -> None:
+    conv = Conversation(services(models=NO_LLM))
+    await conv.start("Remind me to call Anna tomorrow at 9")
+    (waiting,) = await conv.interrupts()
+    first_sent = waiting.value
+    state = await conv.resume({waiting.id: _desktop_answer(first_sent, "added")})
+    log = state["lam"]
+    (assign,) = [m for m in log if m["id"] == first_sent["id"]]
+    assert assign == first_sent
+    done = next(m for m in log if m["in_reply_to"] == assign["id"])
+    assert log.index(assign) < log.index(done)

@@ -19,6 +19,7 @@ class DesktopExecutor:
         "(calendar, mail, files, reminders, any app) and reports the result"
     )
     receiver: str | None = DESKTOP
+    interrupts = True
 
     async def __call__(self, call: ExecutorCall) -> Any:
         # The `assign` is the question; it waits, checkpointed, until `done` or `failure`.

@@ -14,6 +14,7 @@ class HumanExecutor:
     name = "human"
     description = "asks the user a question or for a decision; the answer is the output"
     receiver: str | None = "user"
+    interrupts = True
 
     async def __call__(self, call: ExecutorCall) -> Any:
         return read_answer(call, interrupt(call.assign.to_dict()))
