@@ -1,7 +1,7 @@
 """The graph's picture for the README, drawn from the compiled graph.
 
-    python -m graph.diagram          # print the mermaid block
-    python -m graph.diagram --write  # replace the block in README.md
+python -m graph.diagram          # print the mermaid block
+python -m graph.diagram --write  # replace the block in README.md
 """
 
 from __future__ import annotations
