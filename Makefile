@@ -10,7 +10,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 setup: $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c .ci/constraints.txt -e '.[dev]'
 
 # Exit 5: the desktop ToDo waits for an answer and no terminal was there to ask (CI).
 demo: setup
