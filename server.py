@@ -592,8 +592,13 @@ class Hub:
                     continue
                 resume.update(cast(dict[str, Any], command.resume))
             if not resume:
-                return
-            payload = Command(resume=resume)
+                # Every answer was applied before (replayed after a crash). If the run then
+                # stopped mid-step, nothing else will carry it on: continue it here.
+                if (await self.conversations.view(cid)).status != "running":
+                    return
+                payload = None
+            else:
+                payload = Command(resume=resume)
         try:
             await self.redis.hdel(self.keys.conversation(cid), "error")
             async for message in self.conversations.stream(cid, payload):

@@ -25,6 +25,7 @@ from graph.state import LamDict, Status
 from lam import LAMMessage, Performative
 
 RETURN_CHANNEL = "__return__"
+INTERRUPT_CHANNEL = "__interrupt__"
 # What may answer what: an answer of another kind is refused before anything resumes.
 ANSWERS: dict[str, tuple[Performative, ...]] = {
     Performative.PROPOSE.value: (Performative.AGREE, Performative.REFUSE),
@@ -196,18 +197,28 @@ class Conversations:
         if not snapshot.values and snapshot.created_at is None:
             raise ConversationNotFoundError(conversation_id)
         values = dict(snapshot.values)
-        waiting = [
-            Waiting(i.id, i.value)
-            for i in snapshot.interrupts
-            if isinstance(i.value, dict) and i.value.get("performative") in ANSWERS
-        ]
         outcomes: list[dict[str, Any]] = []
+        answered: set[str] = set()
         if "execute" in snapshot.next:
             saved = await self.checkpointer.aget_tuple(config)
             writes = (saved.pending_writes or []) if saved else []
-            for _task, channel, value in writes:
+            finished = {task for task, channel, _ in writes if channel == RETURN_CHANNEL}
+            for task, channel, value in writes:
                 if channel == RETURN_CHANNEL and isinstance(value, dict) and "todo_id" in value:
                     outcomes.append(value)
+                elif channel == INTERRUPT_CHANNEL and task in finished:
+                    # The ToDo that asked has finished since (answered, then the process
+                    # died before `execute` ended): `execute` re-raised its question as the
+                    # node's own interrupt, and LangGraph still counts that copy as pending.
+                    raised = value if isinstance(value, (list, tuple)) else [value]
+                    answered.update(str(i.id) for i in raised)
+        waiting = [
+            Waiting(i.id, i.value)
+            for i in snapshot.interrupts
+            if isinstance(i.value, dict)
+            and i.value.get("performative") in ANSWERS
+            and i.id not in answered
+        ]
         extra = [m for o in outcomes for m in o.get("lam", [])]
         extra += [w.message for w in waiting]
         running = {
