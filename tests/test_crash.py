@@ -334,6 +334,9 @@ async def test_kill_nine_and_resume_in_fresh_processes(drill: tuple[Driver, Reco
     await record.wait_for([("start", "z")], proc)
     kills.append(await kill_settled(driver, record, proc, "after the answer, while z runs"))
     assert kills[-1].saved == frozenset(ALL_TODOS) - {"z"}  # d1's answer is saved
+    # ... so nothing waits for the desktop any more: the run just stopped mid-step.
+    stopped = await read_view(driver.env, driver.cid)
+    assert (stopped.status, stopped.waiting) == ("running", [])
 
     # 5. A fresh process finishes it, without being asked again.
     body = driver.result(driver.spawn("continue"))
@@ -554,6 +557,8 @@ async def test_desktop_wait_survives_application_restarts(
     saved = await wait_durable(env, cid, record.ended())
     assert saved == frozenset(ALL_TODOS) - {"z"}
     second.kill()  # the answer is applied, z runs: killed mid-run
+    stopped = await read_view(env, cid)
+    assert (stopped.status, stopped.waiting) == ("running", [])  # not asking d1 again
 
     # The next start carries the run on by itself (the server resumes what was running).
     third = start_server(servers, env, tmp_path / "server3.log")
