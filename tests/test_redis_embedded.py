@@ -32,8 +32,9 @@ import redis
 settings = Settings(data_dir=sys.argv[1])
 url = ensure_embedded_redis(settings)
 client = redis.from_url(url)
-print(url, client.info("server")["process_id"], client.get("shared"), flush=True)
-client.set("from-child", "hi")
+shared = client.get("shared")
+client.set("from-child", "hi")  # before reporting: the parent may kill us right after
+print(url, client.info("server")["process_id"], shared, flush=True)
 client.close()
 sys.stdin.readline()
 release_embedded_redis(settings)
