@@ -34,10 +34,6 @@ def planner(state: PlannerState, config: RunnableConfig) -> MessageFactory:
     return MessageFactory(PLANNER, conversation_id(state, config))
 
 
-def messages(state: PlannerState) -> list[LAMMessage]:
-    return [LAMMessage.from_dict(m) for m in state.get("lam") or []]
-
-
 def last(log: Iterable[LamDict], performative: Performative, **content: Any) -> LamDict | None:
     """The newest message of a kind whose content has the given values."""
     for message in reversed(list(log)):
