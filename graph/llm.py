@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from graph.config import LLM_SETTINGS_HINT, Role, Settings
 
@@ -139,6 +140,10 @@ class ChatModels:
         )
         try:
             result = await runnable.ainvoke(messages)
+        except (OutputParserException, ValidationError) as exc:
+            raise LLMOutputError(
+                f"the {role} model returned no valid {schema.__name__}: {exc}"
+            ) from exc
         except Exception as exc:
             raise self._call_error(role, exc) from exc
         if isinstance(result, schema):

@@ -464,3 +464,24 @@ async def test_an_answered_assign_keeps_its_first_timestamp_and_comes_first() ->
     assert assign == first_sent
     done = next(m for m in log if m["in_reply_to"] == assign["id"])
     assert log.index(assign) < log.index(done)
+
+
+async def test_run_config_overrides_settings_by_name() -> None:
+    work = RecordingExecutor()
+    plan = {"goal": "g", "todos": [{"id": "t1", "title": "Send", "executor": "work"}]}
+    planner = ScriptedChatModel.script(structured=[plan])
+    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
+    assert svc.settings.approval_policy == "flagged"
+    conv = Conversation(svc)
+    conv.config["configurable"]["approval_policy"] = "always"
+    await conv.start("Write an email to Tom with the agenda")
+    (question,) = await conv.interrupts()
+    assert question.value["performative"] == "propose" and work.runs("t1") == 0
+
+
+async def test_llm_intent_outside_the_registry_fails_clearly() -> None:
+    router = ScriptedChatModel.script(structured=[{"intent": "flights", "confidence": 0.9}])
+    state = await Conversation(services(models={"router": router})).start("xyzzy plugh")
+    assert state["status"] == "failed"
+    error = state["result"]["error"]
+    assert error["code"] == "llm_bad_output" and "flights" in error["message"]
