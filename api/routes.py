@@ -1,0 +1,254 @@
+"""The endpoints (SPEC §5): `router`, included by `server.create_app`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import Field
+
+from api.auth import TenantDep
+from api.errors import ApiError, error_responses, not_found, starting
+from api.events import sse_stream, start_position
+from api.hub import Hub
+from api.models import Accepted, ConversationBody, ConversationList, Health, Ready
+from graph.conversations import ConversationNotFoundError
+from lam import LAMMessage, Performative, message_json_schema
+
+ANSWERS = frozenset(
+    {Performative.AGREE, Performative.REFUSE, Performative.DONE, Performative.FAILURE}
+)
+ACCEPTED = frozenset({Performative.REQUEST, Performative.DISCOVER, *ANSWERS})
+
+
+def current_hub(request: Request) -> Hub:
+    """The app's hub, set by its lifespan (503 before and after)."""
+    hub = getattr(request.app.state, "hub", None)
+    if hub is None:
+        raise starting()
+    return cast(Hub, hub)
+
+
+HubDep = Annotated[Hub, Depends(current_hub)]
+ConversationId = Annotated[str, Field(min_length=1, max_length=256)]
+
+router = APIRouter()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_big = int(declared) > limit
+        except ValueError:
+            raise ApiError(400, "bad_request", "Content-Length is not a number") from None
+        if too_big:
+            raise ApiError(413, "too_large", f"the body is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers (no key needed, nothing else checked)."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    tags=["health"],
+    responses=error_responses(401, 503),
+)
+async def readyz(hub: HubDep, _tenant: TenantDep) -> dict[str, str]:
+    """Readiness: Redis answers a PING (fails fast, 503, while it does not)."""
+    await hub.saver.aping()
+    return {"status": "ready", "redis": "ok"}
+
+
+@router.post(
+    "/v1/lam",
+    status_code=202,
+    response_model=Accepted,
+    tags=["conversations"],
+    responses={
+        200: {"description": "a `discover` is answered with an `offer` (LAM message)"},
+        **error_responses(401, 404, 409, 413, 422, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LAM"}}},
+        }
+    },
+)
+async def post_lam(
+    request: Request,
+    hub: HubDep,
+    tenant: TenantDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=60,
+            description="seconds to wait for the conversation to stop running (waiting "
+            "for an answer, done or failed); the body then carries it in `conversation`",
+        ),
+    ] = 0,
+) -> Any:
+    """Take one LAM message.
+
+    - `request` opens a conversation (or, with the `conversation_id` of a finished one of
+      yours, starts its next turn) and runs it in the background.
+    - `agree`/`refuse` answer a waiting `propose`, `done`/`failure` a waiting `assign`
+      (`in_reply_to` = its id); the conversation resumes exactly that interrupt.
+      An answer to nothing that waits: 409, and nothing changes.
+    - `discover` is answered at once with an `offer` (200).
+
+    Sending the same message (same `id`) again is safe: the same response, no second
+    effect.
+    """
+    body = await read_body(request, hub.config.max_body_bytes)
+    message = LAMMessage.from_json(body, max_bytes=hub.config.max_body_bytes)
+    if message.performative not in ACCEPTED:
+        names = ", ".join(sorted(p.value for p in ACCEPTED))
+        raise ApiError(
+            422,
+            "unsupported_performative",
+            f"the planner takes {names}; not {message.performative.value}",
+            [{"field": "performative", "message": f"expected one of: {names}"}],
+        )
+    if message.performative is Performative.DISCOVER:
+        return JSONResponse(hub.offer(message.sender, message.conversation_id))
+
+    async def handle() -> dict[str, Any]:
+        if message.performative is Performative.REQUEST:
+            return await hub.open(tenant, message)
+        return await hub.answer(tenant, message)
+
+    accepted, replayed = await hub.responses.once(tenant, message, handle)
+    cid = accepted["conversation_id"]
+    await hub.wait_idle(cid, min(wait, hub.config.max_wait_s))
+    try:
+        view = await hub.view(cid)
+    except ConversationNotFoundError:  # a replay long after the conversation expired
+        raise not_found(cid) from None
+    out = {**accepted, "status": view["status"]}
+    if wait > 0:
+        out["conversation"] = view
+    headers = {"Idempotent-Replay": "true"} if replayed else {}
+    return JSONResponse(out, status_code=202, headers=headers)
+
+
+@router.get(
+    "/v1/conversations",
+    response_model=ConversationList,
+    tags=["conversations"],
+    responses=error_responses(401, 503),
+)
+async def list_conversations(
+    hub: HubDep,
+    tenant: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Your conversations, newest first."""
+    return {"conversations": await hub.list_conversations(tenant, limit)}
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}",
+    response_model=ConversationBody,
+    tags=["conversations"],
+    responses=error_responses(401, 404, 503),
+)
+async def get_conversation(
+    conversation_id: ConversationId, hub: HubDep, tenant: TenantDep
+) -> dict[str, Any]:
+    """Status (`running`, `waiting`, `done`, `failed`), intent, plan, result, LAM log."""
+    await hub.check_owner(tenant, conversation_id)
+    try:
+        return await hub.view(conversation_id)
+    except ConversationNotFoundError:
+        raise not_found(conversation_id) from None
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}/inbox",
+    response_model=list[dict[str, Any]],
+    tags=["conversations"],
+    responses=error_responses(401, 404, 503),
+)
+async def get_inbox(
+    conversation_id: ConversationId,
+    hub: HubDep,
+    tenant: TenantDep,
+    receiver: Annotated[
+        str | None, Query(max_length=256, description="e.g. `cpa-desktop`; all if absent")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """The `assign` and `propose` messages still waiting for an answer from `receiver`."""
+    await hub.check_owner(tenant, conversation_id)
+    try:
+        return await hub.inbox(conversation_id, receiver)
+    except ConversationNotFoundError:
+        return []  # accepted, first checkpoint not written yet: nothing waits
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}/events",
+    tags=["conversations"],
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id:` the LAM message id, `data:` the "
+            "message; `:` comments keep the connection alive",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **error_responses(401, 404, 503),
+    },
+)
+async def get_events(
+    conversation_id: ConversationId,
+    hub: HubDep,
+    tenant: TenantDep,
+    last_event_id: Annotated[str | None, Header(max_length=256)] = None,
+) -> StreamingResponse:
+    """Each LAM message of the conversation as it is appended.
+
+    Starts at the first message, or right after `Last-Event-ID`; ends once the
+    conversation is done or failed.
+    """
+    await hub.check_owner(tenant, conversation_id)
+    start = await start_position(hub, conversation_id, last_event_id)
+    return StreamingResponse(
+        sse_stream(hub, conversation_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/v1/capabilities",
+    tags=["capabilities"],
+    responses={
+        200: {"description": "an `offer` LAM message: executors, intents, lam_version"},
+        **error_responses(401, 503),
+    },
+)
+async def capabilities(hub: HubDep, tenant: TenantDep) -> dict[str, Any]:
+    """What this planner can do, as an `offer`."""
+    return hub.offer(tenant)
+
+
+@router.get("/v1/lam/schema", tags=["capabilities"], responses=error_responses(401))
+async def lam_schema(_tenant: TenantDep) -> dict[str, Any]:
+    """The JSON Schema of a LAM message."""
+    return message_json_schema()

@@ -1,0 +1,139 @@
+"""Settings of the HTTP layer (`ServerSettings`), read from the environment.
+
+Configuration besides `graph.config.Settings` (read here only):
+
+    CPA_API_KEYS          "tenant:key,tenant:key"  (or CPA_API_KEYS_FILE: one tenant:key a line)
+    CPA_MAX_BODY_BYTES    request body limit, default 262144 (256 KiB)
+    CPA_HOST, CPA_PORT    where `serve()` binds (default 127.0.0.1:8000)
+    CPA_SSE_KEEPALIVE_S   seconds between SSE keep-alive comments (default 15)
+    CPA_SERVER_SERVICES   "module:function" returning the graph's `Services` for given
+                          `Settings`: a hook for tests and embedders (scripted models, extra
+                          executors); unset, `graph.builder.make_services` is used.
+
+Without any API key the server is open to one tenant, `local`, and `serve()` binds to
+loopback only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from graph.config import Settings
+from graph.services import Services
+
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+SERVICES_FACTORY_ENV = "CPA_SERVER_SERVICES"
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+
+_N = TypeVar("_N", int, float)
+
+
+class ServerConfigError(ValueError):
+    """A server setting is unusable; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Settings of the HTTP layer only (the graph's are `graph.config.Settings`)."""
+
+    # sha256(key) -> tenant: keys are compared by digest, never kept in plain text here.
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    host: str = "127.0.0.1"
+    port: int = 8000
+    sse_keepalive_s: float = 15.0
+    sse_poll_s: float = 1.0
+    max_wait_s: float = 60.0
+    services_factory: str | None = None
+
+    @property
+    def open_access(self) -> bool:
+        return not self.api_keys
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        env = os.environ if environ is None else environ
+        pairs: list[tuple[str, str]] = []
+        if raw := env.get("CPA_API_KEYS", "").strip():
+            pairs += parse_keys(raw.split(","), "CPA_API_KEYS")
+        if path := env.get("CPA_API_KEYS_FILE", "").strip():
+            try:
+                lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ServerConfigError(f"CPA_API_KEYS_FILE {path}: {exc.strerror}") from None
+            pairs += parse_keys(
+                [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")],
+                f"CPA_API_KEYS_FILE {path}",
+            )
+        keys: dict[str, str] = {}
+        for tenant, key in pairs:
+            key_digest = digest(key)
+            if keys.get(key_digest, tenant) != tenant:
+                raise ServerConfigError("the same API key is given to two tenants")
+            keys[key_digest] = tenant
+        return cls(
+            api_keys=keys,
+            max_body_bytes=_env_number(env, "CPA_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int),
+            host=env.get("CPA_HOST", "").strip() or "127.0.0.1",
+            port=_env_number(env, "CPA_PORT", 8000, int),
+            sse_keepalive_s=_env_number(env, "CPA_SSE_KEEPALIVE_S", 15.0, float),
+            services_factory=env.get(SERVICES_FACTORY_ENV, "").strip() or None,
+        )
+
+
+def parse_keys(entries: list[str], source: str) -> list[tuple[str, str]]:
+    """(tenant, key) pairs from `tenant:key` entries; `source` names them in errors."""
+    pairs = []
+    for entry in entries:
+        tenant, sep, key = entry.strip().partition(":")
+        tenant, key = tenant.strip(), key.strip()
+        if not sep or not key:
+            raise ServerConfigError(f"{source}: expected tenant:key, got {tenant or entry!r}:…")
+        if not _TENANT.match(tenant):
+            raise ServerConfigError(
+                f"{source}: tenant {tenant!r} must be letters, digits, '.', '_' or '-'"
+            )
+        pairs.append((tenant, key))
+    return pairs
+
+
+def _env_number(env: Mapping[str, str], name: str, default: _N, kind: Callable[[str], _N]) -> _N:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ServerConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ServerConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def digest(text: str) -> str:
+    """sha256 of `text`, hex: how API keys are kept and free-text ids become key names."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_services(settings: Settings, factory: str | None) -> Services:
+    """The graph's services: `make_services(settings)`, or the `module:function` hook."""
+    if not factory:
+        from graph.builder import make_services
+
+        return make_services(settings)
+    module_name, _, attr = factory.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ServerConfigError(f"{SERVICES_FACTORY_ENV}={factory!r}: {exc}") from None
+    services = function(settings)
+    if not isinstance(services, Services):
+        raise ServerConfigError(f"{SERVICES_FACTORY_ENV}={factory!r} did not return Services")
+    return services
