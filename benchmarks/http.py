@@ -1,10 +1,11 @@
 """Request -> answer latency over HTTP: our API (server.py) against `langgraph dev`.
 
 The same graph and the same request in both: a rule-matched intent whose template plan has
-one `template` ToDo (no LLM, no desktop ToDo), from a small registry written to a temporary
-directory. Ours: `POST /v1/lam?wait=30` with a LAM `request`, answered once the conversation
-is done (uvicorn in a subprocess, Redis checkpoints). langgraph dev: langgraph-sdk
-`runs.wait` (stateless run; its in-memory checkpointer). Both on loopback, on free ports.
+one `template` ToDo (no LLM, no desktop ToDo): `note` of the HTTP API tests' small registry
+(tests/data/server_intents.yaml). Ours: `POST /v1/lam?wait=30` with a LAM `request`,
+answered once the conversation is done (uvicorn in a subprocess, Redis checkpoints).
+langgraph dev: langgraph-sdk `runs.wait` (stateless run; its in-memory checkpointer). Both
+on loopback, on free ports.
 
     python benchmarks/http.py [--json] [--redis-url URL] [--seq N] [--conc N]
         [--dev-seq N] [--dev-conc N] [--skip-dev]
@@ -46,20 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Take a note: call the bank about the mortgage"
 CONCURRENCY = 8
 
-REGISTRY = """\
-version: 1
-intents:
-  - name: note
-    description: Write down a note.
-    kind: plan
-    plan_template:
-      goal: "Note: {request}"
-      todos:
-        - {id: t1, title: Write the note, executor: template, inputs: {text: "Noted: {request}"}}
-    rules:
-      - {name: note.en, language: en, weight: 0.95, patterns: ['take a note']}
-      - {name: note.de, language: de, weight: 0.95, patterns: ['notiere']}
-"""
+REGISTRY = ROOT / "tests" / "data" / "server_intents.yaml"
 
 
 def free_port() -> int:
@@ -183,11 +171,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp, contextlib_redis(args.redis_url) as redis_url:
         directory = Path(tmp)
-        registry = directory / "intents.yaml"
-        registry.write_text(REGISTRY, encoding="utf-8")
         prefix = f"bench-http-{uuid.uuid4().hex[:8]}"
         common = {
-            "CPA_INTENTS_PATH": str(registry),
+            "CPA_INTENTS_PATH": str(REGISTRY),
             "LANGSMITH_TRACING": "false",
             "CPA_API_KEYS": "",
             "CPA_API_KEYS_FILE": "",

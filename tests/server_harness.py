@@ -2,7 +2,7 @@
 
 `ServerProcess` starts `uvicorn server:app` on a free loopback port with the environment it
 is given; `test_services` is the `CPA_SERVER_SERVICES` hook it uses, so the server runs a
-small intent registry (`REGISTRY_YAML`) with no LLM behind it:
+small intent registry (`REGISTRY`, tests/data/server_intents.yaml) with no LLM behind it:
 
     note      "Take a note: ..."      t1 template                       (no desktop ToDo)
     reminder  "Remind me to ..."      t1 template -> t2 desktop
@@ -45,51 +45,7 @@ from tests.conftest import free_port
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP = "cpa-desktop"
 
-REGISTRY_YAML = """\
-version: 1
-intents:
-  - name: note
-    description: Write down a note.
-    kind: plan
-    plan_template:
-      goal: "Note: {request}"
-      todos:
-        - {id: t1, title: Write the note, executor: template, inputs: {text: "Noted: {request}"}}
-    rules:
-      - {name: note.en, language: en, weight: 0.95, patterns: ['take a note']}
-      - {name: note.de, language: de, weight: 0.95, patterns: ['notiere']}
-  - name: reminder
-    description: Set a reminder.
-    kind: plan
-    plan_template:
-      goal: "Reminder: {request}"
-      todos:
-        - {id: t1, title: Draft, executor: template, inputs: {text: "Reminder: {request}"}}
-        - {id: t2, title: Add it, executor: desktop, inputs: {request: "{request}"},
-           depends_on: [t1]}
-    rules:
-      - {name: reminder.en, language: en, weight: 0.95, patterns: ['remind me']}
-      - {name: reminder.de, language: de, weight: 0.95, patterns: ['erinnere mich']}
-  - name: meeting
-    description: Set up a meeting.
-    kind: plan
-    plan_template:
-      goal: "Meeting: {request}"
-      todos:
-        - {id: t1, title: My calendar, executor: desktop, inputs: {who: me}}
-        - {id: t2, title: Their calendar, executor: desktop, inputs: {who: them}}
-        - {id: t3, title: Book it, executor: desktop, inputs: {}, depends_on: [t1, t2],
-           requires_approval: true}
-    rules:
-      - {name: meeting.en, language: en, weight: 0.95, patterns: ['set up a meeting']}
-      - {name: meeting.de, language: de, weight: 0.95, patterns: ['plane ein treffen']}
-  - name: chore
-    description: Do a chore (planned by the model).
-    kind: plan
-    rules:
-      - {name: chore.en, language: en, weight: 0.95, patterns: ['do the chore']}
-      - {name: chore.de, language: de, weight: 0.95, patterns: ['erledige die aufgabe']}
-"""
+REGISTRY = ROOT / "tests" / "data" / "server_intents.yaml"
 
 CHORE_PLAN = {
     "goal": "Do the chore",
@@ -157,12 +113,6 @@ def test_services(settings: Settings) -> Services:
 test_services.__test__ = False  # type: ignore[attr-defined]  # not a test: a factory
 
 
-def write_registry(directory: Path) -> Path:
-    path = directory / "server_intents.yaml"
-    path.write_text(REGISTRY_YAML, encoding="utf-8")
-    return path
-
-
 ACME_KEY = "acme-key-0123456789"
 GLOBEX_KEY = "globex-key-9876543210"
 
@@ -175,7 +125,7 @@ def server_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]:
         "CPA_REDIS_PREFIX": f"test-srv-{uuid.uuid4().hex[:10]}",
         "CPA_API_KEYS": f"acme:{ACME_KEY},globex:{GLOBEX_KEY}",
         "CPA_SERVER_SERVICES": "tests.server_harness:test_services",
-        "CPA_INTENTS_PATH": str(write_registry(directory)),
+        "CPA_INTENTS_PATH": str(REGISTRY),
         "CPA_TODO_RETRIES": "0",
         "CPA_TEST_MARKER_DIR": str(directory / "markers"),
         "LANGSMITH_TRACING": "false",
