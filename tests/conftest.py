@@ -35,6 +35,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace_s`; nothing if it is not running."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL, and reap it; nothing if it is not running."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
 class RedisProcess:
     """A redis-server/valkey-server on loopback with its data (AOF on) in `data_dir`.
 
@@ -76,19 +94,11 @@ class RedisProcess:
         raise RuntimeError(f"{self.binary} did not answer on port {self.port} in {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: the server flushes its append-only file
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10)  # SIGTERM: the server flushes its append-only file
         self.proc = None
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        kill_process(self.proc)
         self.proc = None
 
 

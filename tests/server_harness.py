@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ from graph.config import Settings
 from graph.executors import ExecutorCall
 from graph.services import Services
 from lam import LAMMessage, MessageFactory
-from tests.conftest import free_port
+from tests.conftest import free_port, kill_process, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP = "cpa-desktop"
@@ -188,19 +187,11 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 15)
         self.proc = None
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        kill_process(self.proc)
         self.proc = None
 
 
