@@ -168,6 +168,16 @@ class Conversations:
                 if message["id"] not in seen:
                     seen.add(message["id"])
                     yield message
+        await self._expire_if_finished(conversation_id)
+
+    async def _expire_if_finished(self, conversation_id: str) -> None:
+        """A finished conversation is kept for the configured TTL, then Redis drops it."""
+        expire = getattr(self.checkpointer, "expire_conversation", None)
+        if expire is None:  # e.g. InMemorySaver in tests
+            return
+        snapshot = await self.graph.aget_state(self.config(conversation_id))
+        if not snapshot.next and snapshot.values.get("status") in ("done", "failed"):
+            await expire(conversation_id)
 
     async def run(self, conversation_id: str, payload: Any) -> ConversationView:
         async for _ in self.stream(conversation_id, payload):
