@@ -8,7 +8,7 @@ takes each ToDo's `duration_ms`:
 - baseline: every ready ToDo is `Send`-ed each superstep, so a superstep waits for its
   slowest branch (LangGraph's plain fan-out).
 
-    python benchmarks/makespan.py [--dags FILE] [--json] [--repeat N]
+    python -m benchmarks.makespan [--dags FILE] [--json] [--repeat N]
 
 It also reports the fixed cost per ToDo: a chain and a fan-out of 200 zero-time ToDos.
 """
@@ -20,7 +20,6 @@ import asyncio
 import json
 import operator
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -30,17 +29,16 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from graph.builder import make_services
+from graph.config import Settings
+from graph.executors import ExecutorCall
+from graph.services import SERVICES_KEY
+from graph.state import PlannerState
+from lam import MessageFactory, Plan
+from lam.dag import critical_path
+from nodes.execute import execute
 
-from graph.builder import make_services  # noqa: E402
-from graph.config import Settings  # noqa: E402
-from graph.executors import ExecutorCall  # noqa: E402
-from graph.services import SERVICES_KEY  # noqa: E402
-from graph.state import PlannerState  # noqa: E402
-from lam import MessageFactory, Plan  # noqa: E402
-from lam.dag import critical_path  # noqa: E402
-from nodes.execute import execute  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_DAGS = ROOT.parent / "shared" / "workloads" / "dags.json"
 

