@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from langgraph.types import Command
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.errors import ApiError, not_found
 from api.events import EventLog
@@ -26,6 +28,7 @@ from api.idempotency import DEFAULT_RECORD_TTL_S, ResponseRecords
 from api.models import FINAL_STATUSES
 from api.redis_keys import RedisKeys
 from api.settings import ServerSettings
+from graph.checkpointer import RedisUnavailableError
 from graph.conversations import (
     AnswerMismatchError,
     ConversationNotFoundError,
@@ -36,6 +39,8 @@ from graph.services import Services
 from lam import LAM_VERSION, LAMMessage, MessageFactory
 
 logger = logging.getLogger("cpa_planner.server")
+# Redis gone away (a restart, a network blip): wait for it rather than fail the conversation.
+REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 
 PLANNER = "planner"
 # Client-chosen conversation ids end up in Redis keys and URLs: keep them plain.
@@ -233,7 +238,7 @@ class Hub:
                         answers = [cast(LAMMessage, item.message)]
                         while run.queue and run.queue[0].kind == "answer":
                             answers.append(cast(LAMMessage, run.queue.pop(0).message))
-                    await self._run_item(cid, item, answers)
+                    await self._run_item_through_outages(cid, item, answers)
                     if answers:
                         await self.redis.hdel(self.keys.pending(cid), *[a.id for a in answers])
                         for a in answers:
@@ -284,12 +289,45 @@ class Hub:
                     self.events.notify(cid)
         except asyncio.CancelledError:
             raise
+        except REDIS_DOWN:
+            raise  # not the conversation's fault: `_run_item_through_outages` waits, retries
         except Exception as exc:
-            # The graph raised (a bug, or Redis went away): the conversation fails visibly.
+            # The graph raised (a bug): the conversation fails visibly.
             logger.exception("conversation %s: the run raised", cid)
             error = {"code": "run_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
             with contextlib.suppress(Exception):
                 await self.redis.hset(self.keys.conversation(cid), "error", json.dumps(error))
+
+    async def _run_item_through_outages(
+        self, cid: str, item: _Item, answers: list[LAMMessage]
+    ) -> None:
+        """Run one item; while Redis is away, wait for it, then carry the run on.
+
+        Nothing is lost by running again: what finished is in the checkpoint and is not
+        repeated, and answers not yet applied are still pending (applied ones are dropped
+        by `_run_item`). A conversation that has a checkpoint continues from it instead of
+        being opened a second time.
+        """
+        while True:
+            try:
+                await self._run_item(cid, item, answers)
+                return
+            except REDIS_DOWN as exc:
+                logger.warning("conversation %s: Redis went away (%s); waiting for it", cid, exc)
+                await self._wait_for_redis()
+                opening = item.kind != "answer" and item.payload is not _NO_RUN
+                if opening and await self.conversations.exists(cid):
+                    item = _Item("continue")
+
+    async def _wait_for_redis(self) -> None:
+        delay = 0.2
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.redis.ping()
+                return
+            except REDIS_DOWN:
+                delay = min(delay * 2, 5.0)
 
     async def _finish(self, cid: str) -> None:
         """After the queue ran dry: give a finished conversation its TTL, leave `running`."""

@@ -531,6 +531,42 @@ async def test_redis_restart_mid_conversation(
     assert json.loads(shown.stdout)["status"] == "done"
 
 
+async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
+    own_redis: RedisProcess, servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    record = Record(tmp_path / "record")
+    env = server_env(
+        own_redis.url, f"test-{uuid.uuid4().hex[:12]}", record.path, **{HOLD_ENV: "b2"}
+    )
+    log = tmp_path / "server.log"
+    server = start_server(servers, env, log)
+    async with api_client(server) as api:
+        cid = await open_drill(api)
+        await record.wait_for([("start", "b2"), ("end", "c1")])
+        saved = await wait_durable(env, cid, record.ended())
+
+        own_redis.kill()
+        # b2 finishes while Redis is away: its result cannot be saved and the run stops.
+        record.release("b2")
+        await record.wait_for([("end", "b2")])
+        deadline = time.monotonic() + WAIT_S
+        while "Redis went away" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            await asyncio.sleep(0.1)
+        own_redis.start()
+
+        # No restart of the server: its runner waited for Redis and carries the run on.
+        await wait_status(api, cid, "waiting")
+        assert await durable(env, cid) >= saved
+        await answer_desktop(api, await desktop_assign(api, cid))
+        body = await wait_status(api, cid, "done")
+
+    assert_completed(body)
+    # Only b2 ran twice: its first result never reached Redis.
+    assert record.starts() == Counter({**Counter(RECORD_TODOS), "b2": 2})
+    assert_lam_log(body["messages"], cid)
+
+
 # (c) A conversation waiting for the desktop, through restarts of the application --------------
 
 
