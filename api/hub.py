@@ -330,14 +330,14 @@ class Hub:
                 delay = min(delay * 2, 5.0)
 
     async def _finish(self, cid: str) -> None:
-        """After the queue ran dry: give a finished conversation its TTL, leave `running`."""
+        """After the queue ran dry: our keys of a finished conversation get the TTL too."""
         try:
             view: dict[str, Any] = await self.view(cid)
         except ConversationNotFoundError:
             view = {"status": "failed", "messages": []}
         await self.events.append(cid, view["messages"])
         if view["status"] in FINAL_STATUSES:
-            await self.saver.expire_conversation(cid)
+            # The checkpoints got their TTL when the run ended (graph.conversations).
             ttl = self.services.settings.redis_ttl_s
             if ttl:
                 pipe = self.redis.pipeline(transaction=False)
