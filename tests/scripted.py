@@ -44,9 +44,7 @@ class ScriptedChatModel(GenericFakeChatModel):
         self._calls.append(("text", None, list(messages)))
         return super()._generate(messages, *args, **kwargs)
 
-    def with_structured_output(  # type: ignore[override]
-        self, schema: Any, **kwargs: Any
-    ) -> Runnable[Any, Any]:
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
         def answer(messages: Any) -> Any:
             msgs = list(messages) if isinstance(messages, list) else [messages]
             self._calls.append(("structured", getattr(schema, "__name__", None), msgs))
@@ -72,7 +70,5 @@ class UncallableChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         raise AssertionError(f"the LLM was called: {messages}")
 
-    def with_structured_output(  # type: ignore[override]
-        self, schema: Any, **kwargs: Any
-    ) -> Runnable[Any, Any]:
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
         raise AssertionError(f"the LLM was asked for structured output: {schema}")
