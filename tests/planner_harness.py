@@ -6,9 +6,10 @@ import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -59,11 +60,11 @@ def services(
 class Conversation:
     """One thread of the graph, driven step by step."""
 
-    def __init__(self, svc: Services, checkpointer: BaseCheckpointSaver | None = None) -> None:
+    def __init__(self, svc: Services, checkpointer: BaseCheckpointSaver[Any] | None = None) -> None:
         self.checkpointer = checkpointer or InMemorySaver()
         self.graph = build_graph(svc, checkpointer=self.checkpointer)
         self.thread_id = str(uuid.uuid4())
-        self.config: dict[str, Any] = {"configurable": {"thread_id": self.thread_id}}
+        self.config: RunnableConfig = {"configurable": {"thread_id": self.thread_id}}
         self.custom: list[dict[str, Any]] = []
 
     async def _run(self, payload: Any) -> dict[str, Any]:
@@ -71,7 +72,9 @@ class Conversation:
             payload, self.config, stream_mode=["custom", "values"]
         ):
             if mode == "custom":
-                self.custom.append(chunk)
+                # langgraph types multi-mode stream items loosely (dict | Any), not as the
+                # (mode, chunk) pairs they are; our nodes write dicts to the custom stream.
+                self.custom.append(cast(dict[str, Any], chunk))
         return await self.values()
 
     async def start(self, request: str | dict[str, Any]) -> dict[str, Any]:
