@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -105,7 +106,9 @@ async def test_studio_runs_a_conversation_through_interrupts(dev_server: str) ->
         tid, "planner", command={"resume": {desktop["id"]: {"output": "added at 9:00"}}}
     )
     state = await client.threads.get_state(tid)
-    values = state["values"]
+    # langgraph-sdk types values as list[dict] | dict (and metadata as dict | None): a graph
+    # with a TypedDict state, like ours, gives a dict (and every checkpoint has metadata).
+    values = cast(dict[str, Any], state["values"])
     assert values["status"] == "done"
     assert not state["interrupts"]
     kinds = [m["performative"] for m in values["lam"]]
@@ -113,7 +116,7 @@ async def test_studio_runs_a_conversation_through_interrupts(dev_server: str) ->
     assert values["messages"][-1]["type"] == "ai"
 
     history = await client.threads.get_history(tid, limit=100)
-    steps = [h["metadata"].get("step") for h in history]
+    steps: list[Any] = [cast(dict[str, Any], h["metadata"]).get("step") for h in history]
     assert len(history) >= 8 and steps == sorted(steps, reverse=True)
     nexts = {tuple(h["next"]) for h in history}
     assert ("approve",) in nexts and ("execute",) in nexts
