@@ -179,7 +179,7 @@ def test_problem_is_a_small_frozen_value() -> None:
         "cycle": ["a", "b"],
     }
     with pytest.raises(AttributeError):
-        problem.code = "x"  # type: ignore[misc]
+        problem.code = "duplicate_id"  # type: ignore[misc]  # frozen: the point of the test
     assert str(problem) == problem.message
 
 
