@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -119,7 +119,8 @@ async def test_log_is_not_stored_whole_at_every_step(valkey_url: str, redis_pref
     stored: list[bytes] = []
     for key in await _keys(valkey_url, f"{redis_prefix}:*"):
         if await client.type(key) == b"hash":
-            stored += (await client.hgetall(key)).values()
+            # redis-py types replies as bytes | str whatever decode_responses is; here bytes.
+            stored += cast(dict[bytes, bytes], await client.hgetall(key)).values()
     await client.aclose()
     log = (await app.aget_state(_cfg("t"))).values["lam"]
     assert len(log) == 5 * 7

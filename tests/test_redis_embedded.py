@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import redis
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import empty_checkpoint
 
 from graph.checkpointer import open_checkpointer
@@ -137,7 +138,7 @@ def test_deep_data_dir_gets_a_short_private_socket_dir(tmp_path: Path) -> None:
 
 async def test_open_checkpointer_without_redis_url_uses_it(tmp_path: Path) -> None:
     settings = Settings(data_dir=str(tmp_path / "data"), redis_url=None)
-    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     async with open_checkpointer(settings) as saver:
         assert saver.url.startswith("unix://")
         checkpoint = empty_checkpoint()
