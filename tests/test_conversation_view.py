@@ -40,6 +40,7 @@ async def test_view_while_desktop_todos_wait() -> None:
 
     view = await convs.view(cid)
     assert view.status == "waiting"
+    assert view.plan is not None
     statuses = {t["id"]: t["status"] for t in view.plan["todos"]}
     # t1 finished inside the step that is still under way; t2 and t3 wait on the desktop.
     assert statuses == {"t1": "done", "t2": "running", "t3": "running", "t4": "pending"}
@@ -61,6 +62,7 @@ async def test_view_while_desktop_todos_wait() -> None:
     view = await convs.view(cid)
     assert view.status == "done"
     assert work.runs("t1") == 1 and work.runs("t4") == 1
+    assert view.plan is not None
     assert all(t["status"] == "done" for t in view.plan["todos"])
 
 

@@ -17,7 +17,7 @@ NO_LLM = {"router": UncallableChatModel(), "planner": UncallableChatModel()}
 
 
 def _answer(state: dict[str, Any]) -> dict[str, Any]:
-    answer = state["lam"][-1]
+    answer: dict[str, Any] = state["lam"][-1]
     assert answer["performative"] == "inform" and answer["content"]["topic"] == "answer"
     return answer
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import ServerConfigError, ServerSettings, _digest
+from api.settings import digest as _digest
+from server import ServerConfigError, ServerSettings
 from tests.conftest import RedisProcess, free_port
 from tests.server_harness import ACME_KEY, ROOT, ServerProcess, auth, server_env
 
