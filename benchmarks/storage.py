@@ -27,10 +27,10 @@ import string
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, Protocol, TypedDict
 
 import redis.asyncio as aioredis
 from langchain_core.runnables import RunnableConfig
@@ -56,6 +56,19 @@ class AppendState(TypedDict, total=False):
     target: int
 
 
+class NodeState(TypedDict, total=False):
+    """What the nodes below take and return, in either graph: a state with a LAM log."""
+
+    lam: list[LamDict]
+
+
+class Node(Protocol):
+    """A node as StateGraph.add_node takes it (a Callable type fits no overload: those want
+    a parameter named `state`)."""
+
+    def __call__(self, state: NodeState) -> NodeState: ...
+
+
 _rng = random.Random(7)
 _WORDS = ["".join(_rng.choices(string.ascii_lowercase, k=_rng.randint(2, 9))) for _ in range(500)]
 
@@ -78,8 +91,8 @@ def _message(performative: str, sender: str, receiver: str) -> LamDict:
     }
 
 
-def _node(*messages: tuple[str, str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def run(state: dict[str, Any]) -> dict[str, Any]:
+def _node(*messages: tuple[str, str, str]) -> Node:
+    def run(state: NodeState) -> NodeState:
         return {"lam": [_message(*m) for m in messages]}
 
     return run
