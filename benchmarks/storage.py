@@ -57,9 +57,14 @@ class AppendState(TypedDict, total=False):
 
 
 class NodeState(TypedDict, total=False):
-    """What the nodes below take and return, in either graph: a state with a LAM log."""
+    """What the nodes below take and return, in either graph: a state with a LAM log.
+
+    LangGraph reads a node's input schema from this annotation, and the edge after `check`
+    reads `target` from that input: both keys must be here.
+    """
 
     lam: list[LamDict]
+    target: int
 
 
 class Node(Protocol):
