@@ -29,7 +29,6 @@ from api.hub import Hub
 from api.openapi import openapi_document
 from api.routes import router
 from api.settings import ServerConfigError, ServerSettings, load_services
-from api.settings import digest as _digest  # noqa: F401  (tests/test_server_config.py)
 from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
 from graph.services import Services
