@@ -25,6 +25,7 @@ from graph.state import LamDict, Status
 from lam import LAMMessage, Performative
 
 RETURN_CHANNEL = "__return__"
+FINAL_NODE = "respond"
 INTERRUPT_CHANNEL = "__interrupt__"
 # What may answer what: an answer of another kind is refused before anything resumes.
 ANSWERS: dict[str, tuple[Performative, ...]] = {
@@ -161,22 +162,23 @@ class Conversations:
     async def stream(self, conversation_id: str, payload: Any) -> AsyncIterator[LamDict]:
         """Run (or resume) the conversation, yielding each LAM message as it appears."""
         seen: set[str] = set()
+        ended = False
         async for mode, chunk in self.graph.astream(
             payload, self.config(conversation_id), stream_mode=["custom", "updates"]
         ):
+            # Every turn ends in `respond`, the last node: its update means the turn is over.
+            ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
             for message in self._messages_in(mode, chunk):
                 if message["id"] not in seen:
                     seen.add(message["id"])
                     yield message
-        await self._expire_if_finished(conversation_id)
+        if ended:
+            await self._expire(conversation_id)
 
-    async def _expire_if_finished(self, conversation_id: str) -> None:
+    async def _expire(self, conversation_id: str) -> None:
         """A finished conversation is kept for the configured TTL, then Redis drops it."""
         expire = getattr(self.checkpointer, "expire_conversation", None)
-        if expire is None:  # e.g. InMemorySaver in tests
-            return
-        snapshot = await self.graph.aget_state(self.config(conversation_id))
-        if not snapshot.next and snapshot.values.get("status") in ("done", "failed"):
+        if expire is not None:  # InMemorySaver (tests) has none
             await expire(conversation_id)
 
     async def run(self, conversation_id: str, payload: Any) -> ConversationView:
