@@ -1,8 +1,9 @@
-"""LangGraph Studio: `langgraph dev` serves our graph from langgraph.json, offline.
+"""LangGraph Studio: `langgraph dev` serves our graph and our HTTP API from langgraph.json.
 
-Starts the real dev server on a free loopback port and, through langgraph-sdk, runs a
-conversation through an approval interrupt and a desktop interrupt, resumes both, then
-reads the thread's state history.
+One real dev server, offline, on a free loopback port, started from the project's own
+langgraph.json (graph, Redis checkpointer, `http.app`): through langgraph-sdk a
+conversation runs through an approval and a desktop interrupt, is resumed and its history
+read; the same process serves our API (auth, lifespan, background runs).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from tests.conftest import free_port
+from lam import LAMMessage
+from tests.conftest import free_port, stop_process
+from tests.server_harness import ACME_KEY, auth, delete_prefix, request_message, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -35,12 +38,10 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Ite
         if not k.startswith(("CPA_", "OPENAI_", "OLLAMA_", "LANGSMITH_", "LANGCHAIN_"))
     }
     env.update(
+        server_env(valkey_url, log_path.parent),  # keys, test registry, a key prefix
         LANGGRAPH_CLI_NO_ANALYTICS="1",
         LANGGRAPH_NO_VERSION_CHECK="true",
         LANGSMITH_TRACING="false",
-        CPA_APPROVAL_POLICY="always",
-        REDIS_URL=valkey_url,
-        CPA_REDIS_PREFIX=f"studio-test-{port}",
     )
     langgraph = Path(sys.executable).with_name("langgraph")
     with log_path.open("wb") as log:
@@ -67,7 +68,10 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Ite
             if proc.poll() is not None:
                 pytest.fail(f"langgraph dev exited:\n{log_path.read_text()[-4000:]}")
             try:
-                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                # Ready: LangGraph's routes and ours (whose lifespan opened Redis).
+                studio = httpx.get(f"{url}/ok", timeout=1).status_code == 200
+                ours = httpx.get(f"{url}/readyz", headers=auth(ACME_KEY), timeout=1)
+                if studio and ours.status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -76,11 +80,8 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Ite
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 15)
+        delete_prefix(valkey_url, env["CPA_REDIS_PREFIX"])
 
 
 async def test_studio_runs_a_conversation_through_interrupts(dev_server: str) -> None:
@@ -90,20 +91,25 @@ async def test_studio_runs_a_conversation_through_interrupts(dev_server: str) ->
     thread = await client.threads.create()
     tid = thread["thread_id"]
 
-    await client.runs.wait(tid, "planner", input={"request": "Remind me to call Anna at 9"})
+    # Settings by name in an assistant's configuration, as Studio edits them.
+    assistant = await client.assistants.create(
+        graph_id="planner", config={"configurable": {"approval_policy": "always"}}
+    )
+    planner = assistant["assistant_id"]
+    await client.runs.wait(tid, planner, input={"request": "Remind me to call Anna at 9"})
     state = await client.threads.get_state(tid)
     (approval,) = state["interrupts"]
     assert approval["value"]["performative"] == "propose"
 
     # Resume as a person would in Studio: a plain "agree".
-    await client.runs.wait(tid, "planner", command={"resume": {approval["id"]: "agree"}})
+    await client.runs.wait(tid, planner, command={"resume": {approval["id"]: "agree"}})
     state = await client.threads.get_state(tid)
     (desktop,) = state["interrupts"]
     assert desktop["value"]["performative"] == "assign"
     assert desktop["value"]["receiver"] == "cpa-desktop"
 
     await client.runs.wait(
-        tid, "planner", command={"resume": {desktop["id"]: {"output": "added at 9:00"}}}
+        tid, planner, command={"resume": {desktop["id"]: {"output": "added at 9:00"}}}
     )
     state = await client.threads.get_state(tid)
     # langgraph-sdk types values as list[dict] | dict (and metadata as dict | None): a graph
@@ -120,3 +126,27 @@ async def test_studio_runs_a_conversation_through_interrupts(dev_server: str) ->
     assert len(history) >= 8 and steps == sorted(steps, reverse=True)
     nexts = {tuple(h["next"]) for h in history}
     assert ("approve",) in nexts and ("execute",) in nexts
+
+
+def test_one_dev_process_serves_studio_and_our_api(dev_server: str) -> None:
+    with httpx.Client(base_url=dev_server, timeout=30) as client:
+        # Studio's API (LangGraph's own routes) ...
+        assert client.get("/ok").status_code == 200
+        assistants = client.post("/assistants/search", json={}).json()
+        assert "planner" in {a["graph_id"] for a in assistants}
+        # ... and ours, with its auth, lifespan (Redis) and background runs.
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/v1/capabilities").status_code == 401
+        offer = client.get("/v1/capabilities", headers=auth(ACME_KEY)).json()
+        assert LAMMessage.from_dict(offer).performative.value == "offer"
+        response = client.post(
+            "/v1/lam",
+            params={"wait": 30},
+            json=request_message("Take a note: mounted"),
+            headers=auth(ACME_KEY),
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["conversation"]["status"] == "done"
+        bad = client.post("/v1/lam", content=b"{", headers=auth(ACME_KEY))
+        assert bad.status_code == 422
+        assert bad.json()["error"]["code"] == "invalid_message"
