@@ -66,11 +66,10 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
                 [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])],
                 what=f"answer a {name} request",
             )
-        except LLMNotConfiguredError as exc:
+        except LLMNotConfiguredError:
             if spec.name != "smalltalk":
                 raise
             text = SMALLTALK_FALLBACK.format(abilities=_abilities(services))
-            del exc
         return text, "done", {"text": text}
 
     plan = Plan.model_validate(state["plan"])
@@ -108,13 +107,13 @@ def _this_turn(state: PlannerState) -> list[dict[str, Any]]:
 
 async def respond(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
+    failure: list[dict[str, Any]] = []
     try:
         text, status, result = await _answer(state, services)
     except LLMError as exc:
-        update = lamlog.fail(state, config, exc.code, str(exc))
-        text, status, result = f"Sorry, I could not do that: {exc}", "failed", update["result"]
-        update["messages"] = [AIMessage(text)]
-        return update
+        failed = lamlog.fail(state, config, exc.code, str(exc))
+        failure = failed["lam"]
+        text, status, result = f"Sorry, I could not do that: {exc}", "failed", failed["result"]
     cid = lamlog.conversation_id(state, config)
     request_id = lamlog.current_request(state)["id"]
     answer = lamlog.with_id(
@@ -125,7 +124,7 @@ async def respond(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
     )
     answer = answer.model_copy(update={"in_reply_to": request_id})
     return {
-        "lam": [answer.to_dict()],
+        "lam": [*failure, answer.to_dict()],
         "messages": [AIMessage(text)],
         "status": status,
         "result": result,

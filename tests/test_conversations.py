@@ -339,6 +339,9 @@ async def test_question_without_llm_fails_naming_the_settings() -> None:
     message = state["result"]["error"]["message"]
     assert "OPENAI_API_KEY" in message and "OLLAMA_HOST" in message
     assert "CPA_LLM_BASE_URL" in message
+    # Like every turn, it ends with the answer, after the failure it explains.
+    assert performatives(state)[-2:] == ["failure", "inform"]
+    assert _answer(state)["content"]["status"] == "failed"
 
 
 async def test_unmatched_request_without_llm_fails_naming_the_settings() -> None:
