@@ -7,6 +7,7 @@ The `propose` message is the interrupt's question. Resume with the answering LAM
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -17,6 +18,8 @@ from graph.config import ApprovalPolicy
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative, Plan
+
+logger = logging.getLogger(__name__)
 
 
 def needs_approval(plan: Plan, policy: ApprovalPolicy) -> bool:
@@ -73,12 +76,15 @@ async def approve(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
     if proposed is None:
         raise RuntimeError("a plan waits for approval, but no propose is in the log")
     propose = LAMMessage.from_dict(proposed)
-    answer = interrupt(propose.to_dict())
-    try:
-        reply = answer_to_message(answer, propose)
-    except (ValueError, LAMValidationError) as exc:
-        # A bad answer must not lose the conversation: ask again.
-        raise ValueError(f"approval answer not understood: {exc}") from exc
+    while True:
+        answer = interrupt(propose.to_dict())
+        try:
+            reply = answer_to_message(answer, propose)
+            break
+        except (ValueError, LAMValidationError) as exc:
+            # LangGraph keeps an interrupt's first answer for good, so a bad one would stick:
+            # ask again instead (a new interrupt, the same `propose`).
+            logger.warning("approval answer not understood, asking again: %s", exc)
     update: dict[str, Any] = {"lam": [reply.to_dict()]}
     if reply.performative == Performative.REFUSE:
         reason = str(reply.content.get("reason", ""))

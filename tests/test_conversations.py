@@ -488,3 +488,21 @@ async def test_llm_intent_outside_the_registry_fails_clearly() -> None:
     assert state["status"] == "failed"
     error = state["result"]["error"]
     assert error["code"] == "llm_bad_output" and "flights" in error["message"]
+
+
+async def test_an_unreadable_approval_is_asked_again() -> None:
+    work = RecordingExecutor()
+    plan = {
+        "goal": "g",
+        "todos": [{"id": "t1", "title": "Send", "executor": "work", "requires_approval": True}],
+    }
+    planner = ScriptedChatModel.script(structured=[plan])
+    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
+    conv = Conversation(svc)
+    await conv.start("Write an email to Tom with the agenda")
+    (first,) = await conv.interrupts()
+    await conv.resume({first.id: "maybe"})
+    (again,) = await conv.interrupts()
+    assert again.id != first.id and again.value == first.value  # the same propose, asked anew
+    state = await conv.resume({again.id: "agree"})
+    assert state["status"] == "done" and work.runs("t1") == 1
