@@ -506,3 +506,16 @@ async def test_an_unreadable_approval_is_asked_again() -> None:
     assert again.id != first.id and again.value == first.value  # the same propose, asked anew
     state = await conv.resume({again.id: "agree"})
     assert state["status"] == "done" and work.runs("t1") == 1
+
+
+async def test_an_unreadable_desktop_answer_is_asked_again() -> None:
+    conv = Conversation(services(models=NO_LLM))
+    await conv.start("Remind me to call Anna tomorrow at 9")
+    (first,) = await conv.interrupts()
+    stray = {**_desktop_answer(first.value, "x"), "in_reply_to": "someone-else"}
+    await conv.resume({first.id: stray})
+    (again,) = await conv.interrupts()
+    assert again.id != first.id and again.value == first.value
+    state = await conv.resume({again.id: _desktop_answer(again.value, "added")})
+    assert state["status"] == "done"
+    assert stray["id"] not in {m["id"] for m in state["lam"]}

@@ -1,11 +1,33 @@
-"""Reading the answer to an `assign` that a person or the desktop agent sent back."""
+"""Asking a person or the desktop agent, and reading the answer to the `assign`."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from langgraph.types import interrupt
 
 from graph.executors import Answered, ExecutorCall, ExecutorError
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative
+
+logger = logging.getLogger(__name__)
+
+
+class UnreadableAnswerError(ValueError):
+    """The resume value is no answer to this `assign` (the ToDo did not fail: ask again)."""
+
+
+def ask(call: ExecutorCall) -> Answered:
+    """Wait (interrupt, checkpointed) for the answer to the ToDo's `assign`.
+
+    LangGraph keeps an interrupt's first resume value for good, so an unreadable answer is
+    not taken as the ToDo's failure: the same `assign` is asked again, as a new interrupt.
+    """
+    while True:
+        try:
+            return read_answer(call, interrupt(call.assign.to_dict()))
+        except UnreadableAnswerError as exc:
+            logger.warning("answer to %s not understood, asking again: %s", call.todo.id, exc)
 
 
 def read_answer(call: ExecutorCall, answer: Any) -> Answered:
@@ -20,21 +42,18 @@ def read_answer(call: ExecutorCall, answer: Any) -> Answered:
         try:
             message = LAMMessage.from_dict(answer)
         except LAMValidationError as exc:
-            raise ExecutorError(
-                "bad_answer", f"the answer is not a valid LAM message: {exc}"
-            ) from None
+            raise UnreadableAnswerError(f"the answer is not a valid LAM message: {exc}") from None
         if message.in_reply_to != assign.id:
-            raise ExecutorError(
-                "bad_answer", f"the answer replies to {message.in_reply_to}, not to {assign.id}"
+            raise UnreadableAnswerError(
+                f"the answer replies to {message.in_reply_to}, not to {assign.id}"
             )
         if message.performative == Performative.DONE:
             return Answered(message.content.get("output"), message)
         if message.performative == Performative.FAILURE:
             error = message.content["error"]
             raise ExecutorError(str(error["code"]), str(error["message"]), reply=message)
-        raise ExecutorError(
-            "bad_answer",
-            f"an assign is answered with done or failure, not {message.performative.value}",
+        raise UnreadableAnswerError(
+            f"an assign is answered with done or failure, not {message.performative.value}"
         )
     worker = MessageFactory(assign.receiver, call.conversation_id)
     if isinstance(answer, dict) and set(answer) == {"error"}:

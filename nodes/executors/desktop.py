@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.types import interrupt
-
 from graph.executors import ExecutorCall
-from nodes.executors.answers import read_answer
+from nodes.executors.answers import ask
 
 DESKTOP = "cpa-desktop"
 
@@ -23,4 +21,4 @@ class DesktopExecutor:
 
     async def __call__(self, call: ExecutorCall) -> Any:
         # The `assign` is the question; it waits, checkpointed, until `done` or `failure`.
-        return read_answer(call, interrupt(call.assign.to_dict()))
+        return ask(call)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.types import interrupt
-
 from graph.executors import ExecutorCall
-from nodes.executors.answers import read_answer
+from nodes.executors.answers import ask
 
 
 class HumanExecutor:
@@ -17,4 +15,4 @@ class HumanExecutor:
     interrupts = True
 
     async def __call__(self, call: ExecutorCall) -> Any:
-        return read_answer(call, interrupt(call.assign.to_dict()))
+        return ask(call)
