@@ -27,6 +27,13 @@ def _desktop_answer(interrupt_value: dict[str, Any], output: Any) -> dict[str, A
     return MessageFactory("cpa-desktop", assign.conversation_id).done(assign, output).to_dict()
 
 
+def _planned(plan: dict[str, Any], *executors: Any, **settings: Any) -> Conversation:
+    """A conversation whose rule-matched request gets `plan` from a scripted planner."""
+    planner = ScriptedChatModel.script(structured=[plan])
+    models = {"router": UncallableChatModel(), "planner": planner}
+    return Conversation(services(models=models, executors=list(executors), **settings))
+
+
 @pytest.mark.parametrize(
     "request_text",
     ["Remind me to call Anna tomorrow at 9", "Erinnere mich morgen um 9 an den Anruf bei Anna"],
@@ -298,9 +305,7 @@ async def test_todos_start_when_their_own_dependencies_finish() -> None:
             {"id": "d", "title": "D", "executor": "work", "depends_on": ["slow", "c"]},
         ],
     }
-    planner = ScriptedChatModel.script(structured=[plan])
-    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
-    conv = Conversation(svc)
+    conv = _planned(plan, work)
     state = await conv.start("Write an email to Tom with the agenda")
 
     assert state["status"] == "done"
@@ -365,9 +370,7 @@ async def test_refused_plan_ends_the_conversation(answer: Any) -> None:
         "goal": "g",
         "todos": [{"id": "t1", "title": "Send", "executor": "work", "requires_approval": True}],
     }
-    planner = ScriptedChatModel.script(structured=[plan])
-    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
-    conv = Conversation(svc)
+    conv = _planned(plan, work)
     await conv.start("Write an email to Tom with the agenda")
     (question,) = await conv.interrupts()
     assert question.value["performative"] == "propose"
@@ -496,9 +499,7 @@ async def test_an_unreadable_approval_is_asked_again() -> None:
         "goal": "g",
         "todos": [{"id": "t1", "title": "Send", "executor": "work", "requires_approval": True}],
     }
-    planner = ScriptedChatModel.script(structured=[plan])
-    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
-    conv = Conversation(svc)
+    conv = _planned(plan, work)
     await conv.start("Write an email to Tom with the agenda")
     (first,) = await conv.interrupts()
     await conv.resume({first.id: "maybe"})
