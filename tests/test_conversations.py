@@ -216,13 +216,7 @@ async def test_failure_without_replanning_reports_skipped_dependents() -> None:
             {"id": "t3", "title": "C", "executor": "work"},
         ],
     }
-    planner = ScriptedChatModel.script(structured=[plan])
-    svc = services(
-        models={"router": UncallableChatModel(), "planner": planner},
-        executors=[work],
-        max_replans=0,
-    )
-    state = await Conversation(svc).start("Write an email to Tom with the agenda")
+    state = await _planned(plan, work, max_replans=0).start("Write an email to Tom with the agenda")
     result = Plan.model_validate(state["plan"])
     assert [t.status for t in result.todos] == ["failed", "skipped", "done"]
     assert "t1" in (result.todo("t2").error or "")
@@ -384,13 +378,7 @@ async def test_refused_plan_ends_the_conversation(answer: Any) -> None:
 async def test_agreed_plan_runs() -> None:
     work = RecordingExecutor()
     plan = {"goal": "g", "todos": [{"id": "t1", "title": "Send", "executor": "work"}]}
-    planner = ScriptedChatModel.script(structured=[plan])
-    svc = services(
-        models={"router": UncallableChatModel(), "planner": planner},
-        executors=[work],
-        approval_policy="always",
-    )
-    conv = Conversation(svc)
+    conv = _planned(plan, work, approval_policy="always")
     await conv.start("Write an email to Tom with the agenda")
     (question,) = await conv.interrupts()
     propose = LAMMessage.from_dict(question.value)
