@@ -70,6 +70,9 @@ class Executor(Protocol):
     receiver: str | None
     # An executor that waits with `interrupt()` may also set `interrupts = True`: its ToDo's
     # `assign` is then checkpointed before it waits, so the log keeps it as first sent.
+    # What its steps do to the world (`graph.approval`): `effect = "none"`, `"read"`,
+    # `"send"`, ... for all of them, or a method `effect_for(todo)` deciding per step.
+    # Without either, a step is taken to change something: it needs the person's approval.
 
     async def __call__(self, call: ExecutorCall) -> Any: ...
 

@@ -17,6 +17,8 @@ class DesktopExecutor:
         "(calendar, mail, files, reminders, any app) and reports the result"
     )
     receiver: str | None = DESKTOP
+    # No `effect`: the desktop agent may read or change anything, so a step is taken to
+    # change something unless a plan template declares it (`graph.approval`).
     interrupts = True
 
     async def __call__(self, call: ExecutorCall) -> Any:

@@ -7,9 +7,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from graph.approval import Effect
 from graph.executors import ExecutorCall, ExecutorError
+from lam import ToDo
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
+SAFE_METHODS = {"GET", "HEAD"}
 
 
 def allowed(url: str, allowlist: tuple[str, ...]) -> bool:
@@ -42,6 +45,11 @@ class HttpExecutor:
         "inputs.json or inputs.params; the output is the response's JSON or text"
     )
     receiver: str | None = None
+
+    def effect_for(self, todo: ToDo) -> Effect:
+        """GET and HEAD only read; every other method may change something."""
+        method = str(todo.inputs.get("method", "GET")).upper()
+        return "read" if method in SAFE_METHODS else "change"
 
     async def __call__(self, call: ExecutorCall) -> Any:
         url = call.inputs.get("url")

@@ -12,6 +12,7 @@ class HumanExecutor:
     name = "human"
     description = "asks the user a question or for a decision; the answer is the output"
     receiver: str | None = "user"
+    effect = "none"  # asks the person; changes nothing by itself
     interrupts = True
 
     async def __call__(self, call: ExecutorCall) -> Any:

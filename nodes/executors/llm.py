@@ -19,6 +19,7 @@ class LLMExecutor:
         "and the outputs of the ToDos it depends on"
     )
     receiver: str | None = None
+    effect = "none"  # text inside the conversation
 
     async def __call__(self, call: ExecutorCall) -> Any:
         inputs = json.dumps(call.inputs, ensure_ascii=False, default=str)

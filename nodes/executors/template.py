@@ -20,6 +20,7 @@ class TemplateExecutor:
         "replaced by the request and by the outputs of the ToDos it depends on"
     )
     receiver: str | None = None
+    effect = "none"  # text inside the conversation
 
     async def __call__(self, call: ExecutorCall) -> Any:
         text = call.inputs.get("text")

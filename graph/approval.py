@@ -1,0 +1,64 @@
+"""Which ToDos need the person's `agree`: what a step does to the world decides, not who wrote it.
+
+Every step has an *effect*. Trusted sources declare it: an executor for all its steps
+(`llm` writes text inside the conversation: `none`), an executor per step (`http`: by
+method), or a plan template per step (`effect:` in the intent registry). A step whose effect
+nobody trusted declared (a `desktop` step an LLM wrote) is taken to change something.
+
+A step that changes the world outside the conversation (send, book, buy, delete, change)
+needs approval under the default policy. The planner model's `requires_approval` can add
+approvals, never remove them: `mark_approvals` only ever turns flags on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, get_args
+
+from graph.executors import ExecutorRegistry
+from lam import Plan, ToDo
+
+Effect = Literal["none", "read", "change", "send", "book", "buy", "delete"]
+EFFECTS: tuple[Effect, ...] = get_args(Effect)
+#: Effects that leave the world as it was: no approval needed.
+HARMLESS: frozenset[Effect] = frozenset({"none", "read"})
+#: What an undeclared step is assumed to do.
+UNKNOWN_EFFECT: Effect = "change"
+
+
+def step_effect(todo: ToDo, executors: ExecutorRegistry, declared: Effect | None = None) -> Effect:
+    """The effect of one step: declared by a trusted source, else its executor's, else change."""
+    if declared is not None:
+        return declared
+    if todo.executor not in executors:
+        return UNKNOWN_EFFECT
+    executor = executors.get(todo.executor)
+    per_step = getattr(executor, "effect_for", None)
+    if callable(per_step):
+        effect: Effect | None = per_step(todo)
+        return effect if effect is not None else UNKNOWN_EFFECT
+    fixed: Effect | None = getattr(executor, "effect", None)
+    return fixed if fixed is not None else UNKNOWN_EFFECT
+
+
+def needs_approval(effect: Effect) -> bool:
+    return effect not in HARMLESS
+
+
+def mark_approvals(
+    plan: Plan, executors: ExecutorRegistry, declared: Mapping[str, Effect] | None = None
+) -> Plan:
+    """The plan with `requires_approval` set on every step whose effect changes the world.
+
+    `declared` maps ToDo ids to the effects a trusted source (a plan template) declared for
+    them; an LLM-written plan has none. Flags already set stay set.
+    """
+    declared = declared or {}
+    todos = [
+        todo
+        if todo.requires_approval
+        or not needs_approval(step_effect(todo, executors, declared.get(todo.id)))
+        else todo.model_copy(update={"requires_approval": True})
+        for todo in plan.todos
+    ]
+    return Plan(goal=plan.goal, todos=todos)
