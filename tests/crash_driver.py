@@ -6,7 +6,8 @@
     python -m tests.crash_driver CID show                       print the view only
     ... --linger: once the run stops waiting for an answer, record `idle` and stay alive
 
-Each command prints the conversation's view (SPEC §5 body) as one JSON line and exits 0.
+Each command prints the conversation's view (the body of `GET /v1/conversations/{id}`) as one
+JSON line and exits 0.
 Settings come from the environment like every other entry point (REDIS_URL,
 CPA_REDIS_PREFIX, CPA_INTENTS_PATH = tests/data/crash_intents.yaml, ...); the graph's
 services add the `record` executor and a scripted planner model that plans `DRILL_PLAN`.
@@ -29,14 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
-from langchain_core.runnables import Runnable, RunnableLambda
-
 from graph.config import Settings
 from graph.executors import ExecutorCall
 from graph.services import Services
+from tests.scripted import ConstantChatModel
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = ROOT / "tests" / "data" / "crash_intents.yaml"
@@ -134,18 +131,9 @@ class RecordExecutor:
         return {"did": todo_id, "saw": sorted(call.inputs.get("dependencies", {}))}
 
 
-class DrillPlanner(BaseChatModel):
+def drill_planner() -> ConstantChatModel:
     """The planner model: always `DRILL_PLAN`; any plain text call is a test error."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "crash-drill-planner"
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        raise RuntimeError("the crash tests have no text model")
-
-    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
-        return RunnableLambda(lambda _: schema.model_validate(DRILL_PLAN))
+    return ConstantChatModel(answers={"PlanDraft": DRILL_PLAN})
 
 
 def crash_services(settings: Settings) -> Services:
@@ -154,7 +142,7 @@ def crash_services(settings: Settings) -> Services:
 
     return make_services(
         settings,
-        chat_models={"planner": DrillPlanner()},
+        chat_models={"planner": drill_planner()},
         extra_executors=[RecordExecutor.from_env()],
     )
 

@@ -1,5 +1,11 @@
-"""Scripted chat models for tests: langchain-core's fake chat model, plus scripted
-structured output, and a model that fails the test whenever it is called."""
+"""The chat models of the tests: no LLM anywhere, every answer written in the test.
+
+ScriptedChatModel    answers in order from a script (langchain-core's fake chat model,
+                     plus scripted structured output); records every call
+ConstantChatModel    answers each structured call by its schema's name, as often as
+                     asked (servers and subprocesses that run many conversations)
+UncallableChatModel  fails the test if anything calls it (rules and templates need none)
+"""
 
 from __future__ import annotations
 
@@ -58,6 +64,24 @@ class ScriptedChatModel(GenericFakeChatModel):
             return schema.model_validate(item)
 
         return RunnableLambda(answer)
+
+
+class ConstantChatModel(BaseChatModel):
+    """Answers structured-output calls by schema name (`PlanDraft`, `IntentChoice`, ...);
+    a text call is an error: these set-ups have no text model."""
+
+    answers: dict[str, Any] = {}
+
+    @property
+    def _llm_type(self) -> str:
+        return "constant"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        raise RuntimeError("this test set-up has no text model")
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+        answer = self.answers[getattr(schema, "__name__", "")]
+        return RunnableLambda(lambda _: schema.model_validate(answer))
 
 
 class UncallableChatModel(BaseChatModel):

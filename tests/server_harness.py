@@ -29,17 +29,14 @@ from typing import Any
 
 import httpx
 import redis
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
-from langchain_core.runnables import Runnable, RunnableLambda
 
 from graph.builder import make_services
 from graph.config import Settings
 from graph.executors import ExecutorCall
 from graph.services import Services
 from lam import LAMMessage, MessageFactory
-from tests.conftest import free_port, kill_process, stop_process
+from tests.processes import free_port, kill_process, stop_process
+from tests.scripted import ConstantChatModel
 
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP = "cpa-desktop"
@@ -53,23 +50,6 @@ CHORE_PLAN = {
         {"id": "t2", "title": "Finish", "executor": "work", "depends_on": ["t1"]},
     ],
 }
-
-
-class ConstantChatModel(BaseChatModel):
-    """Answers structured-output calls by schema name; plain text calls fail the run."""
-
-    answers: dict[str, Any] = {}
-
-    @property
-    def _llm_type(self) -> str:
-        return "constant"
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        raise RuntimeError("the test server has no text model")
-
-    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
-        name = getattr(schema, "__name__", "")
-        return RunnableLambda(lambda _: schema.model_validate(self.answers[name]))
 
 
 class WorkExecutor:

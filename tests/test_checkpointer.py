@@ -24,7 +24,7 @@ from graph.checkpointer import (
 )
 from graph.config import Settings
 from graph.state import LamDict, PlannerState
-from tests.conftest import RedisProcess, free_port
+from tests.processes import RedisProcess, free_port
 
 RUNS: list[str] = []  # which nodes ran, to check nothing runs twice after a resume
 

@@ -25,7 +25,7 @@ from cli import exits
 from graph.intents import IntentRegistry
 from lam import LAMMessage, Plan
 from tests.cli_harness import CLI, ROOT, PtyProcess, clean_env, run_cli
-from tests.conftest import free_port
+from tests.processes import free_port
 
 EN = "Remind me to call Anna tomorrow at 9"
 DE = "Erinnere mich morgen um 9 an den Anruf bei Anna"

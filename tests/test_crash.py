@@ -51,7 +51,6 @@ from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
 from graph.intents import check_registry
 from lam import LAMMessage, MessageFactory
-from tests.conftest import RedisProcess
 from tests.crash_driver import (
     DESKTOP,
     HOLD_ENV,
@@ -60,10 +59,11 @@ from tests.crash_driver import (
     RECORD_TODOS,
     REGISTRY,
     REQUEST,
-    DrillPlanner,
     RecordExecutor,
+    drill_planner,
     gate,
 )
+from tests.processes import RedisProcess
 from tests.server_harness import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -151,7 +151,7 @@ async def read_view(env: Mapping[str, str], cid: str) -> Any:
     settings = Settings.from_env(env)
     services = make_services(
         settings,
-        chat_models={"planner": DrillPlanner()},
+        chat_models={"planner": drill_planner()},
         extra_executors=[RecordExecutor(Path(env[RECORD_ENV]))],
     )
     async with open_checkpointer(settings) as saver:

@@ -13,7 +13,7 @@ import pytest
 
 from api.settings import digest as _digest
 from server import ServerConfigError, ServerSettings
-from tests.conftest import RedisProcess, free_port
+from tests.processes import RedisProcess, free_port
 from tests.server_harness import ACME_KEY, ROOT, ServerProcess, auth, server_env
 
 

@@ -21,7 +21,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from lam import LAMMessage
-from tests.conftest import free_port, stop_process
+from tests.processes import free_port, stop_process
 from tests.server_harness import ACME_KEY, auth, delete_prefix, request_message, server_env
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,92 @@
+"""Processes the tests start and stop: free ports, servers, Redis (a plain module).
+
+`conftest.py` holds fixtures only; helpers that test modules and harnesses import live here,
+so nothing imports `conftest` (pytest loads it itself, and a second import is a second copy).
+
+    free_port()       a free loopback TCP port
+    stop_process()    SIGTERM, then SIGKILL after a grace period
+    kill_process()    SIGKILL
+    RedisProcess      a redis-server/valkey-server on loopback, restartable on its port
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace_s`; nothing if it is not running."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL, and reap it; nothing if it is not running."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
+class RedisProcess:
+    """A redis-server/valkey-server on loopback with its data (AOF on) in `data_dir`.
+
+    `stop()` shuts it down cleanly, `kill()` with SIGKILL; `start()` again reuses the same
+    port and data directory, which is how tests restart Redis.
+    """
+
+    def __init__(self, binary: str | Path, data_dir: Path, port: int | None = None) -> None:
+        self.binary = str(binary)
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
+        args += ["--dir", str(self.data_dir), "--appendonly", "yes", "--save", ""]
+        args += ["--logfile", str(self.data_dir / "server.log")]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{self.binary} exited at start:\n{log}")
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.RedisError:
+                    time.sleep(0.02)
+        finally:
+            client.close()
+        self.kill()
+        raise RuntimeError(f"{self.binary} did not answer on port {self.port} in {timeout} s")
+
+    def stop(self) -> None:
+        stop_process(self.proc, 10)  # SIGTERM: the server flushes its append-only file
+        self.proc = None
+
+    def kill(self) -> None:
+        kill_process(self.proc)
+        self.proc = None
