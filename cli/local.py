@@ -9,15 +9,15 @@ into a cancellation instead, and a blocking `readline` would swallow it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, TypeVar
 
-from cli.exits import NOT_FOUND, CLIError
+from cli.exits import CONFIG, NOT_FOUND, CLIError
 from cli.view import LamDict
 from lam import LAMMessage
 
-_NOTHING: Any = object()
+_T = TypeVar("_T")
 
 
 class LocalBackend:
@@ -31,8 +31,17 @@ class LocalBackend:
         self._where = ""
         self.conversations: Any = None
 
+    def _run(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run on the command's event loop; an unreachable Redis is one line, exit 3."""
+        from graph.checkpointer import RedisUnavailableError
+
+        try:
+            return self.runner.run(work)
+        except RedisUnavailableError as exc:
+            raise CLIError(str(exc), CONFIG) from exc
+
     def open(self) -> None:
-        self.runner.run(self._open())
+        self._run(self._open())
 
     async def _open(self) -> None:
         # Imported here: `intents` commands and --help must not pay for LangGraph.
@@ -52,7 +61,7 @@ class LocalBackend:
         self.conversations = Conversations(build_graph(services, checkpointer=saver), saver)
 
     def close(self) -> None:
-        self.runner.run(self._stack.aclose())
+        self._run(self._stack.aclose())
 
     def start(self, request: str) -> tuple[str, Any]:
         return self.conversations.new_id(), self.conversations.opening(request)
@@ -70,13 +79,13 @@ class LocalBackend:
             async for message in self.conversations.stream(cid, payload):
                 on_message(message)
 
-        self.runner.run(go())
+        self._run(go())
 
     def state(self, cid: str) -> tuple[dict[str, Any], list[LamDict]]:
         from graph.conversations import ConversationNotFoundError
 
         try:
-            view = self.runner.run(self.conversations.view(cid))
+            view = self._run(self.conversations.view(cid))
         except ConversationNotFoundError:
             raise CLIError(f"no conversation {cid} in {self._where}", NOT_FOUND) from None
         state = view.to_dict()
@@ -95,7 +104,7 @@ class LocalBackend:
 
         resume: dict[str, Any] = {}
         for answer in answers:
-            command = self.runner.run(self.conversations.answer(cid, answer))
+            command = self._run(self.conversations.answer(cid, answer))
             resume.update(command.resume)
         return Command(resume=resume)
 

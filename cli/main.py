@@ -11,19 +11,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from cli.exits import CONFIG, FAILED, INTERRUPTED, NOT_FOUND, CLIError
-
-# Errors that are the user's setup, not a bug: one line, no traceback (by class name, so
-# that mapping them imports nothing).
-_CONFIG_ERRORS = {
-    "ConfigError",
-    "RegistryError",
-    "RedisUnavailableError",
-    "EmbeddedRedisError",
-    "ExecutorConfigError",
-    "ServerConfigError",
-}
-_FAILED_ERRORS = {"LLMNotConfiguredError"}
+from cli.exits import CONFIG, FAILED, INTERRUPTED, CLIError
 
 
 def _common() -> argparse.ArgumentParser:
@@ -170,13 +158,18 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
 
 
 def _status_for(exc: BaseException) -> int | None:
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & _CONFIG_ERRORS:
+    """CONFIG for an error that is the user's set-up, not a bug; None for anything else.
+
+    Imported here, on failure only, and light (no LangGraph): the settings, the intent
+    registry, the embedded store. The errors of the heavy parts (Redis, the server) become
+    CLIError where they are raised (`cli.local`, `cli.servers`).
+    """
+    from graph.config import ConfigError
+    from graph.intents import RegistryError
+    from graph.redis_embedded import EmbeddedRedisError
+
+    if isinstance(exc, ConfigError | RegistryError | EmbeddedRedisError):
         return CONFIG
-    if "ConversationNotFoundError" in names:
-        return NOT_FOUND
-    if names & _FAILED_ERRORS:
-        return FAILED
     return None
 
 

@@ -26,17 +26,13 @@ READY_TIMEOUT_S = 120.0
 
 
 def serve(args: argparse.Namespace) -> int:
+    """`server.serve()`; a server setting it cannot use is one line, exit 3."""
     import server
 
-    run = getattr(server, "serve", None)
-    if callable(run):
-        result = run(host=args.host, port=args.port)
-        return int(result) if isinstance(result, int) else OK
-    import uvicorn
-
-    if not hasattr(server, "app"):
-        raise CLIError("server.py has no `app` to serve", CONFIG)
-    uvicorn.run("server:app", host=args.host, port=args.port)
+    try:
+        server.serve(host=args.host, port=args.port)
+    except server.ServerConfigError as exc:
+        raise CLIError(str(exc), CONFIG) from exc
     return OK
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -406,11 +406,6 @@ class LiveView:
             if row.status == "waiting" and before.get(row.id) != "waiting":
                 self.console.print(f"{row.id} waiting for {row.waiting_for}", markup=False)
 
-    def show_frame(self) -> None:
-        """The current frame once (before a prompt, or for a conversation already over)."""
-        if not self.quiet and self.live_mode:
-            self.console.print(self)
-
     def finish(self) -> None:
         """The end: the answer (plain output; the live frame already has it)."""
         if self.quiet or self.live_mode:
@@ -493,6 +488,3 @@ def render_show(state: Mapping[str, Any], waiting: list[LamDict], *, local: bool
     parts.append(log_table(messages))
     return Group(*parts)
 
-
-def now_utc() -> float:
-    return datetime.now(UTC).timestamp()

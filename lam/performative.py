@@ -23,16 +23,3 @@ class Performative(StrEnum):
     OFFER = "offer"
     ASSIGN = "assign"
 
-    # Lower-case aliases (``Performative.request``), for code that mirrors the wire names.
-    request = "request"
-    inform = "inform"
-    propose = "propose"
-    agree = "agree"
-    refuse = "refuse"
-    confirm = "confirm"
-    failure = "failure"
-    done = "done"
-    route = "route"
-    discover = "discover"
-    offer = "offer"
-    assign = "assign"

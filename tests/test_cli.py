@@ -221,6 +221,13 @@ def test_unreachable_redis_is_one_line(env: dict[str, str]) -> None:
     assert "unreachable" in one_line_error(shown.stderr)
 
 
+def test_unusable_server_setting_is_one_line(env: dict[str, str]) -> None:
+    env["CPA_API_KEYS"] = "no-key-here"
+    done = run_cli(["serve"], env)
+    assert done.returncode == exits.CONFIG
+    assert "CPA_API_KEYS: expected tenant:key" in one_line_error(done.stderr)
+
+
 def test_unknown_conversation(env: dict[str, str]) -> None:
     for command in (["show", "no-such-id"], ["resume", "no-such-id"]):
         done = run_cli(command, env)
