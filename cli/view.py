@@ -487,4 +487,3 @@ def render_show(state: Mapping[str, Any], waiting: list[LamDict], *, local: bool
     parts.extend([Text(""), Text(f"LAM log ({len(messages)} messages)", style="bold cyan")])
     parts.append(log_table(messages))
     return Group(*parts)
-

@@ -22,4 +22,3 @@ class Performative(StrEnum):
     DISCOVER = "discover"
     OFFER = "offer"
     ASSIGN = "assign"
-
