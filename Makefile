@@ -1,6 +1,9 @@
 # The README's quick start: `make demo` sets up and runs one request; `make test` runs the tests.
+# Every target sets up first; set-up installs again only when pyproject.toml or the pinned
+# versions changed since the last install (the stamp file in the virtualenv).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
 REQUEST ?= Remind me to call Anna tomorrow at 9
 
 .PHONY: setup demo test lint
@@ -9,17 +12,20 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-setup: $(PY)
+$(INSTALLED): pyproject.toml .ci/constraints.txt | $(PY)
 	$(PY) -m pip install --quiet -c .ci/constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(INSTALLED)
 
 # Exit 5: the desktop ToDo waits for an answer and no terminal was there to ask (CI).
 demo: setup
 	$(VENV)/bin/cpa-planner run --yes "$(REQUEST)" || [ $$? -eq 5 ]
 
-test:
+test: setup
 	$(PY) -m pytest -q
 
-lint:
+lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
