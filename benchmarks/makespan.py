@@ -8,7 +8,9 @@ takes each ToDo's `duration_ms` (an accurate sleep, the same in both):
 - baseline: every ready ToDo is `Send`-ed each superstep, so a superstep waits for its
   slowest branch (LangGraph's plain fan-out).
 
-    python -m benchmarks.makespan [--dags FILE] [--json] [--repeat N]
+    python -m benchmarks.makespan [--dags FILE] [--only NAME ...] [--json] [--repeat N]
+
+The default workload is `benchmarks/workloads/dags.json` (its generator is beside it).
 
 It also reports the fixed cost per ToDo: a chain and a fan-out of 200 zero-time ToDos.
 """
@@ -38,9 +40,7 @@ from lam import MessageFactory, Plan
 from lam.dag import critical_path
 from nodes.execute import execute
 
-ROOT = Path(__file__).resolve().parents[1]
-
-DEFAULT_DAGS = ROOT.parent / "shared" / "workloads" / "dags.json"
+DEFAULT_DAGS = Path(__file__).resolve().parent / "workloads" / "dags.json"
 
 
 async def sleep_ms(ms: float) -> None:
@@ -195,8 +195,16 @@ def main() -> None:
     parser.add_argument("--dags", default=str(DEFAULT_DAGS), help="workload file (JSON)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeat", type=int, default=3, help="runs per DAG (median)")
+    parser.add_argument(
+        "--only", action="append", metavar="NAME", help="run only this DAG (repeatable)"
+    )
     args = parser.parse_args()
     dags = json.loads(Path(args.dags).read_text())
+    if args.only:
+        unknown = sorted(set(args.only) - {d["name"] for d in dags})
+        if unknown:
+            parser.error(f"no DAG named {', '.join(unknown)} in {args.dags}")
+        dags = [d for d in dags if d["name"] in args.only]
     report = asyncio.run(main_async(dags, args.repeat))
     if args.json:
         print(json.dumps(report))

@@ -1,0 +1,54 @@
+"""The benchmarks run as the README writes them, from their own workload in the repository."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import makespan
+from benchmarks.workloads import make_dags
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_default_workload_is_in_the_repository_and_is_what_its_generator_makes() -> None:
+    assert makespan.DEFAULT_DAGS.is_relative_to(ROOT)
+    committed = makespan.DEFAULT_DAGS.read_text()
+    assert committed == json.dumps(make_dags.make(random.Random(7)), indent=1) + "\n"
+    names = [d["name"] for d in json.loads(committed)]
+    assert names[:4] == ["straggler", "chain", "fan_out_in", "uneven_chains"] and len(names) == 8
+
+
+@pytest.mark.slow
+def test_makespan_runs_from_anywhere_with_its_default_workload(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.makespan", "--only", "chain", "--repeat", "1", "--json"],
+        cwd=tmp_path,  # not the repository: the default path must not depend on it
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    (row,) = report["dags"]
+    assert row["name"] == "chain" and row["todos"] == 8
+    # No schedule beats the critical path; a chain has no parallelism to win either way.
+    assert row["makespan_ms"] >= row["critical_path_ms"] > 0
+    assert row["baseline_makespan_ms"] >= row["critical_path_ms"]
+
+    unknown = subprocess.run(
+        [sys.executable, "-m", "benchmarks.makespan", "--only", "nope"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unknown.returncode == 2 and "no DAG named nope" in unknown.stderr
