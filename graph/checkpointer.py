@@ -17,10 +17,16 @@ and N are percent-encoded so keys are unambiguous):
     P:t:T:N:meta           hash    id -> JSON {"p": parent id, "v": channel versions}
     P:t:T:N:blobs          hash    channel NUL version -> value (one per channel version)
     P:t:T:N:w:ID           hash    task id NUL idx -> task path NUL channel NUL type NUL data
+    P:t:T:runs             set     run ids of the thread's checkpoints (metadata `run_id`)
+    P:r:R                  set     the thread(s) run R wrote to (for `adelete_for_runs`)
 
 A checkpoint (payload, versions, blobs, index) and a task's writes are each stored by one Lua
 script (EVAL is core Redis: atomic, and replicated to the append-only file as one transaction),
 so a crash of the app or of Redis leaves either all of it or none of it.
+
+Besides LangGraph's base API: `adelete_for_runs`, `acopy_thread` and `aprune` (LangGraph
+API server and Studio call them), each aware of the `DeltaChannel` (a pruned or copied thread
+keeps every ancestor its log is rebuilt from).
 
 Entry points: `open_checkpointer()` (the app, the CLI, tests) and `checkpointer()` (the
 `"checkpointer": {"path": ...}` key of langgraph.json, loaded standalone by the dev server,
@@ -56,7 +62,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.config import Settings
@@ -75,16 +81,21 @@ READ_TIMEOUT_S = 10.0
 _EMPTY = b"empty\x00"
 _T = TypeVar("_T")
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_PRUNE_STRATEGIES = ("keep_latest", "delete", "delete_all")  # "delete_all": LangGraph API's name
 
-# KEYS: cp, meta, blobs, idx, thread, threads. ARGV: id, payload, meta, thread id, ns, blobs...
-# Returns the thread key's PTTL (> 0: the conversation had been marked finished).
+# KEYS: cp, meta, blobs, idx, thread, threads[, runs, run]. ARGV: id, payload, meta, thread id,
+# ns, run id ("" for none), blobs... Returns the thread key's PTTL (> 0: marked finished).
 _PUT_LUA = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-if #ARGV > 5 then redis.call('HSET', KEYS[3], unpack(ARGV, 6)) end
+if #ARGV > 6 then redis.call('HSET', KEYS[3], unpack(ARGV, 7)) end
 redis.call('ZADD', KEYS[4], 0, ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('SADD', KEYS[6], ARGV[4])
+if #KEYS > 6 then
+  redis.call('SADD', KEYS[7], ARGV[6])
+  redis.call('SADD', KEYS[8], ARGV[4])
+end
 return redis.call('PTTL', KEYS[5])
 """
 # KEYS: writes, thread. ARGV: (field, frame, replace) triples. Returns the thread's PTTL.
@@ -181,6 +192,12 @@ class RedisSaver(BaseCheckpointSaver[str]):
 
     def _writes_key(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
         return self._ns_key(thread_id, ns, f"w:{checkpoint_id}")
+
+    def _runs_key(self, thread_id: str) -> str:
+        return f"{self.prefix}:t:{_q(thread_id)}:runs"
+
+    def _run_key(self, run_id: str) -> str:
+        return f"{self.prefix}:r:{_q(run_id)}"
 
     # Errors -------------------------------------------------------------------------
 
@@ -417,18 +434,16 @@ class RedisSaver(BaseCheckpointSaver[str]):
         stored = {
             k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")
         }
-        payload = _pack(
-            self.serde.dumps_typed(
-                {"checkpoint": stored, "metadata": get_checkpoint_metadata(config, metadata)}
-            )
-        )
-        meta = json.dumps(
-            {
-                "p": config["configurable"].get("checkpoint_id"),
-                "v": checkpoint["channel_versions"],
-            },
-            separators=(",", ":"),
-        )
+        metadata = get_checkpoint_metadata(config, metadata)
+        payload = _pack(self.serde.dumps_typed({"checkpoint": stored, "metadata": metadata}))
+        run_id = str(metadata.get("run_id") or "")
+        meta_fields: dict[str, Any] = {
+            "p": config["configurable"].get("checkpoint_id"),
+            "v": checkpoint["channel_versions"],
+        }
+        if run_id:
+            meta_fields["r"] = run_id  # `adelete_for_runs` reads this, not the payload
+        meta = json.dumps(meta_fields, separators=(",", ":"))
         blobs = {
             f"{ch}\x00{version}": (
                 _pack(self.serde.dumps_typed(values[ch])) if ch in values else _EMPTY
@@ -438,11 +453,14 @@ class RedisSaver(BaseCheckpointSaver[str]):
         thread_key = self._thread_key(thread_id)
 
         async def run() -> None:
-            args: list[str | bytes] = [checkpoint_id, payload, meta, thread_id, ns]
+            args: list[str | bytes] = [checkpoint_id, payload, meta, thread_id, ns, run_id]
             for field, blob in blobs.items():
                 args += [field, blob]
             keys = [self._ns_key(thread_id, ns, p) for p in ("cp", "meta", "blobs", "idx")]
-            ttl = await self._call(self._put_script, [*keys, thread_key, self._threads_key()], args)
+            keys += [thread_key, self._threads_key()]
+            if run_id:
+                keys += [self._runs_key(thread_id), self._run_key(run_id)]
+            ttl = await self._call(self._put_script, keys, args)
             if ttl > 0:
                 # A finished conversation got new activity: it lives on, as a whole.
                 await self._expire_all(thread_id, None)
@@ -505,14 +523,16 @@ class RedisSaver(BaseCheckpointSaver[str]):
     # Conversation lifetime ----------------------------------------------------------
 
     async def _thread_keys(self, thread_id: str) -> list[str]:
-        """Every key of a thread (namespaces, then per namespace its fixed keys and writes)."""
+        """Every key of a thread: namespaces, per namespace its fixed keys and writes, runs."""
         thread_key = self._thread_key(thread_id)
         namespaces = [_s(n) for n in await self.client.smembers(thread_key)]
         pipe = self.client.pipeline(transaction=False)
         for ns in namespaces:
             pipe.zrange(self._ns_key(thread_id, ns, "idx"), 0, -1)
-        id_lists = await pipe.execute() if namespaces else []
-        keys = [thread_key]
+        pipe.smembers(self._runs_key(thread_id))
+        *id_lists, run_ids = await pipe.execute()
+        keys = [thread_key, self._runs_key(thread_id)]
+        keys += [self._run_key(_s(r)) for r in run_ids]
         for ns, ids in zip(namespaces, id_lists, strict=True):
             keys += [self._ns_key(thread_id, ns, p) for p in ("idx", "cp", "meta", "blobs")]
             keys += [self._writes_key(thread_id, ns, _s(i)) for i in ids]
@@ -566,43 +586,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
     ) -> Mapping[str, DeltaChannelHistory]:
         thread_id = str(config["configurable"]["thread_id"])
         ns = config["configurable"].get("checkpoint_ns", "")
-        raw_meta = await self.client.hgetall(self._ns_key(thread_id, ns, "meta"))
-        metas = {_s(k): json.loads(v) for k, v in raw_meta.items()}
+        metas = await self._metas(thread_id, ns)
         target = get_checkpoint_id(config) or max(metas, default=None)
-        chain: list[str] = []
-        current = metas[target]["p"] if target in metas else None
-        while current is not None and current in metas:
-            chain.append(current)
-            current = metas[current]["p"]
-
-        # Which blob each channel has at each ancestor; fetch them in one go.
-        fields = sorted(
-            {
-                f"{ch}\x00{metas[cp]['v'][ch]}"
-                for cp in chain
-                for ch in channels
-                if ch in metas[cp]["v"]
-            }
-        )
-        blobs: dict[str, bytes | None] = {}
-        if fields:
-            got = await self.client.hmget(self._ns_key(thread_id, ns, "blobs"), fields)
-            blobs = dict(zip(fields, cast(list[bytes | None], got), strict=True))
-
-        # Cut the chain at the ancestor where the last channel finds its seed.
-        seeds: dict[str, tuple[int, bytes]] = {}
-        walk: list[str] = []
-        remaining = set(channels)
-        for pos, cp in enumerate(chain):
-            if not remaining:
-                break
-            walk.append(cp)
-            for ch in list(remaining):
-                version = metas[cp]["v"].get(ch)
-                blob = blobs.get(f"{ch}\x00{version}") if version is not None else None
-                if blob is not None and blob != _EMPTY:
-                    seeds[ch] = (pos, blob)
-                    remaining.discard(ch)
+        walk, seeds = await self._walk_to_seeds(thread_id, ns, metas, target, channels)
 
         pipe = self.client.pipeline(transaction=False)
         for cp in walk:
@@ -623,6 +609,242 @@ class RedisSaver(BaseCheckpointSaver[str]):
                 entry["seed"] = self.serde.loads_typed(_unpack(seeds[ch][1]))
             result[ch] = entry
         return result
+
+    async def _metas(self, thread_id: str, ns: str) -> dict[str, dict[str, Any]]:
+        """Checkpoint id -> {"p": parent id, "v": channel versions[, "r": run id]}."""
+        raw = await self.client.hgetall(self._ns_key(thread_id, ns, "meta"))
+        return {_s(k): json.loads(v) for k, v in raw.items()}
+
+    async def _walk_to_seeds(
+        self,
+        thread_id: str,
+        ns: str,
+        metas: Mapping[str, Mapping[str, Any]],
+        target: str | None,
+        channels: Sequence[str] | set[str],
+    ) -> tuple[list[str], dict[str, tuple[int, bytes]]]:
+        """The ancestors of `target` (nearest first) that `channels` are rebuilt from.
+
+        The walk ends at the ancestor where the last channel finds a stored value (its
+        seed), or at the root. Returns the walk and, per channel that found one, the seed's
+        position in the walk and its blob.
+        """
+        chain: list[str] = []
+        current = metas[target]["p"] if target is not None and target in metas else None
+        while current is not None and current in metas:
+            chain.append(current)
+            current = metas[current]["p"]
+
+        # Which blob each channel has at each ancestor; fetch them in one go.
+        fields = sorted(
+            {
+                f"{ch}\x00{metas[cp]['v'][ch]}"
+                for cp in chain
+                for ch in channels
+                if ch in metas[cp]["v"]
+            }
+        )
+        blobs: dict[str, bytes | None] = {}
+        if fields:
+            got = await self.client.hmget(self._ns_key(thread_id, ns, "blobs"), fields)
+            blobs = dict(zip(fields, cast(list[bytes | None], got), strict=True))
+
+        seeds: dict[str, tuple[int, bytes]] = {}
+        walk: list[str] = []
+        remaining = set(channels)
+        for pos, cp in enumerate(chain):
+            if not remaining:
+                break
+            walk.append(cp)
+            for ch in list(remaining):
+                version = metas[cp]["v"].get(ch)
+                blob = blobs.get(f"{ch}\x00{version}") if version is not None else None
+                if blob is not None and blob != _EMPTY:
+                    seeds[ch] = (pos, blob)
+                    remaining.discard(ch)
+        return walk, seeds
+
+    # Maintenance: runs, copies, pruning (LangGraph API server and Studio call these) --------
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints these runs made, with their writes, in every namespace.
+
+        Runs are found through the run index (`P:r:R`), so only checkpoints stored with a
+        metadata `run_id` by this saver are found. As LangGraph warns: deleting a run whose
+        writes a later checkpoint's delta channel is rebuilt from breaks that checkpoint;
+        rolling back the newest run (what the API server does) is safe.
+        """
+        wanted = {str(r) for r in run_ids}
+        if not wanted:
+            return
+
+        async def run() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for run_id in sorted(wanted):
+                pipe.smembers(self._run_key(run_id))
+            threads = sorted({_s(t) for members in await pipe.execute() for t in members})
+
+            async def made_by_the_runs(metas: dict[str, dict[str, Any]]) -> set[str]:
+                return {cp for cp, meta in metas.items() if meta.get("r") in wanted}
+
+            for thread_id in threads:
+                for ns in await self._namespaces(thread_id):
+                    await self._drop_checkpoints(thread_id, ns, made_by_the_runs)
+                await self.client.srem(self._runs_key(thread_id), *wanted)
+            await self.client.delete(*(self._run_key(r) for r in wanted))
+
+        await self._io(run)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, write and blob of a thread to another, all namespaces.
+
+        The whole history is copied (a delta channel is rebuilt from its ancestors' writes);
+        a checkpoint's metadata `thread_id`, where there is one, names the target. What the
+        target already held stays unless the copy overwrites it (same checkpoint ids).
+        """
+        if source_thread_id == target_thread_id:
+            return
+
+        async def run() -> None:
+            namespaces = await self._namespaces(source_thread_id)
+            if not namespaces:
+                return
+            src, dst = source_thread_id, target_thread_id
+            tx = self.client.pipeline(transaction=True)
+            run_ids: set[str] = set()
+            for ns in namespaces:
+                read = self.client.pipeline(transaction=False)
+                for part in ("idx", "cp", "meta", "blobs"):
+                    if part == "idx":
+                        read.zrange(self._ns_key(src, ns, part), 0, -1)
+                    else:
+                        read.hgetall(self._ns_key(src, ns, part))
+                ids, cps, metas, blobs = await read.execute()
+                ids = [_s(i) for i in ids]
+                read = self.client.pipeline(transaction=False)
+                for cp in ids:
+                    read.hgetall(self._writes_key(src, ns, cp))
+                writes = await read.execute() if ids else []
+                if ids:
+                    tx.zadd(self._ns_key(dst, ns, "idx"), dict.fromkeys(ids, 0))
+                if cps:
+                    retargeted = {k: self._retarget(v, dst) for k, v in cps.items()}
+                    tx.hset(self._ns_key(dst, ns, "cp"), mapping=retargeted)
+                if metas:
+                    tx.hset(self._ns_key(dst, ns, "meta"), mapping=metas)
+                    run_ids |= {m["r"] for m in map(json.loads, metas.values()) if m.get("r")}
+                if blobs:
+                    tx.hset(self._ns_key(dst, ns, "blobs"), mapping=blobs)
+                for cp, rows in zip(ids, writes, strict=True):
+                    if rows:
+                        tx.hset(self._writes_key(dst, ns, cp), mapping=rows)
+            tx.sadd(self._thread_key(dst), *namespaces)
+            tx.sadd(self._threads_key(), dst)
+            if run_ids:
+                tx.sadd(self._runs_key(dst), *run_ids)
+                for run_id in run_ids:
+                    tx.sadd(self._run_key(run_id), dst)
+            await tx.execute()
+
+        await self._io(run)
+
+    def _retarget(self, raw_payload: bytes, thread_id: str) -> bytes:
+        """A stored checkpoint payload whose metadata `thread_id` (if any) is `thread_id`."""
+        payload = self.serde.loads_typed(_unpack(raw_payload))
+        if "thread_id" not in payload["metadata"]:
+            return raw_payload
+        payload["metadata"] = {**payload["metadata"], "thread_id": thread_id}
+        return _pack(self.serde.dumps_typed(payload))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Drop old checkpoints: `keep_latest` keeps each namespace's latest, `delete` all.
+
+        `keep_latest` also keeps the ancestors (and their writes) that the latest
+        checkpoint's delta channels are rebuilt from, back to each one's nearest snapshot:
+        for the LAM log (a snapshot every 1000 updates) usually the latest's whole chain.
+        What goes are the other branches (forks, time travel) and the blobs nothing kept
+        refers to. `delete_all` is accepted for `delete` (LangGraph API's name).
+        """
+        if strategy not in _PRUNE_STRATEGIES:
+            raise ValueError(
+                f"unknown prune strategy {strategy!r}; expected one of: "
+                + ", ".join(_PRUNE_STRATEGIES)
+            )
+        for thread_id in dict.fromkeys(str(t) for t in thread_ids):
+            if strategy != "keep_latest":
+                await self.adelete_thread(thread_id)
+                continue
+
+            async def run(thread_id: str = thread_id) -> None:
+                for ns in await self._namespaces(thread_id):
+
+                    async def drop(metas: dict[str, dict[str, Any]], ns: str = ns) -> set[str]:
+                        kept = await self._needed_by_latest(thread_id, ns, metas)
+                        return set(metas) - kept
+
+                    await self._drop_checkpoints(thread_id, ns, drop)
+
+            await self._io(run)
+
+    async def _needed_by_latest(
+        self, thread_id: str, ns: str, metas: dict[str, dict[str, Any]]
+    ) -> set[str]:
+        """The latest checkpoint and the ancestors its delta channels are rebuilt from."""
+        if not metas:
+            return set()
+        latest = max(metas)  # UUID6 ids sort by time
+        raw = await self.client.hget(self._ns_key(thread_id, ns, "cp"), latest)
+        if raw is None:
+            return {latest}
+        metadata = self.serde.loads_typed(_unpack(cast(bytes, raw)))["metadata"]
+        # LangGraph counts, per delta channel, the updates since its last snapshot; a channel
+        # listed there is not stored whole at `latest` and needs its ancestors' writes.
+        rebuilt = set(metadata.get("counters_since_delta_snapshot") or {})
+        walk, _ = await self._walk_to_seeds(thread_id, ns, metas, latest, rebuilt)
+        return {latest, *walk}
+
+    async def _namespaces(self, thread_id: str) -> list[str]:
+        return sorted(_s(n) for n in await self.client.smembers(self._thread_key(thread_id)))
+
+    async def _drop_checkpoints(
+        self,
+        thread_id: str,
+        ns: str,
+        choose: Callable[[dict[str, dict[str, Any]]], Awaitable[set[str]]],
+    ) -> None:
+        """Delete the checkpoints `choose(metas)` names, their writes, and orphaned blobs.
+
+        One transaction, watched: a checkpoint stored meanwhile makes it start over, so a
+        blob is never dropped while a new checkpoint refers to it.
+        """
+        idx, cp_key, meta_key, blobs_key = (
+            self._ns_key(thread_id, ns, p) for p in ("idx", "cp", "meta", "blobs")
+        )
+        async with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(meta_key)
+                    raw = await pipe.hgetall(meta_key)
+                    metas = {_s(k): json.loads(v) for k, v in raw.items()}
+                    drop = await choose(metas) & set(metas)
+                    if not drop:
+                        return  # leaving the block resets the pipeline: UNWATCH
+                    kept = [metas[cp] for cp in metas if cp not in drop]
+                    referenced = {f"{ch}\x00{v}" for m in kept for ch, v in m["v"].items()}
+                    orphans = [f for f in await pipe.hkeys(blobs_key) if _s(f) not in referenced]
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    pipe.hdel(cp_key, *drop)
+                    pipe.hdel(meta_key, *drop)
+                    pipe.zrem(idx, *drop)
+                    pipe.delete(*(self._writes_key(thread_id, ns, cp) for cp in drop))
+                    if orphans:
+                        pipe.hdel(blobs_key, *orphans)
+                    if not kept:
+                        pipe.srem(self._thread_key(thread_id), ns)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
 
 
 def make_client(url: str) -> aioredis.Redis:

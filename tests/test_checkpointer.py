@@ -1,4 +1,5 @@
-"""The Redis saver with real servers: isolation, TTL, errors, restarts, the LAM log."""
+"""The Redis saver with real servers: isolation, TTL, errors, restarts, the LAM log, and the
+maintenance calls of LangGraph's API server (prune, delete runs, copy a thread)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, TypedDict, cast
 
 import pytest
 import redis.asyncio as aioredis
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.base import CheckpointMetadata
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
@@ -23,7 +26,7 @@ from graph.checkpointer import (
     open_checkpointer,
 )
 from graph.config import Settings
-from graph.state import LamDict, PlannerState
+from graph.state import LamDict, PlannerState, append_lam_batch
 from tests.processes import RedisProcess, free_port
 
 RUNS: list[str] = []  # which nodes ran, to check nothing runs twice after a resume
@@ -42,24 +45,30 @@ def _msg(sender: str, text: str) -> LamDict:
 
 
 def _node(name: str, count: int = 2) -> Any:
-    def run(state: PlannerState) -> dict[str, Any]:
+    def run(state: Any) -> dict[str, Any]:
         RUNS.append(name)
         return {"lam": [_msg(name, f"{name} {i} " + "x" * 300) for i in range(count)]}
 
     return run
 
 
-def _graph(*, wait_in_c: bool = False) -> StateGraph[Any]:
+class OftenSnapshotted(TypedDict, total=False):
+    """The LAM log with a snapshot every 3 updates (PlannerState's: every 1000)."""
+
+    lam: Annotated[list[LamDict], DeltaChannel(append_lam_batch, snapshot_frequency=3)]
+
+
+def _graph(*, wait_in_c: bool = False, state: type[Any] = PlannerState) -> StateGraph[Any]:
     """a -> (b, c in parallel) -> d: parallel branches writing the log in one superstep."""
 
-    def c(state: PlannerState) -> dict[str, Any]:
+    def c(state: Any) -> dict[str, Any]:
         if wait_in_c:
             answer = interrupt("approve?")
             RUNS.append(f"c:{answer}")
             return {"lam": [_msg("c", f"answer {answer}")]}
         return _node("c")(state)  # type: ignore[no-any-return]
 
-    g: StateGraph[Any] = StateGraph(PlannerState)
+    g: StateGraph[Any] = StateGraph(state)
     g.add_node("a", _node("a", 1))
     g.add_node("b", _node("b"))
     g.add_node("c", c)
@@ -266,4 +275,167 @@ async def test_concurrent_writes_batch_and_survive_a_script_flush(
     # Unchanged: a conversation resumes on top of them.
     result = await app.ainvoke({"lam": [_msg("user", "y")]}, _cfg("s"))
     assert len(result["lam"]) > 7
+    await saver.aclose()
+
+
+# Maintenance: aprune, adelete_for_runs, acopy_thread ----------------------------------------
+
+
+async def _ids(app: Any, thread_id: str) -> list[str]:
+    """Checkpoint ids of the thread's history, newest first."""
+    return [
+        s.config["configurable"]["checkpoint_id"]
+        async for s in app.aget_state_history(_cfg(thread_id))
+    ]
+
+
+async def _chain(saver: RedisSaver, thread_id: str) -> list[str]:
+    """The latest checkpoint and its ancestors, newest first."""
+    tup = await saver.aget_tuple(_cfg(thread_id))
+    chain = []
+    while tup is not None:
+        chain.append(tup.config["configurable"]["checkpoint_id"])
+        tup = await saver.aget_tuple(tup.parent_config) if tup.parent_config else None
+    return chain
+
+
+async def _turns(app: Any, thread_id: str, *texts: str) -> list[LamDict]:
+    for text in texts:
+        await app.ainvoke({"lam": [_msg("user", text)]}, _cfg(thread_id))
+    return list((await app.aget_state(_cfg(thread_id))).values["lam"])
+
+
+async def _same_log_everywhere(redis_url: str, prefix: str, state: type[Any], log: Any) -> None:
+    """The thread's log, read back by a fresh saver, is `log`."""
+    fresh = _graph(state=state).compile(checkpointer=_saver(redis_url, prefix))
+    loaded = (await fresh.aget_state(_cfg("p"))).values["lam"]
+    assert [m["id"] for m in loaded] == [m["id"] for m in log]
+
+
+@pytest.mark.parametrize("state", [PlannerState, OftenSnapshotted], ids=["log", "snapshots"])
+async def test_prune_keeps_the_latest_and_what_its_log_is_rebuilt_from(
+    redis_url: str, redis_prefix: str, state: type[Any]
+) -> None:
+    saver = _saver(redis_url, redis_prefix)
+    app = _graph(state=state).compile(checkpointer=saver)
+    other_log = await _turns(app, "other", "elsewhere")
+    log = await _turns(app, "p", "one", "two", "three")
+    history = await _ids(app, "p")
+
+    await saver.aprune(["p"], strategy="keep_latest")
+
+    kept = await _ids(app, "p")
+    if state is PlannerState:
+        assert kept == history  # no snapshot in 1000 updates: every ancestor rebuilds the log
+    else:
+        assert len(kept) < len(history) and kept == history[: len(kept)]  # to a snapshot
+    await _same_log_everywhere(redis_url, redis_prefix, state, log)
+
+    # Time travel: a branch from a checkpoint of the second turn, then a turn on it. The
+    # branch's first checkpoint stores the log whole (LangGraph snapshots a fork).
+    fork_point = [s async for s in app.aget_state_history(_cfg("p"))][len(kept) // 2].config
+    forked = await app.aupdate_state(fork_point, {"lam": [_msg("user", "another way")]})
+    log = await _turns(app, "p", "four")
+    chain, abandoned = await _chain(saver, "p"), set(await _ids(app, "p"))
+
+    await saver.aprune(["p"], strategy="keep_latest")
+
+    kept = await _ids(app, "p")
+    assert len(kept) < len(chain) and kept == chain[: len(kept)]
+    assert not abandoned - set(chain) & set(kept)  # the other branch is gone
+    assert forked["configurable"]["checkpoint_id"] in chain
+    # The oldest one kept stores the log whole: the walk back ends there.
+    oldest = await saver.aget_tuple({"configurable": {"thread_id": "p", "checkpoint_id": kept[-1]}})
+    assert oldest is not None and "lam" in oldest.checkpoint["channel_values"]
+    assert (await app.aget_state(_cfg("p"))).values["lam"] == log
+    await _same_log_everywhere(redis_url, redis_prefix, state, log)
+    # Nothing of the dropped checkpoints is left: their writes, blobs nothing refers to.
+    writes = await _keys(redis_url, f"{redis_prefix}:t:p:*:w:*")
+    assert {k.decode().rsplit(":w:", 1)[1] for k in writes} <= set(kept)
+    referenced = {
+        f"{ch}\x00{v}" for m in (await saver._metas("p", "")).values() for ch, v in m["v"].items()
+    }
+    client = aioredis.from_url(redis_url)
+    fields = cast(list[bytes], await client.hkeys(f"{redis_prefix}:t:p::blobs"))
+    blobs = {f.decode() for f in fields}
+    await client.aclose()
+    assert blobs and blobs <= referenced
+    assert (await app.aget_state(_cfg("other"))).values["lam"] == other_log  # untouched
+    # The conversation goes on from what was kept.
+    more = await app.ainvoke({"lam": [_msg("user", "and on")]}, _cfg("p"))
+    assert [m["id"] for m in more["lam"][: len(log)]] == [m["id"] for m in log]
+
+    # A strategy it does not know: a clear error, nothing lost.
+    before = await _ids(app, "p")
+    with pytest.raises(ValueError, match="unknown prune strategy 'oldest'"):
+        await saver.aprune(["p"], strategy="oldest")
+    assert await _ids(app, "p") == before
+    await saver.aprune(["p", "other"], strategy="delete")
+    assert await _keys(redis_url, f"{redis_prefix}:t:*") == []
+    await saver.aclose()
+
+
+async def test_delete_for_runs_rolls_back_the_newest_run(redis_url: str, redis_prefix: str) -> None:
+    saver = _saver(redis_url, redis_prefix, ttl_s=3600)
+    app = _graph().compile(checkpointer=saver)
+    runs = [str(uuid.uuid4()) for _ in range(3)]
+
+    def run_cfg(run_id: str) -> RunnableConfig:
+        return {**_cfg("r"), "metadata": {"run_id": run_id}}
+
+    first = await app.ainvoke({"lam": [_msg("user", "one")]}, run_cfg(runs[0]))
+    await app.ainvoke({"lam": [_msg("user", "two")]}, run_cfg(runs[1]))
+    await saver.adelete_for_runs([runs[1], runs[2]])  # runs[2] never ran: no error
+
+    state = await app.aget_state(_cfg("r"))
+    assert [m["id"] for m in state.values["lam"]] == [m["id"] for m in first["lam"]]
+    made_by = {(s.metadata or {}).get("run_id") async for s in app.aget_state_history(_cfg("r"))}
+    assert made_by == {runs[0]}
+    assert await _keys(redis_url, f"{redis_prefix}:r:*") == [f"{redis_prefix}:r:{runs[0]}".encode()]
+    # It goes on from there; the index follows it, and leaves with it.
+    again = await app.ainvoke({"lam": [_msg("user", "three")]}, run_cfg(runs[2]))
+    assert len(again["lam"]) == 2 * len(first["lam"])
+    assert await saver.expire_conversation("r") > 0
+    client = aioredis.from_url(redis_url)
+    ttls = [await client.ttl(k) for k in await _keys(redis_url, f"{redis_prefix}:r:*")]
+    await client.aclose()
+    assert len(ttls) == 2 and all(0 < t <= 3600 for t in ttls)
+    await saver.adelete_thread("r")
+    assert await _keys(redis_url, f"{redis_prefix}:*") == []  # the run index went with it
+    await saver.aclose()
+
+
+async def test_copy_thread_is_a_whole_and_independent_copy(
+    redis_url: str, redis_prefix: str
+) -> None:
+    saver = _saver(redis_url, redis_prefix)
+    app = _graph(wait_in_c=True).compile(checkpointer=saver)
+    await app.ainvoke({"lam": [_msg("user", "hi")]}, _cfg("src"))  # waits in c: pending writes
+
+    await saver.acopy_thread("src", "dst")
+
+    source, copy = await app.aget_state(_cfg("src")), await app.aget_state(_cfg("dst"))
+    assert copy.values["lam"] == source.values["lam"] and copy.next == source.next == ("c",)
+    assert await _ids(app, "dst") == await _ids(app, "src")
+    # The copy resumes on its own (b, finished before the interrupt, does not run again) ...
+    RUNS.clear()
+    done = await app.ainvoke(Command(resume="yes"), _cfg("dst"))
+    assert RUNS == ["c:yes", "d"] and done["lam"][-1]["sender"] == "d"
+    # ... and the source still waits, and outlives the copy's deletion.
+    await saver.adelete_thread("dst")
+    assert (await app.aget_state(_cfg("src"))).next == ("c",)
+
+    # A checkpoint's metadata that names its thread names the copy's.
+    tup = await saver.aget_tuple(_cfg("src"))
+    assert tup is not None
+    named = cast(CheckpointMetadata, {**tup.metadata, "thread_id": "named"})  # as the API server
+    stored = await saver.aput(
+        {"configurable": {"thread_id": "named", "checkpoint_ns": ""}}, tup.checkpoint, named, {}
+    )
+    await saver.acopy_thread("named", "renamed")
+    copied = await saver.aget_tuple(_cfg("renamed"))
+    assert copied is not None and cast(dict[str, Any], copied.metadata)["thread_id"] == "renamed"
+    assert copied.config["configurable"]["checkpoint_id"] == stored["configurable"]["checkpoint_id"]
+    await saver.acopy_thread("nothing-here", "still-nothing")
+    assert await saver.aget_tuple(_cfg("still-nothing")) is None
     await saver.aclose()
