@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "studio", parents=[common], help="start LangGraph Studio's dev server (offline settings)"
     )
     studio.add_argument("--port", type=int, default=None, help="default: a free port")
+    studio.add_argument(
+        "--verbose", action="store_true", help="the dev server's own log, INFO and up"
+    )
     return parser
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +21,9 @@ STUDIO_ENV = {
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "LANGSMITH_TRACING": "false",
 }
+# Quiet unless asked (--verbose, or LOG_LEVEL set): langgraph-api logs some 30 INFO lines at
+# start, and its file watcher "N changes detected" every 10 s (its own state files).
+QUIET_ENV = {"LOG_LEVEL": "WARNING"}
 STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl={base}"
 READY_TIMEOUT_S = 120.0
 
@@ -43,8 +46,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def project_root() -> Path:
-    """The directory with langgraph.json: the source tree, else the current directory."""
-    for candidate in (Path(__file__).resolve().parents[1], Path.cwd()):
+    """The directory with langgraph.json: the current one, else the cpa-planner source tree.
+
+    The dev server keeps its own state (threads, assistants) in `.langgraph_api/` there.
+    """
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[1]):
         if (candidate / "langgraph.json").is_file():
             return candidate
     raise CLIError(
@@ -53,18 +59,15 @@ def project_root() -> Path:
     )
 
 
-def langgraph_executable() -> str:
-    beside = Path(sys.executable).with_name("langgraph")  # the same virtualenv first
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("langgraph")
-    if found:
-        return found
-    raise CLIError(
-        "the LangGraph CLI is not installed: pip install 'langgraph-cli[inmem]' "
-        "(it comes with `pip install -e '.[dev]'`)",
-        CONFIG,
-    )
+def dev_server_command() -> list[str]:
+    """LangGraph's CLI in this virtualenv, its banner muted (`cli.langgraph_dev`)."""
+    if importlib.util.find_spec("langgraph_cli") is None:
+        raise CLIError(
+            "the LangGraph CLI is not installed: pip install 'langgraph-cli[inmem]' "
+            "(it comes with `pip install -e '.[dev]'`)",
+            CONFIG,
+        )
+    return [sys.executable, "-m", "cli.langgraph_dev"]
 
 
 def _ready(base: str) -> bool:
@@ -77,13 +80,13 @@ def _ready(base: str) -> bool:
 
 def studio(args: argparse.Namespace) -> int:
     root = project_root()
-    executable = langgraph_executable()
     host = "127.0.0.1"
     port = args.port or free_port(host)
     base = f"http://{host}:{port}"
-    command = [executable, "dev", "--no-browser", "--host", host, "--port", str(port)]
+    command = [*dev_server_command(), "dev", "--no-browser", "--host", host, "--port", str(port)]
+    quiet = {} if args.verbose or "LOG_LEVEL" in os.environ else QUIET_ENV
     print(f"Starting the LangGraph dev server on {base} (from {root}) …", file=sys.stderr)
-    process = subprocess.Popen(command, cwd=root, env={**os.environ, **STUDIO_ENV})
+    process = subprocess.Popen(command, cwd=root, env={**os.environ, **STUDIO_ENV, **quiet})
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while process.poll() is None and time.monotonic() < deadline:

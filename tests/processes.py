@@ -7,10 +7,12 @@ so nothing imports `conftest` (pytest loads it itself, and a second import is a 
     stop_process()    SIGTERM, then SIGKILL after a grace period
     kill_process()    SIGKILL
     RedisProcess      a redis-server/valkey-server on loopback, restartable on its port
+    langgraph_working_copy()  a directory to run `langgraph dev` in, away from the source tree
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -90,3 +92,20 @@ class RedisProcess:
     def kill(self) -> None:
         kill_process(self.proc)
         self.proc = None
+
+
+def langgraph_working_copy(directory: Path) -> Path:
+    """`directory` with the project's langgraph.json, for `langgraph dev` to run in.
+
+    The dev server keeps its threads and assistants in `.langgraph_api/` of its working
+    directory: run from here, a test leaves nothing in the source tree (a newcomer's Studio
+    would list it). The package is installed, so the graph and `server:app` import from
+    anywhere; only the checkpointer is a file path, made absolute here.
+    """
+    root = Path(__file__).resolve().parents[1]
+    config = json.loads((root / "langgraph.json").read_text())
+    path, _, attr = config["checkpointer"]["path"].rpartition(":")
+    config["checkpointer"]["path"] = f"{(root / path).resolve()}:{attr}"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "langgraph.json").write_text(json.dumps(config, indent=2))
+    return directory

@@ -25,7 +25,7 @@ from cli import exits
 from graph.intents import IntentRegistry
 from lam import LAMMessage, Plan
 from tests.cli_harness import CLI, ROOT, PtyProcess, clean_env, run_cli
-from tests.processes import free_port
+from tests.processes import free_port, langgraph_working_copy
 
 EN = "Remind me to call Anna tomorrow at 9"
 DE = "Erinnere mich morgen um 9 an den Anruf bei Anna"
@@ -556,26 +556,33 @@ def test_serve_and_run_through_the_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_studio_starts_langgraph_dev_offline(tmp_path: Path) -> None:
+def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
+    workdir = langgraph_working_copy(tmp_path / "studio")
     env = clean_env(tmp_path)
     process = subprocess.Popen(
         [*CLI, "studio"],
         env=env,
-        cwd=tmp_path,  # finds langgraph.json in the source tree, whatever the cwd
+        cwd=workdir,  # a langgraph.json here is used before the source tree's
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
     try:
         assert process.stdout is not None
-        studio = ""
+        said: list[str] = []
         for line in process.stdout:
-            if line.startswith("Studio:"):
-                studio = line
+            said.append(line)
+            if line.startswith("API:"):
                 break
+        studio = next((line for line in said if line.startswith("Studio:")), "")
         match = re.search(r"baseUrl=(http://127\.0\.0\.1:\d+)", studio)
-        assert match, "no Studio address printed"
+        assert match, "no Studio address printed:\n" + "".join(said)
+        # Quiet: where it runs and the two addresses; no banner, no INFO log, no warning
+        # about missing saver methods. Our API's one line about keys may stand between.
+        assert said[0].startswith("Starting the LangGraph dev server"), said
+        assert said[-2:] == [studio, said[-1]] and len(said) <= 4, said
+        assert all("cpa_planner.server" in line for line in said[1:-2]), said
         assert httpx.get(f"{match.group(1)}/ok").status_code == 200
         assistants = httpx.post(f"{match.group(1)}/assistants/search", json={}).json()
         assert any(a["graph_id"] == "planner" for a in assistants)
@@ -586,3 +593,4 @@ def test_studio_starts_langgraph_dev_offline(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    assert (workdir / ".langgraph_api").is_dir()  # its state went to the working copy

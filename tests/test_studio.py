@@ -21,7 +21,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from lam import LAMMessage
-from tests.processes import free_port, stop_process
+from tests.processes import free_port, langgraph_working_copy, stop_process
 from tests.server_harness import ACME_KEY, auth, delete_prefix, request_message, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Iterator[str]:
     port = free_port()
-    log_path = tmp_path_factory.mktemp("studio") / "langgraph-dev.log"
+    workdir = langgraph_working_copy(tmp_path_factory.mktemp("studio"))
+    log_path = workdir / "langgraph-dev.log"
     env = {
         k: v
         for k, v in os.environ.items()
@@ -56,7 +57,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Ite
                 "--port",
                 str(port),
             ],
-            cwd=ROOT,
+            cwd=workdir,  # its state (.langgraph_api/) stays out of the source tree
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
