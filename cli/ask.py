@@ -148,9 +148,10 @@ class Asker:
             output = self._read("What came of it? (Enter to skip) ")
             return me.done(assign, output or None)
         reason = self._read("What went wrong? ") or "not done"
+        # The code says what kind of failure (the answer shows "failed (not_done: reason)").
         return me.failure(
             assign.sender,
-            "failed",
+            "not_done",
             reason,
             todo_id=str(todo.get("id")),
             in_reply_to=assign.id,

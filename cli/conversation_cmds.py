@@ -38,12 +38,15 @@ class Backend(Protocol):
         payload: Any,
         on_message: Callable[[LamDict], None],
         on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
+        *,
+        wait_for_others: bool = True,
     ) -> None: ...
     def state(self, cid: str) -> tuple[dict[str, Any], list[LamDict]]: ...
     def public(self, state: dict[str, Any]) -> dict[str, Any]: ...
     def answer(self, cid: str, answers: list[LAMMessage]) -> Any: ...
     def continue_payload(self) -> Any: ...
     def resume_hint(self, cid: str) -> str: ...
+    def inbox_url(self, cid: str, receiver: str) -> str | None: ...
 
 
 def consoles() -> tuple[Console, Console]:
@@ -114,7 +117,14 @@ class Driver:
         for _ in range(1000):  # each turn answers at least one question; a bound, not a limit
             with self.view.running():
                 if payload is not _SKIP:
-                    self.backend.advance(cid, payload, self.view.on_message, self.view.sync)
+                    self.backend.advance(
+                        cid,
+                        payload,
+                        self.view.on_message,
+                        self.view.sync,
+                        # Nobody here to ask: do not wait for the desktop agent either.
+                        wait_for_others=self.asker.interactive,
+                    )
                 state, waiting = self.backend.state(cid)
                 self.view.sync(state, waiting)
             status = state.get("status")
@@ -155,17 +165,32 @@ class Driver:
 
     def _leave_waiting(self, state: dict[str, Any], waiting: list[LamDict]) -> int:
         self._print_json(state)
+        cid = self.cid or ""
+        inboxes: dict[str, str] = {}  # receiver -> where it finds what waits for it
         for message in waiting:
             content = message.get("content") or {}
             if message.get("performative") == "propose":
                 say("Waiting for the plan's approval (--yes approves).")
-            else:
-                todo = content.get("todo") or {}
-                who = who_answers(message, local=self.backend.local)
-                say(f"Waiting for {who} to do {todo.get('id')}: {todo.get('title')}")
+                continue
+            todo = content.get("todo") or {}
+            who = who_answers(message, local=self.backend.local)
+            say(f"Waiting for {who} to do {todo.get('id')}: {todo.get('title')}")
+            receiver = str(message.get("receiver", ""))
+            inbox = (
+                None if self.asker.answers_here(message) else self.backend.inbox_url(cid, receiver)
+            )
+            if inbox is not None:
+                inboxes[receiver] = inbox
         reason = "" if self.asker.interactive else " (no terminal here to ask at)"
-        say(f"The conversation is saved and waits{reason}. Answer it with:")
-        say("  " + self.backend.resume_hint(self.cid or ""))
+        if inboxes:
+            say(f"The conversation is saved and waits{reason}.")
+            for receiver, inbox in inboxes.items():
+                say(f"{receiver} finds it in its inbox and answers it with POST /v1/lam:")
+                say(f"  GET {inbox}")
+            say("Follow it with:")
+        else:
+            say(f"The conversation is saved and waits{reason}. Answer it with:")
+        say("  " + self.backend.resume_hint(cid))
         return WAITING
 
 

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 from cli.exits import CONFIG, NOT_FOUND, CLIError
+from cli.program import program
 from cli.view import LamDict
 from lam import LAMMessage
 
@@ -72,8 +73,13 @@ class LocalBackend:
         payload: Any,
         on_message: Callable[[LamDict], None],
         on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
+        *,
+        wait_for_others: bool = True,
     ) -> None:
-        """Run (or resume) the graph until it ends or waits, showing each message."""
+        """Run (or resume) the graph until it ends or waits, showing each message.
+
+        (`wait_for_others` has no use here: locally, nobody else answers.)
+        """
 
         async def go() -> None:
             async for message in self.conversations.stream(cid, payload):
@@ -94,7 +100,7 @@ class LocalBackend:
 
     @staticmethod
     def public(state: dict[str, Any]) -> dict[str, Any]:
-        """The SPEC §6 object: `intent` is the intent's name."""
+        """The object of `--json` (docs/cli.md): `intent` is the intent's name."""
         intent = state.get("intent")
         return {**state, "intent": intent.get("intent") if isinstance(intent, dict) else intent}
 
@@ -113,4 +119,9 @@ class LocalBackend:
         return None
 
     def resume_hint(self, cid: str) -> str:
-        return f"cpa-planner resume {cid}"
+        return f"{program()} resume {cid}"
+
+    @staticmethod
+    def inbox_url(cid: str, receiver: str) -> str | None:
+        """Nothing: locally, whatever waits is answered at the terminal (`resume`)."""
+        return None

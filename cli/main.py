@@ -1,4 +1,4 @@
-"""`cpa-planner`: the command line (SPEC §6).
+"""`cpa-planner`: the command line (docs/cli.md).
 
 Only argparse is imported at start-up; each command imports what it needs, so
 `intents explain` and `--help` never load LangGraph.
@@ -51,6 +51,11 @@ def _conversation_options(parser: argparse.ArgumentParser) -> None:
     _server_options(parser)
 
 
+CONVERSATION_ID_HELP = (
+    "the conversation's id (run prints it; with --server, the id the server gave, also in "
+    "GET /v1/conversations)"
+)
+
 EPILOG = """\
 exit status:
   0  done          1  the conversation failed      2  bad command line
@@ -84,14 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         "resume",
         parents=[common],
         help="continue a conversation that waits or was stopped",
+        description="Continue conversation ID: answer what waits for an answer here, run "
+        "what was stopped (Ctrl-C, a crash); a finished one is shown. ID is printed by run.",
     )
-    resume.add_argument("conversation_id", metavar="ID")
+    resume.add_argument("conversation_id", metavar="ID", help=CONVERSATION_ID_HELP)
     _conversation_options(resume)
 
     show = commands.add_parser(
-        "show", parents=[common], help="show a conversation: state, plan and LAM log"
+        "show",
+        parents=[common],
+        help="show a conversation: state, plan and LAM log",
+        description="Show conversation ID: its status, intent, plan with each ToDo's "
+        "status, answer, and LAM log. ID is printed by run.",
     )
-    show.add_argument("conversation_id", metavar="ID")
+    show.add_argument("conversation_id", metavar="ID", help=CONVERSATION_ID_HELP)
     show.add_argument("--json", action="store_true", help="the conversation as JSON")
     _server_options(show)
 

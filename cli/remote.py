@@ -1,4 +1,4 @@
-"""`--server URL`: the same conversations through a running `cpa-planner serve` (SPEC §5).
+"""`--server URL`: the same conversations through a running `cpa-planner serve` (docs/http.md).
 
 A request is POSTed as a LAM `request`; the messages arrive over the conversation's SSE
 stream (read on a thread, so the terminal can be asked meanwhile); approvals and `human`
@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from cli.exits import CONFIG, FAILED, NOT_FOUND, CLIError
+from cli.program import program
 from cli.view import LamDict
 from lam import LAMMessage, MessageFactory
 
@@ -93,28 +95,32 @@ class RemoteBackend:
         return None
 
     def resume_hint(self, cid: str) -> str:
-        return f"cpa-planner resume {cid} --server {self.url}"
+        return f"{program()} resume {cid} --server {self.url}"
+
+    def inbox_url(self, cid: str, receiver: str) -> str | None:
+        """Where `receiver` (the desktop agent) finds what waits for it."""
+        return f"{self.url}/v1/conversations/{cid}/inbox?receiver={receiver}"
 
     # Following the conversation -----------------------------------------------------------
 
     def _read_events(self, cid: str) -> None:
         headers = {"Last-Event-ID": self._last_id} if self._last_id else {}
         try:
-            with self.client.stream(
+            with connect_sse(
+                self.client,
                 "GET",
                 f"/v1/conversations/{cid}/events",
                 headers=headers,
                 timeout=httpx.Timeout(None, connect=5.0),
-            ) as response:
-                if response.status_code >= 400:
-                    self._queue.put(CLIError(f"events: {response.status_code}", FAILED))
+            ) as source:
+                if source.response.status_code >= 400:
+                    self._queue.put(CLIError(f"events: {source.response.status_code}", FAILED))
                     return
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        try:
-                            self._queue.put(json.loads(line[5:].strip()))
-                        except ValueError:
-                            continue
+                for event in source.iter_sse():
+                    try:
+                        self._queue.put(event.json())
+                    except ValueError:
+                        continue
         except httpx.HTTPError:
             pass  # the stream broke: the main thread checks the state and reconnects
         finally:
@@ -131,8 +137,14 @@ class RemoteBackend:
         payload: Any,
         on_message: Callable[[LamDict], None],
         on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
+        *,
+        wait_for_others: bool = True,
     ) -> None:
-        """Show messages until the conversation ends or asks this terminal something."""
+        """Show messages until the conversation ends or asks this terminal something.
+
+        With `wait_for_others` false (no terminal here), also when it waits for anyone else
+        (the desktop agent): the command then says where the answer goes, and exits.
+        """
         self._follow(cid)
         while True:
             check = False
@@ -159,6 +171,8 @@ class RemoteBackend:
             if any(
                 m.get("performative") == "propose" or m.get("receiver") == "user" for m in waiting
             ):
+                return
+            if waiting and not wait_for_others:
                 return
             if item is _CLOSED:
                 self._follow(cid)

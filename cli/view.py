@@ -115,6 +115,7 @@ class ConversationModel:
     status: str = "running"
     error: dict[str, Any] | None = None
     result: Any = None
+    refused: str | None = None  # the reason a plan was refused: its ToDos never run
     seen: set[str] = field(default_factory=set)
 
     def feed(self, message: Mapping[str, Any]) -> list[str]:
@@ -171,6 +172,10 @@ class ConversationModel:
             row.status, row.ended, row.waiting_for = "failed", when, None
             row.error = str(error.get("message", ""))
             return [f"{row.id} failed after {elapsed(row.seconds(when or 0))}: {row.error}"]
+        if kind == "refuse":
+            self.refused = str(content.get("reason", ""))
+            self._not_run()
+            return [f"Plan refused: {self.refused}"]
         if kind == "inform" and content.get("topic") == "answer":
             self.answer = str(content.get("text", ""))
             if content.get("status") in ("done", "failed"):
@@ -201,6 +206,12 @@ class ConversationModel:
             after = f", after {', '.join(row.depends_on)}" if row.depends_on else ""
             lines.append(f"  {row.id}  {row.title}  [{row.executor}{after}]")
         return lines
+
+    def _not_run(self) -> None:
+        """The ToDos of a refused plan: skipped, not pending (nothing will run them)."""
+        for row in self.todos.values():
+            if row.status == "pending":
+                row.status, row.error = "skipped", "plan refused"
 
     def sync(self, state: Mapping[str, Any], waiting: list[LamDict], *, local: bool) -> None:
         """Catch up with the conversation's view (statuses from an unfinished step, waits)."""
@@ -240,6 +251,10 @@ class ConversationModel:
         result = self.result if isinstance(self.result, Mapping) else {}
         if isinstance(result.get("error"), Mapping):
             self.error = dict(result["error"])
+        if "refused" in result:
+            self.refused = str(result["refused"])
+        if self.refused is not None:
+            self._not_run()
 
     # Text -----------------------------------------------------------------------------
 
@@ -287,12 +302,13 @@ def _todo_cell(row: TodoRow) -> Text:
 def plan_table(model: ConversationModel, now: float | None = None) -> Table:
     now = time.time() if now is None else now
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    # At 80 columns the title and the status wrap; an id, an executor or a time never does.
     table.add_column("", no_wrap=True)
-    table.add_column("ToDo", ratio=1, min_width=24)
+    table.add_column("ToDo", ratio=3, min_width=16)
     table.add_column("executor", no_wrap=True)
-    table.add_column("after", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("after", no_wrap=False, min_width=5)
+    table.add_column("status", ratio=2, min_width=12)
+    table.add_column("time", justify="right", no_wrap=True, min_width=5)
     for row in model.todos.values():
         table.add_row(
             Text(row.id, style="bold"),
@@ -305,8 +321,14 @@ def plan_table(model: ConversationModel, now: float | None = None) -> Table:
     return table
 
 
-def render(model: ConversationModel, *, now: float | None = None) -> RenderableType:
-    """Everything about the conversation, as one renderable (one live frame)."""
+def render(
+    model: ConversationModel, *, now: float | None = None, header: bool = True
+) -> RenderableType:
+    """Everything about the conversation, as one renderable (one live frame).
+
+    `header=False` leaves out the lines about the conversation, request, intent and plan:
+    a terminal that already shows them above a prompt gets only what changes.
+    """
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold cyan", no_wrap=True)
     head.add_column()
@@ -318,11 +340,11 @@ def render(model: ConversationModel, *, now: float | None = None) -> RenderableT
         head.add_row("Intent", model.intent_line())
     if model.goal is not None:
         head.add_row("Plan", model.goal)
-    parts: list[RenderableType] = [head]
+    parts: list[RenderableType] = [head] if header else []
     if stage is not None:
         parts.append(Spinner("dots", text=Text(stage + "…", style="yellow"), style="yellow"))
     if model.todos:
-        parts.extend([Text(""), plan_table(model, now)])
+        parts.extend([Text(""), plan_table(model, now)] if header else [plan_table(model, now)])
     if model.answer is not None and model.error is None:
         ok = model.status != "failed"
         parts.append(Text(""))
@@ -356,7 +378,7 @@ class LiveView:
 
     def __rich__(self) -> RenderableType:
         with self._lock:
-            return render(self.model)
+            return render(self.model, header=not self._header_done)
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -371,7 +393,8 @@ class LiveView:
             yield
         finally:
             self._live = None
-            live.stop()
+            live.stop()  # the frame stays on screen, header included: later frames omit it
+            self._header_done = True
 
     def begin(self, conversation_id: str, request: str | None = None) -> None:
         with self._lock:

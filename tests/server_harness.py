@@ -125,12 +125,25 @@ def delete_prefix(redis_url: str, prefix: str) -> None:
 
 
 class ServerProcess:
-    """`uvicorn server:app` in a subprocess on a loopback port; restartable on that port."""
+    """`uvicorn server:app` in a subprocess on a loopback port; restartable on that port.
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, port: int | None = None) -> None:
-        self.env = {**os.environ, **env}
+    `cli=True` starts it as a user does, `cpa-planner serve --port P` (`python -m cli`);
+    `inherit=False` gives it `env` alone, nothing of this process's environment.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        port: int | None = None,
+        *,
+        cli: bool = False,
+        inherit: bool = True,
+    ) -> None:
+        self.env = {**os.environ, **env} if inherit else dict(env)
         self.port = port or free_port()
         self.log_path = log_path
+        self.cli = cli
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -138,8 +151,11 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        args = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1"]
-        args += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+        if self.cli:
+            args = [sys.executable, "-m", "cli", "serve", "--port", str(self.port)]
+        else:
+            args = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1"]
+            args += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()

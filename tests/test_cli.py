@@ -55,7 +55,7 @@ def one_line_error(stderr: str) -> str:
 
 
 def resume_id(text: str) -> str:
-    found = re.search(r"cpa-planner resume (\S+)", text)
+    found = re.search(r"(?:cpa-planner|-m cli) resume (\S+)", text)
     assert found, text
     return found.group(1)
 
@@ -76,6 +76,42 @@ def test_help_lists_every_command_and_exit_status(env: dict[str, str]) -> None:
     assert "130" in done.stdout and "waits for an answer" in done.stdout
     assert run_cli([], env).returncode == exits.USAGE
     assert run_cli(["frobnicate"], env).returncode == exits.USAGE
+
+
+def test_resume_and_show_help_say_what_the_id_is(env: dict[str, str]) -> None:
+    for command in ("resume", "show"):
+        done = run_cli([command, "--help"], env)
+        assert done.returncode == 0
+        assert re.search(r"^\s+ID\s+the conversation's id \(run prints it", done.stdout, re.M)
+
+
+def test_the_resume_hint_is_a_command_that_works(env: dict[str, str]) -> None:
+    """After `make demo` only .venv/bin/cpa-planner exists: the hint names that, not PATH's."""
+    script = Path(sys.executable).with_name("cpa-planner")
+    elsewhere = {**env, "PATH": "/usr/bin:/bin"}  # no cpa-planner on PATH
+    done = subprocess.run(
+        [str(script), "run", EN], env=elsewhere, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == exits.WAITING, done.stderr
+    hint = re.search(r"^  (\S+) resume (\S+)$", done.stderr, re.M)
+    assert hint and hint.group(1) == str(script), done.stderr
+    again = subprocess.run(
+        [hint.group(1), "show", hint.group(2)],
+        env=elsewhere,
+        cwd="/",  # an absolute path works from anywhere
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0 and "waiting" in again.stdout
+    # With it on PATH, the plain name; through `python -m cli`, that.
+    on_path = {**env, "PATH": f"{script.parent}:/usr/bin:/bin"}
+    plain = subprocess.run(
+        [str(script), "resume", hint.group(2)], env=on_path, capture_output=True, text=True
+    )
+    assert re.search(rf"^  cpa-planner resume {hint.group(2)}$", plain.stderr, re.M)
+    module = run_cli(["resume", hint.group(2)], env)
+    assert f"  {sys.executable} -m cli resume {hint.group(2)}" in module.stderr
 
 
 def test_empty_request_is_a_usage_error(env: dict[str, str]) -> None:
@@ -288,6 +324,7 @@ def test_without_a_terminal_the_desktop_todo_waits_then_show_and_resume(
         assert term.wait() == exits.FAILED
         term.expect(r"✗ failed")
         assert "the reminders app would not open" in term.screen
+        assert "failed (failed" not in term.screen  # said once: the code is not_done
     finally:
         term.close()
     final = json.loads(run_cli(["show", cid, "--json"], env).stdout)
@@ -349,9 +386,12 @@ def test_live_view_approval_and_desktop_answer_in_english(env: dict[str, str]) -
         screen = term.screen
     finally:
         term.close()
+    assert "rule reminder.en.remind" in screen[: screen.index("Approve this plan?")]
+    # The header stays above the first prompt; after each answer only the table goes on.
+    after = screen[screen.index("Carry out this plan?") :]
+    assert "Conversation" not in after and "Intent" not in after
     # The last frame: both ToDos done with their outputs and times, then the answer.
-    last = screen[screen.rindex("Conversation") :]
-    assert "rule reminder.en.remind" in last
+    last = screen[screen.rindex("What came of it?") :]
     assert re.search(r"t1\s+Draft the reminder\s+template\s+—\s+✓ done\s+[\d.]+s", last)
     assert re.search(r"t2\s+Add the reminder in the reminders app\s+desktop\s+t1\s+✓ done", last)
     assert "→ added, 9:00 tomorrow" in last
@@ -397,6 +437,11 @@ def test_refusing_the_plan(env: dict[str, str]) -> None:
     refuse = [m for m in result["messages"] if m["performative"] == "refuse"]
     assert refuse and refuse[0]["content"]["reason"] == "I will do it myself"
     assert all(t["status"] == "pending" for t in result["plan"]["todos"])
+    # Shown, the plan's ToDos are not pending (nothing will run them): skipped, and why.
+    shown = run_cli(["show", result["conversation_id"]], env).stdout
+    for todo in ("t1", "t2"):
+        assert re.search(rf"{todo}\s+.*↷ skipped", shown), shown
+    assert shown.count("plan refused") == 2
 
 
 def test_ctrl_c_at_the_prompt_then_resume_completes_it(env: dict[str, str]) -> None:
@@ -475,7 +520,8 @@ def test_human_todo_after_parallel_todos(env: dict[str, str], tmp_path: Path) ->
         screen = term.screen
     finally:
         term.close()
-    last = screen[screen.rindex("Conversation") :]
+    last = screen[screen.rindex("Your answer: ") :]
+    assert "Conversation" not in last  # printed once, above the question
     for todo in ("t1", "t2", "t3", "t4"):
         assert re.search(rf"{todo}\s.*✓ done", last), todo
     assert re.search(r"t3\s+Which day\?\s+human\s+t1, t2\s", last)
@@ -545,6 +591,17 @@ def test_serve_and_run_through_the_server(tmp_path: Path) -> None:
         )
         assert shown.returncode == 0
         assert json.loads(shown.stdout)["status"] == "done"
+
+        # No terminal: it does not wait for the desktop agent either; it says where the
+        # answer goes (the agent's inbox) and how to follow, and exits 5.
+        script = run_cli(["run", "--yes", "--server", url, "--api-key", "key-1", EN], env)
+        assert script.returncode == exits.WAITING, script.stderr
+        waiting = resume_id(script.stderr)
+        assert "Waiting for the desktop agent to do t2" in script.stderr
+        inbox = f"{url}/v1/conversations/{waiting}/inbox?receiver=cpa-desktop"
+        assert f"  GET {inbox}" in script.stderr
+        assert f"resume {waiting} --server {url}" in script.stderr
+        assert httpx.get(inbox, headers=headers).json()[0]["performative"] == "assign"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -1,0 +1,1 @@
+"""Examples of using cpa-planner from the outside (run them as scripts: see each docstring)."""

@@ -1,0 +1,59 @@
+"""The terminal view of a conversation, drawn without a terminal (rich at a fixed width)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from cli.view import ConversationModel, TodoRow, render
+
+REQUEST = "Remind me to call Anna tomorrow at 9"
+
+
+def drawn(model: ConversationModel, width: int) -> str:
+    console = Console(width=width, color_system=None, record=True, file=io.StringIO())
+    console.print(render(model, now=1.5))
+    return console.export_text()
+
+
+def waiting_model() -> ConversationModel:
+    model = ConversationModel(conversation_id="3f1c", request=REQUEST, intent="reminder")
+    model.goal = f"Set a reminder: {REQUEST}"
+    model.todos = {
+        "t1": TodoRow("t1", "Draft the reminder", "template", [], "done", 0.0, 0.1, "Reminder"),
+        "t2": TodoRow(
+            "t2",
+            "Add the reminder in the reminders app",
+            "desktop",
+            ["t1"],
+            "waiting",
+            0.5,
+            waiting_for="you (desktop agent)",
+        ),
+    }
+    return model
+
+
+def test_at_80_columns_nothing_is_cut() -> None:
+    text = drawn(waiting_model(), 80)
+    assert "…" not in text
+    assert "(desktop agent)" in text and "1.0s" in text and "0.1s" in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+
+
+def test_a_refused_plan_is_shown_as_not_run() -> None:
+    model = waiting_model()
+    for row in model.todos.values():
+        row.status = "pending"
+    model.feed(
+        {
+            "id": "r1",
+            "performative": "refuse",
+            "timestamp": "2026-11-29T10:00:00Z",
+            "content": {"reason": "not today"},
+        }
+    )
+    text = drawn(model, 100)
+    assert text.count("↷ skipped") == 2 and text.count("plan refused") == 2
+    assert "pending" not in text
