@@ -30,12 +30,12 @@ from tests.processes import free_port, langgraph_working_copy
 EN = "Remind me to call Anna tomorrow at 9"
 DE = "Erinnere mich morgen um 9 an den Anruf bei Anna"
 NEEDS_LLM = "Book me a flight to Berlin for the conference"
-SPEC_KEYS = {"conversation_id", "intent", "plan", "result", "messages"}
+VIEW_KEYS = {"conversation_id", "intent", "plan", "result", "messages"}
 
 
 def assert_spec_object(obj: dict[str, Any]) -> None:
-    """SPEC §6's --json object (plus `status`, as in the HTTP API)."""
-    assert SPEC_KEYS <= set(obj) <= SPEC_KEYS | {"status"}
+    """The --json object (docs/cli.md): the HTTP API's conversation body."""
+    assert VIEW_KEYS <= set(obj) <= VIEW_KEYS | {"status"}
     assert isinstance(obj["conversation_id"], str) and obj["conversation_id"]
     assert obj["intent"] is None or isinstance(obj["intent"], str)
     if obj["plan"] is not None:
