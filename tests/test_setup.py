@@ -21,8 +21,11 @@ SETUP_INPUTS = ("pyproject.toml", ".ci/constraints.txt")
 
 def make_n(directory: Path, target: str) -> list[str]:
     """The commands `make TARGET` would run there, one per line."""
+    # As a make of its own: under `make test`, the outer make's variables would make this
+    # one a sub-make, which prints "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", target], cwd=directory, capture_output=True, text=True, check=True
+        ["make", "-n", target], cwd=directory, env=env, capture_output=True, text=True, check=True
     )
     return done.stdout.splitlines()
 
