@@ -21,12 +21,12 @@ def _request_text(state: PlannerState) -> tuple[str, LAMMessage | None]:
     chat = state.get("messages") or []
     if chat and isinstance(chat[-1], HumanMessage):
         return chat[-1].text, None
-    return (state.get("request") or "").strip(), None
+    return state.get("request") or "", None
 
 
 async def intake(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     text, message = _request_text(state)
-    if not text.strip():
+    if not text and message is None:
         raise ValueError(
             "no request: start the run with `request` text, a LAM `request` in `lam`, "
             "or a chat message in `messages`"
