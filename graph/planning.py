@@ -62,9 +62,10 @@ def proposal(
 ) -> dict[str, Any]:
     """The state update that proposes `plan` to the requester (`purpose` keys its message id)."""
     cid = lamlog.conversation_id(state, config)
-    propose = lamlog.with_id(
-        lamlog.planner(state, config).propose(lamlog.requester(state), plan),
-        lamlog.stable_id(cid, "propose", lamlog.current_request(state)["id"], *purpose),
+    propose = lamlog.planner(state, config).propose(
+        lamlog.requester(state),
+        plan,
+        message_id=lamlog.stable_id(cid, "propose", lamlog.current_request(state)["id"], *purpose),
     )
     return {
         "plan": plan.model_dump(mode="json"),

@@ -59,11 +59,12 @@ async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
             in_reply_to=in_reply_to,
         )
     cid = lamlog.conversation_id(state, config)
-    refusal = lamlog.with_id(
-        lamlog.planner(state, config).failure(
-            lamlog.PLANNER, "invalid_plan", summary, in_reply_to=in_reply_to
-        ),
-        lamlog.stable_id(cid, "check", in_reply_to, repairs),
+    refusal = lamlog.planner(state, config).failure(
+        lamlog.PLANNER,
+        "invalid_plan",
+        summary,
+        in_reply_to=in_reply_to,
+        message_id=lamlog.stable_id(cid, "check", in_reply_to, repairs),
     )
     return {"plan_problems": problems, "repairs": repairs + 1, "lam": [refusal.to_dict()]}
 

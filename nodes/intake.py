@@ -9,7 +9,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
 from graph.state import PlannerState
-from lam import LAMMessage, Performative
+from lam import LAMMessage, MessageFactory, Performative
 
 
 def _request_text(state: PlannerState) -> tuple[str, LAMMessage | None]:
@@ -33,11 +33,11 @@ async def intake(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
         )
     cid = lamlog.conversation_id(state, config)
     if message is None:
-        message = lamlog.with_id(
-            lamlog.planner(state, config).request(text, receiver=lamlog.PLANNER),
-            lamlog.stable_id(cid, "request", len(state.get("lam") or []), text),
+        message = MessageFactory("user", cid).request(
+            text,
+            receiver=lamlog.PLANNER,
+            message_id=lamlog.stable_id(cid, "request", len(state.get("lam") or []), text),
         )
-        message = message.model_copy(update={"sender": "user"})
     update: dict[str, Any] = {
         "lam": [message.to_dict()],
         "request": text,

@@ -19,7 +19,6 @@ from graph.intents import Decision
 from graph.llm import LLMError, LLMNotConfiguredError
 from graph.services import Services, get_services
 from graph.state import IntentFound, Language, PlannerState
-from lam import LAMMessage
 from prompts.templates import CLASSIFY_SYSTEM
 
 #: Below this, the router model's choice counts as no decision (the planner then plans).
@@ -104,11 +103,14 @@ async def intent(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     update: dict[str, Any] = {"intent": found}
     name = found.get("intent")
     if name is not None:
-        inform: LAMMessage = lamlog.with_id(
-            lamlog.planner(state, config).inform_intent(
-                lamlog.requester(state), name, found["confidence"], str(found["source"])
+        inform = lamlog.planner(state, config).inform_intent(
+            lamlog.requester(state),
+            name,
+            found["confidence"],
+            str(found["source"]),
+            message_id=lamlog.stable_id(
+                lamlog.conversation_id(state, config), "intent", request["id"]
             ),
-            lamlog.stable_id(lamlog.conversation_id(state, config), "intent", request["id"]),
         )
         update["lam"] = [inform.to_dict()]
     return update

@@ -135,13 +135,14 @@ async def respond(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
         text, status, result = phrase(language, "failed", message=exc), "failed", failed["result"]
     cid = lamlog.conversation_id(state, config)
     request_id = lamlog.current_request(state)["id"]
-    answer = lamlog.with_id(
-        lamlog.planner(state, config).inform(
-            lamlog.requester(state), "answer", text=text, status=status
-        ),
-        lamlog.stable_id(cid, "answer", request_id),
+    answer = lamlog.planner(state, config).inform(
+        lamlog.requester(state),
+        "answer",
+        message_id=lamlog.stable_id(cid, "answer", request_id),
+        in_reply_to=request_id,
+        text=text,
+        status=status,
     )
-    answer = answer.model_copy(update={"in_reply_to": request_id})
     return {
         "lam": [*failure, answer.to_dict()],
         "messages": [AIMessage(text)],

@@ -20,9 +20,11 @@ _NODES: dict[str, Next] = {"template": "template", "planner": "plan", "answer": 
 async def route(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     chosen = choose_route(state.get("intent") or {}, get_services(config).intents, state["request"])
     cid = lamlog.conversation_id(state, config)
-    message = lamlog.with_id(
-        lamlog.planner(state, config).route(lamlog.PLANNER, chosen.target, chosen.reason),
-        lamlog.stable_id(cid, "route", lamlog.current_request(state)["id"]),
+    message = lamlog.planner(state, config).route(
+        lamlog.PLANNER,
+        chosen.target,
+        chosen.reason,
+        message_id=lamlog.stable_id(cid, "route", lamlog.current_request(state)["id"]),
     )
     return {"lam": [message.to_dict()]}
 
