@@ -103,12 +103,20 @@ async def test_a_plan_that_drops_an_action_goes_back_for_repair() -> None:
 
 
 async def test_a_rule_matched_single_request_makes_no_llm_call() -> None:
-    conv = Conversation(services(models=FORBIDDEN))
+    conv = Conversation(services(models=FORBIDDEN))  # any LLM call fails the test
     state = await conv.start("Remind me to call Anna tomorrow at 9")
     assert state["intent"]["source"] == "rules"
     assert _route(state)["target"] == "template"
+    # Adding the reminder changes the reminders app: the person approves first.
+    (question,) = await conv.interrupts()
+    assert question.value["performative"] == "propose"
+    state = await conv.resume({question.id: "agree"})
     (waiting,) = await conv.interrupts()
     assert waiting.value["performative"] == "assign"
+    assign = LAMMessage.from_dict(waiting.value)
+    done = MessageFactory("cpa-desktop", assign.conversation_id).done(assign, "added").to_dict()
+    state = await conv.resume({waiting.id: done})
+    assert state["status"] == "done" and "added" in _answer(state)
 
 
 @pytest.mark.parametrize(
@@ -153,6 +161,8 @@ async def test_a_german_request_gets_german_titles_and_a_german_answer() -> None
     assert english is not None
     titles = [t.title for t in Plan.model_validate(state["plan"]).todos]
     assert titles != [t.title for t in english.plan.todos]
+    (question,) = await conv.interrupts()
+    await conv.resume({question.id: "agree"})
     (waiting,) = await conv.interrupts()
     assign = LAMMessage.from_dict(waiting.value)
     done = MessageFactory("cpa-desktop", assign.conversation_id).done(assign, "ok").to_dict()
