@@ -263,7 +263,8 @@ async def test_greetings_and_thanks_never_need_an_llm(text: str, not_expected: s
 
 
 async def test_nothing_to_do_gets_a_short_answer_saying_what_the_planner_can_do() -> None:
-    state = await Conversation(services(models=FORBIDDEN)).start("asdfgh qwertz")
+    # No LLM configured: a word check tells gibberish from a task that needs the planner.
+    state = await Conversation(services()).start("asdfgh qwertz")
     assert _route(state)["target"] == "answer" and state["status"] == "done"
     assert "calendar" in _answer(state)
 
