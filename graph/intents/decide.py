@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from graph.intents.classifier import OUT_OF_SCOPE, ClassifierVerdict, ExampleClassifier
 from graph.intents.compound import find_compound
-from graph.intents.decision import Decision
+from graph.intents.decision import Decision, Tier
 from graph.intents.language import detect_language
 from graph.intents.readonly import is_read_only
 from graph.intents.rules import RuleEngine, RuleVerdict
@@ -68,7 +68,7 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
     def decision(
         intent: str | None,
         confidence: float,
-        tier: str | None,
+        tier: Tier | None,
         reason: str,
         hints: list[str],
         classified: ClassifierVerdict | None = None,
@@ -77,7 +77,7 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
             text=text,
             intent=intent,
             confidence=confidence,
-            tier="rules" if tier == "rules" else "classifier" if tier else None,
+            tier=tier,
             rule=verdict.rule if tier == "rules" else None,
             language=language,
             read_only=read_only,

@@ -195,8 +195,7 @@ class IntentRegistry:
         texts = [self._reply(spec, act, decision.language) for act in acts]
         found = [t for t in texts if t]
         if not found:
-            fallback = self._reply(spec, DEFAULT_REPLY, decision.language)
-            return fallback
+            return self._reply(spec, DEFAULT_REPLY, decision.language)
         return " ".join(dict.fromkeys(found))
 
     @staticmethod
