@@ -74,7 +74,7 @@ def make_services(
         settings=settings,
         models=ChatModels(settings, chat_models),
         executors=registry,
-        intents=IntentRegistry.load(settings.intents_path),
+        intents=IntentRegistry.load(settings.intents_path, executors=registry.names()),
     )
 
 
