@@ -61,9 +61,7 @@ async def test_a_compound_request_gets_one_llm_plan_covering_every_action(
     plan = {"goal": "all of it", "todos": _todos(*(f"step {n}" for n in range(actions)))}
     planner = ScriptedChatModel.script(structured=[plan])
     work = RecordingExecutor()
-    svc = services(
-        models={"router": UncallableChatModel(), "planner": planner}, executors=[work]
-    )
+    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
     decision = svc.intents.decide(text)
     assert decision.intent is None and decision.compound is not None
     assert len(decision.compound.parts) == actions
@@ -191,7 +189,10 @@ async def test_the_router_choice_is_a_hint_for_the_planner_never_a_template() ->
 
 
 async def test_a_task_no_intent_fits_is_planned() -> None:
-    text = "Organise a three-day trip to Lisbon with flights, a hotel near the river and a museum visit"
+    text = (
+        "Organise a three-day trip to Lisbon with flights, a hotel near the river "
+        "and a museum visit"
+    )
     router = ScriptedChatModel.script(structured=[{"intent": "other_task", "confidence": 0.9}])
     plan = {"goal": "Lisbon", "todos": _todos("Flights", "Hotel", "Museum")}
     planner = ScriptedChatModel.script(structured=[plan])

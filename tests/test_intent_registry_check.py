@@ -14,6 +14,7 @@ from graph.intents import (
     check_registry,
     check_registry_text,
 )
+from lam import Plan
 
 # A small, clean registry; the tests break one thing at a time.
 GOOD = """\
@@ -58,6 +59,12 @@ intents:
           executor: desktop
           depends_on: [t1]
 """
+
+
+def _plan(registry: IntentRegistry, intent: str, request: str) -> Plan | None:
+    """The intent's English act template for `request`, as a plan (None without one)."""
+    filled = registry.template_for(intent, request, language="en", read_only=False)
+    return filled.plan if filled else None
 
 
 def write(tmp_path: Path, text: str, name: str = "intents.yaml") -> Path:
@@ -105,7 +112,7 @@ def test_good_registry_is_clean_and_loads(tmp_path: Path) -> None:
     assert registry.classify("Grüße!").intent == "greet"  # keyword prefix, umlaut folded
     assert registry.classify("add milk to my list").intent == "todo"
     assert registry.classify("add milk to my shopping list").intent is None  # vetoed
-    plan = registry.plan_for("todo", "add milk to my list")
+    plan = _plan(registry, "todo", "add milk to my list")
     # A template ToDo's text keeps {request}: the template executor fills it when it runs.
     assert plan is not None and plan.todos[0].inputs == {"text": "{request}"}
 
@@ -335,7 +342,7 @@ def test_template_may_name_an_entry_point_executor(tmp_path: Path) -> None:
     text = GOOD.replace("executor: desktop", "executor: robot")
     assert check_registry_text(text, executors=[*EXECUTORS, "robot"]) == []
     registry = IntentRegistry.load(write(tmp_path, text), executors=[*EXECUTORS, "robot"])
-    plan = registry.plan_for("todo", "add milk to my list")
+    plan = _plan(registry, "todo", "add milk to my list")
     assert plan is not None and plan.todos[1].executor == "robot"
     with pytest.raises(RegistryError, match="'robot', which does not exist"):
         IntentRegistry.load(write(tmp_path, text), executors=EXECUTORS)

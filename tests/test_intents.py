@@ -232,6 +232,12 @@ ABSTAIN: list[str] = [
 ]
 
 
+def _plan(registry: IntentRegistry, intent: str, request: str) -> Plan | None:
+    """The intent's English act template for `request`, as a plan (None without one)."""
+    filled = registry.template_for(intent, request, language="en", read_only=False)
+    return filled.plan if filled else None
+
+
 @pytest.fixture(scope="module")
 def registry() -> IntentRegistry:
     return IntentRegistry.load()
@@ -429,7 +435,7 @@ def test_thousands_of_lines_in_one_process(registry: IntentRegistry) -> None:
 @pytest.mark.parametrize("intent", ["reminder", "calendar", "app_control", "files"])
 def test_templates_render_to_valid_plans(registry: IntentRegistry, intent: str) -> None:
     request = "Erinnere mich morgen um 9 an den Anruf bei Anna"
-    plan = registry.plan_for(intent, request)
+    plan = _plan(registry, intent, request)
     assert isinstance(plan, Plan)
     assert validate_plan(plan, executors=EXECUTORS) == []
     assert all(todo.executor != "llm" for todo in plan.todos)
@@ -446,7 +452,7 @@ def test_templates_render_to_valid_plans(registry: IntentRegistry, intent: str) 
 
 
 def test_reminder_template_drafts_then_adds(registry: IntentRegistry) -> None:
-    plan = registry.plan_for("reminder", "Remind me to call mom at 6")
+    plan = _plan(registry, "reminder", "Remind me to call mom at 6")
     assert plan is not None
     t1, t2 = plan.todos
     assert (t1.id, t1.executor, t1.title) == ("t1", "template", "Draft the reminder")
@@ -459,7 +465,7 @@ def test_reminder_template_drafts_then_adds(registry: IntentRegistry) -> None:
 
 
 def test_calendar_template_checks_then_creates_with_approval(registry: IntentRegistry) -> None:
-    plan = registry.plan_for("calendar", "Schedule a meeting with Anna")
+    plan = _plan(registry, "calendar", "Schedule a meeting with Anna")
     assert plan is not None
     assert [t.executor for t in plan.todos] == ["desktop", "desktop"]
     assert plan.todos[1].depends_on == ["t1"]
@@ -467,19 +473,19 @@ def test_calendar_template_checks_then_creates_with_approval(registry: IntentReg
 
 
 def test_request_braces_are_not_formatted(registry: IntentRegistry) -> None:
-    plan = registry.plan_for("files", "Move {x} and {0} and {request} files")
+    plan = _plan(registry, "files", "Move {x} and {0} and {request} files")
     assert plan is not None
     assert plan.todos[0].inputs["request"] == "Move {x} and {0} and {request} files"
 
 
 @pytest.mark.parametrize("intent", ["email", "web_search", "question", "smalltalk", "unknown"])
 def test_no_template_means_none(registry: IntentRegistry, intent: str) -> None:
-    assert registry.plan_for(intent, "anything") is None
+    assert _plan(registry, intent, "anything") is None
 
 
 def test_plans_are_fresh_objects(registry: IntentRegistry) -> None:
-    first = registry.plan_for("reminder", "a")
+    first = _plan(registry, "reminder", "a")
     assert first is not None
     first.todos[0].title = "changed"
-    second = registry.plan_for("reminder", "a")
+    second = _plan(registry, "reminder", "a")
     assert second is not None and second.todos[0].title == "Draft the reminder"

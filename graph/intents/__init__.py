@@ -39,6 +39,7 @@ request with several actions is never decided), then the example classifier
 (:mod:`~graph.intents.readonly`). The registry's check is :mod:`~graph.intents.check`.
 """
 
+from graph.effects import EFFECTS, Effect
 from graph.intents.check import (
     RegistryError,
     RegistryProblem,
@@ -54,10 +55,8 @@ from graph.intents.registry import IntentRegistry, default_registry
 from graph.intents.spec import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_CONFIDENCE,
-    EFFECTS,
     REQUIRED_LANGUAGES,
     ClassifierSpec,
-    Effect,
     IntentKind,
     IntentSpec,
     Language,

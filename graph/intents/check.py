@@ -19,19 +19,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from graph.effects import EFFECTS, Effect
 from graph.intents.spec import (
     DEFAULT_CLASSIFIER_MARGIN,
     DEFAULT_CLASSIFIER_THRESHOLD,
     DEFAULT_MARGIN,
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_REPLY,
-    EFFECTS,
     READ_EFFECTS,
     REGISTRY_VERSION,
     REQUIRED_LANGUAGES,
     VARIANTS,
     ClassifierSpec,
-    Effect,
     IntentKind,
     IntentSpec,
     RegistrySpec,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from graph.effects import Effect
 from graph.intents.compound import Compound
-from graph.intents.spec import Effect, Language
+from graph.intents.spec import Language
 from lam import Plan
 
 Tier = Literal["rules", "classifier"]

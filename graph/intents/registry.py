@@ -13,7 +13,6 @@ from graph.intents.compound import find_compound
 from graph.intents.decide import Tiers, decide
 from graph.intents.decision import Decision, RuleDecision, TemplatePlan
 from graph.intents.phrases import PhraseMatcher
-from graph.intents.readonly import is_read_only
 from graph.intents.rules import RuleEngine
 from graph.intents.spec import (
     DEFAULT_MARGIN,
@@ -27,7 +26,7 @@ from graph.intents.spec import (
     TemplateSpec,
 )
 from graph.intents.text import compile_any, fold_request
-from lam import Plan, ToDo
+from lam import Plan
 
 
 def _fill_request(value: Any, request: str) -> Any:
@@ -203,7 +202,7 @@ class IntentRegistry:
         versions = spec.replies.get(act, {})
         return versions.get(language) or versions.get("en") or next(iter(versions.values()), None)
 
-    # -- before the tiers: what the nodes call until they call decide() and template_for() ---
+    # -- the rules tier alone ----------------------------------------------------------------
 
     def classify(self, text: str) -> RuleDecision:
         """The rules' decision, abstaining on several actions; no classifier (see decide())."""
@@ -219,19 +218,6 @@ class IntentRegistry:
             intent, confidence, rule = None, 0.0, None
             reason = f"several actions: {several.reason}"
         return RuleDecision(text, intent, confidence, rule, verdict.scores, reason)
-
-    def plan_for(self, intent: str, request: str) -> Plan | None:
-        """The intent's act template with ``{request}`` filled in (English), or None."""
-        filled = self.template_for(intent, request, language="en", read_only=is_read_only(request))
-        return filled.plan if filled else None
-
-    def todo_titles(self, intent: str) -> list[str]:
-        """Titles of the act template's ToDos (English); [] without template."""
-        spec = self.intents.get(intent)
-        template = spec.plan_template if spec else None
-        if template is None:
-            return []
-        return [ToDo.model_validate(t).title for t in template["todos"]]
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,19 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from graph.effects import HARMLESS, Effect
+
 IntentKind = Literal["plan", "answer"]
 Language = Literal["en", "de"]
 LANGUAGES: tuple[Language, ...] = get_args(Language)
 #: Template variants: ``act`` does what was asked, ``read`` only looks (a read-only query).
 Variant = Literal["act", "read"]
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
-# The values of graph.approval.Effect. Not imported from there: that module pulls in the
-# executor registry and with it LangChain, which `intents explain` must not pay for. A test
-# keeps the two equal.
-Effect = Literal["none", "read", "change", "send", "book", "buy", "delete"]
-EFFECTS: tuple[Effect, ...] = get_args(Effect)
 #: Effects a step of a ``read`` template may declare.
-READ_EFFECTS: frozenset[Effect] = frozenset({"none", "read"})
+READ_EFFECTS: frozenset[Effect] = HARMLESS
 
 REGISTRY_VERSION = 1
 DEFAULT_MIN_CONFIDENCE = 0.6
