@@ -1,4 +1,9 @@
-"""`cpa-planner intents explain|check`: the rules engine alone (no LangGraph, no LLM, no Redis)."""
+"""`cpa-planner intents explain|check|eval|calibrate`: the tiers alone (no LangGraph, no LLM).
+
+`explain` must stay fast: it loads the registry without checking executors, and the
+classifier trains only when a request reaches it. `check` builds the real executor registry
+(built-ins and entry points) so a template naming an unknown executor is an error.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import sys
 from typing import TextIO
 
 from cli.exits import CONFIG, FAILED, OK, CLIError
-from graph.intents import IntentRegistry, RegistryError, RuleDecision, check_registry
+from graph.intents import Decision, IntentRegistry, RegistryError, check_registry
 
 
 def registry_path(explicit: str | None) -> str | None:
@@ -21,19 +26,25 @@ def registry_path(explicit: str | None) -> str | None:
     return explicit or env or None
 
 
-def _line(decision: RuleDecision) -> str:
+def _load(registry: str | None) -> IntentRegistry:
+    try:
+        return IntentRegistry.load(registry_path(registry))
+    except RegistryError as exc:
+        raise CLIError(str(exc), CONFIG) from None
+
+
+def _line(decision: Decision) -> str:
     if decision.intent is None:
-        return f"-\t0.00\t-\t{decision.text}"
-    return f"{decision.intent}\t{decision.confidence:.2f}\t{decision.rule}\t{decision.text}"
+        why = f"compound: {decision.compound.reason}" if decision.compound else "-"
+        return f"-\t0.00\t{why}\t{decision.text}"
+    who = decision.rule if decision.tier == "rules" else "classifier"
+    return f"{decision.intent}\t{decision.confidence:.2f}\t{who}\t{decision.text}"
 
 
 def explain(text: str, *, as_json: bool, registry: str | None, out: TextIO = sys.stdout) -> int:
-    try:
-        rules = IntentRegistry.load(registry_path(registry))
-    except RegistryError as exc:
-        raise CLIError(str(exc), CONFIG) from None
+    intents = _load(registry)
     if text != "-":
-        decision = rules.explain(text)
+        decision = intents.explain(text)
         out.write(
             json.dumps(decision.to_json_dict(), ensure_ascii=False) + "\n"
             if as_json
@@ -45,7 +56,7 @@ def explain(text: str, *, as_json: bool, registry: str | None, out: TextIO = sys
         line = raw.rstrip("\r\n")
         if not line.strip():
             continue  # a blank line is no request
-        decision = rules.classify(line)
+        decision = intents.decide(line)
         out.write(
             json.dumps(decision.to_json_dict(), ensure_ascii=False) if as_json else _line(decision)
         )
@@ -53,11 +64,23 @@ def explain(text: str, *, as_json: bool, registry: str | None, out: TextIO = sys
     return OK
 
 
+def _executor_names() -> list[str]:
+    """The executors a run would have: built-ins and entry points (LangGraph loads here)."""
+    from graph.builder import default_executors
+    from graph.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        settings = Settings()  # a bad unrelated setting must not stop the check
+    return default_executors(settings).names()
+
+
 def check(path: str | None, *, out: TextIO = sys.stdout) -> int:
     """Every problem as `FILE:LINE:COLUMN: severity: message` (the form editors link)."""
     target = registry_path(path)
     shown = target or "the packaged registry (prompts/intents.yaml)"
-    problems = check_registry(target)
+    problems = check_registry(target, executors=_executor_names())
     for problem in problems:
         where = target or "prompts/intents.yaml"
         if problem.line is not None:
@@ -77,3 +100,36 @@ def check(path: str | None, *, out: TextIO = sys.stdout) -> int:
     note = f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
     print(f"{shown}: OK{note}", file=sys.stderr)
     return OK
+
+
+def evaluate(path: str, *, as_json: bool, registry: str | None, out: TextIO = sys.stdout) -> int:
+    """Precision, coverage and false fires per tier on a labelled JSON Lines file."""
+    from graph.intents.evaluate import LabelledFileError, evaluate, read_labelled
+
+    intents = _load(registry)
+    try:
+        labelled = read_labelled(path, intents.names())
+    except LabelledFileError as exc:
+        raise CLIError(str(exc), FAILED) from None
+    report = evaluate(intents, labelled)
+    if as_json:
+        out.write(json.dumps(report.to_json_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.write(report.describe() + "\n")
+    return OK
+
+
+def calibrate(path: str, *, target: float, registry: str | None, out: TextIO = sys.stdout) -> int:
+    """The classifier threshold and margin for the registry, measured on a labelled file."""
+    from graph.intents.evaluate import LabelledFileError, calibrate, read_labelled
+
+    if not 0.0 < target <= 1.0:
+        raise CLIError(f"--precision {target} must be in (0, 1]", FAILED)
+    intents = _load(registry)
+    try:
+        labelled = read_labelled(path, intents.names())
+        result = calibrate(intents, labelled, target=target)
+    except (LabelledFileError, ValueError) as exc:
+        raise CLIError(str(exc), FAILED) from None
+    out.write(result.describe(target) + "\n")
+    return OK if result.best is not None else FAILED

@@ -107,15 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(show)
 
     intents = commands.add_parser(
-        "intents", parents=[common], help="the intent rules: explain a decision, check a registry"
+        "intents",
+        parents=[common],
+        help="the intent tiers: explain a decision, check a registry, measure, calibrate",
     )
     sub = intents.add_subparsers(dest="intents_command", metavar="COMMAND", required=True)
     explain = sub.add_parser(
         "explain",
         parents=[common],
-        help="the rules' decision for a request (no LLM)",
-        description="The rules' decision for a request, without any LLM. With - instead "
-        "of a text, one request per line is read from standard input.",
+        help="the decision for a request without an LLM: rules, compound, classifier",
+        description="The decision for a request without any LLM: the rule or the classifier "
+        "that decided, or why none did (several actions: compound). With - instead of a "
+        "text, one request per line is read from standard input.",
     )
     explain.add_argument("text", help='the request, or "-" to read one per line from stdin')
     explain.add_argument("--json", action="store_true", help="one JSON object per request")
@@ -127,6 +130,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "file", nargs="?", help="registry YAML (default: $CPA_INTENTS_PATH or the packaged one)"
+    )
+    evaluate = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="precision, coverage and false fires per tier on labelled requests",
+        description='Decide every line of a JSON Lines file {"text": ..., "intent": ...} '
+        "(intent null: out of scope; a list: several actions) and print, per tier, the "
+        "precision, the coverage of single-action requests, the false fires of intents "
+        "that change things, and a confusion table.",
+    )
+    evaluate.add_argument("file", help="labelled requests (JSON Lines)")
+    evaluate.add_argument("--json", action="store_true", help="the report as one JSON object")
+    evaluate.add_argument(
+        "--registry", metavar="FILE", help="intent registry (default: $CPA_INTENTS_PATH)"
+    )
+    calibrate = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="pick the classifier's threshold and margin on labelled requests",
+        description="Measure the example classifier on labelled requests that are not its "
+        "examples and print the threshold and margin that decide the most of them right "
+        "with the precision asked for and no false fire of an intent that changes things.",
+    )
+    calibrate.add_argument("file", help="labelled requests (JSON Lines)")
+    calibrate.add_argument(
+        "--precision", type=float, default=0.98, help="the precision to keep (default 0.98)"
+    )
+    calibrate.add_argument(
+        "--registry", metavar="FILE", help="intent registry (default: $CPA_INTENTS_PATH)"
     )
 
     serve = commands.add_parser(
@@ -160,6 +192,10 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
 
         if args.intents_command == "explain":
             return lambda a: intents_cmd.explain(a.text, as_json=a.json, registry=a.registry)
+        if args.intents_command == "eval":
+            return lambda a: intents_cmd.evaluate(a.file, as_json=a.json, registry=a.registry)
+        if args.intents_command == "calibrate":
+            return lambda a: intents_cmd.calibrate(a.file, target=a.precision, registry=a.registry)
         return lambda a: intents_cmd.check(a.file)
     if args.command in ("serve", "studio"):
         from cli import servers

@@ -13,15 +13,11 @@ approvals, never remove them: `mark_approvals` only ever turns flags on.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, get_args
 
+from graph.effects import HARMLESS, Effect
 from graph.executors import ExecutorRegistry
 from lam import Plan, ToDo
 
-Effect = Literal["none", "read", "change", "send", "book", "buy", "delete"]
-EFFECTS: tuple[Effect, ...] = get_args(Effect)
-#: Effects that leave the world as it was: no approval needed.
-HARMLESS: frozenset[Effect] = frozenset({"none", "read"})
 #: What an undeclared step is assumed to do.
 UNKNOWN_EFFECT: Effect = "change"
 

@@ -1,9 +1,10 @@
 """Wiring: the planning graph, compiled as `graph` for langgraph.json, Studio and the apps.
 
-intake → intent → route ─┬─────────────────────────────────────────────→ respond
-                         └→ plan → check ─┬→ approve ─┬→ execute ─┬───────→ respond
-                               ↑          │           └→ respond  └→ replan ─┬→ check
-                               └──────────┘ (repair)                         └→ respond
+intake → intent → route ─┬──────────────────────────────────────────────────→ respond
+                         ├→ template ──┐
+                         └→ plan ──────┴→ check ─┬→ approve ─┬→ execute ─┬───→ respond
+                            ↑  └→ respond        │           └→ respond  └→ replan ─┬→ check
+                            └────────────────────┘ (repair)                         └→ respond
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from nodes.executors import (
 )
 from nodes.intake import intake
 from nodes.intent import intent
-from nodes.plan import plan
+from nodes.plan import after_plan, plan
 from nodes.replan import after_replan, replan
 from nodes.respond import respond
 from nodes.route import after_route, route
+from nodes.template import template
 
 BUILTIN_EXECUTORS: tuple[type[Executor], ...] = (
     LLMExecutor,
@@ -72,7 +74,7 @@ def make_services(
         settings=settings,
         models=ChatModels(settings, chat_models),
         executors=registry,
-        intents=IntentRegistry.load(settings.intents_path),
+        intents=IntentRegistry.load(settings.intents_path, executors=registry.names()),
     )
 
 
@@ -85,6 +87,7 @@ def build_graph(
     builder.add_node("intake", intake)
     builder.add_node("intent", intent)
     builder.add_node("route", route)
+    builder.add_node("template", template)
     builder.add_node("plan", plan)
     builder.add_node("check", check)
     builder.add_node("approve", approve)
@@ -95,8 +98,9 @@ def build_graph(
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "intent")
     builder.add_edge("intent", "route")
-    builder.add_conditional_edges("route", after_route, ["plan", "respond"])
-    builder.add_edge("plan", "check")
+    builder.add_conditional_edges("route", after_route, ["template", "plan", "respond"])
+    builder.add_edge("template", "check")
+    builder.add_conditional_edges("plan", after_plan, ["check", "respond"])
     builder.add_conditional_edges("check", after_check, ["plan", "approve", "respond"])
     builder.add_conditional_edges("approve", after_approve, ["execute", "respond"])
     builder.add_conditional_edges("execute", after_execute, ["replan", "respond"])

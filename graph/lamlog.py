@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from graph.state import LamDict, PlannerState
-from lam import LAMMessage, MessageFactory, Performative
+from lam import MessageFactory, Performative
 
 PLANNER = "planner"
 # Fixed namespace: message ids derived from (conversation, purpose) are the same on every
@@ -57,10 +57,6 @@ def requester(state: PlannerState) -> str:
     return str(current_request(state)["sender"])
 
 
-def with_id(message: LAMMessage, message_id: str) -> LAMMessage:
-    return message.model_copy(update={"id": message_id})
-
-
 def fail(
     state: PlannerState,
     config: RunnableConfig,
@@ -71,9 +67,12 @@ def fail(
 ) -> dict[str, Any]:
     """The state update that ends this turn with a `failure` to the requester."""
     cid = conversation_id(state, config)
-    failure = with_id(
-        planner(state, config).failure(requester(state), code, message, in_reply_to=in_reply_to),
-        stable_id(cid, "failure", current_request(state)["id"], code),
+    failure = planner(state, config).failure(
+        requester(state),
+        code,
+        message,
+        in_reply_to=in_reply_to,
+        message_id=stable_id(cid, "failure", current_request(state)["id"], code),
     )
     return {
         "status": "failed",

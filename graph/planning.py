@@ -1,12 +1,16 @@
-"""The plan as the LLM writes it, and the plan as a person reads it."""
+"""The plan as the LLM writes it, as a person reads it, and as the planner proposes it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
+from graph import lamlog
 from graph.executors import ExecutorRegistry
+from graph.state import PlannerState
 from lam import Plan, ToDo
 
 
@@ -51,3 +55,21 @@ def plan_text(plan: Plan) -> str:
         status = "" if todo.status == "pending" else f" — {todo.status}"
         lines.append(f"{todo.id}. {todo.title} [{todo.executor}]{after}{flag}{status}")
     return "\n".join(lines)
+
+
+def proposal(
+    state: PlannerState, config: RunnableConfig, plan: Plan, *purpose: object
+) -> dict[str, Any]:
+    """The state update that proposes `plan` to the requester (`purpose` keys its message id)."""
+    cid = lamlog.conversation_id(state, config)
+    propose = lamlog.planner(state, config).propose(
+        lamlog.requester(state),
+        plan,
+        message_id=lamlog.stable_id(cid, "propose", lamlog.current_request(state)["id"], *purpose),
+    )
+    return {
+        "plan": plan.model_dump(mode="json"),
+        "plan_problems": [],
+        "lam": [propose.to_dict()],
+        "messages": [AIMessage(plan_text(plan))],
+    }

@@ -17,6 +17,25 @@ from langgraph.graph.message import add_messages
 
 LamDict = dict[str, Any]
 Status = Literal["running", "waiting", "done", "failed"]
+Language = Literal["en", "de"]
+
+
+class IntentFound(TypedDict, total=False):
+    """What the `intent` step found (`graph.front_door.choose_route` decides from it)."""
+
+    intent: str | None  # a registry intent, or None (compound, no decision, router's other)
+    confidence: float
+    # Who decided: "rules" or "classifier" (no LLM), "llm" (the router model), "compound"
+    # (several actions: nobody picks one intent), None (nothing decided, no router model).
+    source: Literal["rules", "classifier", "llm", "compound"] | None
+    rule: str | None
+    read_only: bool  # the request only asks to look
+    language: Language
+    hints: list[str]  # intents seen in the request, for the planner's prompt
+    compound: dict[str, Any] | None  # {"reason", "parts"} when several actions were found
+    choice: str | None  # the router's answer when it is no intent: other_task, nothing_to_do
+    router_error: str | None  # why the router model gave no usable answer
+    reply: str | None  # a canned reply that fits what was said (small talk), in its language
 
 
 def append_lam(
@@ -70,7 +89,7 @@ class PlannerState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     request: str
     conversation_id: str
-    intent: dict[str, Any] | None
+    intent: IntentFound | None
     plan: dict[str, Any] | None
     plan_problems: list[str]
     repairs: int

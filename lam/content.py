@@ -71,12 +71,13 @@ class InformContent(Content):
 
 
 class IntentInformContent(InformContent):
-    """``inform`` with topic "intent": the intent found, how sure, and by rules or by the LLM."""
+    """``inform`` with topic "intent": the intent found, how sure, and who decided: the
+    rules, the local classifier, or the LLM router."""
 
     topic: Literal["intent"]
     intent: NonEmptyStr
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
-    source: Literal["rules", "llm"]
+    source: Literal["rules", "classifier", "llm"]
 
 
 class ProposeContent(Content):

@@ -18,8 +18,9 @@ class MessageFactory:
     """Makes messages from one sender, in one conversation (``conversation_id`` may be None
     only for the ``request`` that opens a conversation).
 
-    Every helper takes optional ``reply_by`` and ``metadata`` keyword arguments and returns a
-    validated :class:`LAMMessage` (or raises :class:`LAMValidationError`).
+    Every helper takes optional ``reply_by``, ``metadata`` and ``message_id`` keyword
+    arguments (a generated UUID4 without the last) and returns a validated
+    :class:`LAMMessage` (or raises :class:`LAMValidationError`): nothing is patched afterwards.
     """
 
     def __init__(self, sender: str, conversation_id: str | None = None) -> None:
@@ -43,11 +44,14 @@ class MessageFactory:
         locale: str | None = None,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         content: dict[str, Any] = {"text": text}
         if locale is not None:
             content["locale"] = locale
-        return self._make(Performative.REQUEST, receiver, content, reply_by, metadata)
+        return self._make(
+            Performative.REQUEST, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     def inform(
         self,
@@ -56,10 +60,18 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
+        in_reply_to: str | None = None,
         **fields: Any,
     ) -> LAMMessage:
         return self._make(
-            Performative.INFORM, receiver, {"topic": topic, **fields}, reply_by, metadata
+            Performative.INFORM,
+            receiver,
+            {"topic": topic, **fields},
+            reply_by,
+            metadata,
+            in_reply_to=in_reply_to,
+            message_id=message_id,
         )
 
     def inform_intent(
@@ -71,9 +83,12 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         content = {"topic": "intent", "intent": intent, "confidence": confidence, "source": source}
-        return self._make(Performative.INFORM, receiver, content, reply_by, metadata)
+        return self._make(
+            Performative.INFORM, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     def propose(
         self,
@@ -82,8 +97,12 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
-        return self._make(Performative.PROPOSE, receiver, {"plan": _dump(plan)}, reply_by, metadata)
+        content = {"plan": _dump(plan)}
+        return self._make(
+            Performative.PROPOSE, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     def agree(
         self,
@@ -92,9 +111,12 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         content = {} if comment is None else {"comment": comment}
-        return self._answer(Performative.AGREE, to, content, reply_by, metadata)
+        return self._answer(
+            Performative.AGREE, to, content, reply_by, metadata, message_id=message_id
+        )
 
     def refuse(
         self,
@@ -103,8 +125,11 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
-        return self._answer(Performative.REFUSE, to, {"reason": reason}, reply_by, metadata)
+        return self._answer(
+            Performative.REFUSE, to, {"reason": reason}, reply_by, metadata, message_id=message_id
+        )
 
     def confirm(
         self,
@@ -112,9 +137,12 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
         **content: Any,
     ) -> LAMMessage:
-        return self._make(Performative.CONFIRM, receiver, content, reply_by, metadata)
+        return self._make(
+            Performative.CONFIRM, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     def failure(
         self,
@@ -126,12 +154,19 @@ class MessageFactory:
         in_reply_to: str | None = None,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         content: dict[str, Any] = {"error": {"code": code, "message": message}}
         if todo_id is not None:
             content["todo_id"] = todo_id
         return self._make(
-            Performative.FAILURE, receiver, content, reply_by, metadata, in_reply_to=in_reply_to
+            Performative.FAILURE,
+            receiver,
+            content,
+            reply_by,
+            metadata,
+            in_reply_to=in_reply_to,
+            message_id=message_id,
         )
 
     def done(
@@ -142,6 +177,7 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         """Report a finished ToDo to whoever assigned it (``todo_id``: the assigned one's)."""
         if todo_id is None:
@@ -152,7 +188,9 @@ class MessageFactory:
                 )
             todo_id = assigned["id"]
         content = {"todo_id": todo_id, "output": output}
-        return self._answer(Performative.DONE, to, content, reply_by, metadata)
+        return self._answer(
+            Performative.DONE, to, content, reply_by, metadata, message_id=message_id
+        )
 
     def route(
         self,
@@ -162,9 +200,12 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         content = {"target": target, "reason": reason}
-        return self._make(Performative.ROUTE, receiver, content, reply_by, metadata)
+        return self._make(
+            Performative.ROUTE, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     def discover(
         self,
@@ -173,9 +214,12 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         content = {} if capability is None else {"capability": capability}
-        return self._make(Performative.DISCOVER, receiver, content, reply_by, metadata)
+        return self._make(
+            Performative.DISCOVER, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     def offer(
         self,
@@ -185,10 +229,13 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
         **extra: Any,
     ) -> LAMMessage:
         content = {"executors": list(executors), "intents": list(intents), **extra}
-        return self._make(Performative.OFFER, receiver, content, reply_by, metadata)
+        return self._make(
+            Performative.OFFER, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     def assign(
         self,
@@ -198,9 +245,12 @@ class MessageFactory:
         *,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         content = {"todo": _dump(todo), "inputs": dict(inputs)}
-        return self._make(Performative.ASSIGN, receiver, content, reply_by, metadata)
+        return self._make(
+            Performative.ASSIGN, receiver, content, reply_by, metadata, message_id=message_id
+        )
 
     # --- answering -------------------------------------------------------------------------
 
@@ -214,11 +264,13 @@ class MessageFactory:
         conversation_id: str | None = None,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         """Answer ``message``: sender defaults to its receiver, receiver is its sender, and the
         conversation and ``in_reply_to`` are carried over (a reply to an opening request takes
         ``conversation_id`` or this factory's)."""
         return LAMMessage(
+            **_id(message_id),
             performative=performative,
             sender=message.receiver if sender is None else sender,
             receiver=message.sender,
@@ -236,8 +288,11 @@ class MessageFactory:
         content: dict[str, Any],
         reply_by: datetime | None,
         metadata: Mapping[str, str] | None,
+        *,
+        message_id: str | None = None,
     ) -> LAMMessage:
         return LAMMessage(
+            **_id(message_id),
             performative=performative,
             sender=self.sender,
             receiver=to.sender,
@@ -257,8 +312,10 @@ class MessageFactory:
         metadata: Mapping[str, str] | None,
         *,
         in_reply_to: str | None = None,
+        message_id: str | None = None,
     ) -> LAMMessage:
         return LAMMessage(
+            **_id(message_id),
             performative=performative,
             sender=self.sender,
             receiver=receiver,
@@ -268,6 +325,11 @@ class MessageFactory:
             content=content,
             metadata=dict(metadata or {}),
         )
+
+
+def _id(message_id: str | None) -> dict[str, str]:
+    """The `id` argument: a given id, or none (the message then generates one)."""
+    return {} if message_id is None else {"id": message_id}
 
 
 def _dump(model: Plan | ToDo | Mapping[str, Any]) -> dict[str, Any]:

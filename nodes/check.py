@@ -1,4 +1,9 @@
-"""check: the plan DAG checks; problems go back to the planner a bounded number of times."""
+"""check: the plan DAG checks; problems go back to the planner a bounded number of times.
+
+Besides `lam.dag.validate_plan` (ids, dependencies, cycles, executors, size), a plan for a
+request with several actions must have a step for each: fewer ToDos than actions means the
+planner dropped one, which is worth a repair (a wrong plan is worse than a question).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,20 @@ from lam import Performative, Plan
 from lam.dag import validate_plan
 
 
+def coverage_problems(plan: Plan, state: PlannerState) -> list[str]:
+    """A plan with fewer pending ToDos than the request has actions leaves one out."""
+    parts = ((state.get("intent") or {}).get("compound") or {}).get("parts") or []
+    pending = [t for t in plan.todos if t.status == "pending"]
+    if state.get("replans") or len(pending) >= len(parts):
+        return []
+    listed = "; ".join(f"{n}. {part}" for n, part in enumerate(parts, 1))
+    return [
+        f"The request asks for {len(parts)} actions ({listed}), but the plan has only "
+        f"{len(pending)} ToDo(s): add a ToDo for every action."
+    ]
+
+
 async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
-    if state.get("status") == "failed":
-        return {}
     services = get_services(config)
     current = Plan.model_validate(state["plan"])
     problems = [
@@ -26,6 +42,7 @@ async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
             max_todos=services.settings.max_todos,
         )
     ]
+    problems += coverage_problems(current, state)
     if not problems:
         return {"plan_problems": []}
     propose = lamlog.last(state.get("lam") or [], Performative.PROPOSE)
@@ -42,11 +59,12 @@ async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
             in_reply_to=in_reply_to,
         )
     cid = lamlog.conversation_id(state, config)
-    refusal = lamlog.with_id(
-        lamlog.planner(state, config).failure(
-            lamlog.PLANNER, "invalid_plan", summary, in_reply_to=in_reply_to
-        ),
-        lamlog.stable_id(cid, "check", in_reply_to, repairs),
+    refusal = lamlog.planner(state, config).failure(
+        lamlog.PLANNER,
+        "invalid_plan",
+        summary,
+        in_reply_to=in_reply_to,
+        message_id=lamlog.stable_id(cid, "check", in_reply_to, repairs),
     )
     return {"plan_problems": problems, "repairs": repairs + 1, "lam": [refusal.to_dict()]}
 

@@ -101,9 +101,11 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
     }
     planner = MessageFactory(lamlog.PLANNER, run.conversation_id)
     receiver = executor.receiver or f"executor:{executor.name}"
-    assign = lamlog.with_id(
-        planner.assign(receiver, todo, inputs),
-        lamlog.stable_id(run.conversation_id, "assign", run.round_key, todo_id),
+    assign = planner.assign(
+        receiver,
+        todo,
+        inputs,
+        message_id=lamlog.stable_id(run.conversation_id, "assign", run.round_key, todo_id),
     )
     if getattr(executor, "interrupts", False):
         # This ToDo's body runs again when its answer arrives; the checkpointed copy keeps
@@ -143,20 +145,26 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
                 output, done = result.output, result.message
             else:
                 output = result
-                done = lamlog.with_id(
-                    worker.done(assign, output, todo_id=todo_id),
-                    lamlog.stable_id(run.conversation_id, "done", run.round_key, todo_id),
+                done = worker.done(
+                    assign,
+                    output,
+                    todo_id=todo_id,
+                    message_id=lamlog.stable_id(
+                        run.conversation_id, "done", run.round_key, todo_id
+                    ),
                 )
             run.emit(done)
             return _outcome(todo_id, "done", output=output, messages=[assign, done])
         if retryable and attempt < attempts:
             await asyncio.sleep(settings.todo_retry_backoff_s * 2 ** (attempt - 1))
             continue
-        failure = reply or lamlog.with_id(
-            worker.failure(
-                lamlog.PLANNER, error.code, error.message, todo_id=todo_id, in_reply_to=assign.id
-            ),
-            lamlog.stable_id(run.conversation_id, "failure", run.round_key, todo_id),
+        failure = reply or worker.failure(
+            lamlog.PLANNER,
+            error.code,
+            error.message,
+            todo_id=todo_id,
+            in_reply_to=assign.id,
+            message_id=lamlog.stable_id(run.conversation_id, "failure", run.round_key, todo_id),
         )
         run.emit(failure)
         tries = f" (after {attempt} attempts)" if attempt > 1 else ""

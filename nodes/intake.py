@@ -9,7 +9,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
 from graph.state import PlannerState
-from lam import LAMMessage, Performative
+from lam import LAMMessage, MessageFactory, Performative
 
 
 def _request_text(state: PlannerState) -> tuple[str, LAMMessage | None]:
@@ -21,23 +21,23 @@ def _request_text(state: PlannerState) -> tuple[str, LAMMessage | None]:
     chat = state.get("messages") or []
     if chat and isinstance(chat[-1], HumanMessage):
         return chat[-1].text, None
-    return (state.get("request") or "").strip(), None
+    return state.get("request") or "", None
 
 
 async def intake(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     text, message = _request_text(state)
-    if not text.strip():
+    if not text and message is None:
         raise ValueError(
             "no request: start the run with `request` text, a LAM `request` in `lam`, "
             "or a chat message in `messages`"
         )
     cid = lamlog.conversation_id(state, config)
     if message is None:
-        message = lamlog.with_id(
-            lamlog.planner(state, config).request(text, receiver=lamlog.PLANNER),
-            lamlog.stable_id(cid, "request", len(state.get("lam") or []), text),
+        message = MessageFactory("user", cid).request(
+            text,
+            receiver=lamlog.PLANNER,
+            message_id=lamlog.stable_id(cid, "request", len(state.get("lam") or []), text),
         )
-        message = message.model_copy(update={"sender": "user"})
     update: dict[str, Any] = {
         "lam": [message.to_dict()],
         "request": text,

@@ -1,20 +1,41 @@
-"""plan: the intent's plan template, or a plan the LLM writes (and rewrites on problems)."""
+"""plan: the LLM planner writes a plan covering the whole request (and rewrites it on problems).
+
+What the `intent` step found goes into the prompt as hints: the intents seen, and for a
+request with several actions, each action, so that the plan covers all of them. Approvals are
+then set by what each step does (`graph.approval`): the model's flags can add, never remove.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
+from graph.approval import mark_approvals
 from graph.llm import LLMError
-from graph.planning import PlanDraft, executors_listing, plan_text
+from graph.planning import PlanDraft, executors_listing, proposal
 from graph.services import Services, get_services
-from graph.state import PlannerState
+from graph.state import IntentFound, PlannerState
 from lam import Plan
-from prompts.templates import PLAN_REPAIR, PLAN_SYSTEM
+from prompts.templates import LANGUAGE_NAMES, PLAN_ACTIONS, PLAN_HINTS, PLAN_REPAIR, PLAN_SYSTEM
+
+
+def _hints(found: IntentFound) -> str:
+    """What the tiers before the planner found, as lines for its prompt."""
+    lines = []
+    parts = (found.get("compound") or {}).get("parts") or []
+    if parts:
+        actions = "\n".join(f"{n}. {part}" for n, part in enumerate(parts, 1))
+        lines.append(PLAN_ACTIONS.format(count=len(parts), actions=actions))
+    hints = list(found.get("hints") or [])
+    if found.get("intent") and found["intent"] not in hints:
+        hints.insert(0, str(found["intent"]))
+    if hints:
+        lines.append(PLAN_HINTS.format(intents=", ".join(hints)))
+    return "\n".join(lines)
 
 
 async def _llm_plan(state: PlannerState, services: Services) -> Plan:
@@ -24,7 +45,8 @@ async def _llm_plan(state: PlannerState, services: Services) -> Plan:
             PLAN_SYSTEM.format(
                 max_todos=services.settings.max_todos,
                 executors=executors_listing(services.executors),
-                intent=found.get("intent", "unknown"),
+                hints=_hints(found),
+                language=LANGUAGE_NAMES[found.get("language", "en")],
             )
         ),
         HumanMessage(state["request"]),
@@ -42,25 +64,13 @@ async def _llm_plan(state: PlannerState, services: Services) -> Plan:
 
 async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
-    cid = lamlog.conversation_id(state, config)
-    found = state.get("intent") or {}
-    repairing = bool(state.get("plan_problems"))
-    template = None
-    if not repairing:
-        template = services.intents.plan_for(str(found.get("intent")), state["request"])
     try:
-        new_plan = template or await _llm_plan(state, services)
+        new_plan = await _llm_plan(state, services)
     except LLMError as exc:
         return lamlog.fail(state, config, exc.code, str(exc))
+    new_plan = mark_approvals(new_plan, services.executors)
+    return proposal(state, config, new_plan, "plan", state.get("repairs", 0))
 
-    round_no = state.get("repairs", 0)
-    propose = lamlog.with_id(
-        lamlog.planner(state, config).propose(lamlog.requester(state), new_plan),
-        lamlog.stable_id(cid, "propose", lamlog.current_request(state)["id"], "plan", round_no),
-    )
-    return {
-        "plan": new_plan.model_dump(mode="json"),
-        "plan_problems": [],
-        "lam": [propose.to_dict()],
-        "messages": [AIMessage(plan_text(new_plan))],
-    }
+
+def after_plan(state: PlannerState) -> Literal["check", "respond"]:
+    return "respond" if state.get("status") == "failed" else "check"

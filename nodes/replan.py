@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from graph import lamlog
+from graph.approval import mark_approvals
 from graph.llm import LLMError
-from graph.planning import RemainingTodos, executors_listing, plan_text
+from graph.planning import RemainingTodos, executors_listing, proposal
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import Plan, ToDo
@@ -67,17 +67,11 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
         goal=current.goal,
         todos=[*kept, *(ToDo(**t.model_dump()) for t in remaining.todos)],
     )
-    cid = lamlog.conversation_id(state, config)
-    propose = lamlog.with_id(
-        lamlog.planner(state, config).propose(lamlog.requester(state), new_plan),
-        lamlog.stable_id(cid, "propose", lamlog.current_request(state)["id"], "replan", replans),
-    )
+    new_plan = mark_approvals(new_plan, services.executors)
     return {
-        "plan": new_plan.model_dump(mode="json"),
+        **proposal(state, config, new_plan, "replan", replans),
         "replans": replans + 1,
         "repairs": 0,
-        "lam": [propose.to_dict()],
-        "messages": [AIMessage(plan_text(new_plan))],
     }
 
 

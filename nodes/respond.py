@@ -1,4 +1,12 @@
-"""respond: the answer, as an `inform` (topic `answer`) and as the chat's last message."""
+"""respond: the answer, as an `inform` (topic `answer`) and as the chat's last message.
+
+The answer is in the request's language. What writes it:
+- a failed turn or a refused plan: a fixed sentence with the reason;
+- a request answered directly: a fitting canned reply for small talk, the executor model
+  for a question, and a short "what I can do" when there was nothing to do;
+- a plan that ran: the ToDos' results, listed; the executor model summarises them only for a
+  plan the LLM planner wrote (a template plan's results need no LLM).
+"""
 
 from __future__ import annotations
 
@@ -14,62 +22,72 @@ from graph.planning import plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState, Status
 from lam import Performative, Plan
+from prompts.answers import phrase
 from prompts.templates import ANSWER_SYSTEM, SUMMARY_SYSTEM
 
 logger = logging.getLogger(__name__)
 
-SMALLTALK_FALLBACK = "Hello! Tell me what to do and I will plan it. {abilities}"
 
-
-def _abilities(services: Services) -> str:
+def _abilities(services: Services, language: str) -> str:
     intents = services.intents
     planned = [n for n in intents.names() if intents.intents[n].kind == "plan"]
-    lines = "; ".join(f"{n} ({intents.intents[n].description})" for n in planned)
-    return f"I can help with: {lines}."
+    listing = "; ".join(f"{n} ({intents.intents[n].description})" for n in planned)
+    return phrase(language, "abilities", intents=listing)
 
 
-def _plan_summary(plan: Plan, failures: list[str]) -> str:
+def _plan_summary(plan: Plan, failures: list[str], language: str) -> str:
     lines = [f"{plan.goal}:"]
     for todo in plan.todos:
         if todo.status == "done":
             out = todo.output if isinstance(todo.output, str) else repr(todo.output)
             shown = f": {out}" if todo.output not in (None, "", {}) else ""
-            lines.append(f"- {todo.title}: done{shown}")
+            lines.append(f"- {todo.title}: {phrase(language, 'done')}{shown}")
         else:
-            lines.append(f"- {todo.title}: {todo.status} ({todo.error})")
-    lines.extend(f"- earlier failure: {f}" for f in failures)
+            key = {"failed": "failed_step", "skipped": "skipped"}.get(todo.status, "pending")
+            why = f" ({todo.error})" if todo.error else ""
+            lines.append(f"- {todo.title}: {phrase(language, key)}{why}")
+    lines.extend(f"- {phrase(language, 'earlier_failure')}: {f}" for f in failures)
     return "\n".join(lines)
+
+
+def _route_target(state: PlannerState) -> str | None:
+    message = lamlog.last(_this_turn(state), Performative.ROUTE)
+    return str(message["content"]["target"]) if message else None
+
+
+async def _direct_answer(state: PlannerState, services: Services, language: str) -> str:
+    """A request answered without a plan: small talk, a question, or nothing to do."""
+    found = state.get("intent") or {}
+    name = found.get("intent")
+    spec = services.intents.intents.get(str(name)) if name else None
+    if spec is None:
+        return phrase(language, "nothing", abilities=_abilities(services, language))
+    if found.get("reply"):
+        return str(found["reply"])
+    try:
+        return await services.models.text(
+            "executor",
+            [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])],
+            what=f"answer a {name} request",
+        )
+    except LLMNotConfiguredError:
+        if spec.name != "smalltalk":
+            raise
+        return phrase(language, "greeting", abilities=_abilities(services, language))
 
 
 async def _answer(state: PlannerState, services: Services) -> tuple[str, Status, dict[str, Any]]:
     """The answer's text, the conversation's status and its result."""
+    language = (state.get("intent") or {}).get("language", "en")
     result = dict(state.get("result") or {})
     if state.get("status") == "failed":
         error = result.get("error", {})
-        return (
-            f"Sorry, I could not do that: {error.get('message', 'unknown error')}",
-            "failed",
-            result,
-        )
+        text = phrase(language, "failed", message=error.get("message", "unknown error"))
+        return text, "failed", result
     if "refused" in result:
-        return f"Plan not carried out: {result['refused']}", "done", result
-
+        return phrase(language, "refused", reason=result["refused"]), "done", result
     if not state.get("plan"):
-        name = (state.get("intent") or {}).get("intent")
-        spec = services.intents.intents.get(str(name))
-        if spec is None:
-            text = f"I cannot plan that request. {_abilities(services)}"
-            return text, "done", {"text": text}
-        try:
-            text = await services.models.text(
-                "executor",
-                [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])],
-                what=f"answer a {name} request",
-            )
-        except LLMNotConfiguredError:
-            if spec.name != "smalltalk":
-                raise
-            text = SMALLTALK_FALLBACK.format(abilities=_abilities(services))
+        text = await _direct_answer(state, services, language)
         return text, "done", {"text": text}
 
     plan = Plan.model_validate(state["plan"])
@@ -82,8 +100,8 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
         and m["content"].get("todo_id")
         and plan.by_id().get(m["content"]["todo_id"]) is None
     ]
-    text = _plan_summary(plan, failures)
-    if services.models.available("executor"):
+    text = _plan_summary(plan, failures, language)
+    if _route_target(state) == "planner" and services.models.available("executor"):
         try:
             text = await services.models.text(
                 "executor",
@@ -113,16 +131,18 @@ async def respond(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
     except LLMError as exc:
         failed = lamlog.fail(state, config, exc.code, str(exc))
         failure = failed["lam"]
-        text, status, result = f"Sorry, I could not do that: {exc}", "failed", failed["result"]
+        language = (state.get("intent") or {}).get("language", "en")
+        text, status, result = phrase(language, "failed", message=exc), "failed", failed["result"]
     cid = lamlog.conversation_id(state, config)
     request_id = lamlog.current_request(state)["id"]
-    answer = lamlog.with_id(
-        lamlog.planner(state, config).inform(
-            lamlog.requester(state), "answer", text=text, status=status
-        ),
-        lamlog.stable_id(cid, "answer", request_id),
+    answer = lamlog.planner(state, config).inform(
+        lamlog.requester(state),
+        "answer",
+        message_id=lamlog.stable_id(cid, "answer", request_id),
+        in_reply_to=request_id,
+        text=text,
+        status=status,
     )
-    answer = answer.model_copy(update={"in_reply_to": request_id})
     return {
         "lam": [*failure, answer.to_dict()],
         "messages": [AIMessage(text)],

@@ -9,13 +9,19 @@ You classify requests sent to a desktop assistant's planner. Pick exactly one in
 
 Intents:
 {intents}
-- unknown: the request fits none of the intents above.
+- other_task: a task for the assistant that none of the intents above covers.
+- nothing_to_do: no request at all (gibberish, an empty or unfinished message).
 
-Answer with the intent's name and your confidence between 0 and 1."""
+Answer with a JSON object with the keys "intent" (one of the names above) and "confidence"
+(how sure you are, a number from 0 to 1)."""
+
+#: The languages answers and plans can be written in, by code.
+LANGUAGE_NAMES = {"en": "English", "de": "German"}
 
 PLAN_SYSTEM = """\
 You are the planner of a desktop assistant. Break the user's request into a small plan of
-ToDos. Each ToDo has a short unique id (t1, t2, ...), a title, a description of what to do,
+ToDos that together do everything the request asks for: every action it names needs a ToDo.
+Each ToDo has a short unique id (t1, t2, ...), a title, a description of what to do,
 the executor that does it, its inputs (an object) and the ids of the ToDos it depends on
 (depends_on). A ToDo receives the outputs of the ToDos it depends on. ToDos without a
 dependency between them run in parallel, so only add a dependency where a ToDo really needs
@@ -24,8 +30,14 @@ something. Use at most {max_todos} ToDos.
 
 Executors:
 {executors}
+{hints}
+Write the goal, the titles and the descriptions in {language}."""
 
-The request's intent is: {intent}."""
+PLAN_ACTIONS = """\
+The request asks for {count} actions; the plan must do each of them:
+{actions}"""
+
+PLAN_HINTS = "The request is about: {intents}."
 
 PLAN_REPAIR = """\
 Your plan has these problems:

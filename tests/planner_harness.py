@@ -27,6 +27,8 @@ class RecordingExecutor:
     name: str = "work"
     description: str = "does a piece of work (test executor)"
     receiver: str | None = None
+    # In-process work that changes nothing outside the conversation (`graph.approval`).
+    effect: str = "none"
     delays: Mapping[str, float] = field(default_factory=dict)
     fail: set[str] = field(default_factory=set)
     events: list[tuple[str, str]] = field(default_factory=list)

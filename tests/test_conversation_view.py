@@ -28,7 +28,12 @@ PLAN = {
 def _conversations() -> tuple[Conversations, RecordingExecutor, Conversation]:
     work = RecordingExecutor()
     planner = ScriptedChatModel.script(structured=[PLAN])
-    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
+    # Not about approvals: the LLM's desktop steps would otherwise ask first.
+    svc = services(
+        models={"router": UncallableChatModel(), "planner": planner},
+        executors=[work],
+        approval_policy="never",
+    )
     conv = Conversation(svc)
     return Conversations(conv.graph, conv.checkpointer), work, conv
 

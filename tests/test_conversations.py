@@ -27,6 +27,13 @@ def _desktop_answer(interrupt_value: dict[str, Any], output: Any) -> dict[str, A
     return MessageFactory("cpa-desktop", assign.conversation_id).done(assign, output).to_dict()
 
 
+async def _agreed(conv: Conversation) -> None:
+    """Approve the proposed plan (adding a reminder changes the reminders app: it asks)."""
+    (question,) = await conv.interrupts()
+    assert question.value["performative"] == "propose"
+    await conv.resume({question.id: "agree"})
+
+
 def _planned(plan: dict[str, Any], *executors: Any, **settings: Any) -> Conversation:
     """A conversation whose rule-matched request gets `plan` from a scripted planner."""
     planner = ScriptedChatModel.script(structured=[plan])
@@ -44,6 +51,7 @@ async def test_rule_matched_template_plan_needs_no_llm(request_text: str) -> Non
 
     assert state["intent"]["source"] == "rules"
     assert state["intent"]["intent"] == "reminder"
+    await _agreed(conv)
     # The template's desktop ToDo waits for the desktop agent.
     (waiting,) = await conv.interrupts()
     assert waiting.value["performative"] == "assign"
@@ -58,7 +66,7 @@ async def test_rule_matched_template_plan_needs_no_llm(request_text: str) -> Non
     assert desktop.output == "reminder created"
     kinds = performatives(state)
     assert kinds[:3] == ["request", "inform", "route"]
-    assert kinds.count("propose") == 1 and kinds[-1] == "inform"
+    assert kinds.count("propose") == 1 and kinds.count("agree") == 1 and kinds[-1] == "inform"
     assert len({m["id"] for m in state["lam"]}) == len(state["lam"])
     for message in state["lam"]:
         LAMMessage.from_dict(message)  # every logged message is valid LAM
@@ -89,16 +97,12 @@ async def test_llm_classified_intent_with_llm_plan() -> None:
         texts=["three flights", "cheapest is 99 EUR", "take the 99 EUR one", "All done."]
     )
     svc = services(models={"router": router, "planner": planner, "executor": executor})
-    assert svc.intents.classify(text).intent is None, "precondition: the rules abstain"
+    assert svc.intents.decide(text).intent is None, "precondition: nothing decides it"
 
     state = await Conversation(svc).start(text)
 
-    assert state["intent"] == {
-        "intent": "web_search",
-        "confidence": 0.7,
-        "source": "llm",
-        "rule": None,
-    }
+    found = state["intent"]
+    assert (found["intent"], found["confidence"], found["source"]) == ("web_search", 0.7, "llm")
     assert state["status"] == "done"
     plan = Plan.model_validate(state["plan"])
     assert {t.id: t.status for t in plan.todos} == {"t1": "done", "t2": "done", "t3": "done"}
@@ -240,6 +244,7 @@ async def test_human_and_desktop_todos_wait_together_and_resume() -> None:
         models={"router": UncallableChatModel(), "planner": planner},
         executors=[work],
         max_replans=0,
+        approval_policy="never",  # not about approvals: the desktop steps would ask first
     )
     conv = Conversation(svc)
 
@@ -320,16 +325,21 @@ async def test_todos_start_when_their_own_dependencies_finish() -> None:
 async def test_plans_from_templates_are_valid() -> None:
     svc = services(models=NO_LLM)
     for name in svc.intents.names():
-        plan = svc.intents.plan_for(name, "do the thing")
-        if plan is not None:
-            assert validate_plan(plan, executors=svc.executors.names()) == []
+        for language in ("en", "de"):
+            for read_only in (False, True):
+                filled = svc.intents.template_for(
+                    name, "do the thing", language=language, read_only=read_only
+                )
+                if filled is not None:
+                    assert validate_plan(filled.plan, executors=svc.executors.names()) == []
 
 
-async def test_smalltalk_without_llm_answers_from_a_template() -> None:
+async def test_smalltalk_without_llm_gets_a_canned_reply_in_its_language() -> None:
     state = await Conversation(services()).start("Hallo!")
     assert state["intent"]["intent"] == "smalltalk"
     assert state["status"] == "done"
-    assert "I can help with" in _answer(state)["content"]["text"]
+    assert _answer(state)["content"]["text"] == state["intent"]["reply"]
+    assert state["intent"]["language"] == "de" and "Hallo" in state["intent"]["reply"]
 
 
 async def test_question_without_llm_fails_naming_the_settings() -> None:
@@ -347,14 +357,6 @@ async def test_unmatched_request_without_llm_fails_naming_the_settings() -> None
     state = await Conversation(services()).start("Book me a flight to Berlin")
     assert state["status"] == "failed"
     assert state["result"]["error"]["code"] == "llm_not_configured"
-
-
-async def test_unknown_intent_answers_what_the_planner_can_do() -> None:
-    router = ScriptedChatModel.script(structured=[{"intent": "unknown", "confidence": 0.9}])
-    state = await Conversation(services(models={"router": router})).start("xyzzy plugh")
-    assert state["status"] == "done"
-    text = _answer(state)["content"]["text"]
-    assert "calendar" in text and "reminder" in text
 
 
 @pytest.mark.parametrize("answer", ["refuse", {"performative": "refuse", "reason": "not now"}])
@@ -442,6 +444,7 @@ async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo() -> N
 async def test_braces_in_a_request_are_text_not_placeholders() -> None:
     conv = Conversation(services(models=NO_LLM))
     await conv.start("Remind me to fix {t1} and {oops} in the config")
+    await _agreed(conv)
     (waiting,) = await conv.interrupts()
     drafted = waiting.value["content"]["inputs"]["dependencies"]
     assert "fix {t1} and {oops} in the config" in next(iter(drafted.values()))
@@ -450,6 +453,7 @@ async def test_braces_in_a_request_are_text_not_placeholders() -> None:
 async def test_an_answered_assign_keeps_its_first_timestamp_and_comes_first() -> None:
     conv = Conversation(services(models=NO_LLM))
     await conv.start("Remind me to call Anna tomorrow at 9")
+    await _agreed(conv)
     (waiting,) = await conv.interrupts()
     first_sent = waiting.value
     state = await conv.resume({waiting.id: _desktop_answer(first_sent, "added")})
@@ -473,12 +477,14 @@ async def test_run_config_overrides_settings_by_name() -> None:
     assert question.value["performative"] == "propose" and work.runs("t1") == 0
 
 
-async def test_llm_intent_outside_the_registry_fails_clearly() -> None:
+async def test_llm_intent_outside_the_registry_falls_back_to_the_planner() -> None:
     router = ScriptedChatModel.script(structured=[{"intent": "flights", "confidence": 0.9}])
-    state = await Conversation(services(models={"router": router})).start("xyzzy plugh")
-    assert state["status"] == "failed"
-    error = state["result"]["error"]
-    assert error["code"] == "llm_bad_output" and "flights" in error["message"]
+    plan = {"goal": "g", "todos": [{"id": "t1", "title": "Look", "executor": "work"}]}
+    planner = ScriptedChatModel.script(structured=[plan])
+    svc = services(models={"router": router, "planner": planner}, executors=[RecordingExecutor()])
+    state = await Conversation(svc).start("xyzzy plugh")
+    assert "flights" in state["intent"]["router_error"]
+    assert state["status"] == "done" and planner.remaining == 0
 
 
 async def test_an_unreadable_approval_is_asked_again() -> None:
@@ -500,6 +506,7 @@ async def test_an_unreadable_approval_is_asked_again() -> None:
 async def test_an_unreadable_desktop_answer_is_asked_again() -> None:
     conv = Conversation(services(models=NO_LLM))
     await conv.start("Remind me to call Anna tomorrow at 9")
+    await _agreed(conv)
     (first,) = await conv.interrupts()
     stray = {**_desktop_answer(first.value, "x"), "in_reply_to": "someone-else"}
     await conv.resume({first.id: stray})

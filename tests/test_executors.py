@@ -149,6 +149,7 @@ class _Slow:
     name = "slow"
     description = "sleeps too long the first time"
     receiver: str | None = None
+    effect = "none"
 
     def __init__(self) -> None:
         self.attempts = 0
@@ -198,6 +199,7 @@ async def test_timeouts_exhausted_fail_the_todo() -> None:
 class _AlwaysSlow:
     name = "always_slow"
     description = "never finishes in time"
+    effect = "none"
     receiver: str | None = None
 
     async def __call__(self, call: ExecutorCall) -> Any:

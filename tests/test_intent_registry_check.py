@@ -14,6 +14,7 @@ from graph.intents import (
     check_registry,
     check_registry_text,
 )
+from lam import Plan
 
 # A small, clean registry; the tests break one thing at a time.
 GOOD = """\
@@ -58,6 +59,12 @@ intents:
           executor: desktop
           depends_on: [t1]
 """
+
+
+def _plan(registry: IntentRegistry, intent: str, request: str) -> Plan | None:
+    """The intent's English act template for `request`, as a plan (None without one)."""
+    filled = registry.template_for(intent, request, language="en", read_only=False)
+    return filled.plan if filled else None
 
 
 def write(tmp_path: Path, text: str, name: str = "intents.yaml") -> Path:
@@ -105,7 +112,7 @@ def test_good_registry_is_clean_and_loads(tmp_path: Path) -> None:
     assert registry.classify("Grüße!").intent == "greet"  # keyword prefix, umlaut folded
     assert registry.classify("add milk to my list").intent == "todo"
     assert registry.classify("add milk to my shopping list").intent is None  # vetoed
-    plan = registry.plan_for("todo", "add milk to my list")
+    plan = _plan(registry, "todo", "add milk to my list")
     # A template ToDo's text keeps {request}: the template executor fills it when it runs.
     assert plan is not None and plan.todos[0].inputs == {"text": "{request}"}
 
@@ -140,9 +147,9 @@ def test_tab_indentation_is_a_syntax_error_with_line() -> None:
         ("margin: 0.2", "margin: 0.2\nthreshold: 0.5", "threshold:", "unknown key 'threshold'"),
         (
             "    kind: answer",
-            "    kind: answer\n    examples: [hi]",
-            "examples:",
-            "unknown key 'examples'",
+            "    kind: answer\n    example: {en: [hi]}",
+            "example:",
+            "unknown key 'example'",
         ),
         (
             "        weight: 0.9\n        keywords: [hello, hi]",
@@ -296,7 +303,7 @@ def test_reserved_and_malformed_intent_names() -> None:
 def test_template_with_unknown_dependency() -> None:
     text = GOOD.replace("depends_on: [t1]", "depends_on: [t9]")
     problem = only_error(text)
-    assert "ToDo 't2' depends on unknown ToDo 't9'" in problem.message
+    assert "ToDo 't2' depends on 't9', which is not a ToDo of this plan" in problem.message
     assert problem.line == line_of(text, "depends_on: [t9]")
 
 
@@ -306,22 +313,39 @@ def test_template_with_a_cycle() -> None:
         "          executor: template\n          depends_on: [t2]\n",
     )
     problem = only_error(text)
-    assert "dependency cycle t1 -> t2 -> t1" in problem.message
+    assert "Dependency cycle: 't1' depends on 't2', 't2' depends on 't1'" in problem.message
     assert problem.line == line_of(text, "- id: t1")
 
 
 def test_template_with_self_dependency_and_duplicate_id() -> None:
     text = GOOD.replace("depends_on: [t1]", "depends_on: [t2]").replace("id: t2", "id: t1")
     messages = [p.message for p in errors(check_registry_text(text))]
-    assert any("ToDo id 't1' is used twice" in m for m in messages), messages
+    assert any("ToDo id 't1' is used by 2 ToDos" in m for m in messages), messages
+
+
+EXECUTORS = ["desktop", "http", "human", "llm", "template"]
 
 
 def test_template_with_unknown_executor() -> None:
     text = GOOD.replace("executor: desktop", "executor: robot")
-    problem = only_error(text)
-    assert "unknown executor 'robot'" in problem.message
-    assert "desktop, http, human, llm, template" in problem.message
+    # Without the executors a run will have (intents explain), any name passes.
+    assert check_registry_text(text) == []
+    found = errors(check_registry_text(text, executors=EXECUTORS))
+    assert len(found) == 1, found
+    problem = found[0]
+    assert "uses executor 'robot', which does not exist" in problem.message
+    assert "'desktop', 'http', 'human', 'llm', 'template'" in problem.message
     assert (problem.line, problem.column) == (line_of(text, "executor: robot"), 21)
+
+
+def test_template_may_name_an_entry_point_executor(tmp_path: Path) -> None:
+    text = GOOD.replace("executor: desktop", "executor: robot")
+    assert check_registry_text(text, executors=[*EXECUTORS, "robot"]) == []
+    registry = IntentRegistry.load(write(tmp_path, text), executors=[*EXECUTORS, "robot"])
+    plan = _plan(registry, "todo", "add milk to my list")
+    assert plan is not None and plan.todos[1].executor == "robot"
+    with pytest.raises(RegistryError, match="'robot', which does not exist"):
+        IntentRegistry.load(write(tmp_path, text), executors=EXECUTORS)
 
 
 def test_template_executor_needs_text() -> None:
@@ -400,7 +424,7 @@ def test_every_problem_is_reported_in_file_order(tmp_path: Path) -> None:
         .replace("weight: 0.9", "weight: 2", 1)
         .replace("executor: desktop", "executor: robot")
     )
-    problems = errors(check_registry(write(tmp_path, text)))
+    problems = errors(check_registry(write(tmp_path, text), executors=EXECUTORS))
     assert [p.line for p in problems] == [
         line_of(text, "kind: reply"),
         line_of(text, "weight: 2"),
@@ -416,7 +440,7 @@ def test_load_error_is_one_line_naming_file_line_and_count(tmp_path: Path) -> No
     text = GOOD.replace("kind: answer", "kind: reply").replace("executor: desktop", "executor: x")
     path = write(tmp_path, text)
     with pytest.raises(RegistryError) as info:
-        IntentRegistry.load(path)
+        IntentRegistry.load(path, executors=EXECUTORS)
     message = str(info.value)
     assert "\n" not in message
     assert f"{path}:{line_of(text, 'kind: reply')}:" in message
@@ -444,3 +468,153 @@ def test_load_missing_file(tmp_path: Path) -> None:
 def test_problem_str() -> None:
     assert str(RegistryProblem("bad", 3, 7)) == "line 3, column 7: bad"
     assert str(RegistryProblem("bad")) == "bad"
+
+
+# -- the keys of the tiers: templates per variant and language, effects, examples, replies -------
+
+TIERED = """\
+version: 1
+classifier: {threshold: 0.7, margin: 0.3}
+out_of_scope:
+  en: [order a pizza]
+intents:
+  - name: greet
+    description: Greetings.
+    kind: answer
+    rules:
+      - {name: greet.en, language: en, weight: 0.9, keywords: [hello]}
+      - {name: greet.de, language: de, weight: 0.9, keywords: [hallo]}
+    phrases:
+      hello: {en: [hello, hi], de: [hallo]}
+    replies:
+      hello: {en: Hello!, de: Hallo!}
+    examples:
+      en: [hello there]
+  - name: todo
+    description: To-dos.
+    kind: plan
+    rules:
+      - {name: todo.en, language: en, weight: 0.9, keywords: [to-do]}
+      - {name: todo.de, language: de, weight: 0.9, keywords: [aufgabe]}
+    examples:
+      en: [add a to-do]
+      de: [neue Aufgabe]
+    templates:
+      act:
+        en:
+          goal: "To-do: {request}"
+          todos:
+            - {id: t1, title: Add it, executor: desktop, effect: change}
+        de:
+          goal: "Aufgabe: {request}"
+          todos:
+            - {id: t1, title: Eintragen, executor: desktop, effect: change}
+      read:
+        en:
+          goal: "To-dos: {request}"
+          todos:
+            - {id: t1, title: Read them, executor: desktop, effect: read}
+        de:
+          goal: "Aufgaben: {request}"
+          todos:
+            - {id: t1, title: Lesen, executor: desktop, effect: read}
+"""
+
+
+def test_tiered_registry_is_clean_and_loads() -> None:
+    assert check_registry_text(TIERED, executors=EXECUTORS) == []
+    registry = IntentRegistry.from_text(TIERED)
+    assert registry.classifier_spec.threshold == 0.7
+    assert registry.out_of_scope == {"en": ("order a pizza",)}
+    todo = registry.intents["todo"]
+    assert set(todo.templates) == {"act", "read"}
+    assert todo.templates["act"]["de"].effects == {"t1": "change"}
+    assert registry.intents["greet"].replies["hello"]["de"] == "Hallo!"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "needle"),
+    [
+        (
+            "executor: desktop, effect: change}\n        de:",
+            "executor: desktop, effect: explode}\n        de:",
+            "effect: explode",
+            "effect 'explode' must be one of none, read, change, send, book, buy, delete",
+        ),
+        (
+            "title: Read them, executor: desktop, effect: read}",
+            "title: Read them, executor: desktop, effect: delete}",
+            "effect: delete",
+            "a read template's step may only read (effect read or none), not delete",
+        ),
+        (
+            "title: Read them, executor: desktop, effect: read}",
+            "title: Read them, executor: desktop}",
+            "title: Read them",
+            "a read template's step must declare effect: read or none",
+        ),
+        (
+            "      read:\n",
+            "      peek:\n",
+            "peek:",
+            "template variant 'peek' must be one of act, read",
+        ),
+        (
+            "      hello: {en: Hello!, de: Hallo!}",
+            "      bye: {en: Bye!}",
+            "bye:",
+            "reply for 'bye', which no phrase says (default, hello)",
+        ),
+        (
+            "threshold: 0.7",
+            "threshold: 1.5",
+            "threshold",
+            "classifier threshold 1.5 must be in (0, 1]",
+        ),
+        (
+            "      en: [add a to-do]",
+            "      en: [hello there]",
+            "=intents:",
+            "given for greet and for todo",
+        ),
+        (
+            "      en: [add a to-do]",
+            "      english: [add a to-do]",
+            "english:",
+            "not a language code",
+        ),
+    ],
+)
+def test_problems_in_the_tier_keys(old: str, new: str, marker: str, needle: str) -> None:
+    text = TIERED.replace(old, new, 1)
+    assert text != TIERED
+    problems = errors(check_registry_text(text))
+    assert any(needle in p.message for p in problems), problems
+    if not marker.startswith("="):
+        assert any(p.line == line_of(text, marker) for p in problems), problems
+
+
+def test_template_without_a_german_version_is_a_warning() -> None:
+    start = TIERED.index('        de:\n          goal: "Aufgaben')
+    text = TIERED[:start]
+    problems = check_registry_text(text)
+    assert [p.severity for p in problems] == ["warning"]
+    assert "template 'read' has no 'de' version" in problems[0].message
+
+
+def test_plan_template_and_templates_together_are_an_error() -> None:
+    text = TIERED.replace(
+        "    templates:\n",
+        "    plan_template: {goal: x, todos: [{id: t1, title: X, executor: desktop}]}\n"
+        "    templates:\n",
+    )
+    assert "use either plan_template or templates" in only_error(text).message
+
+
+def test_packaged_registry_is_clean_against_the_real_executors() -> None:
+    from graph.builder import default_executors
+    from graph.config import Settings
+
+    names = default_executors(Settings()).names()
+    assert check_registry(executors=names) == []
+    assert IntentRegistry.load(executors=names).names()

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from graph.approval import Effect
+from graph.effects import Effect
 from graph.executors import ExecutorCall, ExecutorError
 from lam import ToDo
 

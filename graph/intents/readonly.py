@@ -1,0 +1,52 @@
+"""Read-only requests: the person only asks to look ("what's on my calendar", "habe ich neue
+Mails?", "where is the file …"), so the plan must change nothing.
+
+A request is read-only when it opens as a question or with a verb that only looks (show, list,
+read, check, find; zeig, lies, prüf, such) and names nothing that changes the world (add,
+book, send, move, delete, remind; erstell, buch, schick, verschieb, lösch, erinnere). The
+doubtful cases come out *not* read-only: the act template then runs, which asks for approval
+before it changes anything.
+"""
+
+from __future__ import annotations
+
+import re
+
+from graph.intents.text import fold_request
+
+_FILLERS = (
+    r"(?:(?:please|pls|hey|hi|ok|okay|so|and|also|quickly|now|just|can you|could you|"
+    r"would you|will you|can u|i'd like to|i want to|i need to|bitte|mal|hallo|hey|kannst du|"
+    r"koenntest du|wuerdest du|sag mal|ich moechte|ich will)[\s,]+)*"
+)
+_LOOK = re.compile(
+    _FILLERS + r"(?:what|what's|whats|which|when|when's|where|where's|who|who's|how many|how much|"
+    r"how long|is there|are there|any|do i|do we|did i|did \w+|have i|has \w+|am i|are we|"
+    r"is (?:my|our|the|\w+) |are (?:my|our|the) |show|list|read|tell me|give me|check|"
+    r"look|find|search|locate|see|view|display|"
+    r"was|welche\w*|wann|wo|wer|wie viele|wieviel\w*|wie lange|gibt es|habe? ich|haben wir|"
+    r"hat \w+|bin ich|ist |sind |zeig\w*|lies|les\w*|liste|pruef\w*|check\w*|schau\w*|"
+    r"such\w*|find\w*|sieh|gib mir)(?!\w)"
+)
+# Anything that changes the world, anywhere in the request: then it is not read-only.
+_CHANGE = re.compile(
+    r"(?<!\w)(?:add|adds|create|schedule|reschedule|book|move|delete|remove|cancel|send|"
+    r"reply|respond|forward|write|draft|compose|set|put|rename|copy|organi[sz]e|sort|clean|"
+    r"tidy|archive|zip|unzip|empty|invite|remind|forget|mark|update|change|edit|upload|"
+    r"download|open|close|quit|launch|start|play|pause|turn|order|buy|pay|take|tick|cross|"
+    r"clear|accept|decline|share|save|print|install|block|"
+    r"erstell\w*|anleg\w*|leg\w*|eintrag\w*|trag\w*|buch|buche|buchen|verschieb\w*|"
+    r"loesch\w*|entfern\w*|absag\w*|sag \w+ ab|schick\w*|send\w*|schreib\w*|antwort\w*|"
+    r"beantwort\w*|weiterleit\w*|leit\w*|setz\w*|benenn\w*|kopier\w*|sortier\w*|raeum\w*|"
+    r"archivier\w*|erinner(?!ung)\w*|plan|plane|planen|vereinbar\w*|lad\w*|einlad\w*|"
+    r"oeffne\w*|schliess\w*|start\w*|beend\w*|spiel\w*|stell\w*|bestell\w*|kauf\w*|"
+    r"bezahl\w*|markier\w*|aender\w*|hinzufueg\w*|fueg\w*|streich\w*|abhak\w*|hak\w*|nimm|"
+    r"nehm\w*|leer\w*|speichere|speichern|teil\w*|hochlad\w*|herunterlad\w*|maile|mailen|"
+    r"verschick\w*|ruf\w*|notier\w*)(?!\w)"
+)
+
+
+def is_read_only(text: str) -> bool:
+    """Whether the request only asks to look and changes nothing."""
+    folded = fold_request(text)
+    return _LOOK.match(folded) is not None and _CHANGE.search(folded) is None

@@ -1,0 +1,41 @@
+"""What the planner says without an LLM, in the request's language (English, German).
+
+One table per language, the same keys in each; `phrase(language, key, **values)` fills one in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PHRASES: dict[str, dict[str, str]] = {
+    "en": {
+        "failed": "Sorry, I could not do that: {message}",
+        "refused": "Plan not carried out: {reason}",
+        "nothing": "I could not find a request in that. {abilities}",
+        "abilities": "I can help with: {intents}.",
+        "greeting": "Hello! Tell me what to do and I will plan it. {abilities}",
+        "done": "done",
+        "failed_step": "failed",
+        "skipped": "skipped",
+        "pending": "not run",
+        "earlier_failure": "earlier failure",
+    },
+    "de": {
+        "failed": "Das hat leider nicht geklappt: {message}",
+        "refused": "Plan nicht ausgeführt: {reason}",
+        "nothing": "Darin habe ich keine Bitte gefunden. {abilities}",
+        "abilities": "Ich helfe bei: {intents}.",
+        "greeting": "Hallo! Sag mir, was zu tun ist, und ich plane es. {abilities}",
+        "done": "erledigt",
+        "failed_step": "fehlgeschlagen",
+        "skipped": "übersprungen",
+        "pending": "nicht ausgeführt",
+        "earlier_failure": "frühere Störung",
+    },
+}
+
+
+def phrase(language: str, key: str, **values: Any) -> str:
+    """One phrase in `language` (English where there is no such language), filled in."""
+    table = PHRASES.get(language, PHRASES["en"])
+    return table[key].format(**values)
