@@ -109,6 +109,7 @@ class ConversationModel:
     intent_rule: str | None = None
     confidence: float | None = None
     route: str | None = None
+    route_reason: str | None = None
     goal: str | None = None
     todos: dict[str, TodoRow] = field(default_factory=dict)
     answer: str | None = None
@@ -139,7 +140,8 @@ class ConversationModel:
             return [f"Intent: {self.intent_line()}"]
         if kind == "route":
             self.route = content.get("target")
-            return []
+            self.route_reason = content.get("reason")
+            return [f"Route: {self.route_line()}"]
         if kind == "propose":
             return self._plan(content.get("plan") or {})
         if kind == "assign":
@@ -261,20 +263,33 @@ class ConversationModel:
     def intent_line(self) -> str:
         if self.intent is None:
             return "not decided"
-        who = {"rules": "the rules", "llm": "the LLM"}.get(str(self.intent_source), "?")
+        who = {
+            "rules": "the rules",
+            "classifier": "the classifier",
+            "llm": "the LLM",
+        }.get(str(self.intent_source), "?")
         extra = [f"rule {self.intent_rule}"] if self.intent_rule else []
         if isinstance(self.confidence, int | float):
             extra.append(f"confidence {self.confidence:.2f}")
         detail = f" ({', '.join(extra)})" if extra else ""
         return f"{self.intent} · chosen by {who}{detail}"
 
+    def route_line(self) -> str:
+        """Where the front door sent the request, and why."""
+        where = {
+            "template": "the intent's template",
+            "planner": "the LLM planner",
+            "answer": "answered directly",
+        }.get(str(self.route), str(self.route))
+        return f"{where} · {self.route_reason}" if self.route_reason else where
+
     def stage(self) -> str | None:
         """What is happening before there is a plan to show."""
         if self.answer is not None or self.error is not None or self.status in ("done", "failed"):
             return None
-        if self.intent is None:
+        if self.route is None:
             return "classifying the request"
-        if self.route == "respond":
+        if self.route == "answer":
             return "answering"
         if self.goal is None:
             return "planning"
@@ -338,6 +353,8 @@ def render(
     stage = model.stage()
     if model.intent is not None or stage is None:
         head.add_row("Intent", model.intent_line())
+    if model.route is not None:
+        head.add_row("Route", model.route_line())
     if model.goal is not None:
         head.add_row("Plan", model.goal)
     parts: list[RenderableType] = [head] if header else []

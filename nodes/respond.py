@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 def _abilities(services: Services, language: str) -> str:
     intents = services.intents
     planned = [n for n in intents.names() if intents.intents[n].kind == "plan"]
-    listing = "; ".join(f"{n} ({intents.intents[n].description})" for n in planned)
+    listing = "; ".join(intents.intents[n].label(language) for n in planned)
     return phrase(language, "abilities", intents=listing)
 
 

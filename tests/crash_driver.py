@@ -93,6 +93,7 @@ class RecordExecutor:
     name = "record"
     description = "records its execution in a file (crash-test executor)"
     receiver: str | None = None
+    effect = "none"  # works in this process only
 
     def __init__(
         self,

@@ -58,6 +58,7 @@ class WorkExecutor:
     name = "work"
     description = "does a piece of work (test executor)"
     receiver: str | None = None
+    effect = "none"  # works in this process only: no approval needed
 
     def __init__(self, marker_dir: Path | None) -> None:
         self.marker_dir = marker_dir
@@ -81,7 +82,7 @@ def test_services(settings: Settings) -> Services:
         settings,
         chat_models={
             "router": ConstantChatModel(
-                answers={"IntentChoice": {"intent": "unknown", "confidence": 0.9}}
+                answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
             ),
             "planner": ConstantChatModel(answers={"PlanDraft": CHORE_PLAN}),
         },

@@ -288,13 +288,31 @@ def test_a_request_that_needs_an_llm_says_which_settings(env: dict[str, str]) ->
     assert "OPENAI_API_KEY" in one_line_error(human.stderr)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hallo, guten Morgen!", "Hallo"),
+        ("Hi, good morning!", "Hello"),
+        ("Danke, tschüss!", "Gern"),
+    ],
+)
+def test_greetings_need_no_llm(env: dict[str, str], text: str, expected: str) -> None:
+    done = run_cli(["run", "--json", text], env)  # no LLM configured in `env`
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "done" and result["intent"] == "smalltalk"
+    route = next(m for m in result["messages"] if m["performative"] == "route")
+    assert route["content"]["target"] == "answer"
+    assert expected in result["messages"][-1]["content"]["text"]  # a reply that fits, no LLM
+
+
 # Running without a terminal: nothing hangs --------------------------------------------------
 
 
 def test_without_a_terminal_the_desktop_todo_waits_then_show_and_resume(
     env: dict[str, str],
 ) -> None:
-    done = run_cli(["run", "--json", EN], env)
+    done = run_cli(["run", "--json", "--yes", EN], env)  # approved: on to the desktop ToDo
     assert done.returncode == exits.WAITING, done.stderr
     waiting = json.loads(done.stdout)  # stdout holds the JSON object and nothing else
     assert_spec_object(waiting)
@@ -346,8 +364,8 @@ def test_yes_approves_and_plain_output_on_redis(valkey_url: str, redis_prefix: s
     assert "\x1b[" not in out
     assert f"Request: {DE}" in out
     assert "Intent: reminder · chosen by the rules (confidence 0.95)" in out
-    assert "Plan: Set a reminder: " + DE in out
-    assert re.search(r"t1 done in [\d.]+s: Reminder: " + DE, out)
+    assert "Plan: Erinnerung: " + DE in out  # the German template
+    assert re.search(r"t1 done in [\d.]+s: Erinnerung: " + DE, out)
     assert "t2 waiting for you (desktop agent)" in out
     assert "Plan approved (--yes)." in done.stderr
     cid = resume_id(done.stderr)
@@ -402,6 +420,8 @@ def test_json_at_a_terminal_in_german(env: dict[str, str]) -> None:
     # stdin and stderr are the terminal (the prompts), stdout a pipe: only the JSON object.
     term = PtyProcess(["run", "--json", DE], env, stdout_pipe=True)
     try:
+        term.expect(r"Carry out this plan\? \[y/n\]")  # it adds a reminder: it asks first
+        term.sendline("y")
         term.expect(r"Done\?")
         term.sendline("y")
         term.expect(r"What came of it\?")
@@ -445,7 +465,7 @@ def test_refusing_the_plan(env: dict[str, str]) -> None:
 
 
 def test_ctrl_c_at_the_prompt_then_resume_completes_it(env: dict[str, str]) -> None:
-    term = PtyProcess(["run", DE], env)
+    term = PtyProcess(["run", "--yes", DE], env)
     try:
         term.expect(r"Done\?")
         term.interrupt()

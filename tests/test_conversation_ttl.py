@@ -30,6 +30,10 @@ async def test_ttl_applies_once_a_conversation_is_done(redis_url: str, redis_pre
         assert view.status == "waiting"
         assert set(await _ttls(redis_url, redis_prefix, cid)) == {-1}  # waiting: kept
 
+        propose = LAMMessage.from_dict(view.waiting[0].message)  # it asks before adding
+        agree = MessageFactory("user", cid).agree(propose)
+        view = await convs.run(cid, await convs.answer(cid, agree))
+        assert view.status == "waiting"
         assign = LAMMessage.from_dict(view.waiting[0].message)
         done = MessageFactory("cpa-desktop", cid).done(assign, "added")
         view = await convs.run(cid, await convs.answer(cid, done))

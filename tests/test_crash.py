@@ -128,7 +128,8 @@ def base_env(redis_url: str, prefix: str, record: Path) -> dict[str, str]:
         "CPA_REDIS_PREFIX": prefix,
         "CPA_INTENTS_PATH": str(REGISTRY),
         "CPA_TODO_RETRIES": "0",
-        "CPA_APPROVAL_POLICY": "flagged",
+        # Crash drills, not approvals: the drill's desktop ToDo would otherwise ask first.
+        "CPA_APPROVAL_POLICY": "never",
         RECORD_ENV: str(record),
         HOLD_ENV: "",
         PAUSE_ENV: "",

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from examples.desktop_agent import DesktopAgent, TodoFailed, client_for
+from graph.intents import default_registry
 from lam import MessageFactory, ToDo
 from tests.cli_harness import clean_env
 from tests.server_harness import ServerProcess, delete_prefix
@@ -88,12 +89,13 @@ def test_the_example_does_the_desktop_todos_of_one_conversation(server: str) -> 
         finally:
             agent.kill()
         assert agent.returncode == 0, err
+        # One line per desktop ToDo, as the packaged calendar template words it.
+        template = default_registry().template_for(
+            "calendar", MEETING, language="en", read_only=False
+        )
+        assert template is not None
         assert out.splitlines() == [
-            f"[t1] Check availability in the calendar: Look in the calendar for the dates, "
-            f"people and free time this request is about: {MEETING}",
-            "[t2] Create the calendar event: Create (or move or cancel) the event as "
-            "requested, in a slot the availability check found free, and send the "
-            "invitations. Skip this if the request only asks what is planned.",
+            f"[{t.id}] {t.title}: {t.description}" for t in template.plan.todos
         ]
         body = client.get(f"/v1/conversations/{cid}").json()
         assert body["status"] == "done"

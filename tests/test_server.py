@@ -201,10 +201,18 @@ async def test_refused_plan_runs_nothing(acme: httpx.AsyncClient) -> None:
 
 
 async def _waiting_assign(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
+    """A reminder, approved (it changes the reminders app), waiting for the desktop agent."""
     cid = (await open_conversation(client, "Remind me to water the plants"))["conversation_id"]
     await wait_status(client, cid, {"waiting"})
-    (assign,) = (await client.get(f"/v1/conversations/{cid}/inbox")).json()
-    return cid, assign
+    (propose,) = (await client.get(f"/v1/conversations/{cid}/inbox?receiver=user")).json()
+    assert (await client.post("/v1/lam", json=agree_to(propose))).status_code == 202
+    for _ in range(600):
+        inbox = (await client.get(f"/v1/conversations/{cid}/inbox?receiver={DESKTOP}")).json()
+        if inbox:
+            (assign,) = inbox
+            return cid, assign
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"conversation {cid}: no assign after the approval")
 
 
 async def test_same_answer_twice_is_one_resume(acme: httpx.AsyncClient) -> None:

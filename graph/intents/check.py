@@ -83,6 +83,7 @@ _INTENT_KEYS = frozenset(
         "examples",
         "phrases",
         "replies",
+        "labels",
     }
 )
 _RULE_KEYS = frozenset({"name", "language", "keywords", "patterns", "negative", "weight"})
@@ -444,10 +445,18 @@ class _Checker:
         replies: dict[str, dict[str, str]] = {}
         if "replies" in keys:
             replies = self.replies(keys["replies"][1], label, set(phrases))
+        labels: dict[str, str] = {}
+        if "labels" in keys:
+            for language, (_, text_node) in self.per_language(
+                keys["labels"][1], f"{label}: labels"
+            ).items():
+                text = self.string(text_node, f"{label}: label {language}", one_line=True)
+                if text is not None:
+                    labels[language] = text
         if name is None or description is None:
             return None
         return IntentSpec(
-            name, description, kind, tuple(rules), templates, examples, phrases, replies
+            name, description, kind, tuple(rules), templates, examples, phrases, replies, labels
         )
 
     def rules(

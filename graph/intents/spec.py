@@ -62,6 +62,8 @@ class IntentSpec:
     language (a registry's single ``plan_template``). ``examples[language]`` are the
     utterances the classifier learns from. ``phrases[act][language]`` are whole-message
     phrases (greetings, thanks, ...) and ``replies[act][language]`` the canned answers.
+    ``labels[language]`` says in a few words what the intent covers, for a person (the
+    answer that lists what the planner can do); ``description`` stands in where none is.
     """
 
     name: str
@@ -72,6 +74,11 @@ class IntentSpec:
     examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
     phrases: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     replies: dict[str, dict[str, str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label(self, language: str) -> str:
+        """What the intent covers, for a person, in `language` where the registry says it."""
+        return self.labels.get(language) or self.labels.get("en") or self.description
 
     @property
     def languages(self) -> frozenset[str]:
