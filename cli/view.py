@@ -287,13 +287,11 @@ class ConversationModel:
         """What is happening before there is a plan to show."""
         if self.answer is not None or self.error is not None or self.status in ("done", "failed"):
             return None
+        if self.goal is not None:
+            return None  # the plan is there to show
         if self.route is None:
             return "classifying the request"
-        if self.route == "answer":
-            return "answering"
-        if self.goal is None:
-            return "planning"
-        return None
+        return "answering" if self.route == "answer" else "planning"
 
 
 def _status_cell(row: TodoRow) -> RenderableType:
