@@ -400,13 +400,22 @@ def test_the_console_talks_to_its_own_origin_only(console: Console) -> None:
 # A narrow window, the keyboard alone -------------------------------------------------------------
 
 
+# A visible focus: an outline, or (a ToDo of the DAG, an SVG group) its box drawn thicker.
+_SHOWS_FOCUS = """() => {
+    const focused = document.activeElement;
+    const style = getComputedStyle(focused);
+    if (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0) return true;
+    const box = focused.querySelector('.box');
+    return box !== null && parseFloat(getComputedStyle(box).strokeWidth) >= 4;
+}"""
+
+
 def _tab_to(page: Page, selector: str, most: int = 80) -> None:
     """Press Tab until the element matching `selector` has the focus (focus order)."""
     for _ in range(most):
         page.keyboard.press("Tab")
         if page.evaluate("s => document.activeElement.matches(s)", selector):
-            outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-            assert outline != "none", f"{selector} has the focus but shows none"
+            assert page.evaluate(_SHOWS_FOCUS), f"{selector} has the focus but does not show it"
             return
     raise AssertionError(f"{selector} is not reached with Tab")
 
@@ -471,6 +480,10 @@ def test_a_narrow_window_works_with_the_keyboard_alone(
             "message": "the mail server is down",
         }
         expect(page.locator("#dag .node[data-todo=t3]")).to_have_attribute("data-status", "failed")
+        # A ToDo of the DAG is reached with Tab too; Enter shows its details.
+        _tab_to(page, "#dag .node[data-todo=t3]")
+        page.keyboard.press("Enter")
+        expect(page.locator("#todo-detail")).to_contain_text("failed: the mail server is down")
         assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
         assert console.errors == []
     finally:

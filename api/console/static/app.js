@@ -8,7 +8,7 @@ import * as lam from "./lam.js";
 import { fitLabels, renderDag, todoStates } from "./plan.js";
 import { bars, criticalPath, renderTimeline } from "./timeline.js";
 
-const LIST_EVERY_MS = 2000;
+const LIST_EVERY_MS = 3000; // each poll reads every listed conversation: not too often
 const FINAL = new Set(["done", "failed"]);
 const PERFORMATIVES = [
   "request", "inform", "route", "propose", "agree", "refuse",
