@@ -71,7 +71,8 @@ def asset(name: str) -> Response:
 
 @router.get("/ui", include_in_schema=False)
 def console_root() -> RedirectResponse:
-    return RedirectResponse("/ui/", status_code=307, headers=SECURITY_HEADERS)
+    # Relative: right behind a proxy that serves the app under a path prefix too.
+    return RedirectResponse("ui/", status_code=307, headers=SECURITY_HEADERS)
 
 
 @router.get("/ui/", include_in_schema=False)
