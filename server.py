@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import LOCAL_TENANT
+from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
 from api.hub import Hub
 from api.openapi import openapi_document
@@ -99,6 +100,7 @@ def create_app(
     api_app.state.hub = None
     install_error_handlers(api_app)
     api_app.include_router(router)
+    api_app.include_router(console_router)
     api_app.openapi = lambda: openapi_document(api_app)  # type: ignore[method-assign]
     return api_app
 
