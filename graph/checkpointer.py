@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
@@ -60,6 +59,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.config import Settings
+from graph.redaction import redact_text, redact_url
 
 __all__ = [
     "RedisSaver",
@@ -105,15 +105,13 @@ class RedisUnavailableError(ConnectionError):
 
     def __init__(self, url: str, cause: BaseException | str) -> None:
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        # The URL may hold credentials, and the cause may quote them (a bad port): neither
+        # is ever printed.
+        reason = redact_text(reason, url)
         self.url = redact_url(url)
         super().__init__(
             f"Redis at {self.url} is unreachable: {reason}; set REDIS_URL or start Redis"
         )
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (it ends up in error messages and logs)."""
-    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def _q(part: str) -> str:
