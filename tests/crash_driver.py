@@ -96,6 +96,7 @@ class RecordExecutor:
     name = "record"
     description = "records its execution in a file (crash-test executor)"
     receiver: str | None = None
+    effect = "none"  # changes nothing outside the conversation: no approval asked
 
     def __init__(
         self,
