@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from typing import Any, cast
 
 from langgraph.types import Command
@@ -53,6 +54,8 @@ REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 
 PLANNER = "planner"
 EXPIRED = "expired"
+# Namespace of conversation ids derived from the id of the request that opened them.
+_NEW_CONVERSATION = uuid.UUID("5d0b8a43-2f7e-4b8e-9a51-3c8f6f0e2d17")
 
 
 def split_thread(thread: str) -> tuple[str, str]:
@@ -131,8 +134,12 @@ class Hub:
         return self.runner.busy(thread)
 
     async def open(self, tenant: str, request: LAMMessage) -> dict[str, Any]:
-        """Open a conversation (or a new turn of a finished one) with a `request`."""
-        cid = request.conversation_id or Conversations.new_id()
+        """Open a conversation (or a new turn of a finished one) with a `request`.
+
+        A request that names no conversation gets one derived from its own id, so a retry
+        of it (after a crash, the response lost) lands in the same conversation.
+        """
+        cid = request.conversation_id or str(uuid.uuid5(_NEW_CONVERSATION, request.id))
         request = request.model_copy(update={"conversation_id": cid})
         # Serialised before anything is claimed: what cannot be stored claims nothing.
         request_json = request.to_json()

@@ -51,6 +51,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
     writes_sort_key,
 )
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
@@ -72,6 +73,7 @@ __all__ = [
 # Short timeouts: a server that is down must be reported in seconds, never hang a run.
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 64
 _EMPTY = b"empty\x00"
 _T = TypeVar("_T")
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -624,14 +626,22 @@ class RedisSaver(BaseCheckpointSaver[str]):
 
 
 def make_client(url: str) -> aioredis.Redis:
-    """An asyncio Redis client with timeouts and a short retry, so nothing hangs."""
-    return aioredis.from_url(
+    """An asyncio Redis client with timeouts and a short retry, so nothing hangs.
+
+    Its pool is bounded and *waits* for a free connection (up to the read timeout) rather
+    than failing: a burst of requests (200 SSE clients connecting at once) queues for a
+    moment instead of getting "Too many connections".
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=READ_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=READ_TIMEOUT_S,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         decode_responses=False,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 @asynccontextmanager

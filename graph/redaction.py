@@ -74,7 +74,7 @@ def redact_url(url: str | None) -> str:
     if userinfo is not None:
         user, colon, _ = userinfo.partition(":")
         # A password is hidden; a username alone may be a token: hidden too.
-        where = f"{user}:{MASK}@{where}" if colon and user else f"{MASK}@{where}"
+        where = f"{user}:{MASK}@{where}" if colon else f"{MASK}@{where}"
     if query:
         query = "&".join(
             f"{quote(name, safe='')}={value if name.lower() in HARMLESS_QUERY else MASK}"
