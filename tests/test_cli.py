@@ -251,7 +251,8 @@ def test_a_request_that_needs_an_llm_says_which_settings(env: dict[str, str]) ->
 def test_without_a_terminal_the_desktop_todo_waits_then_show_and_resume(
     env: dict[str, str],
 ) -> None:
-    done = run_cli(["run", "--json", EN], env)
+    # --yes: adding the reminder changes something, so the plan asks first (issue 10).
+    done = run_cli(["run", "--json", "--yes", EN], env)
     assert done.returncode == exits.WAITING, done.stderr
     waiting = json.loads(done.stdout)  # stdout holds the JSON object and nothing else
     assert_spec_object(waiting)
@@ -353,7 +354,7 @@ def test_live_view_approval_and_desktop_answer_in_english(env: dict[str, str]) -
 
 def test_json_at_a_terminal_in_german(env: dict[str, str]) -> None:
     # stdin and stderr are the terminal (the prompts), stdout a pipe: only the JSON object.
-    term = PtyProcess(["run", "--json", DE], env, stdout_pipe=True)
+    term = PtyProcess(["run", "--json", "--yes", DE], env, stdout_pipe=True)
     try:
         term.expect(r"Done\?")
         term.sendline("y")
@@ -393,7 +394,7 @@ def test_refusing_the_plan(env: dict[str, str]) -> None:
 
 
 def test_ctrl_c_at_the_prompt_then_resume_completes_it(env: dict[str, str]) -> None:
-    term = PtyProcess(["run", DE], env)
+    term = PtyProcess(["run", "--yes", DE], env)
     try:
         term.expect(r"Done\?")
         term.interrupt()

@@ -534,7 +534,8 @@ async def test_redis_restart_mid_conversation(
     assert_completed(body)
     assert record.starts() == Counter(RECORD_TODOS)  # nothing ran twice
     assert_lam_log(body["messages"], cid)
-    shown = cli(env, "show", cid, "--json")
+    # The server's conversations are its tenants' (threads `tenant/id`): the CLI asks it.
+    shown = cli(env, "show", cid, "--json", "--server", server.url, "--api-key", API_KEY)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["status"] == "done"
 
