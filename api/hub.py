@@ -146,7 +146,7 @@ class Hub:
         request_json.encode("utf-8")
         thread = thread_id(cid, tenant)
         accepted = {"conversation_id": cid, "message_id": request.id}
-        async with self.runner.lock(thread):
+        async with self.runner.hold(thread):
             opened = await self.records.open(
                 tenant,
                 thread,
@@ -203,7 +203,7 @@ class Hub:
                 "message: in_reply_to must be its id",
                 [{"field": "in_reply_to", "message": "required here"}],
             )
-        async with self.runner.lock(thread):
+        async with self.runner.hold(thread):
             if await self._already_taken(thread, message):
                 return accepted  # this very answer again (e.g. after a crash)
             if message.in_reply_to in self.runner.answered(thread):
@@ -408,7 +408,7 @@ class Hub:
         expired = []
         for thread in await self.records.waited_too_long(time.time() - expiry):
             tenant, cid = split_thread(thread)
-            async with self.runner.lock(thread):
+            async with self.runner.hold(thread):
                 since = await self.redis.zscore(self.keys.waiting, thread)
                 if since is None or since > time.time() - expiry or self.busy(thread):
                     continue  # answered meanwhile

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ class _Conversation:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     queue: list[Work] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    holders: int = 0  # callers holding or waiting for the lock (`Runner.hold`)
     finishing: bool = False  # the queue ran dry; the end of the run is being recorded
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     # Ids of messages answered by an accepted answer that is not applied yet.
@@ -60,9 +61,24 @@ class Runner:
     def _of(self, thread: str) -> _Conversation:
         return self._conversations.setdefault(thread, _Conversation())
 
-    def lock(self, thread: str) -> asyncio.Lock:
-        """Held while a message for the conversation is judged and queued."""
-        return self._of(thread).lock
+    @contextlib.asynccontextmanager
+    async def hold(self, thread: str) -> AsyncIterator[None]:
+        """The conversation's lock: held while a message for it is judged and queued."""
+        conversation = self._of(thread)
+        conversation.holders += 1
+        try:
+            async with conversation.lock:
+                yield
+        finally:
+            conversation.holders -= 1
+            self._forget_if_idle(thread, conversation)
+
+    def _forget_if_idle(self, thread: str, conversation: _Conversation) -> None:
+        # Nothing runs, queues or waits for it: keep no state (a refused message, a wait
+        # that expired) for a conversation that may never be seen again.
+        idle = conversation.task is None and not conversation.queue and not conversation.holders
+        if idle and self._conversations.get(thread) is conversation:
+            del self._conversations[thread]
 
     def busy(self, thread: str) -> bool:
         conversation = self._conversations.get(thread)
@@ -115,7 +131,7 @@ class Runner:
                     await self._run(thread, work)
                     for answer in work.answers:
                         conversation.answered.discard(str(answer.in_reply_to))
-                async with conversation.lock:  # no answer is judged while the end is recorded
+                async with self.hold(thread):  # no answer is judged while the end is recorded
                     if conversation.queue:
                         continue  # arrived just now: run it first
                     # Not busy any more while the end is recorded: the view must not say
@@ -134,9 +150,4 @@ class Runner:
             conversation.task = None
             conversation.finishing = False
             conversation.idle.set()
-            if (
-                not conversation.lock.locked()
-                and not conversation.queue
-                and self._conversations.get(thread) is conversation
-            ):
-                del self._conversations[thread]
+            self._forget_if_idle(thread, conversation)
