@@ -9,9 +9,9 @@ Two endpoints, computed from what the hub already gives (`Hub.list_conversations
                                               who declared it, whether it needs approval
 
 Why a ToDo needs approval is not in the LAM log (a `propose` carries the flags only): the
-effect comes from the plan template's `effect:` (when the plan is a template's), else from
-the executor, else the default of `graph.approval` (a step nobody vouched for changes
-something).
+effect comes from what the plan template declared for this very proposal (the state's
+`plan_effects`), else from the executor, else the default of `graph.approval` (a step nobody
+vouched for changes something).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.auth import TenantDep
-from api.errors import error_responses, not_found
+from api.errors import error_responses
 from api.hub import Hub
 from api.models import Status
 from api.routes import ConversationId, HubDep
@@ -31,7 +31,6 @@ from graph.approval import step_effect
 from graph.conversations import ConversationNotFoundError
 from graph.effects import Effect
 from graph.executors import ExecutorRegistry
-from graph.intents.registry import IntentRegistry
 from lam import Plan, ToDo
 
 router = APIRouter(tags=["overview"])
@@ -112,11 +111,13 @@ def waiting_for(inbox: list[dict[str, Any]]) -> list[WaitingFor]:
     return rows
 
 
-async def conversation_overview(hub: Hub, cid: str, created: float) -> ConversationOverview | None:
+async def conversation_overview(
+    hub: Hub, tenant: str, cid: str, created: float
+) -> ConversationOverview | None:
     """One row of the overview; None for a conversation gone meanwhile (expired)."""
     try:
-        view = await hub.view(cid)
-        inbox = await hub.inbox(cid, None) if view["status"] == "waiting" else []
+        view = await hub.view(tenant, cid)
+        inbox = await hub.inbox(tenant, cid, None) if view["status"] == "waiting" else []
     except ConversationNotFoundError:
         return None
     messages = view["messages"]
@@ -142,40 +143,13 @@ def _executor_declares(todo: ToDo, executors: ExecutorRegistry) -> bool:
     return getattr(executor, "effect", None) is not None
 
 
-def template_effects(
-    intents: IntentRegistry,
-    intent: dict[str, Any] | None,
-    request: str,
-    messages: list[dict[str, Any]],
-) -> dict[str, tuple[str, Effect]]:
-    """The effects the plan template declared, by ToDo id (with the step's executor), when
-    the current turn's plan is an intent's template (its `route` went to `template`)."""
-    route = _latest(messages, "route")
-    if route is None or route["content"]["target"] != "template" or not intent:
-        return {}
-    made = intents.template_for(
-        str(intent.get("intent")),
-        request,
-        language=intent.get("language", "en"),
-        read_only=bool(intent.get("read_only")),
-    )
-    if made is None:
-        return {}
-    executors = {t.id: t.executor for t in made.plan.todos}
-    return {tid: (executors[tid], effect) for tid, effect in made.effects.items()}
-
-
 def plan_effects(
-    plan: Plan, declared: dict[str, tuple[str, Effect]], executors: ExecutorRegistry
+    plan: Plan, declared: dict[str, Effect], executors: ExecutorRegistry
 ) -> list[StepEffect]:
     """Each ToDo's effect and who declared it, the way `graph.approval` decides it."""
     rows = []
     for todo in plan.todos:
-        from_template = declared.get(todo.id)
-        # A step that is no longer the template's (replanned since) loses its declaration.
-        own: Effect | None = (
-            from_template[1] if from_template and from_template[0] == todo.executor else None
-        )
+        own = declared.get(todo.id)
         by: DeclaredBy = (
             "template"
             if own is not None
@@ -219,7 +193,7 @@ async def overview(
     request and what it waits for; with `status`, only those of them in one of these."""
     listed = await hub.list_conversations(tenant, limit)
     rows = await asyncio.gather(
-        *(conversation_overview(hub, c["conversation_id"], c["created"]) for c in listed)
+        *(conversation_overview(hub, tenant, c["conversation_id"], c["created"]) for c in listed)
     )
     wanted = set(status or ())
     return {
@@ -236,23 +210,14 @@ async def effects(conversation_id: ConversationId, hub: HubDep, tenant: TenantDe
     """Each ToDo of the current plan: its effect, who declared it, and its approval flag."""
     await hub.check_owner(tenant, conversation_id)
     try:
-        view = await hub.conversations.view(conversation_id)
+        view = await hub.conversations.view(conversation_id, owner=tenant)
     except ConversationNotFoundError:
         # Accepted, first checkpoint not written yet: no plan so far.
-        if await hub.owner(conversation_id) is None:
-            raise not_found(conversation_id) from None
         return PlanEffects(conversation_id=conversation_id, todos=[])
     if not view.plan:
         return PlanEffects(conversation_id=conversation_id, todos=[])
-    request = _latest(view.messages, "request")
-    declared = template_effects(
-        hub.services.intents,
-        view.intent,
-        request["content"]["text"] if request else "",
-        view.messages,
-    )
     plan = Plan.model_validate(view.plan)
     return PlanEffects(
         conversation_id=conversation_id,
-        todos=plan_effects(plan, declared, hub.services.executors),
+        todos=plan_effects(plan, view.declared_effects, hub.services.executors),
     )

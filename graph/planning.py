@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -9,6 +10,8 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
 from graph import lamlog
+from graph.approval import declared_record
+from graph.effects import Effect
 from graph.executors import ExecutorRegistry
 from graph.state import PlannerState
 from lam import Plan, ToDo
@@ -58,9 +61,17 @@ def plan_text(plan: Plan) -> str:
 
 
 def proposal(
-    state: PlannerState, config: RunnableConfig, plan: Plan, *purpose: object
+    state: PlannerState,
+    config: RunnableConfig,
+    plan: Plan,
+    *purpose: object,
+    declared: Mapping[str, Effect] | None = None,
 ) -> dict[str, Any]:
-    """The state update that proposes `plan` to the requester (`purpose` keys its message id)."""
+    """The state update that proposes `plan` to the requester (`purpose` keys its message id).
+
+    `declared`: the effects a trusted template declared for its steps, kept with the
+    proposal's id (`plan_effects`) so that `approve` can check the plan again by them.
+    """
     cid = lamlog.conversation_id(state, config)
     propose = lamlog.planner(state, config).propose(
         lamlog.requester(state),
@@ -70,6 +81,7 @@ def proposal(
     return {
         "plan": plan.model_dump(mode="json"),
         "plan_problems": [],
+        "plan_effects": declared_record(propose.id, declared or {}),
         "lam": [propose.to_dict()],
         "messages": [AIMessage(plan_text(plan))],
     }

@@ -80,8 +80,15 @@ class ConstantChatModel(BaseChatModel):
         raise RuntimeError("this test set-up has no text model")
 
     def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
-        answer = self.answers[getattr(schema, "__name__", "")]
-        return RunnableLambda(lambda _: schema.model_validate(answer))
+        name = getattr(schema, "__name__", "")
+
+        def answer(_: Any) -> Any:
+            # A schema with no scripted answer fails like a model that answered nothing useful.
+            if name not in self.answers:
+                raise ValueError(f"no scripted answer for {name}")
+            return schema.model_validate(self.answers[name])
+
+        return RunnableLambda(answer)
 
 
 class UncallableChatModel(BaseChatModel):

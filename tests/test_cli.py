@@ -261,7 +261,7 @@ def test_unusable_server_setting_is_one_line(env: dict[str, str]) -> None:
     env["CPA_API_KEYS"] = "no-key-here"
     done = run_cli(["serve"], env)
     assert done.returncode == exits.CONFIG
-    assert "CPA_API_KEYS: expected tenant:key" in one_line_error(done.stderr)
+    assert "CPA_API_KEYS: entry 1 is not tenant:key" in one_line_error(done.stderr)
 
 
 def test_unknown_conversation(env: dict[str, str]) -> None:

@@ -38,13 +38,11 @@ from playwright.sync_api import (
 )
 
 import api.console as console_package
-from api.overview import plan_effects, template_effects, waiting_for
+from api.overview import plan_effects, waiting_for
 from graph.builder import default_executors
 from graph.config import Settings
-from graph.intents.registry import IntentRegistry
 from lam import LAMMessage, Plan
 from lam.dag import critical_path
-from tests.console_harness import REGISTRY as CONSOLE_REGISTRY
 from tests.console_harness import console_env
 from tests.server_harness import (
     ACME_KEY,
@@ -540,9 +538,9 @@ def test_effects_say_what_each_step_does_and_who_said_so() -> None:
         {"id": "e", "title": "Book it", "executor": "desktop"},
         {"id": "f", "title": "Read it", "executor": "desktop"},
     )
-    # `e` was the template's desktop step that books; `f` is no longer the template's step
-    # (its id now names another executor's step), so its declaration does not carry over.
-    declared: dict[str, tuple[str, Any]] = {"e": ("desktop", "book"), "f": ("llm", "read")}
+    # `e` is a template's desktop step that books (declared for this very proposal); nobody
+    # declared `f`.
+    declared: dict[str, Any] = {"e": "book"}
     rows = {r.todo_id: r for r in plan_effects(plan, declared, executors)}
     assert [r.todo_id for r in plan_effects(plan, declared, executors)] == list("abcdef")
     got = {k: (r.effect, r.declared_by, r.requires_approval) for k, r in rows.items()}
@@ -554,24 +552,6 @@ def test_effects_say_what_each_step_does_and_who_said_so() -> None:
         "e": ("book", "template", False),
         "f": ("change", "assumed", False),
     }
-
-
-def test_template_effects_come_from_the_intent_the_route_took_to_its_template() -> None:
-    executors = default_executors(Settings(), entry_points=False)
-    registry = IntentRegistry.load(CONSOLE_REGISTRY, executors=[*executors.names(), "pause"])
-    intent = {"intent": "board_pack", "language": "en", "read_only": False}
-    routed = [{"performative": "route", "content": {"target": "template", "reason": "r"}}]
-    declared = template_effects(registry, intent, "the board pack", routed)
-    assert declared == {
-        "t1": ("pause", "none"),
-        "t2": ("template", "none"),
-        "t3": ("desktop", "send"),
-    }
-    # Planned by the LLM planner (the route says so), or no intent: nothing declared.
-    planned = [{"performative": "route", "content": {"target": "plan", "reason": "r"}}]
-    assert template_effects(registry, intent, "the board pack", planned) == {}
-    assert template_effects(registry, None, "the board pack", routed) == {}
-    assert template_effects(registry, {**intent, "intent": "nope"}, "x", routed) == {}
 
 
 def test_waiting_for_sums_up_the_inbox() -> None:
