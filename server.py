@@ -17,6 +17,7 @@ programs only (`api.local_mode`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -83,6 +84,8 @@ def create_app(
                 "tenant %r, and only this machine's programs are served",
                 LOCAL_TENANT,
             )
+        # The first request the rules leave to the classifier should not wait for its training.
+        await asyncio.to_thread(svc.intents.warm)
         async with open_checkpointer(svc.settings) as saver:
             graph = build_graph(svc, checkpointer=saver)
             hub = Hub(Conversations(graph, saver), saver, svc, config)
@@ -127,13 +130,7 @@ def serve(host: str | None = None, port: int | None = None, *, log_level: str = 
     settings = Settings.from_env()
     host = host or config.host
     port = port or config.port
-    check_bind(config, [host])
-    if config.open_access:
-        print(
-            "cpa-planner: no API keys configured (CPA_API_KEYS): open to local callers only, "
-            f"on {host}",
-            file=sys.stderr,
-        )
+    check_bind(config, [host])  # the lifespan says once that no keys are configured
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings, server_settings=config),

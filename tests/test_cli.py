@@ -257,6 +257,15 @@ def test_unreachable_redis_is_one_line(env: dict[str, str]) -> None:
     assert "unreachable" in one_line_error(shown.stderr)
 
 
+def test_an_unreachable_server_is_named_without_its_secrets(env: dict[str, str]) -> None:
+    url = f"http://alice:s3cret-pass@127.0.0.1:{free_port()}/?token=t0ken"
+    done = run_cli(["show", "some-id", "--server", url], env)
+    assert done.returncode == exits.CONFIG
+    line = one_line_error(done.stderr)
+    assert "cannot reach the server" in line and "127.0.0.1" in line
+    assert "s3cret-pass" not in done.stderr and "t0ken" not in done.stderr
+
+
 def test_unusable_server_setting_is_one_line(env: dict[str, str]) -> None:
     env["CPA_API_KEYS"] = "no-key-here"
     done = run_cli(["serve"], env)
