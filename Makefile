@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 REQUEST ?= Remind me to call Anna tomorrow at 9
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test test-slow test-all lint
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,7 +22,15 @@ setup: $(INSTALLED)
 demo: setup
 	$(VENV)/bin/cpa-planner run --yes "$(REQUEST)" || [ $$? -eq 5 ]
 
+# `test`: everything but the tests that start servers, browsers and crash processes (a few
+# minutes); `test-slow`: those (CI runs both); `test-all`: both in one run.
 test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+test-all: setup
 	$(PY) -m pytest -q
 
 lint: setup
