@@ -877,11 +877,16 @@ async def open_checkpointer(settings: Settings | None = None) -> AsyncIterator[R
         async with _saver_for(settings.redis_url, settings) as saver:
             yield saver
         return
-    from graph.redis_embedded import embedded_redis
+    from graph.redis_embedded import ensure_embedded_redis, release_embedded_redis
 
-    with embedded_redis(settings) as url:
+    # Starting (or joining) the embedded server touches the disk and waits on a process:
+    # off the event loop, which `langgraph dev` watches for blocking calls.
+    url = await asyncio.to_thread(ensure_embedded_redis, settings)
+    try:
         async with _saver_for(url, settings) as saver:
             yield saver
+    finally:
+        await asyncio.to_thread(release_embedded_redis, settings)
 
 
 @asynccontextmanager

@@ -25,7 +25,7 @@ from cli import exits
 from graph.intents import IntentRegistry
 from lam import LAMMessage, Plan
 from tests.cli_harness import CLI, ROOT, PtyProcess, clean_env, run_cli
-from tests.processes import free_port, langgraph_working_copy
+from tests.processes import free_port, langgraph_working_copy, read_lines_until
 
 EN = "Remind me to call Anna tomorrow at 9"
 DE = "Erinnere mich morgen um 9 an den Anruf bei Anna"
@@ -656,11 +656,10 @@ def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        said: list[str] = []
-        for line in process.stdout:
-            said.append(line)
-            if line.startswith("API:"):
-                break
+        said, started = read_lines_until(
+            process.stdout, lambda line: line.startswith("API:"), timeout_s=120
+        )
+        assert started, "the dev server did not start:\n" + "".join(said)
         studio = next((line for line in said if line.startswith("Studio:")), "")
         match = re.search(r"baseUrl=(http://127\.0\.0\.1:\d+)", studio)
         assert match, "no Studio address printed:\n" + "".join(said)
