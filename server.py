@@ -1,4 +1,4 @@
-"""The HTTP API for the CPA Desktop AI (SPEC §5): FastAPI over `graph.conversations`.
+"""The HTTP API for the CPA Desktop AI (docs/http.md): FastAPI over `graph.conversations`.
 
 This module builds the app and runs it; the parts are in the `api` package (see its
 docstring): settings, errors, models, auth, the hub that runs conversations in the

@@ -1,4 +1,4 @@
-"""The HTTP API for the CPA Desktop AI (SPEC §5), a thin layer over `graph.conversations`.
+"""The HTTP API for the CPA Desktop AI (docs/http.md), a thin layer over `graph.conversations`.
 
 `server.py` builds the app (`create_app`) and runs it (`serve`); the parts live here:
 

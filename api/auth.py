@@ -1,4 +1,4 @@
-"""The caller's tenant, from `Authorization: Bearer <key>` (SPEC §5).
+"""The caller's tenant, from `Authorization: Bearer <key>` (docs/http.md).
 
 Keys map to tenants (`CPA_API_KEYS`); a tenant never sees another tenant's conversations.
 Without any key configured, every caller is the one tenant `local`.

@@ -1,6 +1,6 @@
 """Errors as JSON: `ApiError`, the `{"error": {"code", "message", "fields"?}}` body, handlers.
 
-Every error the app answers has that body, whatever raised it (SPEC §5: a message that says
+Every error the app answers has that body, whatever raised it (docs/http.md: a message that says
 what was wrong; never a 500 for bad input).
 """
 

@@ -445,7 +445,7 @@ class Hub:
     # Looking ----------------------------------------------------------------------------
 
     async def view(self, tenant: str, cid: str) -> dict[str, Any]:
-        """SPEC §5's conversation body, with what only the server knows about runs."""
+        """The conversation body of docs/http.md, with what only the server knows about runs."""
         thread = thread_id(cid, tenant)
         try:
             body = (await self.conversations.view(cid, owner=tenant)).to_dict()

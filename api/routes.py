@@ -1,4 +1,4 @@
-"""The endpoints (SPEC §5): `router`, included by `server.create_app`."""
+"""The endpoints (docs/http.md): `router`, included by `server.create_app`."""
 
 from __future__ import annotations
 

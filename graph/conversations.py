@@ -99,7 +99,7 @@ class ConversationView:
     declared_effects: dict[str, Effect] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The shape of SPEC §5's `GET /v1/conversations/{id}` and §6's `--json`."""
+        """The body of `GET /v1/conversations/{id}` (docs/http.md) and of the CLI's `--json`."""
         return {
             "conversation_id": self.conversation_id,
             "status": self.status,

@@ -1,4 +1,4 @@
-"""LAM protocol v1 (SPEC §2): messages between the user, the planner, executors and the
+"""LAM protocol v1 (docs/protocol.md): messages between the user, the planner, executors and the
 desktop agent, and the plan they carry.
 
 Stands alone on purpose: no LangGraph, no LangChain, nothing else of this project, so the

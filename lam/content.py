@@ -1,4 +1,4 @@
-"""Content schemas, one per performative (SPEC §2).
+"""Content schemas, one per performative (docs/protocol.md).
 
 A message stores its content as a plain JSON dict; these models only validate and
 normalise it (fill ToDo defaults, drop unset optional keys), so ``to_dict`` stays JSON and
@@ -45,7 +45,8 @@ class Content(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    # Optional keys left out when None, so `{}` stays `{}` (SPEC: agree is `{}` or `{"comment"}`).
+    # Optional keys left out when None, so `{}` stays `{}` (docs/protocol.md: agree is `{}`
+    # or `{"comment"}`).
     _omit_if_none: ClassVar[tuple[str, ...]] = ()
 
     def to_content(self) -> dict[str, Any]:

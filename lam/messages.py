@@ -1,4 +1,4 @@
-"""The LAM message (SPEC §2): one JSON object per message, validated on the way in.
+"""The LAM message (docs/protocol.md): one JSON object per message, validated on the way in.
 
 ``from_dict``/``from_json`` are the wire entry points: they enforce the size limit, require
 ``lam_version``, and turn every kind of bad input into :class:`LAMValidationError`.

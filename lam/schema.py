@@ -89,8 +89,8 @@ def message_json_schema() -> dict[str, Any]:
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"urn:cpa-planner:lam:{LAM_VERSION}:message",
         "title": "LAMMessage",
-        "description": "One LAM protocol message (SPEC §2). `id` and `timestamp` are filled in "
-        "when absent; `content` depends on `performative`.",
+        "description": "One LAM protocol message (docs/protocol.md). `id` and `timestamp` are "
+        "filled in when absent; `content` depends on `performative`.",
         "type": "object",
         "additionalProperties": False,
         "required": list(WIRE_REQUIRED_FIELDS),

@@ -131,7 +131,7 @@ def test_intents_explain_one_request(env: dict[str, str]) -> None:
     as_json = run_cli(["intents", "explain", "--json", "Hallo, wie geht's?"], env)
     assert as_json.returncode == 0
     decision = json.loads(as_json.stdout)
-    assert {"text", "intent", "confidence", "rule"} <= set(decision)  # SPEC §6, and more
+    assert {"text", "intent", "confidence", "rule"} <= set(decision)  # docs/cli.md, and more
     assert decision["intent"] == "smalltalk" and 0 < decision["confidence"] <= 1
 
 

@@ -1,4 +1,4 @@
-"""The built-in executors (SPEC §3) plus `template`, which needs no LLM."""
+"""The built-in executors (docs/protocol.md, "Plans and ToDos"), and `template` (no LLM)."""
 
 from nodes.executors.desktop import DesktopExecutor
 from nodes.executors.http import HttpExecutor
