@@ -97,6 +97,7 @@ class _Turn:
     request_at: float | None = None
     intent: str | None = None
     route: str | None = None
+    outcome: str | None = None  # set once `respond` ran: the turn is over
     members: list[UUID] = field(default_factory=list)
 
 
@@ -269,6 +270,8 @@ class TelemetryHandler(BaseCallbackHandler):
         if step.kind == "llm":
             self._end_llm(step, error)
             return
+        if step.kind == "node" and self.metrics_on:
+            metrics.NODE_DURATION.labels(step.name).observe(time.perf_counter() - step.started)
         if step.span is None or not step.own_span:
             return
         if isinstance(error, GraphBubbleUp):
@@ -354,6 +357,17 @@ class TelemetryHandler(BaseCallbackHandler):
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         span.end()
+        if turn.outcome is not None:
+            self._record_turn_span(
+                turn.thread,
+                turn.conversation_id,
+                turn.tenant,
+                turn.outcome,
+                turn.intent,
+                turn.route,
+                turn.request_id,
+                turn.request_at,
+            )
 
     # Nodes -------------------------------------------------------------------------------
 
@@ -419,19 +433,19 @@ class TelemetryHandler(BaseCallbackHandler):
             step.span.end()
 
     def _turn_over(self, turn: _Turn, update: Mapping[str, Any], span: Span | None) -> None:
-        """`respond` ran: the turn has its answer."""
+        """`respond` ran: the turn has its answer (its span is recorded when the run ends)."""
         result = update.get("result") or {}
         status = str(update.get("status") or "done")
         outcome = "refused" if isinstance(result, dict) and "refused" in result else status
-        self.turn_ended(
+        turn.outcome = outcome
+        self.count_turn(
             turn.thread,
-            turn.conversation_id,
             turn.tenant,
             outcome,
-            intent=turn.intent,
-            route=turn.route,
-            request_id=turn.request_id,
-            request_at=turn.request_at,
+            turn.intent,
+            turn.route,
+            turn.request_id,
+            turn.request_at,
         )
         if span is not None:
             span.set_attribute("cpa.outcome", outcome)
@@ -444,14 +458,27 @@ class TelemetryHandler(BaseCallbackHandler):
         outcome: str,
         *,
         intent: str | None,
-        route: str | None = None,
-        request_id: str | None = None,
-        request_at: float | None = None,
+        request_id: str | None,
+        request_at: float | None,
     ) -> None:
-        """A turn ended (by `respond`, or abandoned: `expired`): count it, log it, and
-        record the turn's span (from its request to now) with its derived ids."""
-        now = time.time()
-        duration = max(0.0, now - request_at) if request_at is not None else None
+        """A turn ended outside a run (abandoned: `expired`): count it, record its span."""
+        self.count_turn(thread, tenant, outcome, intent, None, request_id, request_at)
+        self._record_turn_span(
+            thread, conversation_id, tenant, outcome, intent, None, request_id, request_at
+        )
+
+    def count_turn(
+        self,
+        thread: str,
+        tenant: str | None,
+        outcome: str,
+        intent: str | None,
+        route: str | None,
+        request_id: str | None,
+        request_at: float | None,
+    ) -> None:
+        """Metrics and the log line of a turn that ended."""
+        duration = max(0.0, time.time() - request_at) if request_at is not None else None
         if self.metrics_on:
             labels = (intent or metrics.NO_INTENT, outcome)
             metrics.CONVERSATIONS.labels(self.tenant_label(tenant), *labels).inc()
@@ -461,26 +488,41 @@ class TelemetryHandler(BaseCallbackHandler):
         if duration is not None:
             fields["duration_s"] = round(duration, 6)
         if request_id is not None:
-            trace_id, span_id = turn_ids(thread, request_id)
-            fields["trace_id"] = f"{trace_id:032x}"
-            if self.tracer is not None and request_at is not None:
-                with forced_ids(trace_id, span_id):
-                    span = self.tracer.start_span(
-                        "turn",
-                        context=Context(),  # no parent: the turn is the trace's root
-                        kind=SpanKind.SERVER,
-                        start_time=int(request_at * 1e9),
-                        attributes={
-                            "cpa.conversation_id": conversation_id,
-                            "cpa.tenant": tenant or "",
-                            "cpa.request_id": request_id,
-                            "cpa.intent": intent or "",
-                            "cpa.route": route or "",
-                            "cpa.outcome": outcome,
-                        },
-                    )
-                span.end(end_time=int(now * 1e9))
+            fields["trace_id"] = f"{turn_ids(thread, request_id)[0]:032x}"
         logger.info(f"turn ended: {outcome}", extra={FIELDS: fields})
+
+    def _record_turn_span(
+        self,
+        thread: str,
+        conversation_id: str,
+        tenant: str | None,
+        outcome: str,
+        intent: str | None,
+        route: str | None,
+        request_id: str | None,
+        request_at: float | None,
+    ) -> None:
+        """The turn's own span, from its request to now, with its derived ids: the parent
+        of all its runs, recorded once, when the turn is over."""
+        if self.tracer is None or request_id is None or request_at is None:
+            return
+        trace_id, span_id = turn_ids(thread, request_id)
+        with forced_ids(trace_id, span_id):
+            span = self.tracer.start_span(
+                "turn",
+                context=Context(),  # no parent: the turn is the trace's root
+                kind=SpanKind.SERVER,
+                start_time=int(request_at * 1e9),
+                attributes={
+                    "cpa.conversation_id": conversation_id,
+                    "cpa.tenant": tenant or "",
+                    "cpa.request_id": request_id,
+                    "cpa.intent": intent or "",
+                    "cpa.route": route or "",
+                    "cpa.outcome": outcome,
+                },
+            )
+        span.end()
 
     # ToDos -------------------------------------------------------------------------------
 
