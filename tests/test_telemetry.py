@@ -13,7 +13,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from langchain_core.exceptions import OutputParserException
@@ -84,7 +84,7 @@ class Driver:
                 else:
                     reply = worker.done(asked, f"did {asked.content['todo']['id']}")
                 command = await self.conversations.answer(cid, reply, owner=owner)
-                resume.update(command.resume)
+                resume.update(cast(dict[str, Any], command.resume))
             async for message in self.conversations.stream(
                 cid, Command(resume=resume), owner=owner
             ):
