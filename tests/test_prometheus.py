@@ -94,7 +94,7 @@ class Prometheus:
             time.sleep(0.25)
 
     def stop(self) -> None:
-        stop_process(self.proc, 10)  # type: ignore[arg-type]
+        stop_process(self.proc, 10)
 
 
 @pytest.fixture
