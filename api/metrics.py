@@ -57,8 +57,8 @@ class HttpMetrics:
         finally:
             # Starlette's router puts the matched route into the scope.
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            metrics.HTTP_REQUESTS.labels(route, str(status)).inc()
-            metrics.HTTP_DURATION.labels(route).observe(time.perf_counter() - started)
+            metrics.child(metrics.HTTP_REQUESTS, route, str(status)).inc()
+            metrics.child(metrics.HTTP_DURATION, route).observe(time.perf_counter() - started)
 
 
 class ActiveConversations(Collector):

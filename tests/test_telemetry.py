@@ -248,6 +248,20 @@ async def test_metrics_off_counts_nothing_and_adds_no_callback() -> None:
     assert value("cpa_conversations_total", tenant="other", intent="note", outcome="done") == before
 
 
+def test_run_config_names_and_labels_a_run_tags_only_with_langsmith_on() -> None:
+    import langsmith
+
+    with langsmith.tracing_context(enabled=False):
+        config = Telemetry(TelemetrySettings(metrics=False)).run_config("c1", TENANT, "answer")
+    assert config["run_name"] == "cpa-planner answer"
+    assert config["metadata"] == {"conversation_id": "c1", "tenant": TENANT, "cpa_turn": "answer"}
+    assert "tags" not in config
+    with langsmith.tracing_context(enabled=True):
+        config = Telemetry(TelemetrySettings(metrics=False)).run_config("c1", None, "open")
+    assert config["metadata"] == {"conversation_id": "c1", "cpa_turn": "open"}
+    assert sorted(config["tags"]) == ["conversation_id:c1", "turn:open"]
+
+
 # Traces ----------------------------------------------------------------------------------
 
 

@@ -183,7 +183,7 @@ class TelemetryHandler(BaseCallbackHandler):
         return step.root if step is not None else None
 
     def _start_span(
-        self, name: str, parent: Span | None, attributes: dict[str, Any], kind: SpanKind
+        self, name: str, parent: Span | None, attributes: dict[str, Any] | None, kind: SpanKind
     ) -> Span | None:
         if self.tracer is None or parent is None:
             return None
@@ -271,7 +271,9 @@ class TelemetryHandler(BaseCallbackHandler):
             self._end_llm(step, error)
             return
         if step.kind == "node" and self.metrics_on:
-            metrics.NODE_DURATION.labels(step.name).observe(time.perf_counter() - step.started)
+            metrics.child(metrics.NODE_DURATION, step.name).observe(
+                time.perf_counter() - step.started
+            )
         if step.span is None or not step.own_span:
             return
         if isinstance(error, GraphBubbleUp):
@@ -380,16 +382,8 @@ class TelemetryHandler(BaseCallbackHandler):
         elif name == "respond" and isinstance(state, dict):
             found = state.get("intent") or {}
             turn.intent = found.get("intent") or turn.intent
-        step.span = self._start_span(
-            name,
-            turn.span,
-            {
-                "cpa.node": name,
-                "cpa.conversation_id": turn.conversation_id,
-                "cpa.tenant": turn.tenant or "",
-            },
-            SpanKind.INTERNAL,
-        )
+        # The run's span above says conversation and tenant; a node's name says the rest.
+        step.span = self._start_span(name, turn.span, None, SpanKind.INTERNAL)
         step.own_span = step.span is not None
         self._add(run_id, step)
 
@@ -397,14 +391,16 @@ class TelemetryHandler(BaseCallbackHandler):
         turn = self._turns.get(step.root) if step.root else None
         update = update if isinstance(update, dict) else {}
         if self.metrics_on:
-            metrics.NODE_DURATION.labels(step.name).observe(time.perf_counter() - step.started)
+            metrics.child(metrics.NODE_DURATION, step.name).observe(
+                time.perf_counter() - step.started
+            )
         if step.name == "intent" and isinstance(found := update.get("intent"), dict):
             intent = found.get("intent") or metrics.NO_INTENT
             if turn is not None:
                 turn.intent = found.get("intent")
             if self.metrics_on:
                 tier = found.get("source") or metrics.NO_INTENT
-                metrics.INTENT_DECISIONS.labels(tier, intent).inc()
+                metrics.child(metrics.INTENT_DECISIONS, tier, intent).inc()
             if step.span is not None:
                 step.span.set_attribute("cpa.intent", str(intent))
                 step.span.set_attribute("cpa.intent_tier", str(found.get("source")))
@@ -422,7 +418,7 @@ class TelemetryHandler(BaseCallbackHandler):
                 metrics.REPLANS.inc()
         elif step.name == "approve" and (answer := _first_answer(update.get("lam"))):
             if step.waits_since is not None and self.metrics_on:
-                metrics.INTERRUPT_WAIT.labels("approval").observe(
+                metrics.child(metrics.INTERRUPT_WAIT, "approval").observe(
                     max(0.0, time.time() - step.waits_since)
                 )
             if step.span is not None:
@@ -481,9 +477,9 @@ class TelemetryHandler(BaseCallbackHandler):
         duration = max(0.0, time.time() - request_at) if request_at is not None else None
         if self.metrics_on:
             labels = (intent or metrics.NO_INTENT, outcome)
-            metrics.CONVERSATIONS.labels(self.tenant_label(tenant), *labels).inc()
+            metrics.child(metrics.CONVERSATIONS, self.tenant_label(tenant), *labels).inc()
             if duration is not None:
-                metrics.CONVERSATION_DURATION.labels(*labels).observe(duration)
+                metrics.child(metrics.CONVERSATION_DURATION, *labels).observe(duration)
         fields: dict[str, Any] = {"outcome": outcome, "intent": intent, "route": route}
         if duration is not None:
             fields["duration_s"] = round(duration, 6)
@@ -564,11 +560,11 @@ class TelemetryHandler(BaseCallbackHandler):
         # An `assign` older than this pass was sent in an earlier run: the ToDo waited.
         waited = assigned_at is not None and assigned_at < step.started_wall
         if self.metrics_on:
-            metrics.TODOS.labels(step.executor, status).inc()
+            metrics.child(metrics.TODOS, step.executor, status).inc()
             if duration is not None:
-                metrics.TODO_DURATION.labels(step.executor).observe(duration)
+                metrics.child(metrics.TODO_DURATION, step.executor).observe(duration)
             if waited and duration is not None:
-                metrics.INTERRUPT_WAIT.labels(step.executor).observe(duration)
+                metrics.child(metrics.INTERRUPT_WAIT, step.executor).observe(duration)
         fields: dict[str, Any] = {"todo_id": step.todo_id, "executor": step.executor}
         if duration is not None:
             fields["duration_s"] = round(duration, 6)
@@ -622,8 +618,10 @@ class TelemetryHandler(BaseCallbackHandler):
         else:
             outcome = "error"
         if self.metrics_on:
-            metrics.LLM_CALLS.labels(step.role, outcome).inc()
-            metrics.LLM_DURATION.labels(step.role).observe(time.perf_counter() - step.started)
+            metrics.child(metrics.LLM_CALLS, step.role, outcome).inc()
+            metrics.child(metrics.LLM_DURATION, step.role).observe(
+                time.perf_counter() - step.started
+            )
         if step.span is not None:
             step.span.set_attribute("cpa.outcome", outcome)
             if error is not None:
@@ -689,9 +687,9 @@ class TelemetryHandler(BaseCallbackHandler):
         prompt, completion = _token_usage(response)
         if self.metrics_on:
             if prompt:
-                metrics.LLM_TOKENS.labels(step.role, "prompt").inc(prompt)
+                metrics.child(metrics.LLM_TOKENS, step.role, "prompt").inc(prompt)
             if completion:
-                metrics.LLM_TOKENS.labels(step.role, "completion").inc(completion)
+                metrics.child(metrics.LLM_TOKENS, step.role, "completion").inc(completion)
         if step.span is not None:
             if prompt:
                 step.span.set_attribute("gen_ai.usage.input_tokens", prompt)

@@ -2,8 +2,9 @@
 
 `run_config()` names a graph run by what it is (`cpa-planner open`, `… answer`,
 `… continue`) and puts the conversation's id, its tenant and the kind of run into its
-metadata and tags, which every run under it inherits; `graph.llm.ChatModels` names each LLM
-call `<role> model` the same way.
+metadata, which every run under it inherits, and into its tags when LangSmith tracing is on
+(tags are copied to every run below, a cost for nothing when no tracer reads them);
+`graph.llm.ChatModels` names each LLM call `<role> model` the same way.
 
 Which intent the turn has and which route it took are only known once the graph has
 decided them, after the run's metadata was fixed. So when LangSmith tracing is on, each run
@@ -39,9 +40,12 @@ def _tags(labels: Mapping[str, Any]) -> list[str]:
 
 def run_config(conversation_id: str, tenant: str | None, kind: str) -> RunnableConfig:
     """Run name, metadata and tags of one run of a conversation (`kind`: open, answer,
-    continue)."""
+    continue). Tags only for LangSmith: every run under this one copies them."""
     labels = _labels(conversation_id, tenant, kind)
-    return {"run_name": f"{GRAPH_NAME} {kind}", "metadata": labels, "tags": _tags(labels)}
+    config: RunnableConfig = {"run_name": f"{GRAPH_NAME} {kind}", "metadata": labels}
+    if tracing_enabled():
+        config["tags"] = _tags(labels)
+    return config
 
 
 def tracing_enabled() -> bool:
