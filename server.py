@@ -2,7 +2,8 @@
 
 This module builds the app and runs it; the parts are in the `api` package (see its
 docstring): settings, errors, models, auth, the hub that runs conversations in the
-background, idempotency, the SSE event log, the OpenAPI document and the routes.
+background, idempotency, the SSE event log, the OpenAPI document, the routes and the
+metrics (`GET /metrics`, the HTTP middleware). Runs report to `graph.telemetry`.
 
     app               the app, configured from the environment at start-up (langgraph.json,
                       `uvicorn server:app`)
@@ -30,12 +31,16 @@ from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
 from api.hub import Hub
 from api.local_mode import check_bind, served_hosts
+from api.metrics import HttpMetrics
+from api.metrics import router as metrics_router
 from api.openapi import openapi_document
 from api.routes import router
 from api.settings import ServerConfigError, ServerSettings, load_services
 from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
 from graph.services import Services
+from graph.telemetry import Telemetry, TelemetrySettings
+from graph.telemetry.logs import configure_logging
 
 __all__ = [
     "ApiError",
@@ -73,11 +78,15 @@ def create_app(
             logger.error("%s", exc)  # uvicorn then stops: "Application startup failed"
             raise
         svc = services or load_services(settings or Settings.from_env(), config.services_factory)
+        # Metric labels for configured tenants only (bounded); `local` without keys.
+        tenants = set(config.api_keys.values()) or {LOCAL_TENANT}
+        telemetry = Telemetry(TelemetrySettings.from_env(), tenants=tenants)
         # Mounted into `langgraph dev` (http.app), our routes are served by its app and
         # `request.app` is that one: keep the state on both.
         apps = [app] if app is api_app else [app, api_app]
         for target in apps:
             target.state.server_settings = config
+            target.state.telemetry = telemetry
         if config.open_access:
             logger.warning(
                 "no API keys configured (CPA_API_KEYS / CPA_API_KEYS_FILE): every caller is "
@@ -88,7 +97,7 @@ def create_app(
         await asyncio.to_thread(svc.intents.warm)
         async with open_checkpointer(svc.settings) as saver:
             graph = build_graph(svc, checkpointer=saver)
-            hub = Hub(Conversations(graph, saver), saver, svc, config)
+            hub = Hub(Conversations(graph, saver, telemetry), saver, svc, config)
             await hub.start()
             for target in apps:
                 target.state.hub = hub
@@ -98,6 +107,7 @@ def create_app(
                 for target in apps:
                     target.state.hub = None
                 await hub.close()
+                telemetry.shutdown()
 
     api_app = FastAPI(
         title="cpa-planner",
@@ -108,8 +118,11 @@ def create_app(
     # Set by the lifespan (requests before it get 503).
     api_app.state.server_settings = server_settings
     api_app.state.hub = None
+    api_app.state.telemetry = None
     install_error_handlers(api_app)
+    api_app.add_middleware(HttpMetrics)
     api_app.include_router(router)
+    api_app.include_router(metrics_router)
     api_app.include_router(console_router)
     api_app.openapi = lambda: openapi_document(api_app)  # type: ignore[method-assign]
     return api_app
@@ -118,25 +131,31 @@ def create_app(
 # Running it -----------------------------------------------------------------------------
 
 
-def serve(host: str | None = None, port: int | None = None, *, log_level: str = "info") -> None:
+def serve(
+    host: str | None = None, port: int | None = None, *, log_level: str | None = None
+) -> None:
     """Run the API with uvicorn (for `cpa-planner serve`). Blocks until stopped.
 
     Raises ServerConfigError / ConfigError for unusable settings, among them a host other
-    machines can reach while no API key is configured.
+    machines can reach while no API key is configured. Logs go to stderr as text or JSON
+    (`CPA_LOG_FORMAT`), uvicorn's own lines too.
     """
     import uvicorn
 
     config = ServerSettings.from_env()
     settings = Settings.from_env()
+    telemetry_settings = TelemetrySettings.from_env()
     host = host or config.host
     port = port or config.port
     check_bind(config, [host])  # the lifespan says once that no keys are configured
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = log_level or telemetry_settings.log_level
+    configure_logging(telemetry_settings, level=level)
     uvicorn.run(
         create_app(settings, server_settings=config),
         host=host,
         port=port,
-        log_level=log_level,
+        log_level=level,
+        log_config=None,  # uvicorn's loggers go through ours (text or JSON)
         timeout_graceful_shutdown=5,
     )
 

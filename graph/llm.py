@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ValidationError
 
 from graph.config import LLM_SETTINGS_HINT, Role, Settings
@@ -92,6 +93,11 @@ def build_chat_model(settings: Settings, role: Role) -> BaseChatModel:
     return ChatOpenAI(**kwargs)
 
 
+def _call_config(role: Role) -> RunnableConfig:
+    """Each call named by its role (LangSmith, traces); `cpa_role` is what metrics count by."""
+    return {"run_name": f"{role} model", "metadata": {"cpa_role": role}}
+
+
 class ChatModels:
     """The chat model for each role, built lazily; tests pass scripted models instead."""
 
@@ -139,7 +145,7 @@ class ChatModels:
             schema, method=self.settings.structured_output_method
         )
         try:
-            result = await runnable.ainvoke(messages)
+            result = await runnable.ainvoke(messages, _call_config(role))
         except (OutputParserException, ValidationError) as exc:
             raise LLMOutputError(
                 f"the {role} model returned no valid {schema.__name__}: {exc}"
@@ -159,7 +165,7 @@ class ChatModels:
         """Ask the role's model for plain text."""
         model = self.get(role, what)
         try:
-            reply = await model.ainvoke(messages)
+            reply = await model.ainvoke(messages, _call_config(role))
         except Exception as exc:
             raise self._call_error(role, exc) from exc
         content = reply.content

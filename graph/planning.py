@@ -14,6 +14,7 @@ from graph.approval import declared_record
 from graph.effects import Effect
 from graph.executors import ExecutorRegistry
 from graph.state import PlannerState
+from graph.telemetry import trace_metadata
 from lam import Plan, ToDo
 
 
@@ -77,6 +78,7 @@ def proposal(
         lamlog.requester(state),
         plan,
         message_id=lamlog.stable_id(cid, "propose", lamlog.current_request(state)["id"], *purpose),
+        metadata=trace_metadata(),  # whoever approves can continue the trace
     )
     return {
         "plan": plan.model_dump(mode="json"),

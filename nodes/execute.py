@@ -29,6 +29,7 @@ from graph import lamlog
 from graph.executors import Answered, ExecutorCall, ExecutorError
 from graph.services import Services, get_services
 from graph.state import LamDict, PlannerState
+from graph.telemetry import trace_metadata
 from lam import LAMMessage, MessageFactory, Plan
 from lam.dag import propagate_failure
 
@@ -106,6 +107,7 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
         todo,
         inputs,
         message_id=lamlog.stable_id(run.conversation_id, "assign", run.round_key, todo_id),
+        metadata=trace_metadata(),  # the desktop agent can continue the ToDo's trace
     )
     if getattr(executor, "interrupts", False):
         # This ToDo's body runs again when its answer arrives; the checkpointed copy keeps

@@ -1,0 +1,122 @@
+"""`GET /metrics` (Prometheus text format) and the middleware that counts HTTP requests.
+
+    GET /metrics   every `cpa_*` metric (`graph.telemetry.metrics`), plus
+                   `cpa_conversations_active{state}` (running, waiting) read from Redis at
+                   scrape time (`srv:running`, `srv:waiting`: the same for every replica).
+                   Open like `/healthz`, or with `CPA_METRICS_TOKEN` set, for
+                   `Authorization: Bearer <token>` only; without API keys, for this
+                   machine only, like every route. 404 with `CPA_METRICS=false`.
+
+`HttpMetrics` is plain ASGI (no per-request task or body copy): it counts each request by
+its route template (`/v1/conversations/{conversation_id}`, never the raw path; `unmatched`
+where no route matched) and status, and times it until the response ended.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import ApiError, starting
+from api.local_mode import local_only
+from graph.telemetry import metrics
+
+UNMATCHED = "unmatched"
+
+
+class HttpMetrics:
+    """ASGI middleware: `cpa_http_requests_total{route,status}` and the request duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        telemetry = getattr(scope["app"].state, "telemetry", None) if "app" in scope else None
+        if scope["type"] != "http" or telemetry is None or not telemetry.settings.metrics:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before it answers
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            # Starlette's router puts the matched route into the scope.
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            metrics.child(metrics.HTTP_REQUESTS, route, str(status)).inc()
+            metrics.child(metrics.HTTP_DURATION, route).observe(time.perf_counter() - started)
+
+
+class ActiveConversations(Collector):
+    """`cpa_conversations_active{state}` with the counts read for this scrape."""
+
+    def __init__(self, running: int, waiting: int) -> None:
+        self.counts = {"running": running, "waiting": waiting}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "cpa_conversations_active",
+            "Conversations running (a run queued or under way) and waiting for an answer",
+            labels=["state"],
+        )
+        for state, count in self.counts.items():
+            family.add_metric([state], count)
+        yield family
+
+
+def check_token(request: Request) -> None:
+    """With CPA_METRICS_TOKEN set, the scrape must bring it as a bearer token."""
+    telemetry = getattr(request.app.state, "telemetry", None)
+    if telemetry is None:
+        raise starting()
+    if not telemetry.settings.metrics:
+        raise ApiError(404, "metrics_off", "metrics are turned off (CPA_METRICS=false)")
+    token = telemetry.settings.metrics_token
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <CPA_METRICS_TOKEN>",
+            None,
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+
+router = APIRouter(dependencies=[Depends(local_only), Depends(check_token)])
+
+
+@router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def get_metrics(request: Request) -> Response:
+    """The planner's metrics in Prometheus text format."""
+    extra: list[Collector] = []
+    hub: Any = getattr(request.app.state, "hub", None)
+    if hub is not None:
+        pipe = hub.redis.pipeline(transaction=False)
+        pipe.scard(hub.keys.running)
+        pipe.zcard(hub.keys.waiting)
+        running, waiting = await pipe.execute()
+        extra.append(ActiveConversations(int(running), int(waiting)))
+    body, content_type = metrics.exposition(extra)
+    return Response(body, media_type=content_type)

@@ -1,0 +1,754 @@
+"""One LangChain callback handler turns a graph run into metrics, spans and log lines.
+
+LangGraph reports every run through LangChain's callbacks, and that is all this needs:
+
+    the graph            on_chain_start/end, no parent; its metadata has what
+                         `graph.telemetry.runs.run_config` put there (conversation, tenant)
+    a node               on_chain_start/end named like `metadata["langgraph_node"]`, tagged
+                         `graph:step:N`; its input is the state, its output the update;
+                         `GraphInterrupt` as the error of a node that waits
+    a ToDo               the functional-API task `run_todo` inside `execute`: input
+                         {"todo_id", "run"}, output the ToDo's outcome (status, LAM messages)
+    an LLM call          the run `graph.llm.ChatModels` names `<role> model` (metadata
+                         `cpa_role`); the chat model's on_llm_end inside it has token usage
+
+From these: the Prometheus metrics of `graph.telemetry.metrics`; when a tracer provider is
+given, a span per run, node, ToDo and LLM call under the turn's trace
+(`graph.telemetry.tracing`); a log line per ToDo and per finished turn. Nothing in the nodes
+calls this module, except `trace_metadata()` where a message that waits for someone is made.
+
+The handler runs inline (`run_inline`): every callback is a few dictionary operations on the
+event loop's thread, no executor hop. Whatever it fails at, LangChain logs as a warning and
+the run goes on (`raise_error` is False).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.exceptions import OutputParserException
+from langchain_core.outputs import ChatGeneration, LLMResult
+from langgraph.errors import GraphBubbleUp
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    set_span_in_context,
+)
+from pydantic import ValidationError
+
+from graph.telemetry import metrics
+from graph.telemetry.logs import FIELDS
+from graph.telemetry.tracing import forced_ids, traceparent, turn_context, turn_ids
+from lam.rfc3339 import parse_rfc3339
+
+logger = logging.getLogger("cpa_planner.turn")
+todo_logger = logging.getLogger("cpa_planner.todo")
+
+TURN_KEY = "cpa_turn"
+ROLE_KEY = "cpa_role"
+TODO_TASK = "run_todo"
+# execute's private "a dependency waits" signal: this ToDo did not run in this pass.
+_BLOCKED = "_Blocked"
+_IGNORED_TAG_PREFIX = "graph:step:"
+
+
+def epoch_seconds(text: str | None) -> float | None:
+    """Epoch seconds of an RFC 3339 timestamp (a LAM message's), or None."""
+    if not text:
+        return None
+    try:
+        return parse_rfc3339(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _last(log: Any, performative: str) -> Mapping[str, Any] | None:
+    if not isinstance(log, list):
+        return None
+    for message in reversed(log):
+        if isinstance(message, dict) and message.get("performative") == performative:
+            return message
+    return None
+
+
+@dataclass
+class _Turn:
+    """One graph run (a turn runs once or several times) and what it learnt of its turn."""
+
+    started_ns: int
+    thread: str
+    conversation_id: str
+    tenant: str | None
+    kind: str
+    span: Span | None = None
+    request_id: str | None = None
+    request_at: float | None = None
+    intent: str | None = None
+    route: str | None = None
+    outcome: str | None = None  # set once `respond` ran: the turn is over
+    members: list[UUID] = field(default_factory=list)
+
+
+@dataclass
+class _Step:
+    """A run inside a graph run: a node, a ToDo, an LLM call, or anything else."""
+
+    kind: str  # node, todo, llm, llm_inner, other
+    root: UUID | None
+    started: float = field(default_factory=time.perf_counter)
+    started_wall: float = field(default_factory=time.time)
+    span: Span | None = None  # own span, or the nearest ancestor's (the parent of children)
+    own_span: bool = False
+    name: str = ""
+    executor: str = ""
+    todo_id: str = ""
+    role: str = ""
+    waits_since: float | None = None  # approve: the proposal's time
+
+
+class TelemetryHandler(BaseCallbackHandler):
+    """Metrics (if `metrics`), spans (if `tracer_provider`), log lines, for every run."""
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(
+        self,
+        *,
+        tenants: metrics.TenantLabels | None = None,
+        metrics_on: bool = True,
+        tracer_provider: TracerProvider | None = None,
+        log_request_text: bool = False,
+    ) -> None:
+        self.tenant_label = tenants or metrics.TenantLabels()
+        self.metrics_on = metrics_on
+        self.tracer: Tracer | None = (
+            tracer_provider.get_tracer("cpa-planner") if tracer_provider else None
+        )
+        self.log_request_text = log_request_text
+        self._turns: dict[UUID, _Turn] = {}
+        self._steps: dict[UUID, _Step] = {}
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True
+
+    # Looking up ---------------------------------------------------------------------------
+
+    def traceparent(self, run_id: UUID | None) -> str | None:
+        """The W3C traceparent of the span of this run (or the nearest one above it)."""
+        if run_id is None:
+            return None
+        step = self._steps.get(run_id)
+        span = step.span if step is not None else None
+        if span is None and (turn := self._turns.get(run_id)) is not None:
+            span = turn.span
+        return traceparent(span.get_span_context()) if span is not None else None
+
+    def _parent_span(self, parent_run_id: UUID | None) -> Span | None:
+        if parent_run_id is None:
+            return None
+        step = self._steps.get(parent_run_id)
+        if step is not None:
+            return step.span
+        turn = self._turns.get(parent_run_id)
+        return turn.span if turn is not None else None
+
+    def _root_of(self, parent_run_id: UUID | None) -> UUID | None:
+        if parent_run_id is None:
+            return None
+        if parent_run_id in self._turns:
+            return parent_run_id
+        step = self._steps.get(parent_run_id)
+        return step.root if step is not None else None
+
+    def _start_span(
+        self, name: str, parent: Span | None, attributes: dict[str, Any] | None, kind: SpanKind
+    ) -> Span | None:
+        if self.tracer is None or parent is None:
+            return None
+        return self.tracer.start_span(
+            name, context=set_span_in_context(parent), kind=kind, attributes=attributes
+        )
+
+    def _add(self, run_id: UUID, step: _Step) -> None:
+        self._steps[run_id] = step
+        if step.root is not None and (turn := self._turns.get(step.root)) is not None:
+            turn.members.append(run_id)
+
+    # Chains: the graph, its nodes, ToDos, structured LLM calls -----------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        metadata = metadata or {}
+        name = kwargs.get("name") or ""
+        if parent_run_id is None:
+            if TURN_KEY in metadata:
+                self._start_turn(run_id, metadata, inputs)
+            return
+        root = self._root_of(parent_run_id)
+        if ROLE_KEY in metadata:
+            self._start_llm(run_id, parent_run_id, root, metadata, name)
+            return
+        if root is None:
+            return
+        turn = self._turns[root]
+        if name and name == metadata.get("langgraph_node") and _is_step(tags):
+            self._start_node(run_id, turn, root, name, inputs)
+        elif name == TODO_TASK and isinstance(inputs, dict) and "todo_id" in inputs:
+            self._start_todo(run_id, parent_run_id, turn, root, inputs)
+        elif self.tracer is not None:
+            # Edges, the tasks' helpers: no span, but their children nest under the parent.
+            self._add(run_id, _Step("other", root, span=self._parent_span(parent_run_id)))
+
+    def on_chain_end(
+        self,
+        outputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if run_id in self._turns:
+            self._end_turn(run_id, None)
+            return
+        step = self._steps.pop(run_id, None)
+        if step is None:
+            return
+        if step.kind == "node":
+            self._end_node(step, outputs)
+        elif step.kind == "todo":
+            self._end_todo(step, outputs)
+        elif step.kind == "llm":
+            self._end_llm(step, None)
+        elif step.own_span and step.span is not None:
+            step.span.end()
+
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if run_id in self._turns:
+            self._end_turn(run_id, error)
+            return
+        step = self._steps.pop(run_id, None)
+        if step is None:
+            return
+        if step.kind == "llm":
+            self._end_llm(step, error)
+            return
+        if step.kind == "node" and self.metrics_on:
+            metrics.child(metrics.NODE_DURATION, step.name).observe(
+                time.perf_counter() - step.started
+            )
+        if step.span is None or not step.own_span:
+            return
+        if isinstance(error, GraphBubbleUp):
+            step.span.set_attribute("cpa.outcome", "waiting")  # an interrupt: it asks
+        elif type(error).__name__ == _BLOCKED:
+            step.span.set_attribute("cpa.outcome", "blocked")  # a dependency waits
+        else:
+            step.span.set_attribute("cpa.outcome", "error")
+            step.span.record_exception(error)
+            step.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}"))
+        step.span.end()
+
+    # The graph run ------------------------------------------------------------------------
+
+    def _start_turn(self, run_id: UUID, metadata: Mapping[str, Any], inputs: Any) -> None:
+        turn = _Turn(
+            started_ns=time.time_ns(),
+            thread=str(metadata.get("thread_id") or metadata.get("conversation_id") or ""),
+            conversation_id=str(metadata.get("conversation_id") or ""),
+            tenant=metadata.get("tenant"),
+            kind=str(metadata.get(TURN_KEY)),
+        )
+        self._turns[run_id] = turn
+        if isinstance(inputs, dict) and (request := _last(inputs.get("lam"), "request")):
+            fields: dict[str, Any] = {"turn": turn.kind, "request_id": request.get("id")}
+            if self.log_request_text:
+                fields["text"] = (request.get("content") or {}).get("text")
+            logger.info("turn started", extra={FIELDS: fields})
+
+    def _ensure_turn_span(self, turn: _Turn, state: Any) -> None:
+        """The run's span, once the turn is known: the first node's state names its request."""
+        if turn.request_id is None and isinstance(state, dict):
+            log = state.get("lam")
+            request = _last(log, "request")
+            if request is not None:
+                turn.request_id = str(request.get("id"))
+                turn.request_at = epoch_seconds(request.get("timestamp"))
+            if turn.kind != "open":  # a later run of the turn: what it decided is in the state
+                turn.intent = (state.get("intent") or {}).get("intent")
+                turn.route = _route_of_turn(log)
+        if self.tracer is None or turn.span is not None:
+            return
+        parent = (
+            NonRecordingSpan(turn_context(turn.thread, turn.request_id))
+            if turn.request_id
+            else None
+        )
+        turn.span = self.tracer.start_span(
+            f"run {turn.kind}",
+            context=set_span_in_context(parent) if parent else None,
+            kind=SpanKind.INTERNAL,
+            start_time=turn.started_ns,
+            attributes=self._turn_attributes(turn),
+        )
+
+    def _turn_attributes(self, turn: _Turn) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "cpa.conversation_id": turn.conversation_id,
+            "cpa.tenant": turn.tenant or "",
+            "cpa.turn": turn.kind,
+        }
+        if turn.request_id:
+            attributes["cpa.request_id"] = turn.request_id
+        return attributes
+
+    def _end_turn(self, run_id: UUID, error: BaseException | None) -> None:
+        turn = self._turns.pop(run_id)
+        for member in turn.members:
+            leftover = self._steps.pop(member, None)
+            if leftover is not None and leftover.own_span and leftover.span is not None:
+                leftover.span.end()  # a run cancelled under it
+        if self.tracer is None:
+            return
+        self._ensure_turn_span(turn, None)
+        span = turn.span
+        if span is None:
+            return
+        if turn.intent:
+            span.set_attribute("cpa.intent", turn.intent)
+        if turn.route:
+            span.set_attribute("cpa.route", turn.route)
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.end()
+        if turn.outcome is not None:
+            self._record_turn_span(
+                turn.thread,
+                turn.conversation_id,
+                turn.tenant,
+                turn.outcome,
+                turn.intent,
+                turn.route,
+                turn.request_id,
+                turn.request_at,
+            )
+
+    # Nodes -------------------------------------------------------------------------------
+
+    def _start_node(self, run_id: UUID, turn: _Turn, root: UUID, name: str, state: Any) -> None:
+        self._ensure_turn_span(turn, state)
+        step = _Step("node", root, name=name)
+        if name == "approve" and isinstance(state, dict):
+            propose = _last(state.get("lam"), "propose")
+            step.waits_since = epoch_seconds(propose.get("timestamp")) if propose else None
+        elif name == "respond" and isinstance(state, dict):
+            found = state.get("intent") or {}
+            turn.intent = found.get("intent") or turn.intent
+        step.span = self._start_span(
+            name,
+            turn.span,
+            {
+                "cpa.node": name,
+                "cpa.conversation_id": turn.conversation_id,
+                "cpa.tenant": turn.tenant or "",
+            },
+            SpanKind.INTERNAL,
+        )
+        step.own_span = step.span is not None
+        self._add(run_id, step)
+
+    def _end_node(self, step: _Step, update: Any) -> None:
+        turn = self._turns.get(step.root) if step.root else None
+        update = update if isinstance(update, dict) else {}
+        if self.metrics_on:
+            metrics.child(metrics.NODE_DURATION, step.name).observe(
+                time.perf_counter() - step.started
+            )
+        if step.name == "intent" and isinstance(found := update.get("intent"), dict):
+            intent = found.get("intent") or metrics.NO_INTENT
+            if turn is not None:
+                turn.intent = found.get("intent")
+            if self.metrics_on:
+                tier = found.get("source") or metrics.NO_INTENT
+                metrics.child(metrics.INTENT_DECISIONS, tier, intent).inc()
+            if step.span is not None:
+                step.span.set_attribute("cpa.intent", str(intent))
+                step.span.set_attribute("cpa.intent_tier", str(found.get("source")))
+        elif step.name == "route" and (route := _last(update.get("lam"), "route")):
+            target = str((route.get("content") or {}).get("target"))
+            if turn is not None:
+                turn.route = target
+            if step.span is not None:
+                step.span.set_attribute("cpa.route", target)
+        elif step.name == "check" and update.get("plan_problems") and "repairs" in update:
+            if self.metrics_on:
+                metrics.PLAN_REPAIRS.inc()
+        elif step.name == "replan" and "replans" in update:
+            if self.metrics_on:
+                metrics.REPLANS.inc()
+        elif step.name == "approve" and (answer := _first_answer(update.get("lam"))):
+            if step.waits_since is not None and self.metrics_on:
+                metrics.child(metrics.INTERRUPT_WAIT, "approval").observe(
+                    max(0.0, time.time() - step.waits_since)
+                )
+            if step.span is not None:
+                step.span.set_attribute("cpa.outcome", answer)
+        elif step.name == "respond" and turn is not None:
+            self._turn_over(turn, update, step.span)
+        if step.span is not None:
+            step.span.end()
+
+    def _turn_over(self, turn: _Turn, update: Mapping[str, Any], span: Span | None) -> None:
+        """`respond` ran: the turn has its answer (its span is recorded when the run ends)."""
+        result = update.get("result") or {}
+        status = str(update.get("status") or "done")
+        outcome = "refused" if isinstance(result, dict) and "refused" in result else status
+        turn.outcome = outcome
+        self.count_turn(
+            turn.thread,
+            turn.tenant,
+            outcome,
+            turn.intent,
+            turn.route,
+            turn.request_id,
+            turn.request_at,
+        )
+        if span is not None:
+            span.set_attribute("cpa.outcome", outcome)
+
+    def turn_ended(
+        self,
+        thread: str,
+        conversation_id: str,
+        tenant: str | None,
+        outcome: str,
+        *,
+        intent: str | None,
+        request_id: str | None,
+        request_at: float | None,
+    ) -> None:
+        """A turn ended outside a run (abandoned: `expired`): count it, record its span."""
+        self.count_turn(thread, tenant, outcome, intent, None, request_id, request_at)
+        self._record_turn_span(
+            thread, conversation_id, tenant, outcome, intent, None, request_id, request_at
+        )
+
+    def count_turn(
+        self,
+        thread: str,
+        tenant: str | None,
+        outcome: str,
+        intent: str | None,
+        route: str | None,
+        request_id: str | None,
+        request_at: float | None,
+    ) -> None:
+        """Metrics and the log line of a turn that ended."""
+        duration = max(0.0, time.time() - request_at) if request_at is not None else None
+        if self.metrics_on:
+            labels = (intent or metrics.NO_INTENT, outcome)
+            metrics.child(metrics.CONVERSATIONS, self.tenant_label(tenant), *labels).inc()
+            if duration is not None:
+                metrics.child(metrics.CONVERSATION_DURATION, *labels).observe(duration)
+        fields: dict[str, Any] = {"outcome": outcome, "intent": intent, "route": route}
+        if duration is not None:
+            fields["duration_s"] = round(duration, 6)
+        if request_id is not None:
+            fields["trace_id"] = f"{turn_ids(thread, request_id)[0]:032x}"
+        logger.info(f"turn ended: {outcome}", extra={FIELDS: fields})
+
+    def _record_turn_span(
+        self,
+        thread: str,
+        conversation_id: str,
+        tenant: str | None,
+        outcome: str,
+        intent: str | None,
+        route: str | None,
+        request_id: str | None,
+        request_at: float | None,
+    ) -> None:
+        """The turn's own span, from its request to now, with its derived ids: the parent
+        of all its runs, recorded once, when the turn is over."""
+        if self.tracer is None or request_id is None or request_at is None:
+            return
+        trace_id, span_id = turn_ids(thread, request_id)
+        with forced_ids(trace_id, span_id):
+            span = self.tracer.start_span(
+                "turn",
+                context=Context(),  # no parent: the turn is the trace's root
+                kind=SpanKind.SERVER,
+                start_time=int(request_at * 1e9),
+                attributes={
+                    "cpa.conversation_id": conversation_id,
+                    "cpa.tenant": tenant or "",
+                    "cpa.request_id": request_id,
+                    "cpa.intent": intent or "",
+                    "cpa.route": route or "",
+                    "cpa.outcome": outcome,
+                },
+            )
+        span.end()
+
+    # ToDos -------------------------------------------------------------------------------
+
+    def _start_todo(
+        self, run_id: UUID, parent_run_id: UUID, turn: _Turn, root: UUID, inputs: dict[str, Any]
+    ) -> None:
+        todo_id = str(inputs["todo_id"])
+        executor = ""
+        plan = getattr(inputs.get("run"), "plan", None)
+        if plan is not None:
+            try:
+                executor = str(plan.todo(todo_id).executor)
+            except (KeyError, ValueError, AttributeError):
+                executor = ""
+        step = _Step("todo", root, executor=executor or "unknown", todo_id=todo_id)
+        step.span = self._start_span(
+            f"todo {todo_id}",
+            self._parent_span(parent_run_id),
+            {
+                "cpa.conversation_id": turn.conversation_id,
+                "cpa.tenant": turn.tenant or "",
+                "cpa.todo.id": todo_id,
+                "cpa.todo.executor": step.executor,
+            },
+            SpanKind.INTERNAL,
+        )
+        step.own_span = step.span is not None
+        self._add(run_id, step)
+
+    def _end_todo(self, step: _Step, outcome: Any) -> None:
+        outcome = outcome if isinstance(outcome, dict) else {}
+        status = str(outcome.get("status") or "done")
+        assign = next(
+            (m for m in outcome.get("lam") or [] if m.get("performative") == "assign"), None
+        )
+        assigned_at = epoch_seconds(assign.get("timestamp")) if assign else None
+        now = time.time()
+        duration = max(0.0, now - assigned_at) if assigned_at is not None else None
+        # An `assign` older than this pass was sent in an earlier run: the ToDo waited.
+        waited = assigned_at is not None and assigned_at < step.started_wall
+        if self.metrics_on:
+            metrics.child(metrics.TODOS, step.executor, status).inc()
+            if duration is not None:
+                metrics.child(metrics.TODO_DURATION, step.executor).observe(duration)
+            if waited and duration is not None:
+                metrics.child(metrics.INTERRUPT_WAIT, step.executor).observe(duration)
+        fields: dict[str, Any] = {"todo_id": step.todo_id, "executor": step.executor}
+        if duration is not None:
+            fields["duration_s"] = round(duration, 6)
+        if outcome.get("error"):
+            fields["error"] = str(outcome["error"])[:500]
+        todo_logger.info(f"todo {step.todo_id} {status}", extra={FIELDS: fields})
+        if step.span is not None:
+            step.span.set_attribute("cpa.outcome", status)
+            if status == "failed":
+                step.span.set_status(Status(StatusCode.ERROR, str(outcome.get("error"))[:200]))
+            step.span.end()
+
+    # LLM calls ---------------------------------------------------------------------------
+
+    def _start_llm(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        root: UUID | None,
+        metadata: Mapping[str, Any],
+        name: str,
+    ) -> _Step:
+        parent = self._steps.get(parent_run_id) if parent_run_id else None
+        if parent is not None and parent.kind in ("llm", "llm_inner"):
+            # Inside a call (the chat model under a structured-output chain, its parser).
+            step = _Step("llm_inner", root, span=parent.span, role=parent.role)
+            self._add(run_id, step)
+            return step
+        role = str(metadata.get(ROLE_KEY))
+        turn = self._turns.get(root) if root else None
+        step = _Step("llm", root, role=role, name=name)
+        step.span = self._start_span(
+            f"llm {role}",
+            self._parent_span(parent_run_id),
+            {
+                "gen_ai.operation.name": "chat",
+                "cpa.llm.role": role,
+                "cpa.conversation_id": turn.conversation_id if turn else "",
+            },
+            SpanKind.CLIENT,
+        )
+        step.own_span = step.span is not None
+        self._add(run_id, step)
+        return step
+
+    def _end_llm(self, step: _Step, error: BaseException | None) -> None:
+        if error is None:
+            outcome = "ok"
+        elif isinstance(error, OutputParserException | ValidationError):
+            outcome = "bad_output"
+        else:
+            outcome = "error"
+        if self.metrics_on:
+            metrics.child(metrics.LLM_CALLS, step.role, outcome).inc()
+            metrics.child(metrics.LLM_DURATION, step.role).observe(
+                time.perf_counter() - step.started
+            )
+        if step.span is not None:
+            step.span.set_attribute("cpa.outcome", outcome)
+            if error is not None:
+                step.span.record_exception(error)
+                step.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            step.span.end()
+
+    def _model_start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: dict[str, Any] | None,
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        metadata = metadata or {}
+        if ROLE_KEY not in metadata:
+            return
+        step = self._start_llm(
+            run_id, parent_run_id, self._root_of(parent_run_id), metadata, kwargs.get("name", "")
+        )
+        params = kwargs.get("invocation_params") or {}
+        model = params.get("model") or params.get("model_name")
+        if model and step.span is not None:
+            step.span.set_attribute("gen_ai.request.model", str(model))
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(run_id, parent_run_id, metadata, kwargs)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(run_id, parent_run_id, metadata, kwargs)
+
+    def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        step = self._steps.pop(run_id, None)
+        if step is None:
+            return
+        prompt, completion = _token_usage(response)
+        if self.metrics_on:
+            if prompt:
+                metrics.child(metrics.LLM_TOKENS, step.role, "prompt").inc(prompt)
+            if completion:
+                metrics.child(metrics.LLM_TOKENS, step.role, "completion").inc(completion)
+        if step.span is not None:
+            if prompt:
+                step.span.set_attribute("gen_ai.usage.input_tokens", prompt)
+            if completion:
+                step.span.set_attribute("gen_ai.usage.output_tokens", completion)
+        if step.kind == "llm":
+            self._end_llm(step, None)
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        step = self._steps.pop(run_id, None)
+        if step is not None and step.kind == "llm":
+            self._end_llm(step, error)
+
+
+def _route_of_turn(log: Any) -> str | None:
+    """The target of the current turn's `route` (None before the turn routed)."""
+    for message in reversed(log if isinstance(log, list) else []):
+        performative = message.get("performative") if isinstance(message, dict) else None
+        if performative == "request":
+            return None
+        if performative == "route":
+            return str((message.get("content") or {}).get("target"))
+    return None
+
+
+def _is_step(tags: Sequence[str] | None) -> bool:
+    return any(t.startswith(_IGNORED_TAG_PREFIX) for t in tags or ())
+
+
+def _first_answer(log: Any) -> str | None:
+    """`agree` or `refuse`, if the update holds the answer to a proposal."""
+    for message in log if isinstance(log, list) else []:
+        if isinstance(message, dict) and message.get("performative") in ("agree", "refuse"):
+            return str(message["performative"])
+    return None
+
+
+def _token_usage(response: LLMResult) -> tuple[int, int]:
+    """(prompt, completion) tokens, where the provider reported them."""
+    for generations in response.generations:
+        for generation in generations:
+            if isinstance(generation, ChatGeneration):
+                usage = getattr(generation.message, "usage_metadata", None)
+                if usage:
+                    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    usage = (response.llm_output or {}).get("token_usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
