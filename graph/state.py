@@ -92,6 +92,7 @@ class PlannerState(TypedDict, total=False):
     intent: IntentFound | None
     plan: dict[str, Any] | None
     plan_problems: list[str]
+    rejected_answer: str | None  # the planner model's last answer that did not fit (repairs)
     repairs: int
     replans: int
     status: Status

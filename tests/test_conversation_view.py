@@ -12,7 +12,7 @@ from graph.conversations import (
 )
 from lam import LAMMessage, MessageFactory
 from tests.planner_harness import Conversation, RecordingExecutor, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel
+from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 PLAN = {
     "goal": "g",
@@ -27,7 +27,7 @@ PLAN = {
 
 def _conversations() -> tuple[Conversations, RecordingExecutor, Conversation]:
     work = RecordingExecutor()
-    planner = ScriptedChatModel.script(structured=[PLAN])
+    planner = ScriptedChatModel.script(structured=[steps(PLAN)])
     # Not about approvals: the LLM's desktop steps would otherwise ask first.
     svc = services(
         models={"router": UncallableChatModel(), "planner": planner},
