@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -45,6 +46,13 @@ logger = logging.getLogger(__name__)
 #: How much of a model's raw answer an error keeps (for a repair prompt, not for a person).
 RAW_KEPT = 4000
 _BACKOFF_S = 0.5
+
+
+class _NoLoop:
+    """The key of models built outside any event loop."""
+
+
+_NO_LOOP = _NoLoop()
 
 
 class LLMError(RuntimeError):
@@ -147,12 +155,16 @@ def build_chat_model(settings: Settings, role: Role) -> BaseChatModel:
             **common,
         )
 
+    import openai
     from langchain_openai import ChatOpenAI
 
     kwargs: dict[str, Any] = {
         **common,
         "timeout": timeout,
         "max_retries": 0,  # ChatModels retries what is worth retrying (not timeouts)
+        # A client of its own: langchain-openai shares one per server across the process,
+        # and its pooled connections belong to the event loop that opened them.
+        "http_async_client": openai.DefaultAsyncHttpxClient(),
         # A compatible server usually takes any key; the client insists on having one.
         "api_key": settings.llm_api_key or "not-needed",
     }
@@ -243,7 +255,12 @@ def _node_name() -> str | None:
 
 
 class ChatModels:
-    """The chat model for each role, built lazily; tests pass scripted models instead."""
+    """The chat model for each role, built lazily; tests pass scripted models instead.
+
+    Built models are kept per event loop: their HTTP clients' connections belong to the
+    loop that opened them, and a process may run the graph on several loops in turn
+    (`asyncio.run` twice, a test suite).
+    """
 
     def __init__(
         self, settings: Settings, overrides: Mapping[str, BaseChatModel] | None = None
@@ -251,6 +268,9 @@ class ChatModels:
         self.settings = settings
         self._overrides: dict[str, BaseChatModel] = dict(overrides or {})
         self._models: dict[str, BaseChatModel] = dict(self._overrides)
+        self._built: weakref.WeakKeyDictionary[Any, dict[str, BaseChatModel]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def with_settings(self, settings: Settings) -> ChatModels:
         """The same scripted overrides under other settings (models are rebuilt lazily)."""
@@ -267,17 +287,22 @@ class ChatModels:
         if "*" in self._models:
             return self._models["*"]
         try:
-            model = build_chat_model(self.settings, role)
-        except LLMNotConfiguredError:
-            raise LLMNotConfiguredError(role, what) from None
-        self._models[role] = model
-        return model
+            loop: Any = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = _NO_LOOP
+        built = self._built.setdefault(loop, {})
+        if role not in built:
+            try:
+                built[role] = build_chat_model(self.settings, role)
+            except LLMNotConfiguredError:
+                raise LLMNotConfiguredError(role, what) from None
+        return built[role]
 
     # Naming what went wrong ----------------------------------------------------------------
 
     def model_name(self, role: Role) -> str:
         model = self._models.get(role) or self._models.get("*")
-        if model is not None:
+        if model is not None:  # scripted
             name = getattr(model, "model_name", None) or getattr(model, "model", None)
             return str(name or type(model).__name__)
         return self.settings.model_for(role) or "?"
@@ -402,6 +427,10 @@ class ChatModels:
         tool_calls = getattr(raw, "tool_calls", None) or []
         if tool_calls and not text:
             text = json.dumps(tool_calls[0].get("args"), ensure_ascii=False, default=str)
+        method = self.settings.structured_output_method
+        if method == "function_calling" and not tool_calls:
+            # Prose instead of the forced tool call (cut off or not): the server ignored it.
+            raise self._bad_output(role, schema, "it made no tool call", text)
         if _finish_reason(raw) == "length":
             raise self._truncated(role, text)
         if result.get("parsing_error") is not None:
@@ -409,9 +438,7 @@ class ChatModels:
             raise self._bad_output(role, schema, why, text)
         parsed = result.get("parsed")
         if parsed is None:
-            method = self.settings.structured_output_method
-            why = "it made no tool call" if method == "function_calling" else "it gave no answer"
-            raise self._bad_output(role, schema, why, text)
+            raise self._bad_output(role, schema, "it gave no answer", text)
         return self._validated(role, schema, parsed, text)
 
     def _validated(self, role: Role, schema: type[SchemaT], parsed: Any, raw: str) -> SchemaT:

@@ -5,13 +5,16 @@ for error, which we turn into one. Its JSON Schema is what a grammar-constrained
 (llama.cpp, Ollama, OpenAI's structured outputs) holds the answer to:
 
     {"goal": "...", "steps": [{"title": "...", "description": "...", "executor": "llm",
-                               "after": [1], "inputs": {...}, "requires_approval": false}]}
+                               "after": [1], "inputs": [{"name": "url", "value": "..."}],
+                               "requires_approval": false}]}
 
 - a step is known by its position (1, 2, ...); `after` lists the steps it needs, by number,
   and we make the ids (`t1`, `t2`, ...) and `depends_on` from that. No id to invent, to
   mistype or to repeat; a step that names itself is read as not naming itself;
 - `executor` is one of the registry's names (an enum), nothing else;
-- strings are non-empty where a ToDo needs them, and bounded; so are the lists.
+- strings are non-empty where a ToDo needs them, and bounded; so are the lists;
+- `inputs` are name/value pairs of bounded strings (a value written as a JSON object or
+  list is read as one): an open object would let a model nest and ramble until the limit.
 
 `plan_draft_model` builds that schema for one executor registry and plan size.
 """
@@ -32,11 +35,32 @@ from graph.executors import ExecutorRegistry
 from graph.state import PlannerState
 from lam import Plan, ToDo
 
-GOAL_MAX = 200
-TITLE_MAX = 80
-DESCRIPTION_MAX = 400
+GOAL_MAX = 160
+TITLE_MAX = 60
+DESCRIPTION_MAX = 240
+INPUT_NAME_MAX = 40
+INPUT_VALUE_MAX = 200
+INPUTS_MAX = 4
 #: At most this many steps in one LLM-written plan (fewer if `max_todos` says so).
-STEPS_MAX = 12
+STEPS_MAX = 8
+
+
+class InputDraft(BaseModel):
+    """One of a step's inputs: a name and its value, as text."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+    name: str = Field(min_length=1, max_length=INPUT_NAME_MAX)
+    value: str = Field(max_length=INPUT_VALUE_MAX)
+
+    def parsed(self) -> Any:
+        """The value; one written as a JSON object or list is that object or list."""
+        if self.value[:1] in ("{", "["):
+            try:
+                return json.loads(self.value)
+            except json.JSONDecodeError:
+                pass
+        return self.value
 
 
 class StepDraft(BaseModel):
@@ -51,7 +75,9 @@ class StepDraft(BaseModel):
     after: list[int] = Field(
         description="the numbers of the earlier steps whose results this step needs"
     )
-    inputs: dict[str, Any] = Field(default_factory=dict, description="the executor's inputs")
+    inputs: list[InputDraft] = Field(
+        default_factory=list, max_length=INPUTS_MAX, description="the executor's inputs"
+    )
     requires_approval: bool = Field(False, description="true if a person must approve it")
 
 
@@ -109,7 +135,7 @@ def _todos(steps: Sequence[StepDraft], numbered: list[str], own: list[str]) -> l
                 title=step.title,
                 description=step.description,
                 executor=step.executor,
-                inputs=step.inputs,
+                inputs={item.name: item.parsed() for item in step.inputs},
                 depends_on=depends_on,
                 requires_approval=step.requires_approval,
             )
@@ -179,7 +205,10 @@ def draft_json(plan: Plan) -> str:
             "description": t.description,
             "executor": t.executor,
             "after": [n for n in map(number, t.depends_on) if n is not None],
-            "inputs": t.inputs,
+            "inputs": [
+                {"name": k, "value": v if isinstance(v, str) else json.dumps(v)}
+                for k, v in t.inputs.items()
+            ],
             "requires_approval": t.requires_approval,
         }
         for t in plan.todos

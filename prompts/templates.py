@@ -31,7 +31,7 @@ Answer with one JSON object with exactly these keys:
   - "description": what exactly to do,
   - "executor": who does it, one of: {executor_names},
   - "after": the numbers of the earlier steps whose results it needs ([] if none),
-  - "inputs": an object with the executor's inputs ({{}} if none),
+  - "inputs": the executor's inputs, a list of {{"name": ..., "value": ...}} ([] if none),
   - "requires_approval": true if the step sends, books, deletes or buys something.
 Steps that do not need each other's results run at the same time, so list a step in
 "after" only where its result is really needed.
@@ -78,8 +78,8 @@ earlier new steps, never of failed or skipped ones.
 Answer with one JSON object with the key "steps": the list of new steps, each an object
 with the keys "title" (a few words), "description" (what exactly to do), "executor" (one
 of: {executor_names}), "after" (the numbers of the steps whose results it needs, [] if
-none), "inputs" (an object, {{}} if none) and "requires_approval" (true if it sends, books,
-deletes or buys something).
+none), "inputs" (a list of {{"name": ..., "value": ...}}, [] if none) and "requires_approval"
+(true if it sends, books, deletes or buys something).
 
 Executors:
 {executors}

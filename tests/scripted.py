@@ -75,6 +75,10 @@ def steps(plan: Mapping[str, Any]) -> dict[str, Any]:
     for todo in todos:
         step = {k: v for k, v in todo.items() if k not in ("id", "depends_on")}
         step.setdefault("description", "")
+        step["inputs"] = [
+            {"name": k, "value": v if isinstance(v, str) else json.dumps(v)}
+            for k, v in (todo.get("inputs") or {}).items()
+        ]
         # An id that is no ToDo's becomes a number past the end: a dependency nobody has.
         step["after"] = [number.get(d, len(todos) + 1) for d in todo.get("depends_on") or []]
         written.append(step)

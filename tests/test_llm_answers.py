@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage
 
 from cli import exits
 from graph.builder import INTERNAL_ERROR
-from graph.planning import PlanDraft, StepDraft, plan_draft_model
+from graph.planning import InputDraft, PlanDraft, StepDraft, plan_draft_model
 from lam import LAMMessage, Plan
 from nodes.plan import plan_messages
 from tests.cli_harness import clean_env, run_cli
@@ -182,7 +182,7 @@ def test_the_plan_schema_leaves_little_room_and_the_prompt_names_every_key() -> 
     # json_mode has only the prompt to go by: it names every key of the schema.
     svc = services()
     prompt = plan_messages({"request": REQUEST, "intent": {}}, svc)[0].text
-    for key in [*PlanDraft.model_fields, *StepDraft.model_fields]:
+    for key in [*PlanDraft.model_fields, *StepDraft.model_fields, *InputDraft.model_fields]:
         assert f'"{key}"' in prompt, key
     for name in svc.executors.names():
         assert name in prompt
