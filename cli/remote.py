@@ -139,8 +139,11 @@ class RemoteBackend:
         on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
         *,
         wait_for_others: bool = True,
+        on_activity: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """Show messages until the conversation ends or asks this terminal something.
+
+        (`on_activity`: the server's stream carries LAM messages only.)
 
         With `wait_for_others` false (no terminal here), also when it waits for anyone else
         (the desktop agent): the command then says where the answer goes, and exits.

@@ -12,7 +12,7 @@ comes from the checkpointer, so any process can look at or resume any conversati
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,8 +159,18 @@ class Conversations:
             )
         return Command(resume={target.interrupt_id: answer.to_dict()})
 
-    async def stream(self, conversation_id: str, payload: Any) -> AsyncIterator[LamDict]:
-        """Run (or resume) the conversation, yielding each LAM message as it appears."""
+    async def stream(
+        self,
+        conversation_id: str,
+        payload: Any,
+        on_activity: Callable[[dict[str, Any]], None] | None = None,
+    ) -> AsyncIterator[LamDict]:
+        """Run (or resume) the conversation, yielding each LAM message as it appears.
+
+        `on_activity` gets what is not a LAM message: a step starting and stopping to wait
+        on a model (`{"llm": ...}`), the pieces of an answer as the model writes it
+        (`{"token": ...}`; see `graph.llm`). They are passing news, never logged.
+        """
         seen: set[str] = set()
         ended = False
         async for mode, chunk in self.graph.astream(
@@ -168,6 +178,10 @@ class Conversations:
         ):
             # Every turn ends in `respond`, the last node: its update means the turn is over.
             ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
+            if mode == "custom" and isinstance(chunk, dict) and "lam" not in chunk:
+                if on_activity is not None:
+                    on_activity(chunk)
+                continue
             for message in self._messages_in(mode, chunk):
                 if message["id"] not in seen:
                     seen.add(message["id"])

@@ -312,3 +312,64 @@ async def test_http_a_plan_with_empty_fields_fails_cleanly_with_an_answer(
     assert kinds[:2] == ["request", "route"] and kinds[-2:] == ["failure", "inform"]
     assert body["messages"][-1]["content"]["topic"] == "answer"
     _clean(json.dumps(body) + server.log())
+
+
+# -- which step waits on a model, and the answer as it is written ----------------------------
+
+
+async def test_each_model_call_is_news_on_the_stream_and_the_answer_streams() -> None:
+    planner = ScriptedChatModel.script(structured=["no plan here", GOOD])
+    executor = ScriptedChatModel.script(texts=["The agenda is drafted and ready."])
+    svc = services(
+        models={"router": UncallableChatModel(), "planner": planner, "executor": executor},
+        executors=[RecordingExecutor()],
+    )
+    conv = Conversation(svc)
+
+    state = await conv.start(REQUEST)
+
+    waits = [
+        (e["llm"]["node"], e["llm"]["phase"], e["llm"]["what"]) for e in conv.custom if "llm" in e
+    ]
+    assert waits == [
+        ("plan", "start", "plan this request"),
+        ("plan", "end", "plan this request"),
+        ("plan", "start", "repair the plan"),
+        ("plan", "end", "repair the plan"),
+        ("respond", "start", "summarise the results"),
+        ("respond", "end", "summarise the results"),
+    ]
+    tokens = [e["token"]["text"] for e in conv.custom if "token" in e]
+    assert len(tokens) > 1 and "".join(tokens) == "The agenda is drafted and ready."
+    assert all(e["token"]["node"] == "respond" for e in conv.custom if "token" in e)
+    # The log still gets the answer once, whole.
+    answers = [m for m in state["lam"] if m["content"].get("topic") == "answer"]
+    assert [a["content"]["text"] for a in answers] == ["The agenda is drafted and ready."]
+
+
+def test_the_terminal_view_shows_the_waiting_step_and_the_answer_being_written() -> None:
+    from rich.console import Console
+
+    from cli.view import ConversationModel, render
+
+    model = ConversationModel(conversation_id="c1", request=TASK)
+    start = {"node": "plan", "role": "planner", "model": "smollm2", "what": "plan this request"}
+    line = model.activity({"llm": {**start, "phase": "start"}}, now=100.0)
+    assert line == "planner: waiting for the planner model (smollm2) to plan this request"
+    console = Console(width=120, record=True)
+    console.print(render(model, now=112.5))
+    assert "planner: waiting for the planner model (smollm2) to plan this request (12.5s)" in (
+        console.export_text()
+    )
+    model.activity({"llm": {**start, "phase": "end"}}, now=113.0)
+    assert model.stage(113.0) is not None and "waiting" not in str(model.stage(113.0))
+
+    summary = {"node": "respond", "role": "executor", "model": "smollm2"}
+    model.activity({"llm": {**summary, "what": "summarise the results", "phase": "start"}}, 120)
+    assert str(model.stage(121.0)).startswith("summary: waiting for the executor model")
+    for piece in ("Three ", "days ", "in Lisbon"):
+        model.activity({"token": {"node": "respond", "text": piece}}, now=121.0)
+    console = Console(width=120, record=True)
+    console.print(render(model, now=122.0))
+    shown = console.export_text()
+    assert "Answer (being written)" in shown and "Three days in Lisbon" in shown

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ from cli import exits
 from graph.config import Settings
 from graph.llm import ChatModels, LLMOutputError, LLMTruncatedError
 from graph.planning import TITLE_MAX, plan_draft_model
-from tests.cli_harness import clean_env, run_cli
+from tests.cli_harness import PtyProcess, clean_env, run_cli
 from tests.llama_server import MODEL_NAME, LlamaServer, find_llama
 from tests.server_harness import ServerProcess, agree_to, done_for, open_conversation
 
@@ -207,6 +208,27 @@ def test_cli_conversation(
         assert final["status"] == ("waiting" if name == "rule-matched" else "done")
     if name == "german-question":
         assert final["status"] == "done" and final["intent"] == "question"
+
+
+def test_cli_at_a_terminal_shows_which_step_waits_on_the_model(
+    llama: LlamaServer, tmp_path: Path
+) -> None:
+    _name, text, _target = REQUESTS[2]  # a task no intent fits: the router, then the planner
+    term = PtyProcess(["run", text], llm_env(llama, tmp_path))
+    try:
+        term.expect(r"router: waiting for the router model \(smollm2\) to classify", 60)
+        term.expect(r"planner: waiting for the planner model \(smollm2\) to plan", 120)
+        deadline = time.monotonic() + CONVERSATION_S
+        while term.proc.poll() is None and time.monotonic() < deadline:
+            if re.search(r"Carry out this plan\? \[y/n\] $", term.screen.rstrip(" ")):
+                term.sendline("n")  # the plan's steps are not the point here
+                term.expect(r"Why not\?")
+                term.sendline("")
+            time.sleep(0.2)
+        assert term.wait(30) in (exits.OK, exits.FAILED)
+    finally:
+        term.close()
+    assert_clean(term.screen)
 
 
 # -- conversations over HTTP ----------------------------------------------------------------
