@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -282,7 +283,8 @@ class Hub:
                 payload = Command(resume=resume)
         try:
             await self.redis.hdel(self.keys.conversation(cid), "error")
-            async for message in self.conversations.stream(cid, payload):
+            progress = functools.partial(self.events.publish_progress, cid)
+            async for message in self.conversations.stream(cid, payload, progress):
                 # Live appends only for someone listening here; `_finish` appends the rest.
                 if self.events.listening(cid):
                     await self.events.append(cid, [message])

@@ -220,6 +220,14 @@ async def get_events(
     hub: HubDep,
     tenant: TenantDep,
     last_event_id: Annotated[str | None, Header(max_length=256)] = None,
+    progress: Annotated[
+        bool,
+        Query(
+            description="also the run's progress as it happens: `event: llm` when a step "
+            "starts or stops waiting on a model, `event: token` for each piece of an answer "
+            "as the model writes it (no `id:`; not part of the log)"
+        ),
+    ] = False,
 ) -> StreamingResponse:
     """Each LAM message of the conversation as it is appended.
 
@@ -229,7 +237,7 @@ async def get_events(
     await hub.check_owner(tenant, conversation_id)
     start = await start_position(hub, conversation_id, last_event_id)
     return StreamingResponse(
-        sse_stream(hub, conversation_id, start),
+        sse_stream(hub, conversation_id, start, progress=progress),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

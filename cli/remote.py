@@ -11,6 +11,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,6 +24,13 @@ from lam import LAMMessage, MessageFactory
 
 _CLOSED = object()
 POLL_S = 1.0  # how often a quiet stream is checked for a question waiting for this terminal
+# The server's progress events (api/events.py): passing news for the view, not LAM messages.
+PROGRESS_EVENTS = ("llm", "token")
+
+
+@dataclass(frozen=True)
+class _Progress:
+    news: dict[str, Any]
 
 
 class RemoteBackend:
@@ -111,6 +119,7 @@ class RemoteBackend:
                 "GET",
                 f"/v1/conversations/{cid}/events",
                 headers=headers,
+                params={"progress": "true"},  # which step waits on a model, the answer's pieces
                 timeout=httpx.Timeout(None, connect=5.0),
             ) as source:
                 if source.response.status_code >= 400:
@@ -118,9 +127,13 @@ class RemoteBackend:
                     return
                 for event in source.iter_sse():
                     try:
-                        self._queue.put(event.json())
+                        data = event.json()
                     except ValueError:
                         continue
+                    if event.event in PROGRESS_EVENTS:
+                        self._queue.put(_Progress({event.event: data}))
+                    else:
+                        self._queue.put(data)
         except httpx.HTTPError:
             pass  # the stream broke: the main thread checks the state and reconnects
         finally:
@@ -143,7 +156,8 @@ class RemoteBackend:
     ) -> None:
         """Show messages until the conversation ends or asks this terminal something.
 
-        (`on_activity`: the server's stream carries LAM messages only.)
+        `on_activity` gets the server's progress news (a step waiting on a model, the
+        answer's pieces), asked for with `?progress=true`.
 
         With `wait_for_others` false (no terminal here), also when it waits for anyone else
         (the desktop agent): the command then says where the answer goes, and exits.
@@ -158,6 +172,10 @@ class RemoteBackend:
             else:
                 if isinstance(item, CLIError):
                     raise item
+                if isinstance(item, _Progress):
+                    if on_activity is not None:
+                        on_activity(item.news)
+                    continue
                 if item is _CLOSED:
                     check = True
                 else:

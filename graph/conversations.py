@@ -12,7 +12,7 @@ comes from the checkpointer, so any process can look at or resume any conversati
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,13 +163,14 @@ class Conversations:
         self,
         conversation_id: str,
         payload: Any,
-        on_activity: Callable[[dict[str, Any]], None] | None = None,
+        on_activity: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
     ) -> AsyncIterator[LamDict]:
         """Run (or resume) the conversation, yielding each LAM message as it appears.
 
         `on_activity` gets what is not a LAM message: a step starting and stopping to wait
         on a model (`{"llm": ...}`), the pieces of an answer as the model writes it
-        (`{"token": ...}`; see `graph.llm`). They are passing news, never logged.
+        (`{"token": ...}`; see `graph.llm`). They are passing news, never logged. An async
+        `on_activity` is awaited before the run goes on (news stays in order).
         """
         seen: set[str] = set()
         ended = False
@@ -179,8 +180,9 @@ class Conversations:
             # Every turn ends in `respond`, the last node: its update means the turn is over.
             ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
             if mode == "custom" and isinstance(chunk, dict) and "lam" not in chunk:
-                if on_activity is not None:
-                    on_activity(chunk)
+                news = on_activity(chunk) if on_activity is not None else None
+                if news is not None:
+                    await news
                 continue
             for message in self._messages_in(mode, chunk):
                 if message["id"] not in seen:

@@ -11,7 +11,8 @@ status, or no answer in time.
         server.requests                       # [(path, body), ...] as received
 
 A `Reply` with no content answers a structured request with `structured` (a JSON-able
-object: as a tool call when tools were sent, else as JSON text) and a plain one with `text`.
+object: as a tool call when tools were sent, else as JSON text) and a plain one with `text`;
+a request with `"stream": true` gets the text word by word, as Server-Sent Events.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class FakeLLMServer:
                     time.sleep(reply.delay_s)
                 if reply.status != 200:
                     self._send(reply.status, {"error": {"message": reply.error}})
+                elif self.path.endswith("/chat/completions") and body.get("stream"):
+                    self._stream(_openai_chunks(body, reply))
                 elif self.path.endswith("/chat/completions"):
                     self._send(200, _openai(body, reply))
                 elif self.path == "/api/chat":
@@ -110,6 +113,18 @@ class FakeLLMServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a timeout test)
+
+            def _stream(self, chunks: list[dict[str, Any]]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for chunk in chunks:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -145,6 +160,20 @@ def _openai(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
+
+
+def _openai_chunks(body: dict[str, Any], reply: Reply) -> list[dict[str, Any]]:
+    """The answer's text a word at a time, then the finish reason (OpenAI's stream)."""
+    words = _content(body, reply, False).split(" ")
+    pieces = [word + (" " if n < len(words) - 1 else "") for n, word in enumerate(words)]
+    common = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0}
+    common["model"] = body.get("model", "m")
+    chunks = [
+        {**common, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+        for p in pieces
+    ]
+    last = {"index": 0, "delta": {}, "finish_reason": reply.finish_reason}
+    return [*chunks, {**common, "choices": [last]}]
 
 
 def _ollama(body: dict[str, Any], reply: Reply) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from graph.builder import INTERNAL_ERROR
 from graph.planning import InputDraft, PlanDraft, StepDraft, plan_draft_model
 from lam import LAMMessage, Plan
 from nodes.plan import plan_messages
-from tests.cli_harness import clean_env, run_cli
+from tests.cli_harness import PtyProcess, clean_env, run_cli
 from tests.fake_llm import FakeLLMServer, Reply
 from tests.planner_harness import Conversation, RecordingExecutor, services
 from tests.scripted import ScriptedChatModel, UncallableChatModel, cut_off, steps
@@ -373,3 +373,80 @@ def test_the_terminal_view_shows_the_waiting_step_and_the_answer_being_written()
     console.print(render(model, now=122.0))
     shown = console.export_text()
     assert "Answer (being written)" in shown and "Three days in Lisbon" in shown
+
+
+@pytest.mark.slow
+async def test_http_events_stream_the_answer_as_the_model_writes_it(
+    tmp_path: Path, valkey_url: str, redis_prefix: str
+) -> None:
+    written = "Canberra is the capital of Australia."
+    # The model waits a moment before it writes: time for the stream to connect.
+    with FakeLLMServer(default=Reply(text=written, delay_s=1.5)) as llm:
+        env = _llm_env(tmp_path, llm, REDIS_URL=valkey_url, CPA_REDIS_PREFIX=redis_prefix)
+        server = ServerProcess(env, tmp_path / "serve.log", cli=True, inherit=False)
+        server.start()
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                opened = await open_conversation(client, "What is the capital of Australia?")
+                cid = opened["conversation_id"]
+                events = await _sse_events(client, cid, progress=True)
+                plain = await _sse_events(client, cid, progress=False)
+        finally:
+            server.stop()
+    kinds = [kind for kind, _ in events]
+    tokens = [json.loads(data) for kind, data in events if kind == "token"]
+    assert len(tokens) > 1 and "".join(t["text"] for t in tokens) == written
+    assert {t["node"] for t in tokens} == {"respond"}
+    ends = [json.loads(d) for k, d in events if k == "llm" and json.loads(d)["phase"] == "end"]
+    assert [e["what"] for e in ends] == ["answer a question request"]
+    answer = max(i for i, (kind, _) in enumerate(events) if kind == "message")
+    assert kinds.index("token") < answer  # the pieces come before the answer itself
+    assert json.loads(events[answer][1])["content"]["text"] == written
+    # Without asking for progress, the stream is the LAM log alone, as before.
+    assert {kind for kind, _ in plain} == {"message"}
+    assert [d for k, d in plain] == [d for k, d in events if k == "message"]
+    _clean(server.log())
+
+
+async def _sse_events(
+    client: httpx.AsyncClient, cid: str, *, progress: bool
+) -> list[tuple[str, str]]:
+    """(event name, data) of every event of the stream, to its end ("message" by default)."""
+    events: list[tuple[str, str]] = []
+    kind, data = "message", ""
+    params = {"progress": "true"} if progress else {}
+    async with client.stream(
+        "GET", f"/v1/conversations/{cid}/events", params=params, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data = line[5:].strip()
+            elif line == "" and data:
+                events.append((kind, data))
+                kind, data = "message", ""
+    return events
+
+
+@pytest.mark.slow
+def test_cli_through_the_server_shows_the_model_wait_too(
+    tmp_path: Path, valkey_url: str, redis_prefix: str
+) -> None:
+    with FakeLLMServer(default=Reply(text="Canberra.", delay_s=2.0)) as llm:
+        env = _llm_env(tmp_path, llm, REDIS_URL=valkey_url, CPA_REDIS_PREFIX=redis_prefix)
+        server = ServerProcess(env, tmp_path / "serve.log", cli=True, inherit=False)
+        server.start()
+        term = PtyProcess(
+            ["run", "--server", server.url, "What is the capital of Australia?"],
+            clean_env(tmp_path / "client"),
+        )
+        try:
+            term.expect(r"answer: waiting for the executor model \(scripted\)", 30)
+            assert term.wait() == exits.OK
+            term.expect(r"Canberra\.")
+        finally:
+            term.close()
+            server.stop()
+    _clean(term.screen + server.log())
