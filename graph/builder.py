@@ -29,7 +29,7 @@ from graph import lamlog
 from graph.config import Settings
 from graph.executors import Executor, ExecutorRegistry
 from graph.intents import IntentRegistry
-from graph.llm import ChatModels, schema_problems
+from graph.llm import ChatModels, plain, schema_problems
 from graph.services import SERVICES_KEY, Services, set_default_services
 from graph.state import PlannerInput, PlannerState
 from nodes.approve import after_approve, approve
@@ -107,7 +107,7 @@ def _what_broke(exc: Exception) -> str:
 
     if isinstance(exc, ValidationError):
         return f"{exc.title} is not valid: {schema_problems(exc)}"
-    first = (str(exc).strip().splitlines() or [""])[0]
+    first = plain((str(exc).strip().splitlines() or [""])[0])
     return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
@@ -177,8 +177,8 @@ def build_graph(
         builder.add_node(name, guarded(name, node))
 
     builder.add_edge(START, "intake")
+    builder.add_edge("intake", "intent")  # intake's errors are the caller's (bad input)
     edges: list[tuple[str, Callable[[PlannerState], Any], list[str]]] = [
-        ("intake", _to("intent"), ["intent"]),
         ("intent", _to("route"), ["route"]),
         ("route", after_route, ["template", "plan"]),
         ("template", _to("check"), ["check"]),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -217,8 +218,21 @@ def schema_problems(exc: ValidationError, limit: int = 6) -> str:
     return "; ".join(items) + (f" (and {more} more)" if more > 0 else "")
 
 
+# Libraries' pointers to their own help pages: nothing a person asking for a plan can use.
+_HELP_POINTER = re.compile(
+    r"\s*\(?(For (further|more) information|For troubleshooting)[^:]*:?\s*https?://\S+\)?"
+    r"|\s*https?://(errors\.pydantic\.dev|docs\.langchain\.com|python\.langchain\.com)\S*",
+    re.IGNORECASE,
+)
+
+
+def plain(text: str) -> str:
+    """A library's message as one line, without its help-page pointers."""
+    return " ".join(_HELP_POINTER.sub("", text).split())
+
+
 def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    text = plain(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -330,6 +344,12 @@ class ChatModels:
             choices = getattr(completion, "choices", None) or []
             raw = message_text(choices[0].message) if choices else None
             return self._truncated(role, raw)
+        if isinstance(exc, ValidationError):  # a client checked the answer itself
+            return LLMOutputError(
+                f"{who} gave an answer that does not fit: {schema_problems(exc)}",
+                detail=schema_problems(exc),
+                **kw,
+            )
         if _is_timeout(exc):
             seconds = self.settings.timeout_for(role)
             return LLMTimeoutError(

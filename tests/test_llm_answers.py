@@ -450,3 +450,46 @@ def test_cli_through_the_server_shows_the_model_wait_too(
             term.close()
             server.stop()
     _clean(term.screen + server.log())
+
+
+async def test_a_list_of_problems_reads_as_one_sentence() -> None:
+    # A cycle and a step after one that does not exist: two problems in one failure.
+    broken = {
+        "goal": "g",
+        "steps": [
+            {**EMPTY_STEP, "title": "A", "executor": "work", "after": [2]},
+            {**EMPTY_STEP, "title": "B", "executor": "work", "after": [1, 7]},
+        ],
+    }
+    conv, _ = _planning(broken, max_plan_repairs=0)
+    state = await conv.start(REQUEST)
+    message = state["result"]["error"]["message"]
+    assert state["result"]["error"]["code"] == "invalid_plan"
+    assert "step-7" in message and "cycle" in message
+    assert ".;" not in message and message.endswith(".")
+    assert "failed (failed" not in _answer(state)
+
+
+class _Refusing(RecordingExecutor):
+    """Fails its ToDo the way the desktop agent's `failure` comes back: code `failed`."""
+
+    async def __call__(self, call: Any) -> Any:
+        from graph.executors import ExecutorError
+
+        raise ExecutorError("failed", "the printer is off")
+
+
+async def test_a_failed_step_says_failed_once() -> None:
+    plan = steps(
+        {"goal": "Print", "todos": [{"id": "t1", "title": "Print it", "executor": "work"}]}
+    )
+    planner = ScriptedChatModel.script(structured=[plan])
+    svc = services(
+        models={"router": UncallableChatModel(), "planner": planner},
+        executors=[_Refusing()],
+        max_replans=0,
+    )
+    state = await Conversation(svc).start(REQUEST)
+    answer = _answer(state)
+    assert "- Print it: failed (the printer is off)" in answer
+    assert "failed (failed" not in answer
