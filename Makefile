@@ -9,7 +9,7 @@ LLM_INSTALLED := $(VENV)/.llm-installed
 BUILD_JOBS ?= 2
 REQUEST ?= Remind me to call Anna tomorrow at 9
 
-.PHONY: setup demo test lint llm-server test-llm
+.PHONY: setup demo test test-slow test-all lint llm-server test-llm
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -35,8 +35,17 @@ llm-server: $(LLM_INSTALLED)
 demo: setup
 	$(VENV)/bin/cpa-planner run --yes "$(REQUEST)" || [ $$? -eq 5 ]
 
-# With the LLM server installed (make llm-server), the `llm` tests run too; else they skip.
+# `test`: everything but the tests that start servers, browsers and crash processes (a few
+# minutes); `test-slow`: those (CI runs both); `test-all`: both in one run.
+# The `llm` tests are slow ones: with the LLM server installed (make llm-server) they run,
+# else they skip naming what to install; `test-llm` installs it and runs only them.
 test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+test-all: setup
 	$(PY) -m pytest -q
 
 test-llm: llm-server

@@ -10,12 +10,14 @@ background, idempotency, the SSE event log, the OpenAPI document and the routes.
     serve(host, port) run it with uvicorn (`cpa-planner serve`)
 
 Run one server process per key prefix: the one-run-per-conversation rule is kept in
-process, not across processes (`api.hub`). Configuration: `api.settings`.
+process, not across processes (`api.hub`). Configuration: `api.settings`. Without API keys
+the server refuses to listen beyond loopback however it is started, and serves local
+programs only (`api.local_mode`).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -24,8 +26,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import LOCAL_TENANT
+from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
 from api.hub import Hub
+from api.local_mode import check_bind, served_hosts
 from api.openapi import openapi_document
 from api.routes import router
 from api.settings import ServerConfigError, ServerSettings, load_services
@@ -63,6 +67,11 @@ def create_app(
         from graph.checkpointer import open_checkpointer
 
         config = server_settings or ServerSettings.from_env()
+        try:
+            check_bind(config, served_hosts())
+        except ServerConfigError as exc:
+            logger.error("%s", exc)  # uvicorn then stops: "Application startup failed"
+            raise
         svc = services or load_services(settings or Settings.from_env(), config.services_factory)
         # Mounted into `langgraph dev` (http.app), our routes are served by its app and
         # `request.app` is that one: keep the state on both.
@@ -72,13 +81,15 @@ def create_app(
         if config.open_access:
             logger.warning(
                 "no API keys configured (CPA_API_KEYS / CPA_API_KEYS_FILE): every caller is "
-                "tenant %r; serve on loopback only",
+                "tenant %r, and only this machine's programs are served",
                 LOCAL_TENANT,
             )
+        # The first request the rules leave to the classifier should not wait for its training.
+        await asyncio.to_thread(svc.intents.warm)
         async with open_checkpointer(svc.settings) as saver:
             graph = build_graph(svc, checkpointer=saver)
             hub = Hub(Conversations(graph, saver), saver, svc, config)
-            await hub.resume_interrupted()
+            await hub.start()
             for target in apps:
                 target.state.hub = hub
             try:
@@ -99,6 +110,7 @@ def create_app(
     api_app.state.hub = None
     install_error_handlers(api_app)
     api_app.include_router(router)
+    api_app.include_router(console_router)
     api_app.openapi = lambda: openapi_document(api_app)  # type: ignore[method-assign]
     return api_app
 
@@ -106,20 +118,11 @@ def create_app(
 # Running it -----------------------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(host: str | None = None, port: int | None = None, *, log_level: str = "info") -> None:
     """Run the API with uvicorn (for `cpa-planner serve`). Blocks until stopped.
 
-    Without API keys it binds to loopback only, whatever `host` says, and says so.
-    Raises ServerConfigError / ConfigError for unusable settings.
+    Raises ServerConfigError / ConfigError for unusable settings, among them a host other
+    machines can reach while no API key is configured.
     """
     import uvicorn
 
@@ -127,19 +130,7 @@ def serve(host: str | None = None, port: int | None = None, *, log_level: str = 
     settings = Settings.from_env()
     host = host or config.host
     port = port or config.port
-    if config.open_access and not _is_loopback(host):
-        print(
-            f"cpa-planner: no API keys configured (CPA_API_KEYS); binding to 127.0.0.1 "
-            f"instead of {host}",
-            file=sys.stderr,
-        )
-        host = "127.0.0.1"
-    elif config.open_access:
-        print(
-            "cpa-planner: no API keys configured (CPA_API_KEYS): open to local callers only, "
-            f"on {host}",
-            file=sys.stderr,
-        )
+    check_bind(config, [host])  # the lifespan says once that no keys are configured
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings, server_settings=config),

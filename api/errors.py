@@ -79,10 +79,14 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses` of a route for these error statuses (for the OpenAPI document)."""
     what = {
         401: "no or unknown API key",
+        403: "not allowed: without API keys, a request that is not from this machine "
+        "(`local_only`); an answer from someone the question was not sent to",
         404: "no such conversation (or another tenant's)",
         409: "conflicts with the conversation's state",
         413: "body over the limit",
+        415: "the body is not `application/json`",
         422: "invalid input; `fields` names the field paths",
+        429: "too many of your conversations are running or waiting; see `Retry-After`",
         503: "Redis unreachable",
     }
     return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
@@ -116,7 +120,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RedisUnavailableError)
     async def redis_down(_: Request, exc: RedisUnavailableError) -> JSONResponse:
-        return ApiError(503, "redis_unavailable", str(exc)).response()
+        # Where Redis is, is the operator's business: the log says (redacted), not the body.
+        logger.warning("%s", exc)
+        return ApiError(
+            503, "redis_unavailable", "the server's Redis is unreachable; retry shortly"
+        ).response()
 
     async def redis_error(request: Request, exc: Exception) -> JSONResponse:
         # The hub's own keys go through the saver's client directly: same answer as above.

@@ -1,15 +1,22 @@
-"""Each conversation's event log in Redis, and its Server-Sent Events stream.
+"""Each conversation's event log in Redis, fanned out to every SSE listener of the process.
 
-The log (`srv:ev:C`, indexed by message id in `srv:evi:C`) holds the conversation's LAM
-messages in the order first seen, each once. The runner appends what it streams while
-someone listens in this process; everything else is appended from the conversation's view
-(`Hub.sync_events`). Listeners are woken in process, and poll for runs elsewhere.
+The log (`srv:ev:H`, indexed by message id in `srv:evi:H`) holds the conversation's LAM
+messages in the order first seen, each once: the runner appends each message as it
+streams, and the whole view again when a run stops (`Hub.finish`). Every append, and every
+change of the conversation's status, is announced on one pub/sub channel (`srv:events`,
+the thread as the payload).
+
+One process holds one subscription to that channel (`Feeds`), whatever the number of
+listeners. A conversation with listeners in this process has one in-memory `Feed`: told
+that its thread changed, it reads what is new once (one LRANGE and the status) and wakes
+its listeners, who take their events from memory. Nothing polls per listener.
 
 Progress is passing news, not part of the log: which step waits on a model (`llm`) and the
-answer's pieces as the model writes them (`token`). The runner publishes it on the Redis
-channel `srv:ev:C:progress`, so a stream on any replica can pass it on; a stream asked for
-it (`?progress=true`) sends it as SSE events of those names, without an `id:` (the
-Last-Event-ID stays the last LAM message's). Nobody listening, nothing is kept.
+answer's pieces as the model writes it (`token`). The runner publishes it on the thread's
+own channel (`srv:ev:H:progress`), so a stream on any replica can pass it on; a stream asked
+for it (`?progress=true`) subscribes while it lasts and sends it as SSE events of those
+names, without an `id:` (the Last-Event-ID stays the last LAM message's). Nobody listening,
+nothing is kept.
 """
 
 from __future__ import annotations
@@ -18,177 +25,295 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from fastapi.sse import ServerSentEvent
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.models import FINAL_STATUSES
 from api.redis_keys import RedisKeys
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).
 PROGRESS_KINDS = ("llm", "token")
+MODEL_NEWS_TTL_S = 3600
 
-if TYPE_CHECKING:
-    from api.hub import Hub
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# KEYS: events list, index hash. ARGV: id, json, id, json, ... Appends each unseen message.
+# KEYS: events list, index hash. ARGV: channel, thread, id, json, id, json, ...
+# Appends each unseen message; announces the thread if anything was appended.
 _APPEND_LUA = """
 local n = 0
-for i = 1, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   if redis.call('HSETNX', KEYS[2], ARGV[i], redis.call('LLEN', KEYS[1])) == 1 then
     redis.call('RPUSH', KEYS[1], ARGV[i + 1])
     n = n + 1
   end
+end
+if n > 0 then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
 return n
 """
 
 
 class EventLog:
-    """The conversations' event logs, and the in-process listeners waiting on them."""
+    """The conversations' event logs in Redis."""
 
     def __init__(self, redis: Any, keys: RedisKeys) -> None:
         self.redis = redis
         self.keys = keys
         self._append = redis.register_script(_APPEND_LUA)
-        self._listeners: dict[str, set[asyncio.Event]] = {}
 
-    def _keys(self, cid: str) -> list[str]:
-        return [self.keys.events(cid), self.keys.event_index(cid)]
-
-    async def append(self, cid: str, messages: list[dict[str, Any]]) -> None:
-        """Append the messages not in the log yet, in order."""
-        args: list[str] = []
+    async def append(self, thread: str, messages: list[dict[str, Any]]) -> int:
+        """Append the messages not in the log yet, in order; the number appended."""
+        args: list[str] = [self.keys.events_channel, thread]
         for message in messages:
             args += [str(message["id"]), json.dumps(message, separators=(",", ":"))]
-        if args:
-            await self._append(keys=self._keys(cid), args=args)
+        if len(args) == 2:
+            return 0
+        keys = [self.keys.events(thread), self.keys.event_index(thread)]
+        return int(await self._append(keys=keys, args=args))
 
-    async def index_of(self, cid: str, message_id: str) -> int | None:
-        index = await self.redis.hget(self.keys.event_index(cid), message_id)
+    async def announce(self, thread: str) -> None:
+        """Tell every process's listeners that the thread changed (e.g. its status)."""
+        await self.redis.publish(self.keys.events_channel, thread)
+
+    def progress_channel(self, thread: str) -> str:
+        return f"{self.keys.events(thread)}:progress"
+
+    async def publish_progress(self, thread: str, news: dict[str, Any]) -> None:
+        """Pass news from the run on to the streams that asked for it (any replica).
+
+        Model news is also kept (for an hour at most), for a stream that joins mid-wait."""
+        text = json.dumps(news, default=str)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            if "llm" in news:
+                pipe.set(self.keys.model_news(thread), text, ex=MODEL_NEWS_TTL_S)
+            pipe.publish(self.progress_channel(thread), text)
+            await pipe.execute()
+        except Exception as exc:  # passing news: never worth stopping the run for
+            logger.debug("thread %s: progress not published: %s", thread, exc)
+
+    async def index_of(self, thread: str, message_id: str) -> int | None:
+        index = await self.redis.hget(self.keys.event_index(thread), message_id)
         return int(index) if index is not None else None
 
-    async def read_from(self, cid: str, start: int) -> list[bytes]:
-        return cast(list[bytes], await self.redis.lrange(self.keys.events(cid), start, -1))
-
-    def listen(self, cid: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._listeners.setdefault(cid, set()).add(event)
-        return event
-
-    def unlisten(self, cid: str, event: asyncio.Event) -> None:
-        listeners = self._listeners.get(cid)
-        if listeners is not None:
-            listeners.discard(event)
-            if not listeners:
-                del self._listeners[cid]
-
-    def listening(self, cid: str) -> bool:
-        return bool(self._listeners.get(cid))
-
-    def notify(self, cid: str) -> None:
-        for event in self._listeners.get(cid, ()):
-            event.set()
-
-    def progress_channel(self, cid: str) -> str:
-        return f"{self.keys.events(cid)}:progress"
-
-    async def publish_progress(self, cid: str, news: dict[str, Any]) -> None:
-        """Pass news from the run on to the streams that asked for it (any replica)."""
-        try:
-            await self.redis.publish(self.progress_channel(cid), json.dumps(news, default=str))
-        except Exception as exc:  # passing news: never worth stopping the run for
-            logger.debug("conversation %s: progress not published: %s", cid, exc)
+    async def read(self, thread: str, start: int) -> tuple[list[bytes], str | None]:
+        """The log from `start` on, and the conversation's status (None: it is gone)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(self.keys.events(thread), start, -1)
+        pipe.hget(self.keys.conversation(thread), "status")
+        raw, status = await pipe.execute()
+        return cast(list[bytes], raw), status.decode() if status is not None else None
 
 
-async def start_position(hub: Hub, cid: str, last_event_id: str | None) -> int:
-    """Where a stream starts: right after `last_event_id`, or at the first message."""
-    if not last_event_id:
-        return 0
-    index = await hub.events.index_of(cid, last_event_id)
-    if index is None:
-        # Not yet in the log (or never was): make sure the log is current, then look again.
-        await hub.sync_events(cid)
-        index = await hub.events.index_of(cid, last_event_id)
-    return index + 1 if index is not None else 0
+@dataclass
+class Feed:
+    """One conversation's events in this process, shared by all its listeners here."""
+
+    thread: str
+    events: list[tuple[str, str]] = field(default_factory=list)  # (message id, JSON)
+    status: str | None = "running"
+    listeners: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    dirty: bool = False
+    refresher: asyncio.Task[None] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Done, failed, or gone: nothing more will come."""
+        return self.status is None or self.status in FINAL_STATUSES
+
+    def _wake(self) -> None:
+        # A fresh event per change: a listener waits on the one it saw before looking.
+        woken, self.changed = self.changed, asyncio.Event()
+        woken.set()
 
 
-async def sse_stream(
-    hub: Hub, cid: str, start: int, *, progress: bool = False
-) -> AsyncIterator[str]:
-    """SSE body: the event log from `start`, then new messages until done or failed.
+class Feeds:
+    """The process's one subscription to `srv:events`, feeding every local listener."""
 
-    Waits on in-process notifications from the runner, and polls (cheaply) for runs
-    elsewhere. A client that goes away cancels this generator: nothing is left behind.
-    With `progress`, the run's news comes too, as it is published (see the module's doc).
-    """
-    config = hub.config
-    listener = hub.events.listen(cid)
-    news: deque[tuple[str, str]] = deque()
-    reader = await _follow_progress(hub, cid, news, listener) if progress else None
-    position = start
-    last_write = time.monotonic()
-    last_sync = 0.0
-    try:
-        yield "retry: 1000\n\n"
+    def __init__(self, log: EventLog, refresh_s: float) -> None:
+        self.log = log
+        self.refresh_s = refresh_s
+        self._feeds: dict[str, Feed] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    # The subscription ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe (in the background; listeners may come before it is up)."""
+        self._task = asyncio.create_task(self._subscription(), name="sse-feeds")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for feed in self._feeds.values():
+            if feed.refresher is not None:
+                feed.refresher.cancel()
+
+    async def _subscription(self) -> None:
+        delay = 0.2
         while True:
-            listener.clear()
-            status: str | None = "running"
-            now = time.monotonic()
-            # The runner appends what it streams; a view is needed for the rest (runs in
-            # other processes, the end of a run), at most once per poll interval while busy.
-            if not hub.busy(cid) or now - last_sync >= config.sse_poll_s:
-                status = await hub.sync_events(cid)
-                last_sync = now
-            while news:  # news first: an answer's pieces come before the answer
-                kind, data = news.popleft()
-                yield f"event: {kind}\ndata: {data}\n\n"
-                last_write = time.monotonic()
-            for raw in await hub.events.read_from(cid, position):
-                message_id = json.loads(raw)["id"]
-                yield f"id: {message_id}\ndata: {raw.decode()}\n\n"
-                position += 1
-                last_write = time.monotonic()
-            if status is None or status in FINAL_STATUSES:
-                return
-            timeout = min(config.sse_poll_s, config.sse_keepalive_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(listener.wait(), timeout)
-            if time.monotonic() - last_write >= config.sse_keepalive_s:
-                yield ": keep-alive\n\n"
-                last_write = time.monotonic()
-    finally:
-        hub.events.unlisten(cid, listener)
-        if reader is not None:
+            pubsub = self.log.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.log.keys.events_channel)
+                self._subscribed.set()
+                delay = 0.2
+                # Notices sent while unsubscribed are lost: every feed reads afresh.
+                self.poke_all()
+                loop = asyncio.get_running_loop()
+                next_refresh = loop.time() + self.refresh_s
+                while True:
+                    message = await pubsub.get_message(timeout=min(self.refresh_s, 5.0))
+                    if message is not None and message.get("type") == "message":
+                        self.poke(message["data"].decode())
+                    if loop.time() >= next_refresh:
+                        self.poke_all()  # a safety net, per conversation, rarely
+                        next_refresh = loop.time() + self.refresh_s
+            except asyncio.CancelledError:
+                raise
+            except _REDIS_DOWN as exc:
+                logger.warning("SSE feeds: Redis subscription lost (%s); resubscribing", exc)
+            except Exception:
+                logger.exception("SSE feeds: the subscription failed; resubscribing")
+            finally:
+                self._subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # Feeds ----------------------------------------------------------------------------------
+
+    def poke(self, thread: str) -> None:
+        """The thread changed: its feed (if any here) reads what is new, once."""
+        feed = self._feeds.get(thread)
+        if feed is None:
+            return
+        feed.dirty = True
+        if feed.refresher is None or feed.refresher.done():
+            feed.refresher = asyncio.create_task(self._refresh(feed))
+
+    def poke_all(self) -> None:
+        for thread in list(self._feeds):
+            self.poke(thread)
+
+    async def _refresh(self, feed: Feed) -> None:
+        # Pokes that arrive while reading coalesce into one more read.
+        while feed.dirty:
+            feed.dirty = False
+            try:
+                raw, status = await self.log.read(feed.thread, len(feed.events))
+            except _REDIS_DOWN as exc:
+                logger.warning("SSE feed %s: cannot read (%s); retrying", feed.thread, exc)
+                await asyncio.sleep(1.0)
+                feed.dirty = True
+                continue
+            for item in raw:
+                text = item.decode()
+                feed.events.append((str(json.loads(text)["id"]), text))
+            feed.status = status
+            feed._wake()
+
+    @contextlib.asynccontextmanager
+    async def feed(self, thread: str) -> AsyncIterator[Feed]:
+        """The thread's feed, loaded, for as long as the caller listens."""
+        feed = self._feeds.get(thread)
+        if feed is None:
+            feed = self._feeds[thread] = Feed(thread)
+        feed.listeners += 1
+        try:
+            if feed.refresher is None and not feed.events:
+                self.poke(thread)
+            while feed.refresher is not None and not feed.refresher.done():
+                await asyncio.shield(feed.refresher)
+            yield feed
+        finally:
+            feed.listeners -= 1
+            if feed.listeners == 0 and self._feeds.get(thread) is feed:
+                del self._feeds[thread]
+                if feed.refresher is not None:
+                    feed.refresher.cancel()
+
+    def listeners(self) -> int:
+        return sum(feed.listeners for feed in self._feeds.values())
+
+    async def stream(
+        self, thread: str, start: int, keepalive_s: float, *, progress: bool = False
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The SSE events of one listener: the log from `start`, then each new message,
+        until the conversation is done, failed or gone; a comment while nothing happens.
+        With `progress`, the run's news too, as it is published (see the module's doc)."""
+        news: deque[tuple[str, str]] = deque()
+        async with self.feed(thread) as feed, self._progress(thread, feed, news, progress):
+            yield ServerSentEvent(retry=1000)
+            position = start
+            while True:
+                changed = feed.changed  # before looking: a change after it wakes us
+                while news:  # news first: an answer's pieces come before the answer
+                    kind, data = news.popleft()
+                    yield ServerSentEvent(event=kind, raw_data=data)
+                while position < len(feed.events):
+                    message_id, text = feed.events[position]
+                    # The library writes the fields (and refuses a line break in an id).
+                    yield ServerSentEvent(id=message_id, raw_data=text)
+                    position += 1
+                if feed.ended:
+                    return
+                try:
+                    await asyncio.wait_for(changed.wait(), keepalive_s)
+                except TimeoutError:
+                    yield ServerSentEvent(comment="keep-alive")
+
+    @contextlib.asynccontextmanager
+    async def _progress(
+        self, thread: str, feed: Feed, news: deque[tuple[str, str]], wanted: bool
+    ) -> AsyncIterator[None]:
+        """While it lasts, the thread's progress news is queued on `news` and wakes `feed`.
+
+        Subscribed before the stream reads the log, so no news published meanwhile is
+        missed; one subscription per stream that asked (progress is opt-in and short-lived).
+        """
+        if not wanted:
+            yield
+            return
+        pubsub = self.log.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.log.progress_channel(thread))
+
+        def take(data: bytes | str) -> None:
+            piece = json.loads(data.decode() if isinstance(data, bytes) else data)
+            for kind in PROGRESS_KINDS:
+                if isinstance(piece, dict) and kind in piece:
+                    news.append((kind, json.dumps(piece[kind], separators=(",", ":"))))
+                    feed._wake()
+
+        # Joined while a step waits on a model: that wait is news too (a later `end` or
+        # `start` on the channel comes after it, so the order holds).
+        last = await self.log.redis.get(self.log.keys.model_news(thread))
+        if last is not None and json.loads(last).get("llm", {}).get("phase") == "start":
+            take(last)
+
+        async def read() -> None:
+            async for item in pubsub.listen():
+                if item.get("type") == "message":
+                    take(item["data"])
+
+        reader = asyncio.create_task(read())
+        try:
+            yield
+        finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
-
-
-async def _follow_progress(
-    hub: Hub, cid: str, news: deque[tuple[str, str]], listener: asyncio.Event
-) -> asyncio.Task[None]:
-    """Subscribe to the conversation's progress (before the stream reads the log, so no
-    news published meanwhile is missed); a task queues each piece and wakes the stream."""
-    pubsub = hub.redis.pubsub()
-    await pubsub.subscribe(hub.events.progress_channel(cid))
-
-    async def read() -> None:
-        try:
-            async for item in pubsub.listen():
-                if item.get("type") != "message":
-                    continue
-                data = item["data"]
-                text = data.decode() if isinstance(data, bytes) else str(data)
-                piece = json.loads(text)
-                for kind in PROGRESS_KINDS:
-                    if isinstance(piece, dict) and kind in piece:
-                        news.append((kind, json.dumps(piece[kind], separators=(",", ":"))))
-                        listener.set()
-        finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
-
-    return asyncio.create_task(read())

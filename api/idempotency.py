@@ -1,13 +1,17 @@
 """One response per message id (per tenant): a repeated message gets the first response.
 
-A record `srv:msg:T:M` is claimed with SET NX, then holds the response body. A failed
-attempt leaves no record, so a retry is judged afresh; the same id with different content
-is refused (409).
+A record `srv:msg:T:M` is claimed with SET NX, then holds the response body. The claim
+lives only as long as the process handling the message: it is short (`CLAIM_TTL_S`) and
+renewed while the handling goes on, so after a crash a retry waits seconds, not minutes,
+and is then judged afresh (the hub recognises a request or answer it already took, and
+gives the original answer). A failed attempt leaves no record, so a retry is judged
+afresh; the same id with different content is refused (409).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -18,9 +22,11 @@ from api.redis_keys import RedisKeys
 from api.settings import digest
 from lam import LAMMessage
 
-# How long a duplicate waits for the first copy's response, and how long a claim may live.
+# How long a claim lives without being renewed, and how often the handler renews it.
+CLAIM_TTL_S = 5.0
+_RENEW_EVERY_S = CLAIM_TTL_S / 3
+# How long a duplicate waits for the first copy's response.
 _DUPLICATE_WAIT_S = 10.0
-_CLAIM_TTL_S = 120
 # Response records of messages outlive conversations a little (CPA_REDIS_TTL_S or a week).
 DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
 
@@ -44,19 +50,22 @@ class ResponseRecords:
         key = self.keys.message(tenant, message.id)
         fingerprint = _fingerprint(message)
         claim = json.dumps({"h": fingerprint})
-        if await self.redis.set(key, claim, nx=True, ex=_CLAIM_TTL_S):
+        if await self.redis.set(key, claim, nx=True, px=int(CLAIM_TTL_S * 1000)):
+            renewing = asyncio.create_task(self._renew(key))
             try:
                 body = cast(dict[str, Any], await handle())
             except BaseException:
+                await _stop(renewing)
                 await self.redis.delete(key)
                 raise
+            await _stop(renewing)
             record = json.dumps({"h": fingerprint, "b": body})
             await self.redis.set(key, record, ex=self.ttl_s)
             return body, False
         deadline = time.monotonic() + _DUPLICATE_WAIT_S
         while True:
             raw = await self.redis.get(key)
-            if raw is None:  # the first attempt failed meanwhile: judge this one afresh
+            if raw is None:  # the first attempt failed (or its process died): judge afresh
                 return await self.once(tenant, message, handle)
             record = json.loads(raw)
             if record["h"] != fingerprint:
@@ -71,6 +80,19 @@ class ResponseRecords:
             if time.monotonic() > deadline:
                 raise ApiError(409, "in_progress", f"message {message.id} is still being processed")
             await asyncio.sleep(0.02)
+
+    async def _renew(self, key: str) -> None:
+        """Keep the claim alive while this process handles the message."""
+        while True:
+            await asyncio.sleep(_RENEW_EVERY_S)
+            # Cancelled (and awaited) before the record replaces the claim: never touches it.
+            await self.redis.pexpire(key, int(CLAIM_TTL_S * 1000))
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _fingerprint(message: LAMMessage) -> str:

@@ -1,19 +1,28 @@
 """Where the HTTP layer keeps its state in Redis, next to the checkpoints.
 
 Everything durable lives under `<CPA_REDIS_PREFIX>:srv:` (T = tenant, C = conversation id,
-M = message id):
+H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = message id):
 
-    srv:conv:C       hash   tenant, created (epoch s), request (the opening LAM request),
-                            error (why the last run raised, if it did)
-    srv:tenant:T     zset   the tenant's conversation ids, score = created
-    srv:running      set    conversations with a run queued or under way: resumed at start-up
-    srv:pending:C    hash   accepted answers not yet applied (survive a crash)
-    srv:msg:T:M      string the response to message M (idempotency: SET NX)
-    srv:ev:C         list   the conversation's LAM messages in the order first seen (SSE)
-    srv:evi:C        hash   message id -> index in srv:ev:C (Last-Event-ID)
+    srv:conv:H          hash   tenant, conversation_id, created (epoch s), request (the
+                               opening LAM request), request_id, status (running, waiting,
+                               done, failed), error (why the last run raised, if it did)
+    srv:pending:H       hash   accepted answers not yet applied (survive a crash)
+    srv:ev:H            list   the conversation's LAM messages in the order first seen (SSE)
+    srv:evi:H           hash   message id -> index in srv:ev:H (Last-Event-ID)
+    srv:llm:H           string the run's last model news (`llm` progress): a stream that
+                               joins while a step waits on a model is told at once
+    srv:tenant:T        zset   the tenant's conversation ids, score = created
+    srv:load:T:running  set    the tenant's threads running (the cap on running)
+    srv:load:T:waiting  zset   the tenant's threads waiting, score = since (the cap on waiting)
+    srv:running         set    threads with a run queued or under way: resumed at start-up
+    srv:waiting         zset   threads waiting for an answer, score = since (expiry)
+    srv:msg:T:M         string the response to message M (idempotency: SET NX)
+    srv:events          pub/sub channel: a thread whose event log or status changed
+    srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
 
-A finished conversation's keys get the checkpointer's TTL (CPA_REDIS_TTL_S) together with
-its checkpoints.
+Every key of one conversation is named by its thread, so two tenants' conversations with the
+same id never share a key. A finished conversation's keys get the checkpointer's TTL
+(CPA_REDIS_TTL_S) together with its checkpoints.
 """
 
 from __future__ import annotations
@@ -27,31 +36,43 @@ class RedisKeys:
     def __init__(self, prefix: str) -> None:
         self.base = f"{prefix.rstrip(':')}:srv"
         self.running = f"{self.base}:running"
+        self.waiting = f"{self.base}:waiting"
+        self.events_channel = f"{self.base}:events"
 
-    def conversation(self, cid: str) -> str:
-        return f"{self.base}:conv:{cid}"
+    def conversation(self, thread: str) -> str:
+        return f"{self.base}:conv:{thread}"
+
+    def pending(self, thread: str) -> str:
+        return f"{self.base}:pending:{thread}"
+
+    def events(self, thread: str) -> str:
+        return f"{self.base}:ev:{thread}"
+
+    def event_index(self, thread: str) -> str:
+        return f"{self.base}:evi:{thread}"
+
+    def model_news(self, thread: str) -> str:
+        return f"{self.base}:llm:{thread}"
 
     def tenant(self, tenant: str) -> str:
         return f"{self.base}:tenant:{tenant}"
 
-    def pending(self, cid: str) -> str:
-        return f"{self.base}:pending:{cid}"
+    def tenant_running(self, tenant: str) -> str:
+        return f"{self.base}:load:{tenant}:running"
+
+    def tenant_waiting(self, tenant: str) -> str:
+        return f"{self.base}:load:{tenant}:waiting"
 
     def message(self, tenant: str, message_id: str) -> str:
-        # Message ids are free text: hash them into the key.
+        # Hashed: the key stays short and plain whatever the id.
         return f"{self.base}:msg:{tenant}:{digest(message_id)[:40]}"
 
-    def events(self, cid: str) -> str:
-        return f"{self.base}:ev:{cid}"
-
-    def event_index(self, cid: str) -> str:
-        return f"{self.base}:evi:{cid}"
-
-    def per_conversation(self, cid: str) -> list[str]:
+    def per_conversation(self, thread: str) -> list[str]:
         """The keys that expire with the conversation."""
         return [
-            self.conversation(cid),
-            self.pending(cid),
-            self.events(cid),
-            self.event_index(cid),
+            self.conversation(thread),
+            self.pending(thread),
+            self.events(thread),
+            self.event_index(thread),
+            self.model_news(thread),
         ]

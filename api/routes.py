@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
 
 from api.auth import TenantDep
 from api.errors import ApiError, error_responses, not_found, starting
-from api.events import sse_stream, start_position
 from api.hub import Hub
+from api.local_mode import local_only
 from api.models import Accepted, ConversationBody, ConversationList, Health, Ready
-from graph.conversations import ConversationNotFoundError
+from graph.conversations import ConversationNotFoundError, thread_id
 from lam import LAMMessage, Performative, message_json_schema
+from lam.text import ID_PATTERN, MAX_ID_CHARS
 
 ANSWERS = frozenset(
     {Performative.AGREE, Performative.REFUSE, Performative.DONE, Performative.FAILURE}
@@ -31,9 +34,22 @@ def current_hub(request: Request) -> Hub:
 
 
 HubDep = Annotated[Hub, Depends(current_hub)]
-ConversationId = Annotated[str, Field(min_length=1, max_length=256)]
+# The LAM id rule (`lam.text`): anything else cannot name a conversation.
+ConversationId = Annotated[str, Field(pattern=ID_PATTERN, max_length=MAX_ID_CHARS)]
 
-router = APIRouter()
+# Every route: without API keys, only this machine's programs are served (`api.local_mode`).
+router = APIRouter(dependencies=[Depends(local_only)])
+
+
+def require_json(request: Request) -> None:
+    """A POST body must be JSON: a browser sends a cross-site `text/plain` form unasked."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the body as Content-Type: application/json, not {media_type or 'none'}",
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -81,7 +97,7 @@ async def readyz(hub: HubDep, _tenant: TenantDep) -> dict[str, str]:
     tags=["conversations"],
     responses={
         200: {"description": "a `discover` is answered with an `offer` (LAM message)"},
-        **error_responses(401, 404, 409, 413, 422, 503),
+        **error_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -116,6 +132,7 @@ async def post_lam(
     Sending the same message (same `id`) again is safe: the same response, no second
     effect.
     """
+    require_json(request)
     body = await read_body(request, hub.config.max_body_bytes)
     message = LAMMessage.from_json(body, max_bytes=hub.config.max_body_bytes)
     if message.performative not in ACCEPTED:
@@ -136,9 +153,9 @@ async def post_lam(
 
     accepted, replayed = await hub.responses.once(tenant, message, handle)
     cid = accepted["conversation_id"]
-    await hub.wait_idle(cid, min(wait, hub.config.max_wait_s))
+    await hub.wait_idle(thread_id(cid, tenant), min(wait, hub.config.max_wait_s))
     try:
-        view = await hub.view(cid)
+        view = await hub.view(tenant, cid)
     except ConversationNotFoundError:  # a replay long after the conversation expired
         raise not_found(cid) from None
     out = {**accepted, "status": view["status"]}
@@ -175,7 +192,7 @@ async def get_conversation(
     """Status (`running`, `waiting`, `done`, `failed`), intent, plan, result, LAM log."""
     await hub.check_owner(tenant, conversation_id)
     try:
-        return await hub.view(conversation_id)
+        return await hub.view(tenant, conversation_id)
     except ConversationNotFoundError:
         raise not_found(conversation_id) from None
 
@@ -197,29 +214,45 @@ async def get_inbox(
     """The `assign` and `propose` messages still waiting for an answer from `receiver`."""
     await hub.check_owner(tenant, conversation_id)
     try:
-        return await hub.inbox(conversation_id, receiver)
+        return await hub.inbox(tenant, conversation_id, receiver)
     except ConversationNotFoundError:
         return []  # accepted, first checkpoint not written yet: nothing waits
+
+
+class StreamStart:
+    """Where an events stream starts; checked before the stream does (404 stays JSON)."""
+
+    def __init__(self, thread: str, position: int) -> None:
+        self.thread = thread
+        self.position = position
+
+
+async def stream_start(
+    conversation_id: ConversationId,
+    hub: HubDep,
+    tenant: TenantDep,
+    last_event_id: Annotated[str | None, Header(max_length=256)] = None,
+) -> StreamStart:
+    thread = await hub.check_owner(tenant, conversation_id)
+    return StreamStart(thread, await hub.start_position(tenant, conversation_id, last_event_id))
 
 
 @router.get(
     "/v1/conversations/{conversation_id}/events",
     tags=["conversations"],
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={
         200: {
             "description": "Server-Sent Events: `id:` the LAM message id, `data:` the "
             "message; `:` comments keep the connection alive",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **error_responses(401, 404, 503),
+        **error_responses(401, 403, 404, 503),
     },
 )
 async def get_events(
-    conversation_id: ConversationId,
+    start: Annotated[StreamStart, Depends(stream_start)],
     hub: HubDep,
-    tenant: TenantDep,
-    last_event_id: Annotated[str | None, Header(max_length=256)] = None,
     progress: Annotated[
         bool,
         Query(
@@ -228,19 +261,17 @@ async def get_events(
             "as the model writes it (no `id:`; not part of the log)"
         ),
     ] = False,
-) -> StreamingResponse:
+) -> AsyncIterator[ServerSentEvent]:
     """Each LAM message of the conversation as it is appended.
 
     Starts at the first message, or right after `Last-Event-ID`; ends once the
     conversation is done or failed.
     """
-    await hub.check_owner(tenant, conversation_id)
-    start = await start_position(hub, conversation_id, last_event_id)
-    return StreamingResponse(
-        sse_stream(hub, conversation_id, start, progress=progress),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    keepalive_s = hub.config.sse_keepalive_s
+    async for event in hub.feeds.stream(
+        start.thread, start.position, keepalive_s, progress=progress
+    ):
+        yield event
 
 
 @router.get(

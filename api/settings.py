@@ -6,12 +6,20 @@ Configuration besides `graph.config.Settings` (read here only):
     CPA_MAX_BODY_BYTES    request body limit, default 262144 (256 KiB)
     CPA_HOST, CPA_PORT    where `serve()` binds (default 127.0.0.1:8000)
     CPA_SSE_KEEPALIVE_S   seconds between SSE keep-alive comments (default 15)
+    CPA_MAX_RUNNING_PER_TENANT   conversations of one tenant running at once (default 64);
+                          a new one beyond it is refused with 429 and Retry-After
+    CPA_MAX_WAITING_PER_TENANT   conversations of one tenant waiting for an answer
+                          (default 1000); a new one beyond it is refused with 429
+    CPA_RETRY_AFTER_S     the Retry-After of a 429 for too many running (default 5)
+    CPA_WAIT_EXPIRY_S     a conversation waiting longer than this for an answer ends failed,
+                          code `expired` (default 604800, a week)
     CPA_SERVER_SERVICES   "module:function" returning the graph's `Services` for given
                           `Settings`: a hook for tests and embedders (scripted models, extra
                           executors); unset, `graph.builder.make_services` is used.
 
-Without any API key the server is open to one tenant, `local`, and `serve()` binds to
-loopback only.
+Without any API key the server is open to one tenant, `local`, and only to this machine:
+it refuses to listen on an address other machines can reach, and requests whose `Host` or
+`Origin` is not a loopback name (`api.local_mode`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from graph.config import Settings
 from graph.services import Services
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_WAIT_EXPIRY_S = 7 * 24 * 3600
 SERVICES_FACTORY_ENV = "CPA_SERVER_SERVICES"
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
@@ -49,8 +58,14 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     sse_keepalive_s: float = 15.0
-    sse_poll_s: float = 1.0
+    # How often a conversation's event feed re-reads Redis without being told to (a safety
+    # net under the pub/sub notices, per conversation, not per listener).
+    sse_refresh_s: float = 30.0
     max_wait_s: float = 60.0
+    max_running_per_tenant: int = 64
+    max_waiting_per_tenant: int = 1000
+    retry_after_s: int = 5
+    wait_expiry_s: float = DEFAULT_WAIT_EXPIRY_S
     services_factory: str | None = None
 
     @property
@@ -84,21 +99,34 @@ class ServerSettings:
             host=env.get("CPA_HOST", "").strip() or "127.0.0.1",
             port=_env_number(env, "CPA_PORT", 8000, int),
             sse_keepalive_s=_env_number(env, "CPA_SSE_KEEPALIVE_S", 15.0, float),
+            max_running_per_tenant=_env_number(env, "CPA_MAX_RUNNING_PER_TENANT", 64, int),
+            max_waiting_per_tenant=_env_number(env, "CPA_MAX_WAITING_PER_TENANT", 1000, int),
+            retry_after_s=_env_number(env, "CPA_RETRY_AFTER_S", 5, int),
+            wait_expiry_s=_env_number(
+                env, "CPA_WAIT_EXPIRY_S", float(DEFAULT_WAIT_EXPIRY_S), float
+            ),
             services_factory=env.get(SERVICES_FACTORY_ENV, "").strip() or None,
         )
 
 
 def parse_keys(entries: list[str], source: str) -> list[tuple[str, str]]:
-    """(tenant, key) pairs from `tenant:key` entries; `source` names them in errors."""
+    """(tenant, key) pairs from `tenant:key` entries; `source` names them in errors.
+
+    An error names the entry by its position, never by its text: a mistyped entry may be a
+    key (or hold one), and error messages end up in logs and terminals.
+    """
     pairs = []
-    for entry in entries:
+    for number, entry in enumerate(entries, start=1):
         tenant, sep, key = entry.strip().partition(":")
         tenant, key = tenant.strip(), key.strip()
-        if not sep or not key:
-            raise ServerConfigError(f"{source}: expected tenant:key, got {tenant or entry!r}:…")
+        if not sep or not key or not tenant:
+            raise ServerConfigError(
+                f"{source}: entry {number} is not tenant:key (a tenant name, ':', the key)"
+            )
         if not _TENANT.match(tenant):
             raise ServerConfigError(
-                f"{source}: tenant {tenant!r} must be letters, digits, '.', '_' or '-'"
+                f"{source}: entry {number}: the tenant name must be 1-64 letters, digits, "
+                "'.', '_' or '-' (is the key first?)"
             )
         pairs.append((tenant, key))
     return pairs

@@ -20,6 +20,7 @@ from httpx_sse import connect_sse
 from cli.exits import CONFIG, FAILED, NOT_FOUND, CLIError
 from cli.program import program
 from cli.view import LamDict
+from graph.redaction import redact_url
 from lam import LAMMessage, MessageFactory
 
 _CLOSED = object()
@@ -38,6 +39,8 @@ class RemoteBackend:
 
     def __init__(self, url: str, api_key: str | None) -> None:
         self.url = url.rstrip("/")
+        # What messages show: the URL without any userinfo or secret query values in it.
+        self.shown = redact_url(self.url)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(
             base_url=self.url, headers=headers, timeout=httpx.Timeout(30.0, connect=5.0)
@@ -52,15 +55,15 @@ class RemoteBackend:
         try:
             response = self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise CLIError(f"cannot reach the server at {self.url}: {exc}", CONFIG) from None
+            raise CLIError(f"cannot reach the server at {self.shown}: {exc}", CONFIG) from None
         if response.status_code in (401, 403):
             raise CLIError(
-                f"the server at {self.url} refused the API key (give it with --api-key or "
+                f"the server at {self.shown} refused the API key (give it with --api-key or "
                 "CPA_API_KEY)",
                 CONFIG,
             )
         if response.status_code == 404:
-            raise CLIError(f"not found at {self.url}{path}: {_detail(response)}", NOT_FOUND)
+            raise CLIError(f"not found at {self.shown}{path}: {_detail(response)}", NOT_FOUND)
         if response.status_code >= 400:
             raise CLIError(
                 f"the server answered {response.status_code} to {method} {path}: "
@@ -103,11 +106,11 @@ class RemoteBackend:
         return None
 
     def resume_hint(self, cid: str) -> str:
-        return f"{program()} resume {cid} --server {self.url}"
+        return f"{program()} resume {cid} --server {self.shown}"
 
     def inbox_url(self, cid: str, receiver: str) -> str | None:
         """Where `receiver` (the desktop agent) finds what waits for it."""
-        return f"{self.url}/v1/conversations/{cid}/inbox?receiver={receiver}"
+        return f"{self.shown}/v1/conversations/{cid}/inbox?receiver={receiver}"
 
     # Following the conversation -----------------------------------------------------------
 
@@ -165,6 +168,7 @@ class RemoteBackend:
         self._follow(cid)
         while True:
             check = False
+            item: Any = None
             try:
                 item = self._queue.get(timeout=POLL_S)
             except queue.Empty:

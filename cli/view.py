@@ -334,13 +334,11 @@ class ConversationModel:
             return None
         if self.model_wait is not None:
             return self.wait_line(time.time() if now is None else now)
+        if self.goal is not None:
+            return None  # the plan is there to show
         if self.route is None:
             return "classifying the request"
-        if self.route == "answer":
-            return "answering"
-        if self.goal is None:
-            return "planning"
-        return None
+        return "answering" if self.route == "answer" else "planning"
 
 
 def _status_cell(row: TodoRow) -> RenderableType:

@@ -13,8 +13,9 @@ approvals, never remove them: `mark_approvals` only ever turns flags on.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, TypedDict
 
-from graph.effects import HARMLESS, Effect
+from graph.effects import EFFECTS, HARMLESS, Effect
 from graph.executors import ExecutorRegistry
 from lam import Plan, ToDo
 
@@ -58,3 +59,27 @@ def mark_approvals(
         for todo in plan.todos
     ]
     return Plan(goal=plan.goal, todos=todos)
+
+
+class DeclaredEffects(TypedDict):
+    """The state's `plan_effects`: what a trusted template declared, for one proposal.
+
+    Tied to the `propose` that carried the plan, so that effects declared for one plan are
+    never read for another (a replan, a later turn with the same ToDo ids).
+    """
+
+    propose: str  # the id of the `propose` message whose plan these effects are for
+    effects: dict[str, Effect]  # ToDo id -> declared effect
+
+
+def declared_record(propose_id: str, effects: Mapping[str, Effect]) -> DeclaredEffects:
+    """The `plan_effects` state value for a plan proposed as `propose_id`."""
+    return {"propose": propose_id, "effects": dict(effects)}
+
+
+def declared_for(record: Mapping[str, Any] | None, propose_id: str) -> dict[str, Effect]:
+    """The effects declared for the plan of this `propose`; none if the record is another's."""
+    if not record or record.get("propose") != propose_id:
+        return {}
+    effects = record.get("effects") or {}
+    return {str(k): v for k, v in effects.items() if v in EFFECTS}

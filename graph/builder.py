@@ -26,7 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from graph import lamlog
-from graph.config import Settings
+from graph.config import ConfigError, Settings
 from graph.executors import Executor, ExecutorRegistry
 from graph.intents import IntentRegistry
 from graph.llm import ChatModels, plain, schema_problems
@@ -122,8 +122,8 @@ def guarded(name: str, node: Node) -> Node:
     async def run(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
         try:
             return await node(state, config)
-        except GraphBubbleUp:
-            raise
+        except (GraphBubbleUp, ConfigError):
+            raise  # a run config the server refuses is the caller's error, not the run's
         except Exception as exc:
             if name == "intake":
                 raise  # bad input, and no request of this turn to answer: the caller hears

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
@@ -58,6 +57,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
     writes_sort_key,
 )
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
@@ -66,6 +66,7 @@ from redis.exceptions import NoScriptError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.config import Settings
+from graph.redaction import redact_text, redact_url
 
 __all__ = [
     "RedisSaver",
@@ -78,6 +79,7 @@ __all__ = [
 # Short timeouts: a server that is down must be reported in seconds, never hang a run.
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 64
 _EMPTY = b"empty\x00"
 _T = TypeVar("_T")
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -116,15 +118,13 @@ class RedisUnavailableError(ConnectionError):
 
     def __init__(self, url: str, cause: BaseException | str) -> None:
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        # The URL may hold credentials, and the cause may quote them (a bad port): neither
+        # is ever printed.
+        reason = redact_text(reason, url)
         self.url = redact_url(url)
         super().__init__(
             f"Redis at {self.url} is unreachable: {reason}; set REDIS_URL or start Redis"
         )
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (it ends up in error messages and logs)."""
-    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def _q(part: str) -> str:
@@ -848,14 +848,22 @@ class RedisSaver(BaseCheckpointSaver[str]):
 
 
 def make_client(url: str) -> aioredis.Redis:
-    """An asyncio Redis client with timeouts and a short retry, so nothing hangs."""
-    return aioredis.from_url(
+    """An asyncio Redis client with timeouts and a short retry, so nothing hangs.
+
+    Its pool is bounded and *waits* for a free connection (up to the read timeout) rather
+    than failing: a burst of requests (200 SSE clients connecting at once) queues for a
+    moment instead of getting "Too many connections".
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=READ_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=READ_TIMEOUT_S,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         decode_responses=False,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 @asynccontextmanager
@@ -869,11 +877,16 @@ async def open_checkpointer(settings: Settings | None = None) -> AsyncIterator[R
         async with _saver_for(settings.redis_url, settings) as saver:
             yield saver
         return
-    from graph.redis_embedded import embedded_redis
+    from graph.redis_embedded import ensure_embedded_redis, release_embedded_redis
 
-    with embedded_redis(settings) as url:
+    # Starting (or joining) the embedded server touches the disk and waits on a process:
+    # off the event loop, which `langgraph dev` watches for blocking calls.
+    url = await asyncio.to_thread(ensure_embedded_redis, settings)
+    try:
         async with _saver_for(url, settings) as saver:
             yield saver
+    finally:
+        await asyncio.to_thread(release_embedded_redis, settings)
 
 
 @asynccontextmanager

@@ -3,6 +3,10 @@
 Every setting has one name. In the environment it is `CPA_<NAME>` (upper case) unless a
 well-known variable already exists for it (`REDIS_URL`, `OPENAI_API_KEY`, `OLLAMA_HOST`);
 in a run config it is the field name, e.g. `{"configurable": {"approval_policy": "always"}}`.
+
+A run config (Studio's assistant settings, anyone who can start a run) may make a run
+safer, not less safe: it can raise `approval_policy` and narrow `http_allowlist`, but not
+lower or widen them, unless the environment says `CPA_ALLOW_RUN_OVERRIDES=true`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "redis_url": ("CPA_REDIS_URL", "REDIS_URL"),
 }
 _LIST_FIELDS = {"http_allowlist"}
+# Approval policies from the least to the most asking.
+_POLICY_RANK: dict[str, int] = {"never": 0, "flagged": 1, "always": 2}
 
 
 class ConfigError(ValueError):
@@ -84,6 +90,8 @@ class Settings(BaseModel):
     todo_retry_backoff_s: float = Field(0.5, ge=0)
     http_allowlist: tuple[str, ...] = ()
     http_timeout_s: float = Field(30.0, gt=0)
+    # Whether a run config may lower the approval policy or widen the http allow-list.
+    allow_run_overrides: bool = False
 
     # Redis checkpoints.
     redis_url: str | None = None
@@ -112,13 +120,41 @@ class Settings(BaseModel):
         return cls._build(values, source="environment")
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
-        """These settings with the keys of a run config's `configurable` that name a setting."""
+        """These settings with the keys of a run config's `configurable` that name a setting.
+
+        Raises ConfigError for a value that is unusable, or that would lower the approval
+        policy or widen the http allow-list while `allow_run_overrides` is off.
+        """
         if not overrides:
             return self
         picked = {k: v for k, v in overrides.items() if k in type(self).model_fields}
         if not picked:
             return self
-        return self._build({**self.model_dump(), **picked}, source="run config")
+        if "allow_run_overrides" in picked:
+            raise ConfigError(
+                "allow_run_overrides (CPA_ALLOW_RUN_OVERRIDES) is set in the environment "
+                "only, not in a run config"
+            )
+        changed = self._build({**self.model_dump(), **picked}, source="run config")
+        if not self.allow_run_overrides:
+            self._check_not_weaker(changed)
+        return changed
+
+    def _check_not_weaker(self, changed: Settings) -> None:
+        """Refuse a run config that lowers the approval policy or widens the allow-list."""
+        if _POLICY_RANK[changed.approval_policy] < _POLICY_RANK[self.approval_policy]:
+            raise ConfigError(
+                f"approval_policy: a run config cannot lower it from {self.approval_policy!r} "
+                f"to {changed.approval_policy!r} (the server allows that only with "
+                "CPA_ALLOW_RUN_OVERRIDES=true)"
+            )
+        added = [entry for entry in changed.http_allowlist if entry not in self.http_allowlist]
+        if added:
+            raise ConfigError(
+                f"http_allowlist: a run config cannot add {', '.join(added)} to the "
+                "allow-list, only leave entries out (the server allows more only with "
+                "CPA_ALLOW_RUN_OVERRIDES=true)"
+            )
 
     @classmethod
     def _build(cls, values: dict[str, Any], *, source: str) -> Settings:

@@ -7,6 +7,13 @@ comes from the checkpointer, so any process can look at or resume any conversati
 - the results of ToDos that finished inside an `execute` step that has not ended yet
   (pending task writes: durable, though not yet merged into the state);
 - the interrupts: the `propose` or `assign` messages waiting for an answer.
+
+A conversation may have an *owner* (the server's tenant). Its LangGraph thread is then
+`<owner>/<id>`: LAM ids cannot hold `/`, so two owners may use the same conversation id, and
+neither collides with an unowned conversation (the command line's, Studio's). The LAM
+messages carry the id alone, the public one (`configurable["conversation_id"]`).
+
+An answer must fit what it answers (`graph.answers`), or nothing resumes.
 """
 
 from __future__ import annotations
@@ -21,17 +28,22 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from graph import lamlog
+from graph.answers import (
+    ANSWERS,
+    AnswerMismatchError,
+    NotTheReceiverError,
+    WrongTodoError,
+    check_answer,
+)
+from graph.approval import declared_for
+from graph.effects import Effect
 from graph.state import LamDict, Status
-from lam import LAMMessage, Performative
+from lam import LAMMessage, MessageFactory, Performative
 
 RETURN_CHANNEL = "__return__"
 FINAL_NODE = "respond"
 INTERRUPT_CHANNEL = "__interrupt__"
-# What may answer what: an answer of another kind is refused before anything resumes.
-ANSWERS: dict[str, tuple[Performative, ...]] = {
-    Performative.PROPOSE.value: (Performative.AGREE, Performative.REFUSE),
-    Performative.ASSIGN.value: (Performative.DONE, Performative.FAILURE),
-}
 
 
 class ConversationNotFoundError(LookupError):
@@ -40,12 +52,26 @@ class ConversationNotFoundError(LookupError):
         self.conversation_id = conversation_id
 
 
+__all__ = [
+    "AnswerMismatchError",
+    "ConversationNotFoundError",
+    "ConversationView",
+    "Conversations",
+    "NotTheReceiverError",
+    "NothingWaitingError",
+    "Waiting",
+    "WrongTodoError",
+    "thread_id",
+]
+
+
 class NothingWaitingError(LookupError):
     """An answer arrived for a message that no longer waits (or never did)."""
 
 
-class AnswerMismatchError(ValueError):
-    """The answer is of the wrong kind for the message it answers."""
+def thread_id(conversation_id: str, owner: str | None = None) -> str:
+    """The LangGraph thread of a conversation: `<owner>/<id>`, or the id alone."""
+    return f"{owner}/{conversation_id}" if owner else conversation_id
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,8 @@ class ConversationView:
     result: Any
     messages: list[LamDict]
     waiting: list[Waiting] = field(default_factory=list)
+    # What a trusted template declared for the current plan's steps (`graph.approval`).
+    declared_effects: dict[str, Effect] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The shape of SPEC §5's `GET /v1/conversations/{id}` and §6's `--json`."""
@@ -123,8 +151,13 @@ class Conversations:
         self.checkpointer = checkpointer
 
     @staticmethod
-    def config(conversation_id: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": conversation_id}}
+    def config(conversation_id: str, owner: str | None = None) -> RunnableConfig:
+        return {
+            "configurable": {
+                "thread_id": thread_id(conversation_id, owner),
+                "conversation_id": conversation_id,
+            }
+        }
 
     @staticmethod
     def new_id() -> str:
@@ -141,22 +174,22 @@ class Conversations:
             raise ValueError(f"a conversation opens with a request, not {request.performative}")
         return {"lam": [request.to_dict()]}
 
-    async def answer(self, conversation_id: str, answer: LAMMessage) -> Command[Any]:
-        """The resume command for an answer, after checking it answers what waits."""
-        view = await self.view(conversation_id)
+    async def answer(
+        self, conversation_id: str, answer: LAMMessage, *, owner: str | None = None
+    ) -> Command[Any]:
+        """The resume command for an answer, after checking it answers what waits.
+
+        Raises NothingWaitingError, AnswerMismatchError (wrong kind), NotTheReceiverError,
+        WrongTodoError; nothing changes then.
+        """
+        view = await self.view(conversation_id, owner=owner)
         target = next((w for w in view.waiting if w.message["id"] == answer.in_reply_to), None)
         if target is None:
             raise NothingWaitingError(
                 f"nothing in conversation {conversation_id} waits for an answer to "
                 f"{answer.in_reply_to}"
             )
-        allowed = ANSWERS.get(str(target.message["performative"]), ())
-        if answer.performative not in allowed:
-            names = " or ".join(p.value for p in allowed)
-            raise AnswerMismatchError(
-                f"a {target.message['performative']} is answered with {names}, "
-                f"not {answer.performative.value}"
-            )
+        check_answer(target.message, answer)
         return Command(resume={target.interrupt_id: answer.to_dict()})
 
     async def stream(
@@ -164,6 +197,8 @@ class Conversations:
         conversation_id: str,
         payload: Any,
         on_activity: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+        *,
+        owner: str | None = None,
     ) -> AsyncIterator[LamDict]:
         """Run (or resume) the conversation, yielding each LAM message as it appears.
 
@@ -175,7 +210,7 @@ class Conversations:
         seen: set[str] = set()
         ended = False
         async for mode, chunk in self.graph.astream(
-            payload, self.config(conversation_id), stream_mode=["custom", "updates"]
+            payload, self.config(conversation_id, owner), stream_mode=["custom", "updates"]
         ):
             # Every turn ends in `respond`, the last node: its update means the turn is over.
             ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
@@ -189,18 +224,52 @@ class Conversations:
                     seen.add(message["id"])
                     yield message
         if ended:
-            await self._expire(conversation_id)
+            await self.expire(thread_id(conversation_id, owner))
 
-    async def _expire(self, conversation_id: str) -> None:
+    async def expire(self, thread: str) -> None:
         """A finished conversation is kept for the configured TTL, then Redis drops it."""
         expire = getattr(self.checkpointer, "expire_conversation", None)
         if expire is not None:  # InMemorySaver (tests) has none
-            await expire(conversation_id)
+            await expire(thread)
 
-    async def run(self, conversation_id: str, payload: Any) -> ConversationView:
-        async for _ in self.stream(conversation_id, payload):
+    async def run(
+        self, conversation_id: str, payload: Any, *, owner: str | None = None
+    ) -> ConversationView:
+        async for _ in self.stream(conversation_id, payload, owner=owner):
             pass
-        return await self.view(conversation_id)
+        return await self.view(conversation_id, owner=owner)
+
+    async def abandon(
+        self, conversation_id: str, code: str, message: str, *, owner: str | None = None
+    ) -> ConversationView:
+        """End a waiting conversation as failed, without the answers it waits for.
+
+        The turn ends as if `respond` had failed it: a `failure` to the requester in the
+        log, status `failed`, no interrupt left waiting (the inbox is empty). Raises
+        NothingWaitingError if the conversation does not wait (any more).
+        """
+        view = await self.view(conversation_id, owner=owner)
+        if view.status != "waiting":
+            raise NothingWaitingError(f"conversation {conversation_id} is {view.status}")
+        request = lamlog.last(view.messages, Performative.REQUEST)
+        requester = str(request["sender"]) if request else "user"
+        failure = MessageFactory(lamlog.PLANNER, conversation_id).failure(
+            requester,
+            code,
+            message,
+            message_id=lamlog.stable_id(
+                conversation_id, "abandon", request["id"] if request else "", code
+            ),
+        )
+        update = {
+            "status": "failed",
+            "result": {"error": {"code": code, "message": message}},
+            "lam": [failure.to_dict()],
+        }
+        config = self.config(conversation_id, owner)
+        await self.graph.aupdate_state(config, update, as_node=FINAL_NODE)
+        await self.expire(thread_id(conversation_id, owner))
+        return await self.view(conversation_id, owner=owner)
 
     @staticmethod
     def _messages_in(mode: str, chunk: Any) -> list[LamDict]:
@@ -216,11 +285,12 @@ class Conversations:
 
     # Looking -----------------------------------------------------------------------------
 
-    async def exists(self, conversation_id: str) -> bool:
-        return await self.checkpointer.aget_tuple(self.config(conversation_id)) is not None
+    async def exists(self, conversation_id: str, *, owner: str | None = None) -> bool:
+        config = self.config(conversation_id, owner)
+        return await self.checkpointer.aget_tuple(config) is not None
 
-    async def view(self, conversation_id: str) -> ConversationView:
-        config = self.config(conversation_id)
+    async def view(self, conversation_id: str, *, owner: str | None = None) -> ConversationView:
+        config = self.config(conversation_id, owner)
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values and snapshot.created_at is None:
             raise ConversationNotFoundError(conversation_id)
@@ -261,17 +331,24 @@ class Conversations:
             status = "running"
         else:
             status = values.get("status") or "running"
+        log = list(values.get("lam") or [])
+        propose = lamlog.last(log, Performative.PROPOSE)
         return ConversationView(
             conversation_id=conversation_id,
             status=status,
             intent=values.get("intent"),
             plan=_overlay(values.get("plan"), outcomes, running),
             result=values.get("result"),
-            messages=_merge(list(values.get("lam") or []), extra),
+            messages=_merge(log, extra),
             waiting=waiting,
+            declared_effects=(
+                declared_for(values.get("plan_effects"), str(propose["id"])) if propose else {}
+            ),
         )
 
-    async def inbox(self, conversation_id: str, receiver: str | None = None) -> list[LamDict]:
+    async def inbox(
+        self, conversation_id: str, receiver: str | None = None, *, owner: str | None = None
+    ) -> list[LamDict]:
         """The waiting `assign`/`propose` messages, for one receiver or all."""
-        view = await self.view(conversation_id)
+        view = await self.view(conversation_id, owner=owner)
         return [w.message for w in view.waiting if receiver is None or w.receiver == receiver]

@@ -18,8 +18,17 @@ _ID_NAMESPACE = uuid.UUID("0b6f1c52-5c1e-4a57-9d55-6a1f3c0f7e21")
 
 
 def conversation_id(state: PlannerState, config: RunnableConfig) -> str:
+    """The conversation's public id, which its LAM messages carry.
+
+    `configurable["conversation_id"]` where the thread id is not the public id (the
+    server's `<tenant>/<id>` threads, `graph.conversations.thread_id`), else the thread id.
+    """
     configurable = config.get("configurable") or {}
-    cid = configurable.get("thread_id") or state.get("conversation_id")
+    cid = (
+        configurable.get("conversation_id")
+        or configurable.get("thread_id")
+        or state.get("conversation_id")
+    )
     if not cid:
         raise ValueError("no conversation id: run the graph with a thread_id")
     return str(cid)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from langchain_core.messages import AIMessage
@@ -31,6 +31,8 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from graph import lamlog
+from graph.approval import declared_record
+from graph.effects import Effect
 from graph.executors import ExecutorRegistry
 from graph.state import PlannerState
 from lam import Plan, ToDo
@@ -239,9 +241,17 @@ def sentences(items: Iterable[str]) -> str:
 
 
 def proposal(
-    state: PlannerState, config: RunnableConfig, plan: Plan, *purpose: object
+    state: PlannerState,
+    config: RunnableConfig,
+    plan: Plan,
+    *purpose: object,
+    declared: Mapping[str, Effect] | None = None,
 ) -> dict[str, Any]:
-    """The state update that proposes `plan` to the requester (`purpose` keys its message id)."""
+    """The state update that proposes `plan` to the requester (`purpose` keys its message id).
+
+    `declared`: the effects a trusted template declared for its steps, kept with the
+    proposal's id (`plan_effects`) so that `approve` can check the plan again by them.
+    """
     cid = lamlog.conversation_id(state, config)
     propose = lamlog.planner(state, config).propose(
         lamlog.requester(state),
@@ -252,6 +262,7 @@ def proposal(
         "plan": plan.model_dump(mode="json"),
         "plan_problems": [],
         "rejected_answer": None,
+        "plan_effects": declared_record(propose.id, declared or {}),
         "lam": [propose.to_dict()],
         "messages": [AIMessage(plan_text(plan))],
     }

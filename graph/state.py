@@ -91,6 +91,9 @@ class PlannerState(TypedDict, total=False):
     conversation_id: str
     intent: IntentFound | None
     plan: dict[str, Any] | None
+    # What a trusted plan template declared each step does (`graph.approval.DeclaredEffects`):
+    # written with the plan, read by `approve`; a plan without it is judged by its executors.
+    plan_effects: dict[str, Any] | None
     plan_problems: list[str]
     rejected_answer: str | None  # the planner model's last answer that did not fit (repairs)
     repairs: int

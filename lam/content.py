@@ -62,6 +62,13 @@ class RequestContent(Content):
     locale: NonEmptyStr | None = None
     _omit_if_none = ("locale",)
 
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the request is blank: say what you need")
+        return value
+
 
 class InformContent(Content):
     """A fact; ``topic`` says which ("status", "answer", ...). Any further JSON keys allowed."""

@@ -14,12 +14,14 @@ from typing import Annotated, Any, Literal, Self
 from uuid import uuid4
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from lam.content import Content, content_model_for, validate_content
@@ -28,6 +30,7 @@ from lam.jsonvalue import json_errors
 from lam.performative import Performative
 from lam.plan import Plan, ToDo
 from lam.rfc3339 import format_rfc3339, parse_rfc3339, to_utc
+from lam.text import check_id, surrogate_errors
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -63,6 +66,8 @@ METADATA_MAX_KEY_CHARS = 64
 METADATA_MAX_VALUE_CHARS = 1024
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+MessageId = Annotated[str, AfterValidator(check_id)]
+"""A message or conversation id: 1-128 of letters, digits and `._:-` (see `lam.text`)."""
 
 
 def _new_id() -> str:
@@ -91,12 +96,12 @@ class LAMMessage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     lam_version: Literal["1.0"] = LAM_VERSION
-    id: NonEmptyStr = Field(default_factory=_new_id)
+    id: MessageId = Field(default_factory=_new_id)
     performative: Performative
     sender: NonEmptyStr
     receiver: NonEmptyStr
-    conversation_id: NonEmptyStr | None = Field(default=None, validate_default=True)
-    in_reply_to: NonEmptyStr | None = Field(default=None, validate_default=True)
+    conversation_id: MessageId | None = Field(default=None, validate_default=True)
+    in_reply_to: MessageId | None = Field(default=None, validate_default=True)
     timestamp: datetime = Field(default_factory=_now)
     reply_by: datetime | None = None
     content: dict[str, Any] = Field(default_factory=dict, validate_default=True)
@@ -130,6 +135,15 @@ class LAMMessage(BaseModel):
         return hash((type(self), self.id))
 
     # --- field rules -------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # Any string, anywhere: one that cannot be encoded could be neither stored nor sent.
+        errors = surrogate_errors(data)
+        if errors:
+            raise NestedFieldErrors(errors)
+        return data
 
     @field_validator("lam_version", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from lam.messages import (
     WIRE_REQUIRED_FIELDS,
 )
 from lam.performative import Performative
+from lam.text import ID_PATTERN
 
 __all__ = ["JSON_SCHEMA_DIALECT", "message_json_schema"]
 
@@ -46,7 +47,8 @@ def message_json_schema() -> dict[str, Any]:
         "enum": [p.value for p in Performative],
         "description": "What the message does.",
     }
-    optional_id = {"type": ["string", "null"], "minLength": 1}
+    message_id = {"type": "string", "pattern": ID_PATTERN}
+    optional_id = {"type": ["string", "null"], "pattern": ID_PATTERN}
     date_time = {"type": "string", "format": "date-time"}
 
     rules: list[dict[str, Any]] = []
@@ -94,7 +96,7 @@ def message_json_schema() -> dict[str, Any]:
         "required": list(WIRE_REQUIRED_FIELDS),
         "properties": {
             "lam_version": {"type": "string", "enum": list(SUPPORTED_LAM_VERSIONS)},
-            "id": {"type": "string", "minLength": 1},
+            "id": message_id,
             "performative": {"$ref": "#/$defs/Performative"},
             "sender": {"type": "string", "minLength": 1},
             "receiver": {"type": "string", "minLength": 1},

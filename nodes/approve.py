@@ -1,8 +1,14 @@
-"""approve: where the policy or a ToDo asks for it, a person accepts or rejects the plan.
+"""approve: where the policy or what a step does asks for it, the person accepts or rejects.
 
-The `propose` message is the interrupt's question. Resume with the answering LAM message
-(`agree` or `refuse`, `in_reply_to` the proposal), or, from Studio, with a shorthand:
-`"agree"`, `true`, `{"performative": "refuse", "reason": "..."}`.
+What needs approval is decided here again, whoever wrote the plan: every pending step's
+effect is re-derived from its executor and from what a trusted template declared for this
+very proposal (`graph.approval`), so a plan that reached this node without a flag it should
+carry still asks. The model's `requires_approval` can add approvals, never remove them.
+
+The `propose` message is the interrupt's question. Only its receiver (the person who asked)
+may answer it: resume with the answering LAM message (`agree` or `refuse`, `in_reply_to`
+the proposal, `sender` the proposal's receiver), or, from Studio, with a shorthand:
+`"agree"`, `true`, `{"performative": "refuse", "reason": "..."}` (taken as the receiver's).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from graph import lamlog
+from graph.answers import AnswerMismatchError, NotTheReceiverError, check_answer
+from graph.approval import declared_for, mark_approvals
 from graph.config import ApprovalPolicy
 from graph.services import get_services
 from graph.state import PlannerState
@@ -22,7 +30,12 @@ from lam import LAMMessage, LAMValidationError, MessageFactory, Performative, Pl
 logger = logging.getLogger(__name__)
 
 
+class UnreadableApprovalError(ValueError):
+    """The resume value is no answer to this `propose` (or not from its receiver): ask again."""
+
+
 def needs_approval(plan: Plan, policy: ApprovalPolicy) -> bool:
+    """Whether the plan, with its flags as they are, needs the person's `agree`."""
     pending = [t for t in plan.todos if t.status == "pending"]
     if policy == "always":
         return bool(pending)
@@ -32,17 +45,26 @@ def needs_approval(plan: Plan, policy: ApprovalPolicy) -> bool:
 
 
 def answer_to_message(answer: Any, propose: LAMMessage) -> LAMMessage:
-    """The resume value as an `agree` or `refuse` answering the proposal."""
+    """The resume value as an `agree` or `refuse` from the proposal's receiver.
+
+    Raises UnreadableApprovalError for anything else, including a LAM answer sent by
+    someone the proposal was not sent to.
+    """
     if isinstance(answer, dict) and "lam_version" in answer:
-        message = LAMMessage.from_dict(answer)
-        if message.performative not in (Performative.AGREE, Performative.REFUSE):
-            raise ValueError(
-                f"a plan is answered with agree or refuse, not {message.performative.value}"
-            )
+        try:
+            message = LAMMessage.from_dict(answer)
+        except LAMValidationError as exc:
+            raise UnreadableApprovalError(f"not a valid LAM message: {exc}") from None
         if message.in_reply_to != propose.id:
-            raise ValueError(
+            raise UnreadableApprovalError(
                 f"the answer replies to {message.in_reply_to}, not to the proposal {propose.id}"
             )
+        try:
+            # agree or refuse, from the one the proposal was sent to: the same rules as the
+            # HTTP API's, so a resume from Studio cannot approve as someone else.
+            check_answer(propose.to_dict(), message)
+        except (AnswerMismatchError, NotTheReceiverError) as exc:
+            raise UnreadableApprovalError(str(exc)) from None
         return message
     kind: str
     reason = ""
@@ -64,28 +86,34 @@ def answer_to_message(answer: Any, propose: LAMMessage) -> LAMMessage:
         return MessageFactory(sender, propose.conversation_id).refuse(
             propose, reason or "refused by the user"
         )
-    raise ValueError(f"cannot read {answer!r} as an answer: send agree or refuse")
+    raise UnreadableApprovalError(f"cannot read {answer!r} as an answer: send agree or refuse")
 
 
 async def approve(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
-    current = Plan.model_validate(state["plan"])
-    if not needs_approval(current, services.settings.approval_policy):
-        return {}
     proposed = lamlog.last(state.get("lam") or [], Performative.PROPOSE)
-    if proposed is None:
+    propose = LAMMessage.from_dict(proposed) if proposed is not None else None
+    declared = declared_for(state.get("plan_effects"), propose.id) if propose else {}
+    current = Plan.model_validate(state["plan"])
+    checked = mark_approvals(current, services.executors, declared)
+    update: dict[str, Any] = {}
+    if checked != current:
+        logger.warning("the plan lacked approval flags its steps need; added them")
+        update["plan"] = checked.model_dump(mode="json")
+    if not needs_approval(checked, services.settings.approval_policy):
+        return update
+    if propose is None:
         raise RuntimeError("a plan waits for approval, but no propose is in the log")
-    propose = LAMMessage.from_dict(proposed)
     while True:
         answer = interrupt(propose.to_dict())
         try:
             reply = answer_to_message(answer, propose)
             break
-        except (ValueError, LAMValidationError) as exc:
+        except UnreadableApprovalError as exc:
             # LangGraph keeps an interrupt's first answer for good, so a bad one would stick:
             # ask again instead (a new interrupt, the same `propose`).
-            logger.warning("approval answer not understood, asking again: %s", exc)
-    update: dict[str, Any] = {"lam": [reply.to_dict()]}
+            logger.warning("approval answer not taken, asking again: %s", exc)
+    update["lam"] = [reply.to_dict()]
     if reply.performative == Performative.REFUSE:
         reason = str(reply.content.get("reason", ""))
         update["status"] = "done"

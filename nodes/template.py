@@ -28,4 +28,4 @@ async def template(state: PlannerState, config: RunnableConfig) -> dict[str, Any
     if made is None:  # `route` chose this node because the template exists
         raise RuntimeError(f"no plan template for {found.get('intent')!r}")
     plan = mark_approvals(made.plan, services.executors, declared=made.effects)
-    return proposal(state, config, plan, "template")
+    return proposal(state, config, plan, "template", declared=made.effects)

@@ -95,7 +95,7 @@ class RecordExecutor:
     name = "record"
     description = "records its execution in a file (crash-test executor)"
     receiver: str | None = None
-    effect = "none"  # works in this process only
+    effect = "none"  # changes nothing outside the conversation: no approval asked
 
     def __init__(
         self,

@@ -27,7 +27,8 @@ class RecordingExecutor:
     name: str = "work"
     description: str = "does a piece of work (test executor)"
     receiver: str | None = None
-    # In-process work that changes nothing outside the conversation (`graph.approval`).
+    # What its steps do (`graph.approval`): nothing outside the conversation, so its plans
+    # run without asking unless a test says otherwise (e.g. effect="change").
     effect: str = "none"
     delays: Mapping[str, float] = field(default_factory=dict)
     fail: set[str] = field(default_factory=set)
@@ -85,6 +86,17 @@ class Conversation:
 
     async def resume(self, answers: Any) -> dict[str, Any]:
         return await self._run(Command(resume=answers))
+
+    async def approve_plan(self) -> dict[str, Any]:
+        """Agree to the proposed plan as the person it was proposed to, and run on.
+
+        A plan with a step that changes something (a desktop step, unless a template says
+        otherwise) asks first (issue 10).
+        """
+        (question,) = [
+            i for i in await self.interrupts() if i.value.get("performative") == "propose"
+        ]
+        return await self.resume({question.id: "agree"})
 
     async def carry_on(self) -> dict[str, Any]:
         """Continue from the last checkpoint (after a crash), with no new input."""

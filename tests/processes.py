@@ -8,15 +8,20 @@ so nothing imports `conftest` (pytest loads it itself, and a second import is a 
     kill_process()    SIGKILL
     RedisProcess      a redis-server/valkey-server on loopback, restartable on its port
     langgraph_working_copy()  a directory to run `langgraph dev` in, away from the source tree
+    read_lines_until()  a process's output lines up to a marker, with a deadline
 """
 
 from __future__ import annotations
 
 import json
+import os
+import select
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import redis
 
@@ -109,3 +114,37 @@ def langgraph_working_copy(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "langgraph.json").write_text(json.dumps(config, indent=2))
     return directory
+
+
+def read_lines_until(
+    stream: IO[str], done: Callable[[str], bool], timeout_s: float
+) -> tuple[list[str], bool]:
+    """A process's output lines up to the first `done(line)`, waiting at most `timeout_s`.
+
+    Returns the lines read and whether `done` was met: a server that fails at start-up but
+    stays alive fails the test with what it printed instead of hanging it.
+    """
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    pending = ""
+    fd = stream.fileno()
+    os.set_blocking(fd, False)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(fd, 65536).decode(errors="replace")
+            if not chunk:  # the process closed its output (it ended)
+                break
+            pending += chunk
+            while "\n" in pending:
+                line, pending = pending.split("\n", 1)
+                lines.append(line + "\n")
+                if done(line):
+                    return lines, True
+    finally:
+        os.set_blocking(fd, True)
+    if pending:
+        lines.append(pending)
+    return lines, False

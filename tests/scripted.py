@@ -146,8 +146,15 @@ class ConstantChatModel(BaseChatModel):
     def with_structured_output(
         self, schema: Any, *, include_raw: bool = False, **kwargs: Any
     ) -> Runnable[Any, Any]:
-        answer = self.answers[schema_name(schema) or ""]
-        return RunnableLambda(lambda _: structured_reply(schema, answer, include_raw))
+        name = schema_name(schema) or ""
+
+        def answer(_: Any) -> Any:
+            # A schema with no scripted answer fails like a model that answered nothing useful.
+            if name not in self.answers:
+                raise ValueError(f"no scripted answer for {name}")
+            return structured_reply(schema, self.answers[name], include_raw)
+
+        return RunnableLambda(answer)
 
 
 class UncallableChatModel(BaseChatModel):

@@ -58,7 +58,7 @@ class WorkExecutor:
     name = "work"
     description = "does a piece of work (test executor)"
     receiver: str | None = None
-    effect = "none"  # works in this process only: no approval needed
+    effect = "none"  # declared: its plans run without asking, as a harmless step's would
 
     def __init__(self, marker_dir: Path | None) -> None:
         self.marker_dir = marker_dir
@@ -236,6 +236,25 @@ async def wait_status(
         if body.get("status") in statuses or time.monotonic() > deadline:
             return dict(body)
         await asyncio.sleep(0.05)
+
+
+async def approve_until_assigned(
+    client: httpx.AsyncClient, cid: str, within: float = 30.0
+) -> dict[str, Any]:
+    """Agree (as the person asked) to the plan, then return the first `assign` that waits.
+
+    The desktop step of a template changes something, so the plan asks first (issue 10).
+    """
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        inbox = (await client.get(f"/v1/conversations/{cid}/inbox")).json()
+        for message in inbox:
+            if message["performative"] == "assign":
+                return dict(message)
+            response = await client.post("/v1/lam", json=agree_to(message))
+            assert response.status_code == 202, response.text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no assign waited in {cid} within {within} s")
 
 
 async def sse(

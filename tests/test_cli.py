@@ -25,7 +25,7 @@ from cli import exits
 from graph.intents import IntentRegistry
 from lam import LAMMessage, Plan
 from tests.cli_harness import CLI, ROOT, PtyProcess, clean_env, run_cli
-from tests.processes import free_port, langgraph_working_copy
+from tests.processes import free_port, langgraph_working_copy, read_lines_until
 
 EN = "Remind me to call Anna tomorrow at 9"
 DE = "Erinnere mich morgen um 9 an den Anruf bei Anna"
@@ -257,11 +257,20 @@ def test_unreachable_redis_is_one_line(env: dict[str, str]) -> None:
     assert "unreachable" in one_line_error(shown.stderr)
 
 
+def test_an_unreachable_server_is_named_without_its_secrets(env: dict[str, str]) -> None:
+    url = f"http://alice:s3cret-pass@127.0.0.1:{free_port()}/?token=t0ken"
+    done = run_cli(["show", "some-id", "--server", url], env)
+    assert done.returncode == exits.CONFIG
+    line = one_line_error(done.stderr)
+    assert "cannot reach the server" in line and "127.0.0.1" in line
+    assert "s3cret-pass" not in done.stderr and "t0ken" not in done.stderr
+
+
 def test_unusable_server_setting_is_one_line(env: dict[str, str]) -> None:
     env["CPA_API_KEYS"] = "no-key-here"
     done = run_cli(["serve"], env)
     assert done.returncode == exits.CONFIG
-    assert "CPA_API_KEYS: expected tenant:key" in one_line_error(done.stderr)
+    assert "CPA_API_KEYS: entry 1 is not tenant:key" in one_line_error(done.stderr)
 
 
 def test_unknown_conversation(env: dict[str, str]) -> None:
@@ -647,11 +656,10 @@ def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        said: list[str] = []
-        for line in process.stdout:
-            said.append(line)
-            if line.startswith("API:"):
-                break
+        said, started = read_lines_until(
+            process.stdout, lambda line: line.startswith("API:"), timeout_s=120
+        )
+        assert started, "the dev server did not start:\n" + "".join(said)
         studio = next((line for line in said if line.startswith("Studio:")), "")
         match = re.search(r"baseUrl=(http://127\.0\.0\.1:\d+)", studio)
         assert match, "no Studio address printed:\n" + "".join(said)

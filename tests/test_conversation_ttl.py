@@ -29,11 +29,11 @@ async def test_ttl_applies_once_a_conversation_is_done(redis_url: str, redis_pre
         view = await convs.run(cid, convs.opening("Remind me to call Anna tomorrow at 9"))
         assert view.status == "waiting"
         assert set(await _ttls(redis_url, redis_prefix, cid)) == {-1}  # waiting: kept
-
-        propose = LAMMessage.from_dict(view.waiting[0].message)  # it asks before adding
+        propose = LAMMessage.from_dict(view.waiting[0].message)  # adding it changes something
         agree = MessageFactory("user", cid).agree(propose)
         view = await convs.run(cid, await convs.answer(cid, agree))
         assert view.status == "waiting"
+
         assign = LAMMessage.from_dict(view.waiting[0].message)
         done = MessageFactory("cpa-desktop", cid).done(assign, "added")
         view = await convs.run(cid, await convs.answer(cid, done))

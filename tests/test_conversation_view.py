@@ -9,6 +9,8 @@ from graph.conversations import (
     ConversationNotFoundError,
     Conversations,
     NothingWaitingError,
+    NotTheReceiverError,
+    WrongTodoError,
 )
 from lam import LAMMessage, MessageFactory
 from tests.planner_harness import Conversation, RecordingExecutor, services
@@ -25,15 +27,17 @@ PLAN = {
 }
 
 
+async def _agree(convs: Conversations, cid: str, *, owner: str | None = None) -> None:
+    """The person agrees to the plan (its desktop steps change something: it asks first)."""
+    (propose,) = await convs.inbox(cid, "user", owner=owner)
+    agree = MessageFactory("user", cid).agree(LAMMessage.from_dict(propose))
+    await convs.run(cid, await convs.answer(cid, agree, owner=owner), owner=owner)
+
+
 def _conversations() -> tuple[Conversations, RecordingExecutor, Conversation]:
     work = RecordingExecutor()
     planner = ScriptedChatModel.script(structured=[steps(PLAN)])
-    # Not about approvals: the LLM's desktop steps would otherwise ask first.
-    svc = services(
-        models={"router": UncallableChatModel(), "planner": planner},
-        executors=[work],
-        approval_policy="never",
-    )
+    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
     conv = Conversation(svc)
     return Conversations(conv.graph, conv.checkpointer), work, conv
 
@@ -42,6 +46,7 @@ async def test_view_while_desktop_todos_wait() -> None:
     convs, work, conv = _conversations()
     cid = conv.thread_id
     streamed = [m async for m in convs.stream(cid, convs.opening("Write an email to Tom"))]
+    await _agree(convs, cid)
 
     view = await convs.view(cid)
     assert view.status == "waiting"
@@ -75,6 +80,7 @@ async def test_answers_to_nothing_or_of_the_wrong_kind_are_refused() -> None:
     convs, _work, conv = _conversations()
     cid = conv.thread_id
     await convs.run(cid, convs.opening("Write an email to Tom"))
+    await _agree(convs, cid)
     (first, *_rest) = await convs.inbox(cid)
     assign = LAMMessage.from_dict(first)
     user = MessageFactory("user", cid)
@@ -97,3 +103,58 @@ async def test_unknown_conversation() -> None:
     convs, _work, _conv = _conversations()
     with pytest.raises(ConversationNotFoundError):
         await convs.view("nope")
+
+
+async def test_owners_have_their_own_conversations_under_the_same_id() -> None:
+    # Issue 10, finding 8: the server's tenants (owners), and the CLI (no owner).
+    convs, _work, _conv = _conversations()
+    cid = "shared-id"
+    await convs.run(cid, convs.opening("Write an email to Tom"), owner="acme")
+    with pytest.raises(ConversationNotFoundError):
+        await convs.view(cid, owner="globex")
+    with pytest.raises(ConversationNotFoundError):
+        await convs.view(cid)  # the CLI's conversation of that id is another one
+    await convs.run(cid, convs.opening("Write an email to Anna"), owner="globex")
+
+    mine, theirs = await convs.view(cid, owner="acme"), await convs.view(cid, owner="globex")
+    assert mine.messages[0]["content"]["text"] == "Write an email to Tom"
+    assert theirs.messages[0]["content"]["text"] == "Write an email to Anna"
+    # The LAM messages carry the public id, never the thread's `owner/id`.
+    assert {m["conversation_id"] for m in mine.messages + theirs.messages} == {cid}
+    assert Conversations.config(cid, "acme")["configurable"]["thread_id"] == "acme/shared-id"
+
+
+async def test_answers_come_from_the_receiver_and_name_the_assigned_todo() -> None:
+    convs, _work, conv = _conversations()
+    cid = conv.thread_id
+    await convs.run(cid, convs.opening("Write an email to Tom"))
+    (propose,) = await convs.inbox(cid, "user")
+    forged = MessageFactory("cpa-desktop", cid).agree(LAMMessage.from_dict(propose))
+    with pytest.raises(NotTheReceiverError, match="sent to user"):
+        await convs.answer(cid, forged)
+    await _agree(convs, cid)
+    by_todo = {m["content"]["todo"]["id"]: m for m in await convs.inbox(cid, "cpa-desktop")}
+    assign = LAMMessage.from_dict(by_todo["t2"])
+    with pytest.raises(WrongTodoError, match="assigned ToDo t2; the answer names t3"):
+        await convs.answer(cid, MessageFactory("cpa-desktop", cid).done(assign, 1, todo_id="t3"))
+    with pytest.raises(NotTheReceiverError):
+        await convs.answer(cid, MessageFactory("user", cid).done(assign, 1))
+    assert (await convs.view(cid)).status == "waiting"
+
+
+async def test_abandon_ends_a_waiting_conversation_as_failed() -> None:
+    convs, work, conv = _conversations()
+    cid = conv.thread_id
+    await convs.run(cid, convs.opening("Write an email to Tom"))
+
+    view = await convs.abandon(cid, "expired", "no answer within 1 s")
+
+    assert view.status == "failed"
+    assert view.result == {"error": {"code": "expired", "message": "no answer within 1 s"}}
+    failure = view.messages[-1]
+    assert failure["performative"] == "failure" and failure["receiver"] == "user"
+    assert failure["content"]["error"]["code"] == "expired"
+    assert await convs.inbox(cid) == [] and view.waiting == []
+    with pytest.raises(NothingWaitingError):
+        await convs.abandon(cid, "expired", "again")
+    assert work.runs("t1") == 0

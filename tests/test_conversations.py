@@ -27,13 +27,6 @@ def _desktop_answer(interrupt_value: dict[str, Any], output: Any) -> dict[str, A
     return MessageFactory("cpa-desktop", assign.conversation_id).done(assign, output).to_dict()
 
 
-async def _agreed(conv: Conversation) -> None:
-    """Approve the proposed plan (adding a reminder changes the reminders app: it asks)."""
-    (question,) = await conv.interrupts()
-    assert question.value["performative"] == "propose"
-    await conv.resume({question.id: "agree"})
-
-
 def _planned(plan: dict[str, Any], *executors: Any, **settings: Any) -> Conversation:
     """A conversation whose rule-matched request gets `plan` from a scripted planner."""
     planner = ScriptedChatModel.script(structured=[steps(plan)])
@@ -51,7 +44,10 @@ async def test_rule_matched_template_plan_needs_no_llm(request_text: str) -> Non
 
     assert state["intent"]["source"] == "rules"
     assert state["intent"]["intent"] == "reminder"
-    await _agreed(conv)
+    # Adding the reminder changes something: the person is asked first (issue 10).
+    (question,) = await conv.interrupts()
+    assert question.value["performative"] == "propose" and question.value["receiver"] == "user"
+    await conv.approve_plan()
     # The template's desktop ToDo waits for the desktop agent.
     (waiting,) = await conv.interrupts()
     assert waiting.value["performative"] == "assign"
@@ -250,11 +246,11 @@ async def test_human_and_desktop_todos_wait_together_and_resume() -> None:
         models={"router": UncallableChatModel(), "planner": planner},
         executors=[work],
         max_replans=0,
-        approval_policy="never",  # not about approvals: the desktop steps would ask first
     )
     conv = Conversation(svc)
 
     await conv.start("Write an email to Tom with the agenda")
+    await conv.approve_plan()  # the desktop steps change something: asked first
     waiting = await conv.interrupts()
     by_todo = {w.value["content"]["todo"]["id"]: w for w in waiting}
     assert sorted(by_todo) == ["t1", "t2", "t3"]
@@ -447,7 +443,7 @@ async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo() -> N
 async def test_braces_in_a_request_are_text_not_placeholders() -> None:
     conv = Conversation(services(models=NO_LLM))
     await conv.start("Remind me to fix {t1} and {oops} in the config")
-    await _agreed(conv)
+    await conv.approve_plan()
     (waiting,) = await conv.interrupts()
     drafted = waiting.value["content"]["inputs"]["dependencies"]
     assert "fix {t1} and {oops} in the config" in next(iter(drafted.values()))
@@ -456,7 +452,7 @@ async def test_braces_in_a_request_are_text_not_placeholders() -> None:
 async def test_an_answered_assign_keeps_its_first_timestamp_and_comes_first() -> None:
     conv = Conversation(services(models=NO_LLM))
     await conv.start("Remind me to call Anna tomorrow at 9")
-    await _agreed(conv)
+    await conv.approve_plan()
     (waiting,) = await conv.interrupts()
     first_sent = waiting.value
     state = await conv.resume({waiting.id: _desktop_answer(first_sent, "added")})
@@ -509,7 +505,7 @@ async def test_an_unreadable_approval_is_asked_again() -> None:
 async def test_an_unreadable_desktop_answer_is_asked_again() -> None:
     conv = Conversation(services(models=NO_LLM))
     await conv.start("Remind me to call Anna tomorrow at 9")
-    await _agreed(conv)
+    await conv.approve_plan()
     (first,) = await conv.interrupts()
     stray = {**_desktop_answer(first.value, "x"), "in_reply_to": "someone-else"}
     await conv.resume({first.id: stray})

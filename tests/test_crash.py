@@ -137,7 +137,7 @@ def base_env(redis_url: str, prefix: str, record: Path) -> dict[str, str]:
         "CPA_REDIS_PREFIX": prefix,
         "CPA_INTENTS_PATH": str(REGISTRY),
         "CPA_TODO_RETRIES": "0",
-        # Crash drills, not approvals: the drill's desktop ToDo would otherwise ask first.
+        # The drill is about crashes: its desktop step would otherwise ask first (issue 10).
         "CPA_APPROVAL_POLICY": "never",
         RECORD_ENV: str(record),
         HOLD_ENV: "",
@@ -156,8 +156,11 @@ def base_env(redis_url: str, prefix: str, record: Path) -> dict[str, str]:
     }
 
 
-async def read_view(env: Mapping[str, str], cid: str) -> Any:
-    """The conversation's view from Redis, as any new process would see it."""
+async def read_view(env: Mapping[str, str], cid: str, owner: str | None = None) -> Any:
+    """The conversation's view from Redis, as any new process would see it.
+
+    `owner`: the server's tenant, whose conversations are the threads `owner/id`.
+    """
     settings = Settings.from_env(env)
     services = make_services(
         settings,
@@ -165,13 +168,14 @@ async def read_view(env: Mapping[str, str], cid: str) -> Any:
         extra_executors=[RecordExecutor(Path(env[RECORD_ENV]))],
     )
     async with open_checkpointer(settings) as saver:
-        return await Conversations(build_graph(services, checkpointer=saver), saver).view(cid)
+        conversations = Conversations(build_graph(services, checkpointer=saver), saver)
+        return await conversations.view(cid, owner=owner)
 
 
 async def durable(env: Mapping[str, str], cid: str) -> frozenset[str]:
     """The ToDos whose results are in Redis (in the state or as pending task writes)."""
     try:
-        view = await read_view(env, cid)
+        view = await read_view(env, cid, TENANT if "CPA_SERVER_SERVICES" in env else None)
     except ConversationNotFoundError:
         return frozenset()
     todos = (view.plan or {}).get("todos", [])
@@ -386,11 +390,14 @@ async def test_kill_nine_at_an_unsettled_moment(drill: tuple[Driver, Record]) ->
 # Servers ---------------------------------------------------------------------------------------
 
 
+TENANT = "crash"
+
+
 def server_env(redis_url: str, prefix: str, record: Path, **extra: str) -> dict[str, str]:
     return {
         **base_env(redis_url, prefix, record),
         "CPA_SERVER_SERVICES": "tests.crash_driver:crash_services",
-        "CPA_API_KEYS": f"crash:{API_KEY}",
+        "CPA_API_KEYS": f"{TENANT}:{API_KEY}",
         "CPA_API_KEYS_FILE": "",
         **extra,
     }
@@ -532,7 +539,8 @@ async def test_redis_restart_mid_conversation(
     assert_completed(body)
     assert record.starts() == Counter(RECORD_TODOS)  # nothing ran twice
     assert_lam_log(body["messages"], cid)
-    shown = cli(env, "show", cid, "--json")
+    # The server's conversations are its tenants' (threads `tenant/id`): the CLI asks it.
+    shown = cli(env, "show", cid, "--json", "--server", server.url, "--api-key", API_KEY)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["status"] == "done"
 
@@ -597,7 +605,7 @@ async def test_desktop_wait_survives_application_restarts(
     saved = await wait_durable(env, cid, record.ended())
     assert saved == frozenset(ALL_TODOS) - {Z}
     second.kill()  # the answer is applied, z runs: killed mid-run
-    stopped = await read_view(env, cid)
+    stopped = await read_view(env, cid, TENANT)
     assert (stopped.status, stopped.waiting) == ("running", [])  # not asking d1 again
 
     # The next start carries the run on by itself (the server resumes what was running).

@@ -104,6 +104,12 @@ def test_http_allow_list_compares_scheme_host_port_and_path(url: str, ok: bool) 
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/api/moved":
+            self.send_response(302)
+            self.send_header("Location", "/admin")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = json.dumps({"path": self.path}).encode()
         self.send_response(200 if self.path.startswith("/api") else 503)
         self.send_header("Content-Type", "application/json")
@@ -135,6 +141,69 @@ async def test_http_executor_calls_only_allowed_urls(local_http: str) -> None:
     with pytest.raises(ExecutorError) as nothing_allowed:
         await HttpExecutor()(_call(todo, {"url": f"{local_http}/api/x"}, Settings()))
     assert nothing_allowed.value.code == "url_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        # Issue 10: the allow-list judged the text, httpx then sent `GET /admin`.
+        ("https://api.example.com/v1/../admin", False),
+        ("https://api.example.com/v1/%2e%2e/admin", False),
+        ("https://api.example.com/v1/%2E%2E/v1x", False),
+        ("https://api.example.com/v1/./items/../items", True),
+        ("https://api.example.com/v1/%69tems", True),  # %69 is `i`
+        ("https://API.Example.com:443/v1/items", True),  # the default port, written out
+        ("https://api.example.com./v1/items", True),
+        ("https://api.example.com/v1/..%2fadmin", False),  # an encoded `/`: refused
+        ("https://api.example.com:+443/v1/items", False),
+        ("https://user:pw@api.example.com/v1/items", True),
+    ],
+)
+def test_http_allow_list_judges_the_url_the_server_reads(url: str, ok: bool) -> None:
+    assert allowed(url, ("https://api.example.com/v1",)) is ok
+    # An allow-list entry is read the same way.
+    assert allowed(url, ("HTTPS://api.example.com:443/v1/",)) is ok
+
+
+async def test_dot_segments_cannot_leave_the_allowed_prefix(local_http: str) -> None:
+    settings = Settings(http_allowlist=f"{local_http}/api")
+    todo = ToDo(id="t1", title="t", executor="http")
+    for escape in ("/api/../admin", "/api/%2e%2e/admin", "/api/./x/../../admin"):
+        with pytest.raises(ExecutorError) as refused:
+            await HttpExecutor()(_call(todo, {"url": f"{local_http}{escape}"}, settings))
+        assert refused.value.code == "url_not_allowed", escape
+    # What is allowed is sent as checked: the server sees the resolved path.
+    out = await HttpExecutor()(_call(todo, {"url": f"{local_http}/api/a/../%62"}, settings))
+    assert out == {"path": "/api/b"}
+
+
+@pytest.mark.parametrize("port", ["+18999", "0x50", "٨٠", "99999", "0", "-1"])
+async def test_an_unusable_port_is_bad_input_not_a_crash(port: str) -> None:
+    settings = Settings(http_allowlist="http://127.0.0.1:18999")
+    todo = ToDo(id="t1", title="t", executor="http")
+    with pytest.raises(ExecutorError) as bad:
+        await HttpExecutor()(_call(todo, {"url": f"http://127.0.0.1:{port}/x"}, settings))
+    assert bad.value.code == "bad_url" and not bad.value.retryable
+    assert "port" in bad.value.message
+
+
+async def test_a_redirect_is_a_failure_with_its_status(local_http: str) -> None:
+    settings = Settings(http_allowlist=f"{local_http}/api")
+    todo = ToDo(id="t1", title="t", executor="http")
+    with pytest.raises(ExecutorError) as moved:
+        await HttpExecutor()(_call(todo, {"url": f"{local_http}/api/moved"}, settings))
+    assert moved.value.code == "http_redirect" and not moved.value.retryable
+    assert "302" in moved.value.message and "/admin" in moved.value.message
+
+
+async def test_http_errors_never_print_credentials(local_http: str) -> None:
+    settings = Settings(http_allowlist="http://127.0.0.1:9/api")
+    todo = ToDo(id="t1", title="t", executor="http")
+    url = "http://bob:hunter2@127.0.0.1:9/admin?api_key=s3cr3t"
+    with pytest.raises(ExecutorError) as refused:
+        await HttpExecutor()(_call(todo, {"url": url}, settings))
+    assert "hunter2" not in refused.value.message and "s3cr3t" not in refused.value.message
+    assert "127.0.0.1:9/admin" in refused.value.message
 
 
 async def test_http_server_errors_are_retryable(local_http: str) -> None:
@@ -201,6 +270,7 @@ class _AlwaysSlow:
     description = "never finishes in time"
     effect = "none"
     receiver: str | None = None
+    effect = "none"
 
     async def __call__(self, call: ExecutorCall) -> Any:
         await asyncio.sleep(5)

@@ -312,3 +312,14 @@ def test_a_request_after_thanks_is_no_smalltalk(registry: IntentRegistry) -> Non
     decision = registry.decide("Thanks, now open Excel")
     assert decision.intent != "smalltalk"
     assert decision.compound is None  # one action
+
+
+def test_warm_trains_the_classifier_before_any_request_needs_it() -> None:
+    from graph.intents import classifier
+
+    registry = IntentRegistry.load()
+    classifier._train.cache_clear()
+    registry.warm()
+    assert classifier._train.cache_info().currsize == 1
+    registry.decide("I need a reminder to water the plants")  # the classifier tier: no training
+    assert classifier._train.cache_info().misses == 1

@@ -743,3 +743,84 @@ def test_python_m_lam_schema_and_validate(tmp_path: Path) -> None:
     )
     assert res.returncode == 1
     assert "sender" in res.stderr and "content.topic" in res.stderr
+
+
+# --- ids and text (issue 10: SSE injection, lone surrogates, blank requests) -----------------
+
+
+@pytest.mark.parametrize("field", ["id", "conversation_id", "in_reply_to"])
+@pytest.mark.parametrize(
+    "bad",
+    ["x" * 129, "x" * 10_000, " ", "a b", "a\nid: forged", "a\n", "a\rb", "a/b", "ä", "", "a\x00"],
+)
+def test_ids_are_plain_and_short(field: str, bad: str) -> None:
+    with pytest.raises(LAMValidationError) as exc:
+        LAMMessage.from_dict(wire(**{field: bad}))
+    assert fields_of(exc) == [field]
+    with pytest.raises(LAMValidationError):
+        LAMMessage(**wire(**{field: bad}))  # the Python constructor keeps the same rule
+
+
+@pytest.mark.parametrize("good", ["x" * 128, "a", "A-Z_a.z:0-9", "tenant:conv.1"])
+def test_ids_of_the_allowed_characters_pass(good: str) -> None:
+    message = LAMMessage.from_dict(wire(id=good, conversation_id=good, in_reply_to=good))
+    assert (message.id, message.conversation_id, message.in_reply_to) == (good, good, good)
+
+
+def test_generated_ids_follow_the_rule() -> None:
+    schema = jsonschema.Draft202012Validator(message_json_schema())
+    request = MessageFactory("user").request("hi")
+    assert len(request.id) == 36
+    schema.validate(request.to_dict())
+    assert not schema.is_valid(wire(id="a b"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"metadata": {"trace": "ok\ud800"}}, "metadata.trace"),
+        ({"content": {"topic": "status", "note": "\udfff"}}, "content.note"),
+        ({"content": {"topic": "status", "deep": [{"x": "a\ud83d"}]}}, "content.deep.0.x"),
+        ({"sender": "pla\udc00nner"}, "sender"),
+        ({"metadata": {"k\ud800": "v"}}, "metadata"),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_the_field(
+    overrides: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(LAMValidationError) as exc:
+        LAMMessage.from_dict(wire(**overrides))
+    assert fields_of(exc) == [field]
+    assert "unpaired surrogate" in str(exc.value)
+    # The same from JSON text, where a client writes it as an escape.
+    with pytest.raises(LAMValidationError) as from_json:
+        LAMMessage.from_json(json.dumps(wire(**overrides)))
+    assert fields_of(from_json) == [field]
+
+
+def test_a_lone_surrogate_in_done_output_is_refused() -> None:
+    assign = MessageFactory("planner", "c").assign("cpa-desktop", make_plan().todos[0], {})
+    text = json.dumps(
+        {
+            **MessageFactory("cpa-desktop", "c").done(assign, "x").to_dict(),
+            "content": {"todo_id": "t1", "output": {"files": ["report\ud800.txt"]}},
+        }
+    )
+    with pytest.raises(LAMValidationError) as exc:
+        LAMMessage.from_json(text)
+    assert fields_of(exc) == ["content.output.files.0"]
+
+
+def test_surrogate_pairs_are_text_like_any_other() -> None:
+    # JSON writes characters outside the BMP as a pair of escapes; decoded, they are one.
+    text = json.dumps(wire(metadata={"mood": "\U0001f600"}))
+    assert "\\ud83d\\ude00" in text
+    assert LAMMessage.from_json(text).metadata == {"mood": "\U0001f600"}
+
+
+@pytest.mark.parametrize("blank", [" ", "\t\n ", "\u3000"])
+def test_a_blank_request_is_refused_with_a_clear_message(blank: str) -> None:
+    with pytest.raises(LAMValidationError) as exc:
+        MessageFactory("user").request(blank)
+    assert fields_of(exc) == ["content.text"]
+    assert "blank" in exc.value.errors[0]["message"]

@@ -24,6 +24,11 @@ SETTINGS = settings(max_examples=120, deadline=None)
 SCHEMA = jsonschema.Draft202012Validator(message_json_schema())
 
 names = st.text(min_size=1, max_size=12)
+ids = st.from_regex(r"[A-Za-z0-9._:-]{1,16}", fullmatch=True)
+# Ids that break the rule: a character outside it, or too long.
+bad_ids = st.text(min_size=1, max_size=12).filter(
+    lambda i: not all(c.isascii() and (c.isalnum() or c in "._:-") for c in i)
+) | st.from_regex(r"[a-z]{129,140}", fullmatch=True)
 small_text = st.text(max_size=16)
 json_scalars = (
     st.none()
@@ -67,7 +72,8 @@ def contents(performative: Performative) -> st.SearchStrategy[dict[str, Any]]:
     extra = st.dictionaries(small_text.filter(lambda k: k != "topic"), json_values, max_size=2)
     match performative:
         case Performative.REQUEST:
-            return st.fixed_dictionaries({"text": names}, optional={"locale": names})
+            text = names.filter(str.strip)  # a blank request is refused
+            return st.fixed_dictionaries({"text": text}, optional={"locale": names})
         case Performative.INFORM:
             intent = st.fixed_dictionaries(
                 {
@@ -118,12 +124,12 @@ def messages(draw: st.DrawFn) -> LAMMessage:
     performative = draw(st.sampled_from(list(Performative)))
     needs_reply = performative in (Performative.AGREE, Performative.REFUSE, Performative.DONE)
     return LAMMessage(
-        id=draw(names),
+        id=draw(ids),
         performative=performative,
         sender=draw(names),
         receiver=draw(names),
-        conversation_id=draw(st.none() | names if performative is Performative.REQUEST else names),
-        in_reply_to=draw(names if needs_reply else st.none() | names),
+        conversation_id=draw(st.none() | ids if performative is Performative.REQUEST else ids),
+        in_reply_to=draw(ids if needs_reply else st.none() | ids),
         timestamp=draw(moments),
         reply_by=draw(st.none() | moments),
         content=draw(contents(performative)),
@@ -194,7 +200,17 @@ def damaged(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     performative = data["performative"]
     kind = draw(
         st.sampled_from(
-            ["drop", "wrong_type", "content", "performative", "version", "timestamp", "extra"]
+            [
+                "drop",
+                "wrong_type",
+                "content",
+                "performative",
+                "version",
+                "timestamp",
+                "extra",
+                "id",
+                "surrogate",
+            ]
         )
     )
     if kind == "drop":
@@ -238,6 +254,22 @@ def damaged(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             | st.none()
             | st.just("2025-13-01T00:00:00Z")
         )
+    elif kind == "id":
+        field = draw(st.sampled_from(["id", "conversation_id", "in_reply_to"]))
+        data[field] = draw(bad_ids)
+        kind = field
+    elif kind == "surrogate":
+        # A lone surrogate, as JSON's \ud800 escape decodes, in a string or a key anywhere.
+        where = draw(st.sampled_from(["sender", "metadata", "metadata_key", "content"]))
+        lone = chr(draw(st.integers(0xD800, 0xDFFF)))
+        if where == "metadata":
+            data["metadata"] = {"k": f"x{lone}"}
+        elif where == "metadata_key":
+            data["metadata"] = {f"k{lone}": "v"}
+        elif where == "content":
+            data["content"] = {**data["content"], f"k{lone}": 1}
+        else:
+            data[where] = f"{data[where]}{lone}"
     else:
         data[draw(names.filter(lambda k: k not in data))] = draw(json_values)
     return kind, data
@@ -255,9 +287,11 @@ def test_damage_is_always_a_lam_validation_error(case: tuple[str, dict[str, Any]
     with pytest.raises(LAMValidationError) as from_json:
         LAMMessage.from_json(json.dumps(data))
     assert from_json.value.errors == from_dict.value.errors
-    if kind in ("performative", "version", "timestamp"):
+    if kind in ("performative", "version", "timestamp", "id", "conversation_id", "in_reply_to"):
         field = {"performative": "performative", "version": "lam_version"}.get(kind, kind)
         assert field in from_dict.value.fields
+    if kind == "surrogate":
+        assert "unpaired surrogate" in str(from_dict.value)
 
 
 @SETTINGS

@@ -18,6 +18,7 @@ from tests.server_harness import (
     GLOBEX_KEY,
     ServerProcess,
     agree_to,
+    approve_until_assigned,
     auth,
     delete_prefix,
     desktop_agent_polling,
@@ -203,16 +204,7 @@ async def test_refused_plan_runs_nothing(acme: httpx.AsyncClient) -> None:
 async def _waiting_assign(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
     """A reminder, approved (it changes the reminders app), waiting for the desktop agent."""
     cid = (await open_conversation(client, "Remind me to water the plants"))["conversation_id"]
-    await wait_status(client, cid, {"waiting"})
-    (propose,) = (await client.get(f"/v1/conversations/{cid}/inbox?receiver=user")).json()
-    assert (await client.post("/v1/lam", json=agree_to(propose))).status_code == 202
-    for _ in range(600):
-        inbox = (await client.get(f"/v1/conversations/{cid}/inbox?receiver={DESKTOP}")).json()
-        if inbox:
-            (assign,) = inbox
-            return cid, assign
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"conversation {cid}: no assign after the approval")
+    return cid, await approve_until_assigned(client, cid)
 
 
 async def test_same_answer_twice_is_one_resume(acme: httpx.AsyncClient) -> None:
@@ -313,10 +305,6 @@ async def test_tenants_never_see_each_others_conversations(
         assert response.json()["error"]["code"] == "not_found"
     stolen = await globex.post("/v1/lam", json=done_for(assign, "hijacked"))
     assert stolen.status_code == 404
-    # Nor can globex open a conversation under acme's id.
-    hijack = request_message("Take a note: mine now")
-    hijack["conversation_id"] = cid
-    assert (await globex.post("/v1/lam", json=hijack)).status_code == 404
     listed = (await globex.get("/v1/conversations")).json()["conversations"]
     assert cid not in {c["conversation_id"] for c in listed}
     assert cid in {
@@ -344,7 +332,9 @@ async def test_body_over_the_limit_is_413(acme: httpx.AsyncClient) -> None:
         for _ in range(MAX_BODY // 1024 + 2):
             yield b" " * 1024
 
-    streamed = await acme.post("/v1/lam", content=chunks())
+    streamed = await acme.post(
+        "/v1/lam", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert streamed.status_code == 413
 
 

@@ -148,6 +148,8 @@ def test_one_dev_process_serves_studio_and_our_api(dev_server: str) -> None:
         )
         assert response.status_code == 202, response.text
         assert response.json()["conversation"]["status"] == "done"
-        bad = client.post("/v1/lam", content=b"{", headers=auth(ACME_KEY))
+        bad = client.post(
+            "/v1/lam", content=b"{", headers={**auth(ACME_KEY), "Content-Type": "application/json"}
+        )
         assert bad.status_code == 422
         assert bad.json()["error"]["code"] == "invalid_message"

@@ -142,6 +142,11 @@ class IntentRegistry:
         spec = self.intents.get(intent)
         return spec.kind if spec else None
 
+    def warm(self) -> None:
+        """Train the classifier now (about a second), not when a request first needs it."""
+        if self.classifier is not None and self.classifier.usable:
+            self.classifier.model()
+
     def decide(self, text: str) -> Decision:
         """The decision for one request: rules, compound detection, classifier; no LLM."""
         return decide(self._tiers, text)

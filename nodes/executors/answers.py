@@ -7,6 +7,12 @@ from typing import Any
 
 from langgraph.types import interrupt
 
+from graph.answers import (
+    AnswerMismatchError,
+    NotTheReceiverError,
+    WrongTodoError,
+    check_answer,
+)
 from graph.executors import Answered, ExecutorCall, ExecutorError
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative
 
@@ -47,14 +53,16 @@ def read_answer(call: ExecutorCall, answer: Any) -> Answered:
             raise UnreadableAnswerError(
                 f"the answer replies to {message.in_reply_to}, not to {assign.id}"
             )
+        try:
+            # The kind, the sender (the assign's receiver) and the ToDo must fit: a resume
+            # from Studio or elsewhere is held to the same rules as the HTTP API's.
+            check_answer(assign.to_dict(), message)
+        except (AnswerMismatchError, NotTheReceiverError, WrongTodoError) as exc:
+            raise UnreadableAnswerError(str(exc)) from None
         if message.performative == Performative.DONE:
             return Answered(message.content.get("output"), message)
-        if message.performative == Performative.FAILURE:
-            error = message.content["error"]
-            raise ExecutorError(str(error["code"]), str(error["message"]), reply=message)
-        raise UnreadableAnswerError(
-            f"an assign is answered with done or failure, not {message.performative.value}"
-        )
+        error = message.content["error"]
+        raise ExecutorError(str(error["code"]), str(error["message"]), reply=message)
     worker = MessageFactory(assign.receiver, call.conversation_id)
     if isinstance(answer, dict) and set(answer) == {"error"}:
         failure = worker.failure(
