@@ -151,7 +151,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 120.0) -> None:
         if self.cli:
             args = [sys.executable, "-m", "cli", "serve", "--port", str(self.port)]
         else:
