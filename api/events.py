@@ -10,6 +10,13 @@ One process holds one subscription to that channel (`Feeds`), whatever the numbe
 listeners. A conversation with listeners in this process has one in-memory `Feed`: told
 that its thread changed, it reads what is new once (one LRANGE and the status) and wakes
 its listeners, who take their events from memory. Nothing polls per listener.
+
+Progress is passing news, not part of the log: which step waits on a model (`llm`) and the
+answer's pieces as the model writes it (`token`). The runner publishes it on the thread's
+own channel (`srv:ev:H:progress`), so a stream on any replica can pass it on; a stream asked
+for it (`?progress=true`) subscribes while it lasts and sends it as SSE events of those
+names, without an `id:` (the Last-Event-ID stays the last LAM message's). Nobody listening,
+nothing is kept.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -30,6 +38,9 @@ from api.models import FINAL_STATUSES
 from api.redis_keys import RedisKeys
 
 logger = logging.getLogger("cpa_planner.server")
+#: The kinds of progress news a stream passes on (the key of the run's custom event).
+PROGRESS_KINDS = ("llm", "token")
+MODEL_NEWS_TTL_S = 3600
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -71,6 +82,23 @@ class EventLog:
     async def announce(self, thread: str) -> None:
         """Tell every process's listeners that the thread changed (e.g. its status)."""
         await self.redis.publish(self.keys.events_channel, thread)
+
+    def progress_channel(self, thread: str) -> str:
+        return f"{self.keys.events(thread)}:progress"
+
+    async def publish_progress(self, thread: str, news: dict[str, Any]) -> None:
+        """Pass news from the run on to the streams that asked for it (any replica).
+
+        Model news is also kept (for an hour at most), for a stream that joins mid-wait."""
+        text = json.dumps(news, default=str)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            if "llm" in news:
+                pipe.set(self.keys.model_news(thread), text, ex=MODEL_NEWS_TTL_S)
+            pipe.publish(self.progress_channel(thread), text)
+            await pipe.execute()
+        except Exception as exc:  # passing news: never worth stopping the run for
+            logger.debug("thread %s: progress not published: %s", thread, exc)
 
     async def index_of(self, thread: str, message_id: str) -> int | None:
         index = await self.redis.hget(self.keys.event_index(thread), message_id)
@@ -221,15 +249,20 @@ class Feeds:
         return sum(feed.listeners for feed in self._feeds.values())
 
     async def stream(
-        self, thread: str, start: int, keepalive_s: float
+        self, thread: str, start: int, keepalive_s: float, *, progress: bool = False
     ) -> AsyncIterator[ServerSentEvent]:
         """The SSE events of one listener: the log from `start`, then each new message,
-        until the conversation is done, failed or gone; a comment while nothing happens."""
-        async with self.feed(thread) as feed:
+        until the conversation is done, failed or gone; a comment while nothing happens.
+        With `progress`, the run's news too, as it is published (see the module's doc)."""
+        news: deque[tuple[str, str]] = deque()
+        async with self.feed(thread) as feed, self._progress(thread, feed, news, progress):
             yield ServerSentEvent(retry=1000)
             position = start
             while True:
                 changed = feed.changed  # before looking: a change after it wakes us
+                while news:  # news first: an answer's pieces come before the answer
+                    kind, data = news.popleft()
+                    yield ServerSentEvent(event=kind, raw_data=data)
                 while position < len(feed.events):
                     message_id, text = feed.events[position]
                     # The library writes the fields (and refuses a line break in an id).
@@ -241,3 +274,46 @@ class Feeds:
                     await asyncio.wait_for(changed.wait(), keepalive_s)
                 except TimeoutError:
                     yield ServerSentEvent(comment="keep-alive")
+
+    @contextlib.asynccontextmanager
+    async def _progress(
+        self, thread: str, feed: Feed, news: deque[tuple[str, str]], wanted: bool
+    ) -> AsyncIterator[None]:
+        """While it lasts, the thread's progress news is queued on `news` and wakes `feed`.
+
+        Subscribed before the stream reads the log, so no news published meanwhile is
+        missed; one subscription per stream that asked (progress is opt-in and short-lived).
+        """
+        if not wanted:
+            yield
+            return
+        pubsub = self.log.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.log.progress_channel(thread))
+
+        def take(data: bytes | str) -> None:
+            piece = json.loads(data.decode() if isinstance(data, bytes) else data)
+            for kind in PROGRESS_KINDS:
+                if isinstance(piece, dict) and kind in piece:
+                    news.append((kind, json.dumps(piece[kind], separators=(",", ":"))))
+                    feed._wake()
+
+        # Joined while a step waits on a model: that wait is news too (a later `end` or
+        # `start` on the channel comes after it, so the order holds).
+        last = await self.log.redis.get(self.log.keys.model_news(thread))
+        if last is not None and json.loads(last).get("llm", {}).get("phase") == "start":
+            take(last)
+
+        async def read() -> None:
+            async for item in pubsub.listen():
+                if item.get("type") == "message":
+                    take(item["data"])
+
+        reader = asyncio.create_task(read())
+        try:
+            yield
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -306,7 +307,8 @@ class Hub:
                 payload = Command(resume=resume)
         try:
             await self.redis.hdel(self.keys.conversation(thread), "error")
-            async for message in self.conversations.stream(cid, payload, owner=tenant):
+            progress = functools.partial(self.events.publish_progress, thread)
+            async for message in self.conversations.stream(cid, payload, progress, owner=tenant):
                 # Every message as it appears: listeners anywhere are told (`api.events`).
                 await self.events.append(thread, [message])
         except asyncio.CancelledError:

@@ -9,6 +9,8 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:pending:H       hash   accepted answers not yet applied (survive a crash)
     srv:ev:H            list   the conversation's LAM messages in the order first seen (SSE)
     srv:evi:H           hash   message id -> index in srv:ev:H (Last-Event-ID)
+    srv:llm:H           string the run's last model news (`llm` progress): a stream that
+                               joins while a step waits on a model is told at once
     srv:tenant:T        zset   the tenant's conversation ids, score = created
     srv:load:T:running  set    the tenant's threads running (the cap on running)
     srv:load:T:waiting  zset   the tenant's threads waiting, score = since (the cap on waiting)
@@ -16,6 +18,7 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:waiting         zset   threads waiting for an answer, score = since (expiry)
     srv:msg:T:M         string the response to message M (idempotency: SET NX)
     srv:events          pub/sub channel: a thread whose event log or status changed
+    srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
 
 Every key of one conversation is named by its thread, so two tenants' conversations with the
 same id never share a key. A finished conversation's keys get the checkpointer's TTL
@@ -48,6 +51,9 @@ class RedisKeys:
     def event_index(self, thread: str) -> str:
         return f"{self.base}:evi:{thread}"
 
+    def model_news(self, thread: str) -> str:
+        return f"{self.base}:llm:{thread}"
+
     def tenant(self, tenant: str) -> str:
         return f"{self.base}:tenant:{tenant}"
 
@@ -68,4 +74,5 @@ class RedisKeys:
             self.pending(thread),
             self.events(thread),
             self.event_index(thread),
+            self.model_news(thread),
         ]

@@ -251,14 +251,26 @@ async def stream_start(
     },
 )
 async def get_events(
-    start: Annotated[StreamStart, Depends(stream_start)], hub: HubDep
+    start: Annotated[StreamStart, Depends(stream_start)],
+    hub: HubDep,
+    progress: Annotated[
+        bool,
+        Query(
+            description="also the run's progress as it happens: `event: llm` when a step "
+            "starts or stops waiting on a model, `event: token` for each piece of an answer "
+            "as the model writes it (no `id:`; not part of the log)"
+        ),
+    ] = False,
 ) -> AsyncIterator[ServerSentEvent]:
     """Each LAM message of the conversation as it is appended.
 
     Starts at the first message, or right after `Last-Event-ID`; ends once the
     conversation is done or failed.
     """
-    async for event in hub.feeds.stream(start.thread, start.position, hub.config.sse_keepalive_s):
+    keepalive_s = hub.config.sse_keepalive_s
+    async for event in hub.feeds.stream(
+        start.thread, start.position, keepalive_s, progress=progress
+    ):
         yield event
 
 

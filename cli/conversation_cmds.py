@@ -40,6 +40,7 @@ class Backend(Protocol):
         on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
         *,
         wait_for_others: bool = True,
+        on_activity: Callable[[dict[str, Any]], None] | None = None,
     ) -> None: ...
     def state(self, cid: str) -> tuple[dict[str, Any], list[LamDict]]: ...
     def public(self, state: dict[str, Any]) -> dict[str, Any]: ...
@@ -124,6 +125,7 @@ class Driver:
                         self.view.sync,
                         # Nobody here to ask: do not wait for the desktop agent either.
                         wait_for_others=self.asker.interactive,
+                        on_activity=self.view.on_activity,
                     )
                 state, waiting = self.backend.state(cid)
                 self.view.sync(state, waiting)

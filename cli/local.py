@@ -75,14 +75,16 @@ class LocalBackend:
         on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
         *,
         wait_for_others: bool = True,
+        on_activity: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """Run (or resume) the graph until it ends or waits, showing each message.
+        """Run (or resume) the graph until it ends or waits, showing each message, and
+        what waits on a model and the answer as it is written (`on_activity`).
 
         (`wait_for_others` has no use here: locally, nobody else answers.)
         """
 
         async def go() -> None:
-            async for message in self.conversations.stream(cid, payload):
+            async for message in self.conversations.stream(cid, payload, on_activity):
                 on_message(message)
 
         self._run(go())

@@ -11,6 +11,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,6 +25,13 @@ from lam import LAMMessage, MessageFactory
 
 _CLOSED = object()
 POLL_S = 1.0  # how often a quiet stream is checked for a question waiting for this terminal
+# The server's progress events (api/events.py): passing news for the view, not LAM messages.
+PROGRESS_EVENTS = ("llm", "token")
+
+
+@dataclass(frozen=True)
+class _Progress:
+    news: dict[str, Any]
 
 
 class RemoteBackend:
@@ -114,6 +122,7 @@ class RemoteBackend:
                 "GET",
                 f"/v1/conversations/{cid}/events",
                 headers=headers,
+                params={"progress": "true"},  # which step waits on a model, the answer's pieces
                 timeout=httpx.Timeout(None, connect=5.0),
             ) as source:
                 if source.response.status_code >= 400:
@@ -121,9 +130,13 @@ class RemoteBackend:
                     return
                 for event in source.iter_sse():
                     try:
-                        self._queue.put(event.json())
+                        data = event.json()
                     except ValueError:
                         continue
+                    if event.event in PROGRESS_EVENTS:
+                        self._queue.put(_Progress({event.event: data}))
+                    else:
+                        self._queue.put(data)
         except httpx.HTTPError:
             pass  # the stream broke: the main thread checks the state and reconnects
         finally:
@@ -142,8 +155,12 @@ class RemoteBackend:
         on_state: Callable[[dict[str, Any], list[LamDict]], None] | None = None,
         *,
         wait_for_others: bool = True,
+        on_activity: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """Show messages until the conversation ends or asks this terminal something.
+
+        `on_activity` gets the server's progress news (a step waiting on a model, the
+        answer's pieces), asked for with `?progress=true`.
 
         With `wait_for_others` false (no terminal here), also when it waits for anyone else
         (the desktop agent): the command then says where the answer goes, and exits.
@@ -151,6 +168,7 @@ class RemoteBackend:
         self._follow(cid)
         while True:
             check = False
+            item: Any = None
             try:
                 item = self._queue.get(timeout=POLL_S)
             except queue.Empty:
@@ -158,6 +176,10 @@ class RemoteBackend:
             else:
                 if isinstance(item, CLIError):
                     raise item
+                if isinstance(item, _Progress):
+                    if on_activity is not None:
+                        on_activity(item.news)
+                    continue
                 if item is _CLOSED:
                     check = True
                 else:

@@ -1,7 +1,8 @@
 """What a conversation looks like in a terminal: built from its LAM messages as they arrive.
 
 `ConversationModel` folds LAM messages (and, between steps, the conversation's view) into
-what is shown: intent and who chose it, the plan, each ToDo's status and timing, the answer.
+what is shown: intent and who chose it, the plan, each ToDo's status and timing, the answer;
+and, as passing news, which step waits on a model and the answer as the model writes it.
 `LiveView` draws it with rich (a live table on a terminal, one line per event otherwise);
 `render_show` draws a stored conversation for `cpa-planner show`.
 """
@@ -35,6 +36,14 @@ STYLES = {
     "skipped": "dim",
 }
 ICONS = {"pending": "·", "waiting": "⏸", "done": "✓", "failed": "✗", "skipped": "↷"}
+# The graph's steps that wait on a model, as a person calls them.
+MODEL_STEPS = {
+    "intent": "router",
+    "plan": "planner",
+    "replan": "replan",
+    "respond": "answer",
+    "execute": "ToDo",
+}
 
 
 def parse_ts(value: Any) -> float | None:
@@ -118,6 +127,42 @@ class ConversationModel:
     result: Any = None
     refused: str | None = None  # the reason a plan was refused: its ToDos never run
     seen: set[str] = field(default_factory=set)
+    # Passing news (never in the log): the step waiting on a model, since when; the answer
+    # so far, as the model writes it.
+    model_wait: dict[str, Any] | None = None
+    model_wait_since: float | None = None
+    draft: str = ""
+
+    def activity(self, event: Mapping[str, Any], now: float) -> str | None:
+        """Take one piece of news from the run; returns a line for the plain output."""
+        llm = event.get("llm")
+        if isinstance(llm, Mapping):
+            if llm.get("phase") == "start":
+                self.model_wait, self.model_wait_since = dict(llm), now
+                return self.wait_line(None)
+            if self.model_wait is not None and self.model_wait.get("node") == llm.get("node"):
+                self.model_wait = self.model_wait_since = None
+            return None
+        token = event.get("token")
+        if isinstance(token, Mapping) and isinstance(token.get("text"), str):
+            self.draft += token["text"]
+        return None
+
+    def wait_line(self, now: float | None) -> str | None:
+        """What waits on which model, e.g. "planner: waiting for the planner model (smollm2)
+        to plan this request"; with the time waited so far when `now` is given."""
+        wait = self.model_wait
+        if wait is None:
+            return None
+        node = str(wait.get("node") or "")
+        step = MODEL_STEPS.get(node, node or "a step")
+        what = str(wait.get("what") or "answer")
+        if node == "respond" and what.startswith("summarise"):
+            step = "summary"
+        since = self.model_wait_since
+        took = f" ({elapsed(now - since)})" if now is not None and since is not None else ""
+        model = f"the {wait.get('role')} model ({wait.get('model')})"
+        return f"{step}: waiting for {model} to {what}{took}"
 
     def feed(self, message: Mapping[str, Any]) -> list[str]:
         """Take one LAM message; returns what happened, as lines for the plain output."""
@@ -283,10 +328,12 @@ class ConversationModel:
         }.get(str(self.route), str(self.route))
         return f"{where} · {self.route_reason}" if self.route_reason else where
 
-    def stage(self) -> str | None:
-        """What is happening before there is a plan to show."""
+    def stage(self, now: float | None = None) -> str | None:
+        """What is happening: the step waiting on a model, or before there is a plan to show."""
         if self.answer is not None or self.error is not None or self.status in ("done", "failed"):
             return None
+        if self.model_wait is not None:
+            return self.wait_line(time.time() if now is None else now)
         if self.goal is not None:
             return None  # the plan is there to show
         if self.route is None:
@@ -348,7 +395,7 @@ def render(
     head.add_row("Conversation", model.conversation_id or "…")
     if model.request:
         head.add_row("Request", model.request)
-    stage = model.stage()
+    stage = model.stage(now)
     if model.intent is not None or stage is None:
         head.add_row("Intent", model.intent_line())
     if model.route is not None:
@@ -360,6 +407,16 @@ def render(
         parts.append(Spinner("dots", text=Text(stage + "…", style="yellow"), style="yellow"))
     if model.todos:
         parts.extend([Text(""), plan_table(model, now)] if header else [plan_table(model, now)])
+    if model.answer is None and model.draft:
+        parts.append(Text(""))
+        parts.append(
+            Panel(
+                Text(model.draft + "▍"),
+                title="Answer (being written)",
+                title_align="left",
+                border_style="yellow",
+            )
+        )
     if model.answer is not None and model.error is None:
         ok = model.status != "failed"
         parts.append(Text(""))
@@ -430,6 +487,15 @@ class LiveView:
         elif not self.quiet and not self.live_mode:
             for line in lines:
                 self.console.print(line, markup=False, highlight=False)
+
+    def on_activity(self, event: dict[str, Any]) -> None:
+        """News from the run that is not in the log: a model wait, a piece of the answer."""
+        with self._lock:
+            line = self.model.activity(event, time.time())
+        if self._live is not None:
+            self._live.refresh()
+        elif line is not None and not self.quiet and not self.live_mode:
+            self.console.print(line, markup=False, highlight=False)
 
     def sync(self, state: Mapping[str, Any], waiting: list[LamDict]) -> None:
         for message in state.get("messages") or []:

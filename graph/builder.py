@@ -3,25 +3,33 @@
 intake → intent → route ─┬──────────────────────────────────────────────────→ respond
                          ├→ template ──┐
                          └→ plan ──────┴→ check ─┬→ approve ─┬→ execute ─┬───→ respond
-                            ↑  └→ respond        │           └→ respond  └→ replan ─┬→ check
+                          ↺ ↑  └→ respond        │           └→ respond  └→ replan ─┬→ check
                             └────────────────────┘ (repair)                         └→ respond
+
+Every node runs inside `guarded`: an exception no node expected ends the turn with a logged
+`failure` (code `internal_error`) and goes on to `respond`, which answers; a conversation
+is never left `running` by a bug. Every edge goes to `respond` once the turn has failed.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.config import Settings
+from graph import lamlog
+from graph.config import ConfigError, Settings
 from graph.executors import Executor, ExecutorRegistry
 from graph.intents import IntentRegistry
-from graph.llm import ChatModels
+from graph.llm import ChatModels, plain, schema_problems
 from graph.services import SERVICES_KEY, Services, set_default_services
 from graph.state import PlannerInput, PlannerState
 from nodes.approve import after_approve, approve
@@ -38,9 +46,24 @@ from nodes.intake import intake
 from nodes.intent import intent
 from nodes.plan import after_plan, plan
 from nodes.replan import after_replan, replan
-from nodes.respond import respond
+from nodes.respond import failed_answer, respond
 from nodes.route import after_route, route
 from nodes.template import template
+
+logger = logging.getLogger(__name__)
+
+
+class Node(Protocol):
+    """A node of this graph: the state and the run's config in, a state update out."""
+
+    def __call__(
+        self, state: PlannerState, config: RunnableConfig
+    ) -> Awaitable[dict[str, Any]]: ...
+
+
+EdgeT = TypeVar("EdgeT", bound=str)
+#: The code of the `failure` that ends a turn a node broke off with an unexpected error.
+INTERNAL_ERROR = "internal_error"
 
 BUILTIN_EXECUTORS: tuple[type[Executor], ...] = (
     LLMExecutor,
@@ -78,33 +101,95 @@ def make_services(
     )
 
 
+def _what_broke(exc: Exception) -> str:
+    """An unexpected error in words: its kind and first line, no library dump."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return f"{exc.title} is not valid: {schema_problems(exc)}"
+    first = plain((str(exc).strip().splitlines() or [""])[0])
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+def guarded(name: str, node: Node) -> Node:
+    """`node`, with any exception it did not expect turned into the end of the turn.
+
+    Interrupts and other LangGraph signals (`GraphBubbleUp`) and cancellation pass through
+    untouched: they are how a run waits or stops, not errors.
+    """
+
+    @functools.wraps(node)
+    async def run(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
+        try:
+            return await node(state, config)
+        except (GraphBubbleUp, ConfigError):
+            raise  # a run config the server refuses is the caller's error, not the run's
+        except Exception as exc:
+            if name == "intake":
+                raise  # bad input, and no request of this turn to answer: the caller hears
+
+            logger.exception("the %s step failed", name)
+            message = f"the {name} step failed: {_what_broke(exc)}"
+            if name == "respond":
+                return failed_answer(state, config, INTERNAL_ERROR, message)
+            return lamlog.fail(state, config, INTERNAL_ERROR, message)
+
+    return run
+
+
+def _or_respond(edge: Callable[[PlannerState], EdgeT]) -> Callable[[PlannerState], Any]:
+    """An edge that goes to `respond` once the turn has failed, else where `edge` says."""
+
+    @functools.wraps(edge)
+    def route(state: PlannerState) -> Any:
+        return "respond" if state.get("status") == "failed" else edge(state)
+
+    return route
+
+
+def _to(target: str) -> Callable[[PlannerState], str]:
+    def edge(state: PlannerState) -> str:
+        return target
+
+    edge.__name__ = f"to_{target}"
+    return edge
+
+
 def build_graph(
     services: Services | None = None,
     *,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     builder = StateGraph(PlannerState, input_schema=PlannerInput)
-    builder.add_node("intake", intake)
-    builder.add_node("intent", intent)
-    builder.add_node("route", route)
-    builder.add_node("template", template)
-    builder.add_node("plan", plan)
-    builder.add_node("check", check)
-    builder.add_node("approve", approve)
-    builder.add_node("execute", execute)
-    builder.add_node("replan", replan)
-    builder.add_node("respond", respond)
+    nodes: dict[str, Node] = {
+        "intake": intake,
+        "intent": intent,
+        "route": route,
+        "template": template,
+        "plan": plan,
+        "check": check,
+        "approve": approve,
+        "execute": execute,
+        "replan": replan,
+        "respond": respond,
+    }
+    for name, node in nodes.items():
+        builder.add_node(name, guarded(name, node))
 
     builder.add_edge(START, "intake")
-    builder.add_edge("intake", "intent")
-    builder.add_edge("intent", "route")
-    builder.add_conditional_edges("route", after_route, ["template", "plan", "respond"])
-    builder.add_edge("template", "check")
-    builder.add_conditional_edges("plan", after_plan, ["check", "respond"])
-    builder.add_conditional_edges("check", after_check, ["plan", "approve", "respond"])
-    builder.add_conditional_edges("approve", after_approve, ["execute", "respond"])
-    builder.add_conditional_edges("execute", after_execute, ["replan", "respond"])
-    builder.add_conditional_edges("replan", after_replan, ["check", "respond"])
+    builder.add_edge("intake", "intent")  # intake's errors are the caller's (bad input)
+    edges: list[tuple[str, Callable[[PlannerState], Any], list[str]]] = [
+        ("intent", _to("route"), ["route"]),
+        ("route", after_route, ["template", "plan"]),
+        ("template", _to("check"), ["check"]),
+        ("plan", after_plan, ["plan", "check"]),
+        ("check", after_check, ["plan", "approve"]),
+        ("approve", after_approve, ["execute"]),
+        ("execute", after_execute, ["replan"]),
+        ("replan", after_replan, ["check"]),
+    ]
+    for source, edge, targets in edges:
+        builder.add_conditional_edges(source, _or_respond(edge), [*targets, "respond"])
     builder.add_edge("respond", END)
 
     compiled = builder.compile(checkpointer=checkpointer, name="cpa-planner")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,13 +55,29 @@ class Settings(BaseModel):
     planner_model: str | None = None
     executor_model: str | None = None
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_timeout_s: float = Field(60.0, gt=0)
-    llm_max_retries: int = Field(2, ge=0, le=10)
+    # Per role: a router answers in a few tokens, a plan needs more, an executor's text
+    # some. The role's own setting, else the `llm_` one for every role, else the default
+    # (ROLE_DEFAULTS). With no limit a small model runs on until the timeout.
+    llm_timeout_s: float | None = Field(None, gt=0)
+    router_timeout_s: float | None = Field(None, gt=0)
+    planner_timeout_s: float | None = Field(None, gt=0)
+    executor_timeout_s: float | None = Field(None, gt=0)
     llm_max_tokens: int | None = Field(None, gt=0)
-    # llama.cpp ignores `max_completion_tokens` (langchain-openai's default) and rejects
-    # `json_schema`; both are therefore settings, with defaults chosen per provider.
+    router_max_tokens: int | None = Field(None, gt=0)
+    planner_max_tokens: int | None = Field(None, gt=0)
+    executor_max_tokens: int | None = Field(None, gt=0)
+    # Retries after no connection, a rate limit or a server error; never after a timeout
+    # or an answer that does not fit (asking again the same way rarely helps).
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    # How the token limit is sent: OpenAI's `max_completion_tokens`, or `max_tokens`,
+    # which every OpenAI-compatible server knows (the default for them).
     llm_max_tokens_param: Literal["max_completion_tokens", "max_tokens"] | None = None
+    # How structured output is asked for: `json_schema` (the default: llama.cpp, OpenAI
+    # and Ollama constrain the answer to the schema), `function_calling`, `json_mode`.
     llm_structured_output: StructuredOutputMethod | None = None
+    # A template plan's results are listed as they are; true asks the executor model
+    # for a summary of them too.
+    summarize_template_plans: bool = False
 
     # Planning and execution.
     intents_path: str | None = None
@@ -175,12 +192,30 @@ class Settings(BaseModel):
         }[role]
         return specific or self.llm_model
 
+    def max_tokens_for(self, role: Role) -> int:
+        """The token limit of one role's answers."""
+        specific = {
+            "router": self.router_max_tokens,
+            "planner": self.planner_max_tokens,
+            "executor": self.executor_max_tokens,
+        }[role]
+        return specific or self.llm_max_tokens or ROLE_DEFAULTS[role].max_tokens
+
+    def timeout_for(self, role: Role) -> float:
+        """How long one call of a role's model may take, in seconds."""
+        specific = {
+            "router": self.router_timeout_s,
+            "planner": self.planner_timeout_s,
+            "executor": self.executor_timeout_s,
+        }[role]
+        return specific or self.llm_timeout_s or ROLE_DEFAULTS[role].timeout_s
+
     @property
     def structured_output_method(self) -> StructuredOutputMethod:
-        if self.llm_structured_output is not None:
-            return self.llm_structured_output
-        # OpenAI-compatible servers (llama.cpp, vLLM, ...) differ; forced tool calls work widely.
-        return "function_calling" if self.provider == "openai_compatible" else "json_schema"
+        # json_schema everywhere: OpenAI, Ollama (`format`) and llama.cpp's server (a
+        # grammar) constrain the answer to the schema. Forced tool calls are not honoured
+        # by llama.cpp (`tool_choice` as an object is ignored), so they are no default.
+        return self.llm_structured_output or "json_schema"
 
     @property
     def max_tokens_param(self) -> Literal["max_completion_tokens", "max_tokens"]:
@@ -196,6 +231,19 @@ class Settings(BaseModel):
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base) / "cpa-planner"
 
+
+@dataclass(frozen=True)
+class RoleDefaults:
+    max_tokens: int
+    timeout_s: float
+
+
+#: Defaults per role (the settings override them): a router answers in a few tokens.
+ROLE_DEFAULTS: dict[Role, RoleDefaults] = {
+    "router": RoleDefaults(max_tokens=128, timeout_s=30.0),
+    "planner": RoleDefaults(max_tokens=1024, timeout_s=120.0),
+    "executor": RoleDefaults(max_tokens=512, timeout_s=120.0),
+}
 
 LLM_SETTINGS_HINT = (
     "set CPA_LLM_PROVIDER=openai with OPENAI_API_KEY, or CPA_LLM_PROVIDER=ollama with "

@@ -19,7 +19,7 @@ An answer must fit what it answers (`graph.answers`), or nothing resumes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,9 +203,20 @@ class Conversations:
         return Command(resume={target.interrupt_id: answer.to_dict()})
 
     async def stream(
-        self, conversation_id: str, payload: Any, *, owner: str | None = None
+        self,
+        conversation_id: str,
+        payload: Any,
+        on_activity: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+        *,
+        owner: str | None = None,
     ) -> AsyncIterator[LamDict]:
-        """Run (or resume) the conversation, yielding each LAM message as it appears."""
+        """Run (or resume) the conversation, yielding each LAM message as it appears.
+
+        `on_activity` gets what is not a LAM message: a step starting and stopping to wait
+        on a model (`{"llm": ...}`), the pieces of an answer as the model writes it
+        (`{"token": ...}`; see `graph.llm`). They are passing news, never logged. An async
+        `on_activity` is awaited before the run goes on (news stays in order).
+        """
         seen: set[str] = set()
         ended = False
         kind = "answer" if isinstance(payload, Command) else "open" if payload else "continue"
@@ -220,6 +231,11 @@ class Conversations:
                 ):
                     # Every turn ends in `respond`, the last node: its update ends the turn.
                     ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
+                    if mode == "custom" and isinstance(chunk, dict) and "lam" not in chunk:
+                        news = on_activity(chunk) if on_activity is not None else None
+                        if news is not None:
+                            await news
+                        continue
                     for message in self._messages_in(mode, chunk):
                         if message["id"] not in seen:
                             seen.add(message["id"])

@@ -95,6 +95,7 @@ class PlannerState(TypedDict, total=False):
     # written with the plan, read by `approve`; a plan without it is judged by its executors.
     plan_effects: dict[str, Any] | None
     plan_problems: list[str]
+    rejected_answer: str | None  # the planner model's last answer that did not fit (repairs)
     repairs: int
     replans: int
     status: Status

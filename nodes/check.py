@@ -12,6 +12,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
+from graph.planning import sentences
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import Performative, Plan
@@ -48,7 +49,7 @@ async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     propose = lamlog.last(state.get("lam") or [], Performative.PROPOSE)
     in_reply_to = propose["id"] if propose else None
     repairs = state.get("repairs", 0)
-    summary = "; ".join(problems)
+    summary = sentences(problems)  # "a; b." rather than "a.; b."
     if repairs >= services.settings.max_plan_repairs or not services.models.available("planner"):
         tries = f" after {repairs} repair(s)" if repairs else ""
         return lamlog.fail(

@@ -1,8 +1,15 @@
-"""replan: after failures, one bounded round in which the LLM proposes what remains."""
+"""replan: after failures, one bounded round in which the LLM proposes what remains.
+
+The done ToDos stay (their outputs feed the new ones) and are shown to the model as steps
+1..k; it numbers its new steps on from k+1, and `after` may name either kind
+(`graph.planning.RemainingSteps`). Failed and skipped ToDos go. Replanning is a bonus: a
+model that gives no usable answer leaves the answer to report what failed.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -10,30 +17,27 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.approval import mark_approvals
 from graph.llm import LLMError
-from graph.planning import RemainingTodos, executors_listing, proposal
+from graph.planning import executors_listing, max_steps, proposal, remaining_steps_model
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import Plan, ToDo
 from prompts.templates import REPLAN_SYSTEM
 
+logger = logging.getLogger(__name__)
 
-def _as_ran(plan: Plan) -> str:
-    return json.dumps(
-        [
-            {
-                "id": t.id,
-                "title": t.title,
-                "executor": t.executor,
-                "depends_on": t.depends_on,
-                "status": t.status,
-                "output": t.output,
-                "error": t.error,
-            }
-            for t in plan.todos
-        ],
-        ensure_ascii=False,
-        default=str,
-    )
+
+def _as_ran(plan: Plan, done: list[ToDo]) -> str:
+    """The plan as it ran: done steps numbered (they may be named in `after`), the rest not."""
+    numbered = {todo.id: n for n, todo in enumerate(done, 1)}
+    steps = []
+    for todo in plan.todos:
+        step: dict[str, Any] = {"title": todo.title, "executor": todo.executor}
+        if todo.id in numbered:
+            step = {"number": numbered[todo.id], **step, "output": todo.output}
+        else:
+            step.update(status=todo.status, error=todo.error)
+        steps.append(step)
+    return json.dumps(steps, ensure_ascii=False, default=str)
 
 
 async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
@@ -42,31 +46,33 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     if replans >= services.settings.max_replans or not services.models.available("planner"):
         return {}
     current = Plan.model_validate(state["plan"])
+    done = [t for t in current.todos if t.status == "done"]
+    names = services.executors.names()
+    schema = remaining_steps_model(tuple(names), max_steps(services.settings.max_todos))
     try:
         remaining = await services.models.structured(
             "planner",
-            RemainingTodos,
+            schema,
             [
                 SystemMessage(
                     REPLAN_SYSTEM.format(
-                        executors=executors_listing(services.executors), plan=_as_ran(current)
+                        executors=executors_listing(services.executors),
+                        executor_names=", ".join(names),
+                        done_count=len(done),
+                        next_number=len(done) + 1,
+                        plan=_as_ran(current, done),
                     )
                 ),
                 HumanMessage(state["request"]),
             ],
             what="replan after a failure",
         )
-    except LLMError:
-        # Replanning is a bonus: without it the answer reports what failed.
-        return {}
-    if not remaining.todos:
+    except LLMError as exc:
+        logger.warning("no replanning: %s", exc)
         return {"replans": replans + 1}
-    # Done ToDos stay (their outputs feed the new ones); failed and skipped ones go.
-    kept = [t for t in current.todos if t.status == "done"]
-    new_plan = Plan(
-        goal=current.goal,
-        todos=[*kept, *(ToDo(**t.model_dump()) for t in remaining.todos)],
-    )
+    if not remaining.steps:
+        return {"replans": replans + 1}
+    new_plan = Plan(goal=current.goal, todos=[*done, *remaining.to_todos(done, taken=current.ids)])
     new_plan = mark_approvals(new_plan, services.executors)
     return {
         **proposal(state, config, new_plan, "replan", replans),
@@ -76,5 +82,7 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
 
 
 def after_replan(state: PlannerState) -> Literal["check", "respond"]:
+    if state.get("status") == "failed":
+        return "respond"
     plan = Plan.model_validate(state["plan"])
     return "check" if any(t.status == "pending" for t in plan.todos) else "respond"

@@ -5,7 +5,11 @@ The answer is in the request's language. What writes it:
 - a request answered directly: a fitting canned reply for small talk, the executor model
   for a question, and a short "what I can do" when there was nothing to do;
 - a plan that ran: the ToDos' results, listed; the executor model summarises them only for a
-  plan the LLM planner wrote (a template plan's results need no LLM).
+  plan the LLM planner wrote (a template plan's results need no LLM), or for any plan with
+  the setting `summarize_template_plans`.
+
+Where the executor model writes the answer, its words go to LangGraph's custom stream as
+they come (`{"token": ...}`, see `graph.llm`); the log still gets one `inform` per answer.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from graph.llm import LLMError, LLMNotConfiguredError
 from graph.planning import plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState, Status
-from lam import Performative, Plan
+from lam import Performative, Plan, ToDo
 from prompts.answers import phrase
 from prompts.templates import ANSWER_SYSTEM, SUMMARY_SYSTEM
 
@@ -35,6 +39,16 @@ def _abilities(services: Services, language: str) -> str:
     return phrase(language, "abilities", intents=listing)
 
 
+def _why(todo: ToDo) -> str:
+    """A ToDo's error in parentheses, without repeating its status ("skipped: ...")."""
+    error = (todo.error or "").strip()
+    for word in (todo.status, "failed", "skipped"):
+        if error.startswith(f"{word}: "):
+            error = error[len(word) + 2 :]
+            break
+    return f" ({error})" if error else ""
+
+
 def _plan_summary(plan: Plan, failures: list[str], language: str) -> str:
     lines = [f"{plan.goal}:"]
     for todo in plan.todos:
@@ -44,8 +58,7 @@ def _plan_summary(plan: Plan, failures: list[str], language: str) -> str:
             lines.append(f"- {todo.title}: {phrase(language, 'done')}{shown}")
         else:
             key = {"failed": "failed_step", "skipped": "skipped"}.get(todo.status, "pending")
-            why = f" ({todo.error})" if todo.error else ""
-            lines.append(f"- {todo.title}: {phrase(language, key)}{why}")
+            lines.append(f"- {todo.title}: {phrase(language, key)}{_why(todo)}")
     lines.extend(f"- {phrase(language, 'earlier_failure')}: {f}" for f in failures)
     return "\n".join(lines)
 
@@ -69,6 +82,7 @@ async def _direct_answer(state: PlannerState, services: Services, language: str)
             "executor",
             [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])],
             what=f"answer a {name} request",
+            stream=True,
         )
     except LLMNotConfiguredError:
         if spec.name != "smalltalk":
@@ -101,7 +115,8 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
         and plan.by_id().get(m["content"]["todo_id"]) is None
     ]
     text = _plan_summary(plan, failures, language)
-    if _route_target(state) == "planner" and services.models.available("executor"):
+    summarise = _route_target(state) == "planner" or services.settings.summarize_template_plans
+    if summarise and services.models.available("executor"):
         try:
             text = await services.models.text(
                 "executor",
@@ -110,8 +125,9 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
                     HumanMessage(f"Request: {state['request']}\n\n{plan_text(plan)}\n\n{text}"),
                 ],
                 what="summarise the results",
+                stream=True,
             )
-        except Exception as exc:
+        except LLMError as exc:
             # The results stand without the summary; say why it is missing, keep the plain one.
             logger.warning("summary by the LLM failed, answering from the template: %s", exc)
     return text, ("done" if ok else "failed"), {"text": text, "outputs": outputs}
@@ -133,6 +149,25 @@ async def respond(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
         failure = failed["lam"]
         language = (state.get("intent") or {}).get("language", "en")
         text, status, result = phrase(language, "failed", message=exc), "failed", failed["result"]
+    answer = _answered(state, config, text, status)
+    return {**answer, "lam": [*failure, *answer["lam"]], "result": result}
+
+
+def failed_answer(
+    state: PlannerState, config: RunnableConfig, code: str, message: str
+) -> dict[str, Any]:
+    """The end of a turn that broke in `respond` itself: the `failure` and a fixed answer."""
+    failed = lamlog.fail(state, config, code, message)
+    language = (state.get("intent") or {}).get("language", "en")
+    text = phrase(language, "failed", message=message)
+    answer = _answered(state, config, text, "failed")
+    return {**answer, "lam": [*failed["lam"], *answer["lam"]], "result": failed["result"]}
+
+
+def _answered(
+    state: PlannerState, config: RunnableConfig, text: str, status: Status
+) -> dict[str, Any]:
+    """The answer as the state update: one `inform` (topic `answer`) and the chat message."""
     cid = lamlog.conversation_id(state, config)
     request_id = lamlog.current_request(state)["id"]
     answer = lamlog.planner(state, config).inform(
@@ -143,9 +178,4 @@ async def respond(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
         text=text,
         status=status,
     )
-    return {
-        "lam": [*failure, answer.to_dict()],
-        "messages": [AIMessage(text)],
-        "status": status,
-        "result": result,
-    }
+    return {"lam": [answer.to_dict()], "messages": [AIMessage(text)], "status": status}

@@ -19,14 +19,22 @@ Answer with a JSON object with the keys "intent" (one of the names above) and "c
 LANGUAGE_NAMES = {"en": "English", "de": "German"}
 
 PLAN_SYSTEM = """\
-You are the planner of a desktop assistant. Break the user's request into a small plan of
-ToDos that together do everything the request asks for: every action it names needs a ToDo.
-Each ToDo has a short unique id (t1, t2, ...), a title, a description of what to do,
-the executor that does it, its inputs (an object) and the ids of the ToDos it depends on
-(depends_on). A ToDo receives the outputs of the ToDos it depends on. ToDos without a
-dependency between them run in parallel, so only add a dependency where a ToDo really needs
-another's output. Set requires_approval for a ToDo that sends, books, deletes or buys
-something. Use at most {max_todos} ToDos.
+You are the planner of a desktop assistant. Break the user's request into a short plan of
+steps that together do everything the request asks for: every action it names needs a step.
+Use at most {max_steps} steps, fewer where fewer will do.
+
+Answer with one JSON object with exactly these keys:
+- "goal": what the plan achieves, in one short sentence;
+- "steps": the list of steps; a step is known by its number, its position in the list
+  (1, 2, 3, ...). Each step is an object with the keys
+  - "title": a few words,
+  - "description": what exactly to do,
+  - "executor": who does it, one of: {executor_names},
+  - "after": the numbers of the earlier steps whose results it needs ([] if none),
+  - "inputs": the executor's inputs, a list of {{"name": ..., "value": ...}} ([] if none),
+  - "requires_approval": true if the step sends, books, deletes or buys something.
+Steps that do not need each other's results run at the same time, so list a step in
+"after" only where its result is really needed.
 
 Executors:
 {executors}
@@ -40,17 +48,38 @@ The request asks for {count} actions; the plan must do each of them:
 PLAN_HINTS = "The request is about: {intents}."
 
 PLAN_REPAIR = """\
-Your plan has these problems:
+Your plan has these problems (ToDo tN is your step N):
 {problems}
 
-Return the whole plan again, corrected."""
+Answer again with the whole plan, corrected, as one JSON object with the keys "goal" and
+"steps"."""
+
+#: What the planner is told when its answer did not fit the shape asked for.
+PLAN_BAD_ANSWER = (
+    "Your answer does not fit the required JSON object ({problems}): write one object with "
+    'the keys "goal" and "steps", each step with "title", "description", "executor", '
+    '"after", "inputs" and "requires_approval".'
+)
+PLAN_CUT_OFF = (
+    "Your answer was cut off at the length limit before it was complete: write a shorter "
+    "plan, with fewer steps and shorter descriptions."
+)
 
 REPLAN_SYSTEM = """\
 You are the planner of a desktop assistant. A plan for the user's request was carried out,
-and some ToDos failed; the ToDos that depended on them were skipped. Propose only the
-ToDos that remain to be done to reach the goal, with new ids that are not used yet. They
-may depend on ToDos that are done (their outputs are given), but not on failed or skipped
-ones. Return an empty list if the goal cannot be reached another way.
+and some steps failed; the steps that needed them were skipped. Propose only the steps that
+remain to be done to reach the goal. Return an empty list of steps if the goal cannot be
+reached another way.
+
+The steps done so far are numbered 1 to {done_count}; number the new steps on from
+{next_number}, by their position. A new step may use the results of done steps and of
+earlier new steps, never of failed or skipped ones.
+
+Answer with one JSON object with the key "steps": the list of new steps, each an object
+with the keys "title" (a few words), "description" (what exactly to do), "executor" (one
+of: {executor_names}), "after" (the numbers of the steps whose results it needs, [] if
+none), "inputs" (a list of {{"name": ..., "value": ...}}, [] if none) and "requires_approval"
+(true if it sends, books, deletes or buys something).
 
 Executors:
 {executors}

@@ -15,7 +15,7 @@ from graph.builder import make_services
 from graph.config import Settings
 from graph.executors import ExecutorCall
 from graph.services import Services
-from tests.scripted import ConstantChatModel
+from tests.scripted import ConstantChatModel, steps
 from tests.server_harness import CHORE_PLAN, ROOT
 
 REGISTRY = ROOT / "tests" / "data" / "console_intents.yaml"
@@ -44,7 +44,7 @@ def console_services(settings: Settings) -> Services:
             "router": ConstantChatModel(
                 answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
             ),
-            "planner": ConstantChatModel(answers={"PlanDraft": CHORE_PLAN}),
+            "planner": ConstantChatModel(answers={"PlanDraft": steps(CHORE_PLAN)}),
         },
         extra_executors=[PauseExecutor()],
     )

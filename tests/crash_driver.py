@@ -33,7 +33,7 @@ from typing import Any
 from graph.config import Settings
 from graph.executors import ExecutorCall
 from graph.services import Services
-from tests.scripted import ConstantChatModel
+from tests.scripted import ConstantChatModel, steps
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = ROOT / "tests" / "data" / "crash_intents.yaml"
@@ -44,29 +44,31 @@ RECORD_ENV = "CPA_CRASH_RECORD"
 HOLD_ENV = "CPA_CRASH_HOLD"
 PAUSE_ENV = "CPA_CRASH_PAUSE"
 
+# The planner model writes numbered steps; their ToDos are t1 .. t8, called A1 .. Z here:
 #   a1 -> b1 -> b2 ----------------\
 #   a2 --\                          +-> z
 #   a3 ---+-> c1 -> d1 (desktop) --/
+A1, A2, A3, B1, B2, C1, D1, Z = (f"t{n}" for n in range(1, 9))
 DRILL_PLAN: dict[str, Any] = {
     "goal": "Crash drill",
     "todos": [
-        {"id": "a1", "title": "Root one", "executor": "record"},
-        {"id": "a2", "title": "Root two", "executor": "record"},
-        {"id": "a3", "title": "Root three", "executor": "record"},
-        {"id": "b1", "title": "Chain one", "executor": "record", "depends_on": ["a1"]},
-        {"id": "b2", "title": "Chain two", "executor": "record", "depends_on": ["b1"]},
-        {"id": "c1", "title": "Join", "executor": "record", "depends_on": ["a2", "a3"]},
+        {"id": A1, "title": "Root one", "executor": "record"},
+        {"id": A2, "title": "Root two", "executor": "record"},
+        {"id": A3, "title": "Root three", "executor": "record"},
+        {"id": B1, "title": "Chain one", "executor": "record", "depends_on": [A1]},
+        {"id": B2, "title": "Chain two", "executor": "record", "depends_on": [B1]},
+        {"id": C1, "title": "Join", "executor": "record", "depends_on": [A2, A3]},
         {
-            "id": "d1",
+            "id": D1,
             "title": "On the desktop",
             "executor": "desktop",
             "inputs": {"request": "press the button"},
-            "depends_on": ["c1"],
+            "depends_on": [C1],
         },
-        {"id": "z", "title": "Last", "executor": "record", "depends_on": ["b2", "d1"]},
+        {"id": Z, "title": "Last", "executor": "record", "depends_on": [B2, D1]},
     ],
 }
-RECORD_TODOS = ("a1", "a2", "a3", "b1", "b2", "c1", "z")
+RECORD_TODOS = (A1, A2, A3, B1, B2, C1, Z)
 DELAY_S = 0.05
 
 
@@ -134,7 +136,7 @@ class RecordExecutor:
 
 def drill_planner() -> ConstantChatModel:
     """The planner model: always `DRILL_PLAN`; any plain text call is a test error."""
-    return ConstantChatModel(answers={"PlanDraft": DRILL_PLAN})
+    return ConstantChatModel(answers={"PlanDraft": steps(DRILL_PLAN)})
 
 
 def crash_services(settings: Settings) -> Services:

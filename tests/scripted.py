@@ -5,19 +5,84 @@ ScriptedChatModel    answers in order from a script (langchain-core's fake chat 
 ConstantChatModel    answers each structured call by its schema's name, as often as
                      asked (servers and subprocesses that run many conversations)
 UncallableChatModel  fails the test if anything calls it (rules and templates need none)
+steps()              a plan written with ToDo ids, as the planner model writes it
+
+Structured output follows langchain's protocol for `include_raw=True` (what `graph.llm`
+asks for): {"raw": AIMessage, "parsed": dict or None, "parsing_error": exception or None}.
+A scripted structured answer is a dict (the model's JSON), a string (its raw text, parsed
+here if it is JSON), an AIMessage (e.g. one cut off: `cut_off(...)`) or an exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, PrivateAttr
+
+
+def schema_name(schema: Any) -> str | None:
+    """A structured-output schema's name: a pydantic class's, or a JSON Schema's title."""
+    if isinstance(schema, Mapping):
+        return str(schema.get("title")) if schema.get("title") else None
+    return getattr(schema, "__name__", None)
+
+
+def structured_reply(schema: Any, item: Any, include_raw: bool) -> Any:
+    """What a chat model's structured output gives for the scripted answer `item`."""
+    if isinstance(item, Exception):
+        raise item
+    if isinstance(item, AIMessage):
+        raw = item
+    elif isinstance(item, BaseModel):
+        raw = AIMessage(item.model_dump_json())
+    elif isinstance(item, str):
+        raw = AIMessage(item)
+    else:
+        raw = AIMessage(json.dumps(item))
+    parsed: Any = None
+    error: Exception | None = None
+    try:
+        parsed = json.loads(raw.text) if raw.text.strip() else None
+    except json.JSONDecodeError as exc:
+        error = exc
+    if include_raw:
+        return {"raw": raw, "parsed": parsed, "parsing_error": error}
+    if error is not None:
+        raise error
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_validate(parsed)
+    return parsed
+
+
+def cut_off(text: str) -> AIMessage:
+    """An answer that stopped at the token limit (`finish_reason` "length")."""
+    return AIMessage(text, response_metadata={"finish_reason": "length"})
+
+
+def steps(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan written with ids (`todos`, `depends_on`) as the planner model writes it: numbered
+    `steps`, `after` by number. The plan it turns into has the ids t1, t2, ... in order."""
+    todos = list(plan.get("todos") or [])
+    number = {todo["id"]: n for n, todo in enumerate(todos, 1)}
+    written = []
+    for todo in todos:
+        step = {k: v for k, v in todo.items() if k not in ("id", "depends_on")}
+        step.setdefault("description", "")
+        step["inputs"] = [
+            {"name": k, "value": v if isinstance(v, str) else json.dumps(v)}
+            for k, v in (todo.get("inputs") or {}).items()
+        ]
+        # An id that is no ToDo's becomes a number past the end: a dependency nobody has.
+        step["after"] = [number.get(d, len(todos) + 1) for d in todo.get("depends_on") or []]
+        written.append(step)
+    return {"goal": plan.get("goal", ""), "steps": written}
 
 
 class ScriptedChatModel(GenericFakeChatModel):
@@ -29,6 +94,7 @@ class ScriptedChatModel(GenericFakeChatModel):
 
     _structured: list[Any] = PrivateAttr(default_factory=list)
     _calls: list[tuple[str, str | None, list[BaseMessage]]] = PrivateAttr(default_factory=list)
+    _usage: Any = PrivateAttr(default=None)
 
     @classmethod
     def script(
@@ -48,20 +114,30 @@ class ScriptedChatModel(GenericFakeChatModel):
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         self._calls.append(("text", None, list(messages)))
-        return super()._generate(messages, *args, **kwargs)
+        result = super()._generate(messages, *args, **kwargs)
+        self._usage = getattr(result.generations[0].message, "usage_metadata", None)
+        return result
 
-    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
+    def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Word by word like the base class; then, as a provider that reports usage while
+        streaming does, a last empty chunk with a scripted message's token usage."""
+        yield from super()._stream(messages, *args, **kwargs)
+        if self._usage:
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content="", usage_metadata=self._usage)
+            )
+
+    def with_structured_output(
+        self, schema: Any, *, include_raw: bool = False, **kwargs: Any
+    ) -> Runnable[Any, Any]:
+        name = schema_name(schema)
+
         def answer(messages: Any) -> Any:
             msgs = list(messages) if isinstance(messages, list) else [messages]
-            self._calls.append(("structured", getattr(schema, "__name__", None), msgs))
+            self._calls.append(("structured", name, msgs))
             if not self._structured:
-                raise AssertionError(f"no scripted structured answer left for {schema}")
-            item = self._structured.pop(0)
-            if isinstance(item, Exception):
-                raise item
-            if isinstance(item, BaseModel):
-                item = item.model_dump()
-            return schema.model_validate(item)
+                raise AssertionError(f"no scripted structured answer left for {name}")
+            return structured_reply(schema, self._structured.pop(0), include_raw)
 
         return RunnableLambda(answer)
 
@@ -79,14 +155,16 @@ class ConstantChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         raise RuntimeError("this test set-up has no text model")
 
-    def with_structured_output(self, schema: Any, **kwargs: Any) -> Runnable[Any, Any]:
-        name = getattr(schema, "__name__", "")
+    def with_structured_output(
+        self, schema: Any, *, include_raw: bool = False, **kwargs: Any
+    ) -> Runnable[Any, Any]:
+        name = schema_name(schema) or ""
 
         def answer(_: Any) -> Any:
             # A schema with no scripted answer fails like a model that answered nothing useful.
             if name not in self.answers:
                 raise ValueError(f"no scripted answer for {name}")
-            return schema.model_validate(self.answers[name])
+            return structured_reply(schema, self.answers[name], include_raw)
 
         return RunnableLambda(answer)
 

@@ -36,7 +36,7 @@ from graph.executors import ExecutorCall
 from graph.services import Services
 from lam import LAMMessage, MessageFactory
 from tests.processes import free_port, kill_process, stop_process
-from tests.scripted import ConstantChatModel
+from tests.scripted import ConstantChatModel, steps
 
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP = "cpa-desktop"
@@ -84,7 +84,7 @@ def test_services(settings: Settings) -> Services:
             "router": ConstantChatModel(
                 answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
             ),
-            "planner": ConstantChatModel(answers={"PlanDraft": CHORE_PLAN}),
+            "planner": ConstantChatModel(answers={"PlanDraft": steps(CHORE_PLAN)}),
         },
         extra_executors=[WorkExecutor(Path(marker) if marker else None)],
     )
@@ -151,7 +151,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 120.0) -> None:
         if self.cli:
             args = [sys.executable, "-m", "cli", "serve", "--port", str(self.port)]
         else:

@@ -15,13 +15,13 @@ from graph.approval import declared_record
 from graph.config import ConfigError
 from lam import LAMMessage, MessageFactory, Plan
 from tests.planner_harness import Conversation, RecordingExecutor, performatives, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel
+from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 EMAIL = "Write an email to Tom with the agenda"  # rules abstain: the scripted planner plans
 
 
 def _planned(plan: dict[str, Any], *executors: Any, **settings: Any) -> Conversation:
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     models = {"router": UncallableChatModel(), "planner": planner}
     return Conversation(services(models=models, executors=list(executors), **settings))
 

@@ -14,7 +14,7 @@ from graph.conversations import (
 )
 from lam import LAMMessage, MessageFactory
 from tests.planner_harness import Conversation, RecordingExecutor, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel
+from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 PLAN = {
     "goal": "g",
@@ -36,7 +36,7 @@ async def _agree(convs: Conversations, cid: str, *, owner: str | None = None) ->
 
 def _conversations() -> tuple[Conversations, RecordingExecutor, Conversation]:
     work = RecordingExecutor()
-    planner = ScriptedChatModel.script(structured=[PLAN])
+    planner = ScriptedChatModel.script(structured=[steps(PLAN)])
     svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
     conv = Conversation(svc)
     return Conversations(conv.graph, conv.checkpointer), work, conv

@@ -10,7 +10,7 @@ import pytest
 from lam import LAMMessage, MessageFactory, Performative, Plan
 from lam.dag import validate_plan
 from tests.planner_harness import Conversation, RecordingExecutor, performatives, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel
+from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 # Router and planner fail the test when called; no executor model: answers from templates.
 NO_LLM = {"router": UncallableChatModel(), "planner": UncallableChatModel()}
@@ -29,7 +29,7 @@ def _desktop_answer(interrupt_value: dict[str, Any], output: Any) -> dict[str, A
 
 def _planned(plan: dict[str, Any], *executors: Any, **settings: Any) -> Conversation:
     """A conversation whose rule-matched request gets `plan` from a scripted planner."""
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     models = {"router": UncallableChatModel(), "planner": planner}
     return Conversation(services(models=models, executors=list(executors), **settings))
 
@@ -74,19 +74,21 @@ async def test_llm_classified_intent_with_llm_plan() -> None:
     router = ScriptedChatModel.script(structured=[{"intent": "web_search", "confidence": 0.7}])
     planner = ScriptedChatModel.script(
         structured=[
-            {
-                "goal": "Find flights to Berlin",
-                "todos": [
-                    {"id": "t1", "title": "Search flights", "executor": "llm"},
-                    {"id": "t2", "title": "Compare prices", "executor": "llm"},
-                    {
-                        "id": "t3",
-                        "title": "Write a recommendation",
-                        "executor": "llm",
-                        "depends_on": ["t1", "t2"],
-                    },
-                ],
-            }
+            steps(
+                {
+                    "goal": "Find flights to Berlin",
+                    "todos": [
+                        {"id": "t1", "title": "Search flights", "executor": "llm"},
+                        {"id": "t2", "title": "Compare prices", "executor": "llm"},
+                        {
+                            "id": "t3",
+                            "title": "Write a recommendation",
+                            "executor": "llm",
+                            "depends_on": ["t1", "t2"],
+                        },
+                    ],
+                }
+            )
         ]
     )
     executor = ScriptedChatModel.script(
@@ -116,7 +118,7 @@ async def test_broken_llm_plan_is_repaired_once() -> None:
         "goal": "Mail the agenda",
         "todos": [
             {"id": "t1", "title": "Draft", "executor": "llm", "depends_on": ["t2"]},
-            {"id": "t2", "title": "Send", "executor": "mailer", "depends_on": ["t1"]},
+            {"id": "t2", "title": "Send", "executor": "llm", "depends_on": ["t1"]},
         ],
     }
     fixed = {
@@ -126,7 +128,7 @@ async def test_broken_llm_plan_is_repaired_once() -> None:
             {"id": "t2", "title": "Check", "executor": "llm", "depends_on": ["t1"]},
         ],
     }
-    planner = ScriptedChatModel.script(structured=[broken, fixed])
+    planner = ScriptedChatModel.script(structured=[steps(broken), steps(fixed)])
     executor = ScriptedChatModel.script(texts=["draft", "checked", "Sent."])
     svc = services(
         models={"router": UncallableChatModel(), "planner": planner, "executor": executor}
@@ -138,7 +140,7 @@ async def test_broken_llm_plan_is_repaired_once() -> None:
     assert state["repairs"] == 1
     assert planner.remaining == 0
     repair_prompt = planner.calls[1][2][-1].text
-    assert "cycle" in repair_prompt and "mailer" in repair_prompt
+    assert "cycle" in repair_prompt and "t1" in repair_prompt and "t2" in repair_prompt
     kinds = performatives(state)
     assert kinds.count("propose") == 2
     check_failure = next(m for m in state["lam"] if m["performative"] == "failure")
@@ -148,9 +150,12 @@ async def test_broken_llm_plan_is_repaired_once() -> None:
 async def test_plan_still_broken_after_repairs_ends_with_failure() -> None:
     broken = {
         "goal": "x",
-        "todos": [{"id": "t1", "title": "Loop", "executor": "llm", "depends_on": ["t1"]}],
+        "todos": [
+            {"id": "t1", "title": "Loop", "executor": "llm", "depends_on": ["t2"]},
+            {"id": "t2", "title": "Back", "executor": "llm", "depends_on": ["t1"]},
+        ],
     }
-    planner = ScriptedChatModel.script(structured=[broken, broken, broken])
+    planner = ScriptedChatModel.script(structured=[steps(broken)] * 3)
     svc = services(models={"router": UncallableChatModel(), "planner": planner}, max_plan_repairs=2)
 
     state = await Conversation(svc).start("Write an email to Tom with the agenda")
@@ -172,13 +177,14 @@ async def test_failing_todo_skips_dependents_then_replans() -> None:
             {"id": "t4", "title": "Assemble", "executor": "work", "depends_on": ["t1", "t3"]},
         ],
     }
+    # The done t1 is step 1 for the model; its new steps are 2 and 3 (ids t5, t6: unused).
     remaining = {
-        "todos": [
-            {"id": "t5", "title": "Estimate numbers", "executor": "work", "depends_on": ["t1"]},
-            {"id": "t6", "title": "Assemble", "executor": "work", "depends_on": ["t5"]},
+        "steps": [
+            {"title": "Estimate numbers", "description": "", "executor": "work", "after": [1]},
+            {"title": "Assemble", "description": "", "executor": "work", "after": [2]},
         ]
     }
-    planner = ScriptedChatModel.script(structured=[first, remaining])
+    planner = ScriptedChatModel.script(structured=[steps(first), remaining])
     svc = services(
         models={"router": UncallableChatModel(), "planner": planner},
         executors=[work],
@@ -235,7 +241,7 @@ async def test_human_and_desktop_todos_wait_together_and_resume() -> None:
             {"id": "t5", "title": "Independent", "executor": "work"},
         ],
     }
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(
         models={"router": UncallableChatModel(), "planner": planner},
         executors=[work],
@@ -289,15 +295,16 @@ async def test_human_and_desktop_todos_wait_together_and_resume() -> None:
 
 async def test_todos_start_when_their_own_dependencies_finish() -> None:
     # A slow ToDo beside a chain: the chain must not wait for it (no level-by-level steps).
-    work = RecordingExecutor(delays={"slow": 0.3, "a": 0.01, "b": 0.01, "c": 0.01})
+    slow, a, b, c, d = (f"t{n}" for n in range(1, 6))  # the plan's ids, by position
+    work = RecordingExecutor(delays={slow: 0.3, a: 0.01, b: 0.01, c: 0.01})
     plan = {
         "goal": "g",
         "todos": [
-            {"id": "slow", "title": "Slow", "executor": "work"},
-            {"id": "a", "title": "A", "executor": "work"},
-            {"id": "b", "title": "B", "executor": "work", "depends_on": ["a"]},
-            {"id": "c", "title": "C", "executor": "work", "depends_on": ["b"]},
-            {"id": "d", "title": "D", "executor": "work", "depends_on": ["slow", "c"]},
+            {"id": slow, "title": "Slow", "executor": "work"},
+            {"id": a, "title": "A", "executor": "work"},
+            {"id": b, "title": "B", "executor": "work", "depends_on": [a]},
+            {"id": c, "title": "C", "executor": "work", "depends_on": [b]},
+            {"id": d, "title": "D", "executor": "work", "depends_on": [slow, c]},
         ],
     }
     conv = _planned(plan, work)
@@ -305,17 +312,18 @@ async def test_todos_start_when_their_own_dependencies_finish() -> None:
 
     assert state["status"] == "done"
     order = work.events
-    assert order.index(("end", "c")) < order.index(("end", "slow"))
-    assert order.index(("start", "d")) > order.index(("end", "slow"))
+    assert order.index(("end", c)) < order.index(("end", slow))
+    assert order.index(("start", d)) > order.index(("end", slow))
     # Each ToDo's assign and done were streamed live, as they happened.
     streamed = [
         (
-            c["lam"]["performative"],
-            c["lam"]["content"].get("todo_id") or c["lam"]["content"].get("todo", {}).get("id"),
+            e["lam"]["performative"],
+            e["lam"]["content"].get("todo_id") or e["lam"]["content"].get("todo", {}).get("id"),
         )
-        for c in conv.custom
+        for e in conv.custom
+        if "lam" in e
     ]
-    assert streamed.index(("done", "c")) < streamed.index(("done", "slow"))
+    assert streamed.index(("done", c)) < streamed.index(("done", slow))
 
 
 async def test_plans_from_templates_are_valid() -> None:
@@ -389,50 +397,45 @@ async def test_agreed_plan_runs() -> None:
 async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo() -> None:
     # ToDos finish in an order unlike the plan's: c (fast) before a and b; the crash comes
     # while `slow` still runs. On resume, results must attach to the right ToDos.
-    work = RecordingExecutor(delays={"a": 0.15, "b": 0.1, "c": 0.01, "slow": 5.0, "d": 0.01})
+    # The plan's ToDos are t1..t6: a, b, c, slow, d (after c and a), e (after slow).
+    a, b, c, slow, d, e = (f"t{n}" for n in range(1, 7))
+    work = RecordingExecutor(delays={a: 0.15, b: 0.1, c: 0.01, slow: 5.0, d: 0.01})
     plan = {
         "goal": "g",
         "todos": [
-            {"id": "a", "title": "A", "executor": "work"},
-            {"id": "b", "title": "B", "executor": "work"},
-            {"id": "c", "title": "C", "executor": "work"},
-            {"id": "slow", "title": "Slow", "executor": "work"},
-            {"id": "d", "title": "D", "executor": "work", "depends_on": ["c", "a"]},
-            {"id": "e", "title": "E", "executor": "work", "depends_on": ["slow"]},
+            {"id": a, "title": "A", "executor": "work"},
+            {"id": b, "title": "B", "executor": "work"},
+            {"id": c, "title": "C", "executor": "work"},
+            {"id": slow, "title": "Slow", "executor": "work"},
+            {"id": d, "title": "D", "executor": "work", "depends_on": [c, a]},
+            {"id": e, "title": "E", "executor": "work", "depends_on": [slow]},
         ],
     }
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
     conv = Conversation(svc)
 
     run = asyncio.create_task(conv.start("Write an email to Tom with the agenda"))
-    while ("end", "d") not in work.events:  # noqa: ASYNC110 - polling a plain list is enough here
+    while ("end", d) not in work.events:  # noqa: ASYNC110 - polling a plain list is enough here
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)  # let the last pending write land
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
-    assert work.runs("e") == 0
+    assert work.runs(e) == 0
 
     # A fresh graph on the same checkpoints, quick this time, continues the conversation.
-    work.delays = {"slow": 0.01}
+    work.delays = {slow: 0.01}
     again = Conversation(svc, checkpointer=conv.checkpointer)
     again.thread_id, again.config = conv.thread_id, conv.config
     state = await again.carry_on()
 
     assert state["status"] == "done"
-    assert {t: work.runs(t) for t in ["a", "b", "c", "slow", "d", "e"]} == {
-        "a": 1,
-        "b": 1,
-        "c": 1,
-        "slow": 2,
-        "d": 1,
-        "e": 1,
-    }
+    assert [work.runs(t) for t in (a, b, c, slow, d, e)] == [1, 1, 1, 2, 1, 1]
     result = Plan.model_validate(state["plan"])
     for todo in result.todos:
         assert todo.output["did"] == todo.id
-    assert result.todo("d").output == {"did": "d", "saw": ["a", "c"]}
+    assert result.todo(d).output == {"did": d, "saw": [a, c]}
     ids = [m["id"] for m in state["lam"]]
     assert len(ids) == len(set(ids))
 
@@ -463,7 +466,7 @@ async def test_an_answered_assign_keeps_its_first_timestamp_and_comes_first() ->
 async def test_run_config_overrides_settings_by_name() -> None:
     work = RecordingExecutor()
     plan = {"goal": "g", "todos": [{"id": "t1", "title": "Send", "executor": "work"}]}
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
     assert svc.settings.approval_policy == "flagged"
     conv = Conversation(svc)
@@ -476,7 +479,7 @@ async def test_run_config_overrides_settings_by_name() -> None:
 async def test_llm_intent_outside_the_registry_falls_back_to_the_planner() -> None:
     router = ScriptedChatModel.script(structured=[{"intent": "flights", "confidence": 0.9}])
     plan = {"goal": "g", "todos": [{"id": "t1", "title": "Look", "executor": "work"}]}
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(models={"router": router, "planner": planner}, executors=[RecordingExecutor()])
     state = await Conversation(svc).start("xyzzy plugh")
     assert "flights" in state["intent"]["router_error"]

@@ -2,7 +2,8 @@
 
 The application is a separate process: tests/crash_driver.py (the graph, our Redis
 checkpointer, one conversation per command) or the HTTP server (uvicorn, with the driver's
-services through CPA_SERVER_SERVICES). Its plan (crash_driver.DRILL_PLAN) has 8 ToDos:
+services through CPA_SERVER_SERVICES). Its plan (crash_driver.DRILL_PLAN) has 8 ToDos, A1 .. Z
+(ids t1 .. t8: the planner numbers its steps):
 
     a1 -> b1 -> b2 ----------------\\
     a2 --\\                          +-> z
@@ -52,6 +53,13 @@ from graph.conversations import ConversationNotFoundError, Conversations
 from graph.intents import check_registry
 from lam import LAMMessage, MessageFactory
 from tests.crash_driver import (
+    A1,
+    A2,
+    A3,
+    B1,
+    B2,
+    C1,
+    D1,
     DESKTOP,
     HOLD_ENV,
     PAUSE_ENV,
@@ -60,6 +68,7 @@ from tests.crash_driver import (
     REGISTRY,
     REQUEST,
     RecordExecutor,
+    Z,
     drill_planner,
     gate,
 )
@@ -69,7 +78,7 @@ from tests.server_harness import ServerProcess
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_TODOS = (*RECORD_TODOS, "d1")
+ALL_TODOS = (*RECORD_TODOS, D1)
 API_KEY = "crash-key-0123456789"
 # Safety nets only: a healthy run takes a fraction of these.
 WAIT_S = 30.0
@@ -230,9 +239,9 @@ def assert_completed(body: Mapping[str, Any]) -> None:
     assert body["status"] == "done", body.get("result")
     todos = {t["id"]: t for t in body["plan"]["todos"]}
     assert {i: t["status"] for i, t in todos.items()} == dict.fromkeys(ALL_TODOS, "done")
-    assert todos["z"]["output"] == {"did": "z", "saw": ["b2", "d1"]}
-    assert todos["c1"]["output"] == {"did": "c1", "saw": ["a2", "a3"]}
-    assert todos["d1"]["output"] == "desktop did d1"
+    assert todos[Z]["output"] == {"did": Z, "saw": [B2, D1]}
+    assert todos[C1]["output"] == {"did": C1, "saw": [A2, A3]}
+    assert todos[D1]["output"] == f"desktop did {D1}"
 
 
 def test_registry_is_clean() -> None:
@@ -315,30 +324,30 @@ async def test_kill_nine_and_resume_in_fresh_processes(drill: tuple[Driver, Reco
     kills: list[Kill] = []
 
     # 1. While ToDos run: a3 and b1 are held mid-execution; a1 and a2 have finished.
-    proc = driver.spawn("start", hold=("a3", "b1"))
-    await record.wait_for([("start", "a3"), ("start", "b1"), ("end", "a1"), ("end", "a2")], proc)
+    proc = driver.spawn("start", hold=(A3, B1))
+    await record.wait_for([("start", A3), ("start", B1), ("end", A1), ("end", A2)], proc)
     kills.append(await kill_settled(driver, record, proc, "while a3 and b1 run"))
-    assert kills[-1].ended == {"a1", "a2"}
+    assert kills[-1].ended == {A1, A2}
 
     # 2. Between ToDos: b1 has ended and b2 not started; d1 waits for the desktop.
-    proc = driver.spawn("continue", pause=("b2",))
-    await record.wait_for([("end", "a3"), ("end", "b1"), ("end", "c1"), ("pause", "b2")], proc)
+    proc = driver.spawn("continue", pause=(B2,))
+    await record.wait_for([("end", A3), ("end", B1), ("end", C1), ("pause", B2)], proc)
     kills.append(await kill_settled(driver, record, proc, "between b1 and b2"))
     assert (await read_view(driver.env, driver.cid)).status == "running"
 
     # 3. During the interrupt wait: the run stopped for the desktop; the process idles.
     proc = driver.spawn("continue", linger=True)
-    await record.wait_for([("end", "b2"), ("idle", "-")], proc)
+    await record.wait_for([("end", B2), ("idle", "-")], proc)
     kills.append(await kill_settled(driver, record, proc, "waiting for the desktop"))
     waiting = await read_view(driver.env, driver.cid)
     assert waiting.status == "waiting"
-    assert [w.message["content"]["todo"]["id"] for w in waiting.waiting] == ["d1"]
+    assert [w.message["content"]["todo"]["id"] for w in waiting.waiting] == [D1]
 
     # 4. After the desktop's answer was applied, while the last ToDo runs.
-    proc = driver.spawn("answer", hold=("z",))
-    await record.wait_for([("start", "z")], proc)
+    proc = driver.spawn("answer", hold=(Z,))
+    await record.wait_for([("start", Z)], proc)
     kills.append(await kill_settled(driver, record, proc, "after the answer, while z runs"))
-    assert kills[-1].saved == frozenset(ALL_TODOS) - {"z"}  # d1's answer is saved
+    assert kills[-1].saved == frozenset(ALL_TODOS) - {Z}  # d1's answer is saved
     # ... so nothing waits for the desktop any more: the run just stopped mid-step.
     stopped = await read_view(driver.env, driver.cid)
     assert (stopped.status, stopped.waiting) == ("running", [])
@@ -348,9 +357,7 @@ async def test_kill_nine_and_resume_in_fresh_processes(drill: tuple[Driver, Reco
     assert_completed(body)
     assert_not_rerun(record, kills)
     # Exactly the ToDos killed mid-run ran twice.
-    assert record.starts() == Counter(
-        {"a1": 1, "a2": 1, "a3": 2, "b1": 2, "b2": 1, "c1": 1, "z": 2}
-    )
+    assert record.starts() == Counter({A1: 1, A2: 1, A3: 2, B1: 2, B2: 1, C1: 1, Z: 2})
     assert_lam_log(body["messages"], driver.cid)
     # Any other process reads the same finished conversation.
     assert driver.result(driver.spawn("show")) == body
@@ -360,7 +367,7 @@ async def test_kill_nine_at_an_unsettled_moment(drill: tuple[Driver, Record]) ->
     """Killed at the first `end` line, while the other roots still sleep and write."""
     driver, record = drill
     proc = driver.spawn("start")
-    await record.wait_for([("end", "a1")], proc)
+    await record.wait_for([("end", A1)], proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(5)
     kill = Kill("at the first end", len(record.lines()), record.ended(), frozenset())
@@ -439,13 +446,13 @@ async def desktop_assign(api: httpx.AsyncClient, cid: str) -> dict[str, Any]:
     response = await api.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
     assert response.status_code == 200, response.text
     inbox = response.json()
-    assert [m["content"]["todo"]["id"] for m in inbox] == ["d1"], inbox
+    assert [m["content"]["todo"]["id"] for m in inbox] == [D1], inbox
     return dict(inbox[0])
 
 
 async def answer_desktop(api: httpx.AsyncClient, assign: Mapping[str, Any]) -> None:
     message = LAMMessage.from_dict(dict(assign))
-    done = MessageFactory(DESKTOP, message.conversation_id).done(message, "desktop did d1")
+    done = MessageFactory(DESKTOP, message.conversation_id).done(message, f"desktop did {D1}")
     response = await api.post("/v1/lam", json=done.to_dict())
     assert response.status_code == 202, response.text
 
@@ -488,16 +495,14 @@ async def test_redis_restart_mid_conversation(
     own_redis: RedisProcess, servers: list[ServerProcess], tmp_path: Path
 ) -> None:
     record = Record(tmp_path / "record")
-    env = server_env(
-        own_redis.url, f"test-{uuid.uuid4().hex[:12]}", record.path, **{HOLD_ENV: "b2"}
-    )
+    env = server_env(own_redis.url, f"test-{uuid.uuid4().hex[:12]}", record.path, **{HOLD_ENV: B2})
     server = start_server(servers, env, tmp_path / "server.log")
     async with api_client(server) as api:
         cid = await open_drill(api)
         # Mid-conversation: b2 runs (held), the rest of its wave has finished and is saved.
-        await record.wait_for([("start", "b2"), ("end", "c1")])
+        await record.wait_for([("start", B2), ("end", C1)])
         saved = await wait_durable(env, cid, record.ended())
-        assert saved == {"a1", "a2", "a3", "b1", "c1"}
+        assert saved == {A1, A2, A3, B1, C1}
 
         own_redis.kill()  # SIGKILL: the append-only file holds what was acknowledged
 
@@ -526,7 +531,7 @@ async def test_redis_restart_mid_conversation(
         assert ready.status_code == 200, ready.text
         assert await durable(env, cid) == saved  # nothing lost
 
-        record.release("b2")
+        record.release(B2)
         await wait_status(api, cid, "waiting")
         await answer_desktop(api, await desktop_assign(api, cid))
         body = await wait_status(api, cid, "done")
@@ -544,20 +549,18 @@ async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
     own_redis: RedisProcess, servers: list[ServerProcess], tmp_path: Path
 ) -> None:
     record = Record(tmp_path / "record")
-    env = server_env(
-        own_redis.url, f"test-{uuid.uuid4().hex[:12]}", record.path, **{HOLD_ENV: "b2"}
-    )
+    env = server_env(own_redis.url, f"test-{uuid.uuid4().hex[:12]}", record.path, **{HOLD_ENV: B2})
     log = tmp_path / "server.log"
     server = start_server(servers, env, log)
     async with api_client(server) as api:
         cid = await open_drill(api)
-        await record.wait_for([("start", "b2"), ("end", "c1")])
+        await record.wait_for([("start", B2), ("end", C1)])
         saved = await wait_durable(env, cid, record.ended())
 
         own_redis.kill()
         # b2 finishes while Redis is away: its result cannot be saved and the run stops.
-        record.release("b2")
-        await record.wait_for([("end", "b2")])
+        record.release(B2)
+        await record.wait_for([("end", B2)])
         deadline = time.monotonic() + WAIT_S
         while "Redis went away" not in log.read_text():
             assert time.monotonic() < deadline, log.read_text()[-3000:]
@@ -572,7 +575,7 @@ async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
 
     assert_completed(body)
     # Only b2 ran twice: its first result never reached Redis.
-    assert record.starts() == Counter({**Counter(RECORD_TODOS), "b2": 2})
+    assert record.starts() == Counter({**Counter(RECORD_TODOS), B2: 2})
     assert_lam_log(body["messages"], cid)
 
 
@@ -589,18 +592,18 @@ async def test_desktop_wait_survives_application_restarts(
         cid = await open_drill(api)
         await wait_status(api, cid, "waiting")
         assign = await desktop_assign(api, cid)
-    assert record.ended() == frozenset(RECORD_TODOS) - {"z"}
+    assert record.ended() == frozenset(RECORD_TODOS) - {Z}
     first.kill()
 
     # A new application: the conversation still waits for the same assign.
-    second = start_server(servers, {**env, HOLD_ENV: "z"}, tmp_path / "server2.log")
+    second = start_server(servers, {**env, HOLD_ENV: Z}, tmp_path / "server2.log")
     async with api_client(second) as api:
         body = await wait_status(api, cid, "waiting")
         assert await desktop_assign(api, cid) == assign
         await answer_desktop(api, assign)
-        await record.wait_for([("start", "z")])
+        await record.wait_for([("start", Z)])
     saved = await wait_durable(env, cid, record.ended())
-    assert saved == frozenset(ALL_TODOS) - {"z"}
+    assert saved == frozenset(ALL_TODOS) - {Z}
     second.kill()  # the answer is applied, z runs: killed mid-run
     stopped = await read_view(env, cid, TENANT)
     assert (stopped.status, stopped.waiting) == ("running", [])  # not asking d1 again
@@ -611,5 +614,5 @@ async def test_desktop_wait_survives_application_restarts(
         body = await wait_status(api, cid, "done")
 
     assert_completed(body)
-    assert record.starts() == Counter({**Counter(RECORD_TODOS), "z": 2})
+    assert record.starts() == Counter({**Counter(RECORD_TODOS), Z: 2})
     assert_lam_log(body["messages"], cid)

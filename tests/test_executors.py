@@ -21,7 +21,7 @@ from lam import MessageFactory, Plan, ToDo
 from nodes.executors.http import HttpExecutor, allowed
 from nodes.executors.template import TemplateExecutor
 from tests.planner_harness import Conversation, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel
+from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 
 def _call(todo: ToDo, inputs: dict[str, Any], settings: Settings | None = None) -> ExecutorCall:
@@ -233,7 +233,7 @@ class _Slow:
 async def test_timeout_then_retry_with_backoff() -> None:
     slow = _Slow()
     plan = {"goal": "g", "todos": [{"id": "t1", "title": "Slow", "executor": "slow"}]}
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(
         models={"router": UncallableChatModel(), "planner": planner},
         executors=[slow],
@@ -250,7 +250,7 @@ async def test_timeout_then_retry_with_backoff() -> None:
 
 async def test_timeouts_exhausted_fail_the_todo() -> None:
     plan = {"goal": "g", "todos": [{"id": "t1", "title": "Slow", "executor": "always_slow"}]}
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(
         models={"router": UncallableChatModel(), "planner": planner},
         executors=[_AlwaysSlow()],

@@ -9,7 +9,7 @@ import pytest
 
 from lam import LAMMessage, MessageFactory, Plan
 from tests.planner_harness import Conversation, RecordingExecutor, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel
+from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 NO_LLM = {"router": UncallableChatModel(), "planner": UncallableChatModel()}
 FORBIDDEN = {**NO_LLM, "executor": UncallableChatModel()}
@@ -59,7 +59,7 @@ async def test_a_compound_request_gets_one_llm_plan_covering_every_action(
     text: str, actions: int
 ) -> None:
     plan = {"goal": "all of it", "todos": _todos(*(f"step {n}" for n in range(actions)))}
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     work = RecordingExecutor()
     svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
     decision = svc.intents.decide(text)
@@ -83,7 +83,7 @@ async def test_a_plan_that_drops_an_action_goes_back_for_repair() -> None:
     text = "Find a free slot with Tom next week, book it and email him the agenda"
     short = {"goal": "slot", "todos": _todos("Check availability", "Book it")}
     full = {"goal": "slot", "todos": _todos("Check availability", "Book it", "Email agenda")}
-    planner = ScriptedChatModel.script(structured=[short, full])
+    planner = ScriptedChatModel.script(structured=[steps(short), steps(full)])
     svc = services(
         models={"router": UncallableChatModel(), "planner": planner},
         executors=[RecordingExecutor()],
@@ -176,7 +176,7 @@ async def test_the_router_choice_is_a_hint_for_the_planner_never_a_template() ->
     text = "Could you sort things out with Tom about next week"
     router = ScriptedChatModel.script(structured=[{"intent": "calendar", "confidence": 0.8}])
     plan = {"goal": "sort it", "todos": _todos("Ask Tom", "Agree on a time")}
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(models={"router": router, "planner": planner}, executors=[RecordingExecutor()])
     _undecided(svc, text)
 
@@ -195,7 +195,7 @@ async def test_a_task_no_intent_fits_is_planned() -> None:
     )
     router = ScriptedChatModel.script(structured=[{"intent": "other_task", "confidence": 0.9}])
     plan = {"goal": "Lisbon", "todos": _todos("Flights", "Hotel", "Museum")}
-    planner = ScriptedChatModel.script(structured=[plan])
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
     svc = services(models={"router": router, "planner": planner}, executors=[RecordingExecutor()])
 
     state = await Conversation(svc).start(text)
@@ -214,7 +214,7 @@ async def test_a_router_confidence_out_of_range_neither_fails_nor_decides(
     router = ScriptedChatModel.script(
         structured=[{"intent": "smalltalk", "confidence": confidence}]
     )
-    planner = ScriptedChatModel.script(structured=[{"goal": "g", "todos": _todos("Ask")}])
+    planner = ScriptedChatModel.script(structured=[steps({"goal": "g", "todos": _todos("Ask")})])
     svc = services(models={"router": router, "planner": planner}, executors=[RecordingExecutor()])
     _undecided(svc, text)
 
@@ -230,7 +230,7 @@ async def test_a_router_confidence_out_of_range_neither_fails_nor_decides(
 async def test_a_router_without_a_usable_answer_falls_back_to_the_planner() -> None:
     text = "Could you sort things out with Tom about next week"
     router = ScriptedChatModel.script(structured=[ValueError("no tool call")])
-    planner = ScriptedChatModel.script(structured=[{"goal": "g", "todos": _todos("Ask")}])
+    planner = ScriptedChatModel.script(structured=[steps({"goal": "g", "todos": _todos("Ask")})])
     svc = services(models={"router": router, "planner": planner}, executors=[RecordingExecutor()])
     _undecided(svc, text)
 

@@ -48,6 +48,7 @@ from opentelemetry.trace import (
 )
 from pydantic import ValidationError
 
+from graph.llm import LLMOutputError
 from graph.telemetry import metrics
 from graph.telemetry.logs import FIELDS
 from graph.telemetry.tracing import forced_ids, traceparent, turn_context, turn_ids
@@ -621,7 +622,7 @@ class TelemetryHandler(BaseCallbackHandler):
     def _end_llm(self, step: _Step, error: BaseException | None) -> None:
         if error is None:
             outcome = "ok"
-        elif isinstance(error, OutputParserException | ValidationError):
+        elif isinstance(error, OutputParserException | ValidationError | LLMOutputError):
             outcome = "bad_output"
         else:
             outcome = "error"
