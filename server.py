@@ -25,6 +25,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.a2a import A2AServer
+from api.a2a import router as a2a_router
+from api.a2a.card import agent_card
 from api.auth import LOCAL_TENANT
 from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
@@ -90,13 +93,18 @@ def create_app(
             graph = build_graph(svc, checkpointer=saver)
             hub = Hub(Conversations(graph, saver), saver, svc, config)
             await hub.start()
+            # The handler's card says what it supports; the served card is built per request.
+            a2a = A2AServer(hub, agent_card(svc, "", keys=not config.open_access))
             for target in apps:
                 target.state.hub = hub
+                target.state.a2a = a2a
             try:
                 yield
             finally:
                 for target in apps:
                     target.state.hub = None
+                    target.state.a2a = None
+                await a2a.close()
                 await hub.close()
 
     api_app = FastAPI(
@@ -108,9 +116,11 @@ def create_app(
     # Set by the lifespan (requests before it get 503).
     api_app.state.server_settings = server_settings
     api_app.state.hub = None
+    api_app.state.a2a = None
     install_error_handlers(api_app)
     api_app.include_router(router)
     api_app.include_router(console_router)
+    api_app.include_router(a2a_router)
     api_app.openapi = lambda: openapi_document(api_app)  # type: ignore[method-assign]
     return api_app
 
