@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from api.a2a import A2AServer
 from api.a2a import router as a2a_router
 from api.a2a.card import agent_card
+from api.a2a.remote_tasks import RemoteTaskWatcher
 from api.auth import LOCAL_TENANT
 from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
@@ -95,6 +96,8 @@ def create_app(
             await hub.start()
             # The handler's card says what it supports; the served card is built per request.
             a2a = A2AServer(hub, agent_card(svc, "", keys=not config.open_access))
+            watcher = RemoteTaskWatcher(hub)  # notices A2A agents' tasks ending
+            await watcher.start()
             for target in apps:
                 target.state.hub = hub
                 target.state.a2a = a2a
@@ -104,6 +107,7 @@ def create_app(
                 for target in apps:
                     target.state.hub = None
                     target.state.a2a = None
+                await watcher.close()
                 await a2a.close()
                 await hub.close()
 

@@ -59,3 +59,31 @@ def a2a_services(settings: Settings) -> Services:
         },
         extra_executors=[LookupExecutor(), BookExecutor()],
     )
+
+
+HELPER_PLAN = {
+    "goal": "Ask the helper",
+    "todos": [
+        {
+            "id": "t1",
+            "title": "Ask the helper agent",
+            "executor": "a2a:helper",
+            "inputs": {"question": "capital of Portugal"},
+        },
+        {"id": "t2", "title": "Look it up too", "executor": "lookup", "depends_on": ["t1"]},
+    ],
+}
+
+
+def helper_services(settings: Settings) -> Services:
+    """The CPA_SERVER_SERVICES hook of the `a2a` executor tests: the plan asks `helper`."""
+    return make_services(
+        settings,
+        chat_models={
+            "router": ConstantChatModel(
+                answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
+            ),
+            "planner": ConstantChatModel(answers={"PlanDraft": HELPER_PLAN}),
+        },
+        extra_executors=[LookupExecutor(), BookExecutor()],
+    )
