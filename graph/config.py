@@ -164,10 +164,10 @@ class Settings(BaseModel):
             for name in ("a2a_agents", "a2a_allowlist")
             if not set(_items(getattr(changed, name))) <= set(_items(getattr(self, name)))
         ]
-        if widened or set(self.a2a_read_only) - set(changed.a2a_read_only):
+        if widened or set(changed.a2a_read_only) - set(self.a2a_read_only):
             raise ConfigError(
                 f"{', '.join(widened) or 'a2a_read_only'}: a run config cannot add A2A agents "
-                "or allowed URLs, nor take an agent off the read-only list (the server allows "
+                "or allowed URLs, nor declare more agents read-only (the server allows "
                 "that only with CPA_ALLOW_RUN_OVERRIDES=true)"
             )
         if added:

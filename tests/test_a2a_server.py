@@ -9,6 +9,8 @@ keys as for the LAM API.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -196,3 +198,21 @@ async def test_a2a_0_3_method_names(server: ServerProcess, http: httpx.AsyncClie
     # A finished task cannot be cancelled again: an error, and nothing changes.
     with pytest.raises(TaskNotCancelableError):
         await client.cancel_task(CancelTaskRequest(id=task.id))
+
+
+def test_the_readme_client_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    """The README's A2A client, verbatim but for the server's URL and key."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("\n## A2A\n") :]
+    block = section[section.index("```python\n") + len("```python\n") :]
+    code = block[: block.index("```\n")]
+    line = 'URL, KEY = "http://127.0.0.1:8000", "<key>"'
+    assert line in code
+    script = tmp_path / "client.py"
+    script.write_text(code.replace(line, f'URL, KEY = "{server.url}", "{ACME_KEY}"'))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Plan: Meet Anna" in done.stdout
+    assert "TASK_STATE_COMPLETED" in done.stdout
