@@ -65,16 +65,15 @@ class HelperAgent(AgentExecutor):
 class AgentServer:
     """The helper agent served by uvicorn on a loopback port, in a thread."""
 
-    def __init__(self, agent: HelperAgent) -> None:
+    def __init__(self, agent: HelperAgent, endpoint: str | None = None) -> None:
         self.port = free_port()
+        endpoint = endpoint or f"{self.url}/"
         card = AgentCard(
             name="helper",
             description="answers questions (test agent)",
             version="1.0",
             supported_interfaces=[
-                AgentInterface(
-                    url=self.url + "/", protocol_binding="JSONRPC", protocol_version="1.0"
-                )
+                AgentInterface(url=endpoint, protocol_binding="JSONRPC", protocol_version="1.0")
             ],
             capabilities=AgentCapabilities(streaming=False),
             default_input_modes=["text/plain"],
@@ -219,3 +218,27 @@ def test_agent_not_on_the_allow_list_fails_the_todo(
     assert "allow-list" in todos["t1"]["error"]
     assert todos["t2"]["status"] == "skipped"
     assert agent.received == []  # nothing was sent
+
+
+def test_a_card_naming_an_endpoint_off_the_allow_list_fails_the_todo(
+    redis7_url: str, tmp_path: Path
+) -> None:
+    """The card is read from an allowed URL, but would send the ToDo elsewhere: refused."""
+    agent = HelperAgent()
+    elsewhere = f"http://127.0.0.1:{free_port()}/"
+    with AgentServer(agent, endpoint=elsewhere) as agent_server:
+        env = planner_env(redis7_url, agent_server.url, agent_server.url)
+        server = ServerProcess(env, tmp_path / "server.log", cli=True)
+        server.start(timeout=120)
+        try:
+            cid = open_chore(server)
+            view = view_until(server, cid, "done", "failed")
+        finally:
+            server.stop()
+            delete_prefix(redis7_url, env["CPA_REDIS_PREFIX"])
+            agent.gate.set()
+    todos = {t["id"]: t for t in view["plan"]["todos"]}
+    assert todos["t1"]["status"] == "failed"
+    assert "names no endpoint on the allow-list" in todos["t1"]["error"]
+    assert elsewhere.rstrip("/") in todos["t1"]["error"]
+    assert agent.received == []
