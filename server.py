@@ -2,7 +2,9 @@
 
 This module builds the app and runs it; the parts are in the `api` package (see its
 docstring): settings, errors, models, auth, the hub that runs conversations in the
-background, idempotency, the SSE event log, the OpenAPI document and the routes.
+background, idempotency, the SSE event log, the OpenAPI document and the routes. Beside
+the LAM API, A2A over the same conversations (`api.a2a`: the agent card, JSON-RPC at
+`/a2a`, and the watcher that notices A2A agents' tasks ending).
 
     app               the app, configured from the environment at start-up (langgraph.json,
                       `uvicorn server:app`)
