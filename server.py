@@ -3,7 +3,9 @@
 This module builds the app and runs it; the parts are in the `api` package (see its
 docstring): settings, errors, models, auth, the hub that runs conversations in the
 background, idempotency, the SSE event log, the OpenAPI document, the routes and the
-metrics (`GET /metrics`, the HTTP middleware). Runs report to `graph.telemetry`.
+metrics (`GET /metrics`, the HTTP middleware). Runs report to `graph.telemetry`. Beside
+the LAM API, A2A over the same conversations (`api.a2a`: the agent card, JSON-RPC at
+`/a2a`, and the watcher that notices A2A agents' tasks ending).
 
     app               the app, configured from the environment at start-up (langgraph.json,
                       `uvicorn server:app`)
@@ -26,6 +28,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.a2a import A2AServer
+from api.a2a import router as a2a_router
+from api.a2a.card import agent_card
+from api.a2a.remote_tasks import RemoteTaskWatcher
 from api.auth import LOCAL_TENANT
 from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
@@ -99,13 +105,21 @@ def create_app(
             graph = build_graph(svc, checkpointer=saver)
             hub = Hub(Conversations(graph, saver, telemetry), saver, svc, config)
             await hub.start()
+            # The handler's card says what it supports; the served card is built per request.
+            a2a = A2AServer(hub, agent_card(svc, "", keys=not config.open_access))
+            watcher = RemoteTaskWatcher(hub)  # notices A2A agents' tasks ending
+            await watcher.start()
             for target in apps:
                 target.state.hub = hub
+                target.state.a2a = a2a
             try:
                 yield
             finally:
                 for target in apps:
                     target.state.hub = None
+                    target.state.a2a = None
+                await watcher.close()
+                await a2a.close()
                 await hub.close()
                 telemetry.shutdown()
 
@@ -119,11 +133,13 @@ def create_app(
     api_app.state.server_settings = server_settings
     api_app.state.hub = None
     api_app.state.telemetry = None
+    api_app.state.a2a = None
     install_error_handlers(api_app)
     api_app.add_middleware(HttpMetrics)
     api_app.include_router(router)
     api_app.include_router(metrics_router)
     api_app.include_router(console_router)
+    api_app.include_router(a2a_router)
     api_app.openapi = lambda: openapi_document(api_app)  # type: ignore[method-assign]
     return api_app
 

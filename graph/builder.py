@@ -42,6 +42,7 @@ from nodes.executors import (
     LLMExecutor,
     TemplateExecutor,
 )
+from nodes.executors.a2a import a2a_executors
 from nodes.intake import intake
 from nodes.intent import intent
 from nodes.plan import after_plan, plan
@@ -76,6 +77,8 @@ BUILTIN_EXECUTORS: tuple[type[Executor], ...] = (
 
 def default_executors(settings: Settings, *, entry_points: bool = True) -> ExecutorRegistry:
     registry = ExecutorRegistry(cls() for cls in BUILTIN_EXECUTORS)
+    for agent in a2a_executors(settings):  # `a2a:<name>`, one per configured agent
+        registry.register(agent)
     if entry_points:
         registry.load_entry_points(settings)
     return registry

@@ -12,6 +12,7 @@ lower or widen them, unless the environment says `CPA_ALLOW_RUN_OVERRIDES=true`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "ollama_host": ("CPA_OLLAMA_HOST", "OLLAMA_HOST"),
     "redis_url": ("CPA_REDIS_URL", "REDIS_URL"),
 }
-_LIST_FIELDS = {"http_allowlist"}
+_LIST_FIELDS = {"http_allowlist", "a2a_allowlist", "a2a_read_only"}
+_AGENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Approval policies from the least to the most asking.
 _POLICY_RANK: dict[str, int] = {"never": 0, "flagged": 1, "always": 2}
 
@@ -90,6 +92,15 @@ class Settings(BaseModel):
     todo_retry_backoff_s: float = Field(0.5, ge=0)
     http_allowlist: tuple[str, ...] = ()
     http_timeout_s: float = Field(30.0, gt=0)
+    # A2A agents a ToDo can be handed to (executor `a2a:<name>`): `name=URL,...`; the URLs
+    # (and those their agent cards name) must be on the allow-list; an agent's steps need
+    # approval unless it is declared read-only. The server looks at their tasks every
+    # `a2a_poll_s` seconds while a conversation waits for one.
+    a2a_agents: dict[str, str] = Field(default_factory=dict)
+    a2a_allowlist: tuple[str, ...] = ()
+    a2a_read_only: tuple[str, ...] = ()
+    a2a_poll_s: float = Field(2.0, gt=0)
+    a2a_timeout_s: float = Field(30.0, gt=0)
     # Whether a run config may lower the approval policy or widen the http allow-list.
     allow_run_overrides: bool = False
 
@@ -99,12 +110,28 @@ class Settings(BaseModel):
     redis_ttl_s: int | None = Field(7 * 24 * 3600, ge=1)
     data_dir: str | None = None
 
-    @field_validator("http_allowlist", mode="before")
+    @field_validator(*sorted(_LIST_FIELDS), mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("a2a_agents", mode="before")
+    @classmethod
+    def _split_agents(cls, value: Any) -> Any:
+        """`name=URL,name=URL` from the environment; a name is letters, digits, `._-`."""
+        if not isinstance(value, str):
+            return value
+        agents: dict[str, str] = {}
+        for entry in (part.strip() for part in value.split(",")):
+            if not entry:
+                continue
+            name, eq, url = (s.strip() for s in entry.partition("="))
+            if not eq or not _AGENT_NAME.fullmatch(name) or not url:
+                raise ValueError(f"{entry!r} is not name=URL (name: letters, digits, ._-)")
+            agents[name] = url
+        return agents
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +176,17 @@ class Settings(BaseModel):
                 "CPA_ALLOW_RUN_OVERRIDES=true)"
             )
         added = [entry for entry in changed.http_allowlist if entry not in self.http_allowlist]
+        widened = [
+            name
+            for name in ("a2a_agents", "a2a_allowlist")
+            if not set(_items(getattr(changed, name))) <= set(_items(getattr(self, name)))
+        ]
+        if widened or set(changed.a2a_read_only) - set(self.a2a_read_only):
+            raise ConfigError(
+                f"{', '.join(widened) or 'a2a_read_only'}: a run config cannot add A2A agents "
+                "or allowed URLs, nor declare more agents read-only (the server allows "
+                "that only with CPA_ALLOW_RUN_OVERRIDES=true)"
+            )
         if added:
             raise ConfigError(
                 f"http_allowlist: a run config cannot add {', '.join(added)} to the "
@@ -244,6 +282,11 @@ ROLE_DEFAULTS: dict[Role, RoleDefaults] = {
     "planner": RoleDefaults(max_tokens=1024, timeout_s=120.0),
     "executor": RoleDefaults(max_tokens=512, timeout_s=120.0),
 }
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value.items()) if isinstance(value, dict) else list(value)
+
 
 LLM_SETTINGS_HINT = (
     "set CPA_LLM_PROVIDER=openai with OPENAI_API_KEY, or CPA_LLM_PROVIDER=ollama with "

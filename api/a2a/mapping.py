@@ -1,0 +1,286 @@
+"""LAM ↔ A2A: a conversation's turn as an A2A task, and an A2A reply as a LAM answer.
+
+A conversation is an A2A *context* (context id = conversation id); each turn of it (one
+`request` and what followed) is an A2A *task*. The task id is `<conversation id>/<suffix>`:
+LAM ids cannot hold `/`, so the conversation is read back from the task id alone, and the
+turn is the `request` whose metadata carries that task id (`TASK_ID_KEY`). Nothing about a
+task is stored apart from the conversation: its state is the conversation's, read when asked.
+
+The table of the whole mapping, both directions, is in docs/a2a.md.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from a2a.helpers.proto_helpers import get_data_parts, get_text_parts, new_data_part, new_text_part
+from a2a.types import Artifact, Message, Part, Role, Task, TaskState, TaskStatus
+from google.protobuf.json_format import MessageToDict
+
+from graph.state import LamDict
+from lam import LAMMessage, MessageFactory, Performative
+from lam.text import ID_PATTERN
+
+#: The LAM agent id of whoever speaks A2A to the planner: the person behind the client.
+A2A_USER = "user"
+#: Metadata key of a `request` that opened a turn for an A2A task: the task's id.
+TASK_ID_KEY = "a2a_task_id"
+_LAM_ID = re.compile(ID_PATTERN)
+# Namespace of LAM ids derived from A2A message ids that are not LAM ids.
+_A2A_MESSAGES = uuid.UUID("0b3c1f0e-6a55-4f57-a1c2-7d2f8b9e4a61")
+
+_YES = {"yes", "y", "ok", "okay", "approve", "approved", "agree", "go", "ja", "j", "einverstanden"}
+_NO = {"no", "n", "refuse", "reject", "deny", "stop", "cancel", "nein", "ablehnen"}
+
+
+class ReplyNotUnderstoodError(ValueError):
+    """An A2A reply that neither approves nor refuses the waiting plan."""
+
+
+# Ids ----------------------------------------------------------------------------------
+
+
+def new_task_id(conversation_id: str) -> str:
+    """A fresh task id inside a conversation."""
+    return f"{conversation_id}/{uuid.uuid4().hex}"
+
+
+def conversation_of(task_id: str) -> str | None:
+    """The conversation id a task id names, or None if it names none of ours."""
+    cid, slash, rest = task_id.partition("/")
+    if not slash or not rest or not _LAM_ID.fullmatch(cid):
+        return None
+    return cid
+
+
+def lam_id(a2a_message_id: str) -> str:
+    """The LAM id of an A2A message: its own id if it is a valid LAM id, else one derived."""
+    if a2a_message_id and _LAM_ID.fullmatch(a2a_message_id):
+        return a2a_message_id
+    return str(uuid.uuid5(_A2A_MESSAGES, a2a_message_id or uuid.uuid4().hex))
+
+
+# A2A → LAM ----------------------------------------------------------------------------
+
+
+def text_of(message: Message) -> str:
+    return "\n".join(t for t in get_text_parts(list(message.parts)) if t).strip()
+
+
+def data_of(message: Message) -> list[Any]:
+    return [d for d in get_data_parts(list(message.parts)) if d is not None]
+
+
+def request_from(message: Message, conversation_id: str, task_id: str) -> LAMMessage:
+    """The LAM `request` that opens the turn an A2A message starts."""
+    text = text_of(message)
+    if not text:
+        raise ReplyNotUnderstoodError("the message has no text part: say what you want done")
+    return MessageFactory(A2A_USER, conversation_id).request(
+        text,
+        message_id=lam_id(message.message_id),
+        metadata={TASK_ID_KEY: task_id},
+    )
+
+
+def decision_of(message: Message) -> tuple[bool, str]:
+    """(approved?, comment or reason) from a reply to a plan waiting for approval.
+
+    A data part `{"approve": true|false, "reason"?: str}` decides; otherwise the first word
+    of the text (`yes`/`ok`/`approve`/`ja` or `no`/`refuse`/`nein`), the rest being the
+    comment or the reason. Anything else is not understood (nothing is answered).
+    """
+    for data in data_of(message):
+        if isinstance(data, Mapping) and isinstance(data.get("approve"), bool):
+            return bool(data["approve"]), str(data.get("reason") or data.get("comment") or "")
+    text = text_of(message)
+    word, _, rest = text.partition(" ")
+    word = word.strip(" .,!:;").lower()
+    if word in _YES:
+        return True, rest.strip()
+    if word in _NO:
+        return False, rest.strip()
+    raise ReplyNotUnderstoodError(
+        "reply 'yes' to approve the plan or 'no' (and a reason) to refuse it, or send a data "
+        'part {"approve": true|false}'
+    )
+
+
+def answer_to(waiting: LamDict, message: Message) -> LAMMessage:
+    """The LAM answer an A2A reply gives to what waits for the A2A user.
+
+    A `propose` gets `agree` or `refuse` (`decision_of`); an `assign` (a question for the
+    person, the `human` executor) gets `done` with the reply as output: its data part if it
+    has one, else its text.
+    """
+    asked = LAMMessage.from_dict(waiting)
+    user = MessageFactory(A2A_USER, asked.conversation_id)
+    answer_id = lam_id(message.message_id)
+    if asked.performative == Performative.PROPOSE:
+        approved, words = decision_of(message)
+        if approved:
+            return user.agree(asked, comment=words or None, message_id=answer_id)
+        return user.refuse(asked, words or "refused by the user", message_id=answer_id)
+    data = data_of(message)
+    output: Any = data[0] if data else text_of(message)
+    todo_id = asked.content.get("todo", {}).get("id")
+    return user.done(asked, output, todo_id=todo_id, message_id=answer_id)
+
+
+# LAM → A2A ----------------------------------------------------------------------------
+
+
+def summary(message: Mapping[str, Any]) -> str:
+    """One readable line (or a few) for a LAM message, the text part of its A2A message."""
+    content = message.get("content") or {}
+    kind = message.get("performative")
+    if kind == "request":
+        return str(content.get("text", ""))
+    if kind == "inform":
+        return str(content.get("text") or content.get("intent") or content.get("topic", ""))
+    if kind == "propose":
+        plan = content.get("plan") or {}
+        steps = [
+            f"{i}. {t.get('title', t.get('id'))} ({t.get('executor')})"
+            + (" — needs approval" if t.get("requires_approval") else "")
+            for i, t in enumerate(plan.get("todos", []), 1)
+        ]
+        return "\n".join(
+            [f"Plan: {plan.get('goal', '')}", *steps, "Approve it? Reply 'yes' or 'no'."]
+        )
+    if kind == "assign":
+        todo = content.get("todo") or {}
+        return f"{todo.get('title', todo.get('id', ''))} → {message.get('receiver')}"
+    if kind == "done":
+        return f"{content.get('todo_id', '')} done"
+    if kind == "failure":
+        error = content.get("error") or {}
+        return f"failed ({error.get('code')}): {error.get('message')}"
+    if kind == "agree":
+        return "approved" + (f": {content['comment']}" if content.get("comment") else "")
+    if kind == "refuse":
+        return f"refused: {content.get('reason', '')}"
+    return str(kind)
+
+
+def a2a_message(message: Mapping[str, Any], task_id: str) -> Message:
+    """A LAM message as an A2A message: its summary as text, the message itself as data."""
+    role = Role.ROLE_USER if message.get("sender") == A2A_USER else Role.ROLE_AGENT
+    return Message(
+        message_id=str(message["id"]),
+        context_id=str(message.get("conversation_id") or ""),
+        task_id=task_id,
+        role=role,
+        parts=[new_text_part(summary(message)), new_data_part({"lam": dict(message)})],
+    )
+
+
+def turn(messages: Sequence[LamDict], task_id: str) -> tuple[int, int] | None:
+    """[start, end) of the turn opened by the request carrying this task id in the log."""
+    starts = [i for i, m in enumerate(messages) if m.get("performative") == "request"]
+    for n, start in enumerate(starts):
+        if (messages[start].get("metadata") or {}).get(TASK_ID_KEY) == task_id:
+            end = starts[n + 1] if n + 1 < len(starts) else len(messages)
+            return start, end
+    return None
+
+
+def _answer(messages: Sequence[LamDict]) -> LamDict | None:
+    return next(
+        (
+            m
+            for m in reversed(messages)
+            if m.get("performative") == "inform"
+            and (m.get("content") or {}).get("topic") == "answer"
+        ),
+        None,
+    )
+
+
+def task_from(
+    view: Mapping[str, Any], waiting_for_user: Sequence[LamDict], task_id: str
+) -> Task | None:
+    """The A2A task of one turn of a conversation (`Hub.view`), or None if it has no such turn.
+
+    The latest turn takes the conversation's status: `running` → working; `waiting` →
+    input-required if something waits for the A2A user (the plan: the status message
+    carries it as a data part), else working (another agent is at work); `done` →
+    completed, the answer as an artifact; `failed` → failed (canceled if the failure's code
+    says so). An earlier turn is completed or failed, as its answer says.
+    """
+    messages: list[LamDict] = list(view.get("messages") or [])
+    bounds = turn(messages, task_id)
+    if bounds is None:
+        return None
+    start, end = bounds
+    cid = str(view["conversation_id"])
+    this_turn = messages[start:end]
+    latest = end == len(messages)
+    answer = _answer(this_turn)
+    status = str(view.get("status")) if latest else None
+    if status is None:
+        status = "done" if answer and answer["content"].get("status") == "done" else "failed"
+    state = TaskState.TASK_STATE_WORKING
+    status_message: Message | None = None
+    if status == "waiting" and waiting_for_user:
+        state = TaskState.TASK_STATE_INPUT_REQUIRED
+        status_message = question(waiting_for_user[0], task_id)
+    elif status == "done":
+        state = TaskState.TASK_STATE_COMPLETED
+    elif status == "failed":
+        codes = {
+            (m.get("content") or {}).get("error", {}).get("code")
+            for m in this_turn
+            if m.get("performative") == "failure"
+        }
+        state = TaskState.TASK_STATE_CANCELED if CANCELED in codes else TaskState.TASK_STATE_FAILED
+    if status_message is None and answer is not None and state != TaskState.TASK_STATE_WORKING:
+        status_message = a2a_message(answer, task_id)
+    task = Task(
+        id=task_id,
+        context_id=cid,
+        status=TaskStatus(state=state, message=status_message),
+        history=[a2a_message(m, task_id) for m in this_turn],
+    )
+    if state == TaskState.TASK_STATE_COMPLETED:
+        task.artifacts.append(
+            answer_artifact(answer, view.get("result") if latest else None, task_id)
+        )
+    return task
+
+
+#: The failure code of a conversation ended by `tasks/cancel`.
+CANCELED = "canceled"
+
+
+def question(waiting: LamDict, task_id: str) -> Message:
+    """The status message of an input-required task: what waits, with the plan as data."""
+    content = waiting.get("content") or {}
+    data: dict[str, Any] = {"lam": dict(waiting)}
+    if waiting.get("performative") == "propose":
+        data = {"plan": content.get("plan"), "propose_id": waiting["id"], "lam": dict(waiting)}
+    return Message(
+        message_id=f"{waiting['id']}.question",
+        context_id=str(waiting.get("conversation_id") or ""),
+        task_id=task_id,
+        role=Role.ROLE_AGENT,
+        parts=[new_text_part(summary(waiting)), new_data_part(data)],
+    )
+
+
+def answer_artifact(answer: LamDict | None, result: Any, task_id: str) -> Artifact:
+    """The turn's answer: its text, and the conversation's result as data."""
+    parts: list[Part] = []
+    if answer is not None:
+        parts.append(new_text_part(summary(answer)))
+    if result is not None:
+        parts.append(new_data_part({"result": result}))
+    return Artifact(artifact_id=f"{task_id}.answer", name="answer", parts=parts)
+
+
+def task_dict(task: Task) -> dict[str, Any]:
+    """A task as JSON (for logs and tests)."""
+    return dict(MessageToDict(task))

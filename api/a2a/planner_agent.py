@@ -1,0 +1,309 @@
+"""The planner as an A2A agent: the SDK's request handler over our conversations.
+
+The a2a-sdk's `DefaultRequestHandler` speaks the protocol (JSON-RPC methods, SSE framing,
+the in-memory event fan-out while a request is served); two pieces of ours plug into it:
+
+- `PlannerAgent` (the SDK's `AgentExecutor`): a message that opens a task opens a turn of
+  the conversation (`Hub.open`); a reply to an input-required task answers what waits for
+  the user (`Hub.answer`: the plan's `agree`/`refuse`). Either way it then follows the
+  conversation and reports each new LAM message as a `working` status update, until the
+  conversation waits for the user (input-required, the plan as a data part), is done
+  (completed, the answer as an artifact) or failed.
+- `ConversationTaskStore` (the SDK's `TaskStore`): a task is read from the conversation
+  each time (`mapping.task_from`), so any process, after any restart, answers `tasks/get`
+  for any task; what the SDK writes is not kept (the conversation is the record), except a
+  cancel, which ends the waiting conversation.
+
+The tenant comes from the API key, as for the LAM API (`TenantContextBuilder`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+from a2a.server.agent_execution import (
+    AgentExecutor,
+    RequestContext,
+    SimpleRequestContextBuilder,
+)
+from a2a.server.context import ServerCallContext
+from a2a.server.events import EventQueue
+from a2a.server.id_generator import IDGenerator, IDGeneratorContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import DefaultServerCallContextBuilder
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.server.tasks import TaskStore, TaskUpdater
+from a2a.types import (
+    AgentCard,
+    InvalidParamsError,
+    ListTasksRequest,
+    ListTasksResponse,
+    Task,
+    TaskNotCancelableError,
+    TaskNotFoundError,
+    TaskState,
+    UnsupportedOperationError,
+)
+from a2a.utils.errors import A2AError
+from starlette.requests import Request
+
+from api.a2a import mapping
+from api.errors import ApiError
+from api.hub import Hub
+from graph.conversations import ConversationNotFoundError, NothingWaitingError, thread_id
+from graph.state import LamDict
+from lam import LAMValidationError
+
+TENANT_STATE = "cpa_tenant"
+# How often a followed conversation is looked at: while it runs, and while it waits for
+# another agent (the desktop, an A2A agent), which may take hours.
+RUNNING_POLL_S = 0.2
+WAITING_POLL_S = 1.0
+# An input-required task's in-memory part is dropped after this long; a reply rebuilds it.
+IDLE_RELEASE_S = 300.0
+
+
+class TenantContextBuilder(DefaultServerCallContextBuilder):
+    """The SDK's call context (headers: the protocol version), with the request's tenant,
+    as the route authenticated it."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        context.state[TENANT_STATE] = request.state.cpa_tenant
+        return context
+
+
+def tenant_of(context: ServerCallContext | None) -> str:
+    if context is None or TENANT_STATE not in context.state:
+        raise RuntimeError("an A2A call without a tenant: it did not come through our route")
+    return str(context.state[TENANT_STATE])
+
+
+def _a2a_error(exc: ApiError) -> A2AError:
+    """Our API's refusal as the JSON-RPC error an A2A client understands."""
+    text = f"{exc.code}: {exc.message}"
+    if exc.status == 404:
+        return TaskNotFoundError(message=text)
+    if exc.status in (409, 429):
+        return UnsupportedOperationError(message=text)
+    return InvalidParamsError(message=text)
+
+
+class ConversationTaskStore(TaskStore):
+    """Tasks read from the conversations of the caller's tenant (see the module docstring)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
+        tenant = tenant_of(context)
+        cid = mapping.conversation_of(task_id)
+        if cid is None:
+            return None
+        try:
+            view = await self.hub.view(tenant, cid)
+        except (ConversationNotFoundError, ApiError):
+            return None
+        waiting = await self._waiting_for_user(tenant, cid, view)
+        return mapping.task_from(view, waiting, task_id)
+
+    async def _waiting_for_user(self, tenant: str, cid: str, view: dict[str, Any]) -> list[LamDict]:
+        if view.get("status") != "waiting":
+            return []
+        with contextlib.suppress(ConversationNotFoundError):
+            return await self.hub.inbox(tenant, cid, mapping.A2A_USER)
+        return []
+
+    async def save(self, task: Task, context: ServerCallContext) -> None:
+        # The conversation is the record; only a cancel changes it (a task cancelled while
+        # no request of this process serves it, e.g. after a restart).
+        if task.status.state == TaskState.TASK_STATE_CANCELED:
+            await cancel_conversation(self.hub, tenant_of(context), task.context_id)
+
+    async def list(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
+        """The latest turn of each of the tenant's conversations (or of `context_id`'s)."""
+        tenant = tenant_of(context)
+        limit = params.page_size or 50
+        if params.context_id:
+            cids = [params.context_id]
+        else:
+            rows = await self.hub.list_conversations(tenant, limit)
+            cids = [str(r["conversation_id"]) for r in rows]
+        tasks = []
+        for cid in cids:
+            try:
+                view = await self.hub.view(tenant, cid)
+            except (ConversationNotFoundError, ApiError):
+                continue
+            task_ids = [
+                m["metadata"][mapping.TASK_ID_KEY]
+                for m in view["messages"]
+                if m.get("performative") == "request"
+                and mapping.TASK_ID_KEY in (m.get("metadata") or {})
+            ]
+            if task_ids:
+                waiting = await self._waiting_for_user(tenant, cid, view)
+                task = mapping.task_from(view, waiting, task_ids[-1])
+                if task is not None:
+                    tasks.append(task)
+        return ListTasksResponse(tasks=tasks[:limit], page_size=limit, total_size=len(tasks))
+
+    async def delete(self, task_id: str, context: ServerCallContext) -> None:
+        """Nothing to delete: a finished conversation expires with its TTL."""
+
+
+async def cancel_conversation(hub: Hub, tenant: str, cid: str) -> None:
+    """End a waiting conversation as failed, code `canceled`; refuse one that runs.
+
+    A running turn cannot be stopped from outside its run; it can be cancelled as soon as it
+    waits (for the user, the desktop or another agent).
+    """
+    try:
+        view = await hub.view(tenant, cid)
+    except ConversationNotFoundError:
+        raise TaskNotFoundError(message=f"no conversation {cid}") from None
+    if view["status"] in ("done", "failed"):
+        raise TaskNotCancelableError(message=f"conversation {cid} has ended ({view['status']})")
+    if view["status"] != "waiting":
+        raise TaskNotCancelableError(
+            message=f"conversation {cid} is running; it can be cancelled once it waits"
+        )
+    try:
+        await hub.conversations.abandon(
+            cid, mapping.CANCELED, "cancelled by the A2A client (tasks/cancel)", owner=tenant
+        )
+    except NothingWaitingError:
+        raise TaskNotCancelableError(message=f"conversation {cid} no longer waits") from None
+    await hub.finish(thread_id(cid, tenant))
+
+
+class PlannerAgent(AgentExecutor):
+    """Opens and answers conversations, and follows them (see the module docstring)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        tenant = tenant_of(context.call_context)
+        task_id, cid = str(context.task_id), str(context.context_id)
+        if context.message is None:
+            raise InvalidParamsError(message="message/send needs a message")
+        current = context.current_task
+        try:
+            if current is None:
+                if mapping.conversation_of(task_id) != cid:
+                    raise InvalidParamsError(
+                        message=f"task {task_id} does not exist; leave taskId out to start one"
+                    )
+                request = mapping.request_from(context.message, cid, task_id)
+                await self.hub.open(tenant, request)
+                seen: set[str] = set()
+            else:
+                await self._reply(tenant, cid, current, context)
+                seen = {m.message_id for m in current.history}
+        except (mapping.ReplyNotUnderstoodError, LAMValidationError) as exc:
+            raise InvalidParamsError(message=str(exc)) from None
+        except ApiError as exc:
+            raise _a2a_error(exc) from None
+        await self._follow(tenant, cid, task_id, TaskUpdater(event_queue, task_id, cid), seen)
+
+    async def _reply(self, tenant: str, cid: str, current: Task, context: RequestContext) -> None:
+        if current.status.state != TaskState.TASK_STATE_INPUT_REQUIRED:
+            state = TaskState.Name(current.status.state)
+            raise UnsupportedOperationError(
+                message=f"task {current.id} is {state}: nothing waits for a reply"
+            )
+        waiting = await self.hub.inbox(tenant, cid, mapping.A2A_USER)
+        if not waiting:
+            raise UnsupportedOperationError(message=f"task {current.id}: nothing waits any more")
+        assert context.message is not None
+        await self.hub.answer(tenant, mapping.answer_to(waiting[0], context.message))
+
+    async def _follow(
+        self, tenant: str, cid: str, task_id: str, updater: TaskUpdater, seen: set[str]
+    ) -> None:
+        """Report the turn's new messages until it waits for the user or has ended."""
+        while True:
+            view = await self.hub.view(tenant, cid)
+            bounds = mapping.turn(view["messages"], task_id)
+            messages = view["messages"][bounds[0] : bounds[1]] if bounds else []
+            for message in messages:
+                if message["id"] in seen or message["performative"] == "request":
+                    continue
+                seen.add(message["id"])
+                if message["performative"] == "inform" and (
+                    message["content"].get("topic") == "answer"
+                ):
+                    continue  # the final status carries it
+                await updater.update_status(
+                    TaskState.TASK_STATE_WORKING, mapping.a2a_message(message, task_id)
+                )
+            status = view["status"]
+            if status in ("done", "failed") or status == "waiting":
+                task = mapping.task_from(
+                    view,
+                    await self.hub.inbox(tenant, cid, mapping.A2A_USER)
+                    if status == "waiting"
+                    else [],
+                    task_id,
+                )
+                if task is not None and task.status.state != TaskState.TASK_STATE_WORKING:
+                    for artifact in task.artifacts:
+                        await updater.add_artifact(
+                            list(artifact.parts), artifact.artifact_id, artifact.name
+                        )
+                    message = task.status.message if task.status.HasField("message") else None
+                    await updater.update_status(task.status.state, message)
+                    return
+            await asyncio.sleep(WAITING_POLL_S if status == "waiting" else RUNNING_POLL_S)
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        tenant = tenant_of(context.call_context)
+        cid = str(context.context_id)
+        await cancel_conversation(self.hub, tenant, cid)
+        await TaskUpdater(event_queue, str(context.task_id), cid).cancel()
+
+
+class TaskIds(IDGenerator):
+    """A new task's id: `<conversation id>/<suffix>` (`mapping.new_task_id`)."""
+
+    def generate(self, context: IDGeneratorContext) -> str:
+        return mapping.new_task_id(context.context_id or str(uuid.uuid4()))
+
+
+class ConversationIds(IDGenerator):
+    """A new context's id: the conversation its task id names (a new one: made for it)."""
+
+    def generate(self, context: IDGeneratorContext) -> str:
+        return mapping.conversation_of(context.task_id or "") or str(uuid.uuid4())
+
+
+class A2AServer:
+    """The pieces that serve A2A for one hub: handler, store, JSON-RPC dispatcher."""
+
+    def __init__(self, hub: Hub, card: AgentCard) -> None:
+        self.hub = hub
+        self.store = ConversationTaskStore(hub)
+        self.handler = DefaultRequestHandler(
+            agent_executor=PlannerAgent(hub),
+            task_store=self.store,
+            agent_card=card,
+            request_context_builder=SimpleRequestContextBuilder(
+                should_populate_referred_tasks=False,
+                task_store=None,
+                task_id_generator=TaskIds(),
+                context_id_generator=ConversationIds(),
+            ),
+            interrupted_task_timeout=IDLE_RELEASE_S,
+        )
+        # Both method sets on one endpoint: A2A 1.0 (`SendMessage`, ...) and 0.3
+        # (`message/send`, `message/stream`, `tasks/get`, `tasks/cancel`).
+        self.dispatcher = JsonRpcDispatcher(
+            self.handler, context_builder=TenantContextBuilder(), enable_v0_3_compat=True
+        )
+
+    async def close(self) -> None:
+        await self.handler.aclose()

@@ -1,0 +1,72 @@
+"""The A2A endpoints beside the LAM API: the agent card and the JSON-RPC endpoint.
+
+Both sit behind the same rules as `/v1`: an API key names the tenant (401 without one),
+and with no keys configured only this machine's programs are served. The JSON-RPC body
+is held to the same size limit and must be JSON; then the SDK's dispatcher takes it
+(`A2AServer.dispatcher`), with the tenant in the call context.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.a2a.card import CARD_PATH, RPC_PATH, agent_card
+from api.a2a.planner_agent import A2AServer
+from api.auth import TenantDep
+from api.errors import error_responses, starting
+from api.local_mode import local_only
+from api.routes import HubDep, read_body, require_json
+
+router = APIRouter(dependencies=[Depends(local_only)], tags=["a2a"])
+
+
+def current_a2a(request: Request) -> A2AServer:
+    """The app's A2A server, set by its lifespan (503 before and after)."""
+    server = getattr(request.app.state, "a2a", None)
+    if server is None:
+        raise starting()
+    return cast(A2AServer, server)
+
+
+A2ADep = Annotated[A2AServer, Depends(current_a2a)]
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get(CARD_PATH, summary="A2A agent card", responses=error_responses(401, 403, 503))
+async def get_agent_card(request: Request, hub: HubDep, _tenant: TenantDep) -> JSONResponse:
+    """The agent card: skills = the intents, the JSON-RPC endpoint, the bearer scheme."""
+    card = agent_card(hub.services, base_url(request), keys=not hub.config.open_access)
+    return JSONResponse(agent_card_to_dict(card))
+
+
+@router.post(
+    RPC_PATH,
+    summary="A2A JSON-RPC",
+    responses={
+        200: {"description": "a JSON-RPC response (its `error` for A2A errors), or SSE"},
+        **error_responses(401, 403, 413, 415, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def a2a_rpc(request: Request, hub: HubDep, tenant: TenantDep, a2a: A2ADep) -> Any:
+    """A2A JSON-RPC 2.0: `message/send`, `message/stream` (SSE), `tasks/get`, `tasks/cancel`
+    (A2A 0.3 names), and their A2A 1.0 names (`SendMessage`, `SendStreamingMessage`,
+    `GetTask`, `CancelTask`, `ListTasks`, `SubscribeToTask`)."""
+    require_json(request)
+    # The dispatcher reads the body again: hand it the one read within the limit.
+    request._body = await read_body(request, hub.config.max_body_bytes)
+    request.state.cpa_tenant = tenant
+    response: Response = await a2a.dispatcher.handle_requests(request)
+    return response
