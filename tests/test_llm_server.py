@@ -36,7 +36,8 @@ from tests.cli_harness import PtyProcess, clean_env, run_cli
 from tests.llama_server import MODEL_NAME, LlamaServer, find_llama
 from tests.server_harness import ServerProcess, agree_to, done_for, open_conversation
 
-pytestmark = [pytest.mark.llm, pytest.mark.slow]
+# A real model plans at about 100 tokens/s: whole conversations take minutes (CONVERSATION_S).
+pytestmark = [pytest.mark.llm, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 #: Failure codes a conversation may end with here: the model's and the plan check's.
 KNOWN_CODES = {
