@@ -19,14 +19,14 @@ An answer must fit what it answers (`graph.answers`), or nothing resumes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, Durability
 
 from graph import lamlog
 from graph.answers import (
@@ -151,9 +151,13 @@ class Conversations:
         self.checkpointer = checkpointer
 
     @staticmethod
-    def config(conversation_id: str, owner: str | None = None) -> RunnableConfig:
+    def config(
+        conversation_id: str, owner: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> RunnableConfig:
+        """The run config; `extra` adds to `configurable` (the server's fencing token)."""
         return {
             "configurable": {
+                **(extra or {}),
                 "thread_id": thread_id(conversation_id, owner),
                 "conversation_id": conversation_id,
             }
@@ -193,13 +197,26 @@ class Conversations:
         return Command(resume={target.interrupt_id: answer.to_dict()})
 
     async def stream(
-        self, conversation_id: str, payload: Any, *, owner: str | None = None
+        self,
+        conversation_id: str,
+        payload: Any,
+        *,
+        owner: str | None = None,
+        configurable: Mapping[str, Any] | None = None,
+        durability: Durability | None = None,
     ) -> AsyncIterator[LamDict]:
-        """Run (or resume) the conversation, yielding each LAM message as it appears."""
+        """Run (or resume) the conversation, yielding each LAM message as it appears.
+
+        `configurable` adds to the run's config (the server passes its lease's fencing
+        token, `graph.checkpointer.FENCE`, which the checkpointer checks on every write).
+        `durability` is LangGraph's (default "async"); "sync" stores each step before the
+        next starts, so a fenced run that lost its lease stops after the step it is in.
+        """
         seen: set[str] = set()
         ended = False
+        config = self.config(conversation_id, owner, configurable)
         async for mode, chunk in self.graph.astream(
-            payload, self.config(conversation_id, owner), stream_mode=["custom", "updates"]
+            payload, config, stream_mode=["custom", "updates"], durability=durability
         ):
             # Every turn ends in `respond`, the last node: its update means the turn is over.
             ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
@@ -224,7 +241,13 @@ class Conversations:
         return await self.view(conversation_id, owner=owner)
 
     async def abandon(
-        self, conversation_id: str, code: str, message: str, *, owner: str | None = None
+        self,
+        conversation_id: str,
+        code: str,
+        message: str,
+        *,
+        owner: str | None = None,
+        configurable: Mapping[str, Any] | None = None,
     ) -> ConversationView:
         """End a waiting conversation as failed, without the answers it waits for.
 
@@ -250,7 +273,7 @@ class Conversations:
             "result": {"error": {"code": code, "message": message}},
             "lam": [failure.to_dict()],
         }
-        config = self.config(conversation_id, owner)
+        config = self.config(conversation_id, owner, configurable)
         await self.graph.aupdate_state(config, update, as_node=FINAL_NODE)
         await self.expire(thread_id(conversation_id, owner))
         return await self.view(conversation_id, owner=owner)
