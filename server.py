@@ -7,10 +7,12 @@ background, idempotency, the SSE event log, the OpenAPI document and the routes.
     app               the app, configured from the environment at start-up (langgraph.json,
                       `uvicorn server:app`)
     create_app(...)   an app with given settings and services
-    serve(host, port) run it with uvicorn (`cpa-planner serve`)
+    serve(host, port) run it with uvicorn (`cpa-planner serve [--workers N]`)
 
-Run one server process per key prefix: the one-run-per-conversation rule is kept in
-process, not across processes (`api.hub`). Configuration: `api.settings`. Without API keys
+Any number of server processes may share one Redis and key prefix (replicas): on one
+machine `serve --workers N`, on several one `serve` each; a conversation runs on one of
+them at a time, and a replica that dies is taken over by the others (`api.runner`,
+docs/replicas.md). Configuration: `api.settings`. Without API keys
 the server refuses to listen beyond loopback however it is started, and serves local
 programs only (`api.local_mode`).
 """
@@ -115,8 +117,18 @@ def create_app(
 # Running it -----------------------------------------------------------------------------
 
 
-def serve(host: str | None = None, port: int | None = None, *, log_level: str = "info") -> None:
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
     """Run the API with uvicorn (for `cpa-planner serve`). Blocks until stopped.
+
+    With `workers` > 1, uvicorn starts that many worker processes on the one port (fresh
+    interpreters, not forks: each imports `server:app`, reads the environment and opens its
+    own Redis connections in its lifespan), each a replica (`api.runner`).
 
     Raises ServerConfigError / ConfigError for unusable settings, among them a host other
     machines can reach while no API key is configured.
@@ -134,26 +146,32 @@ def serve(host: str | None = None, port: int | None = None, *, log_level: str = 
             f"on {host}",
             file=sys.stderr,
         )
+    if workers < 1:
+        raise ServerConfigError(f"--workers must be at least 1, not {workers}")
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # uvicorn takes an import string, not an app, for several workers: each builds its own.
+    target = create_app(settings, server_settings=config) if workers == 1 else "server:app"
     uvicorn.run(
-        create_app(settings, server_settings=config),
+        target,
         host=host,
         port=port,
+        workers=workers if workers > 1 else None,
         log_level=log_level,
         timeout_graceful_shutdown=5,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python server.py [--host H] [--port P]`: the same as `cpa-planner serve`."""
+    """`python server.py [--host H] [--port P] [--workers N]`: as `cpa-planner serve`."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="server.py", description="the cpa-planner HTTP API")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     try:
-        serve(args.host, args.port)
+        serve(args.host, args.port, workers=args.workers)
     except (ServerConfigError, ConfigError) as exc:
         print(f"cpa-planner: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -36,6 +38,7 @@ from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
 from lam import LAMMessage, MessageFactory
 from tests.crash_driver import DESKTOP, RECORD_TODOS, REGISTRY, REQUEST, drill_planner
+from tests.processes import free_port
 from tests.replica_services import (
     HOLD_ENV,
     PAUSE_ENV,
@@ -44,7 +47,7 @@ from tests.replica_services import (
     RedisRecordExecutor,
     gate_key,
 )
-from tests.server_harness import ServerProcess
+from tests.server_harness import ROOT, ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -410,3 +413,51 @@ async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
     assert after[: len(written)] == written
     assert all(int(g) > old for _, g in after[len(written) :]), after
 
+
+# serve --workers ------------------------------------------------------------------------------
+
+
+def start_serve(env: Mapping[str, str], port: int, log_path: Path, *args: str) -> ServerProcess:
+    """`cpa-planner serve --port P ARGS` in its own session (its workers die with it)."""
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port), *args]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    server = ServerProcess(env, log_path, port)
+    server.proc = proc
+    return server
+
+
+def kill_session(server: ServerProcess) -> None:
+    if server.proc is not None and server.proc.poll() is None:
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(5)
+
+
+async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: Path) -> None:
+    # One run at a time per worker, and a1 held: the second conversation can only run on
+    # the other worker.
+    env = {**fleet.env, "CPA_RUNS_PER_REPLICA": "1", HOLD_ENV: "a1"}
+    server = start_serve(env, free_port(), tmp_path / "workers.log", "--workers", "2")
+    assert server.proc is not None
+    try:
+        server.wait_ready(WAIT_S)
+        async with api(server) as client:
+            cids = [await open_drill(client) for _ in range(2)]
+            await fleet.wait_for({(cid, "start", "a1") for cid in cids})
+            workers = {p for c, e, t, p in fleet.lines() if e == "start" and t == "a1"}
+            assert len(workers) == 2 and server.proc.pid not in workers, workers
+            fleet.release("a1")
+            for cid in cids:
+                await desktop_assign(client, cid)
+                assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != "z"})
+        server.proc.terminate()  # the supervisor stops its workers
+        assert server.proc.wait(WAIT_S) == 0, server.log()
+    finally:
+        kill_session(server)
