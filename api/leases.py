@@ -8,7 +8,9 @@ generation (the checkpointer's fence key, `graph.checkpointer.fence_key`): the r
 passes it with every write (checkpoints, task writes, the event log, the status), and the
 scripts refuse a write whose generation is no longer current. So a replica that was paused
 past its lease (a stopped VM, a long GC, SIGSTOP) and comes back cannot write over its
-successor's work: it gets `FencedError` and stops.
+successor's work: it gets `FencedError` and stops. A lease that lapsed while nobody took
+it (Redis was away longer than the lease) is still its holder's: the generation says
+nobody took it since, so renewing takes it again and the run carries on.
 
 What there is to do for a conversation is in Redis, not in the replica: a `request` to
 open (the record's `open` field, set by `api.records`), accepted answers not applied yet
@@ -55,24 +57,37 @@ end
 return {'acquired', generation, open, answers, unfinished}
 """
 
-# KEYS: lease. ARGV: lease value, lease ms. -> 1 renewed, 0 lost.
+# KEYS: lease, fence. ARGV: lease value, lease ms, generation. -> 1 renewed, 0 lost.
+# A lease that lapsed (e.g. Redis was away longer than it) while nobody took it since is
+# taken again: taking it increments the generation, so an unchanged one says nobody did.
 _RENEW_LUA = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not held and redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
 """
 
-# KEYS: lease, conv, pending. ARGV: lease value, lease ms, how: "done" (the work is done:
-# release unless more arrived), "drop" (release; nothing of ours is left unfinished),
-# "unfinished" (release; the next holder carries on from the checkpoint).
+# KEYS: lease, conv, pending, fence. ARGV: lease value, lease ms, how, generation. How:
+# "done" (the work is done: release unless more arrived), "drop" (release; nothing of ours
+# is left unfinished), "unfinished" (release; the next holder carries on from the
+# checkpoint).
 # -> {'lost'} | {'more', request id to open, answers pending} | {'released'}
 _RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', '', 0} end
+local held = redis.call('GET', KEYS[1])
+if held ~= ARGV[1] and (held or redis.call('GET', KEYS[4]) ~= ARGV[4]) then
+  return {'lost', '', 0}  -- another runner's now (a lapsed one nobody took is still ours)
+end
 if ARGV[3] == 'done' then
   local open = redis.call('HGET', KEYS[2], 'open') or ''
   local answers = redis.call('HLEN', KEYS[3])
   if open ~= '' or answers > 0 then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
     return {'more', open, answers}
   end
 end
@@ -143,9 +158,11 @@ class Leases:
         return Acquired("acquired", claim)
 
     async def renew(self, claim: Claim) -> bool:
-        """Extend the lease; False if it is no longer ours."""
-        keys = [self.keys.lease(claim.thread)]
-        return bool(await self._renew(keys=keys, args=[claim.value, self.lease_ms]))
+        """Extend the lease (or take it again if it lapsed and nobody took it since); False
+        if another runner has taken it."""
+        keys = [self.keys.lease(claim.thread), self.keys.fence(claim.thread)]
+        args = [claim.value, self.lease_ms, claim.generation]
+        return bool(await self._renew(keys=keys, args=args))
 
     async def release(
         self, claim: Claim, how: Literal["done", "drop", "unfinished"] = "done"
@@ -158,9 +175,10 @@ class Leases:
         LeaseLostError if the lease was no longer ours.
         """
         k = self.keys
-        keys = [k.lease(claim.thread), k.conversation(claim.thread), k.pending(claim.thread)]
+        thread = claim.thread
+        keys = [k.lease(thread), k.conversation(thread), k.pending(thread), k.fence(thread)]
         outcome, open_id, answers = await self._release(
-            keys=keys, args=[claim.value, self.lease_ms, how]
+            keys=keys, args=[claim.value, self.lease_ms, how, claim.generation]
         )
         outcome = outcome.decode()
         if outcome == "lost":
