@@ -17,7 +17,7 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:tenant:T        zset   the tenant's conversation ids, score = created
     srv:load:T:running  set    the tenant's threads running (the cap on running)
     srv:load:T:waiting  zset   the tenant's threads waiting, score = since (the cap on waiting)
-    srv:running         set    threads with a run queued or under way: resumed at start-up
+    srv:running         set    threads with a run queued or under way
     srv:waiting         zset   threads waiting for an answer, score = since (expiry)
     srv:msg:T:M         string the response to message M (idempotency: SET NX)
     srv:jobs            stream work to do: one entry {thread: H} per open, accepted answer
