@@ -74,6 +74,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.config import Settings
 from graph.redaction import redact_text, redact_url
+from graph.redis_sentinel import is_sentinel_url, sentinel_client
 
 __all__ = [
     "FENCE",
@@ -924,18 +925,21 @@ def make_client(url: str) -> aioredis.Redis:
 
     Its pool is bounded and *waits* for a free connection (up to the read timeout) rather
     than failing: a burst of requests (200 SSE clients connecting at once) queues for a
-    moment instead of getting "Too many connections".
+    moment instead of getting "Too many connections". A `redis+sentinel://` URL gives a
+    client of the sentinels' primary, which follows it through a failover
+    (`graph.redis_sentinel`).
     """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=READ_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=READ_TIMEOUT_S,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-        decode_responses=False,
-    )
-    return aioredis.Redis.from_pool(pool)
+    options: dict[str, Any] = {
+        "max_connections": MAX_CONNECTIONS,
+        "timeout": READ_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": READ_TIMEOUT_S,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        "decode_responses": False,
+    }
+    if is_sentinel_url(url):
+        return sentinel_client(url, **options)
+    return aioredis.Redis.from_pool(BlockingConnectionPool.from_url(url, **options))
 
 
 @asynccontextmanager
