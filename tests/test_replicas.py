@@ -351,6 +351,37 @@ async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fl
             assert fleet.starts(cid) == Counter(RECORD_TODOS)
 
 
+async def test_an_answer_while_another_replica_holds_the_lease_is_queued_not_lost(
+    fleet: Fleet,
+) -> None:
+    from api.redis_keys import RedisKeys
+
+    a, b = fleet.start(), fleet.start()
+    async with api(a) as on_a, api(b) as on_b:
+        cid = await open_drill(on_a)
+        assign = await desktop_assign(on_b, cid)
+        # Another runner holds the conversation (as while it records where its run stopped).
+        lease = RedisKeys(fleet.env["CPA_REDIS_PREFIX"]).lease(f"{TENANT}/{cid}")
+        fleet.client.set(lease, "elsewhere 1", px=600_000)
+
+        response = await on_b.post("/v1/lam", json=done_for(assign, "queued"))
+        assert response.status_code == 202, response.text
+        again = await on_a.post("/v1/lam", json=done_for(assign, "another"))
+        assert again.status_code == 409, again.text
+        assert again.json()["error"]["code"] == "already_answered"
+        body = (await on_a.get(f"/v1/conversations/{cid}")).json()
+        assert body["status"] == "running"  # accepted, waiting for the lease
+        assert {t["id"]: t["status"] for t in body["plan"]["todos"]}["d1"] != "done"
+        inbox = await on_a.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
+        assert inbox.json() == []  # answered: no longer offered
+
+        fleet.client.delete(lease)  # the holder goes away: a replica takes the job up
+        body = await wait_status(on_a, cid, "done")
+    assert_finished(body, cid)
+    assert {t["id"]: t for t in body["plan"]["todos"]}["d1"]["output"] == "queued"
+    assert fleet.starts(cid) == Counter(RECORD_TODOS)
+
+
 # Fencing ----------------------------------------------------------------------------------------
 
 
