@@ -276,9 +276,9 @@ class Runner:
                 await self.leases.release(run.claim, "unfinished")
             raise
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            # Not `cancel(); await`: a cancellation landing in the renewal's Redis read can
+            # be swallowed by redis-py, and the renewer would then sleep on forever.
+            await cancel_and_wait(renewer)
             if self._runs.get(thread) is run:
                 del self._runs[thread]
             run.done.set()
