@@ -10,10 +10,12 @@ the LAM API, A2A over the same conversations (`api.a2a`: the agent card, JSON-RP
     app               the app, configured from the environment at start-up (langgraph.json,
                       `uvicorn server:app`)
     create_app(...)   an app with given settings and services
-    serve(host, port) run it with uvicorn (`cpa-planner serve`)
+    serve(host, port) run it with uvicorn (`cpa-planner serve [--workers N]`)
 
-Run one server process per key prefix: the one-run-per-conversation rule is kept in
-process, not across processes (`api.hub`). Configuration: `api.settings`. Without API keys
+Any number of server processes may share one Redis and key prefix (replicas): on one
+machine `serve --workers N`, on several one `serve` each; a conversation runs on one of
+them at a time, and a replica that dies is taken over by the others (`api.runner`,
+docs/replicas.md). Configuration: `api.settings`. Without API keys
 the server refuses to listen beyond loopback however it is started, and serves local
 programs only (`api.local_mode`).
 """
@@ -148,9 +150,17 @@ def create_app(
 
 
 def serve(
-    host: str | None = None, port: int | None = None, *, log_level: str | None = None
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    workers: int = 1,
+    log_level: str | None = None,
 ) -> None:
     """Run the API with uvicorn (for `cpa-planner serve`). Blocks until stopped.
+
+    With `workers` > 1, uvicorn starts that many worker processes on the one port (fresh
+    interpreters, not forks: each imports `server:app`, reads the environment and opens its
+    own Redis connections in its lifespan), each a replica (`api.runner`).
 
     Raises ServerConfigError / ConfigError for unusable settings, among them a host other
     machines can reach while no API key is configured. Logs go to stderr as text or JSON
@@ -164,12 +174,17 @@ def serve(
     host = host or config.host
     port = port or config.port
     check_bind(config, [host])  # the lifespan says once that no keys are configured
+    if workers < 1:
+        raise ServerConfigError(f"--workers must be at least 1, not {workers}")
     level = log_level or telemetry_settings.log_level
     configure_logging(telemetry_settings, level=level)
+    # uvicorn takes an import string, not an app, for several workers: each builds its own.
+    target = create_app(settings, server_settings=config) if workers == 1 else "server:app"
     uvicorn.run(
-        create_app(settings, server_settings=config),
+        target,
         host=host,
         port=port,
+        workers=workers if workers > 1 else None,
         log_level=level,
         log_config=None,  # uvicorn's loggers go through ours (text or JSON)
         timeout_graceful_shutdown=5,
@@ -177,15 +192,16 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python server.py [--host H] [--port P]`: the same as `cpa-planner serve`."""
+    """`python server.py [--host H] [--port P] [--workers N]`: as `cpa-planner serve`."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="server.py", description="the cpa-planner HTTP API")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     try:
-        serve(args.host, args.port)
+        serve(args.host, args.port, workers=args.workers)
     except (ServerConfigError, ConfigError) as exc:
         print(f"cpa-planner: {exc}", file=sys.stderr)
         return 2

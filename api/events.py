@@ -32,10 +32,12 @@ from typing import Any, cast
 
 from fastapi.sse import ServerSentEvent
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.models import FINAL_STATUSES
 from api.redis_keys import RedisKeys
+from graph.checkpointer import FencedError
 
 logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).
@@ -44,11 +46,15 @@ MODEL_NEWS_TTL_S = 3600
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# KEYS: events list, index hash. ARGV: channel, thread, id, json, id, json, ...
-# Appends each unseen message; announces the thread if anything was appended.
+# KEYS: events list, index hash, fence. ARGV: channel, thread, lease generation ("": not
+# fenced), id, json, id, json, ... Appends each unseen message; announces the thread if
+# anything was appended. A runner whose lease generation is stale appends nothing.
 _APPEND_LUA = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  return redis.error_reply('FENCED generation ' .. ARGV[3] .. ' is not the current one')
+end
 local n = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if redis.call('HSETNX', KEYS[2], ARGV[i], redis.call('LLEN', KEYS[1])) == 1 then
     redis.call('RPUSH', KEYS[1], ARGV[i + 1])
     n = n + 1
@@ -69,15 +75,25 @@ class EventLog:
         self.keys = keys
         self._append = redis.register_script(_APPEND_LUA)
 
-    async def append(self, thread: str, messages: list[dict[str, Any]]) -> int:
-        """Append the messages not in the log yet, in order; the number appended."""
-        args: list[str] = [self.keys.events_channel, thread]
+    async def append(
+        self, thread: str, messages: list[dict[str, Any]], generation: str = ""
+    ) -> int:
+        """Append the messages not in the log yet, in order; the number appended.
+
+        A runner passes its lease `generation`: FencedError if it is no longer current.
+        """
+        args: list[str] = [self.keys.events_channel, thread, generation]
         for message in messages:
             args += [str(message["id"]), json.dumps(message, separators=(",", ":"))]
-        if len(args) == 2:
+        if len(args) == 3:
             return 0
-        keys = [self.keys.events(thread), self.keys.event_index(thread)]
-        return int(await self._append(keys=keys, args=args))
+        keys = [self.keys.events(thread), self.keys.event_index(thread), self.keys.fence(thread)]
+        try:
+            return int(await self._append(keys=keys, args=args))
+        except ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise FencedError(thread, generation) from None
+            raise
 
     async def announce(self, thread: str) -> None:
         """Tell every process's listeners that the thread changed (e.g. its status)."""
@@ -113,6 +129,19 @@ class EventLog:
         return cast(list[bytes], raw), status.decode() if status is not None else None
 
 
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel a task and wait for its end, cancelling again if a cancellation is lost.
+
+    redis-py may swallow a cancellation that lands inside a read with a timeout (the
+    timeout's own cancel wins), and the task then carries on: ask until it stops.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("%s ended with %r", task.get_name(), task.exception())
+
+
 @dataclass
 class Feed:
     """One conversation's events in this process, shared by all its listeners here."""
@@ -143,6 +172,8 @@ class Feeds:
         self.log = log
         self.refresh_s = refresh_s
         self._feeds: dict[str, Feed] = {}
+        # Callers waiting for a conversation to stop running (`until_settled`), by thread.
+        self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -154,9 +185,7 @@ class Feeds:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         for feed in self._feeds.values():
             if feed.refresher is not None:
                 feed.refresher.cancel()
@@ -197,6 +226,8 @@ class Feeds:
 
     def poke(self, thread: str) -> None:
         """The thread changed: its feed (if any here) reads what is new, once."""
+        for waiter in self._waiters.get(thread, ()):
+            waiter.set()
         feed = self._feeds.get(thread)
         if feed is None:
             return
@@ -205,8 +236,36 @@ class Feeds:
             feed.refresher = asyncio.create_task(self._refresh(feed))
 
     def poke_all(self) -> None:
-        for thread in list(self._feeds):
+        for thread in list(self._feeds) + list(self._waiters):
             self.poke(thread)
+
+    async def until_settled(self, thread: str, seconds: float) -> None:
+        """Until the conversation is not `running` (on any replica), or `seconds` passed.
+
+        Woken by the notices on `srv:events` (every status change is announced), with a
+        look every second besides, in case a notice was lost.
+        """
+        if seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        woken = asyncio.Event()
+        self._waiters.setdefault(thread, set()).add(woken)
+        try:
+            while True:
+                woken.clear()  # before looking: a notice after the look wakes us
+                status = await self.log.redis.hget(self.log.keys.conversation(thread), "status")
+                remaining = deadline - loop.time()
+                if status != b"running" or remaining <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(remaining, 1.0))
+        finally:
+            waiters = self._waiters.get(thread)
+            if waiters is not None:
+                waiters.discard(woken)
+                if not waiters:
+                    del self._waiters[thread]
 
     async def _refresh(self, feed: Feed) -> None:
         # Pokes that arrive while reading coalesce into one more read.

@@ -3,14 +3,15 @@
 A tenant's conversation `C` runs in the LangGraph thread `T/C` (`graph.conversations`), so
 two tenants can use the same id, and one tenant learns nothing about another's ids. The
 server's record of it (`api.records`) says its status; every key of a finished one gets
-the TTL. Runs happen in the background (`api.runner`), one at a time per conversation;
-accepted answers are kept in Redis until applied, and every conversation with a run queued
-or under way is in `srv:running`, so a new process resumes them at start-up
-(`Hub.resume_interrupted`). A conversation waiting longer than `CPA_WAIT_EXPIRY_S` ends
-failed with code `expired` (`Hub.expire_waiting`, run periodically).
-
-Run one server process per key prefix: the one-run-per-conversation rule is kept in
-process (`api.runner`), not across processes (issue 11).
+the TTL. Any number of server processes (replicas) may share one Redis and key prefix:
+each piece of work (a request to open, an accepted answer) is recorded in Redis with a job
+on a stream, and whichever replica claims the conversation's lease runs it
+(`api.runner`, `api.leases`), one run at a time per conversation; a replica that dies
+leaves its jobs and lease to time out, and another carries the conversation on from its
+last checkpoint (`Hub.run_claim`). An answer is accepted once per message it answers,
+whichever replica it reaches (`api.records`). A conversation waiting longer than
+`CPA_WAIT_EXPIRY_S` ends failed with code `expired` (`Hub.expire_waiting`, run
+periodically by every replica, each under the conversation's lease).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.errors import ApiError, not_found
-from api.events import EventLog, Feeds
+from api.events import EventLog, Feeds, cancel_and_wait
 from api.idempotency import DEFAULT_RECORD_TTL_S, ResponseRecords
+from api.leases import Claim, LeaseLostError, Leases
 from api.models import FINAL_STATUSES
 from api.records import ConversationRecords
 from api.redis_keys import RedisKeys
-from api.runner import NO_RUN, Runner, Work
-from api.settings import ServerSettings
-from graph.checkpointer import RedisUnavailableError
+from api.runner import Runner
+from api.settings import ServerSettings, replica_name
+from graph.checkpointer import FENCE, FencedError, RedisUnavailableError
 from graph.conversations import (
     AnswerMismatchError,
     ConversationNotFoundError,
@@ -56,6 +58,7 @@ REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 
 PLANNER = "planner"
 EXPIRED = "expired"
+_NOTHING: Any = object()  # no run to do, only to record where the conversation stands
 # Namespace of conversation ids derived from the id of the request that opened them.
 _NEW_CONVERSATION = uuid.UUID("5d0b8a43-2f7e-4b8e-9a51-3c8f6f0e2d17")
 
@@ -66,8 +69,12 @@ def split_thread(thread: str) -> tuple[str, str]:
     return tenant, cid
 
 
+def _already_answered(message_id: str) -> ApiError:
+    return ApiError(409, "already_answered", f"message {message_id} has already been answered")
+
+
 class Hub:
-    """Conversations of one graph, run in the background, per tenant, with idempotency."""
+    """Conversations of one graph, run by whichever replica claims them, per tenant."""
 
     def __init__(
         self,
@@ -87,23 +94,25 @@ class Hub:
         self.responses = ResponseRecords(self.redis, self.keys, ttl or DEFAULT_RECORD_TTL_S)
         self.events = EventLog(self.redis, self.keys)
         self.feeds = Feeds(self.events, config.sse_refresh_s)
-        self.runner = Runner(self.run_work, self.finish)
+        self.leases = Leases(self.redis, self.keys, replica_name(), config.lease_s)
+        self.runner = Runner(
+            self.redis, self.keys, self.leases, self.run_claim, max_runs=config.runs_per_replica
+        )
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Resume what was running, subscribe for the SSE feeds, start expiring waits."""
-        await self.resume_interrupted()
+        """Subscribe for the SSE feeds, take jobs (and over), start expiring waits."""
         await self.feeds.start()
+        await self.runner.start()
         self._sweeper = asyncio.create_task(self._sweep_waits(), name="expire-waits")
 
     async def close(self) -> None:
-        """Stop the runners; their conversations stay in `srv:running` for the next start."""
+        """Stop; the conversations this replica runs are handed to the others (or the next
+        start)."""
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        await self.feeds.close()
+            await cancel_and_wait(self._sweeper)
         await self.runner.close()
+        await self.feeds.close()
 
     # Tenants ----------------------------------------------------------------------------
 
@@ -132,14 +141,12 @@ class Hub:
 
     # Accepting messages ---------------------------------------------------------------
 
-    def busy(self, thread: str) -> bool:
-        return self.runner.busy(thread)
-
     async def open(self, tenant: str, request: LAMMessage) -> dict[str, Any]:
         """Open a conversation (or a new turn of a finished one) with a `request`.
 
         A request that names no conversation gets one derived from its own id, so a retry
-        of it (after a crash, the response lost) lands in the same conversation.
+        of it (after a crash, the response lost) lands in the same conversation. The
+        claim queues the run in the same step (`api.records`).
         """
         cid = request.conversation_id or str(uuid.uuid5(_NEW_CONVERSATION, request.id))
         request = request.model_copy(update={"conversation_id": cid})
@@ -148,42 +155,39 @@ class Hub:
         request_json.encode("utf-8")
         thread = thread_id(cid, tenant)
         accepted = {"conversation_id": cid, "message_id": request.id}
-        async with self.runner.hold(thread):
-            opened = await self.records.open(
-                tenant,
-                thread,
-                cid,
-                request_json,
-                request.id,
-                max_running=self.config.max_running_per_tenant,
-                max_waiting=self.config.max_waiting_per_tenant,
+        opened = await self.records.open(
+            tenant,
+            thread,
+            cid,
+            request_json,
+            request.id,
+            max_running=self.config.max_running_per_tenant,
+            max_waiting=self.config.max_waiting_per_tenant,
+        )
+        if opened.outcome == "busy":
+            raise ApiError(
+                409,
+                "conversation_busy",
+                f"conversation {cid} is {opened.status}; a new request can start once "
+                "it is done or failed",
             )
-            if opened.outcome == "retry":  # the same request again (e.g. after a crash)
-                return accepted
-            if opened.outcome == "busy":
-                raise ApiError(
-                    409,
-                    "conversation_busy",
-                    f"conversation {cid} is {opened.status}; a new request can start once "
-                    "it is done or failed",
-                )
-            if opened.outcome == "limit_running":
-                raise ApiError(
-                    429,
-                    "too_many_running",
-                    f"{self.config.max_running_per_tenant} of your conversations are running "
-                    "(CPA_MAX_RUNNING_PER_TENANT); retry when one has finished",
-                    headers={"Retry-After": str(self.config.retry_after_s)},
-                )
-            if opened.outcome == "limit_waiting":
-                raise ApiError(
-                    429,
-                    "too_many_waiting",
-                    f"{self.config.max_waiting_per_tenant} of your conversations wait for an "
-                    "answer (CPA_MAX_WAITING_PER_TENANT); answer or let one expire first",
-                    headers={"Retry-After": str(await self._waiting_retry_after(tenant))},
-                )
-            self.runner.submit(thread, Work("open", Conversations.opening(request)))
+        if opened.outcome == "limit_running":
+            raise ApiError(
+                429,
+                "too_many_running",
+                f"{self.config.max_running_per_tenant} of your conversations are running "
+                "(CPA_MAX_RUNNING_PER_TENANT); retry when one has finished",
+                headers={"Retry-After": str(self.config.retry_after_s)},
+            )
+        if opened.outcome == "limit_waiting":
+            raise ApiError(
+                429,
+                "too_many_waiting",
+                f"{self.config.max_waiting_per_tenant} of your conversations wait for an "
+                "answer (CPA_MAX_WAITING_PER_TENANT); answer or let one expire first",
+                headers={"Retry-After": str(await self._waiting_retry_after(tenant))},
+            )
+        # new, turn, or retry (the same request again, e.g. after a crash)
         return accepted
 
     async def _waiting_retry_after(self, tenant: str) -> int:
@@ -193,7 +197,11 @@ class Hub:
         return max(1, math.ceil(oldest + self.config.wait_expiry_s - time.time()))
 
     async def answer(self, tenant: str, message: LAMMessage) -> dict[str, Any]:
-        """Accept an answer to a waiting `propose` or `assign`; it resumes in the background."""
+        """Accept an answer to a waiting `propose` or `assign`; a replica applies it.
+
+        Once per answered message, whichever replica the answers reach: the first is
+        accepted, any other is 409 (`api.records`); the same answer again is accepted again.
+        """
         cid = str(message.conversation_id)
         thread = await self.check_owner(tenant, cid)
         accepted = {"conversation_id": cid, "message_id": message.id}
@@ -205,85 +213,91 @@ class Hub:
                 "message: in_reply_to must be its id",
                 [{"field": "in_reply_to", "message": "required here"}],
             )
-        async with self.runner.hold(thread):
-            if await self._already_taken(thread, message):
+        answered = str(message.in_reply_to)
+        taken = await self.redis.hget(self.keys.answered(thread), answered)
+        if taken is not None:
+            if taken.decode() == message.id:
                 return accepted  # this very answer again (e.g. after a crash)
-            if message.in_reply_to in self.runner.answered(thread):
-                raise ApiError(
-                    409,
-                    "already_answered",
-                    f"message {message.in_reply_to} has already been answered",
-                )
-            try:
-                await self.conversations.answer(cid, message, owner=tenant)
-            except (NothingWaitingError, ConversationNotFoundError):
-                raise ApiError(
-                    409,
-                    "nothing_waiting",
-                    f"nothing in conversation {cid} waits for an answer to {message.in_reply_to}",
-                ) from None
-            except AnswerMismatchError as exc:
-                raise ApiError(
-                    422, "wrong_answer", str(exc), [{"field": "performative", "message": str(exc)}]
-                ) from None
-            except NotTheReceiverError as exc:
-                raise ApiError(
-                    403, "not_the_receiver", str(exc), [{"field": "sender", "message": str(exc)}]
-                ) from None
-            except WrongTodoError as exc:
-                raise ApiError(
-                    409, "wrong_todo", str(exc), [{"field": "content.todo_id", "message": str(exc)}]
-                ) from None
-            await self.records.mark(
-                tenant, thread, "running", answer=(message.id, message.to_json())
-            )
-            self.runner.submit(thread, Work("answer", answers=[message]))
+            raise _already_answered(answered)
+        try:
+            await self.conversations.answer(cid, message, owner=tenant)
+        except (NothingWaitingError, ConversationNotFoundError):
+            raise ApiError(
+                409,
+                "nothing_waiting",
+                f"nothing in conversation {cid} waits for an answer to {message.in_reply_to}",
+            ) from None
+        except AnswerMismatchError as exc:
+            raise ApiError(
+                422, "wrong_answer", str(exc), [{"field": "performative", "message": str(exc)}]
+            ) from None
+        except NotTheReceiverError as exc:
+            raise ApiError(
+                403, "not_the_receiver", str(exc), [{"field": "sender", "message": str(exc)}]
+            ) from None
+        except WrongTodoError as exc:
+            raise ApiError(
+                409, "wrong_todo", str(exc), [{"field": "content.todo_id", "message": str(exc)}]
+            ) from None
+        outcome = await self.records.accept(tenant, thread, answered, message.id, message.to_json())
+        if outcome == "taken":  # another replica accepted an answer to it just now
+            raise _already_answered(answered)
+        if outcome == "gone":
+            raise not_found(cid)
         return accepted
 
-    async def _already_taken(self, thread: str, message: LAMMessage) -> bool:
-        """Whether this answer was accepted before: pending, or already in the log."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hexists(self.keys.pending(thread), message.id)
-        pipe.hexists(self.keys.event_index(thread), message.id)
-        pending, logged = await pipe.execute()
-        return bool(pending or logged)
-
     async def wait_idle(self, thread: str, seconds: float) -> None:
-        await self.runner.wait_idle(thread, seconds)
+        """Until the conversation stops running (on whichever replica), or `seconds`."""
+        await self.feeds.until_settled(thread, seconds)
 
     # Running --------------------------------------------------------------------------
 
-    async def run_work(self, thread: str, work: Work) -> None:
-        """Run one piece of work; while Redis is away, wait for it, then carry the run on.
+    async def run_claim(self, claim: Claim) -> None:
+        """Do what the conversation's lease was taken for, then record where it stopped.
 
-        Nothing is lost by running again: what finished is in the checkpoint and is not
-        repeated, and answers not yet applied are still pending (applied ones are dropped
-        by `_run`). A conversation that has a checkpoint continues from it instead of
-        being opened a second time.
+        The work is found in Redis: a request to open, accepted answers, or a run a
+        previous holder left unfinished (it died, or lost its lease): that one is carried
+        on from its last checkpoint, which repeats no finished ToDo (their results are
+        saved as pending writes) and sends no `assign` twice (the same stable id: the event
+        log and the inbox keep one copy). Every write carries the lease's generation.
+
+        While Redis is away, waits for it and carries on from the checkpoint.
         """
-        tenant, cid = split_thread(thread)
+        thread = claim.thread
+        unfinished = claim.unfinished
         while True:
             try:
-                await self._run(thread, work)
+                opened, applied, payload = await self._work_of(claim, unfinished)
+                if payload is not _NOTHING:
+                    await self._run(thread, payload, claim.generation)
                 break
             except REDIS_DOWN as exc:
-                logger.warning("conversation %s: Redis went away (%s); waiting for it", cid, exc)
+                logger.warning("conversation %s: Redis went away (%s); waiting for it", thread, exc)
                 await self._wait_for_redis()
-                if work.kind == "open" and await self.conversations.exists(cid, owner=tenant):
-                    work = Work("continue")
-        if work.answers:
-            await self._redis_retried(
-                lambda: self.redis.hdel(self.keys.pending(thread), *[a.id for a in work.answers])
-            )
+                unfinished = True  # whatever ran is in the checkpoint: continue from there
+        await self.finish(thread, claim.generation, opened=opened, applied=applied)
 
-    async def _run(self, thread: str, work: Work) -> None:
+    async def _work_of(self, claim: Claim, unfinished: bool) -> tuple[str, list[str], Any]:
+        """(request id opened, answer ids applied, the run's input or _NOTHING)."""
+        thread = claim.thread
         tenant, cid = split_thread(thread)
-        payload: Any = work.payload
-        if payload is NO_RUN:
-            return
-        if work.kind == "answer":
+        if claim.open:
+            record = await self.records.record(thread)
+            if record.get("request_id") != claim.open or "request" not in record:
+                return "", [], _NOTHING  # replaced meanwhile: nothing of ours to open
+            request = LAMMessage.from_json(record["request"], max_bytes=None)
+            if unfinished and await self._has_message(tenant, cid, request.id):
+                return claim.open, [], None  # a previous holder began this turn: carry on
+            return claim.open, [], Conversations.opening(request)
+        if claim.answers:
+            pending = await self.records.pending_answers(thread)
+            answers = sorted(
+                (LAMMessage.from_json(p, max_bytes=None) for p in pending),
+                key=lambda m: m.timestamp,
+            )
+            applied = [a.id for a in answers]
             resume: dict[str, Any] = {}
-            for answer in work.answers:
+            for answer in answers:
                 try:
                     command = await self.conversations.answer(cid, answer, owner=tenant)
                 except (
@@ -293,28 +307,53 @@ class Hub:
                     NotTheReceiverError,
                     WrongTodoError,
                 ) as e:
-                    # Answered meanwhile (e.g. a replay after a crash): applied once already.
+                    # Applied before (the run then stopped before recording it): once only.
                     logger.info("conversation %s: answer %s dropped: %s", cid, answer.id, e)
                     continue
                 resume.update(cast(dict[str, Any], command.resume))
-            if not resume:
-                # Every answer was applied before (replayed after a crash). If the run then
-                # stopped mid-step, nothing else will carry it on: continue it here.
-                if (await self.conversations.view(cid, owner=tenant)).status != "running":
-                    return
-                payload = None
-            else:
-                payload = Command(resume=resume)
+            if resume:
+                return "", applied, Command(resume=resume)
+            # Every answer was applied before. If the run then stopped mid-step, carry it on.
+            return "", applied, None if await self._still_running(tenant, cid) else _NOTHING
+        if unfinished and await self._still_running(tenant, cid):
+            return "", [], None  # taken over mid-run: carry on from the checkpoint
+        return "", [], _NOTHING
+
+    async def _still_running(self, tenant: str, cid: str) -> bool:
+        try:
+            return (await self.conversations.view(cid, owner=tenant)).status == "running"
+        except ConversationNotFoundError:
+            return False
+
+    async def _has_message(self, tenant: str, cid: str, message_id: str) -> bool:
+        try:
+            view = await self.conversations.view(cid, owner=tenant)
+        except ConversationNotFoundError:
+            return False
+        return any(m["id"] == message_id for m in view.messages)
+
+    async def _run(self, thread: str, payload: Any, generation: str) -> None:
+        tenant, cid = split_thread(thread)
+        fence = {FENCE: generation}
         try:
             await self.redis.hdel(self.keys.conversation(thread), "error")
             progress = functools.partial(self.events.publish_progress, thread)
-            async for message in self.conversations.stream(cid, payload, progress, owner=tenant):
+            # "sync": a run that lost its lease is refused at the end of its step, before
+            # it starts another ToDo.
+            async for message in self.conversations.stream(
+                cid,
+                payload,
+                progress,
+                owner=tenant,
+                configurable=fence,
+                durability="sync",
+            ):
                 # Every message as it appears: listeners anywhere are told (`api.events`).
-                await self.events.append(thread, [message])
-        except asyncio.CancelledError:
-            raise
+                await self.events.append(thread, [message], generation)
+        except (asyncio.CancelledError, FencedError):
+            raise  # lost the lease: the successor carries on; nothing more is written
         except REDIS_DOWN:
-            raise  # not the conversation's fault: `run_work` waits, retries
+            raise  # not the conversation's fault: `run_claim` waits, carries on
         except Exception as exc:
             # The graph raised (a bug, or a setting a run cannot use): it fails visibly.
             logger.exception("conversation %s: the run raised", cid)
@@ -340,18 +379,21 @@ class Hub:
                 logger.warning("Redis went away (%s); waiting for it", exc)
                 await self._wait_for_redis()
 
-    async def finish(self, thread: str) -> None:
+    async def finish(
+        self, thread: str, generation: str, *, opened: str = "", applied: list[str] | None = None
+    ) -> None:
         """After a run stopped: record where it stopped; a finished one gets its TTL.
 
-        Reads the conversation as it is now (the runner is no longer counted as busy),
-        appends what the event log lacks, then marks the status: `waiting`, or `done` /
-        `failed`, which also gives every key of the conversation the TTL.
+        Reads the conversation from its checkpoint, appends what the event log lacks, then
+        records the status (`waiting`, `done` or `failed`; `running` if more work arrived
+        meanwhile) and clears the work done, under the lease's generation. A finished
+        conversation's keys get the TTL.
         """
         tenant, cid = split_thread(thread)
 
         async def record() -> None:
-            view = await self._stopped_view(tenant, cid, thread)
-            await self.events.append(thread, view["messages"])
+            view = await self._stopped_view(tenant, cid)
+            await self.events.append(thread, view["messages"], generation)
             status = view["status"]
             if status == "running":
                 # Stopped mid-turn, yet nothing raised: say so rather than leave a ghost.
@@ -362,76 +404,72 @@ class Hub:
             if status in FINAL_STATUSES:
                 # A run that raised never reached `respond`, which expires the checkpoints.
                 await self.conversations.expire(thread)
-            await self.records.mark(tenant, thread, status)
+            await self.records.finish(
+                tenant, thread, status, generation, opened=opened, applied=applied
+            )
 
         await self._redis_retried(record)
 
-    async def _stopped_view(self, tenant: str, cid: str, thread: str) -> dict[str, Any]:
+    async def _stopped_view(self, tenant: str, cid: str) -> dict[str, Any]:
         try:
-            return await self.view(tenant, cid)
+            return await self.view(tenant, cid, settled=True)
         except ConversationNotFoundError:
             # The run raised before its first checkpoint: it failed.
             return {"status": "failed", "messages": []}
 
-    # Start-up and expiry ----------------------------------------------------------------
-
-    async def resume_interrupted(self) -> list[str]:
-        """At start-up: continue every conversation that was running when we stopped."""
-        resumed = []
-        for raw in await self.redis.smembers(self.keys.running):
-            thread = raw.decode()
-            tenant, cid = split_thread(thread)
-            pending = await self.redis.hvals(self.keys.pending(thread))
-            answers = sorted(
-                (LAMMessage.from_json(p, max_bytes=None) for p in pending),
-                key=lambda m: m.timestamp,
-            )
-            if answers:
-                self.runner.submit(thread, Work("answer", answers=answers))
-            elif not await self.conversations.exists(cid, owner=tenant):
-                raw_request = await self.redis.hget(self.keys.conversation(thread), "request")
-                if raw_request is None:
-                    await self.redis.srem(self.keys.running, thread)
-                    continue
-                request = LAMMessage.from_json(raw_request, max_bytes=None)
-                self.runner.submit(thread, Work("open", Conversations.opening(request)))
-            elif (await self.conversations.view(cid, owner=tenant)).status == "running":
-                self.runner.submit(thread, Work("continue"))
-            else:
-                self.runner.submit(thread, Work("continue", payload=NO_RUN))
-            resumed.append(thread)
-        if resumed:
-            logger.info("resumed %d conversation(s) that were running: %s", len(resumed), resumed)
-        return resumed
+    # Expiry -----------------------------------------------------------------------------
 
     async def expire_waiting(self) -> list[str]:
         """End every conversation that has waited longer than CPA_WAIT_EXPIRY_S as failed.
 
         Each gets a `failure` with code `expired` in its log; nothing waits in its inbox any
-        more; it is kept for the TTL like any finished conversation. Returns the threads.
+        more; it is kept for the TTL like any finished conversation. Each is ended under
+        its lease (any replica may do it; a conversation being answered is left alone).
+        Returns the threads.
         """
         expiry = self.config.wait_expiry_s
         expired = []
         for thread in await self.records.waited_too_long(time.time() - expiry):
-            tenant, cid = split_thread(thread)
-            async with self.runner.hold(thread):
-                since = await self.redis.zscore(self.keys.waiting, thread)
-                if since is None or since > time.time() - expiry or self.busy(thread):
-                    continue  # answered meanwhile
-                # Not waiting after all (NothingWaiting): `finish` records what it is.
-                with contextlib.suppress(NothingWaitingError, ConversationNotFoundError):
-                    await self.conversations.abandon(
-                        cid,
-                        EXPIRED,
-                        f"no answer within {expiry:g} s (CPA_WAIT_EXPIRY_S): the conversation "
-                        "has ended",
-                        owner=tenant,
-                    )
-                await self.finish(thread)
-            expired.append(thread)
+            message = (
+                f"no answer within {expiry:g} s (CPA_WAIT_EXPIRY_S): the conversation has ended"
+            )
+            if await self.end_waiting(thread, EXPIRED, message, waited_since=expiry):
+                expired.append(thread)
         if expired:
             logger.info("expired %d conversation(s) that waited too long", len(expired))
         return expired
+
+    async def end_waiting(
+        self, thread: str, code: str, message: str, *, waited_since: float | None = None
+    ) -> bool:
+        """End a waiting conversation as failed with `code` (expired, cancelled), under its
+        lease; False if it does not wait any more (answered meanwhile, or a runner has it).
+
+        `waited_since`: only if it has waited at least that many seconds.
+        """
+        acquired = await self.leases.acquire(thread, force=True)
+        if acquired.claim is None:
+            return False  # a runner has it: answered meanwhile
+        claim = acquired.claim
+        try:
+            since = await self.redis.zscore(self.keys.waiting, thread)
+            if since is None or claim.answers or claim.open:
+                return False  # answered meanwhile
+            if waited_since is not None and since > time.time() - waited_since:
+                return False  # waiting, but not that long
+            tenant, cid = split_thread(thread)
+            try:
+                await self.conversations.abandon(
+                    cid, code, message, owner=tenant, configurable={FENCE: claim.generation}
+                )
+            except (NothingWaitingError, ConversationNotFoundError):
+                await self.finish(thread, claim.generation)  # records what it is instead
+                return False
+            await self.finish(thread, claim.generation)
+            return True
+        finally:
+            with contextlib.suppress(LeaseLostError):
+                await self.leases.release(claim, "drop")
 
     async def _sweep_waits(self) -> None:
         interval = min(max(self.config.wait_expiry_s / 4, 0.2), 60.0)
@@ -446,8 +484,12 @@ class Hub:
 
     # Looking ----------------------------------------------------------------------------
 
-    async def view(self, tenant: str, cid: str) -> dict[str, Any]:
-        """The conversation body of docs/http.md, with what only the server knows about runs."""
+    async def view(self, tenant: str, cid: str, *, settled: bool = False) -> dict[str, Any]:
+        """The conversation body of docs/http.md, with what only the server knows about runs.
+
+        The status is `running` while the record says so (work queued or under way on any
+        replica), unless `settled` (where the run stopped, for `finish`).
+        """
         thread = thread_id(cid, tenant)
         try:
             body = (await self.conversations.view(cid, owner=tenant)).to_dict()
@@ -466,20 +508,21 @@ class Hub:
             }
             if record.get("status") == "failed":
                 body["status"] = "failed"
-        if self.busy(thread):
+        status, raw_error = await self.redis.hmget(
+            self.keys.conversation(thread), ["status", "error"]
+        )
+        if not settled and status == b"running":
             body["status"] = "running"
-        elif body["status"] in ("running", "failed"):
+        elif body["status"] in ("running", "failed") and raw_error is not None:
             # A run that raised: its error is the result (a graph's own failure has none).
-            raw_error = await self.redis.hget(self.keys.conversation(thread), "error")
-            if raw_error is not None:
-                body["status"] = "failed"
-                body["result"] = {"error": json.loads(raw_error)}
+            body["status"] = "failed"
+            body["result"] = {"error": json.loads(raw_error)}
         return body
 
     async def inbox(self, tenant: str, cid: str, receiver: str | None) -> list[dict[str, Any]]:
-        # Copy the answered ids first: an answer applied while the view is read must
+        # Read the answered ids first: an answer applied while the view is read must
         # still hide the message it answered, which that (older) view may list.
-        answered = self.runner.answered(thread_id(cid, tenant))
+        answered = await self.records.answered(thread_id(cid, tenant))
         waiting = await self.conversations.inbox(cid, receiver, owner=tenant)
         return [m for m in waiting if m["id"] not in answered]
 

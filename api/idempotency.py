@@ -11,13 +11,13 @@ afresh; the same id with different content is refused (409).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from api.errors import ApiError
+from api.events import cancel_and_wait
 from api.redis_keys import RedisKeys
 from api.settings import digest
 from lam import LAMMessage
@@ -90,9 +90,9 @@ class ResponseRecords:
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # A cancellation landing in the renewal's Redis call can be swallowed by redis-py:
+    # `cancel_and_wait` asks again until the task has ended.
+    await cancel_and_wait(task)
 
 
 def _fingerprint(message: LAMMessage) -> str:

@@ -1,15 +1,22 @@
-"""The server's record of each conversation in Redis: opening, status, and tenants' load.
+"""The server's record of each conversation in Redis: opening, answers, status, tenants' load.
 
 Each change is one Lua script (atomic, one round trip), so no crash or race leaves a
-conversation half-claimed, counted twice, or without its TTL:
+conversation half-claimed, counted twice, answered twice, or without its TTL:
 
 - `open` claims a thread for a `request`, or refuses it: a retry of the same request gets
   `retry` (the original answer), a conversation still running or waiting `busy`, a tenant
-  at its cap on running or waiting conversations `limit_running` / `limit_waiting`.
-- `mark` moves a thread to `running`, `waiting`, `done` or `failed`: the status field,
-  the sets that resume runs at start-up (`srv:running`), expire waits (`srv:waiting`) and
-  count each tenant's load, the TTL of a finished conversation's keys (all of them), and a
-  notice on `srv:events` for the SSE feeds. An accepted answer is stored in the same step.
+  at its cap on running or waiting conversations `limit_running` / `limit_waiting`. A claim
+  records the request as work to do (the record's `open` field) and queues a job
+  (`srv:jobs`) in the same step.
+- `accept` takes an answer to a waiting `propose`/`assign`: once per answered message,
+  whichever replica it reaches (`srv:answered:H`); the answer waits in `srv:pending:H`
+  until a runner applies it, and a job is queued in the same step.
+- `finish` records where a run stopped (`running`, `waiting`, `done` or `failed`), only
+  with the lease's current generation (fencing, `api.leases`): the status field, the sets
+  that expire waits (`srv:waiting`) and count each tenant's load, the TTL of a finished
+  conversation's keys (all of them), and a notice on `srv:events` for the SSE feeds. The
+  work the run did (the opened request, the applied answers) is cleared in the same step;
+  work that arrived meanwhile keeps the conversation `running`.
 """
 
 from __future__ import annotations
@@ -18,10 +25,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from redis.exceptions import ResponseError
+
 from api.redis_keys import RedisKeys
+from graph.checkpointer import FencedError
 from graph.state import Status
 
-# KEYS: conv, tenant index, running, tenant running, tenant waiting, pending, events, index
+# KEYS: conv, tenant index, running, tenant running, tenant waiting, jobs, then the keys
+#       that expire with the conversation (pending, answered, events, index)
 # ARGV: thread, conversation id, created, request JSON, request id, max running,
 #       max waiting, tenant, channel
 _OPEN_LUA = """
@@ -40,62 +51,97 @@ if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[7]) then
 end
 local new = redis.call('EXISTS', KEYS[1]) == 0
 redis.call('HSET', KEYS[1], 'tenant', ARGV[8], 'conversation_id', ARGV[2],
-  'request', ARGV[4], 'request_id', ARGV[5], 'status', 'running')
+  'request', ARGV[4], 'request_id', ARGV[5], 'status', 'running', 'open', ARGV[5])
 redis.call('HDEL', KEYS[1], 'error')
 if new then
   redis.call('HSET', KEYS[1], 'created', ARGV[3])
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 end
-for i = 6, 8 do
+for i = 7, #KEYS do
   redis.call('PERSIST', KEYS[i])
 end
 redis.call('PERSIST', KEYS[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('XADD', KEYS[6], '*', 'thread', ARGV[1])
 redis.call('PUBLISH', ARGV[9], ARGV[1])
 if new then return {'new', ''} end
 return {'turn', ''}
 """
 
-# KEYS: conv, running, waiting, tenant running, tenant waiting, pending, events, index
-# ARGV: thread, status, now, ttl (0: none), channel[, answer id, answer JSON]
-_MARK_LUA = """
-local thread, status = ARGV[1], ARGV[2]
+# KEYS: conv, answered, pending, running, waiting, tenant running, tenant waiting, jobs
+# ARGV: thread, answered message id, answer id, answer JSON, channel
+_ACCEPT_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 'gone'
+end
+local taken = redis.call('HGET', KEYS[2], ARGV[2])
+if taken then
+  if taken == ARGV[3] then return 'retry' end
+  return 'taken'
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[1], 'status', 'running')
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SADD', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('XADD', KEYS[8], '*', 'thread', ARGV[1])
+redis.call('PUBLISH', ARGV[5], ARGV[1])
+return 'accepted'
+"""
+
+# KEYS: fence, conv, running, waiting, tenant running, tenant waiting, then the keys that
+#       expire with the conversation (pending first, answered, events, index)
+# ARGV: generation, thread, status, now, ttl (0: none), channel, opened request id ("":
+#       none), applied answer ids...
+_FINISH_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED generation ' .. ARGV[1] .. ' is not the current one')
+end
+local thread, status = ARGV[2], ARGV[3]
+if redis.call('EXISTS', KEYS[2]) == 0 then
   -- Gone (expired): only make sure nothing counts it any more.
-  redis.call('SREM', KEYS[2], thread)
-  redis.call('ZREM', KEYS[3], thread)
-  redis.call('SREM', KEYS[4], thread)
-  redis.call('ZREM', KEYS[5], thread)
+  redis.call('SREM', KEYS[3], thread)
+  redis.call('ZREM', KEYS[4], thread)
+  redis.call('SREM', KEYS[5], thread)
+  redis.call('ZREM', KEYS[6], thread)
   return 0
 end
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[2], 'open') == ARGV[7] then
+  redis.call('HDEL', KEYS[2], 'open')
+end
+for i = 8, #ARGV do
+  redis.call('HDEL', KEYS[7], ARGV[i])
+end
+if redis.call('HLEN', KEYS[7]) > 0 or redis.call('HEXISTS', KEYS[2], 'open') == 1 then
+  status = 'running'  -- more work arrived meanwhile: the runner carries on
+end
 if status == 'running' then
-  redis.call('SADD', KEYS[2], thread)
-  redis.call('SADD', KEYS[4], thread)
-  redis.call('ZREM', KEYS[3], thread)
-  redis.call('ZREM', KEYS[5], thread)
-  if ARGV[6] then
-    redis.call('HSET', KEYS[6], ARGV[6], ARGV[7])
-  end
+  redis.call('SADD', KEYS[3], thread)
+  redis.call('SADD', KEYS[5], thread)
+  redis.call('ZREM', KEYS[4], thread)
+  redis.call('ZREM', KEYS[6], thread)
 elseif status == 'waiting' then
-  redis.call('SREM', KEYS[2], thread)
-  redis.call('SREM', KEYS[4], thread)
-  redis.call('ZADD', KEYS[3], ARGV[3], thread)
-  redis.call('ZADD', KEYS[5], ARGV[3], thread)
+  redis.call('SREM', KEYS[3], thread)
+  redis.call('SREM', KEYS[5], thread)
+  redis.call('ZADD', KEYS[4], ARGV[4], thread)
+  redis.call('ZADD', KEYS[6], ARGV[4], thread)
 else
-  redis.call('SREM', KEYS[2], thread)
-  redis.call('SREM', KEYS[4], thread)
-  redis.call('ZREM', KEYS[3], thread)
-  redis.call('ZREM', KEYS[5], thread)
+  redis.call('SREM', KEYS[3], thread)
+  redis.call('SREM', KEYS[5], thread)
+  redis.call('ZREM', KEYS[4], thread)
+  redis.call('ZREM', KEYS[6], thread)
 end
-redis.call('HSET', KEYS[1], 'status', status)
-if (status == 'done' or status == 'failed') and tonumber(ARGV[4]) > 0 then
-  for i = 6, 8 do
-    redis.call('EXPIRE', KEYS[i], ARGV[4])
+redis.call('HSET', KEYS[2], 'status', status)
+if (status == 'done' or status == 'failed') and tonumber(ARGV[5]) > 0 then
+  for i = 7, #KEYS do
+    redis.call('EXPIRE', KEYS[i], ARGV[5])
   end
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
 end
-redis.call('PUBLISH', ARGV[5], thread)
+redis.call('PUBLISH', ARGV[6], thread)
 return 1
 """
 
@@ -108,6 +154,9 @@ class Opened:
     status: str  # with `retry` and `busy`: the conversation's status
 
 
+AcceptOutcome = Literal["accepted", "retry", "taken", "gone"]
+
+
 class ConversationRecords:
     """The scripts above, for one key prefix."""
 
@@ -116,11 +165,13 @@ class ConversationRecords:
         self.keys = keys
         self.ttl_s = ttl_s
         self._open = redis.register_script(_OPEN_LUA)
-        self._mark = redis.register_script(_MARK_LUA)
+        self._accept = redis.register_script(_ACCEPT_LUA)
+        self._finish = redis.register_script(_FINISH_LUA)
 
-    def _conversation_keys(self, thread: str) -> list[str]:
+    def _expiring_keys(self, thread: str) -> list[str]:
+        """The keys that expire with the conversation, besides its record (pending first)."""
         k = self.keys
-        return [k.pending(thread), k.events(thread), k.event_index(thread)]
+        return [k.pending(thread), k.answered(thread), k.events(thread), k.event_index(thread)]
 
     async def open(
         self,
@@ -140,7 +191,8 @@ class ConversationRecords:
             k.running,
             k.tenant_running(tenant),
             k.tenant_waiting(tenant),
-            *self._conversation_keys(thread),
+            k.jobs,
+            *self._expiring_keys(thread),
         ]
         args = [
             thread,
@@ -156,32 +208,77 @@ class ConversationRecords:
         outcome, status = await self._open(keys=keys, args=args)
         return Opened(outcome.decode(), status.decode())
 
-    async def mark(
+    async def accept(
+        self, tenant: str, thread: str, answered_id: str, answer_id: str, answer_json: str
+    ) -> AcceptOutcome:
+        """Take an answer to message `answered_id`, once per message across replicas."""
+        k = self.keys
+        keys = [
+            k.conversation(thread),
+            k.answered(thread),
+            k.pending(thread),
+            k.running,
+            k.waiting,
+            k.tenant_running(tenant),
+            k.tenant_waiting(tenant),
+            k.jobs,
+        ]
+        args = [thread, answered_id, answer_id, answer_json, k.events_channel]
+        outcome = await self._accept(keys=keys, args=args)
+        return outcome.decode()  # type: ignore[no-any-return]
+
+    async def finish(
         self,
         tenant: str,
         thread: str,
         status: Status,
+        generation: str,
         *,
-        answer: tuple[str, str] | None = None,
+        opened: str = "",
+        applied: list[str] | None = None,
     ) -> None:
-        """Move the conversation to `status` (with an accepted answer to store, if given)."""
+        """Record where the run of lease `generation` stopped, and clear the work it did.
+
+        Raises FencedError if `generation` is no longer the conversation's current one.
+        """
         k = self.keys
         keys = [
+            k.fence(thread),
             k.conversation(thread),
             k.running,
             k.waiting,
             k.tenant_running(tenant),
             k.tenant_waiting(tenant),
-            *self._conversation_keys(thread),
+            *self._expiring_keys(thread),
         ]
-        args: list[Any] = [thread, status, str(time.time()), self.ttl_s or 0, k.events_channel]
-        if answer is not None:
-            args += list(answer)
-        await self._mark(keys=keys, args=args)
+        args: list[Any] = [
+            generation,
+            thread,
+            status,
+            str(time.time()),
+            self.ttl_s or 0,
+            k.events_channel,
+            opened,
+            *(applied or []),
+        ]
+        try:
+            await self._finish(keys=keys, args=args)
+        except ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise FencedError(thread, generation) from None
+            raise
 
     async def record(self, thread: str) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.conversation(thread))
         return {key.decode(): value.decode() for key, value in raw.items()}
+
+    async def pending_answers(self, thread: str) -> list[bytes]:
+        """The accepted answers not applied yet (JSON)."""
+        return list(await self.redis.hvals(self.keys.pending(thread)))
+
+    async def answered(self, thread: str) -> set[str]:
+        """Ids of the messages an accepted answer answered (applied or not)."""
+        return {m.decode() for m in await self.redis.hkeys(self.keys.answered(thread))}
 
     async def waited_too_long(self, older_than: float, limit: int = 100) -> list[str]:
         """Threads waiting since before `older_than` (epoch s), oldest first."""

@@ -6,7 +6,12 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:conv:H          hash   tenant, conversation_id, created (epoch s), request (the
                                opening LAM request), request_id, status (running, waiting,
                                done, failed), error (why the last run raised, if it did)
-    srv:pending:H       hash   accepted answers not yet applied (survive a crash)
+    srv:pending:H       hash   accepted answers not yet applied (survive a crash): answer id
+                               -> the answer (JSON)
+    srv:answered:H      hash   message id -> the id of the answer accepted for it (each
+                               `propose`/`assign` is answered once, whichever replica)
+    srv:lease:H         string "<replica> <generation>" while a replica runs H (PX: it
+                               expires when that replica stops renewing it, `api.leases`)
     srv:ev:H            list   the conversation's LAM messages in the order first seen (SSE)
     srv:evi:H           hash   message id -> index in srv:ev:H (Last-Event-ID)
     srv:llm:H           string the run's last model news (`llm` progress): a stream that
@@ -14,11 +19,17 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:tenant:T        zset   the tenant's conversation ids, score = created
     srv:load:T:running  set    the tenant's threads running (the cap on running)
     srv:load:T:waiting  zset   the tenant's threads waiting, score = since (the cap on waiting)
-    srv:running         set    threads with a run queued or under way: resumed at start-up
+    srv:running         set    threads with a run queued or under way
     srv:waiting         zset   threads waiting for an answer, score = since (expiry)
     srv:msg:T:M         string the response to message M (idempotency: SET NX)
+    srv:jobs            stream work to do: one entry {thread: H} per open, accepted answer
+                               or hand-over; consumer group `runners`, one consumer per
+                               replica; an entry is acknowledged and deleted once done
     srv:events          pub/sub channel: a thread whose event log or status changed
     srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
+
+The conversation's lease generation (fencing token) is the checkpointer's key
+`t:H:fence` (`graph.checkpointer.fence_key`): its scripts check it on every write.
 
 Every key of one conversation is named by its thread, so two tenants' conversations with the
 same id never share a key. A finished conversation's keys get the checkpointer's TTL
@@ -28,6 +39,9 @@ same id never share a key. A finished conversation's keys get the checkpointer's
 from __future__ import annotations
 
 from api.settings import digest
+from graph.checkpointer import fence_key
+
+JOB_GROUP = "runners"
 
 
 class RedisKeys:
@@ -38,12 +52,23 @@ class RedisKeys:
         self.running = f"{self.base}:running"
         self.waiting = f"{self.base}:waiting"
         self.events_channel = f"{self.base}:events"
+        self.jobs = f"{self.base}:jobs"
+        self.prefix = prefix
 
     def conversation(self, thread: str) -> str:
         return f"{self.base}:conv:{thread}"
 
     def pending(self, thread: str) -> str:
         return f"{self.base}:pending:{thread}"
+
+    def answered(self, thread: str) -> str:
+        return f"{self.base}:answered:{thread}"
+
+    def lease(self, thread: str) -> str:
+        return f"{self.base}:lease:{thread}"
+
+    def fence(self, thread: str) -> str:
+        return fence_key(self.prefix, thread)
 
     def events(self, thread: str) -> str:
         return f"{self.base}:ev:{thread}"
@@ -72,6 +97,7 @@ class RedisKeys:
         return [
             self.conversation(thread),
             self.pending(thread),
+            self.answered(thread),
             self.events(thread),
             self.event_index(thread),
             self.model_news(thread),

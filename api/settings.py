@@ -13,6 +13,11 @@ Configuration besides `graph.config.Settings` (read here only):
     CPA_RETRY_AFTER_S     the Retry-After of a 429 for too many running (default 5)
     CPA_WAIT_EXPIRY_S     a conversation waiting longer than this for an answer ends failed,
                           code `expired` (default 604800, a week)
+    CPA_LEASE_S           seconds a replica's claim on a conversation lives without being
+                          renewed (default 10): a replica that dies is taken over after
+                          about this long (`api.leases`)
+    CPA_RUNS_PER_REPLICA  conversations one replica runs at once (default 32); more wait
+                          on the job stream for any replica with a free slot
     CPA_SERVER_SERVICES   "module:function" returning the graph's `Services` for given
                           `Settings`: a hook for tests and embedders (scripted models, extra
                           executors); unset, `graph.builder.make_services` is used.
@@ -28,6 +33,8 @@ import hashlib
 import importlib
 import os
 import re
+import secrets
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +45,7 @@ from graph.services import Services
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_WAIT_EXPIRY_S = 7 * 24 * 3600
+DEFAULT_LEASE_S = 10.0
 SERVICES_FACTORY_ENV = "CPA_SERVER_SERVICES"
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
@@ -66,6 +74,8 @@ class ServerSettings:
     max_waiting_per_tenant: int = 1000
     retry_after_s: int = 5
     wait_expiry_s: float = DEFAULT_WAIT_EXPIRY_S
+    lease_s: float = DEFAULT_LEASE_S
+    runs_per_replica: int = 32
     services_factory: str | None = None
 
     @property
@@ -105,6 +115,8 @@ class ServerSettings:
             wait_expiry_s=_env_number(
                 env, "CPA_WAIT_EXPIRY_S", float(DEFAULT_WAIT_EXPIRY_S), float
             ),
+            lease_s=_env_number(env, "CPA_LEASE_S", DEFAULT_LEASE_S, float),
+            runs_per_replica=_env_number(env, "CPA_RUNS_PER_REPLICA", 32, int),
             services_factory=env.get(SERVICES_FACTORY_ENV, "").strip() or None,
         )
 
@@ -143,6 +155,11 @@ def _env_number(env: Mapping[str, str], name: str, default: _N, kind: Callable[[
     if value <= 0:
         raise ServerConfigError(f"{name} must be positive, got {raw!r}")
     return value
+
+
+def replica_name() -> str:
+    """This process's name among the replicas: host, pid and a random part (pids repeat)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def digest(text: str) -> str:

@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="default: $CPA_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $CPA_PORT or 8000")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes on this port, each a replica on the one Redis (default 1)",
+    )
 
     studio = commands.add_parser(
         "studio", parents=[common], help="start LangGraph Studio's dev server (offline settings)"

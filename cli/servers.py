@@ -33,7 +33,7 @@ def serve(args: argparse.Namespace) -> int:
     import server
 
     try:
-        server.serve(host=args.host, port=args.port)
+        server.serve(host=args.host, port=args.port, workers=args.workers)
     except server.ServerConfigError as exc:
         raise CLIError(str(exc), CONFIG) from exc
     return OK

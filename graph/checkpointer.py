@@ -19,6 +19,13 @@ and N are percent-encoded so keys are unambiguous):
     P:t:T:N:w:ID           hash    task id NUL idx -> task path NUL channel NUL type NUL data
     P:t:T:runs             set     run ids of the thread's checkpoints (metadata `run_id`)
     P:r:R                  set     the thread(s) run R wrote to (for `adelete_for_runs`)
+    P:t:T:fence            string  the thread's current lease generation (fencing, below)
+
+Fencing: the server runs each conversation under a lease (`api.leases`) whose generation
+it passes as `configurable["fence_token"]`; LangGraph hands the run's config to `aput` and
+`aput_writes`, whose scripts then refuse (`FencedError`) a write whose generation is not the
+thread's current one, so a runner that was paused past its lease and comes back cannot
+write over its successor's checkpoints. Runs without the key (CLI, Studio) write unfenced.
 
 A checkpoint (payload, versions, blobs, index) and a task's writes are each stored by one Lua
 script (EVAL is core Redis: atomic, and replicated to the append-only file as one transaction),
@@ -62,16 +69,20 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, WatchError
+from redis.exceptions import NoScriptError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.config import Settings
 from graph.redaction import redact_text, redact_url
+from graph.redis_sentinel import is_sentinel_url, sentinel_client
 
 __all__ = [
+    "FENCE",
+    "FencedError",
     "RedisSaver",
     "RedisUnavailableError",
     "checkpointer",
+    "fence_key",
     "open_checkpointer",
     "redact_url",
 ]
@@ -84,33 +95,65 @@ _EMPTY = b"empty\x00"
 _T = TypeVar("_T")
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _PRUNE_STRATEGIES = ("keep_latest", "delete", "delete_all")  # "delete_all": LangGraph API's name
+FENCE = "fence_token"
+"""The `configurable` key of a fenced run: its lease's generation (see `RedisSaver.fence_key`)."""
 
-# KEYS: cp, meta, blobs, idx, thread, threads[, runs, run]. ARGV: id, payload, meta, thread id,
-# ns, run id ("" for none), blobs... Returns the thread key's PTTL (> 0: marked finished).
-_PUT_LUA = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-if #ARGV > 6 then redis.call('HSET', KEYS[3], unpack(ARGV, 7)) end
-redis.call('ZADD', KEYS[4], 0, ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[5])
-redis.call('SADD', KEYS[6], ARGV[4])
-if #KEYS > 6 then
-  redis.call('SADD', KEYS[7], ARGV[6])
-  redis.call('SADD', KEYS[8], ARGV[4])
+# Fencing (the server's runs): a write whose config carries `configurable[FENCE]` (a lease's
+# generation) is refused unless it is still the thread's current generation (its fence key).
+_FENCE_CHECK = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED generation ' .. ARGV[1] .. ' is not the current one')
 end
-return redis.call('PTTL', KEYS[5])
 """
-# KEYS: writes, thread. ARGV: (field, frame, replace) triples. Returns the thread's PTTL.
-_WRITES_LUA = """
-for i = 1, #ARGV, 3 do
+# KEYS: fence, cp, meta, blobs, idx, thread, threads[, runs, run]. ARGV: fence token ("" for
+# none), id, payload, meta, thread id, ns, run id ("" for none), blobs... Returns the thread
+# key's PTTL (> 0: marked finished).
+_PUT_LUA = (
+    _FENCE_CHECK
+    + """
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+if #ARGV > 7 then redis.call('HSET', KEYS[4], unpack(ARGV, 8)) end
+redis.call('ZADD', KEYS[5], 0, ARGV[2])
+redis.call('SADD', KEYS[6], ARGV[6])
+redis.call('SADD', KEYS[7], ARGV[5])
+if #KEYS > 7 then
+  redis.call('SADD', KEYS[8], ARGV[7])
+  redis.call('SADD', KEYS[9], ARGV[5])
+end
+return redis.call('PTTL', KEYS[6])
+"""
+)
+# KEYS: fence, writes, thread. ARGV: fence token, then (field, frame, replace) triples.
+# Returns the thread's PTTL.
+_WRITES_LUA = (
+    _FENCE_CHECK
+    + """
+for i = 2, #ARGV, 3 do
   if ARGV[i + 2] == '1' then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   else
-    redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
   end
 end
-return redis.call('PTTL', KEYS[2])
+return redis.call('PTTL', KEYS[3])
 """
+)
+
+
+class FencedError(RuntimeError):
+    """A write carried a lease generation that is no longer the thread's current one.
+
+    Another process has taken the conversation over since (its runner was paused or cut
+    off past its lease): nothing of this write was stored, and the run must stop.
+    """
+
+    def __init__(self, thread_id: str, token: str) -> None:
+        super().__init__(
+            f"thread {thread_id}: lease generation {token} is stale; another runner took over"
+        )
+        self.thread_id = thread_id
+        self.token = token
 
 
 class RedisUnavailableError(ConnectionError):
@@ -143,6 +186,16 @@ def _unpack(raw: bytes) -> tuple[str, bytes]:
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def fence_key(prefix: str, thread_id: str) -> str:
+    """Where a thread's current lease generation is kept, for the key prefix `prefix`."""
+    return f"{prefix.rstrip(':')}:t:{_q(thread_id)}:fence"
+
+
+def _fence_token(config: RunnableConfig) -> str:
+    token = config.get("configurable", {}).get(FENCE)
+    return "" if token is None else str(token)
 
 
 class RedisSaver(BaseCheckpointSaver[str]):
@@ -198,6 +251,14 @@ class RedisSaver(BaseCheckpointSaver[str]):
 
     def _run_key(self, run_id: str) -> str:
         return f"{self.prefix}:r:{_q(run_id)}"
+
+    def fence_key(self, thread_id: str) -> str:
+        """The thread's current lease generation (set by the server's leases, `api.leases`)."""
+        return fence_key(self.prefix, thread_id)
+
+    def _fenced(self, exc: BaseException, thread_id: str, token: str) -> None:
+        if isinstance(exc, ResponseError) and str(exc).startswith("FENCED"):
+            raise FencedError(thread_id, token) from None
 
     # Errors -------------------------------------------------------------------------
 
@@ -451,16 +512,22 @@ class RedisSaver(BaseCheckpointSaver[str]):
             for ch, version in new_versions.items()
         }
         thread_key = self._thread_key(thread_id)
+        token = _fence_token(config)
 
         async def run() -> None:
-            args: list[str | bytes] = [checkpoint_id, payload, meta, thread_id, ns, run_id]
+            args: list[str | bytes] = [token, checkpoint_id, payload, meta, thread_id, ns, run_id]
             for field, blob in blobs.items():
                 args += [field, blob]
-            keys = [self._ns_key(thread_id, ns, p) for p in ("cp", "meta", "blobs", "idx")]
+            keys = [self.fence_key(thread_id)]
+            keys += [self._ns_key(thread_id, ns, p) for p in ("cp", "meta", "blobs", "idx")]
             keys += [thread_key, self._threads_key()]
             if run_id:
                 keys += [self._runs_key(thread_id), self._run_key(run_id)]
-            ttl = await self._call(self._put_script, keys, args)
+            try:
+                ttl = await self._call(self._put_script, keys, args)
+            except ResponseError as exc:
+                self._fenced(exc, thread_id, token)
+                raise
             if ttl > 0:
                 # A finished conversation got new activity: it lives on, as a whole.
                 await self._expire_all(thread_id, None)
@@ -496,12 +563,18 @@ class RedisSaver(BaseCheckpointSaver[str]):
         if not rows:
             return
 
-        args: list[str | bytes] = []
+        token = _fence_token(config)
+        args: list[str | bytes] = [token]
         for field, frame, replace in rows:
             args += [field, frame, "1" if replace else "0"]
 
         async def run() -> None:
-            ttl = await self._call(self._writes_script, [key, self._thread_key(thread_id)], args)
+            keys = [self.fence_key(thread_id), key, self._thread_key(thread_id)]
+            try:
+                ttl = await self._call(self._writes_script, keys, args)
+            except ResponseError as exc:
+                self._fenced(exc, thread_id, token)
+                raise
             if ttl > 0:
                 await self._expire_all(thread_id, None)
 
@@ -531,7 +604,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             pipe.zrange(self._ns_key(thread_id, ns, "idx"), 0, -1)
         pipe.smembers(self._runs_key(thread_id))
         *id_lists, run_ids = await pipe.execute()
-        keys = [thread_key, self._runs_key(thread_id)]
+        keys = [thread_key, self._runs_key(thread_id), self.fence_key(thread_id)]
         keys += [self._run_key(_s(r)) for r in run_ids]
         for ns, ids in zip(namespaces, id_lists, strict=True):
             keys += [self._ns_key(thread_id, ns, p) for p in ("idx", "cp", "meta", "blobs")]
@@ -852,18 +925,21 @@ def make_client(url: str) -> aioredis.Redis:
 
     Its pool is bounded and *waits* for a free connection (up to the read timeout) rather
     than failing: a burst of requests (200 SSE clients connecting at once) queues for a
-    moment instead of getting "Too many connections".
+    moment instead of getting "Too many connections". A `redis+sentinel://` URL gives a
+    client of the sentinels' primary, which follows it through a failover
+    (`graph.redis_sentinel`).
     """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=READ_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=READ_TIMEOUT_S,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-        decode_responses=False,
-    )
-    return aioredis.Redis.from_pool(pool)
+    options: dict[str, Any] = {
+        "max_connections": MAX_CONNECTIONS,
+        "timeout": READ_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": READ_TIMEOUT_S,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        "decode_responses": False,
+    }
+    if is_sentinel_url(url):
+        return sentinel_client(url, **options)
+    return aioredis.Redis.from_pool(BlockingConnectionPool.from_url(url, **options))
 
 
 @asynccontextmanager

@@ -19,14 +19,14 @@ An answer must fit what it answers (`graph.answers`), or nothing resumes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, Durability
 
 from graph import lamlog
 from graph.answers import (
@@ -161,9 +161,13 @@ class Conversations:
         self.telemetry = telemetry or Telemetry.default()
 
     @staticmethod
-    def config(conversation_id: str, owner: str | None = None) -> RunnableConfig:
+    def config(
+        conversation_id: str, owner: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> RunnableConfig:
+        """The run config; `extra` adds to `configurable` (the server's fencing token)."""
         return {
             "configurable": {
+                **(extra or {}),
                 "thread_id": thread_id(conversation_id, owner),
                 "conversation_id": conversation_id,
             }
@@ -209,6 +213,8 @@ class Conversations:
         on_activity: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
         *,
         owner: str | None = None,
+        configurable: Mapping[str, Any] | None = None,
+        durability: Durability | None = None,
     ) -> AsyncIterator[LamDict]:
         """Run (or resume) the conversation, yielding each LAM message as it appears.
 
@@ -216,18 +222,23 @@ class Conversations:
         on a model (`{"llm": ...}`), the pieces of an answer as the model writes it
         (`{"token": ...}`; see `graph.llm`). They are passing news, never logged. An async
         `on_activity` is awaited before the run goes on (news stays in order).
+
+        `configurable` adds to the run's config (the server passes its lease's fencing
+        token, `graph.checkpointer.FENCE`, which the checkpointer checks on every write).
+        `durability` is LangGraph's (default "async"); "sync" stores each step before the
+        next starts, so a fenced run that lost its lease stops after the step it is in.
         """
         seen: set[str] = set()
         ended = False
         kind = "answer" if isinstance(payload, Command) else "open" if payload else "continue"
         config: RunnableConfig = {
             **self.telemetry.run_config(conversation_id, owner, kind),
-            **self.config(conversation_id, owner),
+            **self.config(conversation_id, owner, configurable),
         }
         async with self.telemetry.langsmith_turn(conversation_id, owner, kind) as traced:
             with conversation_logging(conversation_id, owner):
                 async for mode, chunk in self.graph.astream(
-                    payload, config, stream_mode=["custom", "updates"]
+                    payload, config, stream_mode=["custom", "updates"], durability=durability
                 ):
                     # Every turn ends in `respond`, the last node: its update ends the turn.
                     ended = ended or (mode == "updates" and FINAL_NODE in (chunk or {}))
@@ -265,7 +276,13 @@ class Conversations:
         return await self.view(conversation_id, owner=owner)
 
     async def abandon(
-        self, conversation_id: str, code: str, message: str, *, owner: str | None = None
+        self,
+        conversation_id: str,
+        code: str,
+        message: str,
+        *,
+        owner: str | None = None,
+        configurable: Mapping[str, Any] | None = None,
     ) -> ConversationView:
         """End a waiting conversation as failed, without the answers it waits for.
 
@@ -291,7 +308,7 @@ class Conversations:
             "result": {"error": {"code": code, "message": message}},
             "lam": [failure.to_dict()],
         }
-        config = self.config(conversation_id, owner)
+        config = self.config(conversation_id, owner, configurable)
         await self.graph.aupdate_state(config, update, as_node=FINAL_NODE)
         await self.expire(thread_id(conversation_id, owner))
         self.telemetry.turn_expired(

@@ -152,6 +152,11 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (`wait_ready` waits)."""
         if self.cli:
             args = [sys.executable, "-m", "cli", "serve", "--port", str(self.port)]
         else:
@@ -160,6 +165,9 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

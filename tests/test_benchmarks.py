@@ -52,3 +52,25 @@ def test_makespan_runs_from_anywhere_with_its_default_workload(tmp_path: Path) -
         check=False,
     )
     assert unknown.returncode == 2 and "no DAG named nope" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
+    command = ["-m", "benchmarks.replicas", "--replicas", "1,2", "--runs", "20", "--clients", "4"]
+    done = subprocess.run(
+        [sys.executable, *command, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout)["rows"]
+    assert [row["replicas"] for row in rows] == [1, 2]
+    assert rows[0]["ratio"] == 1.0
+    for row in rows:
+        assert row["runs"] == 20 and row["runs_per_s"] > 0
+        assert len(row["replica_cpu"]) == row["replicas"]
+        assert 0 < row["p50_ms"] <= row["p95_ms"]
+        assert row["cpu_ms_per_run"] > 0

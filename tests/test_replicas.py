@@ -1,0 +1,494 @@
+"""Several server processes (replicas) on one real Redis (issue 11).
+
+Each replica is `uvicorn server:app` in its own process, all with the same REDIS_URL and
+key prefix, running the crash drill's plan (tests/replica_services.py):
+
+    a1 -> b1 -> b2 ----------------\\
+    a2 --\\                          +-> z
+    a3 ---+-> c1 -> d1 (desktop) --/
+
+The `record` executor appends "<conversation> <event> <todo> <pid>" to a Redis list, so
+the test can tell which process ran which ToDo how often; it can pause a ToDo before its
+start or hold it between start and end until the test lets it go (or kills the process).
+Moments are picked from the record (wait until a line appears), never by sleeping; the
+leases are short (CPA_LEASE_S) so that takeovers happen within the safety-net timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from langchain_core.runnables import RunnableConfig
+
+from graph.builder import build_graph, make_services
+from graph.checkpointer import FENCE, open_checkpointer
+from graph.config import Settings
+from graph.conversations import ConversationNotFoundError, Conversations
+from lam import LAMMessage, MessageFactory
+from tests.crash_driver import DESKTOP, RECORD_TODOS, REGISTRY, REQUEST, drill_planner
+from tests.processes import free_port
+from tests.replica_services import (
+    HOLD_ENV,
+    PAUSE_ENV,
+    RECORD_KEY_ENV,
+    RECORD_URL_ENV,
+    RedisRecordExecutor,
+    gate_key,
+)
+from tests.server_harness import ROOT, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+TENANT = "fleet"
+API_KEY = "fleet-key-0123456789"
+ALL_TODOS = (*RECORD_TODOS, "d1")
+LEASE_S = "1.5"
+WAIT_S = 60.0  # a safety net: a healthy run takes a fraction of it
+
+
+def replica_env(redis_url: str, prefix: str, record_key: str, **extra: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis_url,
+        "CPA_REDIS_PREFIX": prefix,
+        "CPA_INTENTS_PATH": str(REGISTRY),
+        "CPA_TODO_RETRIES": "0",
+        "CPA_APPROVAL_POLICY": "never",  # the drill is about replicas, not approvals
+        "CPA_SERVER_SERVICES": "tests.replica_services:replica_services",
+        "CPA_API_KEYS": f"{TENANT}:{API_KEY}",
+        "CPA_API_KEYS_FILE": "",
+        "CPA_LEASE_S": LEASE_S,
+        RECORD_KEY_ENV: record_key,
+        RECORD_URL_ENV: redis_url,
+        PAUSE_ENV: "",
+        HOLD_ENV: "",
+        "CPA_LLM_PROVIDER": "",
+        "CPA_LLM_BASE_URL": "",
+        "OPENAI_BASE_URL": "",
+        "CPA_LLM_API_KEY": "",
+        "OPENAI_API_KEY": "",
+        "CPA_SERVER_URL": "",
+        "LANGSMITH_TRACING": "false",
+        **extra,
+    }
+
+
+class Fleet:
+    """The replicas of one test, their shared environment and the record."""
+
+    def __init__(self, redis_url: str, prefix: str, directory: Path) -> None:
+        self.redis_url = redis_url
+        self.record_key = f"{prefix}:test-record"
+        self.env = replica_env(redis_url, prefix, self.record_key)
+        self.directory = directory
+        self.replicas: list[ServerProcess] = []
+        self.client = redis.from_url(redis_url)
+
+    def launch(self, **extra: str) -> ServerProcess:
+        n = len(self.replicas)
+        replica = ServerProcess({**self.env, **extra}, self.directory / f"replica{n}.log")
+        self.replicas.append(replica)
+        replica.launch()
+        return replica
+
+    def start(self, **extra: str) -> ServerProcess:
+        replica = self.launch(**extra)
+        replica.wait_ready(WAIT_S)
+        return replica
+
+    def close(self) -> None:
+        for replica in self.replicas:
+            if replica.proc is not None and replica.proc.poll() is None:
+                os.kill(replica.proc.pid, signal.SIGCONT)  # a stopped one cannot die
+            replica.kill()
+        self.client.close()
+
+    # The record --------------------------------------------------------------------------
+
+    def lines(self) -> list[tuple[str, str, str, int]]:
+        out = []
+        for raw in self.client.lrange(self.record_key, 0, -1):
+            cid, event, todo, pid = (raw.decode() if isinstance(raw, bytes) else raw).split()
+            out.append((cid, event, todo, int(pid)))
+        return out
+
+    def starts(self, cid: str) -> Counter[str]:
+        return Counter(t for c, e, t, _ in self.lines() if c == cid and e == "start")
+
+    async def wait_for(self, wanted: set[tuple[str, str, str]]) -> None:
+        """Until every (conversation, event, ToDo) is in the record."""
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            missing = wanted - {(c, e, t) for c, e, t, _ in self.lines()}
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"not recorded within {WAIT_S} s: {sorted(missing)[:5]} ...")
+            await asyncio.sleep(0.02)
+
+    def release(self, todo_id: str) -> None:
+        self.client.set(gate_key(self.record_key, todo_id), 1)
+
+    # Redis as any process sees it ----------------------------------------------------------
+
+    def generation(self, cid: str) -> int:
+        from api.redis_keys import RedisKeys
+
+        raw = self.client.get(RedisKeys(self.env["CPA_REDIS_PREFIX"]).fence(f"{TENANT}/{cid}"))
+        return int(raw) if raw is not None else 0
+
+    def event_log(self, cid: str) -> list[dict[str, Any]]:
+        from api.redis_keys import RedisKeys
+
+        key = RedisKeys(self.env["CPA_REDIS_PREFIX"]).events(f"{TENANT}/{cid}")
+        return [LAMMessage.from_json(raw).to_dict() for raw in self.client.lrange(key, 0, -1)]
+
+
+@pytest.fixture
+def fleet(redis7_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Fleet]:
+    crew = Fleet(redis7_url, redis_prefix, tmp_path)
+    yield crew
+    crew.close()
+
+
+async def read_view(env: Mapping[str, str], cid: str) -> Any:
+    """The conversation as its checkpoints hold it, read in this process."""
+    settings = Settings.from_env(env)
+    services = make_services(
+        settings,
+        chat_models={"planner": drill_planner()},
+        extra_executors=[RedisRecordExecutor("", "", frozenset(), frozenset())],
+    )
+    async with open_checkpointer(settings) as saver:
+        conversations = Conversations(build_graph(services, checkpointer=saver), saver)
+        return await conversations.view(cid, owner=TENANT)
+
+
+async def saved_todos(env: Mapping[str, str], cid: str) -> frozenset[str]:
+    try:
+        view = await read_view(env, cid)
+    except ConversationNotFoundError:
+        return frozenset()
+    return frozenset(t["id"] for t in (view.plan or {}).get("todos", []) if t["status"] == "done")
+
+
+async def wait_saved(fleet: Fleet, cids: list[str]) -> None:
+    """Until every ToDo that recorded its end has its result in Redis (then a kill re-runs
+    nothing that finished)."""
+    deadline = time.monotonic() + WAIT_S
+    for cid in cids:
+        ended = {t for c, e, t, _ in fleet.lines() if c == cid and e == "end"}
+        while not ended <= await saved_todos(fleet.env, cid):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{cid}: ended ToDos never reached Redis")
+            await asyncio.sleep(0.02)
+
+
+def api(replica: ServerProcess) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=replica.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=WAIT_S
+    )
+
+
+async def open_drill(client: httpx.AsyncClient) -> str:
+    response = await client.post("/v1/lam", json=MessageFactory("user").request(REQUEST).to_dict())
+    assert response.status_code == 202, response.text
+    return str(response.json()["conversation_id"])
+
+
+async def wait_status(client: httpx.AsyncClient, cid: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        body = (await client.get(f"/v1/conversations/{cid}")).json()
+        if body.get("status") == status:
+            return dict(body)
+        if time.monotonic() > deadline:
+            pytest.fail(f"conversation {cid} is not {status} within {WAIT_S} s: {body}")
+        await asyncio.sleep(0.05)
+
+
+async def desktop_assign(client: httpx.AsyncClient, cid: str) -> dict[str, Any]:
+    await wait_status(client, cid, "waiting")
+    inbox = (
+        await client.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
+    ).json()
+    assert [m["content"]["todo"]["id"] for m in inbox] == ["d1"], inbox
+    return dict(inbox[0])
+
+
+def done_for(assign: Mapping[str, Any], output: str) -> dict[str, Any]:
+    message = LAMMessage.from_dict(dict(assign))
+    return MessageFactory(DESKTOP, message.conversation_id).done(message, output).to_dict()
+
+
+def assert_finished(body: Mapping[str, Any], cid: str) -> None:
+    """Done, every ToDo done, and the LAM log has one assign and one done per ToDo."""
+    assert body["status"] == "done", body.get("result")
+    todos = {t["id"]: t for t in body["plan"]["todos"]}
+    assert {i: t["status"] for i, t in todos.items()} == dict.fromkeys(ALL_TODOS, "done")
+    assert todos["z"]["output"]["saw"] == ["b2", "d1"]
+    messages = body["messages"]
+    assert len({m["id"] for m in messages}) == len(messages), "a message twice in the log"
+    assigns = Counter(m["content"]["todo"]["id"] for m in messages if m["performative"] == "assign")
+    dones = Counter(m["content"]["todo_id"] for m in messages if m["performative"] == "done")
+    assert assigns == Counter(ALL_TODOS), assigns
+    assert dones == Counter(ALL_TODOS), dones
+    assert {m["conversation_id"] for m in messages} == {cid}
+
+
+def assign_ids(fleet: Fleet, cid: str) -> list[str]:
+    return [m["id"] for m in fleet.event_log(cid) if m["performative"] == "assign"]
+
+
+def assert_assigned_once(fleet: Fleet, cid: str) -> None:
+    """What listeners were sent (the event log): each `assign` once, one id per ToDo."""
+    log = fleet.event_log(cid)
+    assigns = Counter(m["content"]["todo"]["id"] for m in log if m["performative"] == "assign")
+    assert assigns == Counter(ALL_TODOS), assigns
+    assert len({m["id"] for m in log}) == len(log)
+
+
+# Takeover ---------------------------------------------------------------------------------------
+
+
+async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet) -> None:
+    # The victim alone takes the batch; each conversation stops before b2 (paused).
+    victim = fleet.start(**{PAUSE_ENV: "b2"})
+    async with api(victim) as client:
+        cids = [await open_drill(client) for _ in range(6)]
+    await fleet.wait_for({(c, e, t) for c in cids for e, t in [("pause", "b2"), ("end", "c1")]})
+    await wait_saved(fleet, cids)
+    before = {cid: fleet.starts(cid) for cid in cids}
+    assigned = {
+        cid: [m["id"] for m in fleet.event_log(cid) if m["performative"] == "assign"]
+        for cid in cids
+    }
+    survivors = [fleet.start(), fleet.start()]
+
+    victim.kill()  # kill -9, mid-run: every conversation is under way there
+    assert victim.proc is None
+
+    async def finish(n: int, cid: str) -> dict[str, Any]:
+        async with api(survivors[n % 2]) as client:
+            assign = await desktop_assign(client, cid)
+            answer = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
+            assert answer.status_code == 202, answer.text
+            return await wait_status(client, cid, "done")
+
+    bodies = await asyncio.gather(*(finish(n, cid) for n, cid in enumerate(cids)))
+    survivor_pids = {s.proc.pid for s in survivors if s.proc is not None}
+    for cid, body in zip(cids, bodies, strict=True):
+        assert_finished(body, cid)
+        assert_assigned_once(fleet, cid)
+        # Each ToDo ran once in all: what had finished was not run again.
+        assert fleet.starts(cid) == Counter(RECORD_TODOS), (cid, before[cid], fleet.starts(cid))
+        # b2 and z ran on a survivor; the assigns the victim had sent were not sent again.
+        runners = {t: p for c, e, t, p in fleet.lines() if c == cid and e == "start"}
+        assert runners["b2"] in survivor_pids and runners["z"] in survivor_pids
+        assert assign_ids(fleet, cid)[: len(assigned[cid])] == assigned[cid]
+
+
+async def test_two_replicas_starting_together_after_a_crash_resume_each_conversation_once(
+    fleet: Fleet,
+) -> None:
+    first = fleet.start(**{PAUSE_ENV: "b2"})
+    async with api(first) as client:
+        cids = [await open_drill(client) for _ in range(6)]
+    await fleet.wait_for({(c, "pause", "b2") for c in cids})
+    await wait_saved(fleet, cids)
+    first.kill()
+    generations = {cid: fleet.generation(cid) for cid in cids}
+
+    # Both at once, after the crash (as after a restart of every replica).
+    pair = [fleet.launch(), fleet.launch()]
+    for replica in pair:
+        replica.wait_ready(WAIT_S)
+    async with api(pair[0]) as client:
+        for cid in cids:
+            await wait_status(client, cid, "waiting")  # d1, the desktop's: runs went on
+
+    for cid in cids:
+        assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != "z"}), cid
+        # One lease taken for each conversation since the crash: one replica resumed it.
+        assert fleet.generation(cid) == generations[cid] + 1, cid
+    resumers = {p for c, e, t, p in fleet.lines() if e == "start" and t == "b2"}
+    assert resumers <= {r.proc.pid for r in pair if r.proc is not None}
+
+
+# Answers ----------------------------------------------------------------------------------------
+
+
+async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fleet) -> None:
+    a, b = fleet.start(), fleet.start()
+    async with api(a) as on_a, api(b) as on_b:
+        cids = [await open_drill(on_a) for _ in range(8)]
+        for cid in cids:
+            assign = await desktop_assign(on_b, cid)
+            first, second = done_for(assign, "first"), done_for(assign, "second")
+            responses = await asyncio.gather(
+                on_a.post("/v1/lam", json=first), on_b.post("/v1/lam", json=second)
+            )
+            codes = sorted(r.status_code for r in responses)
+            assert codes == [202, 409], [r.text for r in responses]
+            loser = next(r for r in responses if r.status_code == 409)
+            assert loser.json()["error"]["code"] == "already_answered"
+            winner = "first" if responses[0].status_code == 202 else "second"
+            body = await wait_status(on_a, cid, "done")
+            todos = {t["id"]: t for t in body["plan"]["todos"]}
+            assert todos["d1"]["output"] == winner  # the accepted one, and only it
+            assert_finished(body, cid)
+            assert fleet.starts(cid) == Counter(RECORD_TODOS)
+
+
+async def test_an_answer_while_another_replica_holds_the_lease_is_queued_not_lost(
+    fleet: Fleet,
+) -> None:
+    from api.redis_keys import RedisKeys
+
+    a, b = fleet.start(), fleet.start()
+    async with api(a) as on_a, api(b) as on_b:
+        cid = await open_drill(on_a)
+        assign = await desktop_assign(on_b, cid)
+        # Another runner holds the conversation (as while it records where its run stopped).
+        lease = RedisKeys(fleet.env["CPA_REDIS_PREFIX"]).lease(f"{TENANT}/{cid}")
+        fleet.client.set(lease, "elsewhere 1", px=600_000)
+
+        response = await on_b.post("/v1/lam", json=done_for(assign, "queued"))
+        assert response.status_code == 202, response.text
+        again = await on_a.post("/v1/lam", json=done_for(assign, "another"))
+        assert again.status_code == 409, again.text
+        assert again.json()["error"]["code"] == "already_answered"
+        body = (await on_a.get(f"/v1/conversations/{cid}")).json()
+        assert body["status"] == "running"  # accepted, waiting for the lease
+        assert {t["id"]: t["status"] for t in body["plan"]["todos"]}["d1"] != "done"
+        inbox = await on_a.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
+        assert inbox.json() == []  # answered: no longer offered
+
+        fleet.client.delete(lease)  # the holder goes away: a replica takes the job up
+        body = await wait_status(on_a, cid, "done")
+    assert_finished(body, cid)
+    assert {t["id"]: t for t in body["plan"]["todos"]}["d1"]["output"] == "queued"
+    assert fleet.starts(cid) == Counter(RECORD_TODOS)
+
+
+# Fencing ----------------------------------------------------------------------------------------
+
+
+async def checkpoints_by_generation(env: Mapping[str, str], cid: str) -> list[tuple[str, Any]]:
+    """(checkpoint id, the lease generation that wrote it) of the thread, oldest first."""
+    settings = Settings.from_env(env)
+    async with open_checkpointer(settings) as saver:
+        config: RunnableConfig = {"configurable": {"thread_id": f"{TENANT}/{cid}"}}
+        found = [(t.checkpoint["id"], t.metadata.get(FENCE)) async for t in saver.alist(config)]
+    return sorted(found)
+
+
+async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
+    fleet: Fleet,
+) -> None:
+    paused = fleet.start(**{HOLD_ENV: "b2"})
+    async with api(paused) as client:
+        cid = await open_drill(client)
+    await fleet.wait_for({(cid, "start", "b2")})
+    await wait_saved(fleet, [cid])
+    old = fleet.generation(cid)
+    assert paused.proc is not None
+    os.kill(paused.proc.pid, signal.SIGSTOP)  # past its lease: it neither renews nor writes
+
+    successor = fleet.start()
+    async with api(successor) as client:
+        await desktop_assign(client, cid)  # b2 ran again there; the run waits for d1
+    new = fleet.generation(cid)
+    assert new > old
+    # b2's result is a pending write of the successor's (the step waits for d1 too): no
+    # checkpoint of its generation yet, and none written since but the victim's.
+    written = await checkpoints_by_generation(fleet.env, cid)
+    assert {g for _, g in written} == {str(old)}
+    log_before = fleet.event_log(cid)
+
+    # The paused runner comes back, its b2 free to finish: it finds its lease gone (or its
+    # writes refused) and stops.
+    fleet.release("b2")
+    os.kill(paused.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + WAIT_S
+    while "lost its lease" not in paused.log():
+        assert time.monotonic() < deadline, paused.log()
+        await asyncio.sleep(0.05)
+
+    # Nothing of it reached the checkpoints or the event log.
+    assert await checkpoints_by_generation(fleet.env, cid) == written
+    assert fleet.event_log(cid) == log_before
+    async with api(successor) as client:
+        assign = await desktop_assign(client, cid)
+        response = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
+        assert response.status_code == 202, response.text
+        body = await wait_status(client, cid, "done")
+    assert_finished(body, cid)
+    todos = {t["id"]: t for t in body["plan"]["todos"]}
+    assert successor.proc is not None
+    assert todos["b2"]["output"]["pid"] == successor.proc.pid  # the successor's result
+    # Every checkpoint since the takeover is the successor's (its generation or a later
+    # one: the answer's run took the lease again).
+    after = await checkpoints_by_generation(fleet.env, cid)
+    assert after[: len(written)] == written
+    assert all(int(g) > old for _, g in after[len(written) :]), after
+
+
+# serve --workers ------------------------------------------------------------------------------
+
+
+def start_serve(env: Mapping[str, str], port: int, log_path: Path, *args: str) -> ServerProcess:
+    """`cpa-planner serve --port P ARGS` in its own session (its workers die with it)."""
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port), *args]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    server = ServerProcess(env, log_path, port)
+    server.proc = proc
+    return server
+
+
+def kill_session(server: ServerProcess) -> None:
+    if server.proc is not None and server.proc.poll() is None:
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(5)
+
+
+async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: Path) -> None:
+    # One run at a time per worker, and a1 held: the second conversation can only run on
+    # the other worker.
+    env = {**fleet.env, "CPA_RUNS_PER_REPLICA": "1", HOLD_ENV: "a1"}
+    server = start_serve(env, free_port(), tmp_path / "workers.log", "--workers", "2")
+    assert server.proc is not None
+    try:
+        server.wait_ready(WAIT_S)
+        async with api(server) as client:
+            cids = [await open_drill(client) for _ in range(2)]
+            await fleet.wait_for({(cid, "start", "a1") for cid in cids})
+            workers = {p for c, e, t, p in fleet.lines() if e == "start" and t == "a1"}
+            assert len(workers) == 2 and server.proc.pid not in workers, workers
+            fleet.release("a1")
+            for cid in cids:
+                await desktop_assign(client, cid)
+                assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != "z"})
+        server.proc.terminate()  # the supervisor stops its workers
+        assert server.proc.wait(WAIT_S) == 0, server.log()
+    finally:
+        kill_session(server)
