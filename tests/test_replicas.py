@@ -37,7 +37,18 @@ from graph.checkpointer import FENCE, open_checkpointer
 from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
 from lam import LAMMessage, MessageFactory
-from tests.crash_driver import DESKTOP, RECORD_TODOS, REGISTRY, REQUEST, drill_planner
+from tests.crash_driver import (
+    A1,
+    B2,
+    C1,
+    D1,
+    DESKTOP,
+    RECORD_TODOS,
+    REGISTRY,
+    REQUEST,
+    Z,
+    drill_planner,
+)
 from tests.processes import free_port
 from tests.replica_services import (
     HOLD_ENV,
@@ -53,7 +64,7 @@ pytestmark = pytest.mark.slow
 
 TENANT = "fleet"
 API_KEY = "fleet-key-0123456789"
-ALL_TODOS = (*RECORD_TODOS, "d1")
+ALL_TODOS = (*RECORD_TODOS, D1)
 LEASE_S = "1.5"
 WAIT_S = 60.0  # a safety net: a healthy run takes a fraction of it
 
@@ -223,7 +234,7 @@ async def desktop_assign(client: httpx.AsyncClient, cid: str) -> dict[str, Any]:
     inbox = (
         await client.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
     ).json()
-    assert [m["content"]["todo"]["id"] for m in inbox] == ["d1"], inbox
+    assert [m["content"]["todo"]["id"] for m in inbox] == [D1], inbox
     return dict(inbox[0])
 
 
@@ -237,7 +248,7 @@ def assert_finished(body: Mapping[str, Any], cid: str) -> None:
     assert body["status"] == "done", body.get("result")
     todos = {t["id"]: t for t in body["plan"]["todos"]}
     assert {i: t["status"] for i, t in todos.items()} == dict.fromkeys(ALL_TODOS, "done")
-    assert todos["z"]["output"]["saw"] == ["b2", "d1"]
+    assert todos[Z]["output"]["saw"] == [B2, D1]
     messages = body["messages"]
     assert len({m["id"] for m in messages}) == len(messages), "a message twice in the log"
     assigns = Counter(m["content"]["todo"]["id"] for m in messages if m["performative"] == "assign")
@@ -264,10 +275,10 @@ def assert_assigned_once(fleet: Fleet, cid: str) -> None:
 
 async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet) -> None:
     # The victim alone takes the batch; each conversation stops before b2 (paused).
-    victim = fleet.start(**{PAUSE_ENV: "b2"})
+    victim = fleet.start(**{PAUSE_ENV: B2})
     async with api(victim) as client:
         cids = [await open_drill(client) for _ in range(6)]
-    await fleet.wait_for({(c, e, t) for c in cids for e, t in [("pause", "b2"), ("end", "c1")]})
+    await fleet.wait_for({(c, e, t) for c in cids for e, t in [("pause", B2), ("end", C1)]})
     await wait_saved(fleet, cids)
     before = {cid: fleet.starts(cid) for cid in cids}
     assigned = {
@@ -295,17 +306,17 @@ async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet
         assert fleet.starts(cid) == Counter(RECORD_TODOS), (cid, before[cid], fleet.starts(cid))
         # b2 and z ran on a survivor; the assigns the victim had sent were not sent again.
         runners = {t: p for c, e, t, p in fleet.lines() if c == cid and e == "start"}
-        assert runners["b2"] in survivor_pids and runners["z"] in survivor_pids
+        assert runners[B2] in survivor_pids and runners[Z] in survivor_pids
         assert assign_ids(fleet, cid)[: len(assigned[cid])] == assigned[cid]
 
 
 async def test_two_replicas_starting_together_after_a_crash_resume_each_conversation_once(
     fleet: Fleet,
 ) -> None:
-    first = fleet.start(**{PAUSE_ENV: "b2"})
+    first = fleet.start(**{PAUSE_ENV: B2})
     async with api(first) as client:
         cids = [await open_drill(client) for _ in range(6)]
-    await fleet.wait_for({(c, "pause", "b2") for c in cids})
+    await fleet.wait_for({(c, "pause", B2) for c in cids})
     await wait_saved(fleet, cids)
     first.kill()
     generations = {cid: fleet.generation(cid) for cid in cids}
@@ -319,10 +330,10 @@ async def test_two_replicas_starting_together_after_a_crash_resume_each_conversa
             await wait_status(client, cid, "waiting")  # d1, the desktop's: runs went on
 
     for cid in cids:
-        assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != "z"}), cid
+        assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != Z}), cid
         # One lease taken for each conversation since the crash: one replica resumed it.
         assert fleet.generation(cid) == generations[cid] + 1, cid
-    resumers = {p for c, e, t, p in fleet.lines() if e == "start" and t == "b2"}
+    resumers = {p for c, e, t, p in fleet.lines() if e == "start" and t == B2}
     assert resumers <= {r.proc.pid for r in pair if r.proc is not None}
 
 
@@ -346,7 +357,7 @@ async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fl
             winner = "first" if responses[0].status_code == 202 else "second"
             body = await wait_status(on_a, cid, "done")
             todos = {t["id"]: t for t in body["plan"]["todos"]}
-            assert todos["d1"]["output"] == winner  # the accepted one, and only it
+            assert todos[D1]["output"] == winner  # the accepted one, and only it
             assert_finished(body, cid)
             assert fleet.starts(cid) == Counter(RECORD_TODOS)
 
@@ -371,14 +382,14 @@ async def test_an_answer_while_another_replica_holds_the_lease_is_queued_not_los
         assert again.json()["error"]["code"] == "already_answered"
         body = (await on_a.get(f"/v1/conversations/{cid}")).json()
         assert body["status"] == "running"  # accepted, waiting for the lease
-        assert {t["id"]: t["status"] for t in body["plan"]["todos"]}["d1"] != "done"
+        assert {t["id"]: t["status"] for t in body["plan"]["todos"]}[D1] != "done"
         inbox = await on_a.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
         assert inbox.json() == []  # answered: no longer offered
 
         fleet.client.delete(lease)  # the holder goes away: a replica takes the job up
         body = await wait_status(on_a, cid, "done")
     assert_finished(body, cid)
-    assert {t["id"]: t for t in body["plan"]["todos"]}["d1"]["output"] == "queued"
+    assert {t["id"]: t for t in body["plan"]["todos"]}[D1]["output"] == "queued"
     assert fleet.starts(cid) == Counter(RECORD_TODOS)
 
 
@@ -397,10 +408,10 @@ async def checkpoints_by_generation(env: Mapping[str, str], cid: str) -> list[tu
 async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
     fleet: Fleet,
 ) -> None:
-    paused = fleet.start(**{HOLD_ENV: "b2"})
+    paused = fleet.start(**{HOLD_ENV: B2})
     async with api(paused) as client:
         cid = await open_drill(client)
-    await fleet.wait_for({(cid, "start", "b2")})
+    await fleet.wait_for({(cid, "start", B2)})
     await wait_saved(fleet, [cid])
     old = fleet.generation(cid)
     assert paused.proc is not None
@@ -419,7 +430,7 @@ async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
 
     # The paused runner comes back, its b2 free to finish: it finds its lease gone (or its
     # writes refused) and stops.
-    fleet.release("b2")
+    fleet.release(B2)
     os.kill(paused.proc.pid, signal.SIGCONT)
     deadline = time.monotonic() + WAIT_S
     while "lost its lease" not in paused.log():
@@ -437,7 +448,7 @@ async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
     assert_finished(body, cid)
     todos = {t["id"]: t for t in body["plan"]["todos"]}
     assert successor.proc is not None
-    assert todos["b2"]["output"]["pid"] == successor.proc.pid  # the successor's result
+    assert todos[B2]["output"]["pid"] == successor.proc.pid  # the successor's result
     # Every checkpoint since the takeover is the successor's (its generation or a later
     # one: the answer's run took the lease again).
     after = await checkpoints_by_generation(fleet.env, cid)
@@ -474,20 +485,20 @@ def kill_session(server: ServerProcess) -> None:
 async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: Path) -> None:
     # One run at a time per worker, and a1 held: the second conversation can only run on
     # the other worker.
-    env = {**fleet.env, "CPA_RUNS_PER_REPLICA": "1", HOLD_ENV: "a1"}
+    env = {**fleet.env, "CPA_RUNS_PER_REPLICA": "1", HOLD_ENV: A1}
     server = start_serve(env, free_port(), tmp_path / "workers.log", "--workers", "2")
     assert server.proc is not None
     try:
         server.wait_ready(WAIT_S)
         async with api(server) as client:
             cids = [await open_drill(client) for _ in range(2)]
-            await fleet.wait_for({(cid, "start", "a1") for cid in cids})
-            workers = {p for c, e, t, p in fleet.lines() if e == "start" and t == "a1"}
+            await fleet.wait_for({(cid, "start", A1) for cid in cids})
+            workers = {p for c, e, t, p in fleet.lines() if e == "start" and t == A1}
             assert len(workers) == 2 and server.proc.pid not in workers, workers
-            fleet.release("a1")
+            fleet.release(A1)
             for cid in cids:
                 await desktop_assign(client, cid)
-                assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != "z"})
+                assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != Z})
         server.proc.terminate()  # the supervisor stops its workers
         assert server.proc.wait(WAIT_S) == 0, server.log()
     finally:

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from graph.redis_sentinel import parse_sentinel_url
-from tests.crash_driver import RECORD_TODOS
+from tests.crash_driver import B2, C1, RECORD_TODOS
 from tests.processes import free_port, kill_process, stop_process
 from tests.replica_services import HOLD_ENV
 from tests.test_replicas import (
@@ -170,10 +170,10 @@ async def test_a_conversation_carries_on_through_a_sentinel_failover(
     fleet = Fleet(redis7_url, redis_prefix, tmp_path)  # the record stays on redis7
     fleet.env["REDIS_URL"] = sentinels.url
     try:
-        server = fleet.start(**{HOLD_ENV: "b2"})
+        server = fleet.start(**{HOLD_ENV: B2})
         async with api(server) as client:
             cid = await open_drill(client)
-            await fleet.wait_for({(cid, "start", "b2"), (cid, "end", "c1")})
+            await fleet.wait_for({(cid, "start", B2), (cid, "end", C1)})
             await wait_saved(fleet, [cid])  # read through the sentinels, in this process
             _until(sentinels.replica_caught_up, "the replica has what the primary has")
 
@@ -182,7 +182,7 @@ async def test_a_conversation_carries_on_through_a_sentinel_failover(
                 _until, lambda: sentinels.primary() == sentinels.replica_port, "a failover"
             )
 
-            fleet.release("b2")
+            fleet.release(B2)
             assign = await desktop_assign(client, cid)
             response = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
             assert response.status_code == 202, response.text
