@@ -24,9 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -37,7 +34,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.http import REGISTRY, ROOT, TEXT, _cleanup, free_port
+from benchmarks.http import TEXT, _cleanup, free_port
+from benchmarks.sse import server  # one replica: uvicorn server:app on a free port
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WARM_UP_PER_REPLICA = 10
@@ -64,47 +62,6 @@ def private_valkey() -> Iterator[tuple[str, int | None]]:
             yield f"redis://127.0.0.1:{server.port}/0", pid
         finally:
             server.stop()
-
-
-@contextmanager
-def replica(redis_url: str, prefix: str, log: Path) -> Iterator[tuple[str, int]]:
-    """One server process on a free port: (base URL, pid), stopped with SIGTERM."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "CPA_REDIS_PREFIX": prefix,
-        "CPA_INTENTS_PATH": str(REGISTRY),
-        "CPA_API_KEYS": "",
-        "CPA_API_KEYS_FILE": "",
-        "LANGSMITH_TRACING": "false",
-    }
-    args = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1"]
-    args += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"a replica exited:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"a replica was not ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -169,7 +126,7 @@ def measure(
     try:
         with ExitStack() as stack:
             started = [
-                stack.enter_context(replica(redis_url, prefix, directory / f"replica{i}.log"))
+                stack.enter_context(server(redis_url, prefix, directory / f"replica{i}.log"))
                 for i in range(n)
             ]
             pids = [pid for _, pid in started] + ([redis_pid] if redis_pid else [])
