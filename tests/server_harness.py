@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from graph.builder import make_services
@@ -244,6 +245,21 @@ async def wait_status(
         if body.get("status") in statuses or time.monotonic() > deadline:
             return dict(body)
         await asyncio.sleep(0.05)
+
+
+async def open_request(client: httpx.AsyncClient, text: str) -> str:
+    """Open a conversation with `text` (202 asserted); its id."""
+    return str((await open_conversation(client, text))["conversation_id"])
+
+
+async def expect_status(
+    client: httpx.AsyncClient, cid: str, status: str, within: float = 30.0
+) -> dict[str, Any]:
+    """`wait_status` for one status; the test fails if it is not reached within `within` s."""
+    body = await wait_status(client, cid, {status}, within)
+    if body.get("status") != status:
+        pytest.fail(f"conversation {cid} is not {status} within {within} s: {body}")
+    return body
 
 
 async def approve_until_assigned(

@@ -73,7 +73,7 @@ from tests.crash_driver import (
     gate,
 )
 from tests.processes import RedisProcess
-from tests.server_harness import ServerProcess
+from tests.server_harness import ServerProcess, expect_status, open_request
 
 pytestmark = pytest.mark.slow
 
@@ -424,23 +424,6 @@ def api_client(server: ServerProcess) -> httpx.AsyncClient:
     )
 
 
-async def open_drill(api: httpx.AsyncClient) -> str:
-    response = await api.post("/v1/lam", json=MessageFactory("user").request(REQUEST).to_dict())
-    assert response.status_code == 202, response.text
-    return str(response.json()["conversation_id"])
-
-
-async def wait_status(api: httpx.AsyncClient, cid: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        body = (await api.get(f"/v1/conversations/{cid}")).json()
-        if body.get("status") == status:
-            return dict(body)
-        if time.monotonic() > deadline:
-            pytest.fail(f"conversation {cid} is not {status} within {WAIT_S} s: {body}")
-        await asyncio.sleep(0.05)
-
-
 async def desktop_assign(api: httpx.AsyncClient, cid: str) -> dict[str, Any]:
     """The one `assign` waiting for the desktop: d1's."""
     response = await api.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
@@ -498,7 +481,7 @@ async def test_redis_restart_mid_conversation(
     env = server_env(own_redis.url, f"test-{uuid.uuid4().hex[:12]}", record.path, **{HOLD_ENV: B2})
     server = start_server(servers, env, tmp_path / "server.log")
     async with api_client(server) as api:
-        cid = await open_drill(api)
+        cid = await open_request(api, REQUEST)
         # Mid-conversation: b2 runs (held), the rest of its wave has finished and is saved.
         await record.wait_for([("start", B2), ("end", C1)])
         saved = await wait_durable(env, cid, record.ended())
@@ -532,9 +515,9 @@ async def test_redis_restart_mid_conversation(
         assert await durable(env, cid) == saved  # nothing lost
 
         record.release(B2)
-        await wait_status(api, cid, "waiting")
+        await expect_status(api, cid, "waiting", WAIT_S)
         await answer_desktop(api, await desktop_assign(api, cid))
-        body = await wait_status(api, cid, "done")
+        body = await expect_status(api, cid, "done", WAIT_S)
 
     assert_completed(body)
     assert record.starts() == Counter(RECORD_TODOS)  # nothing ran twice
@@ -553,7 +536,7 @@ async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
     log = tmp_path / "server.log"
     server = start_server(servers, env, log)
     async with api_client(server) as api:
-        cid = await open_drill(api)
+        cid = await open_request(api, REQUEST)
         await record.wait_for([("start", B2), ("end", C1)])
         saved = await wait_durable(env, cid, record.ended())
 
@@ -568,10 +551,10 @@ async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
         own_redis.start()
 
         # No restart of the server: its runner waited for Redis and carries the run on.
-        await wait_status(api, cid, "waiting")
+        await expect_status(api, cid, "waiting", WAIT_S)
         assert await durable(env, cid) >= saved
         await answer_desktop(api, await desktop_assign(api, cid))
-        body = await wait_status(api, cid, "done")
+        body = await expect_status(api, cid, "done", WAIT_S)
 
     assert_completed(body)
     # Only b2 ran twice: its first result never reached Redis.
@@ -589,8 +572,8 @@ async def test_desktop_wait_survives_application_restarts(
     env = server_env(redis_url, redis_prefix, record.path)
     first = start_server(servers, env, tmp_path / "server1.log")
     async with api_client(first) as api:
-        cid = await open_drill(api)
-        await wait_status(api, cid, "waiting")
+        cid = await open_request(api, REQUEST)
+        await expect_status(api, cid, "waiting", WAIT_S)
         assign = await desktop_assign(api, cid)
     assert record.ended() == frozenset(RECORD_TODOS) - {Z}
     first.kill()
@@ -598,7 +581,7 @@ async def test_desktop_wait_survives_application_restarts(
     # A new application: the conversation still waits for the same assign.
     second = start_server(servers, {**env, HOLD_ENV: Z}, tmp_path / "server2.log")
     async with api_client(second) as api:
-        body = await wait_status(api, cid, "waiting")
+        body = await expect_status(api, cid, "waiting", WAIT_S)
         assert await desktop_assign(api, cid) == assign
         await answer_desktop(api, assign)
         await record.wait_for([("start", Z)])
@@ -611,7 +594,7 @@ async def test_desktop_wait_survives_application_restarts(
     # The next start carries the run on by itself (the server resumes what was running).
     third = start_server(servers, env, tmp_path / "server3.log")
     async with api_client(third) as api:
-        body = await wait_status(api, cid, "done")
+        body = await expect_status(api, cid, "done", WAIT_S)
 
     assert_completed(body)
     assert record.starts() == Counter({**Counter(RECORD_TODOS), Z: 2})

@@ -36,7 +36,7 @@ from graph.builder import build_graph, make_services
 from graph.checkpointer import FENCE, open_checkpointer
 from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
-from lam import LAMMessage, MessageFactory
+from lam import LAMMessage
 from tests.crash_driver import (
     A1,
     B2,
@@ -58,7 +58,7 @@ from tests.replica_services import (
     RedisRecordExecutor,
     gate_key,
 )
-from tests.server_harness import ROOT, ServerProcess
+from tests.server_harness import ROOT, ServerProcess, done_for, expect_status, open_request
 
 pytestmark = pytest.mark.slow
 
@@ -212,35 +212,13 @@ def api(replica: ServerProcess) -> httpx.AsyncClient:
     )
 
 
-async def open_drill(client: httpx.AsyncClient) -> str:
-    response = await client.post("/v1/lam", json=MessageFactory("user").request(REQUEST).to_dict())
-    assert response.status_code == 202, response.text
-    return str(response.json()["conversation_id"])
-
-
-async def wait_status(client: httpx.AsyncClient, cid: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        body = (await client.get(f"/v1/conversations/{cid}")).json()
-        if body.get("status") == status:
-            return dict(body)
-        if time.monotonic() > deadline:
-            pytest.fail(f"conversation {cid} is not {status} within {WAIT_S} s: {body}")
-        await asyncio.sleep(0.05)
-
-
 async def desktop_assign(client: httpx.AsyncClient, cid: str) -> dict[str, Any]:
-    await wait_status(client, cid, "waiting")
+    await expect_status(client, cid, "waiting", WAIT_S)
     inbox = (
         await client.get(f"/v1/conversations/{cid}/inbox", params={"receiver": DESKTOP})
     ).json()
     assert [m["content"]["todo"]["id"] for m in inbox] == [D1], inbox
     return dict(inbox[0])
-
-
-def done_for(assign: Mapping[str, Any], output: str) -> dict[str, Any]:
-    message = LAMMessage.from_dict(dict(assign))
-    return MessageFactory(DESKTOP, message.conversation_id).done(message, output).to_dict()
 
 
 def assert_finished(body: Mapping[str, Any], cid: str) -> None:
@@ -277,7 +255,7 @@ async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet
     # The victim alone takes the batch; each conversation stops before b2 (paused).
     victim = fleet.start(**{PAUSE_ENV: B2})
     async with api(victim) as client:
-        cids = [await open_drill(client) for _ in range(6)]
+        cids = [await open_request(client, REQUEST) for _ in range(6)]
     await fleet.wait_for({(c, e, t) for c in cids for e, t in [("pause", B2), ("end", C1)]})
     await wait_saved(fleet, cids)
     before = {cid: fleet.starts(cid) for cid in cids}
@@ -295,7 +273,7 @@ async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet
             assign = await desktop_assign(client, cid)
             answer = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
             assert answer.status_code == 202, answer.text
-            return await wait_status(client, cid, "done")
+            return await expect_status(client, cid, "done", WAIT_S)
 
     bodies = await asyncio.gather(*(finish(n, cid) for n, cid in enumerate(cids)))
     survivor_pids = {s.proc.pid for s in survivors if s.proc is not None}
@@ -315,7 +293,7 @@ async def test_two_replicas_starting_together_after_a_crash_resume_each_conversa
 ) -> None:
     first = fleet.start(**{PAUSE_ENV: B2})
     async with api(first) as client:
-        cids = [await open_drill(client) for _ in range(6)]
+        cids = [await open_request(client, REQUEST) for _ in range(6)]
     await fleet.wait_for({(c, "pause", B2) for c in cids})
     await wait_saved(fleet, cids)
     first.kill()
@@ -327,7 +305,7 @@ async def test_two_replicas_starting_together_after_a_crash_resume_each_conversa
         replica.wait_ready(WAIT_S)
     async with api(pair[0]) as client:
         for cid in cids:
-            await wait_status(client, cid, "waiting")  # d1, the desktop's: runs went on
+            await expect_status(client, cid, "waiting", WAIT_S)  # d1, the desktop's: runs went on
 
     for cid in cids:
         assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != Z}), cid
@@ -343,7 +321,7 @@ async def test_two_replicas_starting_together_after_a_crash_resume_each_conversa
 async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fleet) -> None:
     a, b = fleet.start(), fleet.start()
     async with api(a) as on_a, api(b) as on_b:
-        cids = [await open_drill(on_a) for _ in range(8)]
+        cids = [await open_request(on_a, REQUEST) for _ in range(8)]
         for cid in cids:
             assign = await desktop_assign(on_b, cid)
             first, second = done_for(assign, "first"), done_for(assign, "second")
@@ -355,7 +333,7 @@ async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fl
             loser = next(r for r in responses if r.status_code == 409)
             assert loser.json()["error"]["code"] == "already_answered"
             winner = "first" if responses[0].status_code == 202 else "second"
-            body = await wait_status(on_a, cid, "done")
+            body = await expect_status(on_a, cid, "done", WAIT_S)
             todos = {t["id"]: t for t in body["plan"]["todos"]}
             assert todos[D1]["output"] == winner  # the accepted one, and only it
             assert_finished(body, cid)
@@ -369,7 +347,7 @@ async def test_an_answer_while_another_replica_holds_the_lease_is_queued_not_los
 
     a, b = fleet.start(), fleet.start()
     async with api(a) as on_a, api(b) as on_b:
-        cid = await open_drill(on_a)
+        cid = await open_request(on_a, REQUEST)
         assign = await desktop_assign(on_b, cid)
         # Another runner holds the conversation (as while it records where its run stopped).
         lease = RedisKeys(fleet.env["CPA_REDIS_PREFIX"]).lease(f"{TENANT}/{cid}")
@@ -387,7 +365,7 @@ async def test_an_answer_while_another_replica_holds_the_lease_is_queued_not_los
         assert inbox.json() == []  # answered: no longer offered
 
         fleet.client.delete(lease)  # the holder goes away: a replica takes the job up
-        body = await wait_status(on_a, cid, "done")
+        body = await expect_status(on_a, cid, "done", WAIT_S)
     assert_finished(body, cid)
     assert {t["id"]: t for t in body["plan"]["todos"]}[D1]["output"] == "queued"
     assert fleet.starts(cid) == Counter(RECORD_TODOS)
@@ -410,7 +388,7 @@ async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
 ) -> None:
     paused = fleet.start(**{HOLD_ENV: B2})
     async with api(paused) as client:
-        cid = await open_drill(client)
+        cid = await open_request(client, REQUEST)
     await fleet.wait_for({(cid, "start", B2)})
     await wait_saved(fleet, [cid])
     old = fleet.generation(cid)
@@ -444,7 +422,7 @@ async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
         assign = await desktop_assign(client, cid)
         response = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
         assert response.status_code == 202, response.text
-        body = await wait_status(client, cid, "done")
+        body = await expect_status(client, cid, "done", WAIT_S)
     assert_finished(body, cid)
     todos = {t["id"]: t for t in body["plan"]["todos"]}
     assert successor.proc is not None
@@ -491,7 +469,7 @@ async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: P
     try:
         server.wait_ready(WAIT_S)
         async with api(server) as client:
-            cids = [await open_drill(client) for _ in range(2)]
+            cids = [await open_request(client, REQUEST) for _ in range(2)]
             await fleet.wait_for({(cid, "start", A1) for cid in cids})
             workers = {p for c, e, t, p in fleet.lines() if e == "start" and t == A1}
             assert len(workers) == 2 and server.proc.pid not in workers, workers

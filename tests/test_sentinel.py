@@ -24,9 +24,10 @@ import pytest
 import redis
 
 from graph.redis_sentinel import parse_sentinel_url
-from tests.crash_driver import B2, C1, RECORD_TODOS
+from tests.crash_driver import B2, C1, RECORD_TODOS, REQUEST
 from tests.processes import free_port, kill_process, stop_process
 from tests.replica_services import HOLD_ENV
+from tests.server_harness import done_for, expect_status, open_request
 from tests.test_replicas import (
     WAIT_S,
     Fleet,
@@ -34,10 +35,7 @@ from tests.test_replicas import (
     assert_assigned_once,
     assert_finished,
     desktop_assign,
-    done_for,
-    open_drill,
     wait_saved,
-    wait_status,
 )
 
 pytestmark = pytest.mark.slow
@@ -172,7 +170,7 @@ async def test_a_conversation_carries_on_through_a_sentinel_failover(
     try:
         server = fleet.start(**{HOLD_ENV: B2})
         async with api(server) as client:
-            cid = await open_drill(client)
+            cid = await open_request(client, REQUEST)
             await fleet.wait_for({(cid, "start", B2), (cid, "end", C1)})
             await wait_saved(fleet, [cid])  # read through the sentinels, in this process
             _until(sentinels.replica_caught_up, "the replica has what the primary has")
@@ -186,7 +184,7 @@ async def test_a_conversation_carries_on_through_a_sentinel_failover(
             assign = await desktop_assign(client, cid)
             response = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
             assert response.status_code == 202, response.text
-            body = await wait_status(client, cid, "done")
+            body = await expect_status(client, cid, "done", WAIT_S)
         assert_finished(body, cid)
         assert fleet.starts(cid) == Counter(RECORD_TODOS)  # nothing lost, nothing twice
         with redis.Redis(port=sentinels.replica_port) as promoted:
