@@ -2,14 +2,16 @@
 
 The log (`srv:ev:H`, indexed by message id in `srv:evi:H`) holds the conversation's LAM
 messages in the order first seen, each once: the runner appends each message as it
-streams, and the whole view again when a run stops (`Hub.finish`). Every append, and every
-change of the conversation's status, is announced on one pub/sub channel (`srv:events`,
-the thread as the payload).
+streams, and the whole view again when a run stops (`Hub.finish`). Every append is
+announced on the pub/sub channel `srv:events`, every change of the conversation's status
+on `srv:status` (the thread as the payload of both).
 
-One process holds one subscription to that channel (`Feeds`), whatever the number of
+One process holds one subscription to the two channels (`Feeds`), whatever the number of
 listeners. A conversation with listeners in this process has one in-memory `Feed`: told
 that its thread changed, it reads what is new once (one LRANGE and the status) and wakes
-its listeners, who take their events from memory. Nothing polls per listener.
+its listeners, who take their events from memory. Nothing polls per listener. A caller
+waiting for a run to stop (`POST /v1/lam?wait=`) looks at the status only when it changed,
+not at every message the run appends.
 
 Progress is passing news, not part of the log: which step waits on a model (`llm`) and the
 answer's pieces as the model writes it (`token`). The runner publishes it on the thread's
@@ -95,9 +97,9 @@ class EventLog:
                 raise FencedError(thread, generation) from None
             raise
 
-    async def announce(self, thread: str) -> None:
-        """Tell every process's listeners that the thread changed (e.g. its status)."""
-        await self.redis.publish(self.keys.events_channel, thread)
+    def appender(self, thread: str, generation: str = "") -> Appender:
+        """Appends of one run, in order, without making the run wait for each (below)."""
+        return Appender(self, thread, generation)
 
     def progress_channel(self, thread: str) -> str:
         return f"{self.keys.events(thread)}:progress"
@@ -127,6 +129,52 @@ class EventLog:
         pipe.hget(self.keys.conversation(thread), "status")
         raw, status = await pipe.execute()
         return cast(list[bytes], raw), status.decode() if status is not None else None
+
+
+class Appender:
+    """A run's messages appended to its log in order, off the run's path.
+
+    A run yields a message at almost every step; waiting for a round trip per message
+    would hold the run up, and each would be a script call of its own. `add` queues the
+    message; one sender appends what is queued, all of it in one call, while the run goes
+    on (messages that come while a call is in flight go in the next one). `flush` waits
+    until everything added is in the log, and raises what an append raised (FencedError:
+    the lease was lost; the run's own fenced writes stop it at its next step anyway).
+    """
+
+    def __init__(self, log: EventLog, thread: str, generation: str) -> None:
+        self.log = log
+        self.thread = thread
+        self.generation = generation
+        self._queued: list[dict[str, Any]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    def add(self, message: dict[str, Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queued.append(message)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name=f"append:{self.thread}")
+
+    async def _send(self) -> None:
+        while self._queued and self._error is None:
+            batch, self._queued = self._queued, []
+            try:
+                await self.log.append(self.thread, batch, self.generation)
+            except Exception as exc:
+                self._error = exc
+
+    async def flush(self) -> None:
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+        if self._error is not None:
+            raise self._error
+
+    async def close(self) -> None:
+        """Stop sending (the run ended early: cancelled, fenced, or it raised)."""
+        if self._sender is not None:
+            await cancel_and_wait(self._sender)
 
 
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
@@ -166,7 +214,8 @@ class Feed:
 
 
 class Feeds:
-    """The process's one subscription to `srv:events`, feeding every local listener."""
+    """The process's one subscription to `srv:events` and `srv:status`, feeding every local
+    listener and waiter."""
 
     def __init__(self, log: EventLog, refresh_s: float) -> None:
         self.log = log
@@ -195,7 +244,8 @@ class Feeds:
         while True:
             pubsub = self.log.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.log.keys.events_channel)
+                status_channel = self.log.keys.status_channel.encode()
+                await pubsub.subscribe(self.log.keys.events_channel, status_channel)
                 self._subscribed.set()
                 delay = 0.2
                 # Notices sent while unsubscribed are lost: every feed reads afresh.
@@ -205,7 +255,8 @@ class Feeds:
                 while True:
                     message = await pubsub.get_message(timeout=min(self.refresh_s, 5.0))
                     if message is not None and message.get("type") == "message":
-                        self.poke(message["data"].decode())
+                        status = message["channel"] == status_channel
+                        self.poke(message["data"].decode(), status=status)
                     if loop.time() >= next_refresh:
                         self.poke_all()  # a safety net, per conversation, rarely
                         next_refresh = loop.time() + self.refresh_s
@@ -224,10 +275,12 @@ class Feeds:
 
     # Feeds ----------------------------------------------------------------------------------
 
-    def poke(self, thread: str) -> None:
-        """The thread changed: its feed (if any here) reads what is new, once."""
-        for waiter in self._waiters.get(thread, ()):
-            waiter.set()
+    def poke(self, thread: str, *, status: bool = True) -> None:
+        """The thread changed: its feed (if any here) reads what is new, once; if its
+        `status` may have changed, callers waiting for the run to stop look too."""
+        if status:
+            for waiter in self._waiters.get(thread, ()):
+                waiter.set()
         feed = self._feeds.get(thread)
         if feed is None:
             return
@@ -242,7 +295,7 @@ class Feeds:
     async def until_settled(self, thread: str, seconds: float) -> None:
         """Until the conversation is not `running` (on any replica), or `seconds` passed.
 
-        Woken by the notices on `srv:events` (every status change is announced), with a
+        Woken by the notices on `srv:status` (every status change is announced), with a
         look every second besides, in case a notice was lost.
         """
         if seconds <= 0:

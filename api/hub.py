@@ -335,11 +335,13 @@ class Hub:
     async def _run(self, thread: str, payload: Any, generation: str) -> None:
         tenant, cid = split_thread(thread)
         fence = {FENCE: generation}
+        # Every message as it appears: listeners anywhere are told (`api.events`).
+        log = self.events.appender(thread, generation)
         try:
             await self.redis.hdel(self.keys.conversation(thread), "error")
             progress = functools.partial(self.events.publish_progress, thread)
             # "sync": a run that lost its lease is refused at the end of its step, before
-            # it starts another ToDo.
+            # it starts another ToDo. `finish` gives a finished conversation its TTL.
             async for message in self.conversations.stream(
                 cid,
                 payload,
@@ -347,9 +349,10 @@ class Hub:
                 owner=tenant,
                 configurable=fence,
                 durability="sync",
+                expire=False,
             ):
-                # Every message as it appears: listeners anywhere are told (`api.events`).
-                await self.events.append(thread, [message], generation)
+                log.add(message)
+            await log.flush()
         except (asyncio.CancelledError, FencedError):
             raise  # lost the lease: the successor carries on; nothing more is written
         except REDIS_DOWN:
@@ -360,6 +363,8 @@ class Hub:
             error = {"code": "run_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
             with contextlib.suppress(Exception):
                 await self.redis.hset(self.keys.conversation(thread), "error", json.dumps(error))
+        finally:
+            await log.close()
 
     async def _wait_for_redis(self) -> None:
         delay = 0.2
@@ -402,10 +407,16 @@ class Hub:
                 await self.redis.hset(self.keys.conversation(thread), "error", json.dumps(error))
                 status = "failed"
             if status in FINAL_STATUSES:
-                # A run that raised never reached `respond`, which expires the checkpoints.
                 await self.conversations.expire(thread)
             await self.records.finish(
-                tenant, thread, status, generation, opened=opened, applied=applied
+                tenant,
+                thread,
+                status,
+                generation,
+                opened=opened,
+                applied=applied,
+                # Kept for readers (a waiting POST, GET) until the next run: not rebuilt.
+                view=json.dumps(view) if status == view["status"] else None,
             )
 
         await self._redis_retried(record)
@@ -491,6 +502,11 @@ class Hub:
         replica), unless `settled` (where the run stopped, for `finish`).
         """
         thread = thread_id(cid, tenant)
+        status, raw_error, stopped_at = await self.redis.hmget(
+            self.keys.conversation(thread), ["status", "error", "view"]
+        )
+        if not settled and stopped_at is not None and status != b"running":
+            return cast(dict[str, Any], json.loads(stopped_at))  # as `finish` recorded it
         try:
             body = (await self.conversations.view(cid, owner=tenant)).to_dict()
         except ConversationNotFoundError:
@@ -508,9 +524,6 @@ class Hub:
             }
             if record.get("status") == "failed":
                 body["status"] = "failed"
-        status, raw_error = await self.redis.hmget(
-            self.keys.conversation(thread), ["status", "error"]
-        )
         if not settled and status == b"running":
             body["status"] = "running"
         elif body["status"] in ("running", "failed") and raw_error is not None:

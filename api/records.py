@@ -14,8 +14,9 @@ conversation half-claimed, counted twice, answered twice, or without its TTL:
 - `finish` records where a run stopped (`running`, `waiting`, `done` or `failed`), only
   with the lease's current generation (fencing, `api.leases`): the status field, the sets
   that expire waits (`srv:waiting`) and count each tenant's load, the TTL of a finished
-  conversation's keys (all of them), and a notice on `srv:events` for the SSE feeds. The
-  work the run did (the opened request, the applied answers) is cleared in the same step;
+  conversation's keys (all of them), the conversation's body where it stopped (`view`:
+  readers get it without rebuilding it from the checkpoints), and a notice on `srv:status`.
+  The work the run did (the opened request, the applied answers) is cleared in the same step;
   work that arrived meanwhile keeps the conversation `running`.
 """
 
@@ -52,7 +53,7 @@ end
 local new = redis.call('EXISTS', KEYS[1]) == 0
 redis.call('HSET', KEYS[1], 'tenant', ARGV[8], 'conversation_id', ARGV[2],
   'request', ARGV[4], 'request_id', ARGV[5], 'status', 'running', 'open', ARGV[5])
-redis.call('HDEL', KEYS[1], 'error')
+redis.call('HDEL', KEYS[1], 'error', 'view')
 if new then
   redis.call('HSET', KEYS[1], 'created', ARGV[3])
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
@@ -83,6 +84,7 @@ end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[1], 'status', 'running')
+redis.call('HDEL', KEYS[1], 'view')
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
@@ -95,7 +97,7 @@ return 'accepted'
 # KEYS: fence, conv, running, waiting, tenant running, tenant waiting, then the keys that
 #       expire with the conversation (pending first, answered, events, index)
 # ARGV: generation, thread, status, now, ttl (0: none), channel, opened request id ("":
-#       none), applied answer ids...
+#       none), the body where the run stopped (JSON; "": none), applied answer ids...
 _FINISH_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED generation ' .. ARGV[1] .. ' is not the current one')
@@ -112,7 +114,7 @@ end
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[2], 'open') == ARGV[7] then
   redis.call('HDEL', KEYS[2], 'open')
 end
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   redis.call('HDEL', KEYS[7], ARGV[i])
 end
 if redis.call('HLEN', KEYS[7]) > 0 or redis.call('HEXISTS', KEYS[2], 'open') == 1 then
@@ -135,6 +137,11 @@ else
   redis.call('ZREM', KEYS[6], thread)
 end
 redis.call('HSET', KEYS[2], 'status', status)
+if status == ARGV[3] and status ~= 'running' and ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[2], 'view', ARGV[8])
+else
+  redis.call('HDEL', KEYS[2], 'view')
+end
 if (status == 'done' or status == 'failed') and tonumber(ARGV[5]) > 0 then
   for i = 7, #KEYS do
     redis.call('EXPIRE', KEYS[i], ARGV[5])
@@ -203,7 +210,7 @@ class ConversationRecords:
             max_running,
             max_waiting,
             tenant,
-            k.events_channel,
+            k.status_channel,
         ]
         outcome, status = await self._open(keys=keys, args=args)
         return Opened(outcome.decode(), status.decode())
@@ -223,7 +230,7 @@ class ConversationRecords:
             k.tenant_waiting(tenant),
             k.jobs,
         ]
-        args = [thread, answered_id, answer_id, answer_json, k.events_channel]
+        args = [thread, answered_id, answer_id, answer_json, k.status_channel]
         outcome = await self._accept(keys=keys, args=args)
         return outcome.decode()  # type: ignore[no-any-return]
 
@@ -236,8 +243,12 @@ class ConversationRecords:
         *,
         opened: str = "",
         applied: list[str] | None = None,
+        view: str | None = None,
     ) -> None:
         """Record where the run of lease `generation` stopped, and clear the work it did.
+
+        `view` (JSON) is the conversation's body there, kept for readers while it stays
+        so (a status other than `running`); a new request or answer drops it.
 
         Raises FencedError if `generation` is no longer the conversation's current one.
         """
@@ -257,8 +268,9 @@ class ConversationRecords:
             status,
             str(time.time()),
             self.ttl_s or 0,
-            k.events_channel,
+            k.status_channel,
             opened,
+            view or "",
             *(applied or []),
         ]
         try:

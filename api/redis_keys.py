@@ -5,7 +5,9 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
 
     srv:conv:H          hash   tenant, conversation_id, created (epoch s), request (the
                                opening LAM request), request_id, status (running, waiting,
-                               done, failed), error (why the last run raised, if it did)
+                               done, failed), error (why the last run raised, if it did),
+                               view (the conversation's body where its last run stopped,
+                               JSON: what a reader gets until the next run starts)
     srv:pending:H       hash   accepted answers not yet applied (survive a crash): answer id
                                -> the answer (JSON)
     srv:answered:H      hash   message id -> the id of the answer accepted for it (each
@@ -25,7 +27,9 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:jobs            stream work to do: one entry {thread: H} per open, accepted answer
                                or hand-over; consumer group `runners`, one consumer per
                                replica; an entry is acknowledged and deleted once done
-    srv:events          pub/sub channel: a thread whose event log or status changed
+    srv:events          pub/sub channel: a thread whose event log changed
+    srv:status          pub/sub channel: a thread whose status changed (its feeds read it,
+                               and callers waiting for the run to stop look)
     srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
 
 The conversation's lease generation (fencing token) is the checkpointer's key
@@ -52,6 +56,7 @@ class RedisKeys:
         self.running = f"{self.base}:running"
         self.waiting = f"{self.base}:waiting"
         self.events_channel = f"{self.base}:events"
+        self.status_channel = f"{self.base}:status"
         self.jobs = f"{self.base}:jobs"
         self.prefix = prefix
 

@@ -215,6 +215,7 @@ class Conversations:
         owner: str | None = None,
         configurable: Mapping[str, Any] | None = None,
         durability: Durability | None = None,
+        expire: bool = True,
     ) -> AsyncIterator[LamDict]:
         """Run (or resume) the conversation, yielding each LAM message as it appears.
 
@@ -227,6 +228,7 @@ class Conversations:
         token, `graph.checkpointer.FENCE`, which the checkpointer checks on every write).
         `durability` is LangGraph's (default "async"); "sync" stores each step before the
         next starts, so a fenced run that lost its lease stops after the step it is in.
+        A turn that ended gets the TTL (`expire`), unless the caller sees to that itself.
         """
         seen: set[str] = set()
         ended = False
@@ -259,7 +261,7 @@ class Conversations:
                     route=str(route["content"]["target"]) if route else None,
                     status=view.status,
                 )
-        if ended:
+        if ended and expire:
             await self.expire(thread_id(conversation_id, owner))
 
     async def expire(self, thread: str) -> None:

@@ -514,3 +514,50 @@ async def test_request_to_a_busy_conversation_is_409(acme: httpx.AsyncClient) ->
 def test_refusal_helpers_are_valid_lam() -> None:
     propose = MessageFactory("planner", "c").propose("user", {"goal": "g", "todos": []})
     LAMMessage.from_dict(refuse(propose.to_dict(), "no"))
+
+
+async def test_where_a_run_stopped_is_recorded_once_and_dropped_by_new_work(
+    server: ServerProcess, acme: httpx.AsyncClient
+) -> None:
+    """A reader of a waiting or finished conversation gets the body `finish` recorded (no
+    rebuild from the checkpoints); an answer or a new turn drops it before anything runs."""
+    import json
+
+    import redis.asyncio as aioredis
+
+    from graph.conversations import thread_id
+
+    accepted = await open_conversation(acme, "Remind me to call Anna tomorrow at 9", wait=30)
+    cid = accepted["conversation_id"]
+    assert accepted["status"] == "waiting"
+    key = f"{server.env['CPA_REDIS_PREFIX']}:srv:conv:{thread_id(cid, 'acme')}"
+    client = aioredis.from_url(server.env["REDIS_URL"])
+    try:
+        recorded = await client.hget(key, "view")
+        assert recorded is not None
+        assert json.loads(recorded) == accepted["conversation"]
+        assert json.loads(recorded) == (await acme.get(f"/v1/conversations/{cid}")).json()
+
+        # An answer: the recorded body is gone with the same step that accepts it.
+        assign = await approve_until_assigned(acme, cid)
+        answered = await acme.post("/v1/lam", json=done_for(assign, "called"), params={"wait": 30})
+        assert answered.json()["status"] == "done"
+        final = answered.json()["conversation"]
+        assert json.loads(await client.hget(key, "view") or "null") == final
+        assert final["plan"]["todos"][1]["output"] == "called"
+
+        # A new turn: running, and nothing recorded, until it stops again.
+        follow_up = request_message("Take a note: buy milk")
+        follow_up["conversation_id"] = cid
+        turn = await acme.post("/v1/lam", json=follow_up)
+        assert turn.status_code == 202, turn.text
+        status, view = await client.hmget(key, ["status", "view"])
+        if status == b"running":
+            assert view is None
+        else:  # the short turn already stopped: what is recorded is the new turn's
+            assert view is not None and json.loads(view) != final
+        done = await wait_status(acme, cid, {"done"})
+        assert len([m for m in done["messages"] if m["performative"] == "request"]) == 2
+        assert json.loads(await client.hget(key, "view") or "null") == done
+    finally:
+        await client.aclose()
