@@ -524,3 +524,66 @@ async def test_with_tracing_off_a_conversation_makes_no_connection(
 
     wait_for_all_tracers()
     assert guard.attempts == []
+
+
+# Sampling --------------------------------------------------------------------------------
+
+
+async def test_sampled_turns_are_traced_whole_and_the_others_cost_no_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    """OTEL_TRACES_SAMPLER=traceidratio: a turn's runs (here: before and after its desktop
+    wait, each through a fresh Telemetry as in another process) decide alike, on the turn's
+    derived trace id, as the SDK's own ratio sampler would."""
+    from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
+
+    env = {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}
+    settings = TelemetrySettings.from_env(env)
+    assert settings.trace_ratio == 0.5
+    sdk = TraceIdRatioBased(0.5)
+    first = Telemetry(settings, tenants=[TENANT], exporter=spans)
+    driver = Driver(first)
+    opened = [await driver.open("Remind me to call Anna tomorrow at 9") for _ in range(12)]
+    # The answers reach "another replica": its own handler, the same decisions.
+    second = Telemetry(settings, tenants=[TENANT], exporter=spans)
+    driver.conversations.telemetry = second
+    for cid in opened:
+        assert await driver.answer_all(cid) == "done"
+    first.shutdown()
+    second.shutdown()
+
+    by_trace: dict[int, list[ReadableSpan]] = {}
+    for span in spans.get_finished_spans():
+        assert span.context is not None
+        by_trace.setdefault(span.context.trace_id, []).append(span)
+    requests = {
+        m["conversation_id"]: m["id"] for m in driver.messages if m["performative"] == "request"
+    }
+    kept = 0
+    for cid in opened:
+        trace_id = turn_ids(f"{TENANT}/{cid}", requests[cid])[0]
+        wanted = sdk.should_sample(None, trace_id, "turn").decision is Decision.RECORD_AND_SAMPLE
+        got = by_trace.pop(trace_id, [])
+        if wanted:
+            kept += 1
+            names = [s.name for s in got]
+            assert names.count("turn") == 1 and names.count("run open") == 1
+            assert names.count("run answer") >= 1 and "execute" in names
+        else:
+            assert got == []
+    assert by_trace == {}  # no span outside the turns' traces
+    assert 0 < kept < len(opened)  # 12 turns at 0.5: both kinds (fixed ids, not chance)
+
+
+def test_the_sampler_settings_name_the_variable() -> None:
+    from graph.telemetry.settings import TelemetryConfigError
+
+    assert TelemetrySettings.from_env({}).trace_ratio == 1.0
+    assert TelemetrySettings.from_env({"OTEL_TRACES_SAMPLER": "always_off"}).trace_ratio == 0.0
+    parent_based = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
+    assert TelemetrySettings.from_env(parent_based).trace_ratio == 1.0
+    with pytest.raises(TelemetryConfigError, match="OTEL_TRACES_SAMPLER must be one of"):
+        TelemetrySettings.from_env({"OTEL_TRACES_SAMPLER": "jaeger_remote"})
+    for bad in ("1.5", "-0.1", "half"):
+        with pytest.raises(TelemetryConfigError, match="OTEL_TRACES_SAMPLER_ARG"):
+            TelemetrySettings.from_env({**parent_based, "OTEL_TRACES_SAMPLER_ARG": bad})

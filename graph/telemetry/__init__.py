@@ -56,6 +56,7 @@ class Telemetry:
                 tenants=TenantLabels(tenants),
                 metrics_on=self.settings.metrics,
                 tracer_provider=self.provider,
+                trace_ratio=self.settings.trace_ratio,
                 log_request_text=self.settings.log_request_text,
             )
 

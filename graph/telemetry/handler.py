@@ -37,6 +37,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langgraph.errors import GraphBubbleUp
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
@@ -94,6 +95,7 @@ class _Turn:
     tenant: str | None
     kind: str
     span: Span | None = None
+    traced: bool = True  # the sampler's decision on the turn's trace id (once it is known)
     request_id: str | None = None
     request_at: float | None = None
     intent: str | None = None
@@ -131,6 +133,7 @@ class TelemetryHandler(BaseCallbackHandler):
         tenants: metrics.TenantLabels | None = None,
         metrics_on: bool = True,
         tracer_provider: TracerProvider | None = None,
+        trace_ratio: float = 1.0,
         log_request_text: bool = False,
     ) -> None:
         self.tenant_label = tenants or metrics.TenantLabels()
@@ -138,6 +141,9 @@ class TelemetryHandler(BaseCallbackHandler):
         self.tracer: Tracer | None = (
             tracer_provider.get_tracer("cpa-planner") if tracer_provider else None
         )
+        # Which turns are traced, decided on the turn's derived trace id: every run of a
+        # turn, in any process, decides alike. A turn not traced costs no span at all.
+        self.sampler = TraceIdRatioBased(trace_ratio) if trace_ratio < 1.0 else None
         self.log_request_text = log_request_text
         self._turns: dict[UUID, _Turn] = {}
         self._steps: dict[UUID, _Step] = {}
@@ -227,7 +233,7 @@ class TelemetryHandler(BaseCallbackHandler):
             self._start_node(run_id, turn, root, name, inputs)
         elif name == TODO_TASK and isinstance(inputs, dict) and "todo_id" in inputs:
             self._start_todo(run_id, parent_run_id, turn, root, inputs)
-        elif self.tracer is not None:
+        elif turn.span is not None:
             # Edges, the tasks' helpers: no span, but their children nest under the parent.
             self._add(run_id, _Step("other", root, span=self._parent_span(parent_run_id)))
 
@@ -312,10 +318,11 @@ class TelemetryHandler(BaseCallbackHandler):
             if request is not None:
                 turn.request_id = str(request.get("id"))
                 turn.request_at = epoch_seconds(request.get("timestamp"))
+                turn.traced = self.traced(turn.thread, turn.request_id)
             if turn.kind != "open":  # a later run of the turn: what it decided is in the state
                 turn.intent = (state.get("intent") or {}).get("intent")
                 turn.route = _route_of_turn(log)
-        if self.tracer is None or turn.span is not None:
+        if self.tracer is None or turn.span is not None or not turn.traced:
             return
         parent = (
             NonRecordingSpan(turn_context(turn.thread, turn.request_id))
@@ -329,6 +336,16 @@ class TelemetryHandler(BaseCallbackHandler):
             start_time=turn.started_ns,
             attributes=self._turn_attributes(turn),
         )
+
+    def traced(self, thread: str, request_id: str | None) -> bool:
+        """Whether the turn of this request is traced (OTEL_TRACES_SAMPLER)."""
+        if self.tracer is None:
+            return False
+        if self.sampler is None or request_id is None:
+            return True
+        trace_id = turn_ids(thread, request_id)[0]
+        decision = self.sampler.should_sample(None, trace_id, "turn").decision
+        return decision is Decision.RECORD_AND_SAMPLE
 
     def _turn_attributes(self, turn: _Turn) -> dict[str, Any]:
         attributes: dict[str, Any] = {
@@ -510,6 +527,8 @@ class TelemetryHandler(BaseCallbackHandler):
         """The turn's own span, from its request to now, with its derived ids: the parent
         of all its runs, recorded once, when the turn is over."""
         if self.tracer is None or request_id is None or request_at is None:
+            return
+        if not self.traced(thread, request_id):
             return
         trace_id, span_id = turn_ids(thread, request_id)
         with forced_ids(trace_id, span_id):

@@ -12,6 +12,10 @@ Traces follow OpenTelemetry's own variables: exported over OTLP (HTTP/protobuf) 
 `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and
 `OTEL_SDK_DISABLED` is not true; `OTEL_SERVICE_NAME` names the service (default
 `cpa-planner`). Without an endpoint no span is made and nothing is sent anywhere.
+`OTEL_TRACES_SAMPLER` (`always_on`, the default; `always_off`; `traceidratio` or
+`parentbased_traceidratio` with the ratio in `OTEL_TRACES_SAMPLER_ARG`, default 1.0) says
+which turns are traced: the decision is made on the turn's trace id, which every run of the
+turn derives alike, so a turn is traced whole or not at all.
 LangSmith has its own variables (`LANGSMITH_TRACING`, `LANGSMITH_API_KEY`, ...).
 """
 
@@ -28,6 +32,16 @@ LogFormat = Literal["text", "json"]
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _LEVELS = ("debug", "info", "warning", "error", "critical")
+# OTEL_TRACES_SAMPLER values and the ratio they mean (None: OTEL_TRACES_SAMPLER_ARG's).
+# A turn's trace has no parent of its own, so the parent-based ones act as their root's.
+_SAMPLERS: dict[str, float | None] = {
+    "always_on": 1.0,
+    "parentbased_always_on": 1.0,
+    "always_off": 0.0,
+    "parentbased_always_off": 0.0,
+    "traceidratio": None,
+    "parentbased_traceidratio": None,
+}
 
 
 class TelemetryConfigError(ConfigError):
@@ -44,6 +58,8 @@ class TelemetrySettings:
     # The OTLP endpoint traces go to; None: no tracing at all.
     otlp_endpoint: str | None = None
     service_name: str = "cpa-planner"
+    # The share of turns traced (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG).
+    trace_ratio: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TelemetrySettings:
@@ -64,6 +80,7 @@ class TelemetrySettings:
         if _flag(env, "OTEL_SDK_DISABLED", False):
             endpoint = None
         return cls(
+            trace_ratio=_trace_ratio(env),
             metrics=_flag(env, "CPA_METRICS", True),
             metrics_token=env.get("CPA_METRICS_TOKEN", "").strip() or None,
             log_format=log_format,  # type: ignore[arg-type]  # checked above
@@ -83,3 +100,24 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in _FALSE:
         return False
     raise TelemetryConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _trace_ratio(env: Mapping[str, str]) -> float:
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "always_on"
+    if name not in _SAMPLERS:
+        raise TelemetryConfigError(
+            f"OTEL_TRACES_SAMPLER must be one of {', '.join(_SAMPLERS)}, got {name!r}"
+        )
+    ratio = _SAMPLERS[name]
+    if ratio is not None:
+        return ratio
+    raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+    try:
+        ratio = float(raw)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise TelemetryConfigError(
+            f"OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1 for {name}, got {raw!r}"
+        )
+    return ratio
