@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -70,12 +70,23 @@ return n
 
 
 class EventLog:
-    """The conversations' event logs in Redis."""
+    """The conversations' event logs in Redis.
 
-    def __init__(self, redis: Any, keys: RedisKeys) -> None:
+    `scripts` runs the append script: by default on its own, or in the checkpointer's group
+    commit (`RedisSaver.call_script`), where a run's appends share the round trip of the
+    checkpoint writes of the same step.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        keys: RedisKeys,
+        scripts: Callable[[Any, list[str], list[Any]], Awaitable[Any]] | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self._append = redis.register_script(_APPEND_LUA)
+        self._scripts = scripts
 
     async def append(
         self, thread: str, messages: list[dict[str, Any]], generation: str = ""
@@ -91,6 +102,8 @@ class EventLog:
             return 0
         keys = [self.keys.events(thread), self.keys.event_index(thread), self.keys.fence(thread)]
         try:
+            if self._scripts is not None:
+                return int(await self._scripts(self._append, keys, args))
             return int(await self._append(keys=keys, args=args))
         except ResponseError as exc:
             if str(exc).startswith("FENCED"):

@@ -92,7 +92,7 @@ class Hub:
         ttl = services.settings.redis_ttl_s
         self.records = ConversationRecords(self.redis, self.keys, ttl)
         self.responses = ResponseRecords(self.redis, self.keys, ttl or DEFAULT_RECORD_TTL_S)
-        self.events = EventLog(self.redis, self.keys)
+        self.events = EventLog(self.redis, self.keys, saver.call_script)
         self.feeds = Feeds(self.events, config.sse_refresh_s)
         self.leases = Leases(self.redis, self.keys, replica_name(), config.lease_s)
         self.runner = Runner(

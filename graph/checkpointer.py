@@ -268,7 +268,13 @@ class RedisSaver(BaseCheckpointSaver[str]):
         except _CONNECTION_ERRORS as exc:
             raise RedisUnavailableError(self.url, exc) from exc
 
-    async def _call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+    async def call_script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run a script registered on this saver's client, in its group commit.
+
+        It goes out with the checkpoint writes in flight at that moment (one round trip for
+        all), keeps its own atomicity and its place in the order, and its result or error
+        (a `ResponseError`) comes back to this caller alone.
+        """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future))
         if self._flusher is None or self._flusher.done():
@@ -524,7 +530,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             if run_id:
                 keys += [self._runs_key(thread_id), self._run_key(run_id)]
             try:
-                ttl = await self._call(self._put_script, keys, args)
+                ttl = await self.call_script(self._put_script, keys, args)
             except ResponseError as exc:
                 self._fenced(exc, thread_id, token)
                 raise
@@ -571,7 +577,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         async def run() -> None:
             keys = [self.fence_key(thread_id), key, self._thread_key(thread_id)]
             try:
-                ttl = await self._call(self._writes_script, keys, args)
+                ttl = await self.call_script(self._writes_script, keys, args)
             except ResponseError as exc:
                 self._fenced(exc, thread_id, token)
                 raise

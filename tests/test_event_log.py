@@ -15,17 +15,22 @@ import redis.asyncio as aioredis
 
 from api.events import EventLog, Feeds
 from api.redis_keys import RedisKeys
-from graph.checkpointer import FencedError
+from graph.checkpointer import FencedError, RedisSaver
 
 
 def message(n: int) -> dict[str, Any]:
     return {"id": f"m{n}", "n": n}
 
 
-@pytest.fixture
-async def log(valkey_url: str, redis_prefix: str) -> AsyncIterator[EventLog]:
+@pytest.fixture(params=["alone", "group commit"])
+async def log(
+    valkey_url: str, redis_prefix: str, request: pytest.FixtureRequest
+) -> AsyncIterator[EventLog]:
+    """The log as the server has it (appends in the checkpointer's group commit), and alone."""
     client = aioredis.from_url(valkey_url)
-    yield EventLog(client, RedisKeys(redis_prefix))
+    saver = RedisSaver(client, prefix=redis_prefix)
+    scripts = saver.call_script if request.param == "group commit" else None
+    yield EventLog(client, RedisKeys(redis_prefix), scripts)
     await client.aclose()
 
 
