@@ -13,13 +13,15 @@ wrote (the constructor is a plain model's, see `EnvSettings.__init__`).
 
 How a variable's text is read:
 
+- names in any case (pydantic-settings' default), though the docs write them upper case;
 - blank (empty or only spaces) is unset, and a value loses its surrounding spaces;
 - a boolean in pydantic's forms: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, ...;
 - never as JSON (`enable_decoding=False`): lists are `a,b,c` and maps `name=URL,...`, split
   by the field's own validator.
 
-A value that does not fit is one `ConfigError` line naming the setting, its variable and
-what is wrong, never the value (it may be a key):
+A value that does not fit is one line naming the setting, its variable and what is wrong,
+never the value (it may be a key), raised as the class's `config_error` (`ConfigError`;
+`ServerConfigError`, `TelemetryConfigError`):
 `bad setting max_todos (CPA_MAX_TODOS) in the environment: Input should be greater than or
 equal to 1`. An error a validator raises as the class's own `config_error` (it names the
 variable itself) comes out as it is.
