@@ -1,11 +1,16 @@
 """Settings of the HTTP layer (`ServerSettings`), read from the environment.
 
-Configuration besides `graph.config.Settings` (read here only):
+Configuration besides `graph.config.Settings`, read here only (by `ServerSettings.from_env`,
+in `serve()` and in `create_app` when no settings are given; how variables are read, and
+what an error says: `graph.envsettings`):
 
     CPA_API_KEYS          "tenant:key,tenant:key"  (or CPA_API_KEYS_FILE: one tenant:key a line)
     CPA_MAX_BODY_BYTES    request body limit, default 262144 (256 KiB)
     CPA_HOST, CPA_PORT    where `serve()` binds (default 127.0.0.1:8000)
     CPA_SSE_KEEPALIVE_S   seconds between SSE keep-alive comments (default 15)
+    CPA_SSE_REFRESH_S     seconds between a conversation's re-reads of Redis for its event
+                          stream besides the pub/sub notices (default 30)
+    CPA_MAX_WAIT_S        the longest `?wait=` a request may ask for (default 60)
     CPA_MAX_RUNNING_PER_TENANT   conversations of one tenant running at once (default 64);
                           a new one beyond it is refused with 429 and Retry-After
     CPA_MAX_WAITING_PER_TENANT   conversations of one tenant waiting for an answer
@@ -22,6 +27,9 @@ Configuration besides `graph.config.Settings` (read here only):
                           `Settings`: a hook for tests and embedders (scripted models, extra
                           executors); unset, `graph.builder.make_services` is used.
 
+Every number must be positive. Keys are kept as sha256 digests only, and an error about them
+names the entry by its position, never its text.
+
 Without any API key the server is open to one tenant, `local`, and only to this machine:
 it refuses to listen on an address other machines can reach, and requests whose `Host` or
 `Origin` is not a loopback name (`api.local_mode`).
@@ -35,12 +43,14 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ClassVar
+
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from graph.config import Settings
+from graph.envsettings import EnvSettings
 from graph.services import Services
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
@@ -49,76 +59,76 @@ DEFAULT_LEASE_S = 10.0
 SERVICES_FACTORY_ENV = "CPA_SERVER_SERVICES"
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
-_N = TypeVar("_N", int, float)
-
 
 class ServerConfigError(ValueError):
     """A server setting is unusable; the message names the variable."""
 
 
-@dataclass(frozen=True)
-class ServerSettings:
+class ServerSettings(EnvSettings):
     """Settings of the HTTP layer only (the graph's are `graph.config.Settings`)."""
 
+    config_error: ClassVar[type[ValueError]] = ServerConfigError
+
     # sha256(key) -> tenant: keys are compared by digest, never kept in plain text here.
-    api_keys: Mapping[str, str] = field(default_factory=dict)
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # From the environment, `CPA_API_KEYS` and the file `CPA_API_KEYS_FILE` name them as
+    # `tenant:key` entries (`_digest_api_keys`).
+    api_keys: Mapping[str, str] = Field(default_factory=dict)
+    api_keys_file: Path | None = None
+    max_body_bytes: PositiveInt = DEFAULT_MAX_BODY_BYTES
     host: str = "127.0.0.1"
-    port: int = 8000
-    sse_keepalive_s: float = 15.0
+    port: PositiveInt = 8000
+    sse_keepalive_s: PositiveFloat = 15.0
     # How often a conversation's event feed re-reads Redis without being told to (a safety
     # net under the pub/sub notices, per conversation, not per listener).
-    sse_refresh_s: float = 30.0
-    max_wait_s: float = 60.0
-    max_running_per_tenant: int = 64
-    max_waiting_per_tenant: int = 1000
-    retry_after_s: int = 5
-    wait_expiry_s: float = DEFAULT_WAIT_EXPIRY_S
-    lease_s: float = DEFAULT_LEASE_S
-    runs_per_replica: int = 32
-    services_factory: str | None = None
+    sse_refresh_s: PositiveFloat = 30.0
+    # The longest `?wait=` a request may ask for.
+    max_wait_s: PositiveFloat = 60.0
+    max_running_per_tenant: PositiveInt = 64
+    max_waiting_per_tenant: PositiveInt = 1000
+    retry_after_s: PositiveInt = 5
+    wait_expiry_s: PositiveFloat = DEFAULT_WAIT_EXPIRY_S
+    lease_s: PositiveFloat = DEFAULT_LEASE_S
+    runs_per_replica: PositiveInt = 32
+    services_factory: str | None = Field(None, validation_alias=SERVICES_FACTORY_ENV)
 
     @property
     def open_access(self) -> bool:
         return not self.api_keys
 
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        env = os.environ if environ is None else environ
-        pairs: list[tuple[str, str]] = []
-        if raw := env.get("CPA_API_KEYS", "").strip():
-            pairs += parse_keys(raw.split(","), "CPA_API_KEYS")
-        if path := env.get("CPA_API_KEYS_FILE", "").strip():
-            try:
-                lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
-            except OSError as exc:
-                raise ServerConfigError(f"CPA_API_KEYS_FILE {path}: {exc.strerror}") from None
-            pairs += parse_keys(
-                [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")],
-                f"CPA_API_KEYS_FILE {path}",
-            )
-        keys: dict[str, str] = {}
+    def _digest_api_keys(cls, data: Any) -> Any:
+        """`tenant:key` entries (the `CPA_API_KEYS` text, the file's lines) to digests.
+
+        Digests given as a mapping are kept as they are, with the file's added.
+        """
+        if not isinstance(data, dict):
+            return data
+        listed, path = data.get("api_keys"), data.get("api_keys_file")
+        if not isinstance(listed, str) and not path:
+            return data
+        keys = dict(listed) if isinstance(listed, Mapping) else {}
+        pairs = parse_keys(listed.split(","), "CPA_API_KEYS") if isinstance(listed, str) else []
+        if path:
+            pairs += _keys_in_file(Path(path))
         for tenant, key in pairs:
             key_digest = digest(key)
             if keys.get(key_digest, tenant) != tenant:
                 raise ServerConfigError("the same API key is given to two tenants")
             keys[key_digest] = tenant
-        return cls(
-            api_keys=keys,
-            max_body_bytes=_env_number(env, "CPA_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int),
-            host=env.get("CPA_HOST", "").strip() or "127.0.0.1",
-            port=_env_number(env, "CPA_PORT", 8000, int),
-            sse_keepalive_s=_env_number(env, "CPA_SSE_KEEPALIVE_S", 15.0, float),
-            max_running_per_tenant=_env_number(env, "CPA_MAX_RUNNING_PER_TENANT", 64, int),
-            max_waiting_per_tenant=_env_number(env, "CPA_MAX_WAITING_PER_TENANT", 1000, int),
-            retry_after_s=_env_number(env, "CPA_RETRY_AFTER_S", 5, int),
-            wait_expiry_s=_env_number(
-                env, "CPA_WAIT_EXPIRY_S", float(DEFAULT_WAIT_EXPIRY_S), float
-            ),
-            lease_s=_env_number(env, "CPA_LEASE_S", DEFAULT_LEASE_S, float),
-            runs_per_replica=_env_number(env, "CPA_RUNS_PER_REPLICA", 32, int),
-            services_factory=env.get(SERVICES_FACTORY_ENV, "").strip() or None,
-        )
+        return {**data, "api_keys": keys}
+
+
+def _keys_in_file(path: Path) -> list[tuple[str, str]]:
+    """The `tenant:key` lines of a keys file; blank lines and `#` comments skipped."""
+    try:
+        lines = path.expanduser().read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ServerConfigError(f"CPA_API_KEYS_FILE {path}: {exc.strerror}") from None
+    return parse_keys(
+        [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")],
+        f"CPA_API_KEYS_FILE {path}",
+    )
 
 
 def parse_keys(entries: list[str], source: str) -> list[tuple[str, str]]:
@@ -142,19 +152,6 @@ def parse_keys(entries: list[str], source: str) -> list[tuple[str, str]]:
             )
         pairs.append((tenant, key))
     return pairs
-
-
-def _env_number(env: Mapping[str, str], name: str, default: _N, kind: Callable[[str], _N]) -> _N:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ServerConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ServerConfigError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 def replica_name() -> str:

@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 TelemetrySettings(otlp_endpoint=sink_url), tenants=["bench"]
             ),
             "metrics+traces 10%": Telemetry(
-                TelemetrySettings(otlp_endpoint=sink_url, trace_ratio=0.1), tenants=["bench"]
+                TelemetrySettings(
+                    otlp_endpoint=sink_url, traces_sampler="traceidratio", traces_sampler_arg=0.1
+                ),
+                tenants=["bench"],
             ),
         }
         results = asyncio.run(measure(setups, args.turns, args.rounds))

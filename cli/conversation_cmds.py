@@ -15,6 +15,7 @@ from rich.console import Console
 
 from cli.ask import Asker, NoAnswer
 from cli.exits import FAILED, INTERRUPTED, OK, USAGE, WAITING, CLIError
+from cli.settings import CliSettings
 from cli.view import LamDict, LiveView, render_show, who_answers
 from lam import LAMMessage
 
@@ -61,12 +62,13 @@ def consoles() -> tuple[Console, Console]:
 
 @contextmanager
 def backend_for(args: argparse.Namespace) -> Iterator[Backend]:
-    server = getattr(args, "server", None) or os.environ.get("CPA_SERVER_URL") or None
+    env = CliSettings.from_env()
+    server = getattr(args, "server", None) or env.server_url
     backend: Backend
     if server:
         from cli.remote import RemoteBackend
 
-        api_key = getattr(args, "api_key", None) or os.environ.get("CPA_API_KEY") or None
+        api_key = getattr(args, "api_key", None) or env.api_key
         backend = RemoteBackend(server, api_key)
         backend.open()
         try:

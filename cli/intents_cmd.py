@@ -8,22 +8,21 @@ classifier trains only when a request reaches it. `check` builds the real execut
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import TextIO
 
 from cli.exits import CONFIG, FAILED, OK, CLIError
+from cli.settings import CliSettings
 from graph.intents import Decision, IntentRegistry, RegistryError, check_registry
 
 
 def registry_path(explicit: str | None) -> str | None:
     """The registry file: --registry, else CPA_INTENTS_PATH, else the packaged default.
 
-    Read straight from the environment, not through Settings: an unrelated bad setting
-    (say a misspelt LLM provider) must not stop anyone from checking their rules.
+    Read through `CliSettings`, not the graph's Settings: an unrelated bad setting (say a
+    misspelt LLM provider) must not stop anyone from checking their rules.
     """
-    env = os.environ.get("CPA_INTENTS_PATH", "").strip()
-    return explicit or env or None
+    return explicit or CliSettings.from_env().intents_path
 
 
 def _load(registry: str | None) -> IntentRegistry:

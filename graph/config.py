@@ -1,12 +1,18 @@
 """Typed configuration: environment first, then LangGraph's run config (`configurable`).
 
-Every setting has one name. In the environment it is `CPA_<NAME>` (upper case) unless a
-well-known variable already exists for it (`REDIS_URL`, `OPENAI_API_KEY`, `OLLAMA_HOST`);
-in a run config it is the field name, e.g. `{"configurable": {"approval_policy": "always"}}`.
+Every setting has one name. In the environment it is `CPA_<NAME>` (upper case), and for a
+few a well-known variable too, read when the `CPA_` one is not set (`OPENAI_API_KEY`,
+`OPENAI_BASE_URL`, `OLLAMA_HOST`, `REDIS_URL`); in a run config it is the field name, e.g.
+`{"configurable": {"approval_policy": "always"}}`. How variables are read (blank is unset,
+lists are `a,b,c`, errors name the variable): `graph.envsettings`.
 
 A run config (Studio's assistant settings, anyone who can start a run) may make a run
 safer, not less safe: it can raise `approval_policy` and narrow `http_allowlist`, but not
 lower or widen them, unless the environment says `CPA_ALLOW_RUN_OVERRIDES=true`.
+
+Read here: the graph's settings (`Settings.from_env`, by the CLI's local mode, the server and
+Studio's graph). The HTTP layer's are `api.settings`, telemetry's `graph.telemetry.settings`,
+the command line's own `cli.settings`.
 """
 
 from __future__ import annotations
@@ -18,40 +24,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
+
+from graph.envsettings import ConfigError as ConfigError  # re-exported: callers catch it here
+from graph.envsettings import EnvSettings
 
 Provider = Literal["openai", "ollama", "openai_compatible"]
 StructuredOutputMethod = Literal["json_schema", "function_calling", "json_mode"]
 ApprovalPolicy = Literal["never", "flagged", "always"]
 Role = Literal["router", "planner", "executor"]
 
-# Environment names that are not simply CPA_<FIELD>.
-_ENV_ALIASES: dict[str, tuple[str, ...]] = {
-    "llm_api_key": ("CPA_LLM_API_KEY", "OPENAI_API_KEY"),
-    "llm_base_url": ("CPA_LLM_BASE_URL", "OPENAI_BASE_URL"),
-    "ollama_host": ("CPA_OLLAMA_HOST", "OLLAMA_HOST"),
-    "redis_url": ("CPA_REDIS_URL", "REDIS_URL"),
-}
-_LIST_FIELDS = {"http_allowlist", "a2a_allowlist", "a2a_read_only"}
 _AGENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Approval policies from the least to the most asking.
 _POLICY_RANK: dict[str, int] = {"never": 0, "flagged": 1, "always": 2}
 
 
-class ConfigError(ValueError):
-    """A setting has a value we cannot use; the message names the setting."""
-
-
-class Settings(BaseModel):
+class Settings(EnvSettings):
     """Everything a conversation can be configured with."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # LLM: which server, which model per role, and how to talk to it.
     llm_provider: Provider | None = None
-    llm_base_url: str | None = None
-    llm_api_key: str | None = None
-    ollama_host: str | None = None
+    llm_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("CPA_LLM_BASE_URL", "OPENAI_BASE_URL")
+    )
+    llm_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("CPA_LLM_API_KEY", "OPENAI_API_KEY"), repr=False
+    )
+    ollama_host: str | None = Field(
+        None, validation_alias=AliasChoices("CPA_OLLAMA_HOST", "OLLAMA_HOST")
+    )
     llm_model: str | None = None
     router_model: str | None = None
     planner_model: str | None = None
@@ -105,14 +106,15 @@ class Settings(BaseModel):
     allow_run_overrides: bool = False
 
     # Redis checkpoints.
-    redis_url: str | None = None
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("CPA_REDIS_URL", "REDIS_URL"))
     redis_prefix: str = "cpa"
     redis_ttl_s: int | None = Field(7 * 24 * 3600, ge=1)
     data_dir: str | None = None
 
-    @field_validator(*sorted(_LIST_FIELDS), mode="before")
+    @field_validator("http_allowlist", "a2a_allowlist", "a2a_read_only", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
+        """`a,b,c` from the environment."""
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
@@ -133,19 +135,6 @@ class Settings(BaseModel):
             agents[name] = url
         return agents
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting from the environment (`os.environ` by default)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name in cls.model_fields:
-            for key in _ENV_ALIASES.get(name, (f"CPA_{name.upper()}",)):
-                raw = env.get(key)
-                if raw is not None and raw.strip() != "":
-                    values[name] = raw.strip()
-                    break
-        return cls._build(values, source="environment")
-
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
         """These settings with the keys of a run config's `configurable` that name a setting.
 
@@ -162,7 +151,7 @@ class Settings(BaseModel):
                 "allow_run_overrides (CPA_ALLOW_RUN_OVERRIDES) is set in the environment "
                 "only, not in a run config"
             )
-        changed = self._build({**self.model_dump(), **picked}, source="run config")
+        changed = self.validated({**self.model_dump(), **picked}, source="run config")
         if not self.allow_run_overrides:
             self._check_not_weaker(changed)
         return changed
@@ -193,18 +182,6 @@ class Settings(BaseModel):
                 "allow-list, only leave entries out (the server allows more only with "
                 "CPA_ALLOW_RUN_OVERRIDES=true)"
             )
-
-    @classmethod
-    def _build(cls, values: dict[str, Any], *, source: str) -> Settings:
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ".".join(str(p) for p in first["loc"])
-            env_name = _ENV_ALIASES.get(name, (f"CPA_{name.upper()}",))[0]
-            raise ConfigError(
-                f"bad setting {name} ({env_name}) in the {source}: {first['msg']}"
-            ) from None
 
     # Derived values -------------------------------------------------------------------
 

@@ -582,7 +582,7 @@ def test_the_sampler_settings_name_the_variable() -> None:
     assert TelemetrySettings.from_env({"OTEL_TRACES_SAMPLER": "always_off"}).trace_ratio == 0.0
     parent_based = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
     assert TelemetrySettings.from_env(parent_based).trace_ratio == 1.0
-    with pytest.raises(TelemetryConfigError, match="OTEL_TRACES_SAMPLER must be one of"):
+    with pytest.raises(TelemetryConfigError, match=r"OTEL_TRACES_SAMPLER.*always_on"):
         TelemetrySettings.from_env({"OTEL_TRACES_SAMPLER": "jaeger_remote"})
     for bad in ("1.5", "-0.1", "half"):
         with pytest.raises(TelemetryConfigError, match="OTEL_TRACES_SAMPLER_ARG"):
