@@ -389,12 +389,17 @@ class RedisSaver(BaseCheckpointSaver[str]):
             pending_writes=[(t, c, v) for t, c, v, _ in self._decode_writes(raw_writes)],
         )
 
-    def _decode_writes(self, raw: Mapping[bytes, bytes]) -> list[tuple[str, str, Any, str]]:
-        """Writes of one checkpoint as (task id, channel, value, task path), in replay order."""
+    def _decode_writes(
+        self, raw: Mapping[bytes, bytes], channel_filter: str | None = None
+    ) -> list[tuple[str, str, Any, str]]:
+        """Writes of one checkpoint as (task id, channel, value, task path), in replay order;
+        with `channel_filter`, that channel's only (the others are not even deserialised)."""
         rows: list[tuple[tuple[str, str, int], str, str, Any]] = []
         for field, value in raw.items():
-            task_id, _, idx = _s(field).rpartition("\x00")
             path, channel, tag, data = value.split(b"\x00", 3)
+            if channel_filter is not None and _s(channel) != channel_filter:
+                continue
+            task_id, _, idx = _s(field).rpartition("\x00")
             rows.append(
                 (
                     writes_sort_key(_s(path), task_id, int(idx)),
@@ -680,9 +685,8 @@ class RedisSaver(BaseCheckpointSaver[str]):
             collected: list[PendingWrite] = []
             # Oldest ancestor first; within one checkpoint, in writes_sort_key order.
             for pos in range(last, -1, -1):
-                for task_id, channel, value, _path in self._decode_writes(raw_writes[pos]):
-                    if channel == ch:
-                        collected.append((task_id, channel, value))
+                for task_id, channel, value, _path in self._decode_writes(raw_writes[pos], ch):
+                    collected.append((task_id, channel, value))
             entry: DeltaChannelHistory = {"writes": collected}
             if ch in seeds:
                 entry["seed"] = self.serde.loads_typed(_unpack(seeds[ch][1]))
