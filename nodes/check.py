@@ -12,7 +12,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.planning import sentences
+from graph.planning import current_plan, sentences
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import Performative, Plan
@@ -34,7 +34,7 @@ def coverage_problems(plan: Plan, state: PlannerState) -> list[str]:
 
 async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
-    current = Plan.model_validate(state["plan"])
+    current = current_plan(state)
     problems = [
         str(p)
         for p in validate_plan(
