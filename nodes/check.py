@@ -70,7 +70,5 @@ async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     return {"plan_problems": problems, "repairs": repairs + 1, "lam": [refusal.to_dict()]}
 
 
-def after_check(state: PlannerState) -> Literal["plan", "approve", "respond"]:
-    if state.get("status") == "failed":
-        return "respond"
+def after_check(state: PlannerState) -> Literal["plan", "approve"]:
     return "plan" if state.get("plan_problems") else "approve"

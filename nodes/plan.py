@@ -136,8 +136,6 @@ def _ask_again(
     }
 
 
-def after_plan(state: PlannerState) -> Literal["plan", "check", "respond"]:
-    if state.get("status") == "failed":
-        return "respond"
+def after_plan(state: PlannerState) -> Literal["plan", "check"]:
     # Problems right after `plan`: the answer was no plan, and goes back for another try.
     return "plan" if state.get("plan_problems") else "check"

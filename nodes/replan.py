@@ -89,7 +89,5 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
 
 def after_replan(state: PlannerState) -> Literal["check", "respond"]:
     """Check the new plan; with nothing left to run (no replanning), answer."""
-    if state.get("status") == "failed":
-        return "respond"
     plan = current_plan(state)
     return "check" if any(t.status == "pending" for t in plan.todos) else "respond"
