@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,6 +128,8 @@ async def measure(todos: int, turns: int, directory: Path) -> dict[str, Any]:
     done = [t for t in _todos(state) if t["status"] == "done"]
     if state.get("status") != "done" or len(done) != todos:
         raise RuntimeError(f"the turn did not run its {todos} ToDos: {state.get('result')}")
+    dumped = {"goal": "steps", "todos": _todos(state)}
+    validate_s = min(timeit.repeat(lambda: Plan.model_validate(dumped), number=100, repeat=5))
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(turns):
         await turn()
@@ -139,6 +142,8 @@ async def measure(todos: int, turns: int, directory: Path) -> dict[str, Any]:
         # less at the mercy of other processes on a shared machine than the wall time.
         "cpu_ms_per_turn": round(cpu / turns * 1000, 3),
         "validations_per_turn": count[0],
+        # What one validation of this plan (as it is after the turn) costs, for scale.
+        "validate_us": round(validate_s / 100 * 1e6, 1),
     }
 
 
@@ -204,6 +209,7 @@ def compare(revision: str, sizes: tuple[int, ...], turns: int, rounds: int) -> d
                     median("current", "cpu_ms_per_turn") / median("baseline", "cpu_ms_per_turn"), 3
                 ),
                 "baseline_validations_per_turn": runs["baseline"][0][i]["validations_per_turn"],
+                "validate_us": median("current", "validate_us"),
                 "validations_per_turn": runs["current"][0][i]["validations_per_turn"],
             }
         )
@@ -230,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     for row in report["sizes"]:
         line = f"{row['todos']:>3} ToDos: {row['cpu_ms_per_turn']:.2f} ms CPU per turn "
         line += f"({row['ms_per_turn']:.2f} ms wall), "
-        line += f"{row['validations_per_turn']} Plan.model_validate per turn"
+        line += f"{row['validations_per_turn']} Plan.model_validate per turn "
+        line += f"({row['validate_us']:.0f} µs each)"
         if "ratio" in row:
             line += (
                 f"; {args.baseline}: {row['baseline_cpu_ms_per_turn']:.2f} ms CPU "
