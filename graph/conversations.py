@@ -41,7 +41,7 @@ from graph.effects import Effect
 from graph.state import LamDict, Status
 from graph.telemetry import Telemetry
 from graph.telemetry.logs import conversation_logging
-from lam import LAMMessage, MessageFactory, Performative
+from lam import LAMMessage, MessageFactory, Performative, Plan
 
 RETURN_CHANNEL = "__return__"
 FINAL_NODE = "respond"
@@ -119,6 +119,11 @@ def _merge(log: list[LamDict], extra: list[LamDict]) -> list[LamDict]:
         if message["id"] not in seen:
             fresh.setdefault(message["id"], message)
     return [*log, *sorted(fresh.values(), key=lambda m: m["timestamp"])]
+
+
+def _plan_dict(plan: Plan | None) -> dict[str, Any] | None:
+    """The state's plan in its wire form, as the API and the command line show it."""
+    return None if plan is None else plan.model_dump(mode="json")
 
 
 def _overlay(
@@ -389,7 +394,7 @@ class Conversations:
             conversation_id=conversation_id,
             status=status,
             intent=values.get("intent"),
-            plan=_overlay(values.get("plan"), outcomes, running),
+            plan=_overlay(_plan_dict(values.get("plan")), outcomes, running),
             result=values.get("result"),
             messages=_merge(log, extra),
             waiting=waiting,

@@ -79,8 +79,8 @@ def choose_route(found: IntentFound, registry: IntentRegistry, text: str) -> Rou
         return Route("answer", f"{name} is answered directly, without a plan")
     if spec is not None and source in ("rules", "classifier"):
         read_only = bool(found.get("read_only"))
-        if registry.template_for(
-            spec.name, text, language=found.get("language", "en"), read_only=read_only
+        if registry.has_template(
+            spec.name, language=found.get("language", "en"), read_only=read_only
         ):
             variant = "read-only template" if read_only else "template"
             who = f"rule {found.get('rule')}" if source == "rules" else "the classifier"

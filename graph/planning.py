@@ -219,6 +219,14 @@ def draft_json(plan: Plan) -> str:
     return json.dumps({"goal": plan.goal, "steps": steps}, ensure_ascii=False, default=str)
 
 
+def current_plan(state: PlannerState) -> Plan:
+    """The turn's plan, for a step that runs only once there is one (already validated)."""
+    plan = state.get("plan")
+    if plan is None:
+        raise RuntimeError("no plan in the state")
+    return plan
+
+
 def executors_listing(registry: ExecutorRegistry) -> str:
     return "\n".join(f"- {name}: {text}" for name, text in registry.describe().items())
 
@@ -261,7 +269,7 @@ def proposal(
         metadata=trace_metadata(),  # whoever approves can continue the trace
     )
     return {
-        "plan": plan.model_dump(mode="json"),
+        "plan": plan,
         "plan_problems": [],
         "rejected_answer": None,
         "plan_effects": declared_record(propose.id, declared or {}),

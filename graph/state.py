@@ -2,8 +2,10 @@
 
 The LAM log (`lam`) is the source of truth: every step appends the protocol messages it
 produced (as wire dicts, so any checkpointer can store them). `intent`, `plan` and
-`result` are the nodes' working copies of facts that are also in the log. `messages` is the
-chat-facing mirror (the request, the proposal as text, the answer) for Studio's chat view.
+`result` are the nodes' working copies of facts that are also in the log; `plan` is a
+`lam.Plan`, validated once where it enters the state (`graph.plan_channel`). `messages` is
+the chat-facing mirror (the request, the proposal as text, the answer) for Studio's chat
+view.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Annotated, Any, Literal, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.channels.delta import DeltaChannel
 from langgraph.graph.message import add_messages
+
+from graph.plan_channel import PlanChannel
+from lam import Plan
 
 LamDict = dict[str, Any]
 Status = Literal["running", "waiting", "done", "failed"]
@@ -90,7 +95,8 @@ class PlannerState(TypedDict, total=False):
     request: str
     conversation_id: str
     intent: IntentFound | None
-    plan: dict[str, Any] | None
+    # A `Plan` inside the graph (no node validates it again), its JSON dict in checkpoints.
+    plan: Annotated[Plan | None, PlanChannel()]
     # What a trusted plan template declared each step does (`graph.approval.DeclaredEffects`):
     # written with the plan, read by `approve`; a plan without it is judged by its executors.
     plan_effects: dict[str, Any] | None

@@ -23,6 +23,7 @@ from graph import lamlog
 from graph.answers import AnswerMismatchError, NotTheReceiverError, check_answer
 from graph.approval import declared_for, mark_approvals
 from graph.config import ApprovalPolicy
+from graph.planning import current_plan
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative, Plan
@@ -94,12 +95,12 @@ async def approve(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
     proposed = lamlog.last(state.get("lam") or [], Performative.PROPOSE)
     propose = LAMMessage.from_dict(proposed) if proposed is not None else None
     declared = declared_for(state.get("plan_effects"), propose.id) if propose else {}
-    current = Plan.model_validate(state["plan"])
+    current = current_plan(state)
     checked = mark_approvals(current, services.executors, declared)
     update: dict[str, Any] = {}
     if checked != current:
         logger.warning("the plan lacked approval flags its steps need; added them")
-        update["plan"] = checked.model_dump(mode="json")
+        update["plan"] = checked
     if not needs_approval(checked, services.settings.approval_policy):
         return update
     if propose is None:

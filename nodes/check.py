@@ -12,7 +12,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.planning import sentences
+from graph.planning import current_plan, sentences
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import Performative, Plan
@@ -34,7 +34,7 @@ def coverage_problems(plan: Plan, state: PlannerState) -> list[str]:
 
 async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
-    current = Plan.model_validate(state["plan"])
+    current = current_plan(state)
     problems = [
         str(p)
         for p in validate_plan(
@@ -70,7 +70,5 @@ async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     return {"plan_problems": problems, "repairs": repairs + 1, "lam": [refusal.to_dict()]}
 
 
-def after_check(state: PlannerState) -> Literal["plan", "approve", "respond"]:
-    if state.get("status") == "failed":
-        return "respond"
+def after_check(state: PlannerState) -> Literal["plan", "approve"]:
     return "plan" if state.get("plan_problems") else "approve"

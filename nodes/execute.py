@@ -27,6 +27,7 @@ from langgraph.types import Interrupt
 
 from graph import lamlog
 from graph.executors import Answered, ExecutorCall, ExecutorError
+from graph.planning import current_plan
 from graph.services import Services, get_services
 from graph.state import LamDict, PlannerState
 from graph.telemetry import trace_metadata
@@ -181,7 +182,7 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
 
 async def execute(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
-    plan = Plan.model_validate(state["plan"])
+    plan = current_plan(state)
     pending = [t.id for t in plan.todos if t.status == "pending"]
     run = _Run(
         plan=plan,
@@ -231,6 +232,7 @@ def _apply(plan: Plan, outcomes: dict[str, Outcome], ran: list[str]) -> dict[str
     for todo in plan.todos:
         outcome = outcomes.get(todo.id)
         if todo.id in ran and outcome is not None:
+            # No validation needed: the output was checked as JSON when its `done` was made.
             todo = todo.model_copy(
                 update={
                     "status": outcome["status"],
@@ -246,10 +248,10 @@ def _apply(plan: Plan, outcomes: dict[str, Outcome], ran: list[str]) -> dict[str
             new_plan = propagate_failure(new_plan, todo.id, todo.error)
     messages: list[LamDict] = [m for t in ran for m in outcomes[t]["lam"]]
     messages.sort(key=lambda m: m["timestamp"])
-    return {"plan": new_plan.model_dump(mode="json"), "lam": messages}
+    return {"plan": new_plan, "lam": messages}
 
 
 def after_execute(state: PlannerState) -> Literal["replan", "respond"]:
-    plan = Plan.model_validate(state["plan"])
+    plan = current_plan(state)
     failed = any(t.status == "failed" for t in plan.todos)
     return "replan" if failed else "respond"

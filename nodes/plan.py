@@ -31,7 +31,6 @@ from graph.planning import (
 )
 from graph.services import Services, get_services
 from graph.state import IntentFound, PlannerState
-from lam import Plan
 from prompts.templates import (
     LANGUAGE_NAMES,
     PLAN_ACTIONS,
@@ -81,8 +80,9 @@ def plan_messages(state: PlannerState, services: Services) -> list[Any]:
     if problems:
         # A repair: the model sees its own answer and what is wrong with it.
         previous = state.get("rejected_answer")
-        if previous is None and state.get("plan"):
-            previous = draft_json(Plan.model_validate(state["plan"]))
+        current = state.get("plan")
+        if previous is None and current is not None:
+            previous = draft_json(current)
         if previous:
             messages.append(AIMessage(previous))
         listed = "\n".join(f"- {p}" for p in problems)
@@ -136,8 +136,6 @@ def _ask_again(
     }
 
 
-def after_plan(state: PlannerState) -> Literal["plan", "check", "respond"]:
-    if state.get("status") == "failed":
-        return "respond"
+def after_plan(state: PlannerState) -> Literal["plan", "check"]:
     # Problems right after `plan`: the answer was no plan, and goes back for another try.
     return "plan" if state.get("plan_problems") else "check"

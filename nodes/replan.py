@@ -17,7 +17,13 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.approval import mark_approvals
 from graph.llm import LLMError
-from graph.planning import executors_listing, max_steps, proposal, remaining_steps_model
+from graph.planning import (
+    current_plan,
+    executors_listing,
+    max_steps,
+    proposal,
+    remaining_steps_model,
+)
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import Plan, ToDo
@@ -45,7 +51,7 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     replans = state.get("replans", 0)
     if replans >= services.settings.max_replans or not services.models.available("planner"):
         return {}
-    current = Plan.model_validate(state["plan"])
+    current = current_plan(state)
     done = [t for t in current.todos if t.status == "done"]
     names = services.executors.names()
     schema = remaining_steps_model(tuple(names), max_steps(services.settings.max_todos))
@@ -82,7 +88,6 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
 
 
 def after_replan(state: PlannerState) -> Literal["check", "respond"]:
-    if state.get("status") == "failed":
-        return "respond"
-    plan = Plan.model_validate(state["plan"])
+    """Check the new plan; with nothing left to run (no replanning), answer."""
+    plan = current_plan(state)
     return "check" if any(t.status == "pending" for t in plan.todos) else "respond"

@@ -100,11 +100,11 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
         return text, "failed", result
     if "refused" in result:
         return phrase(language, "refused", reason=result["refused"]), "done", result
-    if not state.get("plan"):
+    plan = state.get("plan")
+    if plan is None:
         text = await _direct_answer(state, services, language)
         return text, "done", {"text": text}
 
-    plan = Plan.model_validate(state["plan"])
     ok = all(t.status == "done" for t in plan.todos)
     outputs = {t.id: t.output for t in plan.todos if t.status == "done"}
     failures = [

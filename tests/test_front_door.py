@@ -185,7 +185,7 @@ async def test_the_router_choice_is_a_hint_for_the_planner_never_a_template() ->
     assert state["intent"]["intent"] == "calendar" and state["intent"]["source"] == "llm"
     assert _route(state)["target"] == "planner"
     assert "calendar" in _plan_call_prompt(planner)
-    assert [t["title"] for t in state["plan"]["todos"]] == ["Ask Tom", "Agree on a time"]
+    assert [t.title for t in state["plan"].todos] == ["Ask Tom", "Agree on a time"]
 
 
 async def test_a_task_no_intent_fits_is_planned() -> None:

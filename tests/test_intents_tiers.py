@@ -323,3 +323,23 @@ def test_warm_trains_the_classifier_before_any_request_needs_it() -> None:
     assert classifier._train.cache_info().currsize == 1
     registry.decide("I need a reminder to water the plants")  # the classifier tier: no training
     assert classifier._train.cache_info().misses == 1
+
+
+@pytest.mark.parametrize(
+    ("intent", "read_only"),
+    [
+        ("email", False),
+        ("email", True),
+        ("calendar", False),
+        ("app_control", True),
+        ("app_control", False),
+        ("unknown", False),
+        ("question", False),
+    ],
+)
+def test_has_template_says_whether_template_for_makes_one(
+    registry: IntentRegistry, intent: str, read_only: bool
+) -> None:
+    # `route` asks without filling (and validating) a plan; `template` then fills it.
+    made = registry.template_for(intent, "Any news?", language="en", read_only=read_only)
+    assert registry.has_template(intent, language="en", read_only=read_only) is (made is not None)

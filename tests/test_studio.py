@@ -128,6 +128,18 @@ async def test_studio_runs_a_conversation_through_interrupts(dev_server: str) ->
     nexts = {tuple(h["next"]) for h in history}
     assert ("approve",) in nexts and ("execute",) in nexts
 
+    # Studio shows the plan as JSON, and its state editor's plan is validated on the way in.
+    plan = values["plan"]
+    assert [t["status"] for t in plan["todos"]] == ["done", "done"]
+    edited = {**plan, "goal": "Edited in Studio"}
+    await client.threads.update_state(tid, {"plan": edited})
+    edited_state = await client.threads.get_state(tid)
+    assert cast(dict[str, Any], edited_state["values"])["plan"] == edited
+    with pytest.raises(httpx.HTTPStatusError):
+        await client.threads.update_state(tid, {"plan": {**plan, "todos": [{"id": "t1"}]}})
+    after = await client.threads.get_state(tid)
+    assert after["checkpoint"] == edited_state["checkpoint"]  # nothing written
+
 
 def test_one_dev_process_serves_studio_and_our_api(dev_server: str) -> None:
     with httpx.Client(base_url=dev_server, timeout=30) as client:

@@ -164,6 +164,14 @@ class IntentRegistry:
         of it only reads; never one that changes anything. The template is in ``language``
         when the registry has it, else English, else any.
         """
+        chosen = self._template(intent, language=language, read_only=read_only)
+        return None if chosen is None else _render(chosen, request)
+
+    def has_template(self, intent: str, *, language: str, read_only: bool) -> bool:
+        """Whether :meth:`template_for` has a plan for such a request (none is made here)."""
+        return self._template(intent, language=language, read_only=read_only) is not None
+
+    def _template(self, intent: str, *, language: str, read_only: bool) -> TemplateSpec | None:
         spec = self.intents.get(intent)
         if spec is None:
             return None
@@ -180,7 +188,7 @@ class IntentRegistry:
                 continue
             if variant == "act" and read_only and not self._harmless(chosen):
                 return None
-            return _render(chosen, request)
+            return chosen
         return None
 
     @staticmethod
