@@ -110,3 +110,20 @@ def test_readyz_fails_fast_while_redis_is_down(redis_server_bin: str, tmp_path: 
     finally:
         server.stop()
         redis_server.stop()
+
+
+def test_settle_heap_freezes_what_start_up_made_and_collects_less_often() -> None:
+    """In a fresh interpreter (it changes the process's collector for good)."""
+    code = (
+        "import gc, server\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "server.settle_heap()\n"
+        "print(gc.get_freeze_count(), *gc.get_threshold())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    frozen, *threshold = (int(n) for n in done.stdout.split())
+    assert frozen > 10_000  # the modules, the app: out of the collector's way
+    assert threshold == [10_000, 20, 20]
