@@ -3,8 +3,10 @@
 The log (`srv:ev:H`, indexed by message id in `srv:evi:H`) holds the conversation's LAM
 messages in the order first seen, each once: the runner appends each message as it
 streams, and the whole view again when a run stops (`Hub.finish`). Every append is
-announced on the pub/sub channel `srv:events`, every change of the conversation's status
-on `srv:status` (the thread as the payload of both).
+announced on the pub/sub channel `srv:events` while someone listens to the conversation
+(`srv:listen:H`, kept alive by the processes that have listeners), every change of its
+status on `srv:status` (the thread as the payload of both). A run nobody watches sends no
+notice per message, and no replica reads one.
 
 One process holds one subscription to the two channels (`Feeds`), whatever the number of
 listeners. A conversation with listeners in this process has one in-memory `Feed`: told
@@ -45,12 +47,15 @@ logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).
 PROGRESS_KINDS = ("llm", "token")
 MODEL_NEWS_TTL_S = 3600
+# How long `srv:listen:H` says "someone listens" without being renewed (every third of it).
+LISTENING_MS = 30_000
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# KEYS: events list, index hash, fence. ARGV: channel, thread, lease generation ("": not
-# fenced), id, json, id, json, ... Appends each unseen message; announces the thread if
-# anything was appended. A runner whose lease generation is stale appends nothing.
+# KEYS: events list, index hash, fence, listeners. ARGV: channel, thread, lease generation
+# ("": not fenced), id, json, id, json, ... Appends each unseen message; announces the
+# thread if anything was appended and someone listens. A runner whose lease generation is
+# stale appends nothing.
 _APPEND_LUA = """
 if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
   return redis.error_reply('FENCED generation ' .. ARGV[3] .. ' is not the current one')
@@ -62,7 +67,7 @@ for i = 4, #ARGV, 2 do
     n = n + 1
   end
 end
-if n > 0 then
+if n > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
 return n
@@ -100,7 +105,12 @@ class EventLog:
             args += [str(message["id"]), json.dumps(message, separators=(",", ":"))]
         if len(args) == 3:
             return 0
-        keys = [self.keys.events(thread), self.keys.event_index(thread), self.keys.fence(thread)]
+        keys = [
+            self.keys.events(thread),
+            self.keys.event_index(thread),
+            self.keys.fence(thread),
+            self.keys.listening(thread),
+        ]
         try:
             if self._scripts is not None:
                 return int(await self._scripts(self._append, keys, args))
@@ -237,6 +247,7 @@ class Feeds:
         # Callers waiting for a conversation to stop running (`until_settled`), by thread.
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     # The subscription ---------------------------------------------------------------------
@@ -244,10 +255,13 @@ class Feeds:
     async def start(self) -> None:
         """Subscribe (in the background; listeners may come before it is up)."""
         self._task = asyncio.create_task(self._subscription(), name="sse-feeds")
+        self._renewer = asyncio.create_task(self._keep_listening(), name="sse-listening")
 
     async def close(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
+        if self._renewer is not None:
+            await cancel_and_wait(self._renewer)
         for feed in self._feeds.values():
             if feed.refresher is not None:
                 feed.refresher.cancel()
@@ -285,6 +299,25 @@ class Feeds:
                     await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    # Listening ------------------------------------------------------------------------------
+
+    async def _listen(self, threads: list[str]) -> None:
+        """Tell the runners (any replica) that these threads have listeners here."""
+        if not threads:
+            return
+        pipe = self.log.redis.pipeline(transaction=False)
+        for thread in threads:
+            pipe.set(self.log.keys.listening(thread), 1, px=LISTENING_MS)
+        await pipe.execute()
+
+    async def _keep_listening(self) -> None:
+        while True:
+            await asyncio.sleep(LISTENING_MS / 3000)
+            try:
+                await self._listen(list(self._feeds))
+            except _REDIS_DOWN as exc:
+                logger.warning("SSE feeds: cannot renew the listeners (%s); retrying", exc)
 
     # Feeds ----------------------------------------------------------------------------------
 
@@ -358,6 +391,8 @@ class Feeds:
             feed = self._feeds[thread] = Feed(thread)
         feed.listeners += 1
         try:
+            if feed.listeners == 1 and feed.refresher is None:
+                await self._listen([thread])  # before the first read: no notice is missed
             if feed.refresher is None and not feed.events:
                 self.poke(thread)
             while feed.refresher is not None and not feed.refresher.done():

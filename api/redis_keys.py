@@ -16,6 +16,8 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
                                expires when that replica stops renewing it, `api.leases`)
     srv:ev:H            list   the conversation's LAM messages in the order first seen (SSE)
     srv:evi:H           hash   message id -> index in srv:ev:H (Last-Event-ID)
+    srv:listen:H        string present while a process has SSE listeners of H (PX, renewed
+                               by them): only then are the log's appends announced
     srv:llm:H           string the run's last model news (`llm` progress): a stream that
                                joins while a step waits on a model is told at once
     srv:tenant:T        zset   the tenant's conversation ids, score = created
@@ -27,7 +29,7 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:jobs            stream work to do: one entry {thread: H} per open, accepted answer
                                or hand-over; consumer group `runners`, one consumer per
                                replica; an entry is acknowledged and deleted once done
-    srv:events          pub/sub channel: a thread whose event log changed
+    srv:events          pub/sub channel: a thread whose event log changed (while listened to)
     srv:status          pub/sub channel: a thread whose status changed (its feeds read it,
                                and callers waiting for the run to stop look)
     srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
@@ -68,6 +70,9 @@ class RedisKeys:
 
     def answered(self, thread: str) -> str:
         return f"{self.base}:answered:{thread}"
+
+    def listening(self, thread: str) -> str:
+        return f"{self.base}:listen:{thread}"
 
     def lease(self, thread: str) -> str:
         return f"{self.base}:lease:{thread}"

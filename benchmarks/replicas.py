@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -71,37 +72,81 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection: the load generator's client.
+
+    The load generator shares the machine's cores with what it measures, so it must cost
+    little: httpx took about 3 ms of CPU per run here (more than a tenth of a run's own),
+    this, writing a prepared request and reading one `Content-Length` response, far less.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = httpx.URL(url)
+        self.host, self.port = parsed.host, parsed.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status = int((await self.reader.readline()).split(b" ", 2)[1])
+        length = None
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError("a response without Content-Length")
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+
 async def load(urls: list[str], runs: int, clients: int) -> dict[str, Any]:
     """`runs` runs from `clients` clients spread over the replicas; the figures."""
     from lam import MessageFactory
 
     factory = MessageFactory("user")
-    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients)
-    sessions = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
+    # Warm-up (imports, connections, each replica's first keys): every connection, a few
+    # runs each. The requests are made before the clock starts: the load is the replicas'.
+    per_connection = -(-WARM_UP_PER_REPLICA * len(urls) // clients)
+    warm_ups = per_connection * clients
+    bodies = [json.dumps(factory.request(TEXT).to_dict()).encode() for _ in range(runs + warm_ups)]
+    connections = [Connection(urls[n % len(urls)]) for n in range(clients)]
     latencies: list[float] = []
 
-    async def one(session: httpx.AsyncClient, record: bool) -> None:
+    async def one(connection: Connection, record: bool) -> None:
         start = time.perf_counter()
-        response = await session.post(
-            "/v1/lam", params={"wait": 30}, json=factory.request(TEXT).to_dict()
-        )
-        body = response.json()
-        if response.status_code != 202 or body.get("status") != "done":
-            raise RuntimeError(f"unexpected answer: {response.status_code} {body}")
+        status, raw = await connection.post("/v1/lam?wait=30", bodies.pop())
+        body = json.loads(raw)
+        if status != 202 or body.get("status") != "done":
+            raise RuntimeError(f"unexpected answer: {status} {body}")
         if record:
             latencies.append((time.perf_counter() - start) * 1000)
 
+    async def warm(connection: Connection) -> None:
+        for _ in range(per_connection):
+            await one(connection, False)
+
     try:
-        # Warm-up: imports, connection pools, the first keys of each replica.
-        await asyncio.gather(*(one(s, False) for s in sessions for _ in range(WARM_UP_PER_REPLICA)))
+        await asyncio.gather(*(warm(connection) for connection in connections))
         remaining = runs
 
         async def client(n: int) -> None:
             nonlocal remaining
-            session = sessions[n % len(sessions)]
             while remaining > 0:
                 remaining -= 1
-                await one(session, True)
+                await one(connections[n], True)
 
         start = time.perf_counter()
         cpu_start = time.process_time()
@@ -109,11 +154,12 @@ async def load(urls: list[str], runs: int, clients: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         client_cpu = time.process_time() - cpu_start
     finally:
-        for session in sessions:
-            await session.aclose()
+        for connection in connections:
+            await connection.close()
     latencies.sort()
     return {
         "runs": runs,
+        "warm_up_runs": warm_ups,
         "seconds": round(elapsed, 2),
         "runs_per_s": round(runs / elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.50), 1),
@@ -143,7 +189,7 @@ def measure(
         _cleanup(redis_url, prefix)
     figures["replicas"] = n
     # All the replicas' CPU per run (the warm-up runs count: they are in the CPU time).
-    total_runs = runs + n * WARM_UP_PER_REPLICA
+    total_runs = runs + figures["warm_up_runs"]
     figures["cpu_ms_per_run"] = round(sum(spent[pid] for _, pid in started) / total_runs * 1000, 1)
     figures["replica_cpu"] = [round(used[pid], 2) for _, pid in started]
     if redis_pid:

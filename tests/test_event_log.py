@@ -121,3 +121,41 @@ async def test_a_waiter_looks_at_the_status_when_it_changes_not_at_every_append(
     # The first look, the one after the status notice, and at most a few of the
     # once-a-second looks (a slow machine): never one per append.
     assert 2 <= looks < 10
+
+
+async def test_appends_are_announced_only_while_someone_listens(log: EventLog) -> None:
+    """A run nobody watches sends no notice per message; a feed (an SSE listener on any
+    replica) makes them come, and sees every message."""
+    thread = "t/5"
+    await log.redis.hset(log.keys.conversation(thread), "status", "running")
+    watcher = log.redis.pubsub(ignore_subscribe_messages=True)
+    await watcher.subscribe(log.keys.events_channel)
+    feeds = Feeds(log, refresh_s=30)
+    await feeds.start()
+
+    async def notices() -> list[bytes]:
+        await log.redis.publish(log.keys.events_channel, b"end")  # a marker: all came before
+        seen: list[bytes] = []
+        for _ in range(100):  # None: a subscription's own reply, or nothing yet
+            item = await watcher.get_message(timeout=0.1)
+            if item is None:
+                continue
+            if item["data"] == b"end":
+                return seen
+            seen.append(item["data"])
+        raise AssertionError("the marker never came")
+
+    try:
+        assert await log.append(thread, [message(1)]) == 1
+        assert await notices() == []  # nobody listens: nothing announced
+
+        async with feeds.feed(thread) as feed:
+            assert [m for m, _ in feed.events] == ["m1"]
+            seen = feed.changed
+            assert await log.append(thread, [message(2)]) == 1
+            assert await notices() == [thread.encode()]
+            await asyncio.wait_for(seen.wait(), 10)  # the feed read what is new
+            assert [m for m, _ in feed.events] == ["m1", "m2"]
+    finally:
+        await feeds.close()
+        await watcher.aclose()
