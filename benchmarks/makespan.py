@@ -98,7 +98,7 @@ async def run_ours(app: Any, plan: Plan) -> float:
     started = time.perf_counter()
     result = await app.ainvoke(state, {"configurable": {"thread_id": cid}})
     elapsed = time.perf_counter() - started
-    assert all(t["status"] == "done" for t in result["plan"]["todos"]), result["plan"]
+    assert all(t.status == "done" for t in result["plan"].todos), result["plan"]
     return elapsed * 1000
 
 
