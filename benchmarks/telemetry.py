@@ -4,11 +4,12 @@ The HTTP benchmark's turn (`benchmarks/http.py`: a rule-matched `note`, one temp
 no LLM) run through `graph.conversations.Conversations` (in-memory checkpoints, so the
 graph's own work is all there is), in four set-ups taking turns round after round in the
 same process: `off` (no callback), `metrics`, `metrics+traces` (every span exported over
-OTLP/HTTP by the SDK's batch processor to a sink in this process), `metrics+traces 10%` (one
-turn in ten traced, `OTEL_TRACES_SAMPLER=traceidratio`). CPU time is the process's, export
-threads included. Per set-up: the median over rounds, the best round (on a machine others
-share, the one least disturbed by them), and the overhead: the median over rounds of the
-ratio to `off` in the same round (noise that drifts over a run cancels out of it).
+OTLP/HTTP by the SDK's batch processor to a sink in this process), `metrics+traces 10%`
+(one turn in ten traced, `OTEL_TRACES_SAMPLER=traceidratio`). Each round takes them in
+another order; the heap is settled as the server settles it. CPU time is the process's,
+export threads included. Per set-up: the median over rounds, the best round (on a machine
+others share, the one least disturbed by them), and the overhead: the median over rounds
+of the ratio to `off` in the same round (noise that drifts over a run cancels out of it).
 
     python -m benchmarks.telemetry [--turns N] [--rounds R] [--json]
 """
@@ -32,6 +33,7 @@ from graph.config import Settings
 from graph.conversations import Conversations
 from graph.telemetry import Telemetry, TelemetrySettings
 from lam import MessageFactory
+from server import settle_heap
 
 
 async def turns(conversations: Conversations, count: int) -> tuple[float, float]:
@@ -59,8 +61,13 @@ async def measure(setups: dict[str, Telemetry], count: int, rounds: int) -> dict
         await turns(conversations[name], 20)
     walls: dict[str, list[float]] = {name: [] for name in setups}
     cpus: dict[str, list[float]] = {name: [] for name in setups}
-    for _ in range(rounds):
-        for name in setups:
+    settle_heap()  # as the server does after its start-up
+    names = list(setups)
+    for round_no in range(rounds):
+        # Each round in another order: whichever set-up comes after another pays for the
+        # garbage it left (the collector), so a fixed order would favour the first.
+        shift = round_no % len(names)
+        for name in names[shift:] + names[:shift]:
             wall, cpu = await turns(conversations[name], count)
             walls[name].append(wall)
             cpus[name].append(cpu)
