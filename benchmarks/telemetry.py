@@ -10,8 +10,10 @@ another order; the heap is settled as the server settles it. CPU time is the pro
 export threads included. Per set-up: the median over rounds, the best round (on a machine
 others share, the one least disturbed by them), and the overhead: the median over rounds
 of the ratio to `off` in the same round (noise that drifts over a run cancels out of it).
+Then, without that noise, what each set-up's callback costs a turn (`callback_cost`: one
+turn's callbacks sent again through LangChain's dispatch, `--replays` times).
 
-    python -m benchmarks.telemetry [--turns N] [--rounds R] [--json]
+    python -m benchmarks.telemetry [--turns N] [--rounds R] [--replays N] [--json]
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 import uuid
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks.manager import ahandle_event
 from langgraph.checkpoint.memory import InMemorySaver
 
 from benchmarks.http import REGISTRY, TEXT, otlp_sink
@@ -90,40 +94,117 @@ async def measure(setups: dict[str, Telemetry], count: int, rounds: int) -> dict
     return results
 
 
+class _Recorder(BaseCallbackHandler):
+    """Keeps the chain callbacks of a run, to be sent again (`callback_cost`)."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def on_chain_start(self, *args: Any, **kwargs: Any) -> None:
+        self.events.append(("on_chain_start", args, kwargs))
+
+    def on_chain_end(self, *args: Any, **kwargs: Any) -> None:
+        self.events.append(("on_chain_end", args, kwargs))
+
+    def on_chain_error(self, *args: Any, **kwargs: Any) -> None:
+        self.events.append(("on_chain_error", args, kwargs))
+
+
+async def callback_cost(setups: dict[str, Telemetry], replays: int) -> dict[str, float]:
+    """CPU µs per turn of each set-up's callback, dispatch included, without the noise.
+
+    One turn's callbacks are recorded, then sent again `replays` times through LangChain's
+    own dispatch (`ahandle_event`) to each set-up's handler, and to none (the baseline: the
+    dispatch a run pays anyway). The difference is what the handler adds, spans made and
+    exported included (the exporter's thread counts: process CPU time).
+    """
+    recorder = _Recorder()
+    svc = make_services(Settings(intents_path=str(REGISTRY)))
+    saver = InMemorySaver()
+    telemetry = setups["off"]
+    conversations = Conversations(build_graph(svc, checkpointer=saver), saver, telemetry)
+    telemetry.handler = recorder  # type: ignore[assignment]  # records instead
+    for _ in range(2):  # the second turn: what every turn sends once warm
+        recorder.events.clear()
+        await turns(conversations, 1)
+    telemetry.handler = None
+
+    async def replay(handlers: list[Any], setup: Telemetry | None = None) -> float:
+        cpu = time.process_time()
+        for n in range(replays):
+            for name, args, kwargs in recorder.events:
+                await ahandle_event(handlers, name, "ignore_chain", *args, **kwargs)
+            if setup is not None and setup.provider is not None and n % 50 == 49:
+                # Exported as they come (the exporter's queue would drop spans made this
+                # fast, and a dropped span costs less than a sent one).
+                setup.provider.force_flush()
+        return (time.process_time() - cpu) / replays * 1e6
+
+    await replay([])  # warm-up
+    base = min([await replay([]) for _ in range(3)])
+    costs = {}
+    for name, setup in setups.items():
+        if setup.handler is None:
+            continue
+        await replay([setup.handler], setup)
+        spent = min([await replay([setup.handler], setup) for _ in range(3)])
+        setup.shutdown()  # the spans still queued are exported (and counted) too
+        costs[name] = round(spent - base, 1)
+    return costs
+
+
+def make_setups(sink_url: str) -> dict[str, Telemetry]:
+    return {
+        "off": Telemetry(TelemetrySettings(metrics=False)),
+        "metrics": Telemetry(TelemetrySettings(), tenants=["bench"]),
+        "metrics+traces": Telemetry(TelemetrySettings(otlp_endpoint=sink_url), tenants=["bench"]),
+        "metrics+traces 10%": Telemetry(
+            TelemetrySettings(
+                otlp_endpoint=sink_url, traces_sampler="traceidratio", traces_sampler_arg=0.1
+            ),
+            tenants=["bench"],
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--turns", type=int, default=50, help="turns per set-up and round")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--replays", type=int, default=2000, help="of one turn's callbacks")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with otlp_sink() as (sink_url, received):
         # The OTLP exporter reads its endpoint from the environment, as in production.
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
-        setups = {
-            "off": Telemetry(TelemetrySettings(metrics=False)),
-            "metrics": Telemetry(TelemetrySettings(), tenants=["bench"]),
-            "metrics+traces": Telemetry(
-                TelemetrySettings(otlp_endpoint=sink_url), tenants=["bench"]
-            ),
-            "metrics+traces 10%": Telemetry(
-                TelemetrySettings(
-                    otlp_endpoint=sink_url, traces_sampler="traceidratio", traces_sampler_arg=0.1
-                ),
-                tenants=["bench"],
-            ),
-        }
-        results = asyncio.run(measure(setups, args.turns, args.rounds))
+        results = asyncio.run(measure(make_setups(sink_url), args.turns, args.rounds))
+        # Replayed, one turn is traced always or never: the sampled set-up is left out.
+        replayed = make_setups(sink_url)
+        del replayed["metrics+traces 10%"]
+        callbacks = asyncio.run(callback_cost(replayed, args.replays))
         sent = dict(received)
+    off_ms = results["off"]["cpu_ms_per_turn"]
+    for name, micros in callbacks.items():
+        results[name]["callback_us_per_turn"] = micros
+        results[name]["callback_pct_of_off_turn"] = round(micros / 10 / off_ms, 1)
     if args.json:
         print(json.dumps({"setups": results, "otlp_sink": sent}))
         return 0
     for name, figures in results.items():
+        callback = (
+            f"; its callback {figures['callback_us_per_turn']:.0f} µs a turn "
+            f"({figures['callback_pct_of_off_turn']:.1f} % of off's)"
+            if "callback_us_per_turn" in figures
+            else ""
+        )
         print(
             f"{name:>18}: {figures['wall_ms_per_turn']:6.3f} ms per turn; CPU median "
             f"{figures['cpu_ms_per_turn']:6.3f} ms "
             f"({figures['cpu_ms_per_turn_over_off_pct']:+.1f} %)"
             f", best round {figures['cpu_ms_per_turn_best']:6.3f} ms "
-            f"({figures['cpu_ms_per_turn_best_over_off_pct']:+.1f} %)"
+            f"({figures['cpu_ms_per_turn_best_over_off_pct']:+.1f} %){callback}"
         )
     print(f"{'OTLP sink':>18}: {sent['requests']} exports, {sent['bytes']} bytes")
     return 0
