@@ -2,10 +2,12 @@
 
 The HTTP benchmark's turn (`benchmarks/http.py`: a rule-matched `note`, one template ToDo,
 no LLM) run through `graph.conversations.Conversations` (in-memory checkpoints, so the
-graph's own work is all there is), in four set-ups taking turns round after round in the
-same process: `off` (no callback), `metrics`, `metrics+traces` (every span exported over
-OTLP/HTTP by the SDK's batch processor to a sink in this process), `metrics+traces 10%`
-(one turn in ten traced, `OTEL_TRACES_SAMPLER=traceidratio`). Each round takes them in
+graph's own work is all there is), in five set-ups taking turns round after round in the
+same process: `off` (no callback), `idle callback` (one that does nothing: what LangChain
+and LangGraph do for any callback, before ours does anything), `metrics`,
+`metrics+traces` (every span exported over OTLP/HTTP by the SDK's batch processor to a sink
+in this process), `metrics+traces 10%` (one turn in ten traced,
+`OTEL_TRACES_SAMPLER=traceidratio`). Each round takes them in
 another order; the heap is settled as the server settles it. CPU time is the process's,
 export threads included. Per set-up: the median over rounds, the best round (on a machine
 others share, the one least disturbed by them), and the overhead: the median over rounds
@@ -155,9 +157,18 @@ async def callback_cost(setups: dict[str, Telemetry], replays: int) -> dict[str,
     return costs
 
 
+class _Idle(BaseCallbackHandler):
+    """A callback that does nothing: what LangChain's machinery costs once one is there."""
+
+    run_inline = True
+
+
 def make_setups(sink_url: str) -> dict[str, Telemetry]:
+    idle = Telemetry(TelemetrySettings(metrics=False))
+    idle.handler = _Idle()  # type: ignore[assignment]
     return {
         "off": Telemetry(TelemetrySettings(metrics=False)),
+        "idle callback": idle,
         "metrics": Telemetry(TelemetrySettings(), tenants=["bench"]),
         "metrics+traces": Telemetry(TelemetrySettings(otlp_endpoint=sink_url), tenants=["bench"]),
         "metrics+traces 10%": Telemetry(
