@@ -316,7 +316,9 @@ class Feeds:
             await asyncio.sleep(LISTENING_MS / 3000)
             try:
                 await self._listen(list(self._feeds))
-            except _REDIS_DOWN as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away, or anything else: try again next time
                 logger.warning("SSE feeds: cannot renew the listeners (%s); retrying", exc)
 
     # Feeds ----------------------------------------------------------------------------------

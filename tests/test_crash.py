@@ -545,7 +545,8 @@ async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
         record.release(B2)
         await record.wait_for([("end", B2)])
         deadline = time.monotonic() + WAIT_S
-        while "Redis went away" not in log.read_text():
+        stopped = f"{cid}: Redis went away"
+        while stopped not in log.read_text():  # the run's own (the job reader's comes too)
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             await asyncio.sleep(0.1)
         own_redis.start()
@@ -557,8 +558,11 @@ async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
         body = await expect_status(api, cid, "done", WAIT_S)
 
     assert_completed(body)
-    # Only b2 ran twice: its first result never reached Redis.
-    assert record.starts() == Counter({**Counter(RECORD_TODOS), B2: 2})
+    # Nothing but b2 ran twice, and b2 only if its first result never reached Redis: the
+    # write of it is retried by the client, and lands if Redis is back by then.
+    starts = record.starts()
+    assert starts[B2] in (1, 2), starts
+    assert starts == Counter({**Counter(RECORD_TODOS), B2: starts[B2]})
     assert_lam_log(body["messages"], cid)
 
 
