@@ -154,6 +154,17 @@ def view_until(server: ServerProcess, cid: str, *statuses: str) -> dict[str, Any
         time.sleep(0.1)
 
 
+def chore_ended(env: dict[str, str], redis_url: str, log: Path) -> dict[str, Any]:
+    """A planner with `env` runs the chore until it is done or failed; its last view."""
+    server = ServerProcess(env, log, cli=True)
+    server.start(timeout=120)
+    try:
+        return view_until(server, open_chore(server), "done", "failed")
+    finally:
+        server.stop()
+        delete_prefix(redis_url, env["CPA_REDIS_PREFIX"])
+
+
 def test_remote_task_survives_a_planner_restart(
     helper: tuple[HelperAgent, AgentServer], redis7_url: str, tmp_path: Path
 ) -> None:
@@ -204,14 +215,7 @@ def test_agent_not_on_the_allow_list_fails_the_todo(
 ) -> None:
     agent, agent_server = helper
     env = planner_env(redis7_url, agent_server.url, "http://127.0.0.1:1")
-    server = ServerProcess(env, tmp_path / "server.log", cli=True)
-    server.start(timeout=120)
-    try:
-        cid = open_chore(server)
-        view = view_until(server, cid, "done", "failed")
-    finally:
-        server.stop()
-        delete_prefix(redis7_url, env["CPA_REDIS_PREFIX"])
+    view = chore_ended(env, redis7_url, tmp_path / "server.log")
     todos = {t["id"]: t for t in view["plan"]["todos"]}
     assert todos["t1"]["status"] == "failed"
     assert "url_not_allowed" in todos["t1"]["error"]
@@ -228,14 +232,9 @@ def test_a_card_naming_an_endpoint_off_the_allow_list_fails_the_todo(
     elsewhere = f"http://127.0.0.1:{free_port()}/"
     with AgentServer(agent, endpoint=elsewhere) as agent_server:
         env = planner_env(redis7_url, agent_server.url, agent_server.url)
-        server = ServerProcess(env, tmp_path / "server.log", cli=True)
-        server.start(timeout=120)
         try:
-            cid = open_chore(server)
-            view = view_until(server, cid, "done", "failed")
+            view = chore_ended(env, redis7_url, tmp_path / "server.log")
         finally:
-            server.stop()
-            delete_prefix(redis7_url, env["CPA_REDIS_PREFIX"])
             agent.gate.set()
     todos = {t["id"]: t for t in view["plan"]["todos"]}
     assert todos["t1"]["status"] == "failed"
