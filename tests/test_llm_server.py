@@ -160,9 +160,7 @@ async def test_the_token_limit_is_honoured_and_named(llama: LlamaServer, param: 
     text = await models.text("executor", [("user", "Tell me a long story about Rome.")])
     assert text.endswith("…")  # cut at 8 tokens, and marked so
     with pytest.raises(LLMTruncatedError, match="CPA_PLANNER_MAX_TOKENS"):
-        await models.structured(
-            "planner", plan_draft_model(("llm",), 3), [("user", "Plan a trip to Rome.")]
-        )
+        await models.structured("planner", plan_draft_model(3), [("user", "Plan a trip to Rome.")])
 
 
 async def test_forced_tool_calls_fail_with_the_setting_to_try(llama: LlamaServer) -> None:
@@ -177,7 +175,7 @@ async def test_forced_tool_calls_fail_with_the_setting_to_try(llama: LlamaServer
     )
     with pytest.raises(LLMOutputError) as failed:
         await ChatModels(settings).structured(
-            "router", plan_draft_model(("llm",), 2), [("user", "Book a table")]
+            "router", plan_draft_model(2), [("user", "Book a table")]
         )
     message = str(failed.value)
     assert "function_calling" in message and "CPA_LLM_STRUCTURED_OUTPUT=json_schema" in message

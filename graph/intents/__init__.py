@@ -28,8 +28,9 @@ The registry is a YAML file (the default one is ``prompts/intents.yaml``)::
         replies: {greeting: {en: Hello!, de: Hallo!}}       # their canned answers
 
     A PLAN is ``{goal, todos: [{id, title, description, executor, inputs, depends_on,
-    requires_approval, effect}]}``; ``{request}`` is filled in; ``effect`` (none, read,
-    change, send, book, buy, delete) says what the step does to the world (graph.approval).
+    requires_approval, effect}]}``; ``{request}`` is filled in; ``effect`` (none, read, or
+    what it changes: change, send, book, buy, delete, ...) says what the step does to the
+    world (graph.approval).
 
 Deciding (:meth:`IntentRegistry.decide`, :mod:`graph.intents.decide`): the rules
 (:mod:`~graph.intents.rules`), then compound detection (:mod:`~graph.intents.compound`: a
@@ -39,7 +40,7 @@ request with several actions is never decided), then the example classifier
 (:mod:`~graph.intents.readonly`). The registry's check is :mod:`~graph.intents.check`.
 """
 
-from graph.effects import EFFECTS, Effect
+from graph.effects import KNOWN_EFFECTS, Effect
 from graph.intents.check import (
     RegistryError,
     RegistryProblem,
@@ -68,7 +69,7 @@ from graph.intents.text import fold
 __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_MIN_CONFIDENCE",
-    "EFFECTS",
+    "KNOWN_EFFECTS",
     "OUT_OF_SCOPE",
     "REQUIRED_LANGUAGES",
     "ClassifierSpec",
