@@ -357,14 +357,11 @@ def _object_for_grammar(
     properties = schema.get("properties")
     if not isinstance(properties, Mapping) or not properties:
         extra = schema.get("additionalProperties")
-        if extra is False or "properties" in schema:
-            return {"type": "object", "properties": {}, "additionalProperties": False}
-        # An open object (no properties named): keys of its own, short text values.
-        values = for_grammar(extra, root, depth + 1) if isinstance(extra, Mapping) else None
-        return {
-            "type": "object",
-            "additionalProperties": values or {"type": "string", "maxLength": ARGUMENT_TEXT_MAX},
-        }
+        if isinstance(extra, Mapping):  # a map: keys of the model's choosing, typed values
+            return {"type": "object", "additionalProperties": for_grammar(extra, root, depth + 1)}
+        # Nothing named: nothing to write. An open object would let a small model go on
+        # adding keys until its token limit (a grammar cannot bound their number).
+        return {"type": "object", "properties": {}, "additionalProperties": False}
     required = [r for r in schema.get("required") or [] if r in properties]
     return {
         "type": "object",

@@ -34,10 +34,10 @@ def problems_of(
     """The plan's structural problems and its tools' and arguments' ones, in words."""
     problems = []
     for problem in validate_plan(plan, executors=executors, max_todos=max_todos):
-        if problem.code == "unknown_executor" and problem.todo_id and catalogue.tools:
+        if problem.code == "unknown_executor" and problem.todo_id:
             # A step naming neither: the model should hear of the tools too.
             name = plan.todo(problem.todo_id).executor
-            tools = ", ".join(e.name for e in catalogue.tools[:_LISTED])
+            tools = ", ".join(e.name for e in catalogue.tools[:_LISTED]) or "none"
             more = " and more" if len(catalogue.tools) > _LISTED else ""
             problems.append(
                 f"ToDo {problem.todo_id!r} names {name!r}, which is neither a tool nor an "

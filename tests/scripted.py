@@ -107,11 +107,13 @@ class ScriptedChatModel(GenericFakeChatModel):
     """Answers text calls from `texts` and structured calls from `structured`, in order.
 
     Every call is recorded in `calls` as (kind, schema name or None, messages), so tests
-    can assert what the model was asked.
+    can assert what the model was asked; `schemas` holds the schema of each structured call
+    (what a grammar-constrained server would hold the answer to).
     """
 
     _structured: list[Any] = PrivateAttr(default_factory=list)
     _calls: list[tuple[str, str | None, list[BaseMessage]]] = PrivateAttr(default_factory=list)
+    _schemas: list[Any] = PrivateAttr(default_factory=list)
     _usage: Any = PrivateAttr(default=None)
 
     @classmethod
@@ -125,6 +127,10 @@ class ScriptedChatModel(GenericFakeChatModel):
     @property
     def calls(self) -> list[tuple[str, str | None, list[BaseMessage]]]:
         return self._calls
+
+    @property
+    def schemas(self) -> list[Any]:
+        return self._schemas
 
     @property
     def remaining(self) -> int:
@@ -153,6 +159,7 @@ class ScriptedChatModel(GenericFakeChatModel):
         def answer(messages: Any) -> Any:
             msgs = list(messages) if isinstance(messages, list) else [messages]
             self._calls.append(("structured", name, msgs))
+            self._schemas.append(schema)
             if not self._structured:
                 raise AssertionError(f"no scripted structured answer left for {name}")
             return structured_reply(schema, self._structured.pop(0), include_raw)

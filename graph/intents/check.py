@@ -98,6 +98,8 @@ _TODO_KEYS = frozenset(
         "depends_on",
         "requires_approval",
         "effect",
+        # a tool the step runs ({name, arguments}); its effect then comes from the catalogue
+        "tool",
     }
 )
 

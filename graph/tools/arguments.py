@@ -47,6 +47,9 @@ def schema_errors(
     """(argument path or None, what is wrong) for each way the arguments miss the schema.
 
     Top-level arguments that are references are left out of the check (and count as given).
+    An argument the schema does not name is wrong unless the schema says that others are
+    welcome (`additionalProperties`): JSON Schema would let it through, but to a planner it
+    is a misspelt or invented argument, which the tool would ignore or refuse.
     """
     refs = {name for name, value in arguments.items() if step_reference(value) is not None}
     instance = {name: value for name, value in arguments.items() if name not in refs}
@@ -56,6 +59,14 @@ def schema_errors(
         validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))
     ):
         found.extend(_explain(error, refs))
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and "additionalProperties" not in schema:
+        known = ", ".join(properties) or "none"
+        found += [
+            (name, f"is not an argument of this tool (its arguments: {known})")
+            for name in arguments
+            if name not in properties
+        ]
     return found
 
 

@@ -269,6 +269,7 @@ class A2AExecutor:
             "properties": {
                 "request": {"type": "string", "description": "what to ask the agent, in words"}
             },
+            "additionalProperties": True,
         }
         self.returns = "the A2A task's artifacts"
         # The agent card's skills are offered as tools run here (`graph.tools`).

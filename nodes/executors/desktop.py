@@ -22,6 +22,7 @@ class DesktopExecutor:
         "properties": {
             "request": {"type": "string", "description": "what to do, in the user's words"}
         },
+        "additionalProperties": True,
     }
     returns = "what the desktop assistant reports"
     # The desktop agent offers its actions as tools (`offer`); steps that run one come here.

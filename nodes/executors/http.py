@@ -42,6 +42,7 @@ class HttpExecutor:
             },
         },
         "required": ["url"],
+        "additionalProperties": True,
     }
     returns = "the response's JSON, or its text"
 

@@ -18,6 +18,7 @@ class HumanExecutor:
         "properties": {
             "question": {"type": "string", "description": "the question, if the title is not it"}
         },
+        "additionalProperties": True,
     }
     returns = "the person's answer"
     interrupts = True

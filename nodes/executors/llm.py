@@ -21,7 +21,11 @@ class LLMExecutor:
     receiver: str | None = None
     effect = "none"  # text inside the conversation
     # Nothing to fill in: the step's title and description say what to write.
-    input_schema: dict[str, Any] = {"type": "object", "properties": {}}
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {},
+        "additionalProperties": True,
+    }
     returns = "the text it wrote"
 
     async def __call__(self, call: ExecutorCall) -> Any:

@@ -32,6 +32,7 @@ class TemplateExecutor:
             }
         },
         "required": ["text"],
+        "additionalProperties": True,
     }
     returns = "the composed text"
 
