@@ -164,7 +164,11 @@ async def call_tool(
     allowlist: tuple[str, ...],
     timeout_s: float,
 ) -> Any:
-    """Call one tool once; its structured result, else its text. McpError when it fails."""
+    """Call one tool once; its structured result, else its text. McpError when it fails.
+
+    A structured result that is only `{"result": value}` is `value`: the SDKs wrap a tool's
+    plain return value so (structured results had to be objects before MCP 2026-07-28).
+    """
     async with session(server, allowlist, timeout_s) as client:
         try:
             result = await client.call_tool(name, dict(arguments))
@@ -177,8 +181,11 @@ async def call_tool(
     )
     if result.is_error:
         raise McpError("tool_error", f"{server.name}.{name}: {text or 'the tool failed'}")
-    if result.structured_content is not None:
-        return result.structured_content
+    structured = result.structured_content
+    if isinstance(structured, dict) and set(structured) == {"result"}:
+        return structured["result"]
+    if structured is not None:
+        return structured
     others = [
         block.model_dump(mode="json", exclude={"data", "blob"}, exclude_none=True)
         for block in result.content
