@@ -79,7 +79,8 @@ class Executor(Protocol):
     # Without either, a step is taken to change something: it needs the person's approval.
     # How the planner sees it (`graph.tools`): `input_schema`, the JSON Schema of a free-form
     # step's `inputs` (without one: any object), `returns`, a sentence on its output, and
-    # `runs_tools = True` if catalogue tools may name it as the executor that runs them.
+    # `runs_tools = True` if catalogue tools may name it as the executor that runs them,
+    # `free_form = False` if it runs nothing else (a step of it must name one of its tools).
 
     async def __call__(self, call: ExecutorCall) -> Any: ...
 

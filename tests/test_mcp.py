@@ -10,6 +10,7 @@ is never reached; a tool that answers with an error fails its step without a ret
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -208,7 +209,41 @@ def test_the_command_line_lists_the_servers_tools(tmp_path: Path, notes_url: str
     tools = {t["name"]: t for t in catalogue["tools"]}
     assert tools["time.get_current_time"]["source"] == "mcp:time"
     assert tools["notes.delete_note"]["effect"] == "delete"
-    assert {e["name"] for e in catalogue["executors"]} >= {"mcp:time", "mcp:notes", "desktop"}
+    # The servers' executors run their tools only: no free-form steps of their own.
+    assert {e["name"] for e in catalogue["executors"]} == {
+        "llm",
+        "desktop",
+        "human",
+        "http",
+        "template",
+    }
     ranked = run_cli(["tools", "--request", "shout it in capitals"], env, timeout=120)
     assert ranked.returncode == 0, ranked.stderr
     assert "notes.shout" in ranked.stdout and "score" in ranked.stdout
+
+
+def test_the_commands_of_docs_tools_md_run_as_written(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "tools.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+    commands = [
+        line.split("  #")[0].strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip()
+    ]
+    assert len(commands) >= 4
+    out = {}
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=ROOT,
+            env=clean_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        out[command] = done.stdout
+    assert "time.get_current_time" in out[commands[2]]
+    assert "recall_english" in out[commands[3]]

@@ -19,13 +19,13 @@ from jsonschema import Draft202012Validator
 from graph.builder import make_services
 from graph.config import ConfigError, Settings
 from graph.planning import plan_json_schema
-from graph.tools.arguments import schema_errors
+from graph.tools.arguments import plan_problems, schema_errors
 from graph.tools.catalogue import Catalogue, Entry, tool_entries
 from graph.tools.executors import executor_entries
 from graph.tools.files import ToolFileError, load_tool_file, parse_tool_file
 from graph.tools.mcp import McpServer, mcp_effect
 from graph.tools.narrowing import narrow, rank_tools
-from lam import Tool
+from lam import Plan, Tool
 from nodes.plan import planning_prompt
 
 WORKLOADS = Path(__file__).resolve().parent.parent / "benchmarks" / "workloads"
@@ -210,7 +210,8 @@ def test_a_200_tool_catalogue_is_narrowed_to_the_right_tools() -> None:
     catalogue = big_catalogue()
     assert len(catalogue.tools) == 200
     requests = json.loads((WORKLOADS / "tool_requests.json").read_text())
-    english = [r for r in requests if r["text"].isascii()][:25]
+    english = [r for r in requests if r["language"] == "en"]
+    assert len(english) == 25
     # Measured (docs/tools.md): 0.97 of the right tools among the 12 shown for the English
     # requests; less across languages, the German requests meeting English descriptions.
     assert recall(catalogue, english, 12) >= 0.95
@@ -330,3 +331,49 @@ def test_mcp_servers_from_the_environment() -> None:
         settings.with_overrides({"mcp_servers": {"evil": "rm -rf /"}})
     with pytest.raises(ConfigError, match="CPA_MCP_SERVERS: MCP server x: cannot read"):
         make_services(Settings(mcp_servers={"x": "python 'unclosed"}))
+
+
+def test_references_must_name_a_step_the_step_depends_on() -> None:
+    # A plan from the wire (a template, an API client): `check` names each bad reference.
+    read = Tool(name="read", input_schema={"type": "object", "properties": {"x": {}}})
+    catalogue = Catalogue.merge([], tool_entries([read], "f", "desktop"))
+    plan = Plan.model_validate(
+        {
+            "goal": "g",
+            "todos": [
+                {
+                    "id": "t1",
+                    "title": "a",
+                    "executor": "desktop",
+                    "tool": {"name": "read", "arguments": {"x": {"$step": "t1"}}},
+                },
+                {
+                    "id": "t2",
+                    "title": "b",
+                    "executor": "desktop",
+                    "tool": {"name": "read", "arguments": {"x": {"$step": "t1"}}},
+                },
+                {
+                    "id": "t3",
+                    "title": "c",
+                    "executor": "desktop",
+                    "depends_on": ["t2"],
+                    "tool": {"name": "read", "arguments": {"x": [{"$step": "t9"}]}},
+                },
+                {
+                    "id": "t4",
+                    "title": "d",
+                    "executor": "desktop",
+                    "depends_on": ["t1"],
+                    "tool": {"name": "read", "arguments": {"x": {"$step": "t1"}}},
+                },
+            ],
+        }
+    )
+    assert [str(p) for p in plan_problems(plan, catalogue)] == [
+        "ToDo 't1' (tool read): argument 'x' refers to its own output: give the value itself, "
+        "or the output of another step.",
+        "ToDo 't2' (tool read): argument 'x' is the output of 't1', but 't2' does not depend "
+        "on 't1': add it to depends_on.",
+        "ToDo 't3' (tool read): argument 'x.0' refers to 't9', which is not a ToDo of this plan.",
+    ]

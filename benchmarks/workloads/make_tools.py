@@ -1337,6 +1337,9 @@ REQUESTS: list[tuple[str, list[str]]] = [
 ]
 
 
+GERMAN_FROM = 25  # the requests from this one on are German
+
+
 def catalogue() -> dict[str, Any]:
     tools = []
     for app, entries in APPS.items():
@@ -1370,7 +1373,10 @@ def main() -> None:
     for _, wanted in REQUESTS:
         assert set(wanted) <= names, set(wanted) - names
     (HERE / "tools.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    requests = [{"text": text, "tools": wanted} for text, wanted in REQUESTS]
+    requests = [
+        {"text": text, "language": "de" if n >= GERMAN_FROM else "en", "tools": wanted}
+        for n, (text, wanted) in enumerate(REQUESTS)
+    ]
     (HERE / "tool_requests.json").write_text(
         json.dumps(requests, indent=1, ensure_ascii=False) + "\n"
     )

@@ -148,7 +148,17 @@ def todo_problems(todo: ToDo, catalogue: Catalogue, plan_ids: set[str]) -> list[
         for path, message in schema_errors(arguments, entry.tool.input_schema)
     ]
     for path, ref in references(arguments):
-        if ref not in plan_ids:
+        if ref == todo.id:
+            problems.append(
+                ArgumentProblem(
+                    todo.id,
+                    entry.name,
+                    path,
+                    f"ToDo {todo.id!r} {what}: {subject} {path!r} refers to its own output: "
+                    "give the value itself, or the output of another step.",
+                )
+            )
+        elif ref not in plan_ids:
             problems.append(
                 ArgumentProblem(
                     todo.id,

@@ -3,7 +3,8 @@
 An executor says how the planner sees it with `input_schema` (what a step's `inputs` hold),
 `returns` and `effect` (`graph.executors.Executor`). One that declares no schema takes any
 object; one that decides its effect per step (`effect_for`, e.g. `http` by method) shows
-`change` here, the most its steps can do.
+`change` here, the most its steps can do. One that only runs its tools says
+`free_form = False` and is no entry of its own.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ def executor_tool(executor: Executor) -> Tool:
 
 
 def executor_entries(registry: ExecutorRegistry) -> list[Entry]:
-    return [Entry(executor_tool(e), "executor", "executor", e.name) for e in registry]
+    """The executors a plan step may name for a free-form step (not those that only run
+    their tools, `free_form = False`: an MCP server's executor, say)."""
+    return [
+        Entry(executor_tool(e), "executor", "executor", e.name)
+        for e in registry
+        if getattr(e, "free_form", True)
+    ]
 
 
 def runs_tools(executor: Executor) -> bool:

@@ -21,8 +21,9 @@ class McpExecutor:
 
     receiver: str | None = None
     runs_tools = True
-    # A free-form step has nothing to call: every step names a tool.
-    input_schema: dict[str, Any] = {"type": "object", "properties": {}}
+    # A free-form step would have nothing to call: every step names one of its tools, and
+    # the planner is not offered the executor on its own.
+    free_form = False
 
     def __init__(self, server: McpServer) -> None:
         self.server = server
