@@ -121,7 +121,8 @@ async def test_an_executor_that_does_not_exist_goes_back_with_the_ones_that_do()
     state = await conv.start(REQUEST)
     assert state["status"] == "done"
     told = planner.calls[1][2][-1].text
-    assert "'Tom'" in told and "'work'" in told and "'llm'" in told
+    assert "names 'Tom', which is neither a tool nor an executor" in told
+    assert "executors: desktop, http, human, llm, template, work" in told
 
 
 async def test_a_truncated_plan_with_no_repairs_left_fails_with_llm_truncated() -> None:
