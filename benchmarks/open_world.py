@@ -60,6 +60,20 @@ CLINC_CLOSE: dict[str, frozenset[str]] = {
     "next_song": frozenset({"app_control"}),
     "update_playlist": frozenset({"app_control"}),
     "change_volume": frozenset({"app_control"}),
+    # what web_search is for: current information, prices, opening hours, reviews
+    **{
+        name: frozenset({"web_search"})
+        for name in (
+            "weather",
+            "traffic",
+            "exchange_rate",
+            "flight_status",
+            "restaurant_reviews",
+            "recipe",
+            "directions",
+            "distance",
+        )
+    },
 }
 TASKBENCH_DOMAINS = ("dailylifeapis", "multimedia", "huggingface")
 

@@ -74,8 +74,9 @@ class Action:
     """One action clause of a request."""
 
     text: str  # as written
-    looks: bool  # it only asks to look: a question, or a look verb ("find", "zeig")
+    looks: bool  # it only asks to look: a question, a look verb ("find", "zeig"), "tell me"
     joined_by: str | None  # the connector before it; None for the first
+    start: int  # where it starts in the request (its first MAX_TEXT_CHARS characters)
 
 
 # -- cutting into clauses ---------------------------------------------------------------------
@@ -114,6 +115,7 @@ class _Clause:
     strong: bool  # joined by a sentence end or "then"-like word
     masked: str  # the same clause with quoted text masked
     sentence_start: bool  # it starts a sentence (a capital there says nothing)
+    start: int  # its offset in the text
 
 
 def _clauses(text: str) -> list[_Clause]:
@@ -130,7 +132,8 @@ def _clauses(text: str) -> list[_Clause]:
         piece = piece.strip(" \t-*•")
         if not piece:
             return False
-        out.append(_Clause(piece, joined, strong, masked[begin + lead : begin + lead + len(piece)], sentence))
+        at = begin + lead
+        out.append(_Clause(piece, joined, strong, masked[at : at + len(piece)], sentence, at))
         return True
 
     for match in _SPLIT.finditer(masked):
@@ -293,6 +296,7 @@ class _Reading:
     subordinate: bool  # "when ...", "ob ...": part of the clause before a comma
 
 
+_LOOK_VERBS = EN_LOOK_VERBS | DE_LOOK_VERBS
 _NOTHING = _Reading(False, False, False, False, False, False, False)
 
 
@@ -324,7 +328,7 @@ def _read(clause: _Clause) -> _Reading:
         rest_tokens = rest.split()
         looks = bool(rest_tokens) and rest_tokens[0] in EN_LOOK_VERBS
     else:
-        looks = question or (en_verb or de_verb or "") in (EN_LOOK_VERBS | DE_LOOK_VERBS)
+        looks = question or report or (en_verb or de_verb or "") in _LOOK_VERBS
     return _Reading(
         action=action,
         looks=looks,
@@ -353,7 +357,7 @@ def actions(text: str) -> list[Action]:
             continue  # "find out online, when the match starts"
         if not reading.action or (reading.report and found):
             continue
-        found.append(Action(clause.text, reading.looks, clause.joined_by))
+        found.append(Action(clause.text, reading.looks, clause.joined_by, clause.start))
     return found
 
 
