@@ -48,6 +48,7 @@ from graph.intents.lexicon import (
     DE_NOUN_VERBS,
     DE_VERB_FOLLOWERS,
     EN_FILLERS,
+    EN_FOR_NOUNS,
     EN_LOOK_VERBS,
     EN_NOT_VERBS,
     EN_NOUN_FOLLOWERS,
@@ -194,6 +195,8 @@ def _english_verb(tokens: list[str], original: list[str], sentence_start: bool) 
     after = tokens[1] if len(tokens) > 1 else ""
     if first in EN_VERBS:
         if first in EN_NOUN_VERBS:
+            if after == "for" and first in EN_FOR_NOUNS:
+                return None
             return first if after and after not in EN_NOUN_FOLLOWERS else None
         return first
     if first in EN_NOT_VERBS or not first.isalpha() or first.endswith(("ing", "ed", "ly")):
@@ -203,7 +206,7 @@ def _english_verb(tokens: list[str], original: list[str], sentence_start: bool) 
         return None  # a name in the middle of a sentence: "… and Anna the address"
     if after in EN_OBJECT_OPENERS or _NUMBER.match(after) or _quoted(after):
         return first  # "shred them", "transfer $100", "watch a movie"
-    if after in EN_PARTICLES and len(tokens) > 2 and tokens[2] in EN_OBJECT_OPENERS:
+    if after in EN_PARTICLES and len(tokens) > 2 and (tokens[2] in EN_OBJECT_OPENERS or _quoted(tokens[2])):
         return first  # "print out my file"
     return None
 

@@ -74,7 +74,8 @@ EN_VERBS = wordset(
     transcribe transfer transform translate trim turn tweet type uninstall unlock unmute
     unpack unsubscribe unzip update upgrade upload use vacuum validate verify visit vote wake
     walk warn wash watch water withdraw write zip zoom remember grade hear see buy renew
-    refuel charge enlist apply auto-drive autodrive summon dispatch ship sing
+    refuel charge enlist apply auto-drive autodrive summon dispatch ship sing tick cross
+    join leave
     """
 )
 #: Verbs that are also nouns: a verb at a clause's start only when an object follows.
@@ -98,6 +99,8 @@ EN_NOUN_FOLLOWERS = wordset(
     box folder settings reminder alarm
     """
 )
+#: Nouns of things to check that "for" keeps nouns: "check my calendar and email for …".
+EN_FOR_NOUNS = wordset("email e-mail mail message messages text texts")
 #: Words that open a verb's object: "shred them", "transfer $100", "watch a movie".
 EN_OBJECT_OPENERS = wordset(
     """
@@ -107,7 +110,7 @@ EN_OBJECT_OPENERS = wordset(
     """
 )
 #: Particles of phrasal verbs ("print out my file", "pick up the kids").
-EN_PARTICLES = wordset("out up off down in on over back away through around along")
+EN_PARTICLES = wordset("out up off down back away")
 #: Closed-class and other words that never open an imperative.
 EN_NOT_VERBS = wordset(
     """
@@ -116,7 +119,7 @@ EN_NOT_VERBS = wordset(
     since though although unless until while after before as so than then also too very
     really just only even still already not no yes ok okay and or but nor for to of in on at
     by with from about into onto over under between through during without within per via
-    is are was were be been being am have has had do does did can could will would shall
+    is are was were be been being am has had do does did can could will would shall
     should may might must today tomorrow tonight yesterday now later soon once again always
     never sometimes usually all any some every each both either neither other another such
     same more most less least many much few several own thanks thank hi hello hey please
