@@ -60,6 +60,8 @@ CLINC_CLOSE: dict[str, frozenset[str]] = {
     "next_song": frozenset({"app_control"}),
     "update_playlist": frozenset({"app_control"}),
     "change_volume": frozenset({"app_control"}),
+    # "schedule an appointment for an oil change": an appointment is what calendar schedules
+    "schedule_maintenance": frozenset({"calendar"}),
     # what web_search is for: current information, prices, opening hours, reviews
     **{
         name: frozenset({"web_search"})

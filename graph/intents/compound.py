@@ -283,6 +283,12 @@ _SUBORDINATE = re.compile(
     r"ob|dass|weil|wenn|deren|dessen|denen|"
     r"(?:in|mit|an|auf|fuer|von|zu|bei|aus|nach|ueber|unter|um) (?:der|die|das|dem|den|denen|welche\w*))(?!\w)"
 )
+# A clause inside a reminder's content that names a list or calendar of its own is an action
+# of its own: "remind me to call the bank and add 'pay rent' to my to-do list".
+_OWN_TARGET = re.compile(
+    r"(?:to|on|in|into) (?:my|the) (?:to-?do|todo|task|shopping)?(?: ?list|calendar)\b|"
+    r"(?:auf|in) (?:die|meine|den|meinen) (?:to-?do-?|einkaufs|aufgaben)?(?:liste|kalender)\b"
+)
 _TEXT_GREETING = re.compile(
     r"(?:how are you|how's it going|what's up|wie geht'?s|wie geht es|was geht)(?!\w)"
 )
@@ -349,7 +355,7 @@ def actions(text: str) -> list[Action]:
     found: list[Action] = []
     in_reminder = in_message = False
     for clause in _clauses(text):
-        if in_reminder and not clause.strong:
+        if in_reminder and not clause.strong and not _OWN_TARGET.search(fold(clause.masked)):
             continue  # "remind me to buy milk and call Anna": one reminder
         reading = _read(clause)
         in_reminder = reading.reminder or (in_reminder and not clause.strong)

@@ -24,7 +24,8 @@ from graph.intents.text import MAX_TEXT_CHARS, fold_request
 
 _FILLERS = (
     r"(?:(?:please|pls|hey|hi|ok|okay|so|and|also|quickly|now|just|can you|could you|"
-    r"would you|will you|can u|i'd like to|i want to|i need to|bitte|mal|hallo|hey|kannst du|"
+    r"would you|will you|can u|can i|could i|how can i|i'd like to|i want to|i need to|bitte|"
+    r"mal|hallo|hey|kannst du|"
     r"koenntest du|wuerdest du|sag mal|ich moechte|ich will)[\s,]+)*"
 )
 _LOOK = re.compile(
