@@ -57,6 +57,7 @@ from graph.intents.lexicon import (
     EN_PARTICLES,
     EN_VERBS,
 )
+from graph.intents.language import detect_language
 from graph.intents.text import MAX_TEXT_CHARS, fold, words, wordset
 
 __all__ = ["Action", "Compound", "actions", "find_compound"]
@@ -187,8 +188,10 @@ _EN_REMINDER = re.compile(
 _NUMBER = re.compile(r"[\d$€£]")
 
 
-def _english_verb(tokens: list[str], original: list[str], sentence_start: bool) -> str | None:
-    """The verb the clause opens with, if it opens with one."""
+def _english_verb(
+    tokens: list[str], original: list[str], sentence_start: bool, english: bool
+) -> str | None:
+    """The verb the clause opens with, if it opens with one (by its shape only in English)."""
     if not tokens:
         return None
     first = tokens[0]
@@ -199,7 +202,9 @@ def _english_verb(tokens: list[str], original: list[str], sentence_start: bool) 
                 return None
             return first if after and after not in EN_NOUN_FOLLOWERS else None
         return first
-    if first in EN_NOT_VERBS or not first.isalpha() or first.endswith(("ing", "ed", "ly")):
+    if not english or first in EN_NOT_VERBS or not first.isalpha():
+        return None
+    if first.endswith(("ing", "ed", "ly")):
         return None
     capital = bool(original) and original[0][:1].isupper()
     if capital and not sentence_start:
@@ -227,8 +232,11 @@ _DE_ZU_INFINITIVE = re.compile(
 )
 
 
-def _german_verb(tokens: list[str], original: list[str], sentence_start: bool) -> str | None:
-    """The verb of a German clause: an imperative first or an infinitive last."""
+def _german_verb(
+    tokens: list[str], original: list[str], sentence_start: bool, german: bool
+) -> str | None:
+    """The verb of a German clause: an imperative first or an infinitive last (by their shape
+    only in German: "my wallet was stolen" ends in no infinitive)."""
     if not tokens:
         return None
     first = tokens[0]
@@ -239,7 +247,7 @@ def _german_verb(tokens: list[str], original: list[str], sentence_start: bool) -
             return first
         if after in DE_VERB_FOLLOWERS:
             return first
-    elif first not in DE_NOT_VERBS and first.isalpha():
+    elif german and first not in DE_NOT_VERBS and first.isalpha():
         if first.endswith(("iere", "ier")) and after:
             return first  # "reserviere", "kontaktier"
         if lower and not sentence_start and (after in DE_VERB_FOLLOWERS or _NUMBER.match(after)):
@@ -256,6 +264,8 @@ def _german_verb(tokens: list[str], original: list[str], sentence_start: bool) -
         return None  # "(die Mail,) in der wir uns entschuldigen": a statement, no request
     if last in DE_INFINITIVES:
         return last
+    if not german:
+        return None
     written = original[index] if len(original) == len(tokens) else ""
     if (
         written[:1].islower()
@@ -309,7 +319,7 @@ _LOOK_VERBS = EN_LOOK_VERBS | DE_LOOK_VERBS
 _NOTHING = _Reading(False, False, False, False, False, False, False)
 
 
-def _read(clause: _Clause) -> _Reading:
+def _read(clause: _Clause, language: str) -> _Reading:
     original = words(unicodedata.normalize("NFC", clause.masked))
     folded = fold(unicodedata.normalize("NFC", clause.masked))
     tokens = words(folded)
@@ -328,8 +338,8 @@ def _read(clause: _Clause) -> _Reading:
     reminder = bool(_EN_REMINDER.match(en_head) or _DE_REMINDER.match(de_head))
     question = bool(_EN_QUERY.match(en_head) or _DE_QUERY.match(de_head))
     need = bool(_EN_NEED.match(en_head) or _DE_NEED.match(de_head))
-    en_verb = _english_verb(en, en_original, en_start)
-    de_verb = _german_verb(de, de_original, de_start)
+    en_verb = _english_verb(en, en_original, en_start, language == "en")
+    de_verb = _german_verb(de, de_original, de_start, language == "de")
     action = report or question or need or en_verb is not None or de_verb is not None
     if need:
         # "I want to find …": what follows the want says whether it only looks
@@ -352,12 +362,13 @@ def _read(clause: _Clause) -> _Reading:
 def actions(text: str) -> list[Action]:
     """The request's action clauses, in order (see the module docstring)."""
     text = unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS])
+    language = detect_language(text)
     found: list[Action] = []
     in_reminder = in_message = False
     for clause in _clauses(text):
         if in_reminder and not clause.strong and not _OWN_TARGET.search(fold(clause.masked)):
             continue  # "remind me to buy milk and call Anna": one reminder
-        reading = _read(clause)
+        reading = _read(clause, language)
         in_reminder = reading.reminder or (in_reminder and not clause.strong)
         if in_message and not clause.strong and reading.content:
             continue  # "reply to Martin and tell him the report is ready": one reply
