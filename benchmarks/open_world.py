@@ -179,9 +179,7 @@ def report(tallies: dict[str, Tally], *, show: int) -> str:
     lines = []
     clinc = [tallies[s] for s in ("clinc", "clinc-oos") if s in tallies]
     if clinc:
-        lines.append(
-            "CLINC150       requests  side-effecting fires  look-up fires  ours right"
-        )
+        lines.append("CLINC150       requests  side-effecting fires  look-up fires  ours right")
         for name in ("clinc", "clinc-oos"):
             if name not in tallies:
                 continue

@@ -96,13 +96,17 @@ _SPLIT = re.compile(
     re.IGNORECASE,
 )
 # Quoted text: 'Example Movie', "…", “…”, „…“ (an apostrophe inside a word is no quote).
-_QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,400}?'(?!\w)|\"[^\"\n]{1,400}\"|“[^”\n]{1,400}”|„[^“”\n]{1,400}[“”]")
+_QUOTED = re.compile(
+    r"(?<!\w)'[^'\n]{1,400}?'(?!\w)|\"[^\"\n]{1,400}\"|“[^”\n]{1,400}”|„[^“”\n]{1,400}[“”]"
+)
 # What quoted text reads as: one neutral word, the same length (positions stay those of the text).
 _MASK = "q"
 
 
 def _masked(text: str) -> str:
-    return _QUOTED.sub(lambda m: m.group(0)[0] + _MASK * (len(m.group(0)) - 2) + m.group(0)[-1], text)
+    return _QUOTED.sub(
+        lambda m: m.group(0)[0] + _MASK * (len(m.group(0)) - 2) + m.group(0)[-1], text
+    )
 
 
 def _quoted(word: str) -> bool:
@@ -211,7 +215,11 @@ def _english_verb(
         return None  # a name in the middle of a sentence: "… and Anna the address"
     if after in EN_OBJECT_OPENERS or _NUMBER.match(after) or _quoted(after):
         return first  # "shred them", "transfer $100", "watch a movie"
-    if after in EN_PARTICLES and len(tokens) > 2 and (tokens[2] in EN_OBJECT_OPENERS or _quoted(tokens[2])):
+    if (
+        after in EN_PARTICLES
+        and len(tokens) > 2
+        and (tokens[2] in EN_OBJECT_OPENERS or _quoted(tokens[2]))
+    ):
         return first  # "print out my file"
     return None
 
