@@ -25,7 +25,6 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,18 +185,22 @@ def report(tallies: dict[str, Tally], *, show: int) -> str:
             t = tallies[name]
             other = t.requests - t.ours
             right = f"{t.right}/{t.ours}" if t.ours else "-"
+            fires = _pct(t.rate(t.side_effecting, other))
+            looks = _pct(t.rate(t.look_ups, other))
             lines.append(
-                f"{name:<14} {t.requests:>8}  {t.side_effecting:>6} ({_pct(t.rate(t.side_effecting, other))})"
-                f"  {t.look_ups:>5} ({_pct(t.rate(t.look_ups, other))})  {right}"
+                f"{name:<14} {t.requests:>8}  {t.side_effecting:>6} ({fires})"
+                f"  {t.look_ups:>5} ({looks})  {right}"
             )
         lines.append("(rates: of the requests that are not ours)")
     task = [(s, t) for s, t in sorted(tallies.items()) if s.startswith("taskbench")]
     if task:
         lines += ["", "TaskBench                 several actions  decided as one  found as several"]
         for name, t in task:
+            decided = _pct(t.rate(t.several_decided, t.several))
+            found = _pct(t.rate(t.several_compound, t.several))
             lines.append(
-                f"{name:<25} {t.several:>15}  {t.several_decided:>6} ({_pct(t.rate(t.several_decided, t.several))})"
-                f"  {t.several_compound:>6} ({_pct(t.rate(t.several_compound, t.several))})"
+                f"{name:<25} {t.several:>15}  {t.several_decided:>6} ({decided})"
+                f"  {t.several_compound:>6} ({found})"
             )
     if show:
         for name, t in sorted(tallies.items()):

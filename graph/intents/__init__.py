@@ -29,7 +29,8 @@ The registry is a YAML file (the default one is ``prompts/intents.yaml``)::
 
     A PLAN is ``{goal, todos: [{id, title, description, executor, inputs, depends_on,
     requires_approval, effect}]}``; ``{request}`` is filled in, and in a ``read`` template
-    ``{query}``, what it looks up (:func:`~graph.intents.readonly.look_up_query`); ``effect`` (none, read,
+    ``{query}``, what it looks up (:func:`~graph.intents.readonly.look_up_query`);
+    ``effect`` (none, read,
     change, send, book, buy, delete) says what the step does to the world (graph.approval).
 
 Deciding (:meth:`IntentRegistry.decide`, :mod:`graph.intents.decide`): the rules
@@ -67,12 +68,12 @@ from graph.intents.spec import (
 from graph.intents.text import fold
 
 __all__ = [
-    "Action",
     "DEFAULT_MARGIN",
     "DEFAULT_MIN_CONFIDENCE",
     "EFFECTS",
     "OUT_OF_SCOPE",
     "REQUIRED_LANGUAGES",
+    "Action",
     "ClassifierSpec",
     "ClassifierVerdict",
     "Compound",

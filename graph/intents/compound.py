@@ -38,6 +38,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from graph.intents.language import detect_language
 from graph.intents.lexicon import (
     DE_FILLERS,
     DE_IMPERATIVES,
@@ -57,7 +58,6 @@ from graph.intents.lexicon import (
     EN_PARTICLES,
     EN_VERBS,
 )
-from graph.intents.language import detect_language
 from graph.intents.text import MAX_TEXT_CHARS, fold, words, wordset
 
 __all__ = ["Action", "Compound", "actions", "find_compound"]
@@ -299,7 +299,8 @@ _MESSAGE_CONTENT = re.compile(r"(?:tell|say|saying|ask|sag|sage|frag|frage)(?!\w
 _SUBORDINATE = re.compile(
     r"(?:what|what's|when|where|who|how|which|whether|if|that|was|wann|wo|wer|wie|welche\w*|"
     r"ob|dass|weil|wenn|deren|dessen|denen|"
-    r"(?:in|mit|an|auf|fuer|von|zu|bei|aus|nach|ueber|unter|um) (?:der|die|das|dem|den|denen|welche\w*))(?!\w)"
+    r"(?:in|mit|an|auf|fuer|von|zu|bei|aus|nach|ueber|unter|um) "
+    r"(?:der|die|das|dem|den|denen|welche\w*))(?!\w)"
 )
 # A clause inside a reminder's content that names a list or calendar of its own is an action
 # of its own: "remind me to call the bank and add 'pay rent' to my to-do list".

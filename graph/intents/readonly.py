@@ -57,7 +57,8 @@ _CHANGE = re.compile(
 
 # What joins a clause to the one before it: dropped with the clause that follows.
 _TRAILING_JOIN = re.compile(
-    r"[\s,;:–-]*(?:\b(?:and|then|and then|after that|also|und|dann|und dann|danach|sowie)\b[\s,]*)*$",
+    r"[\s,;:\u2013-]*"
+    r"(?:\b(?:and|then|and then|after that|also|und|dann|und dann|danach|sowie)\b[\s,]*)*$",
     re.IGNORECASE,
 )
 
