@@ -5,8 +5,8 @@ and a multinomial logistic regression over the intents plus one class for "none 
 (the registry's ``out_of_scope`` examples). It decides only when its best intent's
 probability reaches the registry's ``classifier.threshold`` and leads the runner-up (the
 "none" class included) by ``classifier.margin``; both are calibrated on a labelled set that
-is not its training data (``cpa-planner intents calibrate``). Why this model: the README's
-"Intents" section has the measurements.
+is not its training data (``cpa-planner intents calibrate``). Why this model: docs/intents.md
+has the measurements.
 
 scikit-learn is imported and the model trained on first use, once per process for the same
 examples: a request the rules decide never pays for it.
@@ -79,7 +79,9 @@ def build_pipeline(model: str = DEFAULT_MODEL) -> Any:
     )
     estimators: dict[str, Any] = {
         # newton-cg: the same model as lbfgs here, ten times faster to fit on these features
-        "logreg": LogisticRegression(C=20.0, solver="newton-cg", max_iter=1000),
+        "logreg": LogisticRegression(
+            C=20.0, solver="newton-cg", max_iter=1000, class_weight="balanced"
+        ),
         "svm": CalibratedClassifierCV(LinearSVC(C=1.0), cv=3),
         "knn": KNeighborsClassifier(n_neighbors=7, metric="cosine", weights="distance"),
     }
