@@ -62,7 +62,10 @@ SHRED_PLAN = steps(
 FREE_FORM_PLAN = steps(
     {
         "goal": "Shred the tax files",
-        "todos": [{"id": "t1", "title": "Find and shred", "executor": "desktop"}],
+        "todos": [
+            {"id": "t1", "title": "Find the tax files", "executor": "desktop"},
+            {"id": "t2", "title": "Shred them", "executor": "desktop", "after": ["t1"]},
+        ],
     }
 )
 
@@ -87,7 +90,8 @@ def planning(
     store: OfferStore, *answers: Any, **settings: Any
 ) -> tuple[Services, ScriptedChatModel]:
     planner = ScriptedChatModel.script(structured=answers)
-    svc = services(models={"planner": planner}, intents_path=str(INTENTS), **settings)
+    settings = {"intents_path": str(INTENTS), **settings}
+    svc = services(models={"planner": planner}, **settings)
     return replace(svc, tools=svc.tools.with_offers(store)), planner
 
 
@@ -153,13 +157,20 @@ async def test_an_offer_changes_what_the_planner_may_plan(offers: OfferStore) ->
     assert not failures(after)
 
 
+@pytest.mark.parametrize("registry", ["tests", "default"])
 async def test_find_my_tax_files_and_shred_them_waits_for_approval_first(
-    offers: OfferStore,
+    offers: OfferStore, registry: str
 ) -> None:
+    # With the packaged intent registry the front door sees two actions and sends the
+    # request to the planner with the `files` hint; with the tests' registry no intent fits.
     await offer(offers)
-    svc, _ = planning(offers, SHRED_PLAN)
+    paths = {"intents_path": None} if registry == "default" else {}
+    svc, planner = planning(offers, SHRED_PLAN, **paths)
     conv = Conversation(svc)
     state = await conv.start(SHRED)
+    if registry == "default":
+        prompt = planner.calls[0][2][0].text
+        assert "The request asks for 2 actions" in prompt and "files" in prompt
 
     # The plan: find (read), then shred what was found (delete), its argument a reference.
     find, shred = state["plan"].todos
