@@ -28,6 +28,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI
 
@@ -45,11 +46,13 @@ from api.metrics import router as metrics_router
 from api.openapi import openapi_document
 from api.routes import router
 from api.settings import ServerConfigError, ServerSettings, load_services
+from api.tools import router as tools_router
 from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
 from graph.services import Services
 from graph.telemetry import Telemetry, TelemetrySettings
 from graph.telemetry.logs import configure_logging
+from graph.tools.offers import OfferStore
 
 __all__ = [
     "ApiError",
@@ -120,6 +123,9 @@ def create_app(
         # The first request the rules leave to the classifier should not wait for its training.
         await asyncio.to_thread(svc.intents.warm)
         async with open_checkpointer(svc.settings) as saver:
+            # Agents' offers are kept in the conversations' Redis (`graph.tools.offers`).
+            offers = OfferStore(saver.client, svc.settings.redis_prefix)
+            svc = replace(svc, tools=svc.tools.with_offers(offers))
             graph = build_graph(svc, checkpointer=saver)
             hub = Hub(Conversations(graph, saver, telemetry), saver, svc, config)
             await hub.start()
@@ -159,6 +165,7 @@ def create_app(
     api_app.include_router(router)
     api_app.include_router(metrics_router)
     api_app.include_router(console_router)
+    api_app.include_router(tools_router)
     api_app.include_router(a2a_router)
     api_app.openapi = lambda: openapi_document(api_app)  # type: ignore[method-assign]
     return api_app

@@ -9,9 +9,10 @@ Two endpoints, computed from what the hub already gives (`Hub.list_conversations
                                               who declared it, whether it needs approval
 
 Why a ToDo needs approval is not in the LAM log (a `propose` carries the flags only): the
-effect comes from what the plan template declared for this very proposal (the state's
-`plan_effects`), else from the executor, else the default of `graph.approval` (a step nobody
-vouched for changes something).
+effect comes from the tool the step runs (the tenant's catalogue as it is now), or from what
+the plan template declared for this very proposal (the state's `plan_effects`), else from
+the executor, else the default of `graph.approval` (a step nobody vouched for changes
+something).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from graph.approval import step_effect
 from graph.conversations import ConversationNotFoundError
 from graph.effects import Effect
 from graph.executors import ExecutorRegistry
+from graph.tools.catalogue import Catalogue
 from lam import Plan, ToDo
 
 router = APIRouter(tags=["overview"])
@@ -63,17 +65,19 @@ class Overview(BaseModel):
     conversations: list[ConversationOverview]
 
 
-DeclaredBy = Literal["template", "executor", "assumed"]
+DeclaredBy = Literal["tool", "template", "executor", "assumed"]
 
 
 class StepEffect(BaseModel):
     todo_id: str
     title: str
     executor: str
+    tool: str | None = Field(None, description="the tool the step runs, if it runs one")
     effect: Effect = Field(description="what the step does to the world (`graph.effects`)")
     declared_by: DeclaredBy = Field(
-        description="`template`: the plan template's `effect:`; `executor`: the executor "
-        "declares it; `assumed`: nobody did, so it is taken to change something"
+        description="`tool`: the catalogue's entry of the tool it runs; `template`: the plan "
+        "template's `effect:`; `executor`: the executor declares it; `assumed`: nobody did "
+        "(or its tool is no longer in the catalogue), so it is taken to change something"
     )
     requires_approval: bool = Field(description="the plan's flag: the person's `agree` first")
 
@@ -143,27 +147,31 @@ def _executor_declares(todo: ToDo, executors: ExecutorRegistry) -> bool:
     return getattr(executor, "effect", None) is not None
 
 
+def _declared_by(
+    todo: ToDo, own: Effect | None, executors: ExecutorRegistry, catalogue: Catalogue
+) -> DeclaredBy:
+    if todo.tool is not None:
+        return "tool" if catalogue.tool(todo.tool.name) is not None else "assumed"
+    if own is not None:
+        return "template"
+    return "executor" if _executor_declares(todo, executors) else "assumed"
+
+
 def plan_effects(
-    plan: Plan, declared: dict[str, Effect], executors: ExecutorRegistry
+    plan: Plan, declared: dict[str, Effect], executors: ExecutorRegistry, catalogue: Catalogue
 ) -> list[StepEffect]:
     """Each ToDo's effect and who declared it, the way `graph.approval` decides it."""
     rows = []
     for todo in plan.todos:
         own = declared.get(todo.id)
-        by: DeclaredBy = (
-            "template"
-            if own is not None
-            else "executor"
-            if _executor_declares(todo, executors)
-            else "assumed"
-        )
         rows.append(
             StepEffect(
                 todo_id=todo.id,
                 title=todo.title,
                 executor=todo.executor,
-                effect=step_effect(todo, executors, own),
-                declared_by=by,
+                tool=todo.tool.name if todo.tool is not None else None,
+                effect=step_effect(todo, executors, own, catalogue),
+                declared_by=_declared_by(todo, own, executors, catalogue),
                 requires_approval=todo.requires_approval,
             )
         )
@@ -219,5 +227,10 @@ async def effects(conversation_id: ConversationId, hub: HubDep, tenant: TenantDe
     plan = Plan.model_validate(view.plan)
     return PlanEffects(
         conversation_id=conversation_id,
-        todos=plan_effects(plan, view.declared_effects, hub.services.executors),
+        todos=plan_effects(
+            plan,
+            view.declared_effects,
+            hub.services.executors,
+            await hub.services.tools.catalogue(tenant),
+        ),
     )

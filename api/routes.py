@@ -15,6 +15,7 @@ from api.errors import ApiError, error_responses, not_found, starting
 from api.hub import Hub
 from api.local_mode import local_only
 from api.models import Accepted, ConversationBody, ConversationList, Health, Ready
+from api.offers import take_offer
 from graph.conversations import ConversationNotFoundError, thread_id
 from lam import LAMMessage, Performative, message_json_schema
 from lam.text import ID_PATTERN, MAX_ID_CHARS
@@ -22,7 +23,7 @@ from lam.text import ID_PATTERN, MAX_ID_CHARS
 ANSWERS = frozenset(
     {Performative.AGREE, Performative.REFUSE, Performative.DONE, Performative.FAILURE}
 )
-ACCEPTED = frozenset({Performative.REQUEST, Performative.DISCOVER, *ANSWERS})
+ACCEPTED = frozenset({Performative.REQUEST, Performative.DISCOVER, Performative.OFFER, *ANSWERS})
 
 
 def current_hub(request: Request) -> Hub:
@@ -96,7 +97,10 @@ async def readyz(hub: HubDep, _tenant: TenantDep) -> dict[str, str]:
     response_model=Accepted,
     tags=["conversations"],
     responses={
-        200: {"description": "a `discover` is answered with an `offer` (LAM message)"},
+        200: {
+            "description": "a `discover` is answered with an `offer`, an agent's `offer` of "
+            "its tools with a `confirm` (LAM messages)"
+        },
         **error_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
     },
     openapi_extra={
@@ -128,6 +132,8 @@ async def post_lam(
       (`in_reply_to` = its id); the conversation resumes exactly that interrupt.
       An answer to nothing that waits: 409, and nothing changes.
     - `discover` is answered at once with an `offer` (200).
+    - `offer` from an agent, its tools in `content.actions`: kept for your planner,
+      replacing that agent's last offer; answered at once with a `confirm` (200).
 
     Sending the same message (same `id`) again is safe: the same response, no second
     effect.
@@ -145,6 +151,8 @@ async def post_lam(
         )
     if message.performative is Performative.DISCOVER:
         return JSONResponse(hub.offer(message.sender, message.conversation_id))
+    if message.performative is Performative.OFFER:
+        return JSONResponse(await take_offer(hub, tenant, message))
 
     async def handle() -> dict[str, Any]:
         if message.performative is Performative.REQUEST:

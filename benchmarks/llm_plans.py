@@ -3,14 +3,17 @@
 Each request below goes to the planner model once per variant, with the prompt the `plan`
 node sends on its first try (the hints and actions the tiers without an LLM found); an
 answer passes when it fits the schema, becomes a plan, and that plan has no problem the
-`check` node would send back (`lam.dag.validate_plan` against the real executors, and a
-ToDo for every action of a compound request). No repair, no router: first answers only.
+`check` node would send back (`lam.dag.validate_plan` against the real executors, the
+steps' arguments against their schemas, and a ToDo for every action of a compound request).
+No repair, no router: first answers only.
 
     before  the plan as the model wrote it until issue 13: ToDo ids and `depends_on` ids
             of its own making, executor any string, inputs any object, no bounds; the
             prompt named no JSON keys
-    after   numbered steps (graph/planning.py): executor an enum of the registry's names,
-            dependencies by step number, bounded strings and lists; a prompt naming every key
+    after   numbered steps (graph/planning.py): each naming one entry of the action
+            catalogue (here the executors, described as tools) with that entry's own
+            arguments object, dependencies by step number, bounded strings and lists; a
+            prompt naming every key
 
 Both with the same token limit and timeout (the planner's defaults), and the structured
 output method of the run (json_schema, the default; `--methods` for others). The model is
@@ -45,11 +48,11 @@ from pydantic import BaseModel, Field, ValidationError
 from graph.builder import make_services
 from graph.config import Settings
 from graph.llm import ChatModels, LLMError, LLMOutputError, LLMTruncatedError
-from graph.planning import executors_listing, max_steps, plan_draft_model
+from graph.planning import max_steps, plan_draft_model, plan_json_schema
 from graph.services import Services
 from graph.state import IntentFound, PlannerState
 from lam import Plan, ToDo
-from lam.dag import validate_plan
+from nodes.check import problems_of
 from nodes.plan import _hints, plan_messages
 from prompts.templates import LANGUAGE_NAMES
 
@@ -144,14 +147,16 @@ def _state(services: Services, text: str) -> PlannerState:
     return {"request": text, "intent": found}
 
 
-def _check(plan: Plan, state: PlannerState, services: Services) -> list[str]:
-    """What `check` would send back (validate_plan and the actions' coverage)."""
-    problems = [
-        str(p)
-        for p in validate_plan(
-            plan, executors=services.executors.names(), max_todos=services.settings.max_todos
-        )
-    ]
+def executors_listing(services: Services) -> str:
+    """The executors as the prompt before issue 13 listed them."""
+    return "\n".join(f"- {name}: {text}" for name, text in services.executors.describe().items())
+
+
+async def _check(plan: Plan, state: PlannerState, services: Services) -> list[str]:
+    """What `check` would send back (validate_plan, the tools' arguments, the actions'
+    coverage)."""
+    catalogue = await services.tools.catalogue()
+    problems = problems_of(plan, catalogue, services.executors.names(), services.settings.max_todos)
     parts = ((state.get("intent") or {}).get("compound") or {}).get("parts") or []
     if len(plan.todos) < len(parts):
         problems.append(f"{len(plan.todos)} ToDos for {len(parts)} actions")
@@ -168,7 +173,7 @@ async def first_answer(
             SystemMessage(
                 PLAN_SYSTEM_BEFORE.format(
                     max_todos=services.settings.max_todos,
-                    executors=executors_listing(services.executors),
+                    executors=executors_listing(services),
                     hints=_hints(found),
                     language=LANGUAGE_NAMES[found.get("language", "en")],
                 )
@@ -176,13 +181,17 @@ async def first_answer(
             HumanMessage(text),
         ]
         schema: type[BaseModel] = PlanBefore
+        json_schema = None
     else:
-        messages = plan_messages(state, services)
-        schema = plan_draft_model(
-            tuple(services.executors.names()), max_steps(services.settings.max_todos)
-        )
+        catalogue = await services.tools.catalogue()
+        steps = max_steps(services.settings.max_todos)
+        messages = plan_messages(state, catalogue, steps)
+        schema = plan_draft_model(steps)
+        json_schema = plan_json_schema(catalogue, steps)
     try:
-        draft = await models.structured("planner", schema, messages, what="plan this request")
+        draft = await models.structured(
+            "planner", schema, messages, what="plan this request", json_schema=json_schema
+        )
     except LLMTruncatedError as exc:
         return "truncated", str(exc)
     except LLMOutputError as exc:
@@ -193,7 +202,7 @@ async def first_answer(
         plan = draft.to_plan()  # type: ignore[attr-defined]
     except ValidationError as exc:  # the crash of issue 13: empty ids, titles, executors
         return "not_a_plan", f"{exc.error_count()} problem(s)"
-    problems = _check(plan, state, services)
+    problems = await _check(plan, state, services)
     return ("invalid_plan", "; ".join(problems)) if problems else ("valid", "")
 
 

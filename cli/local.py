@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from cli.exits import CONFIG, NOT_FOUND, CLIError
@@ -31,6 +32,7 @@ class LocalBackend:
         self._stack = AsyncExitStack()
         self._where = ""
         self.conversations: Any = None
+        self.services: Any = None
 
     def _run(self, work: Coroutine[Any, Any, _T]) -> _T:
         """Run on the command's event loop; an unreachable Redis is one line, exit 3."""
@@ -50,10 +52,15 @@ class LocalBackend:
         from graph.checkpointer import open_checkpointer, redact_url
         from graph.config import Settings
         from graph.conversations import Conversations
+        from graph.tools.offers import OfferStore
 
         settings = Settings.from_env()  # ConfigError: one line naming the setting
         services = make_services(settings)  # RegistryError: file:line of the first problem
         saver = await self._stack.enter_async_context(open_checkpointer(settings))
+        # The agents' offers of the `local` tenant: a local run plans with them too.
+        offers = OfferStore(saver.client, settings.redis_prefix)
+        services = replace(services, tools=services.tools.with_offers(offers))
+        self.services = services
         self._where = (
             f"Redis at {redact_url(settings.redis_url)} (prefix {settings.redis_prefix})"
             if settings.redis_url
@@ -63,6 +70,13 @@ class LocalBackend:
 
     def close(self) -> None:
         self._run(self._stack.aclose())
+
+    def tools(self, request: str | None) -> dict[str, Any]:
+        """The catalogue a local run plans with (`GET /v1/tools`'s body)."""
+        from graph.tools.narrowing import catalogue_view
+
+        catalogue = self._run(self.services.tools.catalogue())
+        return catalogue_view(catalogue, request, self.services.settings.planner_max_tools)
 
     def start(self, request: str) -> tuple[str, Any]:
         return self.conversations.new_id(), self.conversations.opening(request)

@@ -106,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="the conversation as JSON")
     _server_options(show)
 
+    tools = commands.add_parser(
+        "tools",
+        parents=[common],
+        help="list the tools the planner plans with (executors, offers, MCP servers, files)",
+        description="List the action catalogue: the executors and the tools of the agents' "
+        "offers, the MCP servers and the catalogue files, each with its effect and who runs "
+        "it. With --request, only what the planner would show for that request.",
+    )
+    tools.add_argument(
+        "--request", metavar="TEXT", help="only the tools a plan for this request would see"
+    )
+    tools.add_argument("--json", action="store_true", help="the catalogue as JSON")
+    _server_options(tools)
+
     intents = commands.add_parser(
         "intents",
         parents=[common],
@@ -204,6 +218,10 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
         if args.intents_command == "calibrate":
             return lambda a: intents_cmd.calibrate(a.file, target=a.precision, registry=a.registry)
         return lambda a: intents_cmd.check(a.file)
+    if args.command == "tools":
+        from cli import tools_cmd
+
+        return tools_cmd.tools
     if args.command in ("serve", "studio"):
         from cli import servers
 

@@ -78,6 +78,12 @@ class RemoteBackend:
     def close(self) -> None:
         self.client.close()
 
+    def tools(self, request: str | None) -> dict[str, Any]:
+        """The server's catalogue for this key's tenant (`GET /v1/tools`)."""
+        params = {"request": request} if request is not None else {}
+        result: dict[str, Any] = self._call("GET", "/v1/tools", params=params)
+        return result
+
     def start(self, request: str) -> tuple[str, Any]:
         message = MessageFactory("user").request(request)
         reply = self._call("POST", "/v1/lam", json=message.to_dict())

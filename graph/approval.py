@@ -1,11 +1,15 @@
 """Which ToDos need the person's `agree`: what a step does to the world decides, not who wrote it.
 
-Every step has an *effect*. Trusted sources declare it: an executor for all its steps
-(`llm` writes text inside the conversation: `none`), an executor per step (`http`: by
-method), or a plan template per step (`effect:` in the intent registry). A step whose effect
-nobody trusted declared (a `desktop` step an LLM wrote) is taken to change something.
+Every step has an *effect*. A step that runs a tool takes its tool's, from the catalogue
+(`graph.tools`): the agent, the MCP server or the file that declared the tool; a tool that
+is not in the catalogue (any more) is taken to change something. Other steps' effect is
+declared by trusted sources: an executor for all its steps (`llm` writes text inside the
+conversation: `none`), an executor per step (`http`: by method), or a plan template per
+step (`effect:` in the intent registry). A step whose effect nobody trusted declared (a
+`desktop` step an LLM wrote) is taken to change something. A template step that runs a
+tool keeps the template's effect only where it asks for more than the tool's.
 
-A step that changes the world outside the conversation (send, book, buy, delete, change)
+A step that changes the world outside the conversation (any effect but `none` and `read`)
 needs approval under the default policy. The planner model's `requires_approval` can add
 approvals, never remove them: `mark_approvals` only ever turns flags on.
 """
@@ -15,16 +19,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from graph.effects import EFFECTS, HARMLESS, Effect
+from graph.effects import HARMLESS, UNKNOWN_EFFECT, Effect, is_effect
 from graph.executors import ExecutorRegistry
+from graph.tools.catalogue import Catalogue
 from lam import Plan, ToDo
 
-#: What an undeclared step is assumed to do.
-UNKNOWN_EFFECT: Effect = "change"
 
-
-def step_effect(todo: ToDo, executors: ExecutorRegistry, declared: Effect | None = None) -> Effect:
-    """The effect of one step: declared by a trusted source, else its executor's, else change."""
+def step_effect(
+    todo: ToDo,
+    executors: ExecutorRegistry,
+    declared: Effect | None = None,
+    catalogue: Catalogue | None = None,
+) -> Effect:
+    """The effect of one step: its tool's (see the module docstring), else declared by a
+    trusted source, else its executor's, else change."""
+    if todo.tool is not None:
+        entry = catalogue.tool(todo.tool.name) if catalogue is not None else None
+        tool_effect = entry.tool.effect if entry is not None else UNKNOWN_EFFECT
+        if declared is not None and tool_effect in HARMLESS and declared not in HARMLESS:
+            return declared
+        return tool_effect
     if declared is not None:
         return declared
     if todo.executor not in executors:
@@ -43,18 +57,23 @@ def needs_approval(effect: Effect) -> bool:
 
 
 def mark_approvals(
-    plan: Plan, executors: ExecutorRegistry, declared: Mapping[str, Effect] | None = None
+    plan: Plan,
+    executors: ExecutorRegistry,
+    declared: Mapping[str, Effect] | None = None,
+    catalogue: Catalogue | None = None,
 ) -> Plan:
     """The plan with `requires_approval` set on every step whose effect changes the world.
 
     `declared` maps ToDo ids to the effects a trusted source (a plan template) declared for
-    them; an LLM-written plan has none. Flags already set stay set.
+    them; an LLM-written plan has none. `catalogue` gives the effects of the tools steps
+    run (without it, a step that runs a tool is taken to change something). Flags already
+    set stay set.
     """
     declared = declared or {}
     todos = [
         todo
         if todo.requires_approval
-        or not needs_approval(step_effect(todo, executors, declared.get(todo.id)))
+        or not needs_approval(step_effect(todo, executors, declared.get(todo.id), catalogue))
         else todo.model_copy(update={"requires_approval": True})
         for todo in plan.todos
     ]
@@ -82,4 +101,4 @@ def declared_for(record: Mapping[str, Any] | None, propose_id: str) -> dict[str,
     if not record or record.get("propose") != propose_id:
         return {}
     effects = record.get("effects") or {}
-    return {str(k): v for k, v in effects.items() if v in EFFECTS}
+    return {str(k): v for k, v in effects.items() if is_effect(v)}

@@ -32,6 +32,9 @@ from graph.intents import IntentRegistry
 from graph.llm import ChatModels, plain, schema_problems
 from graph.services import SERVICES_KEY, Services, set_default_services
 from graph.state import PlannerInput, PlannerState
+from graph.tools.files import ToolFile, ToolFileError, load_tool_file
+from graph.tools.mcp import McpServer
+from graph.tools.sources import ToolSources
 from nodes.approve import after_approve, approve
 from nodes.check import after_check, check
 from nodes.execute import after_execute, execute
@@ -42,7 +45,8 @@ from nodes.executors import (
     LLMExecutor,
     TemplateExecutor,
 )
-from nodes.executors.a2a import a2a_executors
+from nodes.executors.a2a import A2AExecutor, a2a_executors
+from nodes.executors.mcp import McpExecutor
 from nodes.intake import intake
 from nodes.intent import intent
 from nodes.plan import after_plan, plan
@@ -75,13 +79,45 @@ BUILTIN_EXECUTORS: tuple[type[Executor], ...] = (
 )
 
 
-def default_executors(settings: Settings, *, entry_points: bool = True) -> ExecutorRegistry:
+def mcp_servers(settings: Settings, files: list[ToolFile]) -> list[McpServer]:
+    """The MCP servers of the environment, then those the catalogue files declare."""
+    try:
+        servers = {n: McpServer.parse(n, spec) for n, spec in settings.mcp_servers.items()}
+    except ValueError as exc:
+        raise ConfigError(f"CPA_MCP_SERVERS: {exc}") from None
+    for tool_file in files:
+        for server in tool_file.mcp_servers:
+            if server.name in servers:
+                raise ConfigError(
+                    f"MCP server {server.name!r} is declared twice ({tool_file.path} and "
+                    "CPA_MCP_SERVERS or another file)"
+                )
+            servers[server.name] = server
+    return list(servers.values())
+
+
+def default_executors(
+    settings: Settings,
+    *,
+    entry_points: bool = True,
+    servers: list[McpServer] | None = None,
+) -> ExecutorRegistry:
     registry = ExecutorRegistry(cls() for cls in BUILTIN_EXECUTORS)
     for agent in a2a_executors(settings):  # `a2a:<name>`, one per configured agent
         registry.register(agent)
+    for server in servers or []:  # `mcp:<name>`, one per configured MCP server
+        registry.register(McpExecutor(server))
     if entry_points:
         registry.load_entry_points(settings)
     return registry
+
+
+def load_tool_files(settings: Settings) -> list[ToolFile]:
+    """The catalogue files of `CPA_TOOLS_FILES`; a bad one stops start-up, naming it."""
+    try:
+        return [load_tool_file(path) for path in settings.tools_files]
+    except ToolFileError as exc:
+        raise ConfigError(f"CPA_TOOLS_FILES: {exc}") from None
 
 
 def make_services(
@@ -93,14 +129,22 @@ def make_services(
 ) -> Services:
     """Services from settings (the environment by default), with optional overrides."""
     settings = settings or Settings.from_env()
-    registry = executors or default_executors(settings)
+    files = load_tool_files(settings)
+    servers = mcp_servers(settings, files)
+    registry = executors or default_executors(settings, servers=servers)
     for executor in extra_executors or []:
         registry.register(executor)
+    skills = {
+        executor.agent: functools.partial(executor.skills, settings)
+        for executor in registry
+        if isinstance(executor, A2AExecutor)
+    }
     return Services(
         settings=settings,
         models=ChatModels(settings, chat_models),
         executors=registry,
         intents=IntentRegistry.load(settings.intents_path, executors=registry.names()),
+        tools=ToolSources(settings, registry, files, servers, a2a_skills=skills),
     )
 
 

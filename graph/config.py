@@ -35,6 +35,8 @@ ApprovalPolicy = Literal["never", "flagged", "always"]
 Role = Literal["router", "planner", "executor"]
 
 _AGENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Settings a run config may not change at all: they start programs or reach servers.
+ENVIRONMENT_ONLY = ("tools_files", "mcp_servers", "mcp_allowlist")
 # Approval policies from the least to the most asking.
 _POLICY_RANK: dict[str, int] = {"never": 0, "flagged": 1, "always": 2}
 
@@ -102,6 +104,17 @@ class Settings(EnvSettings):
     a2a_read_only: tuple[str, ...] = ()
     a2a_poll_s: float = Field(2.0, gt=0)
     a2a_timeout_s: float = Field(30.0, gt=0)
+    # Tools (docs/tools.md): catalogue files (`a.yaml,b.json`), MCP servers
+    # (`name=command line` or `name=URL`, comma-separated), the URL prefixes MCP servers
+    # reached over HTTP must be under, per-call timeout, how long a server's listing is
+    # kept; and how many tools a planning prompt lists at most (a larger catalogue is
+    # narrowed to the tools closest to the request).
+    tools_files: tuple[str, ...] = ()
+    mcp_servers: dict[str, str] = Field(default_factory=dict)
+    mcp_allowlist: tuple[str, ...] = ()
+    mcp_timeout_s: float = Field(30.0, gt=0)
+    mcp_list_ttl_s: float = Field(300.0, ge=0)
+    planner_max_tools: int = Field(12, ge=1, le=200)
     # Whether a run config may lower the approval policy or widen the http allow-list.
     allow_run_overrides: bool = False
 
@@ -111,7 +124,14 @@ class Settings(EnvSettings):
     redis_ttl_s: int | None = Field(7 * 24 * 3600, ge=1)
     data_dir: str | None = None
 
-    @field_validator("http_allowlist", "a2a_allowlist", "a2a_read_only", mode="before")
+    @field_validator(
+        "http_allowlist",
+        "a2a_allowlist",
+        "a2a_read_only",
+        "tools_files",
+        "mcp_allowlist",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         """`a,b,c` from the environment."""
@@ -119,10 +139,11 @@ class Settings(EnvSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("a2a_agents", mode="before")
+    @field_validator("a2a_agents", "mcp_servers", mode="before")
     @classmethod
     def _split_agents(cls, value: Any) -> Any:
-        """`name=URL,name=URL` from the environment; a name is letters, digits, `._-`."""
+        """`name=URL,name=URL` from the environment (MCP servers: `name=command line` too);
+        a name is letters, digits, `._-`."""
         if not isinstance(value, str):
             return value
         agents: dict[str, str] = {}
@@ -151,6 +172,13 @@ class Settings(EnvSettings):
                 "allow_run_overrides (CPA_ALLOW_RUN_OVERRIDES) is set in the environment "
                 "only, not in a run config"
             )
+        # What may start programs, read files or reach servers is the environment's alone.
+        for name in ENVIRONMENT_ONLY:
+            if name in picked and picked[name] != getattr(self, name):
+                raise ConfigError(
+                    f"{name} (CPA_{name.upper()}) is set in the environment only, not in a "
+                    "run config"
+                )
         changed = self.validated({**self.model_dump(), **picked}, source="run config")
         if not self.allow_run_overrides:
             self._check_not_weaker(changed)

@@ -41,6 +41,7 @@ from graph.effects import Effect
 from graph.state import LamDict, Status
 from graph.telemetry import Telemetry
 from graph.telemetry.logs import conversation_logging
+from graph.tools.sources import DEFAULT_TENANT, TENANT_KEY
 from lam import LAMMessage, MessageFactory, Performative, Plan
 
 RETURN_CHANNEL = "__return__"
@@ -169,12 +170,17 @@ class Conversations:
     def config(
         conversation_id: str, owner: str | None = None, extra: Mapping[str, Any] | None = None
     ) -> RunnableConfig:
-        """The run config; `extra` adds to `configurable` (the server's fencing token)."""
+        """The run config; `extra` adds to `configurable` (the server's fencing token).
+
+        `tenant`: whose action catalogue the run plans with (`graph.tools`): the owner's,
+        else the one of every unowned conversation (the command line's, Studio's).
+        """
         return {
             "configurable": {
                 **(extra or {}),
                 "thread_id": thread_id(conversation_id, owner),
                 "conversation_id": conversation_id,
+                TENANT_KEY: owner or DEFAULT_TENANT,
             }
         }
 

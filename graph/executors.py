@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from graph.config import Settings
 from graph.llm import ChatModels
-from lam import LAMMessage, ToDo
+from lam import LAMMessage, ToDo, Tool, ToolCall
 
 ENTRY_POINT_GROUP = "cpa_planner.executors"
 
@@ -60,6 +60,10 @@ class ExecutorCall:
     settings: Settings
     models: ChatModels
     attempt: int = 1
+    # The tool the ToDo runs, as its runner knows it, the arguments resolved and checked
+    # (also in the `assign`'s content); and the tool's catalogue entry. None: a free-form step.
+    tool: ToolCall | None = None
+    tool_spec: Tool | None = None
 
 
 @runtime_checkable
@@ -73,6 +77,10 @@ class Executor(Protocol):
     # What its steps do to the world (`graph.approval`): `effect = "none"`, `"read"`,
     # `"send"`, ... for all of them, or a method `effect_for(todo)` deciding per step.
     # Without either, a step is taken to change something: it needs the person's approval.
+    # How the planner sees it (`graph.tools`): `input_schema`, the JSON Schema of a free-form
+    # step's `inputs` (without one: any object), `returns`, a sentence on its output, and
+    # `runs_tools = True` if catalogue tools may name it as the executor that runs them,
+    # `free_form = False` if it runs nothing else (a step of it must name one of its tools).
 
     async def __call__(self, call: ExecutorCall) -> Any: ...
 

@@ -432,14 +432,24 @@ class ChatModels:
                 writer({"llm": {**event, "phase": "end"}})
 
     async def structured(
-        self, role: Role, schema: type[SchemaT], messages: list[Any], what: str = ""
+        self,
+        role: Role,
+        schema: type[SchemaT],
+        messages: list[Any],
+        what: str = "",
+        *,
+        json_schema: dict[str, Any] | None = None,
     ) -> SchemaT:
-        """Ask the role's model for an instance of `schema` (checked here, not by the client)."""
+        """Ask the role's model for an instance of `schema` (checked here, not by the client).
+
+        `json_schema`: what the model is held to, when it is narrower than `schema`'s own
+        (the plan's: one variant per catalogue entry); the answer is read with `schema`.
+        """
         model = self.get(role, what)
         # The answer is checked inside the call's run, so that callbacks (metrics, traces)
         # see an answer that does not fit as the call's error.
         runnable = model.with_structured_output(
-            schema.model_json_schema(),
+            json_schema or schema.model_json_schema(),
             method=self.settings.structured_output_method,
             include_raw=True,
         ) | RunnableLambda(lambda result: self._parse(role, schema, result))

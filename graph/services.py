@@ -17,6 +17,7 @@ from graph.config import Settings
 from graph.executors import ExecutorRegistry
 from graph.intents import IntentRegistry
 from graph.llm import ChatModels
+from graph.tools.sources import ToolSources
 
 SERVICES_KEY = "cpa_services"
 
@@ -27,6 +28,8 @@ class Services:
     models: ChatModels
     executors: ExecutorRegistry
     intents: IntentRegistry
+    # Where each tenant's action catalogue comes from (`graph.tools`).
+    tools: ToolSources
 
 
 _default: Callable[[], Services] | None = None

@@ -33,10 +33,12 @@ from lam.messages import (
 from lam.performative import Performative
 from lam.plan import TODO_STATUSES, Plan, ToDo, TodoStatus
 from lam.schema import message_json_schema
+from lam.tools import STEP_REFERENCE, Tool, ToolCall, changes_world
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "LAM_VERSION",
+    "STEP_REFERENCE",
     "SUPPORTED_LAM_VERSIONS",
     "TODO_STATUSES",
     "AgreeContent",
@@ -61,5 +63,8 @@ __all__ = [
     "RouteContent",
     "ToDo",
     "TodoStatus",
+    "Tool",
+    "ToolCall",
+    "changes_world",
     "message_json_schema",
 ]

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from lam.errors import FieldError, errors_from_pydantic
+from lam.errors import FieldError, NestedFieldErrors, errors_from_pydantic
 from lam.jsonvalue import check_json, json_errors
 from lam.performative import Performative
 from lam.plan import Plan, ToDo
+from lam.tools import Tool, ToolCall
 
 __all__ = [
     "CONTENT_MODELS",
@@ -140,16 +148,52 @@ class DiscoverContent(Content):
 
 
 class OfferContent(Content):
-    """What an agent can do; extra keys (e.g. ``lam_version``) allowed."""
+    """What an agent can do: the planner's ``executors`` and ``intents``, or an agent's
+    ``actions`` (its tools); extra keys (e.g. ``lam_version``) allowed."""
 
     model_config = ConfigDict(extra="allow")
-    executors: list[str]
-    intents: list[str]
+    executors: list[str] | None = None
+    intents: list[str] | None = None
+    actions: list[Tool] | None = None
+    _omit_if_none = ("executors", "intents", "actions")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> OfferContent:
+        if self.actions is None and (self.executors is None or self.intents is None):
+            missing = [k for k in ("executors", "intents") if getattr(self, k) is None]
+            raise NestedFieldErrors(
+                [
+                    {
+                        "field": name,
+                        "message": "required: an offer lists `executors` and `intents` (the "
+                        "planner's), or `actions` (an agent's tools)",
+                    }
+                    for name in missing
+                ]
+            )
+        if self.actions is not None:
+            seen: set[str] = set()
+            for index, tool in enumerate(self.actions):
+                if tool.name in seen:
+                    raise NestedFieldErrors(
+                        [
+                            {
+                                "field": f"actions.{index}.name",
+                                "message": f"the tool name {tool.name!r} is offered twice",
+                            }
+                        ]
+                    )
+                seen.add(tool.name)
+        return self
 
 
 class AssignContent(Content):
+    """A ToDo for its executor; ``tool``: the tool to run, its arguments resolved and checked."""
+
     todo: ToDo
     inputs: dict[str, Any]
+    tool: ToolCall | None = None
+    _omit_if_none = ("tool",)
 
     @field_validator("inputs")
     @classmethod

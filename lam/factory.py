@@ -10,6 +10,7 @@ from lam.errors import LAMValidationError
 from lam.messages import LAMMessage
 from lam.performative import Performative
 from lam.plan import Plan, ToDo
+from lam.tools import Tool, ToolCall
 
 __all__ = ["MessageFactory"]
 
@@ -237,17 +238,36 @@ class MessageFactory:
             Performative.OFFER, receiver, content, reply_by, metadata, message_id=message_id
         )
 
+    def actions(
+        self,
+        receiver: str,
+        tools: Sequence[Tool | Mapping[str, Any]],
+        *,
+        reply_by: datetime | None = None,
+        metadata: Mapping[str, str] | None = None,
+        message_id: str | None = None,
+    ) -> LAMMessage:
+        """An agent's ``offer`` of its tools (``content.actions``); it replaces its last one."""
+        content = {"actions": [_dump(tool) for tool in tools]}
+        return self._make(
+            Performative.OFFER, receiver, content, reply_by, metadata, message_id=message_id
+        )
+
     def assign(
         self,
         receiver: str,
         todo: ToDo | Mapping[str, Any],
         inputs: Mapping[str, Any],
         *,
+        tool: ToolCall | Mapping[str, Any] | None = None,
         reply_by: datetime | None = None,
         metadata: Mapping[str, str] | None = None,
         message_id: str | None = None,
     ) -> LAMMessage:
-        content = {"todo": _dump(todo), "inputs": dict(inputs)}
+        """``tool``: the tool to run, with its arguments as the executor gets them."""
+        content: dict[str, Any] = {"todo": _dump(todo), "inputs": dict(inputs)}
+        if tool is not None:
+            content["tool"] = _dump(tool)
         return self._make(
             Performative.ASSIGN, receiver, content, reply_by, metadata, message_id=message_id
         )
@@ -332,7 +352,7 @@ def _id(message_id: str | None) -> dict[str, str]:
     return {} if message_id is None else {"id": message_id}
 
 
-def _dump(model: Plan | ToDo | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(model, (Plan, ToDo)):
+def _dump(model: Plan | ToDo | Tool | ToolCall | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(model, (Plan, ToDo, Tool, ToolCall)):
         return model.model_dump(mode="json")
     return dict(model)

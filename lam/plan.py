@@ -2,15 +2,27 @@
 
 The models hold any plan, even a broken one (duplicate ids, cycles...): structural checks
 live in :mod:`lam.dag` so a broken plan can be reported in full and repaired.
+
+A ToDo may name the tool it runs (``tool``: a :class:`lam.tools.ToolCall`). The field is
+optional and left out of the JSON when unset, so a plan without tools is the same JSON as
+before tools existed.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from lam.jsonvalue import check_json
+from lam.tools import ToolCall
 
 __all__ = ["TODO_STATUSES", "Plan", "ToDo", "TodoStatus"]
 
@@ -36,11 +48,21 @@ class ToDo(BaseModel):
     status: TodoStatus = "pending"
     output: Any = None
     error: str | None = None
+    # The tool this step runs and its arguments; None: a free-form step of its executor.
+    tool: ToolCall | None = None
 
     @field_validator("inputs", "output")
     @classmethod
     def _plain_json(cls, value: Any) -> Any:
         return check_json(value)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_tool(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A step without a tool dumps as it did before tools existed (old plans, checkpoints).
+        data: dict[str, Any] = handler(self)
+        if data.get("tool") is None:
+            data.pop("tool", None)
+        return data
 
 
 class Plan(BaseModel):

@@ -1,9 +1,10 @@
 """approve: where the policy or what a step does asks for it, the person accepts or rejects.
 
 What needs approval is decided here again, whoever wrote the plan: every pending step's
-effect is re-derived from its executor and from what a trusted template declared for this
-very proposal (`graph.approval`), so a plan that reached this node without a flag it should
-carry still asks. The model's `requires_approval` can add approvals, never remove them.
+effect is re-derived from its tool in the catalogue as it is now, its executor, and what a
+trusted template declared for this very proposal (`graph.approval`), so a plan that
+reached this node without a flag it should carry still asks. The model's
+`requires_approval` can add approvals, never remove them.
 
 The `propose` message is the interrupt's question. Only its receiver (the person who asked)
 may answer it: resume with the answering LAM message (`agree` or `refuse`, `in_reply_to`
@@ -26,6 +27,7 @@ from graph.config import ApprovalPolicy
 from graph.planning import current_plan
 from graph.services import get_services
 from graph.state import PlannerState
+from graph.tools.sources import tenant_of
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative, Plan
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,8 @@ async def approve(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
     propose = LAMMessage.from_dict(proposed) if proposed is not None else None
     declared = declared_for(state.get("plan_effects"), propose.id) if propose else {}
     current = current_plan(state)
-    checked = mark_approvals(current, services.executors, declared)
+    catalogue = await services.tools.catalogue(tenant_of(config))
+    checked = mark_approvals(current, services.executors, declared, catalogue)
     update: dict[str, Any] = {}
     if checked != current:
         logger.warning("the plan lacked approval flags its steps need; added them")

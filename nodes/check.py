@@ -1,12 +1,16 @@
 """check: the plan DAG checks; problems go back to the planner a bounded number of times.
 
-Besides `lam.dag.validate_plan` (ids, dependencies, cycles, executors, size), a plan for a
-request with several actions must have a step for each: fewer ToDos than actions means the
-planner dropped one, which is worth a repair (a wrong plan is worse than a question).
+Besides `lam.dag.validate_plan` (ids, dependencies, cycles, executors, size), every step's
+tool and arguments are checked against the tenant's catalogue (`graph.tools.arguments`: an
+unknown tool, a missing or wrong argument, a reference to a step it does not depend on,
+each named by step, tool and argument), and a plan for a request with several actions
+must have a step for each: fewer ToDos than actions means the planner dropped one, which
+is worth a repair (a wrong plan is worse than a question).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -15,8 +19,33 @@ from graph import lamlog
 from graph.planning import current_plan, sentences
 from graph.services import get_services
 from graph.state import PlannerState
+from graph.tools.arguments import plan_problems
+from graph.tools.catalogue import Catalogue
+from graph.tools.sources import tenant_of
 from lam import Performative, Plan
 from lam.dag import validate_plan
+
+_LISTED = 20
+
+
+def problems_of(
+    plan: Plan, catalogue: Catalogue, executors: Collection[str], max_todos: int
+) -> list[str]:
+    """The plan's structural problems and its tools' and arguments' ones, in words."""
+    problems = []
+    for problem in validate_plan(plan, executors=executors, max_todos=max_todos):
+        if problem.code == "unknown_executor" and problem.todo_id:
+            # A step naming neither: the model should hear of the tools too.
+            name = plan.todo(problem.todo_id).executor
+            tools = ", ".join(e.name for e in catalogue.tools[:_LISTED]) or "none"
+            more = " and more" if len(catalogue.tools) > _LISTED else ""
+            problems.append(
+                f"ToDo {problem.todo_id!r} names {name!r}, which is neither a tool nor an "
+                f"executor (tools: {tools}{more}; executors: {', '.join(sorted(executors))})."
+            )
+        else:
+            problems.append(str(problem))
+    return problems + [str(p) for p in plan_problems(plan, catalogue)]
 
 
 def coverage_problems(plan: Plan, state: PlannerState) -> list[str]:
@@ -35,14 +64,10 @@ def coverage_problems(plan: Plan, state: PlannerState) -> list[str]:
 async def check(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
     current = current_plan(state)
-    problems = [
-        str(p)
-        for p in validate_plan(
-            current,
-            executors=services.executors.names(),
-            max_todos=services.settings.max_todos,
-        )
-    ]
+    catalogue = await services.tools.catalogue(tenant_of(config))
+    problems = problems_of(
+        current, catalogue, services.executors.names(), services.settings.max_todos
+    )
     problems += coverage_problems(current, state)
     if not problems:
         return {"plan_problems": []}

@@ -11,6 +11,14 @@ A ToDo that waits for a person or the desktop agent raises an interrupt; only it
 dependents wait with it, everything else runs on. When all that can run has run, the node
 raises one `GraphInterrupt` holding every interrupt, so several ToDos can wait at once and
 be answered together (`Command(resume={interrupt_id: answer, ...})`).
+
+A ToDo that runs a tool gets it from the catalogue as it is when the ToDo starts: its
+arguments' references to earlier steps are replaced by their outputs, and the arguments
+checked against the tool's schema once more (`graph.tools.arguments.resolved_call`). A tool
+that left the catalogue since the plan was made fails its ToDo (`tool_unavailable`), as do
+arguments that no longer fit (`bad_arguments`), before anything is handed out. For a ToDo
+that waits, what was first handed out (or refused) is kept, so a resume after the answer
+never judges it again.
 """
 
 from __future__ import annotations
@@ -31,8 +39,12 @@ from graph.planning import current_plan
 from graph.services import Services, get_services
 from graph.state import LamDict, PlannerState
 from graph.telemetry import trace_metadata
-from lam import LAMMessage, MessageFactory, Plan
+from graph.tools.arguments import CallError, resolved_call
+from graph.tools.catalogue import Catalogue
+from graph.tools.sources import tenant_of
+from lam import LAMMessage, MessageFactory, Performative, Plan, Tool, ToolCall
 from lam.dag import propagate_failure
+from lam.tools import resolve_references
 
 Outcome = dict[str, Any]
 
@@ -51,6 +63,7 @@ class _Run:
     conversation_id: str
     round_key: str
     events: dict[str, asyncio.Event]
+    catalogue: Catalogue
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
 
@@ -97,24 +110,49 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
 
     settings = run.services.settings
     executor = run.services.executors.get(todo.executor)
-    inputs = {
-        **todo.inputs,
-        "dependencies": {dep: run.outcomes[dep]["output"] for dep in todo.depends_on},
-    }
+    outputs = {dep: run.outcomes[dep]["output"] for dep in todo.depends_on}
     planner = MessageFactory(lamlog.PLANNER, run.conversation_id)
     receiver = executor.receiver or f"executor:{executor.name}"
-    assign = planner.assign(
-        receiver,
-        todo,
-        inputs,
-        message_id=lamlog.stable_id(run.conversation_id, "assign", run.round_key, todo_id),
-        metadata=trace_metadata(),  # the desktop agent can continue the ToDo's trace
-    )
+    spec: Tool | None = None
+    try:
+        tool_call: ToolCall | None = None
+        if todo.tool is not None:
+            entry, tool_call = resolved_call(todo, run.catalogue, outputs)
+            spec = entry.tool
+        own_inputs = resolve_references(todo.inputs, outputs)
+    except (CallError, KeyError) as exc:
+        refused = exc if isinstance(exc, CallError) else _unresolved(exc)
+        message = planner.failure(
+            lamlog.PLANNER,
+            refused.code,
+            refused.message,
+            todo_id=todo_id,
+            message_id=lamlog.stable_id(run.conversation_id, "failure", run.round_key, todo_id),
+        )
+    else:
+        message = planner.assign(
+            receiver,
+            todo,
+            {**own_inputs, "dependencies": outputs},
+            tool=tool_call,
+            message_id=lamlog.stable_id(run.conversation_id, "assign", run.round_key, todo_id),
+            metadata=trace_metadata(),  # the desktop agent can continue the ToDo's trace
+        )
     if getattr(executor, "interrupts", False):
         # This ToDo's body runs again when its answer arrives; the checkpointed copy keeps
-        # the `assign` exactly as first sent (its timestamp orders it before the answer).
-        assign = LAMMessage.from_dict(await _as_first_sent(assign.to_dict()))
-    run.emit(assign)
+        # the `assign` exactly as first sent (its timestamp orders it before the answer),
+        # or the refusal to send one.
+        message = LAMMessage.from_dict(await _as_first_sent(message.to_dict()))
+    run.emit(message)
+    if message.performative is Performative.FAILURE:
+        error = message.content["error"]
+        return _outcome(
+            todo_id, "failed", error=f"{error['code']}: {error['message']}", messages=[message]
+        )
+    assign = message
+    inputs: dict[str, Any] = assign.content["inputs"]
+    sent_tool = assign.content.get("tool")
+    tool = ToolCall.model_validate(sent_tool) if sent_tool is not None else None
     worker = MessageFactory(receiver, run.conversation_id)
 
     attempts = settings.todo_retries + 1
@@ -128,6 +166,8 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
             settings=settings,
             models=run.services.models,
             attempt=attempt,
+            tool=tool,
+            tool_spec=spec,
         )
         try:
             result = await asyncio.wait_for(executor(call), settings.todo_timeout_s)
@@ -180,10 +220,17 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
     raise AssertionError("unreachable")
 
 
+def _unresolved(exc: KeyError) -> CallError:
+    return CallError(
+        "bad_arguments", f"an input refers to {exc.args[0]!r}, whose output is not at hand"
+    )
+
+
 async def execute(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
     plan = current_plan(state)
     pending = [t.id for t in plan.todos if t.status == "pending"]
+    uses_tools = any(t.tool is not None for t in plan.todos if t.status == "pending")
     run = _Run(
         plan=plan,
         services=services,
@@ -191,6 +238,8 @@ async def execute(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
         conversation_id=lamlog.conversation_id(state, config),
         round_key=f"{lamlog.current_request(state)['id']}/{state.get('replans', 0)}",
         events={t.id: asyncio.Event() for t in plan.todos},
+        # Read once per pass, and only for a plan that runs tools (free-form steps need none).
+        catalogue=await services.tools.catalogue(tenant_of(config)) if uses_tools else Catalogue(),
     )
     # ToDos done in an earlier round are dependencies like any other.
     for todo in plan.todos:

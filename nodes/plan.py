@@ -2,8 +2,14 @@
 
 What the `intent` step found goes into the prompt as hints: the intents seen, and for a
 request with several actions, each action, so that the plan covers all of them. The model
-writes numbered steps (`graph.planning.PlanDraft`), which become the plan. Approvals are
-then set by what each step does (`graph.approval`): the model's flags can add, never remove.
+sees the tenant's action catalogue (`graph.tools`), narrowed to the tools closest to the
+request when it is larger than `planner_max_tools`, and writes numbered steps, each naming
+one entry and its arguments (`graph.planning.PlanDraft`, held to `plan_json_schema`), which
+become the plan. Approvals are then set by what each step does (`graph.approval`): the
+model's flags can add, never remove.
+
+`draft_plan` is one such call on its own (a request and a catalogue in, a plan out), for
+whoever wants the planner without the graph: `benchmarks/`, a test.
 
 A plan goes back to the model, within `max_plan_repairs`, when `check` finds problems in it
 and also when the model's answer was no plan at all: cut off at the token limit
@@ -21,16 +27,20 @@ from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
 from graph.approval import mark_approvals
-from graph.llm import LLMError, LLMOutputError, LLMTruncatedError
+from graph.llm import ChatModels, LLMError, LLMOutputError, LLMTruncatedError
 from graph.planning import (
+    catalogue_listing,
     draft_json,
-    executors_listing,
     max_steps,
     plan_draft_model,
+    plan_json_schema,
+    planning_catalogue,
     proposal,
 )
-from graph.services import Services, get_services
-from graph.state import IntentFound, PlannerState
+from graph.services import get_services
+from graph.state import IntentFound, Language, PlannerState
+from graph.tools.catalogue import Catalogue
+from lam import Plan
 from prompts.templates import (
     LANGUAGE_NAMES,
     PLAN_ACTIONS,
@@ -60,22 +70,53 @@ def _hints(found: IntentFound) -> str:
     return "\n".join(lines)
 
 
-def plan_messages(state: PlannerState, services: Services) -> list[Any]:
-    """What the planner model is asked: the request, and in a repair its answer and problems."""
-    found = state.get("intent") or {}
-    names = services.executors.names()
-    messages: list[Any] = [
+def planning_prompt(
+    request: str,
+    catalogue: Catalogue,
+    steps: int,
+    found: IntentFound | None = None,
+) -> list[Any]:
+    """The planner model's first question: the catalogue, the hints, the request."""
+    found = found or {}
+    language: Language = found.get("language", "en")
+    return [
         SystemMessage(
             PLAN_SYSTEM.format(
-                max_steps=max_steps(services.settings.max_todos),
-                executor_names=", ".join(names),
-                executors=executors_listing(services.executors),
+                max_steps=steps,
+                tool_names=", ".join(catalogue.names()),
+                tools=catalogue_listing(catalogue),
                 hints=_hints(found),
-                language=LANGUAGE_NAMES[found.get("language", "en")],
+                language=LANGUAGE_NAMES[language],
             )
         ),
-        HumanMessage(state["request"]),
+        HumanMessage(request),
     ]
+
+
+async def draft_plan(
+    models: ChatModels,
+    request: str,
+    catalogue: Catalogue,
+    steps: int,
+    found: IntentFound | None = None,
+) -> Plan:
+    """One planning call: the prompt and the schema of this catalogue, the answer as a plan.
+
+    The plan is not checked (`nodes.check.problems_of` does that). Raises `LLMError`.
+    """
+    draft = await models.structured(
+        "planner",
+        plan_draft_model(steps),
+        planning_prompt(request, catalogue, steps, found),
+        what="plan this request",
+        json_schema=plan_json_schema(catalogue, steps),
+    )
+    return draft.to_plan(catalogue)
+
+
+def plan_messages(state: PlannerState, catalogue: Catalogue, steps: int) -> list[Any]:
+    """What the planner model is asked: the request, and in a repair its answer and problems."""
+    messages = planning_prompt(state["request"], catalogue, steps, state.get("intent"))
     problems = state.get("plan_problems") or []
     if problems:
         # A repair: the model sees its own answer and what is wrong with it.
@@ -94,11 +135,16 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
     settings = services.settings
     repairs = state.get("repairs", 0)
-    schema = plan_draft_model(tuple(services.executors.names()), max_steps(settings.max_todos))
+    steps = max_steps(settings.max_todos)
+    catalogue = await planning_catalogue(services, config, state["request"], state.get("plan"))
     what = "repair the plan" if state.get("plan_problems") else "plan this request"
     try:
         draft = await services.models.structured(
-            "planner", schema, plan_messages(state, services), what=what
+            "planner",
+            plan_draft_model(steps),
+            plan_messages(state, catalogue, steps),
+            what=what,
+            json_schema=plan_json_schema(catalogue, steps),
         )
     except LLMOutputError as exc:
         if repairs >= settings.max_plan_repairs:
@@ -107,7 +153,7 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
         return _ask_again(state, config, exc, repairs)
     except LLMError as exc:
         return lamlog.fail(state, config, exc.code, str(exc))
-    new_plan = mark_approvals(draft.to_plan(), services.executors)
+    new_plan = mark_approvals(draft.to_plan(catalogue), services.executors, catalogue=catalogue)
     return proposal(state, config, new_plan, "plan", repairs)
 
 

@@ -18,10 +18,12 @@ from langchain_core.runnables import RunnableConfig
 from graph.approval import mark_approvals
 from graph.llm import LLMError
 from graph.planning import (
+    catalogue_listing,
     current_plan,
-    executors_listing,
     max_steps,
+    planning_catalogue,
     proposal,
+    remaining_json_schema,
     remaining_steps_model,
 )
 from graph.services import get_services
@@ -37,7 +39,10 @@ def _as_ran(plan: Plan, done: list[ToDo]) -> str:
     numbered = {todo.id: n for n, todo in enumerate(done, 1)}
     steps = []
     for todo in plan.todos:
-        step: dict[str, Any] = {"title": todo.title, "executor": todo.executor}
+        step: dict[str, Any] = {
+            "title": todo.title,
+            "tool": todo.tool.name if todo.tool is not None else todo.executor,
+        }
         if todo.id in numbered:
             step = {"number": numbered[todo.id], **step, "output": todo.output}
         else:
@@ -53,17 +58,18 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
         return {}
     current = current_plan(state)
     done = [t for t in current.todos if t.status == "done"]
-    names = services.executors.names()
-    schema = remaining_steps_model(tuple(names), max_steps(services.settings.max_todos))
+    catalogue = await planning_catalogue(services, config, state["request"])
+    steps = max_steps(services.settings.max_todos)
+    highest = len(done) + steps
     try:
         remaining = await services.models.structured(
             "planner",
-            schema,
+            remaining_steps_model(highest, steps),
             [
                 SystemMessage(
                     REPLAN_SYSTEM.format(
-                        executors=executors_listing(services.executors),
-                        executor_names=", ".join(names),
+                        tools=catalogue_listing(catalogue),
+                        tool_names=", ".join(catalogue.names()),
                         done_count=len(done),
                         next_number=len(done) + 1,
                         plan=_as_ran(current, done),
@@ -72,14 +78,16 @@ async def replan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
                 HumanMessage(state["request"]),
             ],
             what="replan after a failure",
+            json_schema=remaining_json_schema(catalogue, highest, steps),
         )
     except LLMError as exc:
         logger.warning("no replanning: %s", exc)
         return {"replans": replans + 1}
     if not remaining.steps:
         return {"replans": replans + 1}
-    new_plan = Plan(goal=current.goal, todos=[*done, *remaining.to_todos(done, taken=current.ids)])
-    new_plan = mark_approvals(new_plan, services.executors)
+    new_todos = remaining.to_todos(done, taken=current.ids, catalogue=catalogue)
+    new_plan = Plan(goal=current.goal, todos=[*done, *new_todos])
+    new_plan = mark_approvals(new_plan, services.executors, catalogue=catalogue)
     return {
         **proposal(state, config, new_plan, "replan", replans),
         "replans": replans + 1,

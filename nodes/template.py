@@ -14,6 +14,7 @@ from graph.approval import mark_approvals
 from graph.planning import proposal
 from graph.services import get_services
 from graph.state import PlannerState
+from graph.tools.sources import tenant_of
 
 
 async def template(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
@@ -27,5 +28,7 @@ async def template(state: PlannerState, config: RunnableConfig) -> dict[str, Any
     )
     if made is None:  # `route` chose this node because the template exists
         raise RuntimeError(f"no plan template for {found.get('intent')!r}")
-    plan = mark_approvals(made.plan, services.executors, declared=made.effects)
+    # A template step that runs a tool takes its effect from the catalogue (`graph.approval`).
+    catalogue = await services.tools.catalogue(tenant_of(config))
+    plan = mark_approvals(made.plan, services.executors, made.effects, catalogue)
     return proposal(state, config, plan, "template", declared=made.effects)

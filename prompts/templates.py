@@ -29,15 +29,17 @@ Answer with one JSON object with exactly these keys:
   (1, 2, 3, ...). Each step is an object with the keys
   - "title": a few words,
   - "description": what exactly to do,
-  - "executor": who does it, one of: {executor_names},
+  - "tool": what does it, one of: {tool_names},
+  - "arguments": the tool's arguments, an object with the keys its line below names
+    ({{}} if none); the value of an argument may be the result of an earlier step N,
+    written {{"$step": N}},
   - "after": the numbers of the earlier steps whose results it needs ([] if none),
-  - "inputs": the executor's inputs, a list of {{"name": ..., "value": ...}} ([] if none),
   - "requires_approval": true if the step sends, books, deletes or buys something.
 Steps that do not need each other's results run at the same time, so list a step in
 "after" only where its result is really needed.
 
-Executors:
-{executors}
+Tools (use only these, with their arguments):
+{tools}
 {hints}
 Write the goal, the titles and the descriptions in {language}."""
 
@@ -57,8 +59,8 @@ Answer again with the whole plan, corrected, as one JSON object with the keys "g
 #: What the planner is told when its answer did not fit the shape asked for.
 PLAN_BAD_ANSWER = (
     "Your answer does not fit the required JSON object ({problems}): write one object with "
-    'the keys "goal" and "steps", each step with "title", "description", "executor", '
-    '"after", "inputs" and "requires_approval".'
+    'the keys "goal" and "steps", each step with "title", "description", "tool", '
+    '"arguments", "after" and "requires_approval".'
 )
 PLAN_CUT_OFF = (
     "Your answer was cut off at the length limit before it was complete: write a shorter "
@@ -76,13 +78,14 @@ The steps done so far are numbered 1 to {done_count}; number the new steps on fr
 earlier new steps, never of failed or skipped ones.
 
 Answer with one JSON object with the key "steps": the list of new steps, each an object
-with the keys "title" (a few words), "description" (what exactly to do), "executor" (one
-of: {executor_names}), "after" (the numbers of the steps whose results it needs, [] if
-none), "inputs" (a list of {{"name": ..., "value": ...}}, [] if none) and "requires_approval"
-(true if it sends, books, deletes or buys something).
+with the keys "title" (a few words), "description" (what exactly to do), "tool" (one of:
+{tool_names}), "arguments" (the tool's arguments as its line below names them, {{}} if
+none; {{"$step": N}} for the result of step N), "after" (the numbers of the steps whose
+results it needs, [] if none) and "requires_approval" (true if it sends, books, deletes or
+buys something).
 
-Executors:
-{executors}
+Tools (use only these, with their arguments):
+{tools}
 
 The plan as it ran:
 {plan}"""

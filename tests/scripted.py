@@ -68,17 +68,35 @@ def cut_off(text: str) -> AIMessage:
 
 def steps(plan: Mapping[str, Any]) -> dict[str, Any]:
     """A plan written with ids (`todos`, `depends_on`) as the planner model writes it: numbered
-    `steps`, `after` by number. The plan it turns into has the ids t1, t2, ... in order."""
+    `steps`, `after` by number, each naming its `tool` (a ToDo's `tool` name, else its
+    executor) and `arguments` (the tool's arguments, else the ToDo's `inputs`), where
+    `{"$step": "t1"}` becomes `{"$step": 1}`. The plan it turns into has the ids t1, t2, ...
+    in order."""
     todos = list(plan.get("todos") or [])
     number = {todo["id"]: n for n, todo in enumerate(todos, 1)}
+
+    def numbered(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"$step"}:
+                return {"$step": number.get(value["$step"], len(todos) + 1)}
+            return {k: numbered(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [numbered(v) for v in value]
+        return value
+
     written = []
     for todo in todos:
-        step = {k: v for k, v in todo.items() if k not in ("id", "depends_on")}
+        step = {
+            k: v
+            for k, v in todo.items()
+            if k not in ("id", "depends_on", "executor", "inputs", "tool")
+        }
         step.setdefault("description", "")
-        step["inputs"] = [
-            {"name": k, "value": v if isinstance(v, str) else json.dumps(v)}
-            for k, v in (todo.get("inputs") or {}).items()
-        ]
+        tool = todo.get("tool")
+        step["tool"] = tool["name"] if tool else todo["executor"]
+        step["arguments"] = numbered(
+            tool.get("arguments", {}) if tool else todo.get("inputs") or {}
+        )
         # An id that is no ToDo's becomes a number past the end: a dependency nobody has.
         step["after"] = [number.get(d, len(todos) + 1) for d in todo.get("depends_on") or []]
         written.append(step)
@@ -89,11 +107,13 @@ class ScriptedChatModel(GenericFakeChatModel):
     """Answers text calls from `texts` and structured calls from `structured`, in order.
 
     Every call is recorded in `calls` as (kind, schema name or None, messages), so tests
-    can assert what the model was asked.
+    can assert what the model was asked; `schemas` holds the schema of each structured call
+    (what a grammar-constrained server would hold the answer to).
     """
 
     _structured: list[Any] = PrivateAttr(default_factory=list)
     _calls: list[tuple[str, str | None, list[BaseMessage]]] = PrivateAttr(default_factory=list)
+    _schemas: list[Any] = PrivateAttr(default_factory=list)
     _usage: Any = PrivateAttr(default=None)
 
     @classmethod
@@ -107,6 +127,10 @@ class ScriptedChatModel(GenericFakeChatModel):
     @property
     def calls(self) -> list[tuple[str, str | None, list[BaseMessage]]]:
         return self._calls
+
+    @property
+    def schemas(self) -> list[Any]:
+        return self._schemas
 
     @property
     def remaining(self) -> int:
@@ -135,6 +159,7 @@ class ScriptedChatModel(GenericFakeChatModel):
         def answer(messages: Any) -> Any:
             msgs = list(messages) if isinstance(messages, list) else [messages]
             self._calls.append(("structured", name, msgs))
+            self._schemas.append(schema)
             if not self._structured:
                 raise AssertionError(f"no scripted structured answer left for {name}")
             return structured_reply(schema, self._structured.pop(0), include_raw)

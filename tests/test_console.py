@@ -41,7 +41,8 @@ import api.console as console_package
 from api.overview import plan_effects, waiting_for
 from graph.builder import default_executors
 from graph.config import Settings
-from lam import LAMMessage, Plan
+from graph.tools.catalogue import Catalogue, tool_entries
+from lam import LAMMessage, Plan, Tool
 from lam.dag import critical_path
 from tests.console_harness import console_env
 from tests.server_harness import (
@@ -537,12 +538,16 @@ def test_effects_say_what_each_step_does_and_who_said_so() -> None:
         {"id": "d", "title": "Send it", "executor": "desktop", "requires_approval": True},
         {"id": "e", "title": "Book it", "executor": "desktop"},
         {"id": "f", "title": "Read it", "executor": "desktop"},
+        {"id": "g", "title": "Find", "executor": "desktop", "tool": {"name": "find_files"}},
+        {"id": "h", "title": "Gone", "executor": "desktop", "tool": {"name": "gone"}},
     )
     # `e` is a template's desktop step that books (declared for this very proposal); nobody
-    # declared `f`.
+    # declared `f`; `g` runs a tool of the catalogue, `h` one that left it.
     declared: dict[str, Any] = {"e": "book"}
-    rows = {r.todo_id: r for r in plan_effects(plan, declared, executors)}
-    assert [r.todo_id for r in plan_effects(plan, declared, executors)] == list("abcdef")
+    find = Tool(name="find_files", effect="read")
+    catalogue = Catalogue.merge([], tool_entries([find], "offer:cpa-desktop", "desktop"))
+    rows = {r.todo_id: r for r in plan_effects(plan, declared, executors, catalogue)}
+    assert list(rows) == list("abcdefgh")
     got = {k: (r.effect, r.declared_by, r.requires_approval) for k, r in rows.items()}
     assert got == {
         "a": ("read", "executor", False),
@@ -551,7 +556,10 @@ def test_effects_say_what_each_step_does_and_who_said_so() -> None:
         "d": ("change", "assumed", True),
         "e": ("book", "template", False),
         "f": ("change", "assumed", False),
+        "g": ("read", "tool", False),
+        "h": ("change", "assumed", False),
     }
+    assert rows["g"].tool == "find_files" and rows["a"].tool is None
 
 
 def test_waiting_for_sums_up_the_inbox() -> None:

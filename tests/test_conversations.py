@@ -180,8 +180,8 @@ async def test_failing_todo_skips_dependents_then_replans() -> None:
     # The done t1 is step 1 for the model; its new steps are 2 and 3 (ids t5, t6: unused).
     remaining = {
         "steps": [
-            {"title": "Estimate numbers", "description": "", "executor": "work", "after": [1]},
-            {"title": "Assemble", "description": "", "executor": "work", "after": [2]},
+            {"title": "Estimate numbers", "description": "", "tool": "work", "after": [1]},
+            {"title": "Assemble", "description": "", "tool": "work", "after": [2]},
         ]
     }
     planner = ScriptedChatModel.script(structured=[steps(first), remaining])

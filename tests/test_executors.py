@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from graph.allowlist import allowed
 from graph.builder import default_executors
 from graph.config import Settings
 from graph.executors import ExecutorCall, ExecutorError, ExecutorRegistry
 from graph.llm import ChatModels
 from lam import MessageFactory, Plan, ToDo
-from nodes.executors.http import HttpExecutor, allowed
+from nodes.executors.http import HttpExecutor
 from nodes.executors.template import TemplateExecutor
 from tests.planner_harness import Conversation, services
 from tests.scripted import ScriptedChatModel, UncallableChatModel, steps

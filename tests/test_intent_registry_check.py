@@ -537,9 +537,9 @@ def test_tiered_registry_is_clean_and_loads() -> None:
     [
         (
             "executor: desktop, effect: change}\n        de:",
-            "executor: desktop, effect: explode}\n        de:",
-            "effect: explode",
-            "effect 'explode' must be one of none, read, change, send, book, buy, delete",
+            "executor: desktop, effect: Explode now}\n        de:",
+            "effect: Explode now",
+            "effect 'Explode now' must be none, read, or one lower-case word",
         ),
         (
             "title: Read them, executor: desktop, effect: read}",

@@ -20,7 +20,9 @@ from langchain_core.messages import AIMessage
 
 from cli import exits
 from graph.builder import INTERNAL_ERROR
-from graph.planning import InputDraft, PlanDraft, StepDraft, plan_draft_model
+from graph.planning import PlanDraft, StepDraft, plan_json_schema
+from graph.tools.catalogue import Catalogue
+from graph.tools.executors import executor_entries
 from lam import LAMMessage, Plan
 from nodes.plan import plan_messages
 from tests.cli_harness import PtyProcess, clean_env, run_cli
@@ -31,7 +33,7 @@ from tests.server_harness import ServerProcess, open_conversation, wait_status
 
 REQUEST = "Write an email to Tom with the agenda"  # rule-matched, planned by the LLM
 TASK = "Organise a three-day trip to Lisbon with flights, a hotel and a museum visit"
-EMPTY_STEP = {"title": "", "description": "", "executor": "", "after": []}
+EMPTY_STEP = {"title": "", "description": "", "tool": "", "after": []}
 EMPTY_PLAN = {"goal": "g", "steps": [EMPTY_STEP]}
 # The crash of issue 13 came from answers in the old shape: ToDos with empty ids.
 OLD_SHAPE = {"goal": "g", "todos": [{"id": "", "title": "", "executor": ""}]}
@@ -114,12 +116,13 @@ async def test_prose_instead_of_json_is_asked_for_again() -> None:
 
 
 async def test_an_executor_that_does_not_exist_goes_back_with_the_ones_that_do() -> None:
-    tom = {"goal": "Mail Tom", "steps": [{**EMPTY_STEP, "title": "Ask", "executor": "Tom"}]}
+    tom = {"goal": "Mail Tom", "steps": [{**EMPTY_STEP, "title": "Ask", "tool": "Tom"}]}
     conv, planner = _planning(tom, GOOD)
     state = await conv.start(REQUEST)
     assert state["status"] == "done"
     told = planner.calls[1][2][-1].text
-    assert "'Tom'" in told and "'work'" in told and "'llm'" in told
+    assert "names 'Tom', which is neither a tool nor an executor" in told
+    assert "executors: desktop, http, human, llm, template, work" in told
 
 
 async def test_a_truncated_plan_with_no_repairs_left_fails_with_llm_truncated() -> None:
@@ -138,10 +141,10 @@ async def test_numbered_steps_become_ids_and_dependencies() -> None:
     draft = {
         "goal": "Report",
         "steps": [
-            {"title": "Collect", "description": "", "executor": "work", "after": []},
-            {"title": "Count", "description": "", "executor": "work", "after": []},
+            {"title": "Collect", "description": "", "tool": "work", "after": []},
+            {"title": "Count", "description": "", "tool": "work", "after": []},
             # Naming itself means nothing (dropped); a repeated number counts once.
-            {"title": "Write", "description": "", "executor": "work", "after": [1, 2, 3, 1]},
+            {"title": "Write", "description": "", "tool": "work", "after": [1, 2, 3, 1]},
         ],
     }
     conv, _ = _planning(draft)
@@ -156,7 +159,7 @@ async def test_numbered_steps_become_ids_and_dependencies() -> None:
 
 
 async def test_a_step_after_one_that_does_not_exist_is_repaired() -> None:
-    ahead = {"goal": "g", "steps": [{**EMPTY_STEP, "title": "A", "executor": "work", "after": [4]}]}
+    ahead = {"goal": "g", "steps": [{**EMPTY_STEP, "title": "A", "tool": "work", "after": [4]}]}
     conv, planner = _planning(ahead, GOOD)
     state = await conv.start(REQUEST)
     assert state["status"] == "done" and state["repairs"] == 1
@@ -168,21 +171,28 @@ async def test_a_step_after_one_that_does_not_exist_is_repaired() -> None:
 
 
 def test_the_plan_schema_leaves_little_room_and_the_prompt_names_every_key() -> None:
-    schema = plan_draft_model(("desktop", "llm"), 4).model_json_schema()
+    svc = services()
+    catalogue = Catalogue.merge(executor_entries(svc.executors), [])
+    schema = plan_json_schema(catalogue, 4)
     assert schema["title"] == "PlanDraft"
     assert schema["properties"]["steps"]["maxItems"] == 4
     assert schema["properties"]["goal"]["minLength"] == 1
-    step = schema["$defs"]["Step"]
-    assert step["properties"]["executor"]["enum"] == ["desktop", "llm"]
-    assert step["properties"]["title"]["minLength"] == 1
-    assert step["properties"]["title"]["maxLength"] > 0
-    after = step["properties"]["after"]
+    variants = [
+        schema["$defs"][v["$ref"].rsplit("/", 1)[1]]
+        for v in schema["properties"]["steps"]["items"]["anyOf"]
+    ]
+    # One variant per executor, each naming it and its own arguments.
+    assert [v["properties"]["tool"]["const"] for v in variants] == catalogue.names()
+    for variant in variants:
+        assert set(variant["required"]) == {"title", "description", "tool", "arguments", "after"}
+        assert variant["additionalProperties"] is False
+    title = schema["$defs"]["step_title"]
+    assert title["minLength"] == 1 and title["maxLength"] > 0
+    after = schema["$defs"]["step_after"]
     assert after["items"] == {"type": "integer", "minimum": 1, "maximum": 4}
-    assert set(step["required"]) == {"title", "description", "executor", "after"}
     # json_mode has only the prompt to go by: it names every key of the schema.
-    svc = services()
-    prompt = plan_messages({"request": REQUEST, "intent": {}}, svc)[0].text
-    for key in [*PlanDraft.model_fields, *StepDraft.model_fields, *InputDraft.model_fields]:
+    prompt = plan_messages({"request": REQUEST, "intent": {}}, catalogue, 4)[0].text
+    for key in [*PlanDraft.model_fields, *StepDraft.model_fields]:
         assert f'"{key}"' in prompt, key
     for name in svc.executors.names():
         assert name in prompt
@@ -457,8 +467,8 @@ async def test_a_list_of_problems_reads_as_one_sentence() -> None:
     broken = {
         "goal": "g",
         "steps": [
-            {**EMPTY_STEP, "title": "A", "executor": "work", "after": [2]},
-            {**EMPTY_STEP, "title": "B", "executor": "work", "after": [1, 7]},
+            {**EMPTY_STEP, "title": "A", "tool": "work", "after": [2]},
+            {**EMPTY_STEP, "title": "B", "tool": "work", "after": [1, 7]},
         ],
     }
     conv, _ = _planning(broken, max_plan_repairs=0)

@@ -16,6 +16,7 @@ import pytest
 
 from graph.builder import make_services
 from graph.config import ROLE_DEFAULTS, ConfigError, Settings
+from graph.executors import ExecutorRegistry
 from graph.llm import (
     ChatModels,
     LLMCallError,
@@ -27,15 +28,23 @@ from graph.llm import (
     LLMTruncatedError,
     LLMUnreachableError,
 )
-from graph.planning import PlanDraft, plan_draft_model
+from graph.planning import PlanDraft, plan_draft_model, plan_json_schema
+from graph.tools.catalogue import Catalogue
+from graph.tools.executors import executor_entries
+from nodes.executors import DesktopExecutor, LLMExecutor
 from tests.fake_llm import FakeLLMServer, Reply
 from tests.planner_harness import Conversation
 
 DRAFT = {
     "goal": "Mail Tom",
-    "steps": [{"title": "Draft", "description": "", "executor": "llm", "after": []}],
+    "steps": [{"title": "Draft", "description": "", "tool": "llm", "arguments": {}, "after": []}],
 }
-SCHEMA = plan_draft_model(("desktop", "llm"), 5)
+SCHEMA = plan_draft_model(5)
+# What the planner holds the model to: one step variant per catalogue entry.
+JSON_SCHEMA = plan_json_schema(
+    Catalogue.merge(executor_entries(ExecutorRegistry([DesktopExecutor(), LLMExecutor()])), []),
+    5,
+)
 # What no answer a person reads may contain: library dumps and help pages.
 LIBRARY_NOISE = ("errors.pydantic.dev", "python.langchain.com", "CompletionUsage", "Traceback")
 
@@ -66,7 +75,9 @@ async def test_openai_compatible_server_gets_json_schema_and_max_tokens_per_role
     settings = _compatible(llm_server, CPA_PLANNER_MODEL="planner-model")
     assert settings.provider == "openai_compatible"
     models = ChatModels(settings)
-    draft = await models.structured("planner", SCHEMA, [("user", "mail Tom")])
+    draft = await models.structured(
+        "planner", SCHEMA, [("user", "mail Tom")], json_schema=JSON_SCHEMA
+    )
     assert draft.to_plan().todos[0].id == "t1"
     assert await models.text("executor", [("user", "hi")]) == "hello from the server"
 
@@ -77,8 +88,10 @@ async def test_openai_compatible_server_gets_json_schema_and_max_tokens_per_role
     response_format = plan_call["response_format"]
     assert response_format["type"] == "json_schema"
     schema = response_format["json_schema"]["schema"]
-    step = schema["$defs"]["Step"]["properties"]
-    assert step["executor"]["enum"] == ["desktop", "llm"]
+    assert schema["properties"] == JSON_SCHEMA["properties"]
+    variants = schema["properties"]["steps"]["items"]["anyOf"]
+    tools = [schema["$defs"][v["$ref"].rsplit("/", 1)[1]]["properties"]["tool"] for v in variants]
+    assert tools == [{"const": "desktop"}, {"const": "llm"}]
     assert "tools" not in plan_call and "tool_choice" not in plan_call
     # Compatible servers get `max_tokens`, by role.
     assert plan_call["max_tokens"] == ROLE_DEFAULTS["planner"].max_tokens

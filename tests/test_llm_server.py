@@ -29,9 +29,16 @@ import httpx
 import pytest
 
 from cli import exits
+from examples.desktop_agent import ACTIONS
+from graph.builder import make_services
 from graph.config import Settings
 from graph.llm import ChatModels, LLMOutputError, LLMTruncatedError
 from graph.planning import TITLE_MAX, plan_draft_model
+from graph.tools.arguments import schema_errors
+from graph.tools.catalogue import Catalogue, tool_entries
+from graph.tools.executors import executor_entries
+from lam.tools import references
+from nodes.plan import draft_plan
 from tests.cli_harness import PtyProcess, clean_env, run_cli
 from tests.llama_server import MODEL_NAME, LlamaServer, find_llama
 from tests.server_harness import ServerProcess, agree_to, done_for, open_conversation
@@ -56,10 +63,16 @@ KNOWN_CODES = {
     "url_not_allowed",
     "http_error",
     "http_status",
+    # A tool's arguments that no longer fit once resolved, a tool gone, a tool's error.
+    "bad_arguments",
+    "tool_unavailable",
+    "tool_error",
 }
 NOISE = ("Traceback", "ValidationError", "errors.pydantic.dev", "CompletionUsage")
 #: Upper bound of one conversation: a safety net against hangs, never a speed assert.
 CONVERSATION_S = 900.0
+
+SHRED = "Find my tax files and shred them"
 
 # (name, request, route target): the front door's kinds of request, in both languages.
 REQUESTS = [
@@ -129,21 +142,29 @@ def route_of(final: dict[str, Any]) -> str:
 # -- what the defaults rely on --------------------------------------------------------------
 
 
-async def test_json_schema_output_is_held_to_the_schema(llama: LlamaServer) -> None:
+@pytest.mark.parametrize("request_text", [SHRED, "Book a table and email Anna the address"])
+async def test_json_schema_output_names_only_catalogue_tools_with_valid_arguments(
+    llama: LlamaServer, request_text: str
+) -> None:
     settings = Settings.from_env({"CPA_LLM_BASE_URL": llama.url, "CPA_LLM_MODEL": MODEL_NAME})
     assert settings.structured_output_method == "json_schema"
-    schema = plan_draft_model(("desktop", "llm"), 3)
-    draft = await ChatModels(settings).structured(
-        "planner",
-        schema,
-        [("system", "Plan the request."), ("user", "Book a table and email Anna the address")],
+    svc = make_services(settings)
+    # The planner's executors and the desktop agent's offered actions, as `plan` sees them.
+    catalogue = Catalogue.merge(
+        executor_entries(svc.executors), tool_entries(ACTIONS, "offer:cpa-desktop", "desktop")
     )
-    # Grammar-constrained: the enum, the string lengths and the integer bounds hold.
-    for step in draft.steps:
-        assert step.executor in ("desktop", "llm")
-        assert 1 <= len(step.title) <= TITLE_MAX
-        assert all(1 <= n <= 3 for n in step.after)
-    assert 1 <= len(draft.steps) <= 3
+    plan = await draft_plan(svc.models, request_text, catalogue, 3)
+    # Grammar-constrained: every step names an entry of the catalogue, with arguments its
+    # schema accepts where they are values, and references to steps of the plan; the bounds
+    # hold. (Whether a reference makes sense, the model's own step say, is `check`'s.)
+    assert 1 <= len(plan.todos) <= 3
+    for todo in plan.todos:
+        assert 1 <= len(todo.title) <= TITLE_MAX
+        entry = catalogue.get(todo.tool.name if todo.tool is not None else todo.executor)
+        assert entry is not None, todo
+        arguments = todo.tool.arguments if todo.tool is not None else todo.inputs
+        assert schema_errors(arguments, entry.tool.input_schema) == [], todo
+        assert {ref for _, ref in references(arguments)} <= set(plan.ids)
 
 
 @pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
@@ -160,9 +181,7 @@ async def test_the_token_limit_is_honoured_and_named(llama: LlamaServer, param: 
     text = await models.text("executor", [("user", "Tell me a long story about Rome.")])
     assert text.endswith("…")  # cut at 8 tokens, and marked so
     with pytest.raises(LLMTruncatedError, match="CPA_PLANNER_MAX_TOKENS"):
-        await models.structured(
-            "planner", plan_draft_model(("llm",), 3), [("user", "Plan a trip to Rome.")]
-        )
+        await models.structured("planner", plan_draft_model(3), [("user", "Plan a trip to Rome.")])
 
 
 async def test_forced_tool_calls_fail_with_the_setting_to_try(llama: LlamaServer) -> None:
@@ -177,7 +196,7 @@ async def test_forced_tool_calls_fail_with_the_setting_to_try(llama: LlamaServer
     )
     with pytest.raises(LLMOutputError) as failed:
         await ChatModels(settings).structured(
-            "router", plan_draft_model(("llm",), 2), [("user", "Book a table")]
+            "router", plan_draft_model(2), [("user", "Book a table")]
         )
     message = str(failed.value)
     assert "function_calling" in message and "CPA_LLM_STRUCTURED_OUTPUT=json_schema" in message

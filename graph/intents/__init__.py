@@ -30,8 +30,8 @@ The registry is a YAML file (the default one is ``prompts/intents.yaml``)::
     A PLAN is ``{goal, todos: [{id, title, description, executor, inputs, depends_on,
     requires_approval, effect}]}``; ``{request}`` is filled in, and in a ``read`` template
     ``{query}``, what it looks up (:func:`~graph.intents.readonly.look_up_query`);
-    ``effect`` (none, read,
-    change, send, book, buy, delete) says what the step does to the world (graph.approval).
+    ``effect`` (none, read, or what it changes: change, send, book, buy, delete, ...) says
+    what the step does to the world (graph.approval).
 
 Deciding (:meth:`IntentRegistry.decide`, :mod:`graph.intents.decide`): the rules
 (:mod:`~graph.intents.rules`), then compound detection (:mod:`~graph.intents.compound`: a
@@ -41,7 +41,7 @@ request with several actions is never decided), then the example classifier
 (:mod:`~graph.intents.readonly`). The registry's check is :mod:`~graph.intents.check`.
 """
 
-from graph.effects import EFFECTS, Effect
+from graph.effects import KNOWN_EFFECTS, Effect
 from graph.intents.check import (
     RegistryError,
     RegistryProblem,
@@ -70,7 +70,7 @@ from graph.intents.text import fold
 __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_MIN_CONFIDENCE",
-    "EFFECTS",
+    "KNOWN_EFFECTS",
     "OUT_OF_SCOPE",
     "REQUIRED_LANGUAGES",
     "Action",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from graph.effects import EFFECTS, Effect
+from graph.effects import Effect, describe_effects, is_effect
 from graph.intents.spec import (
     DEFAULT_CLASSIFIER_MARGIN,
     DEFAULT_CLASSIFIER_THRESHOLD,
@@ -98,6 +98,8 @@ _TODO_KEYS = frozenset(
         "depends_on",
         "requires_approval",
         "effect",
+        # a tool the step runs ({name, arguments}); its effect then comes from the catalogue
+        "tool",
     }
 )
 
@@ -719,10 +721,8 @@ class _Checker:
         if "effect" in keys:
             effect_node = keys["effect"][1]
             effect = self.value(effect_node)
-            if effect not in EFFECTS:
-                self.add(
-                    effect_node, f"{label}: effect {effect!r} must be one of {', '.join(EFFECTS)}"
-                )
+            if not is_effect(effect):
+                self.add(effect_node, f"{label}: effect {effect!r} must be {describe_effects()}")
             elif variant == "read" and effect not in READ_EFFECTS:
                 self.add(
                     effect_node,

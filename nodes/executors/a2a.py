@@ -46,13 +46,14 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from langgraph.func import task
 from langgraph.types import interrupt
 
+from graph.allowlist import allowed
 from graph.config import Settings
 from graph.effects import Effect
 from graph.executors import ExecutorCall, ExecutorError
 from graph.redaction import redact_url
-from lam import LAMMessage, MessageFactory, ToDo
+from graph.tools.catalogue import SourceUnavailableError
+from lam import LAMMessage, MessageFactory, ToDo, Tool
 from nodes.executors.answers import UnreadableAnswerError, read_answer
-from nodes.executors.http import allowed
 
 PREFIX = "a2a:"
 AGENT_KEY = "a2a_agent"
@@ -174,13 +175,13 @@ def message_for(assign: LAMMessage) -> Message:
     """The A2A message that hands over an `assign`'s ToDo."""
     todo = assign.content["todo"]
     text = "\n".join(t for t in (todo.get("title"), todo.get("description")) if t)
+    data = {"todo": todo, "inputs": assign.content.get("inputs", {})}
+    if assign.content.get("tool") is not None:  # a skill of its card: which, and with what
+        data["tool"] = assign.content["tool"]
     return Message(
         role=Role.ROLE_USER,
         message_id=assign.id,
-        parts=[
-            Part(text=text or str(todo.get("id"))),
-            new_data_part({"todo": todo, "inputs": assign.content.get("inputs", {})}),
-        ],
+        parts=[Part(text=text or str(todo.get("id"))), new_data_part(data)],
     )
 
 
@@ -263,6 +264,16 @@ class A2AExecutor:
         self.name = f"{PREFIX}{agent}"
         self.receiver: str | None = self.name
         self.read_only = read_only
+        self.input_schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "request": {"type": "string", "description": "what to ask the agent, in words"}
+            },
+            "additionalProperties": True,
+        }
+        self.returns = "the A2A task's artifacts"
+        # The agent card's skills are offered as tools run here (`graph.tools`).
+        self.runs_tools = True
         self.description = (
             f"hands the ToDo to the A2A agent {agent!r} and waits for its task; the output "
             "is the task's artifacts"
@@ -270,6 +281,37 @@ class A2AExecutor:
 
     def effect_for(self, todo: ToDo) -> Effect:
         return "read" if self.read_only else "change"
+
+    async def skills(self, settings: Settings) -> list[Tool]:
+        """The skills on the agent's card, as tools `<agent>.<skill id>` run by this executor."""
+        try:
+            async with AgentConnection(
+                self.agent, self.url, settings.a2a_allowlist, settings.a2a_timeout_s
+            ) as connection:
+                card = connection.card
+        except AgentUnusableError as exc:
+            raise SourceUnavailableError(exc.message) from None
+        assert card is not None
+        tools = []
+        for skill in card.skills:
+            examples = "; ".join(list(skill.examples)[:3])
+            description = skill.description or skill.name
+            tools.append(
+                Tool(
+                    name=f"{self.agent}.{skill.id}",
+                    description=f"{description} (e.g. {examples})" if examples else description,
+                    input_schema={
+                        "type": "object",
+                        "properties": {
+                            "request": {"type": "string", "description": "what to ask, in words"}
+                        },
+                        "required": ["request"],
+                    },
+                    effect="read" if self.read_only else "change",
+                    executor=self.name,
+                )
+            )
+        return tools
 
     async def __call__(self, call: ExecutorCall) -> Any:
         settings = call.settings

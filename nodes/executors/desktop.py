@@ -17,6 +17,16 @@ class DesktopExecutor:
         "(calendar, mail, files, reminders, any app) and reports the result"
     )
     receiver: str | None = DESKTOP
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "request": {"type": "string", "description": "what to do, in the user's words"}
+        },
+        "additionalProperties": True,
+    }
+    returns = "what the desktop assistant reports"
+    # The desktop agent offers its actions as tools (`offer`); steps that run one come here.
+    runs_tools = True
     # No `effect`: the desktop agent may read or change anything, so a step is taken to
     # change something unless a plan template declares it (`graph.approval`).
     interrupts = True

@@ -13,6 +13,14 @@ class HumanExecutor:
     description = "asks the user a question or for a decision; the answer is the output"
     receiver: str | None = "user"
     effect = "none"  # asks the person; changes nothing by itself
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "question": {"type": "string", "description": "the question, if the title is not it"}
+        },
+        "additionalProperties": True,
+    }
+    returns = "the person's answer"
     interrupts = True
 
     async def __call__(self, call: ExecutorCall) -> Any:

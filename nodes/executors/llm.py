@@ -20,6 +20,13 @@ class LLMExecutor:
     )
     receiver: str | None = None
     effect = "none"  # text inside the conversation
+    # Nothing to fill in: the step's title and description say what to write.
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {},
+        "additionalProperties": True,
+    }
+    returns = "the text it wrote"
 
     async def __call__(self, call: ExecutorCall) -> Any:
         inputs = json.dumps(call.inputs, ensure_ascii=False, default=str)

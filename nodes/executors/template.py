@@ -21,6 +21,20 @@ class TemplateExecutor:
     )
     receiver: str | None = None
     effect = "none"  # text inside the conversation
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "text": {
+                "type": "string",
+                "minLength": 1,
+                "description": "the text to compose; {request} stands for the request, {t1}, "
+                "{t2}, ... for the outputs of the steps it depends on",
+            }
+        },
+        "required": ["text"],
+        "additionalProperties": True,
+    }
+    returns = "the composed text"
 
     async def __call__(self, call: ExecutorCall) -> Any:
         text = call.inputs.get("text")
