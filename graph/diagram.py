@@ -1,7 +1,7 @@
-"""The graph's picture for the README, drawn from the compiled graph.
+"""The graph's picture for docs/architecture.md, drawn from the compiled graph.
 
 python -m graph.diagram          # print the mermaid block
-python -m graph.diagram --write  # replace the block in README.md
+python -m graph.diagram --write  # replace the block in docs/architecture.md
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from graph.builder import graph
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 BLOCK = re.compile(r"```mermaid\n.*?```\n", re.DOTALL)
 
 
@@ -20,22 +20,22 @@ def mermaid() -> str:
     return f"```mermaid\n{graph.get_graph().draw_mermaid()}```\n"
 
 
-def readme_block(text: str) -> str | None:
+def page_block(text: str) -> str | None:
     found = BLOCK.search(text)
     return found.group(0) if found else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Draw the planning graph as mermaid.")
-    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    parser.add_argument("--write", action="store_true", help="update docs/architecture.md in place")
     args = parser.parse_args()
     if not args.write:
         print(mermaid(), end="")
         return
-    text = README.read_text()
-    if readme_block(text) is None:
-        raise SystemExit("README.md has no ```mermaid block to replace")
-    README.write_text(BLOCK.sub(lambda _m: mermaid(), text, count=1))
+    text = PAGE.read_text()
+    if page_block(text) is None:
+        raise SystemExit(f"{PAGE} has no ```mermaid block to replace")
+    PAGE.write_text(BLOCK.sub(lambda _m: mermaid(), text, count=1))
 
 
 if __name__ == "__main__":

@@ -200,10 +200,10 @@ async def test_a2a_0_3_method_names(server: ServerProcess, http: httpx.AsyncClie
         await client.cancel_task(CancelTaskRequest(id=task.id))
 
 
-def test_the_readme_client_example_runs(server: ServerProcess, tmp_path: Path) -> None:
-    """The README's A2A client, verbatim but for the server's URL and key."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("\n## A2A\n") :]
+def test_the_documented_client_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    """docs/a2a.md's client, verbatim but for the server's URL and key."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "a2a.md").read_text()
+    section = page[page.index("\n## A client, in Python\n") :]
     block = section[section.index("```python\n") + len("```python\n") :]
     code = block[: block.index("```\n")]
     line = 'URL, KEY = "http://127.0.0.1:8000", "<key>"'

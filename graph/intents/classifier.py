@@ -5,8 +5,8 @@ and a multinomial logistic regression over the intents plus one class for "none 
 (the registry's ``out_of_scope`` examples). It decides only when its best intent's
 probability reaches the registry's ``classifier.threshold`` and leads the runner-up (the
 "none" class included) by ``classifier.margin``; both are calibrated on a labelled set that
-is not its training data (``cpa-planner intents calibrate``). Why this model: the README's
-"Intents" section has the measurements.
+is not its training data (``cpa-planner intents calibrate``). Why this model: docs/intents.md
+has the measurements.
 
 scikit-learn is imported and the model trained on first use, once per process for the same
 examples: a request the rules decide never pays for it.
