@@ -64,6 +64,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
     writes_sort_key,
 )
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -193,6 +194,12 @@ def fence_key(prefix: str, thread_id: str) -> str:
     return f"{prefix.rstrip(':')}:t:{_q(thread_id)}:fence"
 
 
+# The classes of ours a checkpoint holds (the state's plan), named to LangGraph's serializer:
+# unnamed, each load warns "Deserializing unregistered type" (and a future LangGraph blocks
+# it). LangGraph's own safe types (messages, datetimes, ...) need no naming.
+STATE_TYPES = (("lam.plan", "Plan"), ("lam.plan", "ToDo"))
+
+
 def _fence_token(config: RunnableConfig) -> str:
     token = config.get("configurable", {}).get(FENCE)
     return "" if token is None else str(token)
@@ -214,7 +221,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         url: str = "redis://?",
         serde: Any = None,
     ) -> None:
-        super().__init__(serde=serde)
+        super().__init__(serde=serde or JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
         if not prefix or not prefix.strip(":"):
             raise ValueError("the Redis key prefix must not be empty")
         self.client = client
