@@ -197,7 +197,10 @@ async def test_refused_plan_runs_nothing(acme: httpx.AsyncClient) -> None:
     assert final["result"] == {"refused": "not now"}
     kinds = [m["performative"] for m in final["messages"]]
     assert "refuse" in kinds and "assign" not in kinds and "done" not in kinds
-    assert all(t["status"] == "pending" for t in final["plan"]["todos"])
+    # Nothing will run them: skipped, as the command line shows them, not pending.
+    assert {(t["status"], t["error"]) for t in final["plan"]["todos"]} == {
+        ("skipped", "plan refused")
+    }
 
 
 # Answers: idempotency and conflicts -----------------------------------------------------------
