@@ -19,6 +19,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "skipped": "skipped",
         "pending": "not run",
         "earlier_failure": "earlier failure",
+        "because_failed": "because {ids} failed",
+        "because_failed_many": "because {ids} failed",
     },
     "de": {
         "failed": "Das hat leider nicht geklappt: {message}",
@@ -31,6 +33,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "skipped": "übersprungen",
         "pending": "nicht ausgeführt",
         "earlier_failure": "frühere Störung",
+        "because_failed": "weil {ids} fehlgeschlagen ist",
+        "because_failed_many": "weil {ids} fehlgeschlagen sind",
     },
 }
 

@@ -465,8 +465,10 @@ def test_refusing_the_plan(env: dict[str, str]) -> None:
     assert result["result"] == {"refused": "I will do it myself"}
     refuse = [m for m in result["messages"] if m["performative"] == "refuse"]
     assert refuse and refuse[0]["content"]["reason"] == "I will do it myself"
-    assert all(t["status"] == "pending" for t in result["plan"]["todos"])
-    # Shown, the plan's ToDos are not pending (nothing will run them): skipped, and why.
+    # The plan's ToDos are not pending (nothing will run them): skipped, and why.
+    assert {(t["status"], t["error"]) for t in result["plan"]["todos"]} == {
+        ("skipped", "plan refused")
+    }
     shown = run_cli(["show", result["conversation_id"]], env).stdout
     for todo in ("t1", "t2"):
         assert re.search(rf"{todo}\s+.*↷ skipped", shown), shown
