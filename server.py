@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.a2a import A2AServer
 from api.a2a import router as a2a_router
@@ -143,7 +144,10 @@ def create_app(
                 await hub.close()
                 telemetry.shutdown()
 
-    api_app = FastAPI(
+    # FastAPI's own /docs loads Swagger UI from a CDN; this one serves the package's copy.
+    # No /redoc: ReDoc still fetches its logo from its vendor's site.
+    api_app = FastAPIOffline(
+        redoc_url=None,
         title="cpa-planner",
         version="0.1.0",
         summary="Planning service for the CPA Desktop AI: LAM messages in, plans and results out.",

@@ -395,6 +395,33 @@ def test_the_console_talks_to_its_own_origin_only(console: Console) -> None:
     assert _same_origin(console.requests, console.server.url) == []
 
 
+@pytest.mark.slow
+def test_swagger_ui_works_offline(browser: Browser, server: ServerProcess) -> None:
+    """/docs comes from the package: nothing is fetched from elsewhere (a request to another
+    origin fails here, as it does without a network), and it shows the API's operations
+    from its OpenAPI 3.1 document. /redoc is not served (ReDoc fetches its logo online)."""
+    context = browser.new_context(viewport=WIDE)
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    context.route(
+        "**/*",
+        lambda route: (
+            route.abort() if _same_origin([route.request.url], server.url) else route.continue_()
+        ),
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{server.url}/docs")
+        expect(page.locator(".opblock-summary-path:has-text('/v1/lam')").first).to_be_visible()
+    finally:
+        context.close()
+    assert _same_origin(requests, server.url) == []
+    assert errors == []
+    assert httpx.get(f"{server.url}/redoc").status_code == 404
+
+
 # A narrow window, the keyboard alone -------------------------------------------------------------
 
 
