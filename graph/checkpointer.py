@@ -73,9 +73,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from graph.config import Settings
+from graph.config import ConfigError, Settings
 from graph.redaction import redact_text, redact_url
 from graph.redis_sentinel import is_sentinel_url, sentinel_client
+from graph.redis_url import check_redis_url
 
 __all__ = [
     "FENCE",
@@ -985,9 +986,10 @@ async def open_checkpointer(settings: Settings | None = None) -> AsyncIterator[R
 @asynccontextmanager
 async def _saver_for(url: str, settings: Settings) -> AsyncIterator[RedisSaver]:
     try:
+        check_redis_url(url)
         client = make_client(url)
-    except ValueError as exc:  # a malformed URL
-        raise RedisUnavailableError(url, exc) from exc
+    except ValueError as exc:  # malformed: a bad setting, not a Redis that cannot be reached
+        raise ConfigError(f"bad setting redis_url (CPA_REDIS_URL, REDIS_URL): {exc}") from None
     saver = RedisSaver(client, prefix=settings.redis_prefix, ttl_s=settings.redis_ttl_s, url=url)
     try:
         await saver.aping()
