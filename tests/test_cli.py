@@ -681,3 +681,13 @@ def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert (workdir / ".langgraph_api").is_dir()  # its state went to the working copy
+
+
+def test_llm_server_says_what_to_install_when_it_is_not_there(tmp_path: Path) -> None:
+    done = run_cli(
+        ["llm-server", "--llama-server", str(tmp_path / "none"), "--model", str(tmp_path / "x")],
+        clean_env(tmp_path),
+    )
+    assert done.returncode == exits.CONFIG
+    assert "not installed: make llm-server installs" in done.stderr
+    assert "Traceback" not in done.stderr
