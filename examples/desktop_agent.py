@@ -1,6 +1,7 @@
 """A desktop agent over HTTP: the inbox loop a CPA Desktop AI runs against `cpa-planner serve`.
 
-    python examples/desktop_agent.py [--server URL] [--api-key KEY] [--conversation ID ...]
+    .venv/bin/python examples/desktop_agent.py [--server URL] [--api-key KEY]
+                                               [--conversation ID ...]
 
 It follows the Server-Sent Events of one conversation (`--conversation`, repeatable; it
 exits once they are all over) or of every conversation of its tenant (`GET
@@ -17,7 +18,8 @@ The default handler prints the ToDo and answers `done`; a real agent passes its 
     await agent.run(["<conversation id>"])
 
 Needs `httpx`, `httpx-sse` and the `lam` package of this repository (it stands alone: no
-LangGraph). Server and key default to $CPA_SERVER_URL and $CPA_API_KEY, as for the CLI.
+LangGraph): the project's virtualenv has them (`make setup`), hence `.venv/bin/python`.
+Server and key default to $CPA_SERVER_URL and $CPA_API_KEY, as for the CLI.
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ its output (any JSON), or raises TodoFailed. Runs in a worker thread: it may blo
 
 
 def print_and_say_done(todo: ToDo, inputs: dict[str, Any]) -> Any:
-    """The default handler: shows the ToDo; a real agent operates the apps here."""
+    """The default handler: shows the ToDo; a real agent operates the apps here and returns
+    what came of it. This one has nothing to report (the answer then says just "done")."""
     print(f"[{todo.id}] {todo.title}: {todo.description}", flush=True)
-    return f"done: {todo.title}"
+    return None
 
 
 class DesktopAgent:
