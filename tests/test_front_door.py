@@ -287,3 +287,28 @@ async def test_a_task_without_any_llm_configured_names_the_settings() -> None:
     assert error["code"] == "llm_not_configured"
     assert "CPA_LLM_BASE_URL" in error["message"] and "CPA_LLM_MODEL" in error["message"]
     assert _answer(state).startswith("Sorry")
+
+
+# -- a look-up and a change in one request ------------------------------------------------
+
+
+async def test_find_and_shred_goes_to_the_planner_with_both_actions() -> None:
+    text = "Find my tax files and shred them"
+    decision = services(models=NO_LLM).intents.decide(text)
+    assert decision.intent is None and not decision.read_only
+    assert decision.compound is not None
+    assert decision.compound.parts == ("Find my tax files", "shred them")
+    plan = {"goal": "tax files", "todos": _todos("Find the tax files", "Shred them")}
+    planner = ScriptedChatModel.script(structured=[steps(plan)])
+    svc = services(
+        models={"router": UncallableChatModel(), "planner": planner},
+        executors=[RecordingExecutor()],
+    )
+
+    state = await Conversation(svc).start(text)
+
+    route = _route(state)
+    assert route["target"] == "planner" and route["reason"].startswith("compound:")
+    prompt = _plan_call_prompt(planner)
+    assert "1. Find my tax files" in prompt and "2. shred them" in prompt
+    assert "files" in prompt  # the intent seen, as a hint

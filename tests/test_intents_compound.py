@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from graph.intents import IntentRegistry, find_compound
+from graph.intents import IntentRegistry, actions, find_compound
 
 SEVERAL: list[tuple[str, int]] = [
     # English
@@ -132,3 +132,50 @@ def test_hints_name_the_intents_of_the_parts_best_first() -> None:
     assert decision.hints[:2] == ("files", "email")
     decision = registry.decide("Schau in meinen Kalender, dann schreib Ben eine Mail")
     assert {"calendar", "email"} <= set(decision.hints)
+
+
+# -- the open world: actions no intent knows ------------------------------------------------
+
+OPEN_WORLD: list[tuple[str, int]] = [
+    (
+        "I want to print out my example.pdf, transfer $100 to my friend's account at Bank of "
+        "Example, and watch a movie named 'Example Movie' afterwards",
+        3,
+    ),
+    ("Find my tax files and shred them", 2),
+    ("Finde meine Steuerdateien und schreddere sie", 2),
+    ("Sell my old bike on eBay and transfer the money to my savings account", 2),
+    ("Order groceries for the week and have them delivered on Friday morning", 2),
+    ("Check my to-do list and tick off 'call the plumber'", 2),
+    ("Überweise Jonas 50 Euro und erinnere mich, ihn nach den Karten zu fragen", 2),
+    ("Remind me to call the bank at 9 and add 'pay rent' to my to-do list", 2),
+]
+OPEN_WORLD_SINGLE: list[str] = [
+    # quoted text is never cut
+    'Send an SMS to Tom saying "I am late, start without me and order the pizza"',
+    "Text Tom the message 'running late, start without me and order the pizza'",
+    "Buy bread and butter on the way home",
+    "Check my calendar and email for anything from Sophie",
+    "Block my credit card, my wallet was stolen",
+    "Entwirf eine Mail an den Kunden, in der wir uns für die Verspätung entschuldigen",
+]
+
+
+@pytest.mark.parametrize(("text", "count"), OPEN_WORLD)
+def test_actions_outside_every_intent_count(text: str, count: int) -> None:
+    found = find_compound(text)
+    assert found is not None and len(found.parts) == count, found
+
+
+@pytest.mark.parametrize("text", OPEN_WORLD_SINGLE)
+def test_one_open_world_action_stays_single(text: str) -> None:
+    assert find_compound(text) is None
+
+
+def test_the_actions_say_which_only_look() -> None:
+    found = actions("Find my tax files and shred them")
+    assert [(a.text, a.looks) for a in found] == [
+        ("Find my tax files", True),
+        ("shred them", False),
+    ]
+    assert found[1].start == len("Find my tax files and ")

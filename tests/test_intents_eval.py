@@ -1,6 +1,7 @@
-"""`intents eval` and `intents calibrate` on the labelled sets we ship, and the issue's bars:
-precision >= 0.98 for every tier, the classifier well above the rules' coverage, no request
-with several actions decided by a rule or the classifier."""
+"""`intents eval` and `intents calibrate` on the labelled sets we ship, and the bars: precision
+>= 0.98 for every tier, the classifier well above the rules' coverage, no request with several
+actions decided by a rule or the classifier; on the multi-action set, at most 2 % of the
+requests with several actions decided as one intent and no side-effecting false fire."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from tests.cli_harness import ROOT, clean_env, run_cli
 DATA = ROOT / "tests" / "data"
 EVAL_SETS = [DATA / "intents_eval_en.jsonl", DATA / "intents_eval_de.jsonl"]
 CALIBRATION = DATA / "intents_calibration.jsonl"
+MULTI = DATA / "intents_multi.jsonl"
+SEVERAL_DECIDED = 0.02  # requests with several actions decided as one intent, at most
 PRECISION = 0.98
 COVERAGE_GAIN = 0.10  # what "well above the rules alone" means here
 
@@ -60,11 +63,11 @@ def test_the_bars_can_fail() -> None:
     # the same registry with a classifier that decides on any hunch
     text = (ROOT / "prompts" / "intents.yaml").read_text(encoding="utf-8")
     reckless = text.replace(
-        "  threshold: 0.65\n  margin: 0.4\n", "  threshold: 0.05\n  margin: 0\n"
+        "  threshold: 0.65\n  margin: 0.6\n", "  threshold: 0.05\n  margin: 0\n"
     )
     assert reckless != text
     registry = IntentRegistry.from_text(reckless)
-    report = evaluate(registry, read_labelled(EVAL_SETS[0], registry.names()))
+    report = evaluate(registry, read_labelled(CALIBRATION, registry.names()))
     problems = shortfalls(report)
     assert any(p.startswith("classifier precision") for p in problems), report.describe()
     assert any(p.startswith("classifier false fires") for p in problems)
@@ -79,7 +82,7 @@ def test_the_labelled_sets_are_not_the_training_examples() -> None:
         for text in texts
     } | {fold(t).strip() for texts in registry.out_of_scope.values() for t in texts}
     seen: dict[str, str] = {}
-    for path in [*EVAL_SETS, CALIBRATION]:
+    for path in [*EVAL_SETS, CALIBRATION, MULTI]:
         for item in read_labelled(path, registry.names()):
             key = fold(item.text).strip()
             assert key not in examples, f"{path.name}: {item.text!r} is a training example"
@@ -150,7 +153,7 @@ def test_eval_and_calibrate_on_the_command_line(tmp_path: Path) -> None:
 
     calibrated = run_cli(["intents", "calibrate", str(CALIBRATION)], env)
     assert calibrated.returncode == 0, calibrated.stderr
-    assert "best: threshold 0.65, margin 0.40" in calibrated.stdout
+    assert "best: threshold 0.65, margin 0.60" in calibrated.stdout
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "hello", "intent": "smalltalk"}\n{"text": 1}\n')
@@ -162,3 +165,42 @@ def test_eval_and_calibrate_on_the_command_line(tmp_path: Path) -> None:
     )
     missing = run_cli(["intents", "calibrate", str(tmp_path / "nope.jsonl")], env)
     assert missing.returncode == exits.FAILED and "cannot read the file" in missing.stderr
+
+
+def test_the_multi_action_set_meets_its_bars() -> None:
+    registry = default_registry()
+    labelled = read_labelled(MULTI, registry.names())
+    report = evaluate(registry, labelled)
+    several = [x for x in labelled if x.several]
+    assert len(several) >= 200 and report.single + report.out_of_scope >= 30
+    assert all(2 <= len(x.expected) <= 4 for x in several if isinstance(x.expected, tuple))
+    # English and German, and actions no intent serves
+    assert any(None in x.expected for x in several if isinstance(x.expected, tuple))
+    assert {registry.decide(x.text).language for x in several} == {"en", "de"}
+    assert report.several_decided <= SEVERAL_DECIDED * report.several, report.describe()
+    for name in ("rules", "classifier"):
+        assert report.tiers[name].side_effecting == 0, report.describe()
+    # single actions with an "and" inside stay single
+    split = [m for m in report.mistakes if m["tier"] == "compound"]
+    assert len(split) <= 0.05 * (report.single + report.out_of_scope), split
+
+
+def test_eval_tells_side_effecting_fires_from_look_ups(tmp_path: Path) -> None:
+    path = tmp_path / "fires.jsonl"
+    lines = [
+        # read-only, the files intent fires: a look-up
+        {"text": "Where is the PDF of my phone bill stored?", "intent": None},
+        # not read-only: a side-effecting fire
+        {"text": "Move my phone bill into the archive folder", "intent": None},
+        {"text": "Book a table, then send Anna the address", "intent": [None, "email"]},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    registry = default_registry()
+    report = evaluate(registry, read_labelled(path, registry.names()))
+    rules = report.tiers["rules"]
+    assert (rules.false_fires, rules.side_effecting, rules.look_ups) == (2, 1, 1)
+    tiers = report.to_json_dict()["tiers"]["rules"]
+    assert (tiers["side_effecting_fires"], tiers["look_up_fires"]) == (1, 1)
+    assert "false fires (side-effecting, look-ups)" in report.describe()
+    assert "2 (1, 1)" in report.describe()
+    assert report.several_decided == 0

@@ -343,3 +343,40 @@ def test_has_template_says_whether_template_for_makes_one(
     # `route` asks without filling (and validating) a plan; `template` then fills it.
     made = registry.template_for(intent, "Any news?", language="en", read_only=read_only)
     assert registry.has_template(intent, language="en", read_only=read_only) is (made is not None)
+
+
+# -- the open world -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what do I need to do to get my car jump started",
+        "roll the five sided die",
+        "where can I buy new shingles",
+        "when's my next pay day",
+    ],
+)
+def test_requests_of_other_domains_fire_no_side_effecting_intent(text: str) -> None:
+    registry = IntentRegistry.load()
+    decision = registry.decide(text)
+    side_effecting = registry.kind(decision.intent or "") == "plan" and not decision.read_only
+    assert not side_effecting, decision.reason
+
+
+def test_a_read_only_step_gets_the_look_up_not_a_change() -> None:
+    from graph.intents import is_read_only, look_up_query
+
+    assert not is_read_only("Find my tax files and shred them")
+    assert not is_read_only("Finde meine Steuerdateien und schreddere sie")
+    assert is_read_only("Find my tax files")
+    assert look_up_query("Find my tax files and shred them") == "Find my tax files"
+    assert look_up_query("Shred my tax files") == ""
+    registry = IntentRegistry.load()
+    made = registry.template_for(
+        "files", "Hey, where are my tax files?", language="en", read_only=True
+    )
+    assert made is not None
+    (step,) = made.plan.todos
+    assert step.inputs == {"query": "Hey, where are my tax files?"}
+    assert made.effects == {"t1": "read"}

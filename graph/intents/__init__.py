@@ -28,7 +28,9 @@ The registry is a YAML file (the default one is ``prompts/intents.yaml``)::
         replies: {greeting: {en: Hello!, de: Hallo!}}       # their canned answers
 
     A PLAN is ``{goal, todos: [{id, title, description, executor, inputs, depends_on,
-    requires_approval, effect}]}``; ``{request}`` is filled in; ``effect`` (none, read,
+    requires_approval, effect}]}``; ``{request}`` is filled in, and in a ``read`` template
+    ``{query}``, what it looks up (:func:`~graph.intents.readonly.look_up_query`);
+    ``effect`` (none, read,
     change, send, book, buy, delete) says what the step does to the world (graph.approval).
 
 Deciding (:meth:`IntentRegistry.decide`, :mod:`graph.intents.decide`): the rules
@@ -47,10 +49,10 @@ from graph.intents.check import (
     check_registry_text,
 )
 from graph.intents.classifier import OUT_OF_SCOPE, ClassifierVerdict, ExampleClassifier
-from graph.intents.compound import Compound, find_compound
+from graph.intents.compound import Action, Compound, actions, find_compound
 from graph.intents.decision import Decision, RuleDecision, TemplatePlan, Tier
 from graph.intents.language import detect_language
-from graph.intents.readonly import is_read_only
+from graph.intents.readonly import is_read_only, look_up_query
 from graph.intents.registry import IntentRegistry, default_registry
 from graph.intents.spec import (
     DEFAULT_MARGIN,
@@ -71,6 +73,7 @@ __all__ = [
     "EFFECTS",
     "OUT_OF_SCOPE",
     "REQUIRED_LANGUAGES",
+    "Action",
     "ClassifierSpec",
     "ClassifierVerdict",
     "Compound",
@@ -88,6 +91,7 @@ __all__ = [
     "TemplatePlan",
     "TemplateSpec",
     "Tier",
+    "actions",
     "check_registry",
     "check_registry_text",
     "default_registry",
@@ -95,4 +99,5 @@ __all__ = [
     "find_compound",
     "fold",
     "is_read_only",
+    "look_up_query",
 ]

@@ -79,7 +79,9 @@ def build_pipeline(model: str = DEFAULT_MODEL) -> Any:
     )
     estimators: dict[str, Any] = {
         # newton-cg: the same model as lbfgs here, ten times faster to fit on these features
-        "logreg": LogisticRegression(C=20.0, solver="newton-cg", max_iter=1000),
+        "logreg": LogisticRegression(
+            C=20.0, solver="newton-cg", max_iter=1000, class_weight="balanced"
+        ),
         "svm": CalibratedClassifierCV(LinearSVC(C=1.0), cv=3),
         "knn": KNeighborsClassifier(n_neighbors=7, metric="cosine", weights="distance"),
     }

@@ -1,14 +1,19 @@
-"""Compound requests: several actions in one message, found without an LLM (English, German).
+"""Compound requests: several actions in one message, found from the request's structure
+without any model (English, German).
 
-A request is cut into clauses at sentence ends, line breaks, bullets, commas and the words
-that join actions ("and", "then", "after that", "also"; "und", "dann", "danach",
-"anschließend", "außerdem", "sowie"). A clause is an *action* when it asks for something:
+A request is cut into clauses at sentence ends, line breaks, bullets, semicolons, commas and
+the words that join actions ("and", "then", "after that", "while", "also", "finally"; "und",
+"dann", "danach", "anschließend", "außerdem", "sowie"). Quoted text ('Example Movie', "a
+message, with commas") is never cut. A clause is an *action* when it asks for something,
+whether or not any intent knows that thing:
 
-- it starts, after fillers ("please", "can you", "also", "bitte", "kannst du", ...), with an
-  imperative ("book", "send", "schick", "buch") or a question about the person's things
-  ("what's on", "do I have", "welche", "habe ich");
-- in German, or it ends with an infinitive ("den Tisch buchen", "Anna die Adresse schicken");
-- or it states a need ("I need", "ich brauche").
+- after fillers ("please", "can you", "I'd also like to", "bitte", "kannst du"), it opens with
+  a verb: one of the lists (:mod:`graph.intents.lexicon`), or a word of a verb's shape: in
+  English an unknown word followed by its object ("shred them", "transfer $100"), in German
+  a lower-case word followed by one ("schreddere sie") or a word ending in -iere;
+- it is a question about the person's things ("what's on", "do I have"; "welche", "habe ich");
+- in German, it ends with an infinitive ("den Tisch buchen", "den Film anschauen");
+- or it states a want or a need ("I want to …", "I need …"; "ich brauche").
 
 Two or more actions make the request compound. Kept single on purpose:
 
@@ -17,12 +22,14 @@ Two or more actions make the request compound. Kept single on purpose:
 - the content of a reminder: "remind me to buy milk and call Anna" is one reminder (its
   clauses up to "then"/"dann" or a sentence end are what to be reminded of), and German
   zu-infinitives ("Milch zu kaufen und Anna anzurufen") are content, never actions;
+- the content of a message: "reply to Martin and tell him the report is ready";
 - reporting back: "check my inbox and tell me what's urgent", "... und sag mir Bescheid";
-- greetings, thanks and goodbyes around a request: "Hi, good morning!", "Danke und tschüss",
-  "Thanks, now open Excel" (no verb in "thanks").
+- a subordinate clause after a comma: "find out, when the match starts";
+- greetings, thanks and goodbyes around a request: "Hi, good morning!", "Thanks, now open
+  Excel" (no verb in "thanks").
 
-Verbs that are also nouns ("book", "email", "call"; "Buch", "Plan") count at a clause's
-start only when something follows that a verb takes (an article, a pronoun, a name).
+:func:`actions` gives the action clauses and whether each only looks; :mod:`graph.intents.
+readonly` reads a request's clauses with it.
 """
 
 from __future__ import annotations
@@ -31,9 +38,29 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from graph.intents.text import fold, words, wordset
+from graph.intents.language import detect_language
+from graph.intents.lexicon import (
+    DE_FILLERS,
+    DE_IMPERATIVES,
+    DE_INFINITIVES,
+    DE_LOOK_VERBS,
+    DE_NOT_INFINITIVES,
+    DE_NOT_VERBS,
+    DE_NOUN_VERBS,
+    DE_VERB_FOLLOWERS,
+    EN_FILLERS,
+    EN_FOR_NOUNS,
+    EN_LOOK_VERBS,
+    EN_NOT_VERBS,
+    EN_NOUN_FOLLOWERS,
+    EN_NOUN_VERBS,
+    EN_OBJECT_OPENERS,
+    EN_PARTICLES,
+    EN_VERBS,
+)
+from graph.intents.text import MAX_TEXT_CHARS, fold, words, wordset
 
-__all__ = ["Compound", "find_compound"]
+__all__ = ["Action", "Compound", "actions", "find_compound"]
 
 
 @dataclass(frozen=True)
@@ -44,140 +71,47 @@ class Compound:
     parts: tuple[str, ...]  # the action clauses as found in the text
 
 
+@dataclass(frozen=True)
+class Action:
+    """One action clause of a request."""
+
+    text: str  # as written
+    looks: bool  # it only asks to look: a question, a look verb ("find", "zeig"), "tell me"
+    joined_by: str | None  # the connector before it; None for the first
+    start: int  # where it starts in the request (its first MAX_TEXT_CHARS characters)
+
+
 # -- cutting into clauses ---------------------------------------------------------------------
 
 _STRONG_WORDS = (
-    r"and then|and after that|and afterwards|and also|then|after that|afterwards|also|"
+    r"and then|and after that|and afterwards|and also|and finally|and lastly|and additionally|"
+    r"then|after that|after this|afterwards|also|additionally|finally|lastly|meanwhile|while|"
     r"und dann|und danach|und anschlie(?:ß|ss)end|und au(?:ß|ss)erdem|dann|danach|"
-    r"anschlie(?:ß|ss)end|au(?:ß|ss)erdem|zudem|sowie|und zus(?:ä|ae)tzlich"
+    r"anschlie(?:ß|ss)end|au(?:ß|ss)erdem|zudem|sowie|und zus(?:ä|ae)tzlich|zus(?:ä|ae)tzlich|"
+    r"und zum schluss|zum schluss|schlie(?:ß|ss)lich|w(?:ä|ae)hrend(?:dessen)?"
 )
 _SPLIT = re.compile(
-    rf"(?P<strong>[.!?;]+(?=\s|$)|\s*\n[\s\-*•\d.)]*|(?:^|\s+|(?<=[\s,]))(?:{_STRONG_WORDS})(?=\s))"
-    rf"|(?P<weak>\s*,\s*(?:(?:and|und)\s+)?|\s+(?:and|und|&|plus)\s+)",
+    rf"(?P<strong>[.!?;]+(?=\s|$)|\s*\n[\s\-*•\d.)]*|(?:^|\s+|(?<=[\s,]))(?:{_STRONG_WORDS})(?=[\s,]))"
+    rf"|(?P<weak>\s*,\s*(?:(?:and|und)\s+)?|\s+(?:and|und|&|plus|as well as)\s+)",
     re.IGNORECASE,
 )
-
-# -- English ------------------------------------------------------------------------------
-
-
-def _fillers(text: str) -> tuple[list[str], ...]:
-    """Filler phrases ("|"-separated) as word lists, longest first."""
-    phrases = [p.split() for p in " ".join(text.split()).split("|")]
-    return tuple(sorted((p for p in phrases if p), key=lambda p: -len(p)))
+# Quoted text: 'Example Movie', "…", “…”, „…“ (an apostrophe inside a word is no quote).
+_QUOTED = re.compile(
+    r"(?<!\w)'[^'\n]{1,400}?'(?!\w)|\"[^\"\n]{1,400}\"|“[^”\n]{1,400}”|„[^“”\n]{1,400}[“”]"
+)
+# What quoted text reads as: one neutral word, the same length (positions stay those of the text).
+_MASK = "q"
 
 
-_EN_FILLERS = _fillers(
-    """please|pls|kindly|also|then|and|now|just|quickly|finally|first|firstly|second|
-        secondly|next|lastly|afterwards|ok|okay|oh|so|but|hey|hi|hello|thanks|right|great|
-        can you|could you|would you|will you|can u|could u|you can|you could|
-        can you please|could you please|would you please|
-        i need you to|i want you to|i'd like you to|i would like you to|go ahead and|
-        i need to|i want to|i'd like to|i would like to|i have to|we need to|we have to|
-        let's|lets|let us|i'll|i will|we'll|help me|make sure to|don't forget to|remember to|
-        try to|also please|then please|and please|maybe|for me"""
-)
-_EN_VERBS = wordset(
-    """
-    add archive arrange ask block book buy calculate call cancel change check clean close
-    compare compose confirm convert copy create decline delete download draft drop edit email
-    e-mail empty enter export fetch file fill find fix forward get give google grab invite
-    launch list locate look mail make mark message move mute notify open order organise
-    organize pause pay pick ping plan play post postpone prepare print push put quit read
-    record remind remove rename reply reschedule reserve respond restart resume run save
-    schedule search send set share show skip sort start stop summarise summarize switch take
-    tell text tidy track translate turn unmute update upload write zip note jot let leave
-    accept attach backup buy download forward unzip translate look check
-    """
-)
-# Also nouns: a verb only when what follows is what a verb takes.
-_EN_NOUN_VERBS = wordset(
-    "book call email e-mail mail text list file message order note plan play search check "
-    "set show post print record start stop update backup block track drop pick"
-)
-_EN_NOUN_FOLLOWERS = wordset(
-    "with of from notes address addresses thread threads invite invites club title account "
-    "is was are list lists history"
-)
-_EN_QUERY = re.compile(
-    r"(?:what|what's|whats|which|when|where|who|how many|how much|is there|are there|"
-    r"do i|did i|have i|am i|is my|are my|any new|do we|are we)(?!\w)"
-)
-_EN_NEED = re.compile(r"(?:i|we) (?:need|want|'d like|would like)(?!\w)|i'd like(?!\w)")
-_EN_REPORT = re.compile(r"(?:tell me|let me know|show me|give me|keep me posted)(?!\w)")
-_EN_REMINDER = re.compile(
-    r"(?:remind (?:me|us)|don't let me forget|do not let me forget)(?: \w+){0,4}? to(?!\w)"
-)
+def _masked(text: str) -> str:
+    return _QUOTED.sub(
+        lambda m: m.group(0)[0] + _MASK * (len(m.group(0)) - 2) + m.group(0)[-1], text
+    )
 
-# -- German -------------------------------------------------------------------------------
 
-_DE_FILLERS = _fillers(
-    """bitte|auch|noch|dann|danach|mal|doch|und|zuerst|erst|anschliessend|ausserdem|
-        sowie|zudem|jetzt|nun|schnell|gleich|ok|okay|also|hey|hallo|hi|danke|gut|super|
-        kannst du|koenntest du|wuerdest du|kannst du bitte|koenntest du bitte|
-        kannst du mir|koenntest du mir|bitte noch|bitte auch|ich moechte|ich will|ich muss|
-        ich wuerde gern|ich wuerde gerne|ich brauche|wir muessen|wir wollen|du kannst|
-        du koenntest|und bitte|dann bitte|mir|uns|ausserdem noch|vergiss nicht"""
-)
-_DE_IMPERATIVES = wordset(
-    """
-    buch buche schick schicke send sende schreib schreibe erinner erinnere oeffne oeffnen
-    mach mache leg lege erstell erstelle loesch loesche verschieb verschiebe such suche find
-    finde trag trage setz setze plan plane sag sage lad lade ruf rufe bestell bestelle kauf
-    kaufe reservier reserviere pruef pruefe check checke schau schaue zeig zeige lies fass
-    fasse antworte antwort beantworte leit leite kopier kopiere benenn benenne sortier
-    sortiere raeum raeume start starte schliess schliesse beende beend spiel spiele stell
-    stelle dreh drehe notier notiere recherchier recherchiere googel google googel
-    ueberweis ueberweise bezahl bezahle druck drucke speicher speichere teil teile informier
-    informiere frag frage uebersetz uebersetze berechne entfern entferne fueg fuege nimm
-    streich streiche hak hake vereinbar vereinbare organisier organisiere archivier
-    archiviere verschick verschicke besorg besorge hol hole pack packe aktualisier
-    aktualisiere lade leg melde meld erledige erledig gib leer leere blockier blockiere
-    sag sage trage zieh ziehe lad verschieb benachrichtige schalte schalt mute oeffne
-    exportier exportiere importier importiere lade markier markiere merk merke
-    """
-)
-_DE_NOUN_VERBS = wordset("buch plan druck start check ruf spiel teil frage")
-_DE_VERB_FOLLOWERS = wordset(
-    """den die das dem der einen eine ein einem mir uns ihm ihr ihnen es sie bitte mal noch
-    doch auch meinen meine mein meinem deinen alle allen fuer an auf in ab zu um"""
-)
-_DE_INFINITIVES = wordset(
-    """
-    buchen schicken senden schreiben erinnern eintragen anlegen erstellen loeschen
-    verschieben suchen finden oeffnen schliessen absagen einladen planen vereinbaren
-    bestellen kaufen reservieren pruefen checken zeigen lesen vorlesen zusammenfassen
-    beantworten weiterleiten kopieren umbenennen sortieren aufraeumen starten beenden
-    spielen stellen notieren googeln recherchieren nachschauen nachsehen ueberweisen
-    bezahlen drucken speichern teilen herunterladen hochladen informieren fragen
-    uebersetzen berechnen entfernen hinzufuegen setzen machen legen abhaken streichen
-    nehmen anrufen verschicken abschicken organisieren archivieren besorgen holen
-    aktualisieren erledigen eintragen verschieben mailen abonnieren kuendigen
-    """
-)
-_DE_QUERY = re.compile(
-    r"(?:was|welche\w*|wann|wo|wer|wie viele|wieviel\w*|habe? ich|hat \w+|haben wir|"
-    r"gibt es|bin ich|ist mein\w*|sind mein\w*)(?!\w)"
-)
-_DE_NEED = re.compile(r"(?:ich brauche|wir brauchen|ich benoetige)(?!\w)")
-_DE_REPORT = re.compile(r"(?:sag mir|zeig mir|gib mir bescheid|sag bescheid|melde dich)(?!\w)")
-_DE_REMINDER = re.compile(r"(?:erinner\w* (?:mich|uns)|vergiss nicht)(?!\w)")
-
-# A clause after a bare comma that opens like this is subordinate ("find out, when ..."):
-# part of the clause before it, not an action of its own.
-_SUBORDINATE = re.compile(
-    r"(?:what|what's|when|where|who|how|which|whether|if|that|was|wann|wo|wer|wie|welche\w*|"
-    r"ob|dass|weil|wenn)(?!\w)"
-)
-# Verbs whose following clauses ("reply to Martin and tell him ...") say what to write.
-_MESSAGE_VERBS = wordset(
-    "reply answer respond write email e-mail mail message text send forward "
-    "antworte antwort beantworte schreib schreibe mail maile schick schicke sende"
-)
-_MESSAGE_CONTENT = re.compile(r"(?:tell|say|saying|ask|sag|sage|frag|frage)(?!\w)")
-
-_TEXT_GREETING = re.compile(
-    r"(?:how are you|how's it going|what's up|wie geht'?s|wie geht es|was geht)(?!\w)"
-)
+def _quoted(word: str) -> bool:
+    """A masked quotation ("watch 'Example Movie'")."""
+    return len(word) > 1 and word == _MASK * len(word)
 
 
 @dataclass(frozen=True)
@@ -185,36 +119,52 @@ class _Clause:
     text: str  # as written
     joined_by: str | None  # the connector before it ("and", ",", "then", ...); None at start
     strong: bool  # joined by a sentence end or "then"-like word
+    masked: str  # the same clause with quoted text masked
+    sentence_start: bool  # it starts a sentence (a capital there says nothing)
+    start: int  # its offset in the text
 
 
 def _clauses(text: str) -> list[_Clause]:
+    masked = _masked(text)
     out: list[_Clause] = []
     start = 0
     joined: str | None = None
     strong = True
-    for match in _SPLIT.finditer(text):
-        piece = text[start : match.start()].strip(" \t-*•")
-        if piece:
-            out.append(_Clause(piece, joined, strong))
-            joined, strong = None, False
+    sentence = True
+
+    def add(begin: int, end: int) -> bool:
+        piece = text[begin:end]
+        lead = len(piece) - len(piece.lstrip(" \t-*•"))
+        piece = piece.strip(" \t-*•")
+        if not piece:
+            return False
+        at = begin + lead
+        out.append(_Clause(piece, joined, strong, masked[at : at + len(piece)], sentence, at))
+        return True
+
+    for match in _SPLIT.finditer(masked):
+        if add(start, match.start()):
+            joined, strong, sentence = None, False, False
         connector = " ".join(match.group(0).split()).lower() or "line break"
         if match.group("strong"):
             strong = True
-            joined = "sentence end" if connector[0] in ".!?;" else connector
+            if connector[0] in ".!?;" or connector == "line break" or "\n" in match.group(0):
+                sentence = True
+                joined = "sentence end" if connector[0] in ".!?;" else "line break"
+            else:
+                joined = connector
         elif joined is None or not strong:
             joined = "," if "," in connector else connector
         start = match.end()
-    piece = text[start:].strip(" \t-*•")
-    if piece:
-        out.append(_Clause(piece, joined, strong))
+    add(start, len(text))
     return out
 
 
-def _strip_fillers(tokens: list[str], fillers: tuple[list[str], ...]) -> list[str]:
+def _strip_fillers(tokens: list[str], phrases: tuple[list[str], ...]) -> list[str]:
     changed = True
     while changed and tokens:
         changed = False
-        for filler in fillers:
+        for filler in phrases:
             if tokens[: len(filler)] == filler:
                 tokens = tokens[len(filler) :]
                 changed = True
@@ -222,36 +172,151 @@ def _strip_fillers(tokens: list[str], fillers: tuple[list[str], ...]) -> list[st
     return tokens
 
 
-def _english_action(tokens: list[str], head: str) -> bool:
-    if _EN_QUERY.match(head) or _EN_NEED.match(head):
-        return True
-    if not tokens or tokens[0] not in _EN_VERBS:
-        return False
-    if tokens[0] in _EN_NOUN_VERBS:
-        return len(tokens) > 1 and tokens[1] not in _EN_NOUN_FOLLOWERS
-    return True
+# -- English ------------------------------------------------------------------------------
+
+_EN_QUERY = re.compile(
+    r"(?:what|what's|whats|which|when|when's|where|where's|who|who's|how many|how much|"
+    r"how long|is there|are there|do i|did i|have i|am i|is my|are my|any new|do we|are we)"
+    r"(?!\w)"
+)
+_EN_NEED = re.compile(
+    r"(?:i|we) (?:also )?(?:need|want|'d like|would like|require|wish)(?!\w)|i'd like(?!\w)"
+)
+_EN_REPORT = re.compile(
+    r"(?:tell me|let me know|show me|give me|keep me posted|provide me|send me the result|"
+    r"report back)(?!\w)"
+)
+_EN_REMINDER = re.compile(
+    r"(?:remind (?:me|us)|don't let me forget|do not let me forget)(?: \w+){0,4}? to(?!\w)"
+)
+_NUMBER = re.compile(r"[\d$€£]")
 
 
-def _german_action(tokens: list[str], head: str, first_lower: bool) -> bool:
-    """``first_lower``: the first word is written in lower case (so not a German noun)."""
-    if _DE_QUERY.match(head) or _DE_NEED.match(head):
-        return True
-    if tokens and tokens[0] in _DE_IMPERATIVES:
-        if tokens[0] not in _DE_NOUN_VERBS or first_lower:
-            return True
-        if len(tokens) > 1 and tokens[1] in _DE_VERB_FOLLOWERS:
-            return True
+def _english_verb(
+    tokens: list[str], original: list[str], sentence_start: bool, english: bool
+) -> str | None:
+    """The verb the clause opens with, if it opens with one (by its shape only in English)."""
+    if not tokens:
+        return None
+    first = tokens[0]
+    after = tokens[1] if len(tokens) > 1 else ""
+    if first in EN_VERBS:
+        if first in EN_NOUN_VERBS:
+            if after == "for" and first in EN_FOR_NOUNS:
+                return None
+            return first if after and after not in EN_NOUN_FOLLOWERS else None
+        return first
+    if not english or first in EN_NOT_VERBS or not first.isalpha():
+        return None
+    if first.endswith(("ing", "ed", "ly")):
+        return None
+    capital = bool(original) and original[0][:1].isupper()
+    if capital and not sentence_start:
+        return None  # a name in the middle of a sentence: "… and Anna the address"
+    if after in EN_OBJECT_OPENERS or _NUMBER.match(after) or _quoted(after):
+        return first  # "shred them", "transfer $100", "watch a movie"
+    if (
+        after in EN_PARTICLES
+        and len(tokens) > 2
+        and (tokens[2] in EN_OBJECT_OPENERS or _quoted(tokens[2]))
+    ):
+        return first  # "print out my file"
+    return None
+
+
+# -- German -------------------------------------------------------------------------------
+
+_DE_QUERY = re.compile(
+    r"(?:was|welche\w*|wann|wo|wer|wie viele|wieviel\w*|habe? ich|hat \w+|haben wir|"
+    r"gibt es|bin ich|ist mein\w*|sind mein\w*)(?!\w)"
+)
+_DE_NEED = re.compile(r"(?:ich brauche|wir brauchen|ich benoetige)(?!\w)")
+_DE_REPORT = re.compile(r"(?:sag mir|zeig mir|gib mir bescheid|sag bescheid|melde dich)(?!\w)")
+_DE_REMINDER = re.compile(r"(?:erinner\w* (?:mich|uns)|vergiss nicht)(?!\w)")
+# "anzurufen", "aufzuraeumen": a zu-infinitive, what to do, never an action of its own
+_DE_SUBJECTS = wordset("ich du er wir ihr man")
+_DE_ZU_INFINITIVE = re.compile(
+    r"(?:an|auf|aus|ein|mit|nach|vor|ab|zurueck|weg|her|hin|durch|um|zusammen|fest|los)zu\w+en"
+)
+
+
+def _german_verb(
+    tokens: list[str], original: list[str], sentence_start: bool, german: bool
+) -> str | None:
+    """The verb of a German clause: an imperative first or an infinitive last (by their shape
+    only in German: "my wallet was stolen" ends in no infinitive)."""
+    if not tokens:
+        return None
+    first = tokens[0]
+    after = tokens[1] if len(tokens) > 1 else ""
+    lower = bool(original) and original[0][:1].islower()
+    if first in DE_IMPERATIVES:
+        if first not in DE_NOUN_VERBS or (lower and not sentence_start):
+            return first
+        if after in DE_VERB_FOLLOWERS:
+            return first
+    elif german and first not in DE_NOT_VERBS and first.isalpha():
+        if first.endswith(("iere", "ier")) and after:
+            return first  # "reserviere", "kontaktier"
+        if lower and not sentence_start and (after in DE_VERB_FOLLOWERS or _NUMBER.match(after)):
+            return first  # "… und schreddere sie"
     # verb last: "den Tisch buchen", "Anna die Adresse schicken (bitte)"
     tail = [t for t in tokens[-3:] if t not in ("bitte", "mal", "noch", "lassen", "koennen")]
-    if tail and tail[-1] in _DE_INFINITIVES and len(tokens) > 1:
-        before = tokens[tokens.index(tail[-1], max(0, len(tokens) - 3)) - 1]
-        return before != "zu"  # "Milch zu kaufen": what to be reminded of, not an action
-    return False
+    if not tail or len(tokens) < 2:
+        return None
+    last = tail[-1]
+    index = len(tokens) - 1 - tokens[::-1].index(last)
+    if tokens[index - 1] == "zu" or _DE_ZU_INFINITIVE.fullmatch(last):
+        return None  # "Milch zu kaufen": what to be reminded of, not an action
+    if any(t in _DE_SUBJECTS for t in tokens[:index]):
+        return None  # "(die Mail,) in der wir uns entschuldigen": a statement, no request
+    if last in DE_INFINITIVES:
+        return last
+    if not german:
+        return None
+    written = original[index] if len(original) == len(tokens) else ""
+    if (
+        written[:1].islower()
+        and last.endswith(("en", "ern", "eln"))
+        and last not in DE_NOT_INFINITIVES
+        and last not in DE_NOT_VERBS
+        and not last.startswith("ge")
+        and len(last) > 4
+    ):
+        return last  # "die Steuerdateien schreddern"
+    return None
+
+
+# -- one clause ---------------------------------------------------------------------------
+
+_MESSAGE_VERBS = wordset(
+    "reply answer respond write email e-mail mail message text send forward "
+    "antworte antwort beantworte schreib schreibe mail maile schick schicke sende"
+)
+_MESSAGE_CONTENT = re.compile(r"(?:tell|say|saying|ask|sag|sage|frag|frage)(?!\w)")
+# A clause after a bare comma that opens like this is subordinate ("find out, when ...",
+# "eine Mail, in der wir ...").
+_SUBORDINATE = re.compile(
+    r"(?:what|what's|when|where|who|how|which|whether|if|that|was|wann|wo|wer|wie|welche\w*|"
+    r"ob|dass|weil|wenn|deren|dessen|denen|"
+    r"(?:in|mit|an|auf|fuer|von|zu|bei|aus|nach|ueber|unter|um) "
+    r"(?:der|die|das|dem|den|denen|welche\w*))(?!\w)"
+)
+# A clause inside a reminder's content that names a list or calendar of its own is an action
+# of its own: "remind me to call the bank and add 'pay rent' to my to-do list".
+_OWN_TARGET = re.compile(
+    r"(?:to|on|in|into) (?:my|the) (?:to-?do|todo|task|shopping)?(?: ?list|calendar)\b|"
+    r"(?:auf|in) (?:die|meine|den|meinen) (?:to-?do-?|einkaufs|aufgaben)?(?:liste|kalender)\b"
+)
+_TEXT_GREETING = re.compile(
+    r"(?:how are you|how's it going|what's up|wie geht'?s|wie geht es|was geht)(?!\w)"
+)
 
 
 @dataclass(frozen=True)
 class _Reading:
     action: bool
+    looks: bool  # a question, or a verb that only looks
     report: bool  # "tell me ...": reports back on the action before it
     reminder: bool  # "remind me to ...": the clauses after it are its content
     message: bool  # "reply to Martin": "and tell him ..." after it is what to write
@@ -259,23 +324,42 @@ class _Reading:
     subordinate: bool  # "when ...", "ob ...": part of the clause before a comma
 
 
-def _read(clause: str) -> _Reading:
-    original = words(unicodedata.normalize("NFC", clause))
-    folded = fold(unicodedata.normalize("NFC", clause))
+_LOOK_VERBS = EN_LOOK_VERBS | DE_LOOK_VERBS
+_NOTHING = _Reading(False, False, False, False, False, False, False)
+
+
+def _read(clause: _Clause, language: str) -> _Reading:
+    original = words(unicodedata.normalize("NFC", clause.masked))
+    folded = fold(unicodedata.normalize("NFC", clause.masked))
     tokens = words(folded)
     if _TEXT_GREETING.search(folded) or not tokens:
-        return _Reading(False, False, False, False, False, False)
-    en = _strip_fillers(list(tokens), _EN_FILLERS)
-    de = _strip_fillers(list(tokens), _DE_FILLERS)
+        return _NOTHING
+    en = _strip_fillers(list(tokens), EN_FILLERS)
+    de = _strip_fillers(list(tokens), DE_FILLERS)
     en_head, de_head = " ".join(en), " ".join(de)
-    de_first = original[len(tokens) - len(de)] if de and len(original) == len(tokens) else ""
+    aligned = len(original) == len(tokens)
+    en_original = original[len(tokens) - len(en) :] if aligned else []
+    de_original = original[len(tokens) - len(de) :] if aligned else []
+    # after a filler, the first word no longer starts the sentence ("please Call …" is rare)
+    en_start = clause.sentence_start and len(en) == len(tokens)
+    de_start = clause.sentence_start and len(de) == len(tokens)
     report = bool(_EN_REPORT.match(en_head) or _DE_REPORT.match(de_head))
     reminder = bool(_EN_REMINDER.match(en_head) or _DE_REMINDER.match(de_head))
-    action = (
-        report or _english_action(en, en_head) or _german_action(de, de_head, de_first.islower())
-    )
+    question = bool(_EN_QUERY.match(en_head) or _DE_QUERY.match(de_head))
+    need = bool(_EN_NEED.match(en_head) or _DE_NEED.match(de_head))
+    en_verb = _english_verb(en, en_original, en_start, language == "en")
+    de_verb = _german_verb(de, de_original, de_start, language == "de")
+    action = report or question or need or en_verb is not None or de_verb is not None
+    if need:
+        # "I want to find …": what follows the want says whether it only looks
+        rest = re.sub(r"^.*?(?:need|want|like|require|wish)(?: to)? ?", "", en_head)
+        rest_tokens = rest.split()
+        looks = bool(rest_tokens) and rest_tokens[0] in EN_LOOK_VERBS
+    else:
+        looks = question or report or (en_verb or de_verb or "") in _LOOK_VERBS
     return _Reading(
         action=action,
+        looks=looks,
         report=report,
         reminder=reminder,
         message=bool(en and en[0] in _MESSAGE_VERBS) or bool(de and de[0] in _MESSAGE_VERBS),
@@ -284,36 +368,45 @@ def _read(clause: str) -> _Reading:
     )
 
 
-def find_compound(text: str, abstain: re.Pattern[str] | None = None) -> Compound | None:
-    """The actions of a request when there are two or more; None for one action or none.
-
-    ``abstain``: the registry's abstain patterns (folded, any match = several actions).
-    """
-    text = unicodedata.normalize("NFC", text[:1000])
-    actions: list[_Clause] = []
+def actions(text: str) -> list[Action]:
+    """The request's action clauses, in order (see the module docstring)."""
+    text = unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS])
+    language = detect_language(text)
+    found: list[Action] = []
     in_reminder = in_message = False
     for clause in _clauses(text):
-        if in_reminder and not clause.strong:
+        if in_reminder and not clause.strong and not _OWN_TARGET.search(fold(clause.masked)):
             continue  # "remind me to buy milk and call Anna": one reminder
-        reading = _read(clause.text)
+        reading = _read(clause, language)
         in_reminder = reading.reminder or (in_reminder and not clause.strong)
         if in_message and not clause.strong and reading.content:
             continue  # "reply to Martin and tell him the report is ready": one reply
         in_message = reading.message or (in_message and not clause.strong)
         if reading.subordinate and clause.joined_by == ",":
             continue  # "find out online, when the match starts"
-        if not reading.action or (reading.report and actions):
+        if not reading.action or (reading.report and found):
             continue
-        actions.append(clause)
-    if len(actions) >= 2:
-        joins = dict.fromkeys(c.joined_by for c in actions[1:] if c.joined_by)
-        how = ", ".join(f"'{j}'" if j != "sentence end" else "sentences" for j in joins)
+        found.append(Action(clause.text, reading.looks, clause.joined_by, clause.start))
+    return found
+
+
+def find_compound(text: str, abstain: re.Pattern[str] | None = None) -> Compound | None:
+    """The actions of a request when there are two or more; None for one action or none.
+
+    ``abstain``: the registry's abstain patterns (folded, any match = several actions).
+    """
+    found = actions(text)
+    if len(found) >= 2:
+        joins = dict.fromkeys(a.joined_by for a in found[1:] if a.joined_by)
+        how = ", ".join(
+            f"'{j}'" if j not in ("sentence end", "line break") else "sentences" for j in joins
+        )
         return Compound(
-            f"{len(actions)} actions joined by {how or 'juxtaposition'}",
-            tuple(c.text for c in actions),
+            f"{len(found)} actions joined by {how or 'juxtaposition'}",
+            tuple(a.text for a in found),
         )
     if abstain is not None:
-        found = abstain.search(fold(text))
-        if found is not None:
-            return Compound(f"{found.group(0)!r} matches an abstain pattern", (text.strip(),))
+        match = abstain.search(fold(text[:MAX_TEXT_CHARS]))
+        if match is not None:
+            return Compound(f"{match.group(0)!r} matches an abstain pattern", (text.strip(),))
     return None

@@ -6,8 +6,11 @@ intent fits) for one with several actions, which no rule and no classifier may d
 Blank lines and lines starting with ``#`` are skipped.
 
 Per tier (rules, classifier, compound detection): precision (right decisions / decisions),
-coverage (single-action requests it decided / all single-action requests) and false fires
-(a ``plan`` intent, which changes things, decided on a request that is not that intent).
+coverage (single-action requests it decided / all single-action requests) and false fires (a
+``plan`` intent decided on a request that is not that intent), apart: *side-effecting* ones,
+on a request that is not read-only (its plan may change things), and *look-ups*, on a
+read-only request (its plan only reads). Requests with several actions decided as one
+intent are counted too.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ class TierReport:
     decided_single: int = 0  # decisions on single-action requests
     correct: int = 0
     false_fires: int = 0  # plan intents decided wrongly (rules, classifier)
+    side_effecting: int = 0  # ... on a request that is not read-only
+    look_ups: int = 0  # ... on a read-only request: its plan only reads
 
     @property
     def precision(self) -> float | None:
@@ -138,6 +143,8 @@ class Report:
                     "correct": tier.correct,
                     "precision": None if tier.precision is None else round(tier.precision, 4),
                     "false_fires": tier.false_fires,
+                    "side_effecting_fires": tier.side_effecting,
+                    "look_up_fires": tier.look_ups,
                 }
                 for name, tier in self.tiers.items()
             },
@@ -162,10 +169,14 @@ class Report:
             f"{self.lines} requests: {self.single} single-action, {self.several} with several "
             f"actions, {self.out_of_scope} out of scope",
             "",
-            "tier         decided  correct  precision  false fires",
+            "tier         decided  correct  precision  false fires (side-effecting, look-ups)",
         ]
         for name, tier in self.tiers.items():
-            fires = "-" if name == "compound" else str(tier.false_fires)
+            fires = (
+                "-"
+                if name == "compound"
+                else f"{tier.false_fires} ({tier.side_effecting}, {tier.look_ups})"
+            )
             lines.append(
                 f"{name:<12} {tier.decided:>7}  {tier.correct:>7}  {pct(tier.precision):>9}"
                 f"  {fires:>11}"
@@ -179,7 +190,8 @@ class Report:
             found = self.tiers["compound"].correct / self.several
             lines.append(
                 f"several actions: {pct(found)} found as compound; "
-                f"{self.several_decided} decided by a rule or the classifier"
+                f"{self.several_decided} decided as one intent by a rule or the classifier "
+                f"({pct(self.several_decided / self.several).strip()})"
             )
         columns = sorted({c for cols in self.confusion.values() for c in cols})
         width = max([len(c) for c in columns] + [8])
@@ -230,6 +242,10 @@ def evaluate(registry: IntentRegistry, labelled: Sequence[Labelled]) -> Report:
         report.mistakes.append(_mistake(decision.tier, str(decision.intent), item))
         if registry.kind(str(decision.intent)) == "plan":
             tier.false_fires += 1
+            if decision.read_only:
+                tier.look_ups += 1
+            else:
+                tier.side_effecting += 1
     return report
 
 

@@ -2,21 +2,30 @@
 Mails?", "where is the file …"), so the plan must change nothing.
 
 A request is read-only when it opens as a question or with a verb that only looks (show, list,
-read, check, find; zeig, lies, prüf, such) and names nothing that changes the world (add,
-book, send, move, delete, remind; erstell, buch, schick, verschieb, lösch, erinnere). The
+read, check, find; zeig, lies, prüf, such), names nothing that changes the world (add, book,
+send, move, delete, remind; erstell, buch, schick, verschieb, lösch, erinnere), and every
+action in it only looks (:func:`graph.intents.compound.actions`): "find my tax files and shred
+them" asks for a change in its second action, whatever the verb, so it is not read-only. The
 doubtful cases come out *not* read-only: the act template then runs, which asks for approval
 before it changes anything.
+
+:func:`look_up_query` is what a read-only step is given: the request up to its first action
+that does more than look (all of it for a read-only request), never an instruction to change
+anything.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-from graph.intents.text import fold_request
+from graph.intents.compound import actions
+from graph.intents.text import MAX_TEXT_CHARS, fold_request
 
 _FILLERS = (
     r"(?:(?:please|pls|hey|hi|ok|okay|so|and|also|quickly|now|just|can you|could you|"
-    r"would you|will you|can u|i'd like to|i want to|i need to|bitte|mal|hallo|hey|kannst du|"
+    r"would you|will you|can u|can i|could i|how can i|i'd like to|i want to|i need to|bitte|"
+    r"mal|hallo|hey|kannst du|"
     r"koenntest du|wuerdest du|sag mal|ich moechte|ich will)[\s,]+)*"
 )
 _LOOK = re.compile(
@@ -46,7 +55,28 @@ _CHANGE = re.compile(
 )
 
 
+# What joins a clause to the one before it: dropped with the clause that follows.
+_TRAILING_JOIN = re.compile(
+    r"[\s,;:\u2013-]*"
+    r"(?:\b(?:and|then|and then|after that|also|und|dann|und dann|danach|sowie)\b[\s,]*)*$",
+    re.IGNORECASE,
+)
+
+
 def is_read_only(text: str) -> bool:
     """Whether the request only asks to look and changes nothing."""
     folded = fold_request(text)
-    return _LOOK.match(folded) is not None and _CHANGE.search(folded) is None
+    if _LOOK.match(folded) is None or _CHANGE.search(folded) is not None:
+        return False
+    return all(action.looks for action in actions(text))
+
+
+def look_up_query(text: str) -> str:
+    """The look-up a read-only step is given: the request up to its first action that does
+    more than look, without the words joining them ("Find my tax files and shred them" →
+    "Find my tax files"); empty when the request opens with such an action."""
+    text = unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS])
+    acting = next((a for a in actions(text) if not a.looks), None)
+    if acting is None:
+        return text.strip()
+    return _TRAILING_JOIN.sub("", text[: acting.start]).strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from graph.intents.compound import find_compound
 from graph.intents.decide import Tiers, decide
 from graph.intents.decision import Decision, RuleDecision, TemplatePlan
 from graph.intents.phrases import PhraseMatcher
+from graph.intents.readonly import look_up_query
 from graph.intents.rules import RuleEngine
 from graph.intents.spec import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_REPLY,
+    QUERY_PLACEHOLDER,
     READ_EFFECTS,
     REQUEST_PLACEHOLDER,
     ClassifierSpec,
@@ -29,28 +32,34 @@ from graph.intents.text import compile_any, fold_request
 from lam import Plan
 
 
-def _fill_request(value: Any, request: str) -> Any:
-    """Replaces ``{request}`` in every string (other ``{...}`` placeholders are left alone:
-    the ``template`` executor fills ``{t1}`` etc. at run time)."""
+def _fill(value: Any, values: dict[str, str]) -> Any:
+    """Replaces ``{request}`` and ``{query}`` in every string (other ``{...}`` placeholders
+    are left alone: the ``template`` executor fills ``{t1}`` etc. at run time)."""
     if isinstance(value, str):
-        return value.replace(REQUEST_PLACEHOLDER, request)
+        for placeholder, text in values.items():
+            value = value.replace(placeholder, text)
+        return value
     if isinstance(value, list):
-        return [_fill_request(v, request) for v in value]
+        return [_fill(v, values) for v in value]
     if isinstance(value, dict):
-        return {k: _fill_request(v, request) for k, v in value.items()}
+        return {k: _fill(v, values) for k, v in value.items()}
     return value
 
 
 def _render(template: TemplateSpec, request: str) -> TemplatePlan:
+    # {query}: what a read-only step looks up, never more (graph.intents.readonly)
+    values = {REQUEST_PLACEHOLDER: request}
+    if QUERY_PLACEHOLDER in json.dumps(template.plan, ensure_ascii=False):
+        values[QUERY_PLACEHOLDER] = look_up_query(request)
     todos = []
     for todo in template.plan["todos"]:
-        filled = _fill_request(todo, request)
+        filled = _fill(todo, values)
         if todo.get("executor") == "template":
             # Its text is formatted when it runs ({t1}, ...) and the executor fills
             # {request} itself, so braces in a request never read as placeholders.
             filled["inputs"] = dict(todo.get("inputs", {}))
         todos.append(filled)
-    goal = _fill_request(template.plan["goal"], request)
+    goal = _fill(template.plan["goal"], values)
     plan = Plan.model_validate({**template.plan, "goal": goal, "todos": todos})
     return TemplatePlan(plan, dict(template.effects))
 

@@ -28,6 +28,8 @@ DEFAULT_CLASSIFIER_MARGIN = 0.3
 REQUIRED_LANGUAGES: tuple[Language, ...] = LANGUAGES
 #: The placeholder replaced by the request text in plan templates.
 REQUEST_PLACEHOLDER = "{request}"
+#: The placeholder replaced by what a read-only request looks up (graph.intents.readonly).
+QUERY_PLACEHOLDER = "{query}"
 #: The act a reply is given for when no phrase of a known act was said.
 DEFAULT_REPLY = "default"
 
