@@ -243,6 +243,7 @@ class PlannerAgent(AgentExecutor):
             view = await self.hub.view(tenant, cid)
             bounds = mapping.turn(view["messages"], task_id)
             messages = view["messages"][bounds[0] : bounds[1]] if bounds else []
+            language = mapping.turn_language(messages)
             for message in messages:
                 if message["id"] in seen or message["performative"] == "request":
                     continue
@@ -252,7 +253,7 @@ class PlannerAgent(AgentExecutor):
                 ):
                     continue  # the final status carries it
                 await updater.update_status(
-                    TaskState.TASK_STATE_WORKING, mapping.a2a_message(message, task_id)
+                    TaskState.TASK_STATE_WORKING, mapping.a2a_message(message, task_id, language)
                 )
             status = view["status"]
             if status in ("done", "failed") or status == "waiting":
