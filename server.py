@@ -31,6 +31,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.a2a import A2AServer
 from api.a2a import router as a2a_router
@@ -149,7 +150,10 @@ def create_app(
                 await hub.close()
                 telemetry.shutdown()
 
-    api_app = FastAPI(
+    # FastAPI's own /docs loads Swagger UI from a CDN; this one serves the package's copy.
+    # No /redoc: ReDoc still fetches its logo from its vendor's site.
+    api_app = FastAPIOffline(
+        redoc_url=None,
         title="cpa-planner",
         version="0.1.0",
         summary="Planning service for the CPA Desktop AI: LAM messages in, plans and results out.",

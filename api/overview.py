@@ -58,6 +58,9 @@ class ConversationOverview(BaseModel):
     status: Status
     intent: str | None
     request: str | None = Field(description="the text of its latest `request`")
+    refused: bool = Field(
+        False, description="done because the person refused the plan: nothing of it ran"
+    )
     waiting_for: list[WaitingFor] = Field(description="empty unless the status is `waiting`")
 
 
@@ -133,6 +136,7 @@ async def conversation_overview(
         status=view["status"],
         intent=view["intent"],
         request=request["content"]["text"] if request else None,
+        refused="refused" in (view.get("result") or {}),
         waiting_for=waiting_for(inbox),
     )
 

@@ -7,8 +7,9 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import ServerSentEvent, format_sse_event
 from pydantic import Field
+from starlette.responses import StreamingResponse
 
 from api.auth import TenantDep
 from api.errors import ApiError, error_responses, not_found, starting
@@ -37,6 +38,31 @@ def current_hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(current_hub)]
 # The LAM id rule (`lam.text`): anything else cannot name a conversation.
 ConversationId = Annotated[str, Field(pattern=ID_PATTERN, max_length=MAX_ID_CHARS)]
+
+# One event of a stream, as OpenAPI 3.2 describes Server-Sent Events (what FastAPI writes).
+SSE = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+class EventStream(StreamingResponse):
+    """Server-Sent Events, written by us (`fastapi.sse.format_sse_event`).
+
+    Not FastAPI's `EventSourceResponse` path (a generator endpoint): its keep-alive task can
+    be writing into a stream that the request's exit stack has already closed when a client
+    leaves mid-burst, which ends in an unhandled `BrokenResourceError` in the log. Our
+    streams send their own keep-alives, and Starlette cancels the generator when the client
+    leaves (its `finally` blocks run).
+    """
+
+    media_type = "text/event-stream"
+
 
 # Every route: without API keys, only this machine's programs are served (`api.local_mode`).
 router = APIRouter(dependencies=[Depends(local_only)])
@@ -248,12 +274,12 @@ async def stream_start(
 @router.get(
     "/v1/conversations/{conversation_id}/events",
     tags=["conversations"],
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     responses={
         200: {
             "description": "Server-Sent Events: `id:` the LAM message id, `data:` the "
             "message; `:` comments keep the connection alive",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": {"type": "string"}, "itemSchema": SSE}},
         },
         **error_responses(401, 403, 404, 503),
     },
@@ -269,17 +295,33 @@ async def get_events(
             "as the model writes it (no `id:`; not part of the log)"
         ),
     ] = False,
-) -> AsyncIterator[ServerSentEvent]:
+) -> EventStream:
     """Each LAM message of the conversation as it is appended.
 
     Starts at the first message, or right after `Last-Event-ID`; ends once the
     conversation is done or failed.
     """
     keepalive_s = hub.config.sse_keepalive_s
-    async for event in hub.feeds.stream(
-        start.thread, start.position, keepalive_s, progress=progress
-    ):
-        yield event
+    events = hub.feeds.stream(start.thread, start.position, keepalive_s, progress=progress)
+    return event_stream(events)
+
+
+async def _encoded(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield format_sse_event(
+            data_str=event.raw_data,
+            event=event.event,
+            id=event.id,
+            retry=event.retry,
+            comment=event.comment,
+        )
+
+
+def event_stream(events: AsyncIterator[ServerSentEvent]) -> EventStream:
+    """The events as a plain streaming response, returned rather than yielded."""
+    return EventStream(
+        _encoded(events), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 @router.get(

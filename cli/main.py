@@ -195,6 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument(
         "--verbose", action="store_true", help="the dev server's own log, INFO and up"
     )
+    llm = commands.add_parser(
+        "llm-server",
+        parents=[common],
+        help="serve a local LLM for the planner (llama-server, SmolLM2; make llm-server)",
+        description="Serve SmolLM2-135M-Instruct with llama.cpp's llama-server on 127.0.0.1, "
+        "as installed by `make llm-server`, and print the settings that point cpa-planner "
+        "at it. Runs until Ctrl-C.",
+    )
+    llm.add_argument("--port", type=int, default=8080, help="default: 8080")
+    llm.add_argument("--model", metavar="FILE", help="another GGUF model file to serve")
+    llm.add_argument("--name", default="smollm2", help="the model's name (CPA_LLM_MODEL)")
+    llm.add_argument("--llama-server", metavar="FILE", help="another llama-cpp-server to run")
     return parser
 
 
@@ -222,6 +234,10 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
         from cli import tools_cmd
 
         return tools_cmd.tools
+    if args.command == "llm-server":
+        from cli import llm_server
+
+        return llm_server.run
     if args.command in ("serve", "studio"):
         from cli import servers
 

@@ -1,7 +1,7 @@
 """A desktop agent over HTTP: the inbox loop a CPA Desktop AI runs against `cpa-planner serve`.
 
-    python examples/desktop_agent.py [--server URL] [--api-key KEY] [--conversation ID ...]
-                                     [--files DIR]
+    .venv/bin/python examples/desktop_agent.py [--server URL] [--api-key KEY]
+                                               [--conversation ID ...] [--files DIR]
 
 It follows the Server-Sent Events of one conversation (`--conversation`, repeatable; it
 exits once they are all over) or of every conversation of its tenant (`GET
@@ -29,8 +29,9 @@ nowhere else); the other tools, and the file tools without `--files`, only print
 would do.
 
 Needs `httpx`, `httpx-sse`, `jsonschema` and the `lam` package of this repository (it stands
-alone: no LangGraph). Server and key default to $CPA_SERVER_URL and $CPA_API_KEY, as for
-the CLI.
+alone: no LangGraph): the project's virtualenv has them (`make setup`), hence
+`.venv/bin/python`. Server and key default to $CPA_SERVER_URL and $CPA_API_KEY, as for the
+CLI.
 """
 
 from __future__ import annotations
@@ -175,9 +176,10 @@ TodoFailed. Runs in a worker thread: it may block."""
 
 
 def print_and_say_done(todo: ToDo, inputs: dict[str, Any]) -> Any:
-    """The default handler: shows the ToDo; a real agent operates the apps here."""
+    """The default handler: shows the ToDo; a real agent operates the apps here and returns
+    what came of it. This one has nothing to report (the answer then says just "done")."""
     print(f"[{todo.id}] {todo.title}: {todo.description}", flush=True)
-    return f"done: {todo.title}"
+    return None
 
 
 class DesktopTools:

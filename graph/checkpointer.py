@@ -64,6 +64,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
     writes_sort_key,
 )
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -72,9 +73,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from graph.config import Settings
+from graph.config import ConfigError, Settings
 from graph.redaction import redact_text, redact_url
 from graph.redis_sentinel import is_sentinel_url, sentinel_client
+from graph.redis_url import check_redis_url
 
 __all__ = [
     "FENCE",
@@ -193,6 +195,12 @@ def fence_key(prefix: str, thread_id: str) -> str:
     return f"{prefix.rstrip(':')}:t:{_q(thread_id)}:fence"
 
 
+# The classes of ours a checkpoint holds (the state's plan), named to LangGraph's serializer:
+# unnamed, each load warns "Deserializing unregistered type" (and a future LangGraph blocks
+# it). LangGraph's own safe types (messages, datetimes, ...) need no naming.
+STATE_TYPES = (("lam.plan", "Plan"), ("lam.plan", "ToDo"))
+
+
 def _fence_token(config: RunnableConfig) -> str:
     token = config.get("configurable", {}).get(FENCE)
     return "" if token is None else str(token)
@@ -214,7 +222,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         url: str = "redis://?",
         serde: Any = None,
     ) -> None:
-        super().__init__(serde=serde)
+        super().__init__(serde=serde or JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
         if not prefix or not prefix.strip(":"):
             raise ValueError("the Redis key prefix must not be empty")
         self.client = client
@@ -978,9 +986,10 @@ async def open_checkpointer(settings: Settings | None = None) -> AsyncIterator[R
 @asynccontextmanager
 async def _saver_for(url: str, settings: Settings) -> AsyncIterator[RedisSaver]:
     try:
+        check_redis_url(url)
         client = make_client(url)
-    except ValueError as exc:  # a malformed URL
-        raise RedisUnavailableError(url, exc) from exc
+    except ValueError as exc:  # malformed: a bad setting, not a Redis that cannot be reached
+        raise ConfigError(f"bad setting redis_url (CPA_REDIS_URL, REDIS_URL): {exc}") from None
     saver = RedisSaver(client, prefix=settings.redis_prefix, ttl_s=settings.redis_ttl_s, url=url)
     try:
         await saver.aping()

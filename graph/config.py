@@ -28,6 +28,7 @@ from pydantic import AliasChoices, Field, field_validator
 
 from graph.envsettings import ConfigError as ConfigError  # re-exported: callers catch it here
 from graph.envsettings import EnvSettings
+from graph.redis_url import check_redis_url
 
 Provider = Literal["openai", "ollama", "openai_compatible"]
 StructuredOutputMethod = Literal["json_schema", "function_calling", "json_mode"]
@@ -137,6 +138,14 @@ class Settings(EnvSettings):
         """`a,b,c` from the environment."""
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: str | None) -> str | None:
+        """Malformed is a bad setting, not a Redis that cannot be reached."""
+        if value is not None:
+            check_redis_url(value)
         return value
 
     @field_validator("a2a_agents", "mcp_servers", mode="before")

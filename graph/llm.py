@@ -496,12 +496,13 @@ class ChatModels:
         what: str = "",
         *,
         stream: bool = False,
+        whole: bool = False,
     ) -> str:
         """Ask the role's model for plain text.
 
         `stream`: the answer's pieces go to the graph's custom stream as they come
-        (`{"token": {"node", "text"}}`). An answer cut off at the token limit is kept,
-        marked with "…": text that stops early is still worth reading.
+        (`{"token": {"node", "text"}}`). An answer cut off at the token limit raises
+        LLMTruncatedError with `whole`; without it, it is kept, marked with "…".
         """
         model = self.get(role, what)
         writer = _stream_writer() if stream else None
@@ -523,6 +524,8 @@ class ChatModels:
 
         text, finish = await self._call(role, what, ask)
         if finish == "length":
+            if whole:
+                raise self._truncated(role, text)
             logger.warning("%s", self._truncated(role, None))
             text = text.rstrip() + "…"
         return text

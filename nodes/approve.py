@@ -31,6 +31,8 @@ from graph.tools.sources import tenant_of
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative, Plan
 
 logger = logging.getLogger(__name__)
+#: A refused plan's ToDos' error (the answer says why in the request's language).
+REFUSED = "plan refused"
 
 
 class UnreadableApprovalError(ValueError):
@@ -122,7 +124,17 @@ async def approve(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
         reason = str(reply.content.get("reason", ""))
         update["status"] = "done"
         update["result"] = {"refused": reason}
+        update["plan"] = refused(checked)
     return update
+
+
+def refused(plan: Plan) -> Plan:
+    """The plan with its pending ToDos skipped: nothing will run them (not "pending")."""
+    todos = [
+        t.model_copy(update={"status": "skipped", "error": REFUSED}) if t.status == "pending" else t
+        for t in plan.todos
+    ]
+    return plan.model_copy(update={"todos": todos})
 
 
 def after_approve(state: PlannerState) -> Literal["execute", "respond"]:

@@ -4,9 +4,14 @@ The answer is in the request's language. What writes it:
 - a failed turn or a refused plan: a fixed sentence with the reason;
 - a request answered directly: a fitting canned reply for small talk, the executor model
   for a question, and a short "what I can do" when there was nothing to do;
-- a plan that ran: the ToDos' results, listed; the executor model summarises them only for a
-  plan the LLM planner wrote (a template plan's results need no LLM), or for any plan with
-  the setting `summarize_template_plans`.
+- a plan that ran: the ToDos' results, listed (outputs as text, or JSON); the executor
+  model summarises them only for a plan the LLM planner wrote (a template plan's results
+  need no LLM), or for any plan with the setting `summarize_template_plans`.
+
+A model's text is shown only when it is whole and fit to show (`graph.text_check`): a
+summary cut off at the token limit, looping, or naming ToDos the plan does not have is asked
+for once more, saying what was wrong, and then replaced by the listed results; a direct
+answer cut off or looping ends the turn with that failure.
 
 Where the executor model writes the answer, its words go to LangGraph's custom stream as
 they come (`{"token": ...}`, see `graph.llm`); the log still gets one `inform` per answer.
@@ -14,6 +19,7 @@ they come (`{"token": ...}`, see `graph.llm`); the log still gets one `inform` p
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -21,15 +27,20 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.llm import LLMError, LLMNotConfiguredError
+from graph.llm import LLMError, LLMNotConfiguredError, LLMOutputError
 from graph.planning import plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState, Status
+from graph.text_check import unusable
 from lam import Performative, Plan, ToDo
 from prompts.answers import phrase
-from prompts.templates import ANSWER_SYSTEM, SUMMARY_SYSTEM
+from prompts.templates import AGAIN, ANSWER_SYSTEM, SUMMARY_SYSTEM
 
 logger = logging.getLogger(__name__)
+#: How often the executor model is asked for a summary fit to show (then: the listed results).
+SUMMARY_ATTEMPTS = 2
+#: How long a second answer may be, in words (said to the model).
+AGAIN_WORDS = 120
 
 
 def _abilities(services: Services, language: str) -> str:
@@ -49,18 +60,73 @@ def _why(todo: ToDo) -> str:
     return f" ({error})" if error else ""
 
 
+def _shown(output: Any) -> str:
+    """A ToDo's output as text: a string as it is, anything else as JSON (never a repr)."""
+    if isinstance(output, str):
+        return output
+    return json.dumps(output, ensure_ascii=False, default=str)
+
+
+def _failed_causes(plan: Plan, todo: ToDo) -> list[str]:
+    """The failed ToDos a skipped one waited for, directly or through skipped ones."""
+    by_id = plan.by_id()
+    causes: set[str] = set()
+    seen: set[str] = set()
+    waiting = list(todo.depends_on)
+    while waiting:
+        dep = by_id.get(waiting.pop())
+        if dep is None or dep.id in seen:
+            continue
+        seen.add(dep.id)
+        if dep.status == "failed":
+            causes.add(dep.id)
+        elif dep.status == "skipped":
+            waiting.extend(dep.depends_on)
+    return [i for i in plan.ids if i in causes]
+
+
 def _plan_summary(plan: Plan, failures: list[str], language: str) -> str:
     lines = [f"{plan.goal}:"]
     for todo in plan.todos:
         if todo.status == "done":
-            out = todo.output if isinstance(todo.output, str) else repr(todo.output)
-            shown = f": {out}" if todo.output not in (None, "", {}) else ""
+            shown = f": {_shown(todo.output)}" if todo.output not in (None, "", {}) else ""
             lines.append(f"- {todo.title}: {phrase(language, 'done')}{shown}")
-        else:
-            key = {"failed": "failed_step", "skipped": "skipped"}.get(todo.status, "pending")
-            lines.append(f"- {todo.title}: {phrase(language, key)}{_why(todo)}")
+            continue
+        key = {"failed": "failed_step", "skipped": "skipped"}.get(todo.status, "pending")
+        why = _why(todo)
+        if todo.status == "skipped" and (causes := _failed_causes(plan, todo)):
+            many = "because_failed_many" if len(causes) > 1 else "because_failed"
+            why = f" ({phrase(language, many, ids=', '.join(causes))})"
+        lines.append(f"- {todo.title}: {phrase(language, key)}{why}")
     lines.extend(f"- {phrase(language, 'earlier_failure')}: {f}" for f in failures)
     return "\n".join(lines)
+
+
+async def _summary(state: PlannerState, services: Services, plan: Plan, listed: str) -> str:
+    """The executor model's summary of the results, or `listed` where it gives none to show."""
+    asked = [
+        SystemMessage(SUMMARY_SYSTEM),
+        HumanMessage(f"Request: {state['request']}\n\n{plan_text(plan)}\n\n{listed}"),
+    ]
+    messages = asked
+    for attempt in range(1, SUMMARY_ATTEMPTS + 1):
+        try:
+            text = await services.models.text(
+                "executor", messages, what="summarise the results", stream=True, whole=True
+            )
+            why = unusable(text, todo_ids=plan.ids)
+        except LLMOutputError as exc:  # cut off at the token limit
+            text, why = exc.raw or "", exc.detail or str(exc)
+        except LLMError as exc:
+            # The results stand without the summary; say why it is missing.
+            logger.warning("summary by the LLM failed, answering with the results: %s", exc)
+            return listed
+        if why is None:
+            return text.strip()
+        then = "asking again" if attempt < SUMMARY_ATTEMPTS else "answering with the results"
+        logger.warning("the LLM's summary is not shown (%s); %s", why, then)
+        messages = [*asked, AIMessage(text), HumanMessage(AGAIN.format(why=why, words=AGAIN_WORDS))]
+    return listed
 
 
 def _route_target(state: PlannerState) -> str | None:
@@ -78,16 +144,21 @@ async def _direct_answer(state: PlannerState, services: Services, language: str)
     if found.get("reply"):
         return str(found["reply"])
     try:
-        return await services.models.text(
+        text = await services.models.text(
             "executor",
             [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])],
             what=f"answer a {name} request",
             stream=True,
+            whole=True,
         )
     except LLMNotConfiguredError:
         if spec.name != "smalltalk":
             raise
         return phrase(language, "greeting", abilities=_abilities(services, language))
+    why = unusable(text)
+    if why is not None:
+        raise LLMOutputError(f"the executor model's answer is not fit to show: {why}")
+    return text.strip()
 
 
 async def _answer(state: PlannerState, services: Services) -> tuple[str, Status, dict[str, Any]]:
@@ -117,19 +188,7 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
     text = _plan_summary(plan, failures, language)
     summarise = _route_target(state) == "planner" or services.settings.summarize_template_plans
     if summarise and services.models.available("executor"):
-        try:
-            text = await services.models.text(
-                "executor",
-                [
-                    SystemMessage(SUMMARY_SYSTEM),
-                    HumanMessage(f"Request: {state['request']}\n\n{plan_text(plan)}\n\n{text}"),
-                ],
-                what="summarise the results",
-                stream=True,
-            )
-        except LLMError as exc:
-            # The results stand without the summary; say why it is missing, keep the plain one.
-            logger.warning("summary by the LLM failed, answering from the template: %s", exc)
+        text = await _summary(state, services, plan, text)
     return text, ("done" if ok else "failed"), {"text": text, "outputs": outputs}
 
 

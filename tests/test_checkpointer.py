@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import CheckpointMetadata
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.event_hooks import register_serde_event_listener
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -29,6 +30,7 @@ from graph.checkpointer import (
 )
 from graph.config import Settings
 from graph.state import LamDict, PlannerState, append_lam_batch
+from lam import Plan, ToDo
 from tests.processes import RedisProcess, free_port
 
 RUNS: list[str] = []  # which nodes ran, to check nothing runs twice after a resume
@@ -140,6 +142,20 @@ async def test_log_is_not_stored_whole_at_every_step(valkey_url: str, redis_pref
     counts = [everything.count(m["id"].encode()) for m in log]
     assert counts == [2 if m["sender"] == "user" else 1 for m in log], counts
     await saver.aclose()
+
+
+def test_the_plan_loads_as_a_registered_type(valkey_url: str, redis_prefix: str) -> None:
+    """A checkpoint's plan comes back a Plan, without LangGraph's "unregistered type" warning
+    (which it announces as a serde event each time, and logs once per process)."""
+    events: list[Any] = []
+    stop_listening = register_serde_event_listener(events.append)
+    try:
+        serde = _saver(valkey_url, redis_prefix).serde
+        plan = Plan(goal="Meet Anna", todos=[ToDo(id="t1", title="Find a slot", executor="llm")])
+        assert serde.loads_typed(serde.dumps_typed({"plan": plan})) == {"plan": plan}
+    finally:
+        stop_listening()
+    assert [e for e in events if str(e["kind"]).startswith("msgpack")] == []
 
 
 async def test_resume_after_interrupt_in_a_fresh_saver(redis_url: str, redis_prefix: str) -> None:

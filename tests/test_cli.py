@@ -465,8 +465,10 @@ def test_refusing_the_plan(env: dict[str, str]) -> None:
     assert result["result"] == {"refused": "I will do it myself"}
     refuse = [m for m in result["messages"] if m["performative"] == "refuse"]
     assert refuse and refuse[0]["content"]["reason"] == "I will do it myself"
-    assert all(t["status"] == "pending" for t in result["plan"]["todos"])
-    # Shown, the plan's ToDos are not pending (nothing will run them): skipped, and why.
+    # The plan's ToDos are not pending (nothing will run them): skipped, and why.
+    assert {(t["status"], t["error"]) for t in result["plan"]["todos"]} == {
+        ("skipped", "plan refused")
+    }
     shown = run_cli(["show", result["conversation_id"]], env).stdout
     for todo in ("t1", "t2"):
         assert re.search(rf"{todo}\s+.*↷ skipped", shown), shown
@@ -679,3 +681,13 @@ def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert (workdir / ".langgraph_api").is_dir()  # its state went to the working copy
+
+
+def test_llm_server_says_what_to_install_when_it_is_not_there(tmp_path: Path) -> None:
+    done = run_cli(
+        ["llm-server", "--llama-server", str(tmp_path / "none"), "--model", str(tmp_path / "x")],
+        clean_env(tmp_path),
+    )
+    assert done.returncode == exits.CONFIG
+    assert "not installed: make llm-server installs" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -51,6 +51,7 @@ from tests.server_harness import (
     ServerProcess,
     auth,
     delete_prefix,
+    refuse,
     request_message,
 )
 
@@ -362,6 +363,77 @@ def test_an_api_error_is_shown_as_the_api_words_it(console: Console, api: httpx.
     assert console.errors == []
 
 
+# Reading at a glance -----------------------------------------------------------------------------
+
+WIDE_PLAN = {
+    "goal": "Eight things at once",
+    "todos": [
+        {
+            "id": f"t{n}",
+            "title": f"Send the invitation to the guest number {n} of the board",
+            "executor": "desktop",
+            "depends_on": [],
+            "status": "pending",
+            "requires_approval": n == 1,
+        }
+        for n in range(1, 9)
+    ],
+}
+
+
+@pytest.mark.slow
+def test_plans_titles_and_timelines_read_at_a_glance(console: Console, api: httpx.Client) -> None:
+    console.open()
+    page = console.page
+    # The console's own modules, drawing an eight-wide plan into the DAG's card.
+    drawn = page.evaluate(
+        """async (plan) => {
+            const { renderDag, fitLabels, todoStates } = await import('/ui/plan.js');
+            const box = document.getElementById('dag');
+            box.closest('[hidden]')?.removeAttribute('hidden');
+            const svg = renderDag(plan, todoStates(plan, []), { maxWidth: box.clientWidth });
+            box.replaceChildren(svg);
+            fitLabels(box);
+            const first = box.querySelector('[data-todo="t1"] text.title');
+            return {
+                room: box.clientWidth,
+                width: Number(svg.getAttribute('width')),
+                rows: new Set([...box.querySelectorAll('[data-todo]')]
+                    .map((g) => g.getAttribute('transform'))
+                    .map((t) => t.split(',')[1])).size,
+                lines: [...first.querySelectorAll('tspan')].map((t) => t.textContent),
+            };
+        }""",
+        WIDE_PLAN,
+    )
+    # Eight ToDos side by side do not fit: they go onto several rows, none sideways.
+    assert drawn["width"] <= drawn["room"] and drawn["rows"] > 1, drawn
+    # A title wraps onto two lines before it is cut.
+    assert len(drawn["lines"]) == 2, drawn
+    assert drawn["lines"][0].startswith("Send the invitation"), drawn
+    # A timeline over milliseconds says milliseconds.
+    ticks = page.evaluate(
+        """async () => {
+            const { formatSeconds } = await import('/ui/timeline.js');
+            return [0.0004, 0.002, 0.05, 0.5, 2.5].map(formatSeconds);
+        }"""
+    )
+    assert ticks == ["0.4 ms", "2 ms", "50 ms", "500 ms", "2.5 s"]
+
+    # A refused plan is "refused", in the list and at the top, not a green "done".
+    console.send_request(BOARD_PACK)
+    expect(page.locator(".action.proposal")).to_be_visible()
+    cid = console.conversation_id()
+    propose = api.get(f"/v1/conversations/{cid}/inbox", params={"receiver": "user"}).json()[0]
+    assert api.post("/v1/lam", json=refuse(propose, "not today")).status_code == 202
+    expect(page.locator("#detail-status")).to_have_text("refused")
+    row = page.locator(f'#conversations [data-cid="{cid}"]')
+    expect(row.locator(".badge")).to_have_text("refused")
+    # Its ToDos: skipped, as the command line shows them.
+    expect(page.locator('#dag [data-todo="t3"]')).to_have_attribute("data-status", "skipped")
+    assert console.errors == []
+
+
 # This origin only ------------------------------------------------------------------------------
 
 
@@ -394,6 +466,33 @@ def test_the_console_talks_to_its_own_origin_only(console: Console) -> None:
     )
     assert blocked == ["blocked", ["connect-src"]]
     assert _same_origin(console.requests, console.server.url) == []
+
+
+@pytest.mark.slow
+def test_swagger_ui_works_offline(browser: Browser, server: ServerProcess) -> None:
+    """/docs comes from the package: nothing is fetched from elsewhere (a request to another
+    origin fails here, as it does without a network), and it shows the API's operations
+    from its OpenAPI 3.1 document. /redoc is not served (ReDoc fetches its logo online)."""
+    context = browser.new_context(viewport=WIDE)
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    context.route(
+        "**/*",
+        lambda route: (
+            route.abort() if _same_origin([route.request.url], server.url) else route.continue_()
+        ),
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{server.url}/docs")
+        expect(page.locator(".opblock-summary-path:has-text('/v1/lam')").first).to_be_visible()
+    finally:
+        context.close()
+    assert _same_origin(requests, server.url) == []
+    assert errors == []
+    assert httpx.get(f"{server.url}/redoc").status_code == 404
 
 
 # A narrow window, the keyboard alone -------------------------------------------------------------

@@ -379,6 +379,8 @@ async def test_refused_plan_ends_the_conversation(answer: Any) -> None:
     assert state["result"]["refused"]
     assert Performative.REFUSE.value in performatives(state)
     assert _answer(state)["content"]["text"].startswith("Plan not carried out")
+    # Its ToDos will never run: skipped (as every view shows them), not left pending.
+    assert [(t.status, t.error) for t in state["plan"].todos] == [("skipped", "plan refused")]
 
 
 async def test_agreed_plan_runs() -> None:

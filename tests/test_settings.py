@@ -180,6 +180,34 @@ def test_an_error_never_shows_the_value(cls: type[EnvSettings], variable: str) -
         assert fragment not in message, message
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("redis//:s3cr3t-pw@localhost:6379", "it must have the form redis://"),
+        ("http://:s3cr3t-pw@localhost:6379", "it must have the form redis://"),
+        ("redis://:s3cr3t-pw@localhost:noport/0", "Port could not be cast"),
+        ("redis+sentinel://:s3cr3t-pw@sentinel:26379/", "the path must be /service_name"),
+    ],
+)
+def test_a_malformed_redis_url_is_a_bad_setting_not_an_unreachable_redis(
+    url: str, why: str
+) -> None:
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env({"REDIS_URL": url})
+    message = str(bad.value)
+    assert message.startswith("bad setting redis_url (REDIS_URL) in the environment: malformed")
+    assert why in message and "s3cr3t" not in message, message
+    assert "unreachable" not in message and "start Redis" not in message
+    # Well-formed URLs of every kind are taken as they are.
+    for good in (
+        "redis://h:6379/0",
+        "rediss://u:p@h",
+        "unix:///run/v.sock",
+        "redis+sentinel://a:1/m",
+    ):
+        assert Settings.from_env({"REDIS_URL": good}).redis_url == good
+
+
 def test_secrets_are_not_in_the_settings_repr() -> None:
     shown = [
         repr(Settings(llm_api_key=SECRET)),

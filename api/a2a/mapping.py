@@ -20,9 +20,11 @@ from a2a.helpers.proto_helpers import get_data_parts, get_text_parts, new_data_p
 from a2a.types import Artifact, Message, Part, Role, Task, TaskState, TaskStatus
 from google.protobuf.json_format import MessageToDict
 
+from graph.intents.language import detect_language
 from graph.state import LamDict
 from lam import LAMMessage, MessageFactory, Performative
 from lam.text import ID_PATTERN
+from prompts.answers import phrase
 
 #: The LAM agent id of whoever speaks A2A to the planner: the person behind the client.
 A2A_USER = "user"
@@ -133,8 +135,20 @@ def answer_to(waiting: LamDict, message: Message) -> LAMMessage:
 # LAM → A2A ----------------------------------------------------------------------------
 
 
-def summary(message: Mapping[str, Any]) -> str:
-    """One readable line (or a few) for a LAM message, the text part of its A2A message."""
+def turn_language(messages: Sequence[LamDict]) -> str:
+    """The language of a turn's request (its `locale`, else as the planner detects it): the
+    language of the words around what the planner says."""
+    request = next((m for m in messages if m.get("performative") == "request"), None)
+    content = (request or {}).get("content") or {}
+    locale = str(content.get("locale") or "").lower()
+    if locale[:2] in ("en", "de"):
+        return locale[:2]
+    return detect_language(str(content.get("text") or ""))
+
+
+def summary(message: Mapping[str, Any], language: str = "en") -> str:
+    """One readable line (or a few) for a LAM message, the text part of its A2A message, with
+    the words around it in `language`."""
     content = message.get("content") or {}
     kind = message.get("performative")
     if kind == "request":
@@ -143,30 +157,31 @@ def summary(message: Mapping[str, Any]) -> str:
         return str(content.get("text") or content.get("intent") or content.get("topic", ""))
     if kind == "propose":
         plan = content.get("plan") or {}
+        approval = f" — {phrase(language, 'needs_approval')}"
         steps = [
             f"{i}. {t.get('title', t.get('id'))} ({t.get('executor')})"
-            + (" — needs approval" if t.get("requires_approval") else "")
+            + (approval if t.get("requires_approval") else "")
             for i, t in enumerate(plan.get("todos", []), 1)
         ]
-        return "\n".join(
-            [f"Plan: {plan.get('goal', '')}", *steps, "Approve it? Reply 'yes' or 'no'."]
-        )
+        heading = phrase(language, "plan", goal=plan.get("goal", ""))
+        return "\n".join([heading, *steps, phrase(language, "approve_it")])
     if kind == "assign":
         todo = content.get("todo") or {}
         return f"{todo.get('title', todo.get('id', ''))} → {message.get('receiver')}"
     if kind == "done":
-        return f"{content.get('todo_id', '')} done"
+        return phrase(language, "step_done", todo=content.get("todo_id", ""))
     if kind == "failure":
         error = content.get("error") or {}
-        return f"failed ({error.get('code')}): {error.get('message')}"
+        return phrase(language, "step_failed", code=error.get("code"), message=error.get("message"))
     if kind == "agree":
-        return "approved" + (f": {content['comment']}" if content.get("comment") else "")
+        said = f": {content['comment']}" if content.get("comment") else ""
+        return phrase(language, "approved") + said
     if kind == "refuse":
-        return f"refused: {content.get('reason', '')}"
+        return phrase(language, "refused_because", reason=content.get("reason", ""))
     return str(kind)
 
 
-def a2a_message(message: Mapping[str, Any], task_id: str) -> Message:
+def a2a_message(message: Mapping[str, Any], task_id: str, language: str = "en") -> Message:
     """A LAM message as an A2A message: its summary as text, the message itself as data."""
     role = Role.ROLE_USER if message.get("sender") == A2A_USER else Role.ROLE_AGENT
     return Message(
@@ -174,7 +189,7 @@ def a2a_message(message: Mapping[str, Any], task_id: str) -> Message:
         context_id=str(message.get("conversation_id") or ""),
         task_id=task_id,
         role=role,
-        parts=[new_text_part(summary(message)), new_data_part({"lam": dict(message)})],
+        parts=[new_text_part(summary(message, language)), new_data_part({"lam": dict(message)})],
     )
 
 
@@ -218,6 +233,7 @@ def task_from(
     start, end = bounds
     cid = str(view["conversation_id"])
     this_turn = messages[start:end]
+    language = turn_language(this_turn)
     latest = end == len(messages)
     answer = _answer(this_turn)
     status = str(view.get("status")) if latest else None
@@ -227,7 +243,7 @@ def task_from(
     status_message: Message | None = None
     if status == "waiting" and waiting_for_user:
         state = TaskState.TASK_STATE_INPUT_REQUIRED
-        status_message = question(waiting_for_user[0], task_id)
+        status_message = question(waiting_for_user[0], task_id, language)
     elif status == "done":
         state = TaskState.TASK_STATE_COMPLETED
     elif status == "failed":
@@ -238,12 +254,12 @@ def task_from(
         }
         state = TaskState.TASK_STATE_CANCELED if CANCELED in codes else TaskState.TASK_STATE_FAILED
     if status_message is None and answer is not None and state != TaskState.TASK_STATE_WORKING:
-        status_message = a2a_message(answer, task_id)
+        status_message = a2a_message(answer, task_id, language)
     task = Task(
         id=task_id,
         context_id=cid,
         status=TaskStatus(state=state, message=status_message),
-        history=[a2a_message(m, task_id) for m in this_turn],
+        history=[a2a_message(m, task_id, language) for m in this_turn],
     )
     if state == TaskState.TASK_STATE_COMPLETED:
         task.artifacts.append(
@@ -256,7 +272,7 @@ def task_from(
 CANCELED = "canceled"
 
 
-def question(waiting: LamDict, task_id: str) -> Message:
+def question(waiting: LamDict, task_id: str, language: str = "en") -> Message:
     """The status message of an input-required task: what waits, with the plan as data."""
     content = waiting.get("content") or {}
     data: dict[str, Any] = {"lam": dict(waiting)}
@@ -267,7 +283,7 @@ def question(waiting: LamDict, task_id: str) -> Message:
         context_id=str(waiting.get("conversation_id") or ""),
         task_id=task_id,
         role=Role.ROLE_AGENT,
-        parts=[new_text_part(summary(waiting)), new_data_part(data)],
+        parts=[new_text_part(summary(waiting, language)), new_data_part(data)],
     )
 
 

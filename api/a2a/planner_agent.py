@@ -14,6 +14,11 @@ the in-memory event fan-out while a request is served); two pieces of ours plug 
   for any task; what the SDK writes is not kept (the conversation is the record), except a
   cancel, which ends the waiting conversation.
 
+`PlannerRequestHandler` checks a reply before the SDK starts work on it: a reply to a task
+that waits for nothing, or that neither approves nor refuses the plan, is the client's
+error, answered as a JSON-RPC error (the SDK logs an executor's exception with its
+traceback, as a server error).
+
 The tenant comes from the API key, as for the LAM API (`TenantContextBuilder`).
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from a2a.server.agent_execution import (
@@ -41,6 +47,7 @@ from a2a.types import (
     InvalidParamsError,
     ListTasksRequest,
     ListTasksResponse,
+    SendMessageRequest,
     Task,
     TaskNotCancelableError,
     TaskNotFoundError,
@@ -119,9 +126,12 @@ class ConversationTaskStore(TaskStore):
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
         # The conversation is the record; only a cancel changes it (a task cancelled while
-        # no request of this process serves it, e.g. after a restart).
+        # no request of this process serves it, e.g. after a restart). The SDK saves the
+        # cancelled task after `PlannerAgent.cancel` ended the conversation: nothing to do.
         if task.status.state == TaskState.TASK_STATE_CANCELED:
-            await cancel_conversation(self.hub, tenant_of(context), task.context_id)
+            await cancel_conversation(
+                self.hub, tenant_of(context), task.context_id, again_is_fine=True
+            )
 
     async def list(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
         """The latest turn of each of the tenant's conversations (or of `context_id`'s)."""
@@ -155,16 +165,23 @@ class ConversationTaskStore(TaskStore):
         """Nothing to delete: a finished conversation expires with its TTL."""
 
 
-async def cancel_conversation(hub: Hub, tenant: str, cid: str) -> None:
+async def cancel_conversation(
+    hub: Hub, tenant: str, cid: str, *, again_is_fine: bool = False
+) -> None:
     """End a waiting conversation as failed, code `canceled`; refuse one that runs.
 
     A running turn cannot be stopped from outside its run; it can be cancelled as soon as it
-    waits (for the user, the desktop or another agent).
+    waits (for the user, the desktop or another agent). `again_is_fine`: a conversation
+    cancelled already is no error.
     """
     try:
         view = await hub.view(tenant, cid)
     except ConversationNotFoundError:
         raise TaskNotFoundError(message=f"no conversation {cid}") from None
+    if again_is_fine and ((view.get("result") or {}).get("error") or {}).get("code") == (
+        mapping.CANCELED
+    ):
+        return
     if view["status"] in ("done", "failed"):
         raise TaskNotCancelableError(message=f"conversation {cid} has ended ({view['status']})")
     if view["status"] != "waiting":
@@ -226,6 +243,7 @@ class PlannerAgent(AgentExecutor):
             view = await self.hub.view(tenant, cid)
             bounds = mapping.turn(view["messages"], task_id)
             messages = view["messages"][bounds[0] : bounds[1]] if bounds else []
+            language = mapping.turn_language(messages)
             for message in messages:
                 if message["id"] in seen or message["performative"] == "request":
                     continue
@@ -235,7 +253,7 @@ class PlannerAgent(AgentExecutor):
                 ):
                     continue  # the final status carries it
                 await updater.update_status(
-                    TaskState.TASK_STATE_WORKING, mapping.a2a_message(message, task_id)
+                    TaskState.TASK_STATE_WORKING, mapping.a2a_message(message, task_id, language)
                 )
             status = view["status"]
             if status in ("done", "failed") or status == "waiting":
@@ -263,6 +281,47 @@ class PlannerAgent(AgentExecutor):
         await TaskUpdater(event_queue, str(context.task_id), cid).cancel()
 
 
+class PlannerRequestHandler(DefaultRequestHandler):
+    """The SDK's request handler; a reply to a task is checked before work starts on it."""
+
+    def __init__(self, hub: Hub, store: ConversationTaskStore, **kwargs: Any) -> None:
+        super().__init__(task_store=store, **kwargs)
+        self.hub = hub
+        self.store = store
+
+    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Any:
+        await self._check_reply(params, context)
+        return await super().on_message_send(params, context)
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Any, None]:
+        await self._check_reply(params, context)
+        async for event in super().on_message_send_stream(params, context):
+            yield event
+
+    async def _check_reply(self, params: SendMessageRequest, context: ServerCallContext) -> None:
+        """Raise the JSON-RPC error for a reply that cannot answer its task (see the module)."""
+        task_id = params.message.task_id
+        if not task_id:
+            return  # a new task
+        task = await self.store.get(task_id, context)
+        if task is None:
+            return  # the SDK says "task not found"
+        if task.status.state != TaskState.TASK_STATE_INPUT_REQUIRED:
+            state = TaskState.Name(task.status.state)
+            raise UnsupportedOperationError(
+                message=f"task {task_id} is {state}: nothing waits for a reply"
+            )
+        cid = task.context_id
+        waiting = await self.hub.inbox(tenant_of(context), cid, mapping.A2A_USER)
+        if waiting:
+            try:
+                mapping.answer_to(waiting[0], params.message)
+            except (mapping.ReplyNotUnderstoodError, LAMValidationError) as exc:
+                raise InvalidParamsError(message=str(exc)) from None
+
+
 class TaskIds(IDGenerator):
     """A new task's id: `<conversation id>/<suffix>` (`mapping.new_task_id`)."""
 
@@ -283,9 +342,10 @@ class A2AServer:
     def __init__(self, hub: Hub, card: AgentCard) -> None:
         self.hub = hub
         self.store = ConversationTaskStore(hub)
-        self.handler = DefaultRequestHandler(
+        self.handler = PlannerRequestHandler(
+            hub,
+            self.store,
             agent_executor=PlannerAgent(hub),
-            task_store=self.store,
             agent_card=card,
             request_context_builder=SimpleRequestContextBuilder(
                 should_populate_referred_tasks=False,

@@ -1,4 +1,10 @@
-"""llm: writes text with the configured chat model (draft, summarise, answer)."""
+"""llm: writes text with the configured chat model (draft, summarise, answer).
+
+Its output is text fit to use (`graph.text_check`): text cut off at the token limit, empty
+or looping is a failed attempt (`llm_truncated`, `llm_bad_output`), tried again as the
+ToDo's retries allow, asked to be brief this time; a step that never gets such text fails,
+so a plan of such steps does not end as done.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,12 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from graph.executors import ExecutorCall, ExecutorError
-from graph.llm import LLMCallError, LLMError
-from prompts.templates import LLM_EXECUTOR_SYSTEM
+from graph.llm import LLMCallError, LLMError, LLMOutputError
+from graph.text_check import unusable
+from prompts.templates import AGAIN, LLM_EXECUTOR_SYSTEM
+
+#: How long a later attempt's text may be, in words (said to the model).
+AGAIN_WORDS = 150
 
 
 class LLMExecutor:
@@ -40,8 +50,17 @@ class LLMExecutor:
             ),
             HumanMessage(f"Inputs (with the dependencies' outputs): {inputs}"),
         ]
+        if call.attempt > 1:
+            last = "the last attempt's text could not be used"
+            messages.append(HumanMessage(AGAIN.format(why=last, words=AGAIN_WORDS)))
         try:
-            return await call.models.text("executor", messages, what="run an llm ToDo")
+            text = await call.models.text("executor", messages, what="run an llm ToDo", whole=True)
         except LLMError as exc:
-            retryable = isinstance(exc, LLMCallError)
+            retryable = isinstance(exc, LLMCallError | LLMOutputError)
             raise ExecutorError(exc.code, str(exc), retryable=retryable) from None
+        why = unusable(text)
+        if why is not None:
+            raise ExecutorError(
+                "llm_bad_output", f"the executor model's text cannot be used: {why}", retryable=True
+            )
+        return text.strip()

@@ -5,7 +5,7 @@
 
 import { Api, ApiError } from "./api.js";
 import * as lam from "./lam.js";
-import { fitLabels, renderDag, todoStates } from "./plan.js";
+import { BOX, fitLabels, renderDag, todoStates } from "./plan.js";
 import { bars, criticalPath, renderTimeline } from "./timeline.js";
 
 const LIST_EVERY_MS = 3000; // each poll reads every listed conversation: not too often
@@ -163,6 +163,12 @@ function waitsText(row) {
     .join("; ");
 }
 
+/** A status badge; a plan the person refused is "refused", not a green "done". */
+function badge(status, refused) {
+  const shown = status === "done" && refused ? "refused" : status;
+  return el("span", { class: `badge status-${shown}` }, shown);
+}
+
 function renderList() {
   const ul = $("conversations");
   const focused = document.activeElement?.closest?.("#conversations [data-cid]")?.dataset.cid;
@@ -183,11 +189,11 @@ function renderList() {
           el(
             "span",
             { class: "row1" },
-            el("span", { class: `badge status-${row.status}` }, row.status),
+            badge(row.status, row.refused),
             el("span", { class: "intent" }, row.intent ?? "no intent"),
             el("span", { class: "age" }, ago(row.created)),
           ),
-          el("span", { class: "request" }, row.request ?? row.conversation_id),
+          el("span", { class: "request", title: row.request ?? "" }, row.request ?? row.conversation_id),
           row.waiting_for.length ? el("span", { class: "waits" }, `waits for ${waitsText(row)}`) : null,
         ),
       ),
@@ -353,8 +359,7 @@ function render(mine) {
   const request = latest(messages, "request");
   $("detail-title").textContent = request?.content.text ?? view.conversation_id;
   const status = $("detail-status");
-  status.textContent = view.status;
-  status.className = `badge status-${view.status}`;
+  status.replaceWith(Object.assign(badge(view.status, "refused" in (view.result ?? {})), { id: "detail-status" }));
   $("detail-id").textContent = view.conversation_id;
   $("detail-age").textContent = request ? `asked ${clock(request.timestamp)}` : "";
 
@@ -413,6 +418,7 @@ function renderViews(mine, timelineOnly = false) {
   dag.replaceChildren(
     plan
       ? renderDag(plan, states, {
+          maxWidth: Math.max(BOX.width + 2 * BOX.pad, dag.clientWidth || Infinity),
           critical: new Set(critical),
           picked: mine.picked,
           onPick: (id) => {

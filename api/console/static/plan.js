@@ -5,7 +5,7 @@
 import { currentTurn, secondsOf } from "./lam.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-export const BOX = { width: 176, height: 58, gapX: 24, gapY: 44, pad: 12 };
+export const BOX = { width: 184, height: 76, gapX: 24, gapY: 44, pad: 12 };
 const PORT_GAP = 26;
 
 /** An SVG element with attributes (presentation attributes only: the CSP allows no inline style). */
@@ -81,8 +81,15 @@ export function levels(plan) {
  * their dependencies (one barycentre pass, plan order breaking ties), so that edges cross
  * less; each level is centred on the widest.
  */
-export function layout(plan) {
-  const rows = levels(plan);
+export function layout(plan, maxWidth = Infinity) {
+  // A level wider than the room is laid out in several rows (a wide plan scrolls down,
+  // not sideways): as many boxes to a row as fit.
+  const perRow = Math.max(1, Math.floor((maxWidth - 2 * BOX.pad + BOX.gapX) / (BOX.width + BOX.gapX)));
+  const rows = levels(plan).flatMap((level) => {
+    const split = [];
+    for (let i = 0; i < level.length; i += perRow) split.push(level.slice(i, i + perRow));
+    return split;
+  });
   const byId = new Map((plan?.todos ?? []).map((t) => [t.id, t]));
   const slot = new Map();
   rows.forEach((row, depth) => {
@@ -124,25 +131,57 @@ export function label(attributes, text, width) {
   return svg("text", { ...attributes, "data-fit": width }, text);
 }
 
+/** A label wrapped onto up to `lines` lines of `width` pixels (see `fitLabels`). */
+export function wrappedLabel(attributes, text, width, lines = 2) {
+  return svg("text", { ...attributes, "data-wrap": width, "data-lines": lines }, text);
+}
+
+/** Cuts an element's text to `width` pixels with an ellipsis (measured in the page's font). */
+function cut(element, width) {
+  const full = element.textContent;
+  if (element.getComputedTextLength() <= width) return;
+  let low = 0;
+  let high = full.length;
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    element.textContent = `${full.slice(0, mid)}…`;
+    if (element.getComputedTextLength() <= width) low = mid;
+    else high = mid - 1;
+  }
+  element.textContent = `${full.slice(0, low)}…`;
+}
+
+/** Breaks a `wrappedLabel` into lines at spaces; the last line takes the rest, cut. */
+function wrap(text) {
+  const width = Number(text.dataset.wrap);
+  const most = Number(text.dataset.lines);
+  const words = text.textContent.split(/\s+/).filter(Boolean);
+  const x = text.getAttribute("x");
+  text.textContent = "";
+  let line = svg("tspan", { x });
+  text.append(line);
+  let count = 1;
+  words.forEach((word, i) => {
+    const before = line.textContent;
+    line.textContent = before ? `${before} ${word}` : word;
+    if (!before || count === most || line.getComputedTextLength() <= width) return;
+    line.textContent = before;
+    line = svg("tspan", { x, dy: "1.2em" }, word);
+    text.append(line);
+    count += 1;
+    if (count === most) line.textContent = words.slice(i).join(" ");
+  });
+  for (const tspan of text.querySelectorAll("tspan")) cut(tspan, width);
+}
+
 /**
- * Cuts each label made by `label` to its width, with an ellipsis: measured in the page's
- * font, so call it once the SVG is in the document.
+ * Fits each label made by `label` (cut to its width, with an ellipsis) and `wrappedLabel`
+ * (wrapped onto its lines): measured in the page's font, so call it once the SVG is in
+ * the document.
  */
 export function fitLabels(root) {
-  for (const text of root.querySelectorAll("text[data-fit]")) {
-    const width = Number(text.dataset.fit);
-    const full = text.textContent;
-    if (text.getComputedTextLength() <= width) continue;
-    let low = 0;
-    let high = full.length;
-    while (low < high) {
-      const mid = Math.ceil((low + high) / 2);
-      text.textContent = `${full.slice(0, mid)}…`;
-      if (text.getComputedTextLength() <= width) low = mid;
-      else high = mid - 1;
-    }
-    text.textContent = `${full.slice(0, low)}…`;
-  }
+  for (const text of root.querySelectorAll("text[data-fit]")) cut(text, Number(text.dataset.fit));
+  for (const text of root.querySelectorAll("text[data-wrap]")) wrap(text);
 }
 
 /**
@@ -150,8 +189,12 @@ export function fitLabels(root) {
  * a `path.edge` per dependency, arrows pointing at the dependent ToDo. `critical` is a set
  * of ToDo ids (the timeline's critical path) whose boxes and edges are marked.
  */
-export function renderDag(plan, states, { critical = new Set(), picked = null, onPick } = {}) {
-  const { positions, width, height } = layout(plan);
+export function renderDag(
+  plan,
+  states,
+  { critical = new Set(), picked = null, onPick, maxWidth = Infinity } = {},
+) {
+  const { positions, width, height } = layout(plan, maxWidth);
   const root = svg("svg", {
     class: "dag-svg",
     width,
@@ -237,8 +280,8 @@ export function renderDag(plan, states, { critical = new Set(), picked = null, o
       svg("rect", { class: `stripe ${executorClass(todo.executor)}`, width: 6, height: BOX.height, rx: 3 }),
     );
     const room = BOX.width - 14 - (todo.requires_approval ? 26 : 8);
-    node.append(label({ class: "title", x: 14, y: 22 }, todo.title, room));
-    node.append(label({ class: "meta", x: 14, y: 42 }, `${todo.id} · ${todo.executor} · ${status}`, BOX.width - 22));
+    node.append(wrappedLabel({ class: "title", x: 14, y: 22 }, todo.title, room));
+    node.append(label({ class: "meta", x: 14, y: 62 }, `${todo.id} · ${todo.executor} · ${status}`, BOX.width - 22));
     if (todo.requires_approval) {
       // Drawn, not a glyph: no font on the machine needs to have it.
       const mark = svg("g", { class: "approval-mark", transform: `translate(${BOX.width - 13},13)` });

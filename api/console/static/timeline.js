@@ -66,11 +66,14 @@ export function criticalPath(plan, rows) {
 
 /** A step for the axis ticks: about six ticks over the span. */
 function tickStep(span) {
-  const steps = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
-  return steps.find((s) => span / s <= 6) ?? 7200;
+  const steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60];
+  return steps.find((s) => span / s <= 6) ?? [120, 300, 600, 900, 1800, 3600].find((s) => span / s <= 6) ?? 7200;
 }
 
-function formatSeconds(s) {
+/** Seconds as people read them: milliseconds under a second (a template plan's steps). */
+export function formatSeconds(s) {
+  if (s === 0) return "0";
+  if (s < 1) return `${Number((s * 1000).toFixed(s < 0.01 ? 1 : 0))} ms`;
   if (s < 60) return `${Number(s.toFixed(2))} s`;
   if (s < 3600) return `${Number((s / 60).toFixed(1))} min`;
   return `${Number((s / 3600).toFixed(1))} h`;
