@@ -49,7 +49,7 @@ from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
 from graph.services import Services
 from graph.telemetry import Telemetry, TelemetrySettings
-from graph.telemetry.logs import configure_logging
+from graph.telemetry.logs import configure_logging, logging_config
 
 __all__ = [
     "ApiError",
@@ -171,14 +171,16 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     log_level: str | None = None,
 ) -> None:
     """Run the API with uvicorn (for `cpa-planner serve`). Blocks until stopped.
 
-    With `workers` > 1, uvicorn starts that many worker processes on the one port (fresh
-    interpreters, not forks: each imports `server:app`, reads the environment and opens its
-    own Redis connections in its lifespan), each a replica (`api.runner`).
+    Host, port and workers default to CPA_HOST, CPA_PORT and CPA_WORKERS (a container's
+    command gets them from its environment). With `workers` > 1, uvicorn starts that many
+    worker processes on the one port (fresh interpreters, not forks: each imports
+    `server:app`, reads the environment and opens its own Redis connections in its
+    lifespan), each a replica (`api.runner`).
 
     Raises ServerConfigError / ConfigError for unusable settings, among them a host other
     machines can reach while no API key is configured. Logs go to stderr as text or JSON
@@ -191,6 +193,7 @@ def serve(
     telemetry_settings = TelemetrySettings.from_env()
     host = host or config.host
     port = port or config.port
+    workers = config.workers if workers is None else workers
     check_bind(config, [host])  # the lifespan says once that no keys are configured
     if workers < 1:
         raise ServerConfigError(f"--workers must be at least 1, not {workers}")
@@ -204,7 +207,8 @@ def serve(
         port=port,
         workers=workers if workers > 1 else None,
         log_level=level,
-        log_config=None,  # uvicorn's loggers go through ours (text or JSON)
+        # uvicorn's loggers go through ours (text or JSON), in each worker process too.
+        log_config=logging_config(telemetry_settings, level=level),
         timeout_graceful_shutdown=5,
     )
 
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="the cpa-planner HTTP API")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int)
     args = parser.parse_args(argv)
     try:
         serve(args.host, args.port, workers=args.workers)

@@ -460,11 +460,17 @@ def kill_session(server: ServerProcess) -> None:
         server.proc.wait(5)
 
 
-async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: Path) -> None:
+@pytest.mark.parametrize("given_by", ["option", "environment"])
+async def test_serve_workers_runs_replicas_on_one_port(
+    fleet: Fleet, tmp_path: Path, given_by: str
+) -> None:
     # One run at a time per worker, and a1 held: the second conversation can only run on
-    # the other worker.
+    # the other worker. `--workers 2`, or CPA_WORKERS=2 as a container's command has it.
     env = {**fleet.env, "CPA_RUNS_PER_REPLICA": "1", HOLD_ENV: A1}
-    server = start_serve(env, free_port(), tmp_path / "workers.log", "--workers", "2")
+    args = ["--workers", "2"] if given_by == "option" else []
+    if given_by == "environment":
+        env["CPA_WORKERS"] = "2"
+    server = start_serve(env, free_port(), tmp_path / "workers.log", *args)
     assert server.proc is not None
     try:
         server.wait_ready(WAIT_S)
@@ -479,5 +485,10 @@ async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: P
                 assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != Z})
         server.proc.terminate()  # the supervisor stops its workers
         assert server.proc.wait(WAIT_S) == 0, server.log()
+        # Each worker logs through our handler (uvicorn's log_config), and each ran its
+        # lifespan's end (where a replica hands its conversations back).
+        log = server.log_path.read_text()
+        assert log.count("Application startup complete") == 2, server.log()
+        assert log.count("Application shutdown complete") == 2, server.log()
     finally:
         kill_session(server)
