@@ -25,9 +25,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -76,6 +80,46 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
+
+
+def on_stop_signal(stop: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """Run `stop()` in this event loop as soon as SIGTERM or SIGINT arrives; returns what
+    puts the previous handlers back.
+
+    uvicorn's handler (chained, not replaced) starts its graceful shutdown, which waits for
+    the open requests (up to 5 s) before the app's lifespan ends; meanwhile the replica
+    would go on taking jobs, among them those its sibling workers or other stopping
+    replicas hand back. Main thread only (signals are delivered there), else nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+    tasks: set[asyncio.Future[None]] = set()
+
+    def start_stopping() -> None:
+        task = asyncio.ensure_future(stop())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(start_stopping)
+        prior = previous[sig]
+        if callable(prior):
+            prior(sig, frame)
+        else:  # SIG_DFL (no uvicorn): what it would have done
+            signal.signal(sig, prior)
+            signal.raise_signal(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, prior in previous.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, prior)
+
+    return restore
 
 
 def create_app(
@@ -130,11 +174,14 @@ def create_app(
             for target in apps:
                 target.state.hub = hub
                 target.state.a2a = a2a
+            restore_signals: Callable[[], None] = lambda: None  # noqa: E731
             if app is api_app:  # our own process (not mounted into `langgraph dev`'s)
                 settle_heap()
+                restore_signals = on_stop_signal(hub.stop_taking_work)
             try:
                 yield
             finally:
+                restore_signals()
                 for target in apps:
                     target.state.hub = None
                     target.state.a2a = None
