@@ -25,10 +25,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -52,7 +56,7 @@ from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
 from graph.services import Services
 from graph.telemetry import Telemetry, TelemetrySettings
-from graph.telemetry.logs import configure_logging
+from graph.telemetry.logs import configure_logging, logging_config
 from graph.tools.offers import OfferStore
 
 __all__ = [
@@ -80,6 +84,46 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
+
+
+def on_stop_signal(stop: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """Run `stop()` in this event loop as soon as SIGTERM or SIGINT arrives; returns what
+    puts the previous handlers back.
+
+    uvicorn's handler (chained, not replaced) starts its graceful shutdown, which waits for
+    the open requests (up to 5 s) before the app's lifespan ends; meanwhile the replica
+    would go on taking jobs, among them those its sibling workers or other stopping
+    replicas hand back. Main thread only (signals are delivered there), else nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+    tasks: set[asyncio.Future[None]] = set()
+
+    def start_stopping() -> None:
+        task = asyncio.ensure_future(stop())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(start_stopping)
+        prior = previous[sig]
+        if callable(prior):
+            prior(sig, frame)
+        else:  # SIG_DFL (no uvicorn): what it would have done
+            signal.signal(sig, prior)
+            signal.raise_signal(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, prior in previous.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, prior)
+
+    return restore
 
 
 def create_app(
@@ -137,11 +181,14 @@ def create_app(
             for target in apps:
                 target.state.hub = hub
                 target.state.a2a = a2a
+            restore_signals: Callable[[], None] = lambda: None  # noqa: E731
             if app is api_app:  # our own process (not mounted into `langgraph dev`'s)
                 settle_heap()
+                restore_signals = on_stop_signal(hub.stop_taking_work)
             try:
                 yield
             finally:
+                restore_signals()
                 for target in apps:
                     target.state.hub = None
                     target.state.a2a = None
@@ -182,14 +229,16 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     log_level: str | None = None,
 ) -> None:
     """Run the API with uvicorn (for `cpa-planner serve`). Blocks until stopped.
 
-    With `workers` > 1, uvicorn starts that many worker processes on the one port (fresh
-    interpreters, not forks: each imports `server:app`, reads the environment and opens its
-    own Redis connections in its lifespan), each a replica (`api.runner`).
+    Host, port and workers default to CPA_HOST, CPA_PORT and CPA_WORKERS (a container's
+    command gets them from its environment). With `workers` > 1, uvicorn starts that many
+    worker processes on the one port (fresh interpreters, not forks: each imports
+    `server:app`, reads the environment and opens its own Redis connections in its
+    lifespan), each a replica (`api.runner`).
 
     Raises ServerConfigError / ConfigError for unusable settings, among them a host other
     machines can reach while no API key is configured. Logs go to stderr as text or JSON
@@ -202,6 +251,7 @@ def serve(
     telemetry_settings = TelemetrySettings.from_env()
     host = host or config.host
     port = port or config.port
+    workers = config.workers if workers is None else workers
     check_bind(config, [host])  # the lifespan says once that no keys are configured
     if workers < 1:
         raise ServerConfigError(f"--workers must be at least 1, not {workers}")
@@ -215,7 +265,8 @@ def serve(
         port=port,
         workers=workers if workers > 1 else None,
         log_level=level,
-        log_config=None,  # uvicorn's loggers go through ours (text or JSON)
+        # uvicorn's loggers go through ours (text or JSON), in each worker process too.
+        log_config=logging_config(telemetry_settings, level=level),
         timeout_graceful_shutdown=5,
     )
 
@@ -227,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="the cpa-planner HTTP API")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int)
     args = parser.parse_args(argv)
     try:
         serve(args.host, args.port, workers=args.workers)

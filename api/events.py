@@ -246,6 +246,7 @@ class Feeds:
         self._feeds: dict[str, Feed] = {}
         # Callers waiting for a conversation to stop running (`until_settled`), by thread.
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waits_ended = False  # this process stops: nobody waits any more
         self._task: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -355,6 +356,8 @@ class Feeds:
         try:
             while True:
                 woken.clear()  # before looking: a notice after the look wakes us
+                if self._waits_ended:
+                    return
                 status = await self.log.redis.hget(self.log.keys.conversation(thread), "status")
                 remaining = deadline - loop.time()
                 if status != b"running" or remaining <= 0:
@@ -367,6 +370,15 @@ class Feeds:
                 waiters.discard(woken)
                 if not waiters:
                     del self._waiters[thread]
+
+    def end_waits(self) -> None:
+        """This process begins to shut down: every `until_settled` returns now, and any
+        later one at once (a `?wait=` request answers with the status as it is, instead of
+        being cut when the server's grace period ends)."""
+        self._waits_ended = True
+        for waiters in self._waiters.values():
+            for woken in waiters:
+                woken.set()
 
     async def _refresh(self, feed: Feed) -> None:
         # Pokes that arrive while reading coalesce into one more read.

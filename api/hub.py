@@ -106,6 +106,13 @@ class Hub:
         await self.runner.start()
         self._sweeper = asyncio.create_task(self._sweep_waits(), name="expire-waits")
 
+    async def stop_taking_work(self) -> None:
+        """This process begins to shut down: read no more jobs, so that what another
+        replica hands back meanwhile goes to one that stays, and answer the requests that
+        wait for a run (`?wait=`) now; runs under way go on until `close` hands them back."""
+        self.feeds.end_waits()
+        await self.runner.stop_reading()
+
     async def close(self) -> None:
         """Stop; the conversations this replica runs are handed to the others (or the next
         start)."""

@@ -102,10 +102,14 @@ class Runner:
             asyncio.create_task(self._sweep(), name="jobs-takeover"),
         ]
 
-    async def close(self) -> None:
-        """Stop reading jobs; hand the conversations under way to the other replicas."""
+    async def stop_reading(self) -> None:
+        """Take no more jobs (and take none over); the runs under way go on."""
         for task in self._tasks:
             await cancel_and_wait(task)
+
+    async def close(self) -> None:
+        """Stop reading jobs; hand the conversations under way to the other replicas."""
+        await self.stop_reading()
         for run in list(self._runs.values()):
             run.closing = True
             if run.task is not None:

@@ -7,6 +7,8 @@ what an error says: `graph.envsettings`):
     CPA_API_KEYS          "tenant:key,tenant:key"  (or CPA_API_KEYS_FILE: one tenant:key a line)
     CPA_MAX_BODY_BYTES    request body limit, default 262144 (256 KiB)
     CPA_HOST, CPA_PORT    where `serve()` binds (default 127.0.0.1:8000)
+    CPA_WORKERS           server processes `serve()` starts on that port, each a replica
+                          (default 1; `--workers` overrides it)
     CPA_SSE_KEEPALIVE_S   seconds between SSE keep-alive comments (default 15)
     CPA_SSE_REFRESH_S     seconds between a conversation's re-reads of Redis for its event
                           stream besides the pub/sub notices (default 30)
@@ -77,6 +79,7 @@ class ServerSettings(EnvSettings):
     max_body_bytes: PositiveInt = DEFAULT_MAX_BODY_BYTES
     host: str = "127.0.0.1"
     port: PositiveInt = 8000
+    workers: PositiveInt = 1
     sse_keepalive_s: PositiveFloat = 15.0
     # How often a conversation's event feed re-reads Redis without being told to (a safety
     # net under the pub/sub notices, per conversation, not per listener).

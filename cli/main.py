@@ -183,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
         metavar="N",
-        help="server processes on this port, each a replica on the one Redis (default 1)",
+        help="server processes on this port, each a replica on the one Redis "
+        "(default: $CPA_WORKERS or 1)",
     )
 
     studio = commands.add_parser(

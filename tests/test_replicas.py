@@ -32,6 +32,7 @@ import pytest
 import redis
 from langchain_core.runnables import RunnableConfig
 
+from api.redis_keys import JOB_GROUP, RedisKeys
 from graph.builder import build_graph, make_services
 from graph.checkpointer import FENCE, open_checkpointer
 from graph.config import Settings
@@ -58,7 +59,14 @@ from tests.replica_services import (
     RedisRecordExecutor,
     gate_key,
 )
-from tests.server_harness import ROOT, ServerProcess, done_for, expect_status, open_request
+from tests.server_harness import (
+    ROOT,
+    ServerProcess,
+    done_for,
+    expect_status,
+    open_request,
+    request_message,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -460,11 +468,17 @@ def kill_session(server: ServerProcess) -> None:
         server.proc.wait(5)
 
 
-async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: Path) -> None:
+@pytest.mark.parametrize("given_by", ["option", "environment"])
+async def test_serve_workers_runs_replicas_on_one_port(
+    fleet: Fleet, tmp_path: Path, given_by: str
+) -> None:
     # One run at a time per worker, and a1 held: the second conversation can only run on
-    # the other worker.
+    # the other worker. `--workers 2`, or CPA_WORKERS=2 as a container's command has it.
     env = {**fleet.env, "CPA_RUNS_PER_REPLICA": "1", HOLD_ENV: A1}
-    server = start_serve(env, free_port(), tmp_path / "workers.log", "--workers", "2")
+    args = ["--workers", "2"] if given_by == "option" else []
+    if given_by == "environment":
+        env["CPA_WORKERS"] = "2"
+    server = start_serve(env, free_port(), tmp_path / "workers.log", *args)
     assert server.proc is not None
     try:
         server.wait_ready(WAIT_S)
@@ -479,5 +493,55 @@ async def test_serve_workers_runs_replicas_on_one_port(fleet: Fleet, tmp_path: P
                 assert fleet.starts(cid) == Counter({t: 1 for t in RECORD_TODOS if t != Z})
         server.proc.terminate()  # the supervisor stops its workers
         assert server.proc.wait(WAIT_S) == 0, server.log()
+        # Each worker logs through our handler (uvicorn's log_config), and each ran its
+        # lifespan's end (where a replica hands its conversations back).
+        log = server.log_path.read_text()
+        assert log.count("Application startup complete") == 2, server.log()
+        assert log.count("Application shutdown complete") == 2, server.log()
+    finally:
+        kill_session(server)
+
+
+async def test_a_replica_stops_taking_jobs_as_soon_as_it_is_told_to_stop(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    # a1 held: the run goes on; an open event stream keeps uvicorn's graceful shutdown
+    # going (up to its 5 s) after the SIGTERM.
+    env = {**fleet.env, HOLD_ENV: A1}
+    server = start_serve(env, free_port(), tmp_path / "stopping.log")
+    assert server.proc is not None
+    keys = RedisKeys(fleet.env["CPA_REDIS_PREFIX"])
+    try:
+        server.wait_ready(WAIT_S)
+        async with api(server) as client:
+            request = request_message(REQUEST)
+            cid = (await client.post("/v1/lam", json=request)).json()["conversation_id"]
+            await fleet.wait_for({(cid, "start", A1)})
+            stream = asyncio.create_task(client.get(f"/v1/conversations/{cid}/events"))
+            # The same request again, waiting for the run to stop (an idempotent replay).
+            waiting = asyncio.create_task(client.post("/v1/lam", params={"wait": 30}, json=request))
+            deadline = time.monotonic() + WAIT_S
+            while "/events" not in server.log_path.read_text():  # the stream is open
+                assert time.monotonic() < deadline, server.log()
+                await asyncio.sleep(0.02)
+            server.proc.send_signal(signal.SIGTERM)
+            # The request that waited is answered as things stand, not cut off later.
+            answered = await waiting
+            assert answered.status_code == 202 and answered.json()["status"] == "running"
+            # Work another replica hands back now: a replica that is stopping leaves it.
+            entry = fleet.client.xadd(keys.jobs, {"thread": f"{TENANT}/nobody"})
+            await asyncio.sleep(1.0)
+            assert server.proc.poll() is None, "the graceful shutdown ended early"
+            assert fleet.client.xpending_range(keys.jobs, JOB_GROUP, entry, entry, 1) == []
+            assert fleet.client.xrange(keys.jobs, entry, entry) != []
+            # uvicorn re-raises the SIGTERM it caught once the server is down.
+            assert server.proc.wait(WAIT_S) in (0, -signal.SIGTERM), server.log()
+            assert "Application shutdown complete" in server.log_path.read_text()
+            stream.cancel()
+        # Its own conversation was handed back: a job for it, beside the one left alone.
+        jobs = fleet.client.xrange(keys.jobs) or []
+        raw = [(fields or {}).get(b"thread", b"") for _, fields in jobs]
+        threads = {t.decode() if isinstance(t, bytes) else t for t in raw}
+        assert threads == {f"{TENANT}/nobody", f"{TENANT}/{cid}"}, threads
     finally:
         kill_session(server)

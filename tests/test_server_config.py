@@ -43,6 +43,8 @@ def test_keys_from_the_environment_and_a_file(tmp_path: Path) -> None:
         ({"CPA_API_KEYS_FILE": "/nonexistent/keys"}, "CPA_API_KEYS_FILE"),
         ({"CPA_MAX_BODY_BYTES": "lots"}, "CPA_MAX_BODY_BYTES"),
         ({"CPA_MAX_BODY_BYTES": "0"}, "CPA_MAX_BODY_BYTES"),
+        ({"CPA_WORKERS": "0"}, "CPA_WORKERS"),
+        ({"CPA_WORKERS": "two"}, "CPA_WORKERS"),
     ],
 )
 def test_bad_settings_say_which(env: dict[str, str], names: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 import socket
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from graph.builder import build_graph, make_services
 from graph.config import Settings
 from graph.conversations import Conversations
 from graph.telemetry import Telemetry, TelemetrySettings
-from graph.telemetry.logs import JsonFormatter, TextFormatter, configure_logging
+from graph.telemetry.logs import JsonFormatter, TextFormatter, configure_logging, logging_config
 from graph.telemetry.tracing import turn_ids
 from lam import LAMMessage, MessageFactory
 from lam.rfc3339 import parse_rfc3339
@@ -379,6 +380,27 @@ def log_lines() -> Iterator[io.StringIO]:
     for handler in saved[0]:
         root.addHandler(handler)
     root.setLevel(saved[1])
+
+
+def test_uvicorns_log_config_sets_up_the_same_handler_in_worker_processes() -> None:
+    # What `serve --workers N` hands uvicorn: each worker applies it with dictConfig.
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        logging.config.dictConfig(
+            logging_config(TelemetrySettings(log_format="json"), level="warning")
+        )
+        [handler] = root.handlers
+        assert isinstance(handler.formatter, JsonFormatter)
+        assert root.level == logging.WARNING
+        assert logging.getLogger("uvicorn.access").propagate
+        assert not logging.getLogger("uvicorn.access").handlers
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
 
 
 async def test_json_lines_of_a_conversation_carry_its_id_and_tenant_not_its_text(

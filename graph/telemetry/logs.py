@@ -170,9 +170,7 @@ def configure_logging(
 
     Replaces the root's handlers (as `logging.basicConfig(force=True)` does). Returns it.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
-    handler.addFilter(ConversationFilter())
+    handler = log_handler(settings.log_format, stream)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -184,3 +182,32 @@ def configure_logging(
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     return handler
+
+
+def log_handler(log_format: str = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """The handler of `configure_logging`: text or JSON lines, conversation ids, no secrets."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(ConversationFilter())
+    return handler
+
+
+def logging_config(settings: TelemetrySettings, *, level: str | None = None) -> dict[str, Any]:
+    """`configure_logging` as a `logging.config.dictConfig` dictionary, for uvicorn.
+
+    uvicorn's worker processes (`serve --workers N`) are fresh interpreters that import the
+    app without `serve()`; they configure their logging from uvicorn's `log_config` when they
+    start. Without it they kept Python's defaults, and their lines below warnings were lost.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "default": {"()": f"{__name__}.log_handler", "log_format": settings.log_format}
+        },
+        "root": {"handlers": ["default"], "level": (level or settings.log_level).upper()},
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
