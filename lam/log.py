@@ -36,7 +36,16 @@ from lam.messages import LAMMessage
 from lam.performative import Performative
 from lam.plan import Plan, ToDo, TodoStatus
 
-__all__ = ["Entry", "LamLog", "Meaning", "MessageLike", "TodoState", "Turn", "TurnOutcome"]
+__all__ = [
+    "Entry",
+    "LamLog",
+    "Meaning",
+    "MessageLike",
+    "TodoState",
+    "Turn",
+    "TurnOutcome",
+    "performative_of",
+]
 
 MessageLike = LAMMessage | Mapping[str, Any]
 """A LAM message, or its JSON dict (``LAMMessage.to_dict``)."""
@@ -225,6 +234,16 @@ class LamLog:
         turn.messages.append(parsed)
         turn._by_id[parsed.id] = parsed
         return _read(turn, parsed)
+
+
+def performative_of(message: Mapping[str, Any]) -> Performative | None:
+    """The kind of a message of the log as JSON, the rest not validated again: for code on a
+    hot path that only routes on the kind (a plan is validated once per turn, not by every
+    step that looks for a message). None if it names no performative."""
+    try:
+        return Performative(str(message.get("performative")))
+    except ValueError:
+        return None
 
 
 def _as_message(message: MessageLike) -> LAMMessage | None:

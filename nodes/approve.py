@@ -29,6 +29,7 @@ from graph.services import get_services
 from graph.state import PlannerState
 from graph.tools.sources import tenant_of
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative, Plan
+from lam.log import performative_of
 
 logger = logging.getLogger(__name__)
 #: A refused plan's ToDos' error (the answer says why in the request's language).
@@ -138,5 +139,6 @@ def refused(plan: Plan) -> Plan:
 
 
 def after_approve(state: PlannerState) -> Literal["execute", "respond"]:
-    last = (state.get("lam") or [{}])[-1]
-    return "respond" if last.get("performative") == Performative.REFUSE.value else "execute"
+    log = state.get("lam") or []
+    refused = bool(log) and performative_of(log[-1]) is Performative.REFUSE
+    return "respond" if refused else "execute"
