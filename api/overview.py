@@ -31,7 +31,7 @@ from api.routes import ConversationId, HubDep
 from graph.approval import step_effect
 from graph.conversations import ConversationNotFoundError
 from graph.effects import Effect
-from graph.executors import ExecutorRegistry
+from graph.executor_registry import ExecutorRegistry
 from graph.tools.catalogue import Catalogue
 from lam import LAMMessage, Performative, Plan, ToDo
 from lam.log import LamLog

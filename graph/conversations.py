@@ -13,7 +13,7 @@ A conversation may have an *owner* (the server's tenant). Its LangGraph thread i
 neither collides with an unowned conversation (the command line's, Studio's). The LAM
 messages carry the id alone, the public one (`configurable["conversation_id"]`).
 
-An answer must fit what it answers (`graph.answers`), or nothing resumes.
+An answer must fit what it answers (`graph.answer_rules`), or nothing resumes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
 
 from graph import lamlog
-from graph.answers import (
+from graph.answer_rules import (
     ANSWERS,
     AnswerMismatchError,
     NotTheReceiverError,

@@ -21,10 +21,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from graph import lamlog
-from graph.answers import AnswerMismatchError, NotTheReceiverError, check_answer
+from graph.answer_rules import AnswerMismatchError, NotTheReceiverError, check_answer
 from graph.approval import declared_for, mark_approvals
 from graph.config import ApprovalPolicy
-from graph.planning import current_plan
+from graph.plan_steps import current_plan
 from graph.services import get_services
 from graph.state import PlannerState
 from graph.tools.sources import tenant_of

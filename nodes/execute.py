@@ -34,8 +34,8 @@ from langgraph.func import task
 from langgraph.types import Interrupt
 
 from graph import lamlog
-from graph.executors import Answered, ExecutorCall, ExecutorError
-from graph.planning import current_plan
+from graph.executor_registry import Answered, ExecutorCall, ExecutorError
+from graph.plan_steps import current_plan
 from graph.services import Services, get_services
 from graph.state import LamDict, PlannerState
 from graph.telemetry import trace_metadata

@@ -28,13 +28,13 @@ from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
 from graph.llm import LLMError, LLMNotConfiguredError, LLMOutputError
-from graph.planning import plan_text
+from graph.plan_steps import plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState, Status
 from graph.text_check import unusable
 from lam import Performative, Plan, ToDo
 from lam.log import performative_of
-from prompts.answers import phrase
+from prompts.phrasebook import phrase
 from prompts.templates import AGAIN, ANSWER_SYSTEM, SUMMARY_SYSTEM
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 
 from graph.builder import make_services
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import Services
 from tests.scripted import ConstantChatModel, steps
 from tests.server_harness import CHORE_PLAN, ROOT

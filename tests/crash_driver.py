@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import Services
 from tests.scripted import ConstantChatModel, steps
 

@@ -16,7 +16,7 @@ from langgraph.types import Command
 
 from graph.builder import build_graph, make_services
 from graph.config import Settings
-from graph.executors import ExecutorCall, ExecutorError
+from graph.executor_registry import ExecutorCall, ExecutorError
 from graph.services import Services
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import Services
 from tests.crash_driver import drill_planner
 

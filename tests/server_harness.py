@@ -33,7 +33,7 @@ import redis
 
 from graph.builder import make_services
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import Services
 from lam import LAMMessage, MessageFactory
 from tests.processes import free_port, kill_process, stop_process

@@ -16,7 +16,7 @@ import pytest
 from graph.allowlist import allowed
 from graph.builder import default_executors
 from graph.config import Settings
-from graph.executors import ExecutorCall, ExecutorError, ExecutorRegistry
+from graph.executor_registry import ExecutorCall, ExecutorError, ExecutorRegistry
 from graph.llm import ChatModels
 from lam import MessageFactory, Plan, ToDo
 from nodes.executors.http import HttpExecutor

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage
 
 from cli import exits
 from graph.builder import INTERNAL_ERROR
-from graph.planning import PlanDraft, StepDraft, plan_json_schema
+from graph.plan_steps import PlanDraft, StepDraft, plan_json_schema
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from lam import LAMMessage, Plan
@@ -484,7 +484,7 @@ class _Refusing(RecordingExecutor):
     """Fails its ToDo the way the desktop agent's `failure` comes back: code `failed`."""
 
     async def __call__(self, call: Any) -> Any:
-        from graph.executors import ExecutorError
+        from graph.executor_registry import ExecutorError
 
         raise ExecutorError("failed", "the printer is off")
 

@@ -16,7 +16,7 @@ import pytest
 
 from graph.builder import make_services
 from graph.config import ROLE_DEFAULTS, ConfigError, Settings
-from graph.executors import ExecutorRegistry
+from graph.executor_registry import ExecutorRegistry
 from graph.llm import (
     ChatModels,
     LLMCallError,
@@ -28,7 +28,7 @@ from graph.llm import (
     LLMTruncatedError,
     LLMUnreachableError,
 )
-from graph.planning import PlanDraft, plan_draft_model, plan_json_schema
+from graph.plan_steps import PlanDraft, plan_draft_model, plan_json_schema
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from nodes.executors import DesktopExecutor, LLMExecutor

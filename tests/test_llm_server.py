@@ -33,7 +33,7 @@ from examples.desktop_agent import ACTIONS
 from graph.builder import make_services
 from graph.config import Settings
 from graph.llm import ChatModels, LLMOutputError, LLMTruncatedError
-from graph.planning import TITLE_MAX, plan_draft_model
+from graph.plan_steps import TITLE_MAX, plan_draft_model
 from graph.tools.arguments import schema_errors
 from graph.tools.catalogue import Catalogue, tool_entries
 from graph.tools.executors import executor_entries

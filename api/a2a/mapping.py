@@ -25,7 +25,7 @@ from graph.state import LamDict
 from lam import LAMMessage, MessageFactory, Performative
 from lam.log import LamLog, Turn
 from lam.text import ID_PATTERN
-from prompts.answers import phrase
+from prompts.phrasebook import phrase
 
 #: The LAM agent id of whoever speaks A2A to the planner: the person behind the client.
 A2A_USER = "user"
