@@ -253,7 +253,7 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 @contextmanager
 def llama_server() -> Iterator[str]:
     """llama-server with SmolLM2-135M-Instruct on a free port (the `llm` tests' server)."""
-    from tests.llama_server import LlamaServer, find_llama
+    from tests.support.llama_server import LlamaServer, find_llama
 
     found = find_llama()
     if found.missing:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.processes import RedisProcess, free_port
+from tests.support.processes import RedisProcess, free_port
 
 
 def _missing(what: str) -> None:

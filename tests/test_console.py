@@ -1,5 +1,5 @@
 """The web console in a real browser: Debian's chromium driven by Playwright, against a real
-`cpa-planner serve` (real Redis, scripted services: tests/console_harness.py).
+`cpa-planner serve` (real Redis, scripted services: tests/support/console_harness.py).
 
 The browser tests (marked slow) start the server and chromium. The main one runs a
 conversation with two ToDos in parallel and a desktop ToDo after them that needs approval,
@@ -44,8 +44,8 @@ from graph.config import Settings
 from graph.tools.catalogue import Catalogue, tool_entries
 from lam import LAMMessage, MessageFactory, Plan, ToDo, Tool
 from lam.dag import critical_path
-from tests.console_harness import console_env
-from tests.server_harness import (
+from tests.support.console_harness import console_env
+from tests.support.server_harness import (
     ACME_KEY,
     ROOT,
     ServerProcess,

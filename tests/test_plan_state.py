@@ -22,8 +22,8 @@ from langgraph.types import Command
 from benchmarks.plan_turns import counting_validations, registry_text
 from graph.builder import build_graph
 from lam import Plan
-from tests.planner_harness import services
-from tests.scripted import UncallableChatModel
+from tests.support.planner_harness import services
+from tests.support.scripted import UncallableChatModel
 
 DATA = Path(__file__).resolve().parent / "data"
 REGISTRY = DATA / "plan_state_intents.yaml"  # three steps; the third asks for approval

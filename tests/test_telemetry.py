@@ -35,10 +35,10 @@ from graph.telemetry.logs import JsonFormatter, TextFormatter, configure_logging
 from graph.telemetry.tracing import turn_ids
 from lam import LAMMessage, MessageFactory
 from lam.rfc3339 import parse_rfc3339
-from tests.planner_harness import RecordingExecutor
-from tests.scripted import ScriptedChatModel, steps
-from tests.server_harness import CHORE_PLAN
-from tests.server_harness import REGISTRY as SERVER_REGISTRY
+from tests.support.executors import RecordingExecutor
+from tests.support.scripted import ScriptedChatModel, steps
+from tests.support.server_harness import CHORE_PLAN
+from tests.support.server_harness import REGISTRY as SERVER_REGISTRY
 
 TENANT = "acme"
 
