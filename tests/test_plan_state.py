@@ -174,3 +174,13 @@ async def test_a_state_update_with_a_bad_plan_is_refused_and_changes_nothing(
     (question,) = await _interrupt_ids(graph, "t")
     state = await graph.ainvoke(Command(resume={question: "agree"}), _config("t"))
     assert state["status"] == "done"
+
+
+def test_the_channels_no_value_is_langgraphs() -> None:
+    """`graph.plan_channel.MISSING` is had through LangGraph's public API; it must be the very
+    sentinel LangGraph passes to `from_checkpoint` for a channel a checkpoint lacks."""
+    from langgraph._internal._typing import MISSING as LANGGRAPHS
+
+    from graph.plan_channel import MISSING
+
+    assert MISSING is LANGGRAPHS
