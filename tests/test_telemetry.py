@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -35,6 +34,7 @@ from graph.telemetry.logs import JsonFormatter, TextFormatter, configure_logging
 from graph.telemetry.tracing import turn_ids
 from lam import LAMMessage, MessageFactory
 from lam.rfc3339 import parse_rfc3339
+from tests.support.callbacks import ChainRecorder
 from tests.support.executors import RecordingExecutor
 from tests.support.scripted import ScriptedChatModel, steps
 from tests.support.server_harness import CHORE_PLAN
@@ -242,24 +242,6 @@ async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telem
     )
 
 
-class _Recorder(BaseCallbackHandler):
-    """Keeps a run's chain callbacks, to be sent again to a handler."""
-
-    run_inline = True
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def on_chain_start(self, *args: Any, **kwargs: Any) -> None:
-        self.events.append(("on_chain_start", args, kwargs))
-
-    def on_chain_end(self, *args: Any, **kwargs: Any) -> None:
-        self.events.append(("on_chain_end", args, kwargs))
-
-    def on_chain_error(self, *args: Any, **kwargs: Any) -> None:
-        self.events.append(("on_chain_error", args, kwargs))
-
-
 def _renamed(event: tuple[str, tuple[Any, ...], dict[str, Any]]) -> tuple[Any, ...]:
     """The callback with every node of the graph under another name (the ToDo task keeps
     the name the code tells telemetry: `graph.telemetry.contract.TODO_TASK`)."""
@@ -293,7 +275,7 @@ def _moved(replay: Callable[[], None]) -> dict[Any, float]:
 async def test_metrics_read_the_log_not_node_names() -> None:
     """Renaming every node moves no metric differently: the handler reads what the
     messages each step added say, not which node added them."""
-    recorder = _Recorder()
+    recorder = ChainRecorder()
     recording = Telemetry(TelemetrySettings(metrics=False))
     recording.handler = recorder  # type: ignore[assignment]
     driver = Driver(recording)
