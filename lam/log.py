@@ -16,10 +16,14 @@ all at once, and keeps:
 :class:`Meaning`): a reader that reacts to what a step added (telemetry counting a re-plan,
 the terminal printing "t1 done") asks that, never the message's ``performative`` string.
 
-Messages are :class:`lam.LAMMessage`; a dict (the log as JSON, as graph state holds it) is
-validated on the way in, and one that is no LAM message is left out (``unreadable``
-counts them): a reader of a log never fails on it. A message seen before (same id) is
-taken once, so a log may be fed again as it grows.
+Messages are :class:`lam.LAMMessage`. A dict is taken as the log holds it, written by
+``LAMMessage.to_dict`` after its message was validated: it is read, not validated again
+(validating every message of a log on every reading costs more than the step that wrote
+it). The typed content a reading needs (an intent, a route, a plan, a ToDo, an error) is
+validated where it is read; a dict that cannot be read (a key missing, no performative, a
+bad timestamp, content out of shape) is left out, and ``unreadable`` counts them: a reader
+of a log never fails on it. A message seen before (same id) is taken once, so a log may
+be fed again as it grows.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from lam.content import ErrorInfo, IntentInformContent, RouteContent
-from lam.errors import LAMValidationError
 from lam.messages import LAMMessage
 from lam.performative import Performative
 from lam.plan import Plan, ToDo, TodoStatus
+from lam.rfc3339 import parse_rfc3339
 
 __all__ = [
     "Entry",
@@ -233,7 +239,11 @@ class LamLog:
             return Entry(parsed, Meaning.OTHER, None)
         turn.messages.append(parsed)
         turn._by_id[parsed.id] = parsed
-        return _read(turn, parsed)
+        try:
+            return _read(turn, parsed)
+        except (ValidationError, KeyError, TypeError, ValueError):
+            self.unreadable += 1  # its content is out of shape: it means nothing here
+            return Entry(parsed, Meaning.OTHER, turn)
 
 
 def performative_of(message: Mapping[str, Any]) -> Performative | None:
@@ -247,11 +257,25 @@ def performative_of(message: Mapping[str, Any]) -> Performative | None:
 
 
 def _as_message(message: MessageLike) -> LAMMessage | None:
+    """A message of the log, read as `to_dict` wrote it (not validated again), or None."""
     if isinstance(message, LAMMessage):
         return message
     try:
-        return LAMMessage.from_dict(message, max_bytes=None)
-    except LAMValidationError:
+        reply_by = message.get("reply_by")
+        return LAMMessage.model_construct(
+            lam_version=message.get("lam_version", "1.0"),
+            id=str(message["id"]),
+            performative=Performative(message["performative"]),
+            sender=str(message["sender"]),
+            receiver=str(message["receiver"]),
+            conversation_id=message.get("conversation_id"),
+            in_reply_to=message.get("in_reply_to"),
+            timestamp=parse_rfc3339(message["timestamp"]),
+            reply_by=parse_rfc3339(reply_by) if reply_by is not None else None,
+            content=dict(message.get("content") or {}),
+            metadata=dict(message.get("metadata") or {}),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 

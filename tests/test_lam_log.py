@@ -113,3 +113,13 @@ def test_turns_seen_messages_and_what_is_no_lam_message() -> None:
     # The current turn alone: the earlier ones are not even read.
     current = LamLog.of_current_turn([first.to_dict(), junk, second.to_dict()])
     assert [t.text for t in current.turns] == ["two"] and current.unreadable == 0
+
+
+def test_a_message_out_of_shape_means_nothing_and_breaks_nothing() -> None:
+    request = user.request("Set up a meeting with Anna")
+    bad = {**planner.propose("user", PLAN).to_dict(), "content": {"plan": {"goal": 3}}}
+    log = LamLog([request.to_dict()])
+    entry = log.add(bad)
+    assert entry is not None and entry.meaning is Meaning.OTHER and log.unreadable == 1
+    assert log.current is not None and log.current.plan is None
+    assert log.add({**bad, "id": "x", "timestamp": "yesterday"}) is None  # not even read
