@@ -200,9 +200,9 @@ BLOCKS: dict[tuple[str, str], Entry] = {
         RunHere("terminal"),
     ("docs/cli.md", '$ CPA_LLM_PROVIDER=foo cpa-planner run "Remind me to call Anna"'):
         Covered("tests/test_docs_examples.py::test_the_cli_error_examples_are_what_it_prints"),
-    ("docs/console.md", "CPA_CONSOLE_SCREENSHOTS=docs .venv/bin/python -m pytest tests/test_console.py -k runs_a_conversation"):  # noqa: E501
+    ("docs/console.md", "CPA_CONSOLE_SCREENSHOTS=docs .venv/bin/python -m pytest tests/test_console.py -k docs_screenshots"):  # noqa: E501
         # Run as written it rewrites the docs' pictures; the test it names runs without that.
-        Covered("tests/test_console.py::test_the_console_runs_a_conversation_with_an_approval_and_a_desktop_wait"),
+        Covered("tests/test_console.py::test_the_docs_screenshots_show_what_the_product_ships"),
     ("docs/deploy.md", "make image"):
         Covered("tests/test_deploy.py::test_the_image_runs_a_conversation_and_stops_cleanly"),
     ("docs/deploy.md", "podman image inspect --format '{{.Size}}' localhost/cpa-planner:latest"):
