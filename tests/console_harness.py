@@ -68,7 +68,7 @@ def console_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]
 
 
 SHIPPED_REQUEST = "Get the board pack for Thursday ready and email it to the board"
-SHIPPED_PLAN = {
+SHIPPED_PLAN: dict[str, Any] = {
     "goal": "The board pack for Thursday, emailed to the board",
     "todos": [
         {

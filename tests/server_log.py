@@ -26,9 +26,10 @@ from pathlib import Path
 
 TEXT_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
 # `langgraph dev`'s: structlog's console lines (`2026-12-05T07:00:00Z [error  ] …`, in
-# colour) and the logging module's default format (`ERROR:logger:message`).
+# colour) and the logging module's default format (`ERROR:logger:message`); uvicorn's own
+# (`ERROR:    message`, a server run without our logging, e.g. an MCP test server).
 STRUCTLOG_RECORD = re.compile(r"^\S+ \[(debug|info|warning|error|critical)\s*\] ")
-BASIC_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:")
+BASIC_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):(?:[\w.]+:|\s)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BAD_LEVELS = ("ERROR", "CRITICAL")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception Group Traceback")

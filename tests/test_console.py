@@ -440,7 +440,7 @@ def test_an_api_error_is_shown_as_the_api_words_it(console: Console, api: httpx.
 
 # Reading at a glance -----------------------------------------------------------------------------
 
-WIDE_PLAN = {
+WIDE_PLAN: dict[str, Any] = {
     "goal": "Eight things at once",
     "todos": [
         {

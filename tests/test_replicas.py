@@ -17,6 +17,7 @@ leases are short (CPA_LEASE_S) so that takeovers happen within the safety-net ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -462,10 +463,11 @@ def start_serve(env: Mapping[str, str], port: int, log_path: Path, *args: str) -
     return server
 
 
-def kill_session(server: ServerProcess) -> None:
-    if server.proc is not None and server.proc.poll() is None:
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait(5)
+def kill_session(session: int) -> None:
+    """SIGKILL to the supervisor's session: its workers too (even once the supervisor is gone,
+    e.g. killed by `wait_ready` when the start took too long)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(session, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("given_by", ["option", "environment"])
@@ -480,6 +482,7 @@ async def test_serve_workers_runs_replicas_on_one_port(
         env["CPA_WORKERS"] = "2"
     server = start_serve(env, free_port(), tmp_path / "workers.log", *args)
     assert server.proc is not None
+    session = server.proc.pid
     try:
         server.wait_ready()  # its start-up bound: workers start together
         async with api(server) as client:
@@ -499,7 +502,7 @@ async def test_serve_workers_runs_replicas_on_one_port(
         assert log.count("Application startup complete") == 2, server.log()
         assert log.count("Application shutdown complete") == 2, server.log()
     finally:
-        kill_session(server)
+        kill_session(session)
 
 
 async def test_a_replica_stops_taking_jobs_as_soon_as_it_is_told_to_stop(
@@ -511,6 +514,7 @@ async def test_a_replica_stops_taking_jobs_as_soon_as_it_is_told_to_stop(
     env = {**fleet.env, HOLD_ENV: A1}
     server = start_serve(env, free_port(), tmp_path / "stopping.log")
     assert server.proc is not None
+    session = server.proc.pid
     keys = RedisKeys(fleet.env["CPA_REDIS_PREFIX"])
     try:
         server.wait_ready()  # its start-up bound: workers start together
@@ -546,4 +550,4 @@ async def test_a_replica_stops_taking_jobs_as_soon_as_it_is_told_to_stop(
         threads = {t.decode() if isinstance(t, bytes) else t for t in raw}
         assert threads == {f"{TENANT}/nobody", f"{TENANT}/{cid}"}, threads
     finally:
-        kill_session(server)
+        kill_session(session)

@@ -33,6 +33,12 @@ def test_langgraph_devs_lines_are_read_too() -> None:
     ]
 
 
+def test_uvicorns_own_format_is_read_too() -> None:
+    text = "INFO:     Started server process [1]\nERROR:    Exception in ASGI application\n"
+    (found,) = problems(text)
+    assert found == "ERROR:    Exception in ASGI application"
+
+
 def test_the_sweep_reads_every_log_and_allows_what_a_test_named(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "server.log").write_text(OURS)
