@@ -646,7 +646,9 @@ def test_serve_and_run_through_the_server(tmp_path: Path) -> None:
 @pytest.mark.slow
 def _start_up_took_long(line: str) -> bool:
     """A line of langgraph-api's start-up timers (a warning over 3-5 s, and its second line)."""
-    return "langgraph_api.timing" in line or "exceeded the expected startup time" in line
+    return (
+        "langgraph_api.timing" in line or re.search(r"exceeded (the )?expected", line) is not None
+    )
 
 
 def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
@@ -676,7 +678,7 @@ def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
         # fixed thresholds, 3-5 s: about the machine, not about what it serves).
         said = [line for line in said if not _start_up_took_long(line)]
         assert said[0].startswith("Starting the LangGraph dev server"), said
-        assert said[-2:] == [studio, said[-1]] and len(said) <= 4, said
+        assert said[-2:] == [studio, said[-1]] and len(said) <= 4, "".join(said)
         assert all("cpa_planner.server" in line for line in said[1:-2]), said
         assert httpx.get(f"{match.group(1)}/ok").status_code == 200
         assistants = httpx.post(f"{match.group(1)}/assistants/search", json={}).json()
