@@ -644,6 +644,13 @@ def test_serve_and_run_through_the_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def _start_up_took_long(line: str) -> bool:
+    """A line of langgraph-api's start-up timers (a warning over 3-5 s, and its second line)."""
+    return (
+        "langgraph_api.timing" in line or re.search(r"exceeded (the )?expected", line) is not None
+    )
+
+
 def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
     workdir = langgraph_working_copy(tmp_path / "studio")
     env = clean_env(tmp_path)
@@ -666,9 +673,12 @@ def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
         match = re.search(r"baseUrl=(http://127\.0\.0\.1:\d+)", studio)
         assert match, "no Studio address printed:\n" + "".join(said)
         # Quiet: where it runs and the two addresses; no banner, no INFO log, no warning
-        # about missing saver methods. Our API's one line about keys may stand between.
+        # about missing saver methods. Our API's one line about keys may stand between, and
+        # on a busy machine langgraph-api's warnings that the start took long (its timers'
+        # fixed thresholds, 3-5 s: about the machine, not about what it serves).
+        said = [line for line in said if not _start_up_took_long(line)]
         assert said[0].startswith("Starting the LangGraph dev server"), said
-        assert said[-2:] == [studio, said[-1]] and len(said) <= 4, said
+        assert said[-2:] == [studio, said[-1]] and len(said) <= 4, "".join(said)
         assert all("cpa_planner.server" in line for line in said[1:-2]), said
         assert httpx.get(f"{match.group(1)}/ok").status_code == 200
         assistants = httpx.post(f"{match.group(1)}/assistants/search", json={}).json()
