@@ -19,9 +19,11 @@ first `--limit`), two answers from the same model:
               earlier step's output (`{"$step": N}`) as `<node-j>` (the typed domains) or the
               tool's name (the daily-life APIs), each dependency a link.
     baseline  TaskBench's own prompt (`inference.py`, no demonstrations: the tool list as
-              JSON lines, its # GOAL # and # REQUIREMENTS #) with its sampling (temperature
-              0.2, top_p 0.1, presence penalty 1.05, 2000 tokens), the answer parsed as
-              theirs parses it (no reformatting round).
+              JSON lines, its # GOAL # and # REQUIREMENTS #) and token limit (2000), the
+              answer parsed as theirs parses it (no reformatting round).
+
+Both sample as inference.py does (temperature 0.2, top_p 0.1, presence penalty 1.05), so
+what differs is the prompt and our schema; ours keeps the planner's token limit (1024).
 
 Both are scored with TaskBench's metric definitions (`benchmarks.taskbench_metrics`: node,
 edge, argument-name and argument-value F1) over every request: an answer that is no graph
@@ -56,7 +58,7 @@ from langchain_core.messages import HumanMessage
 
 from benchmarks.taskbench_metrics import Sample, Scores, read_sample
 from graph.config import Settings
-from graph.llm import ChatModels, LLMError, LLMTruncatedError, message_text
+from graph.llm import ChatModels, LLMError, LLMTruncatedError, build_chat_model
 from graph.planning import max_steps
 from graph.tools.arguments import schema_errors
 from graph.tools.catalogue import Catalogue, tool_entries
@@ -71,10 +73,11 @@ from nodes.plan import draft_plan
 EXECUTOR = "desktop"
 #: Fewer steps allowed after an answer cut off at the token limit.
 STEP_BUDGETS = (8, 4, 2)
-#: TaskBench's sampling (inference.py).
-BASELINE_SAMPLING = {"top_p": 0.1, "frequency_penalty": 0, "presence_penalty": 1.05}
-BASELINE_TEMPERATURE = 0.2
+#: TaskBench's sampling (inference.py), for both sides, and its token limit.
+SAMPLING = {"top_p": 0.1, "frequency_penalty": 0.0, "presence_penalty": 1.05}
+SAMPLING_TEMPERATURE = 0.2
 BASELINE_MAX_TOKENS = 2000
+SIDES = ("ours", "baseline")
 #: The llama-server context for this benchmark: TaskBench's prompt holds every tool.
 CONTEXT = 8192
 #: One thread: on a shared 2-core machine two of llama.cpp's threads wait for each other
@@ -262,13 +265,14 @@ def graph_valid(graph: Mapping[str, Any] | None, catalogue: Catalogue, typed: bo
 
 async def plan_ours(
     models: ChatModels, settings: Settings, request: str, catalogue: Catalogue
-) -> Plan:
-    """The planner's call for `request`; a cut-off answer is asked for with fewer steps."""
+) -> tuple[Plan, int]:
+    """The planner's call for `request`, and the most steps it was allowed; a cut-off
+    answer is asked for again with fewer steps."""
     shown = narrow(catalogue, request, settings.planner_max_tools)
     budgets = [b for b in STEP_BUDGETS if b <= max_steps(settings.max_todos)] or [1]
     for budget in budgets:
         try:
-            return await draft_plan(models, request, shown, budget)
+            return await draft_plan(models, request, shown, budget), budget
         except LLMTruncatedError:
             if budget == budgets[-1]:
                 raise
@@ -339,35 +343,35 @@ def parse_baseline(content: str) -> dict[str, Any] | None:
 
 
 async def ask_baseline(models: ChatModels, prompt: str) -> str:
-    """TaskBench's prompt as one user message, with its sampling."""
-    model = models.get("planner", "answer TaskBench's prompt").bind(**BASELINE_SAMPLING)
-    try:
-        reply = await model.ainvoke([HumanMessage(prompt)])
-    except Exception as exc:  # what the server said, named as our calls name it
-        raise models.classify("planner", exc) from exc
-    return message_text(reply)
+    """TaskBench's prompt as one user message (an answer cut off ends in "…")."""
+    return await models.text("planner", [HumanMessage(prompt)], "answer TaskBench's prompt")
 
 
 # -- the run -------------------------------------------------------------------------------
 
 
 def settings_for(base_url: str, model: str, timeout: float | None) -> tuple[Settings, Settings]:
-    """Ours as the planner is configured by default; the baseline with TaskBench's sampling."""
-    common: dict[str, Any] = {"llm_base_url": base_url, "llm_model": model, "llm_max_retries": 0}
+    """Ours as the planner is configured but for the temperature, the baseline with
+    TaskBench's token limit; both sample as TaskBench's inference.py (`sampled`)."""
+    common: dict[str, Any] = {
+        "llm_base_url": base_url,
+        "llm_model": model,
+        "llm_max_retries": 0,
+        "llm_temperature": SAMPLING_TEMPERATURE,
+    }
     if timeout:
         common["llm_timeout_s"] = timeout
     ours = Settings.model_validate(common)
-    theirs = Settings.model_validate(
-        {
-            **common,
-            "llm_temperature": BASELINE_TEMPERATURE,
-            "planner_max_tokens": BASELINE_MAX_TOKENS,
-        }
-    )
+    theirs = Settings.model_validate({**common, "planner_max_tokens": BASELINE_MAX_TOKENS})
     return ours, theirs
 
 
-SIDES = ("ours", "baseline")
+def sampled(settings: Settings) -> ChatModels:
+    """The planner model of `settings` with TaskBench's sampling: the same for both sides,
+    so that the prompts (and our schema) are what differs. A small model greedy at
+    temperature 0 repeats itself until the token limit; theirs has a presence penalty."""
+    model = build_chat_model(settings, "planner").model_copy(update=SAMPLING)
+    return ChatModels(settings, {"planner": model})
 
 
 async def answer_ours(
@@ -375,12 +379,18 @@ async def answer_ours(
 ) -> dict[str, Any]:
     """Our planner's answer to one request, as a results line."""
     try:
-        plan = await plan_ours(models, settings, request.text, domain.catalogue)
+        plan, budget = await plan_ours(models, settings, request.text, domain.catalogue)
     except LLMError as exc:
         return {"graph": None, "error": exc.code, "detail": str(exc)[:300]}
     graph = plan_graph(plan, domain.catalogue, domain.typed)
-    checked = not problems_of(plan, domain.catalogue, [EXECUTOR], settings.max_todos)
-    return {"graph": graph, "error": None, "checked": checked}
+    problems = problems_of(plan, domain.catalogue, [EXECUTOR], settings.max_todos)
+    return {
+        "graph": graph,
+        "error": None,
+        "checked": not problems,
+        "problems": problems[:5],
+        "max_steps": budget,
+    }
 
 
 async def answer_baseline(domain: Domain, request: Request, models: ChatModels) -> dict[str, Any]:
@@ -560,7 +570,7 @@ def main(argv: list[str] | None = None, models: tuple[ChatModels, ChatModels] | 
     else:
         with _server(args.base_url) as url:
             ours, theirs = settings_for(url, args.model, args.timeout)
-            answering = (ChatModels(ours), ChatModels(theirs))
+            answering = (sampled(ours), sampled(theirs))
             rows = asyncio.run(run(domain, requests, ours, *answering, args.results, args.resume))
     result = summary(domain, rows)
     print(json.dumps(result, indent=2) if args.json else table(result))

@@ -113,7 +113,8 @@ def _read(graph: Mapping[str, Any], output_types: Mapping[str, str] | None) -> S
             arguments.append(read)
     else:
         names = list(raw_names)
-        links = [(link["source"], link["target"]) for link in graph.get("task_links") or []]
+        # Theirs reads the answer's links as they are: an answer without them is dropped.
+        links = [(link["source"], link["target"]) for link in graph["task_links"]]
         for node in nodes:
             arguments.append([(a["name"], a["value"]) for a in node.get("arguments", [])])
     arg_names = [f"{t}-{n}" for t, args in zip(names, arguments, strict=True) for n, _ in args]

@@ -237,7 +237,7 @@ def test_a_plan_becomes_a_graph_whose_references_are_node_tags_and_links() -> No
     domain = taskbench.load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
     settings = Settings()
     models, _ = scripted(settings, structured=[CHAIN])
-    plan = asyncio.run(taskbench.plan_ours(models, settings, "x", domain.catalogue))
+    plan, _ = asyncio.run(taskbench.plan_ours(models, settings, "x", domain.catalogue))
     graph = taskbench.plan_graph(plan, domain.catalogue, typed=True)
     assert graph["task_nodes"] == [
         node("Image Downloader", "https://x/a.jpg"),
@@ -258,7 +258,7 @@ def test_a_plan_cut_off_at_the_token_limit_is_asked_for_again_with_fewer_steps()
     domain = taskbench.load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
     settings = Settings()
     models, model = scripted(settings, structured=[cut_off('{"goal": "Do'), CHAIN])
-    plan = asyncio.run(taskbench.plan_ours(models, settings, "x", domain.catalogue))
+    plan, _ = asyncio.run(taskbench.plan_ours(models, settings, "x", domain.catalogue))
     assert len(plan.todos) == 3
     assert [s["properties"]["steps"]["maxItems"] for s in model.schemas] == [8, 4]
 
@@ -393,3 +393,20 @@ def test_a_type_no_request_has_is_a_clear_error(capsys: pytest.CaptureFixture[st
     models = (ChatModels(Settings()), ChatModels(Settings()))
     assert taskbench.main([*args, "--types", "dag"], models) == 2
     assert "no request of type dag" in capsys.readouterr().err
+
+
+def test_both_sides_sample_as_taskbench_does_and_keep_their_token_limits() -> None:
+    ours, theirs = taskbench.settings_for("http://127.0.0.1:9/v1", "smollm2", 300)
+    assert (ours.max_tokens_for("planner"), theirs.max_tokens_for("planner")) == (1024, 2000)
+    for settings in (ours, theirs):
+        model: Any = taskbench.sampled(settings).get("planner")
+        assert (model.temperature, model.top_p, model.presence_penalty) == (0.2, 0.1, 1.05)
+        assert settings.timeout_for("planner") == 300
+
+
+def test_a_named_answer_without_links_is_one_evaluate_py_cannot_read() -> None:
+    nodes = [{"task": "send_email", "arguments": [{"name": "to", "value": "a@x"}]}]
+    assert read_sample({"task_nodes": nodes}, None) is None
+    assert read_sample({"task_nodes": nodes, "task_links": []}, None) is not None
+    unnamed = [{"task": "send_email", "arguments": ["a@x"]}]  # an argument without its name
+    assert read_sample({"task_nodes": unnamed, "task_links": []}, None) is None
