@@ -167,7 +167,10 @@ def load_domain(tools: Path, data: Path, requests: Path | None = None) -> Domain
         loaded = load_tool_file(tools)
     except ToolFileError as exc:
         raise InputError(str(exc)) from None
-    nodes = json.loads(Path(tools).read_text(encoding="utf-8")).get("nodes")
+    try:
+        nodes = json.loads(Path(tools).read_text(encoding="utf-8")).get("nodes")
+    except (json.JSONDecodeError, AttributeError):
+        nodes = None
     if not isinstance(nodes, list) or not nodes:
         raise InputError(f"{tools}: not TaskBench's tool_desc.json (no `nodes`)")
     catalogue = Catalogue.merge([], tool_entries(loaded.tools, loaded.source, EXECUTOR))

@@ -363,9 +363,10 @@ def test_resume_asks_only_for_what_a_stopped_run_had_not_done(
         ({"tools": "missing.json"}, "missing.json: cannot read it"),
         ({"tools": "typed/data.json"}, "data.json: not valid JSON"),
         ({"tools": "named/data.json"}, "data.json: unknown key(s) id"),
+        ({"tools": "ours.yaml"}, "ours.yaml: not TaskBench's tool_desc.json (no `nodes`)"),
         ({"data": "typed/tool_desc.json"}, "tool_desc.json:1: not a JSON object a line"),
-        ({"data": "bad"}, "bad.json:2: request 7 has no text"),
-        ({"data": "nodes"}, "nodes.json:1: no task_nodes or tool_nodes"),
+        ({"data": "bad.json"}, "bad.json:2: request 7 has no text"),
+        ({"data": "nodes.json"}, "nodes.json:1: no task_nodes or tool_nodes"),
     ],
 )
 def test_bad_input_files_are_named_with_what_is_wrong(
@@ -375,13 +376,10 @@ def test_bad_input_files_are_named_with_what_is_wrong(
         '{"id": 6, "instruction": "x", "task_nodes": []}\n{"id": 7, "task_nodes": []}\n'
     )
     (tmp_path / "nodes.json").write_text('{"id": 8, "instruction": "x"}\n')
+    (tmp_path / "ours.yaml").write_text("tools: [{name: a, description: b}]\n")
     files = {"tools": TYPED / "tool_desc.json", "data": TYPED / "data.json"}
     for key, name in change.items():
-        files[key] = (
-            DATA / name
-            if "/" in name
-            else tmp_path / (name if name.endswith(".json") else f"{name}.json")
-        )
+        files[key] = DATA / name if "/" in name else tmp_path / name
     models = (ChatModels(Settings()), ChatModels(Settings()))  # never asked
     code = taskbench.main(["--tools", str(files["tools"]), "--data", str(files["data"])], models)
     assert code == 2
@@ -410,3 +408,35 @@ def test_a_named_answer_without_links_is_one_evaluate_py_cannot_read() -> None:
     assert read_sample({"task_nodes": nodes, "task_links": []}, None) is not None
     unnamed = [{"task": "send_email", "arguments": ["a@x"]}]  # an argument without its name
     assert read_sample({"task_nodes": unnamed, "task_links": []}, None) is None
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_command_against_llama_server_with_smollm2(tmp_path: Path) -> None:
+    """As the docs run it: the command starts llama-server itself (one request here)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.llama_server import find_llama
+
+    found = find_llama()
+    if found.missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the LLM server is required in CI: {found.missing}", pytrace=False)
+        pytest.skip(found.missing)
+    results = tmp_path / "results.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.taskbench", *command(tmp_path, "--limit", "1")],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=1700,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| ours | " in done.stdout and "| TaskBench's prompt | " in done.stdout
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["id"], r["side"]) for r in rows] == [("1001", "ours"), ("1001", "baseline")]
+    assert "Traceback" not in done.stderr
