@@ -4,7 +4,7 @@ tests/data/taskbench/typed is a small domain like TaskBench's multimedia one (to
 input and output types, `<node-j>` arguments), tests/data/taskbench/named like its
 daily-life APIs (named parameters, explicit links). The metrics are checked against F1s
 worked out by hand from evaluate.py's definitions; the command runs end to end with
-scripted models (tests/scripted.py): our plan and TaskBench's answer parsed, scored, the
+scripted models (tests/support/scripted.py): our plan and TaskBench's answer parsed, scored, the
 valid share counted, a stopped run resumed, bad files named.
 """
 
@@ -21,7 +21,7 @@ from benchmarks import taskbench
 from benchmarks.taskbench_metrics import Scores, content_type, read_sample
 from graph.config import Settings
 from graph.llm import ChatModels
-from tests.scripted import ScriptedChatModel, cut_off
+from tests.support.scripted import ScriptedChatModel, cut_off
 
 DATA = Path(__file__).parent / "data" / "taskbench"
 TYPED = DATA / "typed"
@@ -419,7 +419,7 @@ def test_the_command_against_llama_server_with_smollm2(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.llama_server import find_llama
+    from tests.support.llama_server import find_llama
 
     found = find_llama()
     if found.missing:
