@@ -59,7 +59,7 @@ from langchain_core.messages import HumanMessage
 from benchmarks.taskbench_metrics import Sample, Scores, read_sample
 from graph.config import Settings
 from graph.llm import ChatModels, LLMError, LLMTruncatedError, build_chat_model
-from graph.planning import max_steps
+from graph.plan_steps import max_steps
 from graph.tools.arguments import schema_errors
 from graph.tools.catalogue import Catalogue, tool_entries
 from graph.tools.files import ToolFileError, load_tool_file
