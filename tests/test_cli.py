@@ -701,3 +701,14 @@ def test_llm_server_says_what_to_install_when_it_is_not_there(tmp_path: Path) ->
     assert done.returncode == exits.CONFIG
     assert "not installed: make llm-server installs" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_llm_server_serves_with_the_context_and_threads_asked_for(tmp_path: Path) -> None:
+    from cli.llm_server import LlamaFound, server_command
+
+    found = LlamaFound(tmp_path / "llama-cpp-server", tmp_path / "model.gguf")
+    command = server_command(found, "127.0.0.1", 9, context=8192, threads=1)
+    assert command[command.index("-c") + 1] == "8192"
+    assert command[command.index("-t") + 1] == "1"
+    default = server_command(found, "127.0.0.1", 9)
+    assert default[default.index("-c") + 1] == "4096" and "-t" not in default
