@@ -230,6 +230,10 @@ BLOCKS: dict[tuple[str, str], Entry] = {
         Covered("tests/test_llm_server.py::test_cli_conversation"),
     ("docs/llm.md", "export CPA_LLM_BASE_URL=http://127.0.0.1:8080/v1 CPA_LLM_MODEL=smollm2"):
         Covered("tests/test_llm_server.py::test_cli_conversation"),
+    ("docs/tools.md", "# TaskBench's files for one domain: taskbench/data_multimedia/{tool_desc,data,user_requests}.json"):  # noqa: E501
+        NotRunnable("needs TaskBench's data files (not ours to ship) and 35 min of llama-server "
+                    "per domain; the same command runs on a fixture in tests/test_taskbench.py "
+                    "(and against llama-server in its llm test)"),
     ("docs/operations.md", "scrape_configs:"):
         NotRunnable("a Prometheus configuration snippet; a real Prometheus scrapes the server "
                     "in tests/test_prometheus.py", prometheus_scrape),
