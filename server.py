@@ -37,6 +37,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api import http_timeouts as header_deadline
 from api.a2a import A2AServer
 from api.a2a import router as a2a_router
 from api.a2a.card import agent_card
@@ -51,6 +52,7 @@ from api.metrics import router as metrics_router
 from api.openapi import openapi_document
 from api.routes import router
 from api.settings import ServerConfigError, ServerSettings, load_services
+from api.tokens import TokenVerifier
 from api.tools import router as tools_router
 from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
@@ -151,14 +153,16 @@ def create_app(
             raise
         svc = services or load_services(settings or Settings.from_env(), config.services_factory)
         # Metric labels for configured tenants only (bounded); `local` without keys.
-        tenants = set(config.api_keys.values()) or {LOCAL_TENANT}
+        tenants = config.configured_tenants or {LOCAL_TENANT}
         telemetry = Telemetry(TelemetrySettings.from_env(), tenants=tenants)
         # Mounted into `langgraph dev` (http.app), our routes are served by its app and
         # `request.app` is that one: keep the state on both.
         apps = [app] if app is api_app else [app, api_app]
+        tokens = TokenVerifier.from_settings(config)  # bearer JWTs, if configured
         for target in apps:
             target.state.server_settings = config
             target.state.telemetry = telemetry
+            target.state.tokens = tokens
         if config.open_access:
             logger.warning(
                 "no API keys configured (CPA_API_KEYS / CPA_API_KEYS_FILE): every caller is "
@@ -175,7 +179,8 @@ def create_app(
             hub = Hub(Conversations(graph, saver, telemetry), saver, svc, config)
             await hub.start()
             # The handler's card says what it supports; the served card is built per request.
-            a2a = A2AServer(hub, agent_card(svc, "", keys=not config.open_access))
+            card = agent_card(svc, config.public_url or "", keys=not config.open_access)
+            a2a = A2AServer(hub, card)
             watcher = RemoteTaskWatcher(hub)  # notices A2A agents' tasks ending
             await watcher.start()
             for target in apps:
@@ -211,6 +216,7 @@ def create_app(
     api_app.state.hub = None
     api_app.state.telemetry = None
     api_app.state.a2a = None
+    api_app.state.tokens = None
     install_error_handlers(api_app)
     api_app.add_middleware(HttpMetrics)
     api_app.include_router(router)
@@ -253,6 +259,7 @@ def serve(
     port = port or config.port
     workers = config.workers if workers is None else workers
     check_bind(config, [host])  # the lifespan says once that no keys are configured
+    header_deadline.HeaderDeadline.seconds = config.header_timeout_s
     if workers < 1:
         raise ServerConfigError(f"--workers must be at least 1, not {workers}")
     level = log_level or telemetry_settings.log_level
@@ -268,6 +275,9 @@ def serve(
         # uvicorn's loggers go through ours (text or JSON), in each worker process too.
         log_config=logging_config(telemetry_settings, level=level),
         timeout_graceful_shutdown=5,
+        # A request's headers must arrive in time (slow clients hold no socket for ever).
+        http=header_deadline.protocol_class,
+        timeout_keep_alive=5,
     )
 
 

@@ -76,12 +76,15 @@ def data_of(message: Message) -> list[Any]:
     return [d for d in get_data_parts(list(message.parts)) if d is not None]
 
 
-def request_from(message: Message, conversation_id: str, task_id: str) -> LAMMessage:
-    """The LAM `request` that opens the turn an A2A message starts."""
+def request_from(
+    message: Message, conversation_id: str, task_id: str, sender: str = A2A_USER
+) -> LAMMessage:
+    """The LAM `request` that opens the turn an A2A message starts, sent by `sender` (the
+    caller's principal, `user` for a tenant-wide credential)."""
     text = text_of(message)
     if not text:
         raise ReplyNotUnderstoodError("the message has no text part: say what you want done")
-    return MessageFactory(A2A_USER, conversation_id).request(
+    return MessageFactory(sender, conversation_id).request(
         text,
         message_id=lam_id(message.message_id),
         metadata={TASK_ID_KEY: task_id},
@@ -111,7 +114,7 @@ def decision_of(message: Message) -> tuple[bool, str]:
     )
 
 
-def answer_to(waiting: LamDict, message: Message) -> LAMMessage:
+def answer_to(waiting: LamDict, message: Message, sender: str = A2A_USER) -> LAMMessage:
     """The LAM answer an A2A reply gives to what waits for the A2A user.
 
     A `propose` gets `agree` or `refuse` (`decision_of`); an `assign` (a question for the
@@ -119,7 +122,7 @@ def answer_to(waiting: LamDict, message: Message) -> LAMMessage:
     has one, else its text.
     """
     asked = LAMMessage.from_dict(waiting)
-    user = MessageFactory(A2A_USER, asked.conversation_id)
+    user = MessageFactory(sender, asked.conversation_id)
     answer_id = lam_id(message.message_id)
     if asked.performative == Performative.PROPOSE:
         approved, words = decision_of(message)
@@ -183,7 +186,8 @@ def summary(message: Mapping[str, Any], language: str = "en") -> str:
 
 def a2a_message(message: Mapping[str, Any], task_id: str, language: str = "en") -> Message:
     """A LAM message as an A2A message: its summary as text, the message itself as data."""
-    role = Role.ROLE_USER if message.get("sender") == A2A_USER else Role.ROLE_AGENT
+    sender = str(message.get("sender"))
+    role = Role.ROLE_USER if sender == A2A_USER or sender.startswith("user:") else Role.ROLE_AGENT
     return Message(
         message_id=str(message["id"]),
         context_id=str(message.get("conversation_id") or ""),
@@ -191,6 +195,12 @@ def a2a_message(message: Mapping[str, Any], task_id: str, language: str = "en") 
         role=role,
         parts=[new_text_part(summary(message, language)), new_data_part({"lam": dict(message)})],
     )
+
+
+def requester(messages: Sequence[LamDict], task_id: str) -> str:
+    """Who opened the task's turn (what waits for "the user" waits for them)."""
+    bounds = turn(messages, task_id)
+    return str(messages[bounds[0]].get("sender") or A2A_USER) if bounds else A2A_USER
 
 
 def turn(messages: Sequence[LamDict], task_id: str) -> tuple[int, int] | None:
