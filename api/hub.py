@@ -481,9 +481,9 @@ class Hub:
         watcher reads only those, `api.a2a.remote_tasks`)."""
         answered = {m.get("in_reply_to") for m in messages}
         remote = any(
-            m["performative"] == "assign"
+            m.get("performative") == "assign"
             and str(m.get("receiver", "")).startswith(REMOTE_PREFIX)
-            and m["id"] not in answered
+            and m.get("id") not in answered
             for m in messages
         )
         if status == "waiting" and remote:

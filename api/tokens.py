@@ -22,6 +22,7 @@ the token.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,11 +44,44 @@ ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES
 _KNOWN_SCOPES = {s.value for s in Scope}
 
 
-def jwks_uri(location: str) -> str:
-    """A JWKS URL as it is; a file path as a `file:` URL."""
-    if urlsplit(location).scheme in ("http", "https", "file"):
-        return location
-    return Path(location).expanduser().resolve().as_uri()
+class FileKeys:
+    """A JWKS kept in a file, read again when a token names a key it does not list (a
+    rotation writes the file anew); `PyJWKClient` reads URLs only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._keys: jwt.PyJWKSet | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> jwt.PyJWKSet:
+        try:
+            return jwt.PyJWKSet.from_json(self.path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise jwt.PyJWKClientConnectionError(f"{self.path}: {exc.strerror}") from None
+
+    def get_signing_key_from_jwt(self, token: str) -> jwt.PyJWK:
+        kid = jwt.get_unverified_header(token).get("kid")
+        with self._lock:
+            for fresh in (False, True):
+                if fresh or self._keys is None:
+                    self._keys = self._load()
+                for key in self._keys.keys:
+                    if key.key_id == kid:
+                        return key
+        raise jwt.PyJWKClientError(f"no key {kid!r} in {self.path}")
+
+
+def key_source(location: str, *, refetch_s: float, timeout_s: float) -> Any:
+    """Where the signing keys come from: a JWKS URL (PyJWKClient) or a JWKS file."""
+    if urlsplit(location).scheme in ("http", "https"):
+        return jwt.PyJWKClient(
+            location,
+            cache_jwk_set=True,
+            lifespan=300,
+            timeout=timeout_s,
+            cooldown_duration=refetch_s,
+        )
+    return FileKeys(Path(location).expanduser())
 
 
 class TokenVerifier:
@@ -67,13 +101,7 @@ class TokenVerifier:
         refetch_s: float = 30.0,
         timeout_s: float = 5.0,
     ) -> None:
-        self.client = jwt.PyJWKClient(
-            jwks_uri(jwks),
-            cache_jwk_set=True,
-            lifespan=300,
-            timeout=timeout_s,
-            cooldown_duration=refetch_s,
-        )
+        self.client = key_source(jwks, refetch_s=refetch_s, timeout_s=timeout_s)
         self.issuer = issuer
         self.audience = audience
         self.tenant_claim = tenant_claim

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.settings import digest as _digest
 from api.principals import ALL_SCOPES
+from api.settings import digest as _digest
 from server import ServerConfigError, ServerSettings
 from tests.processes import RedisProcess, free_port
 from tests.server_harness import ACME_KEY, ROOT, ServerProcess, auth, server_env
