@@ -8,6 +8,7 @@ asks the person who made the request first.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -289,6 +290,19 @@ async def test_managed_keys_work_at_once_and_stop_when_revoked_or_expired(
         assert expired.status_code == 401
 
 
+async def keys_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`cpa-planner keys ARGS` in a subprocess (off the event loop)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cli", "keys", *args],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 async def test_a_paired_desktop_agent_answers_but_cannot_approve(valkey_url: str) -> None:
     config = ServerSettings(managed_keys=True, api_keys={digest(ANNA): KEYS[digest(ANNA)]})
     async with served(valkey_url, config) as (app, http):
@@ -299,27 +313,13 @@ async def test_a_paired_desktop_agent_answers_but_cannot_approve(valkey_url: str
             "CPA_REDIS_PREFIX": prefix,
             "LANGSMITH_TRACING": "false",
         }
-        paired = subprocess.run(
-            [sys.executable, "-m", "cli", "keys", "pair-desktop", "--tenant", "home"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        paired = await keys_cli(env, "pair-desktop", "--tenant", "home")
         assert paired.returncode == 0, paired.stderr
         lines = dict(line.split("=", 1) for line in paired.stdout.splitlines())
         desk = lines["CPA_API_KEY"]
         assert desk.startswith("cpa_") and "cannot approve" in paired.stderr
-        listed = subprocess.run(
-            [sys.executable, "-m", "cli", "keys", "list", "--json"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        (entry,) = __import__("json").loads(listed.stdout)
+        listed = await keys_cli(env, "list", "--json")
+        (entry,) = json.loads(listed.stdout)
         assert entry["principal"] == DESKTOP and entry["scopes"] == ["answer", "read"]
         assert desk not in listed.stdout
 
@@ -332,14 +332,7 @@ async def test_a_paired_desktop_agent_answers_but_cannot_approve(valkey_url: str
         (assign,) = [m for m in inbox if m["performative"] == "assign"]
         assert (await post(http, desk, done_for(assign, "called"))).status_code == 202
 
-        revoked = subprocess.run(
-            [sys.executable, "-m", "cli", "keys", "revoke", entry["id"]],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        revoked = await keys_cli(env, "revoke", entry["id"])
         assert revoked.returncode == 0, revoked.stderr
         assert (await http.get("/v1/conversations", headers=auth(desk))).status_code == 401
 
