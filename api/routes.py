@@ -12,7 +12,7 @@ from fastapi.sse import ServerSentEvent, format_sse_event
 from pydantic import Field
 from starlette.responses import StreamingResponse
 
-from api.auth import Speaker, TenantDep, check_rate
+from api.auth import Anyone, Speaker, TenantDep, check_rate
 from api.errors import ApiError, error_responses, not_found, starting
 from api.hub import Hub
 from api.local_mode import local_only
@@ -354,6 +354,13 @@ def event_stream(events: AsyncIterator[ServerSentEvent]) -> EventStream:
 async def capabilities(hub: HubDep, tenant: TenantDep) -> dict[str, Any]:
     """What this planner can do, as an `offer`."""
     return hub.offer(tenant)
+
+
+@router.get("/v1/principal", tags=["capabilities"], responses=error_responses(401))
+async def whoami(principal: Anyone) -> dict[str, Any]:
+    """Who your credential speaks as: `{"tenant", "principal" (null: any sender of the
+    tenant), "scopes"}` (docs/http.md, credentials)."""
+    return principal.to_dict()
 
 
 @router.get("/v1/lam/schema", tags=["capabilities"], responses=error_responses(401))
