@@ -4,7 +4,18 @@ Configuration besides `graph.config.Settings`, read here only (by `ServerSetting
 in `serve()` and in `create_app` when no settings are given; how variables are read, and
 what an error says: `graph.envsettings`):
 
-    CPA_API_KEYS          "tenant:key,tenant:key"  (or CPA_API_KEYS_FILE: one tenant:key a line)
+    CPA_API_KEYS          entries `tenant:key` (tenant-wide) or
+                          `tenant=T;principal=P;scopes=S+S;key=K` (`api.principals`), comma-
+                          separated (or CPA_API_KEYS_FILE: one entry a line)
+    CPA_MANAGED_KEYS      `true`: also the keys of `cpa-planner keys create` (`api.keystore`)
+    CPA_JWT_JWKS, CPA_JWT_ISSUER, CPA_JWT_AUDIENCE, CPA_JWT_TENANT_CLAIM, CPA_JWT_TENANT,
+    CPA_JWT_PRINCIPAL_CLAIM, CPA_JWT_PRINCIPAL_PREFIX, CPA_JWT_LEEWAY_S
+                          bearer JWTs of an identity provider (`api.tokens`)
+    CPA_RATE_LIMIT_PER_MIN, CPA_MAX_STORED_BYTES_PER_TENANT
+                          per-tenant limits, off unless set (`api.limits`)
+    CPA_PUBLIC_URL        the URL clients reach the server at (the A2A agent card's)
+    CPA_HEADER_TIMEOUT_S  a request's headers must arrive within it (default 10,
+                          `api.http_timeouts`); CPA_BODY_TIMEOUT_S its body (default 30)
     CPA_MAX_BODY_BYTES    request body limit, default 262144 (256 KiB)
     CPA_HOST, CPA_PORT    where `serve()` binds (default 127.0.0.1:8000)
     CPA_WORKERS           server processes `serve()` starts on that port, each a replica
@@ -32,7 +43,8 @@ what an error says: `graph.envsettings`):
 Every number must be positive. Keys are kept as sha256 digests only, and an error about them
 names the entry by its position, never its text.
 
-Without any API key the server is open to one tenant, `local`, and only to this machine:
+Without any credential configured (keys, managed keys, JWTs) the server is open to one
+tenant, `local`, and only to this machine:
 it refuses to listen on an address other machines can reach, and requests whose `Host` or
 `Origin` is not a loopback name (`api.local_mode`).
 """
