@@ -260,18 +260,18 @@ async def test_an_a2a_reply_approving_a_plan_that_then_waits_for_the_desktop_ret
             http, ACME_KEY, "message/send", {"message": a2a_message("Remind me to call Anna")}
         )
         task = sent["result"]
-        started = time.monotonic()
-        reply = await asyncio.wait_for(
-            rpc(
-                http,
-                ACME_KEY,
-                "message/send",
-                {"message": a2a_message("yes", taskId=task["id"], contextId=task["contextId"])},
-            ),
-            timeout=25,
+        reply = (
+            await asyncio.wait_for(  # a deadline: before, the call hung until the client gave up
+                rpc(
+                    http,
+                    ACME_KEY,
+                    "message/send",
+                    {"message": a2a_message("yes", taskId=task["id"], contextId=task["contextId"])},
+                ),
+                timeout=25,
+            )
         )
         assert reply["result"]["status"]["state"] == "working", reply
-        assert time.monotonic() - started < 25
         inbox = (
             await http.get(
                 f"/v1/conversations/{task['contextId']}/inbox",
@@ -399,10 +399,8 @@ def test_half_sent_requests_are_closed_after_the_header_deadline(
             sock.sendall(b"GET /v1/conversations HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end
         sockets.append(sock)
     try:
-        started = time.monotonic()
-        closed = [_closed_within(s, 8) for s in sockets]
+        closed = [_closed_within(s, 8) for s in sockets]  # a deadline each, not a timing
         assert all(closed), f"{closed.count(False)} of {len(closed)} still open"
-        assert time.monotonic() - started < 8 * len(sockets)
         # A body that does not arrive: 408, the connection is not held.
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         sock.sendall(
