@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a.server.jsonrpc_models import InternalError as RpcInternalError
 
 from api.a2a.planner_agent import Dispatcher
 from api.a2a.remote_tasks import RemoteTaskWatcher
@@ -320,14 +321,20 @@ async def test_a_lone_surrogate_in_a_json_rpc_id_is_422(valkey_url: str) -> None
         assert response.json()["error"]["fields"][0]["field"] == "id"
 
 
-def test_json_rpc_internal_errors_say_nothing_of_the_servers_insides() -> None:
-    dispatcher = Dispatcher.__new__(Dispatcher)
-    response = dispatcher._generate_error_response(
-        7, RuntimeError("Error 111 connecting to redis-main.internal:6379. Connection refused.")
-    )
-    text = response.body.decode()
-    assert "6379" not in text and "redis-main" not in text
-    assert json.loads(text)["error"]["code"] == -32603
+async def test_json_rpc_internal_errors_say_nothing_of_the_servers_insides(
+    valkey_url: str,
+) -> None:
+    outage = RuntimeError("Error 111 connecting to redis-main.internal:6379. Connection refused.")
+    async with served(valkey_url, ServerSettings(api_keys=TENANTS)) as (app, _):
+        dispatcher = app.state.a2a.dispatcher
+        assert isinstance(dispatcher, Dispatcher)
+        # A2A 1.0 methods, and the 0.3 ones (their own adapter).
+        answers: list[Any] = [dispatcher, dispatcher._v03_adapter]
+        for answer in answers:
+            for error in (outage, RpcInternalError(message=str(outage))):
+                text = bytes(answer._generate_error_response(7, error).body).decode()
+                assert "6379" not in text and "redis-main" not in text, text
+                assert json.loads(text)["error"]["code"] == -32603
 
 
 # 9. The agent card's URL -------------------------------------------------------------------

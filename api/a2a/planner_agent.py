@@ -367,17 +367,32 @@ class ConversationIds(IDGenerator):
         return mapping.conversation_of(context.task_id or "") or str(uuid.uuid4())
 
 
-class Dispatcher(JsonRpcDispatcher):
-    """The SDK's dispatcher, whose internal errors say nothing of the server's insides: the
-    SDK puts an unexpected exception's text into the JSON-RPC error (a Redis outage's host
+def without_insides(error: Any) -> Any:
+    """An internal error as the client may see it: no exception text (a Redis outage's host
     and port); the server log has it (the SDK logs the exception)."""
+    if isinstance(error, InternalError | RpcInternalError) or not isinstance(
+        error, A2AError | JSONRPCError
+    ):
+        return RpcInternalError(message="internal error; the server log has details")
+    return error
+
+
+class Dispatcher(JsonRpcDispatcher):
+    """The SDK's dispatcher, whose internal errors say nothing of the server's insides (the
+    SDK puts an unexpected exception's text into the JSON-RPC error), for the A2A 1.0
+    methods and, through its adapter, the 0.3 ones."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adapter = getattr(self, "_v03_adapter", None)
+        if adapter is not None:
+            answer = adapter._generate_error_response
+            adapter._generate_error_response = lambda request_id, error: answer(
+                request_id, without_insides(error)
+            )
 
     def _generate_error_response(self, request_id: Any, error: Any) -> Any:
-        if isinstance(error, InternalError | RpcInternalError) or not isinstance(
-            error, A2AError | JSONRPCError
-        ):
-            error = RpcInternalError(message="internal error; the server log has details")
-        return super()._generate_error_response(request_id, error)
+        return super()._generate_error_response(request_id, without_insides(error))
 
 
 class A2AServer:
