@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,14 +28,17 @@ from api.settings import ServerConfigError, ServerSettings, digest
 from graph.config import Settings
 from lam import LAMMessage, MessageFactory
 from server import create_app
+from tests.cli_harness import clean_env, run_cli
 from tests.server_harness import (
     DESKTOP,
     REGISTRY,
     ROOT,
+    ServerProcess,
     auth,
     delete_prefix,
     done_for,
     request_message,
+    server_env,
     test_services,
 )
 
@@ -348,3 +352,30 @@ def test_keys_create_refuses_bad_input_clearly(valkey_url: str) -> None:
         timeout=60,
     )
     assert bad.returncode == 3 and "unknown scope" in bad.stderr and bad.stdout == ""
+
+
+def test_the_command_line_speaks_as_its_keys_person(valkey_url: str, tmp_path: Path) -> None:
+    """`--server` with a person's key sends as that person (`GET /v1/principal`)."""
+    env = server_env(
+        valkey_url, tmp_path, CPA_API_KEYS=f"tenant=home;principal=user:anna;key={ANNA}"
+    )
+    server = ServerProcess(env, tmp_path / "server.log", cli=True)
+    server.start(timeout=120)
+    try:
+        done = run_cli(
+            ["run", "--server", server.url, "--api-key", ANNA, "--json", "-y", "Take a note: tea"],
+            clean_env(tmp_path / "client"),
+        )
+        assert done.returncode == 0, done.stderr
+        cid = json.loads(done.stdout)["conversation_id"]
+        body = httpx.get(f"{server.url}/v1/conversations/{cid}", headers=auth(ANNA)).json()
+        assert body["messages"][0]["sender"] == "user:anna"
+        whoami = httpx.get(f"{server.url}/v1/principal", headers=auth(ANNA)).json()
+        assert whoami == {
+            "tenant": "home",
+            "principal": "user:anna",
+            "scopes": ["answer", "read", "request"],
+        }
+    finally:
+        server.stop()
+        delete_prefix(valkey_url, env["CPA_REDIS_PREFIX"])
