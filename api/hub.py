@@ -287,15 +287,16 @@ class Hub:
         if question is None:
             return message
         receiver = str(question["receiver"])
-        if message.sender == receiver:
-            if principal.may(Scope.ANSWER) or principal.may(Scope.APPROVE):
-                return message
-        elif principal.id is not None and principal.may(Scope.APPROVE):
-            # An approver of the tenant answers for the person the plan was proposed to.
-            return stamp(message, principal, approved_for=receiver)
+        if message.sender != receiver:
+            if principal.id is not None and principal.may(Scope.APPROVE):
+                # An approver of the tenant answers for the person the plan was proposed to.
+                return stamp(message, principal, approved_for=receiver)
+            return message  # not the receiver: `answer` refuses it (403 not_the_receiver)
+        if principal.may(Scope.ANSWER) or principal.may(Scope.APPROVE):
+            return message
         raise forbidden(
-            f"{question['id']} was proposed to {receiver}: only they, or a credential with "
-            f"the approve scope, may answer it (this one is {principal.name})",
+            f"this credential ({principal.name}) may not answer {question['id']} "
+            "(scope answer or approve)",
             "sender",
         )
 
