@@ -52,7 +52,6 @@ from api.metrics import router as metrics_router
 from api.openapi import openapi_document
 from api.routes import router
 from api.settings import ServerConfigError, ServerSettings, load_services
-from api.tokens import TokenVerifier
 from api.tools import router as tools_router
 from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
@@ -158,7 +157,11 @@ def create_app(
         # Mounted into `langgraph dev` (http.app), our routes are served by its app and
         # `request.app` is that one: keep the state on both.
         apps = [app] if app is api_app else [app, api_app]
-        tokens = TokenVerifier.from_settings(config)  # bearer JWTs, if configured
+        tokens = None  # bearer JWTs of an identity provider, if configured (PyJWT: on demand)
+        if config.jwt_jwks:
+            from api.tokens import TokenVerifier
+
+            tokens = TokenVerifier.from_settings(config)
         for target in apps:
             target.state.server_settings = config
             target.state.telemetry = telemetry
