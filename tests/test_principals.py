@@ -354,6 +354,7 @@ def test_keys_create_refuses_bad_input_clearly(valkey_url: str) -> None:
     assert bad.returncode == 3 and "unknown scope" in bad.stderr and bad.stdout == ""
 
 
+@pytest.mark.slow
 def test_the_command_line_speaks_as_its_keys_person(valkey_url: str, tmp_path: Path) -> None:
     """`--server` with a person's key sends as that person (`GET /v1/principal`)."""
     env = server_env(
