@@ -6,7 +6,8 @@ off unless set, each the same for every replica (they count in the shared Redis)
 - `CPA_RATE_LIMIT_PER_MIN`: requests one tenant may make per minute, counted in a fixed
   window per calendar minute (`srv:rate:T:<minute>`, INCR, expiring after it). Beyond, 429
   `rate_limited` with Retry-After = the seconds left in the window. Answers to a waiting
-  `propose` or `assign` are never refused: they let conversations finish.
+  `propose` or `assign` sent to `POST /v1/lam` are never refused: they let conversations
+  finish (every A2A call counts, replies too).
 - `CPA_MAX_STORED_BYTES_PER_TENANT`: what one tenant's conversations may keep in Redis.
   Each conversation's size is measured (`MEMORY USAGE` of each of its keys: checkpoints,
   records, event log) where its run stops (`Hub.finish`), and kept per tenant
