@@ -18,7 +18,7 @@ The rules the server applies to a message (`authorize`), before anything is writ
   `agree`/`refuse` to a `propose` sent to someone else of the tenant needs `approve`
   (checked where the waiting `propose` is known, `Hub.answer`). A `propose` goes to the
   person who made the request, an `assign` to its agent; a `done`/`failure` is taken from
-  the receiver of the `assign` only (`graph.answers`), so an agent's credential answers
+  the receiver of the `assign` only (`graph.answer_rules`), so an agent's credential answers
   only its own assigns and can approve nothing;
 - the message's `metadata.principal` is set to who sent it (`stamp`): the LAM log records
   the principal of every message a client sent.
@@ -39,7 +39,7 @@ TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 PRINCIPAL_PATTERN = re.compile(ID_PATTERN)
 # Metadata the server writes on a message: a client's own values are replaced.
 PRINCIPAL_KEY = "principal"
-APPROVED_FOR_KEY = "approved_for"  # graph.answers: an approver answered someone else's propose
+APPROVED_FOR_KEY = "approved_for"  # graph.answer_rules: an approver answered someone else's propose
 # The A2A task a `request` opened (`api.a2a.mapping.TASK_ID_KEY`): only the A2A endpoint
 # writes it, else a tenant could name another tenant's live task in its own conversation.
 A2A_TASK_KEY = "a2a_task_id"

@@ -31,7 +31,7 @@ from graph.config import Settings
 from graph.telemetry.logs import TextFormatter, known_secrets
 from lam import MessageFactory
 from nodes.executors.a2a import AgentConnection, AgentUnusableError
-from tests.server_harness import (
+from tests.support.server_harness import (
     ACME_KEY,
     GLOBEX_KEY,
     ServerProcess,

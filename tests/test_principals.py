@@ -28,8 +28,8 @@ from api.settings import ServerConfigError, ServerSettings, digest
 from graph.config import Settings
 from lam import LAMMessage, MessageFactory
 from server import create_app
-from tests.cli_harness import clean_env, run_cli
-from tests.server_harness import (
+from tests.support.cli_harness import clean_env, run_cli
+from tests.support.server_harness import (
     DESKTOP,
     REGISTRY,
     ROOT,
@@ -39,7 +39,7 @@ from tests.server_harness import (
     done_for,
     request_message,
     server_env,
-    test_services,
+    server_services,
 )
 
 ANNA = "anna-key-0123456789"
@@ -71,7 +71,9 @@ async def served(
         todo_retries=0,
         **settings,
     )
-    app = create_app(graph_settings, services=test_services(graph_settings), server_settings=config)
+    app = create_app(
+        graph_settings, services=server_services(graph_settings), server_settings=config
+    )
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))

@@ -28,7 +28,7 @@ from api.errors import ApiError
 from api.principals import PERSON_SCOPES, Principal, Scope
 from api.settings import ServerConfigError, ServerSettings
 from api.tokens import TokenVerifier
-from tests.server_harness import auth, request_message
+from tests.support.server_harness import auth, request_message
 from tests.test_principals import answer, post, served, waiting_propose
 
 ISSUER = "https://idp.test"
