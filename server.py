@@ -37,6 +37,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api import http_timeouts as header_deadline
 from api.a2a import A2AServer
 from api.a2a import router as a2a_router
 from api.a2a.card import agent_card
@@ -158,14 +159,20 @@ def create_app(
             raise
         svc = services or load_services(settings or Settings.from_env(), config.services_factory)
         # Metric labels for configured tenants only (bounded); `local` without keys.
-        tenants = set(config.api_keys.values()) or {LOCAL_TENANT}
+        tenants = config.configured_tenants or {LOCAL_TENANT}
         telemetry = Telemetry(TelemetrySettings.from_env(), tenants=tenants)
         # Mounted into `langgraph dev` (http.app), our routes are served by its app and
         # `request.app` is that one: keep the state on both.
         apps = [app] if app is api_app else [app, api_app]
+        tokens = None  # bearer JWTs of an identity provider, if configured (PyJWT: on demand)
+        if config.jwt_jwks:
+            from api.tokens import TokenVerifier
+
+            tokens = TokenVerifier.from_settings(config)
         for target in apps:
             target.state.server_settings = config
             target.state.telemetry = telemetry
+            target.state.tokens = tokens
         if config.open_access:
             logger.warning(
                 "no API keys configured (CPA_API_KEYS / CPA_API_KEYS_FILE): every caller is "
@@ -182,7 +189,8 @@ def create_app(
             hub = Hub(Conversations(graph, saver, telemetry), saver, svc, config)
             await hub.start()
             # The handler's card says what it supports; the served card is built per request.
-            a2a = A2AServer(hub, agent_card(svc, "", keys=not config.open_access))
+            card = agent_card(svc, config.public_url or "", keys=not config.open_access)
+            a2a = A2AServer(hub, card)
             watcher = RemoteTaskWatcher(hub)  # notices A2A agents' tasks ending
             await watcher.start()
             for target in apps:
@@ -218,6 +226,7 @@ def create_app(
     api_app.state.hub = None
     api_app.state.telemetry = None
     api_app.state.a2a = None
+    api_app.state.tokens = None
     install_error_handlers(api_app)
     api_app.add_middleware(HttpMetrics)
     api_app.include_router(router)
@@ -260,6 +269,7 @@ def serve(
     port = port or config.port
     workers = config.workers if workers is None else workers
     check_bind(config, [host])  # the lifespan says once that no keys are configured
+    header_deadline.HeaderDeadline.seconds = config.header_timeout_s
     if workers < 1:
         raise ServerConfigError(f"--workers must be at least 1, not {workers}")
     level = log_level or telemetry_settings.log_level
@@ -276,6 +286,9 @@ def serve(
         log_config=logging_config(telemetry_settings, level=level),
         timeout_graceful_shutdown=5,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        # A request's headers must arrive in time (slow clients hold no socket for ever).
+        http=header_deadline.protocol_class,
+        timeout_keep_alive=5,
     )
 
 

@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument(
         "--verbose", action="store_true", help="the dev server's own log, INFO and up"
     )
+    from cli import keys_cmd
+
+    keys_cmd.add_parser(commands, common)
+
     llm = commands.add_parser(
         "llm-server",
         parents=[common],
@@ -240,6 +244,10 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
         from cli import tools_cmd
 
         return tools_cmd.tools
+    if args.command == "keys":
+        from cli import keys_cmd
+
+        return keys_cmd.run
     if args.command == "llm-server":
         from cli import llm_server
 

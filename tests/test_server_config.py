@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.principals import ALL_SCOPES
 from api.settings import digest as _digest
 from server import ServerConfigError, ServerSettings
 from tests.support.processes import RedisProcess, free_port
@@ -23,12 +24,14 @@ def test_keys_from_the_environment_and_a_file(tmp_path: Path) -> None:
     config = ServerSettings.from_env(
         {"CPA_API_KEYS": "acme:a-key, acme:a2", "CPA_API_KEYS_FILE": str(keys)}
     )
-    assert config.api_keys == {
+    assert {d: p.tenant for d, p in config.api_keys.items()} == {
         _digest("a-key"): "acme",
         _digest("a2"): "acme",
         _digest("g-key"): "globex",
         _digest("i-key"): "initech",
     }
+    # The old form is tenant-wide: any sender, every scope.
+    assert all(p.id is None and p.scopes == ALL_SCOPES for p in config.api_keys.values())
     assert not config.open_access
     assert ServerSettings.from_env({}).open_access
     assert ServerSettings.from_env({}).max_body_bytes == 256 * 1024

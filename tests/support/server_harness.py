@@ -189,7 +189,9 @@ class ServerProcess:
         keys = self.env.get("CPA_API_KEYS", "")
         if not keys:
             return {}
-        return {"Authorization": f"Bearer {keys.split(',')[0].split(':', 1)[1]}"}
+        first = keys.split(",")[0]
+        named = dict(p.split("=", 1) for p in first.split(";") if "=" in p)  # tenant=..;key=..
+        return {"Authorization": f"Bearer {named.get('key') or first.split(':', 1)[1]}"}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
