@@ -212,7 +212,7 @@ BLOCKS: dict[tuple[str, str], Entry] = {
         NotRunnable("needs a Redis at redis.internal; the image runs with a Redis in "
                     "tests/test_deploy.py::test_the_image_runs_a_conversation_and_stops_cleanly; "
                     + SETTINGS_CHECKED),
-    ("docs/deploy.md", 'export CPA_API_KEYS="me:$(openssl rand -hex 24)" GRAFANA_ADMIN_PASSWORD="$(openssl rand -hex 12)"'):  # noqa: E501
+    ("docs/deploy.md", 'export CPA_API_KEYS="me:$(openssl rand -hex 24)" CPA_METRICS_TOKEN="$(openssl rand -hex 24)" \\'):  # noqa: E501
         NotRunnable("Docker's compose, not in CI; the same file runs with podman-compose in "
                     "tests/test_deploy.py::test_the_compose_stack_serves_through_one_port_and_is_scraped"),
     ("docs/deploy.md", "make image deploy-tools"):
