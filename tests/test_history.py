@@ -165,14 +165,10 @@ async def test_filters_pages_tenants_and_retention(store: HistoryStore) -> None:
         opened = now - timedelta(days=n)
         for m in log:
             m["timestamp"] = opened.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        plan = {"goal": "g", "todos": [{"id": "t1", "title": "T", "executor": "desktop"}]}
+        todo: dict[str, Any] = {"id": "t1", "title": "T", "executor": "desktop"}
         if n % 3 == 0:
-            plan["todos"][0] = {
-                "id": "t1",
-                "title": "T",
-                "executor": "tool",
-                "tool": {"name": "find_files", "arguments": {}},
-            }
+            todo = {**todo, "executor": "tool", "tool": {"name": "find_files", "arguments": {}}}
+        plan = {"goal": "g", "todos": [todo]}
         propose = message(cid, 5, "propose", plan=plan)
         propose["timestamp"] = log[0]["timestamp"]
         entries.append(Appended("acme" if n < 6 else "globex", cid, 0, [*log, propose]))
