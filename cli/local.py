@@ -33,6 +33,7 @@ class LocalBackend:
         self._where = ""
         self.conversations: Any = None
         self.services: Any = None
+        self._ran: set[str] = set()  # conversations run here: the history keeps them
 
     def _run(self, work: Coroutine[Any, Any, _T]) -> _T:
         """Run on the command's event loop; an unreachable Redis is one line, exit 3."""
@@ -69,7 +70,18 @@ class LocalBackend:
         self.conversations = Conversations(build_graph(services, checkpointer=saver), saver)
 
     def close(self) -> None:
-        self._run(self._stack.aclose())
+        try:
+            if self._ran:
+                self._run(self._archive())
+        finally:
+            self._run(self._stack.aclose())
+
+    async def _archive(self) -> None:
+        """Keep what ran here in the history, as the server's archivers do (tenant `local`)."""
+        from cli.history_cmd import archive_local
+
+        views = [(await self.conversations.view(cid)).to_dict() for cid in sorted(self._ran)]
+        await archive_local(views)
 
     def tools(self, request: str | None) -> dict[str, Any]:
         """The catalogue a local run plans with (`GET /v1/tools`'s body)."""
@@ -100,6 +112,8 @@ class LocalBackend:
         async def go() -> None:
             async for message in self.conversations.stream(cid, payload, on_activity):
                 on_message(message)
+
+        self._ran.add(cid)
 
         self._run(go())
 

@@ -207,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--model", metavar="FILE", help="another GGUF model file to serve")
     llm.add_argument("--name", default="smollm2", help="the model's name (CPA_LLM_MODEL)")
     llm.add_argument("--llama-server", metavar="FILE", help="another llama-cpp-server to run")
+
+    from cli import history_cmd
+
+    history_cmd.add_parsers(commands, common, _server_options)
     return parser
 
 
@@ -234,6 +238,10 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
         from cli import tools_cmd
 
         return tools_cmd.tools
+    if args.command in ("history", "db"):
+        from cli import history_cmd
+
+        return history_cmd.handler(args)
     if args.command == "llm-server":
         from cli import llm_server
 
