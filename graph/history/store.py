@@ -39,12 +39,14 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     event,
     exists,
     func,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -259,30 +261,26 @@ class HistoryStore:
 
     async def archive(self, entries: Sequence[Entry]) -> int:
         """Store a batch of the archive stream's entries in one transaction; the number of
-        messages that were new."""
-        grouped: dict[tuple[str, str], list[Entry]] = {}
-        for entry in entries:
-            grouped.setdefault((entry.tenant, entry.conversation_id), []).append(entry)
-        stored = 0
-        now = datetime.now(UTC)
-        async with self.writer.begin() as connection:
-            for key in sorted(grouped):
-                stored += await self._archive_one(connection, key, grouped[key], now)
-        return stored
+        messages that were new.
 
-    async def _archive_one(
-        self, connection: AsyncConnection, key: tuple[str, str], entries: list[Entry], now: datetime
-    ) -> int:
-        tenant, cid = key
-        rows: list[dict[str, Any]] = []
-        stop: Stop | None = None
+        A handful of statements per batch, whatever its size: the conversations' rows
+        (inserted if new, then locked in one order), all new messages, then every touched
+        conversation's log read back, its record recomputed and written."""
+        if not entries:
+            return 0
+        now = datetime.now(UTC)
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        stops: dict[tuple[str, str], Stop | None] = {}
         for entry in entries:
+            key = (entry.tenant, entry.conversation_id)
+            rows.setdefault(key, [])
+            stops.setdefault(key, None)
             if isinstance(entry, Stopped):
-                stop = newer(stop, entry.stop)
+                stops[key] = newer(stops[key], entry.stop)
                 continue
             for offset, message in enumerate(entry.messages):
                 body = self._mask(message)
-                rows.append(
+                rows[key].append(
                     {
                         "seq": entry.start + offset,
                         "message_id": str(body["id"]),
@@ -295,85 +293,57 @@ class HistoryStore:
                         "body": body,
                     }
                 )
-        first = min((r["sent_at"] for r in rows), default=now)
-        await connection.execute(
-            self._insert(_C)
-            .values(
-                tenant=tenant,
-                conversation_id=cid,
-                created_at=first,
-                updated_at=first,
-                status="running",
-                request="",
-                replans=0,
-                turns=0,
-                message_count=0,
-                search_text="",
-            )
-            .on_conflict_do_nothing(index_elements=["tenant", "conversation_id"])
-        )
-        found = (
+        keys = sorted(rows)
+        async with self.writer.begin() as connection:
             await connection.execute(
-                select(_C.c.id, _C.c.stop)
-                .where(_C.c.tenant == tenant, _C.c.conversation_id == cid)
-                .with_for_update()
+                self._insert(_C).on_conflict_do_nothing(
+                    index_elements=["tenant", "conversation_id"]
+                ),
+                [_new_conversation(key, rows[key], now) for key in keys],
             )
-        ).one()
-        pk = found.id
-        stored = 0
-        if rows:
-            for row in rows:
-                row["conversation_pk"] = pk
-            result = await connection.execute(
-                self._insert(_M)
-                .on_conflict_do_nothing(index_elements=["conversation_pk", "message_id"])
-                .returning(_M.c.id),
-                rows,
-            )
-            stored = len(result.all())
-        stop = newer(Stop.from_json(found.stop), stop)
-        bodies = (
-            await connection.execute(
-                select(_M.c.body).where(_M.c.conversation_pk == pk).order_by(_M.c.seq)
-            )
-        ).scalars()
-        summary = summarize(list(bodies), stop)
-        await connection.execute(
-            update(_C)
-            .where(_C.c.id == pk)
-            .values(
-                principal=summary.principal,
-                created_at=summary.created_at or first,
-                updated_at=summary.updated_at or first,
-                status=summary.status,
-                stop=stop.to_json() if stop else None,
-                request=summary.request,
-                language=summary.language,
-                intent=summary.intent,
-                tier=summary.tier,
-                route=summary.route,
-                route_reason=summary.route_reason,
-                plan=summary.plan,
-                replans=summary.replans,
-                outcome=summary.outcome,
-                error=summary.error,
-                answer=summary.answer,
-                result=summary.result,
-                turns=summary.turns,
-                message_count=summary.message_count,
-                search_text=summary.search_text,
-            )
-        )
-        await connection.execute(delete(_T).where(_T.c.conversation_pk == pk))
-        await connection.execute(delete(_A).where(_A.c.conversation_pk == pk))
-        if summary.todos:
-            await connection.execute(
-                _T.insert(), [{"conversation_pk": pk, **vars(t)} for t in summary.todos]
-            )
-        if summary.approvals:
-            await connection.execute(
-                _A.insert(), [{"conversation_pk": pk, **vars(a)} for a in summary.approvals]
-            )
+            found = (
+                await connection.execute(
+                    select(_C.c.id, _C.c.tenant, _C.c.conversation_id, _C.c.stop)
+                    .where(tuple_(_C.c.tenant, _C.c.conversation_id).in_(keys))
+                    .order_by(_C.c.tenant, _C.c.conversation_id)
+                    .with_for_update()
+                )
+            ).all()
+            pks = {(r.tenant, r.conversation_id): r.id for r in found}
+            stored_stops = {r.id: Stop.from_json(r.stop) for r in found}
+            messages = [{**row, "conversation_pk": pks[key]} for key in keys for row in rows[key]]
+            stored = 0
+            if messages:
+                result = await connection.execute(
+                    self._insert(_M)
+                    .on_conflict_do_nothing(index_elements=["conversation_pk", "message_id"])
+                    .returning(_M.c.id),
+                    messages,
+                )
+                stored = len(result.all())
+            logs: dict[int, list[Any]] = {pk: [] for pk in pks.values()}
+            for pk, body in await connection.execute(
+                select(_M.c.conversation_pk, _M.c.body)
+                .where(_M.c.conversation_pk.in_(list(logs)))
+                .order_by(_M.c.conversation_pk, _M.c.seq)
+            ):
+                logs[pk].append(body)
+            updates, todos, approvals = [], [], []
+            for key in keys:
+                pk = pks[key]
+                stop = newer(stored_stops[pk], stops[key])
+                summary = summarize(logs[pk], stop)
+                updates.append(_summary_values(pk, summary, stop, now))
+                todos += [{"conversation_pk": pk, **vars(t)} for t in summary.todos]
+                approvals += [{"conversation_pk": pk, **vars(a)} for a in summary.approvals]
+            await connection.execute(_UPDATE_SUMMARY, updates)
+            touched = list(logs)
+            await connection.execute(delete(_T).where(_T.c.conversation_pk.in_(touched)))
+            await connection.execute(delete(_A).where(_A.c.conversation_pk.in_(touched)))
+            if todos:
+                await connection.execute(_T.insert(), todos)
+            if approvals:
+                await connection.execute(_A.insert(), approvals)
         return stored
 
     # Reading ------------------------------------------------------------------------------
@@ -494,6 +464,63 @@ class HistoryStore:
                     )
                 await connection.execute(delete(_C).where(_C.c.id.in_(chunk)))
         return len(pks)
+
+
+_SUMMARY_FIELDS = (
+    "principal",
+    "created_at",
+    "updated_at",
+    "status",
+    "stop",
+    "request",
+    "language",
+    "intent",
+    "tier",
+    "route",
+    "route_reason",
+    "plan",
+    "replans",
+    "outcome",
+    "error",
+    "answer",
+    "result",
+    "turns",
+    "message_count",
+    "search_text",
+)
+# One statement for every conversation of a batch (executemany): bound names are `v_<column>`
+# (a bound name may not be a column's).
+_UPDATE_SUMMARY = (
+    update(_C)
+    .where(_C.c.id == bindparam("v_pk"))
+    .values({name: bindparam(f"v_{name}", type_=_C.c[name].type) for name in _SUMMARY_FIELDS})
+)
+
+
+def _new_conversation(
+    key: tuple[str, str], rows: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    first = min((r["sent_at"] for r in rows), default=now)
+    return {
+        "tenant": key[0],
+        "conversation_id": key[1],
+        "created_at": first,
+        "updated_at": first,
+        "status": "running",
+        "request": "",
+        "replans": 0,
+        "turns": 0,
+        "message_count": 0,
+        "search_text": "",
+    }
+
+
+def _summary_values(pk: int, summary: Any, stop: Stop | None, now: datetime) -> dict[str, Any]:
+    values = {f"v_{name}": getattr(summary, name, None) for name in _SUMMARY_FIELDS}
+    values["v_stop"] = stop.to_json() if stop else None
+    values["v_created_at"] = summary.created_at or now
+    values["v_updated_at"] = summary.updated_at or now
+    return {"v_pk": pk, **values}
 
 
 def _summary(row: Any) -> dict[str, Any]:
