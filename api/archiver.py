@@ -4,7 +4,8 @@ The run's path never waits on the database. The event log's append script (`api.
 adds an entry `{thread, start, messages}` to the stream `srv:archive` in the same atomic step
 as the append, and the script that records where a run stopped (`api.records`) adds
 `{thread, status, log_length, stop}`. Every server process (replica) runs one `Archiver`, a
-consumer of the consumer group `archivers` on that stream: it reads a batch, stores it in one
+consumer of the consumer group `archivers` on that stream: it reads a batch (waiting
+`linger_s`, half a second, for more when it got less than a full one), stores it in one
 transaction (`graph.history.store.HistoryStore.archive`), and only then acknowledges and
 deletes the entries. So:
 
@@ -100,6 +101,7 @@ class Archiver:
         *,
         claim_idle_s: float = 60.0,
         purge_every_s: float = 3600.0,
+        linger_s: float = 0.5,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -109,6 +111,7 @@ class Archiver:
         self.batch = settings.history_batch
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.purge_every_s = purge_every_s
+        self.linger_s = linger_s
         self._tasks: list[asyncio.Task[None]] = []
         self.stored = 0  # messages this archiver stored (new ones only)
 
@@ -151,6 +154,18 @@ class Archiver:
                 delay = min(delay * 2, 5.0)
                 continue
             entries = [entry for _, batch in reply or [] for entry in batch]
+            if entries and len(entries) < self.batch and self.linger_s:
+                # A moment for more to arrive: one transaction for many appends (a run
+                # makes several), each conversation's record recomputed once for them.
+                await asyncio.sleep(self.linger_s)
+                with contextlib.suppress(*_REDIS_DOWN):
+                    more = await self.redis.xreadgroup(
+                        ARCHIVE_GROUP,
+                        self.name,
+                        {self.keys.archive: ">"},
+                        count=self.batch - len(entries),
+                    )
+                    entries += [entry for _, batch in more or [] for entry in batch]
             if entries:
                 await self._store(entries)
 
