@@ -15,8 +15,10 @@ deletes the entries. So:
 - exactly once in SQL: a message is unique by its id within its conversation, and a second
   store of it adds nothing; its place in the log is its index in the event log, so the order
   read back is the log's, whichever archiver stored what first;
-- a database that is down or refuses delays the archive, never a conversation: the archiver
-  retries its batch (backing off up to 30 s) while the stream grows; the backlog is the
+- a database that is down delays the archive, never a conversation: the archiver retries
+  its batch (backing off up to 30 s) while the stream grows; one that refuses what it is
+  given (a data error) gets the batch entry by entry, and an entry it refuses alone is left
+  out and logged, so one bad entry cannot hold up the archive; the backlog is the
   metric `cpa_history_backlog` (entries) and `cpa_history_backlog_age_seconds` (the oldest
   entry's age), read from Redis at scrape time.
 
@@ -41,6 +43,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from api.events import cancel_and_wait
 from api.redis_keys import ARCHIVE_GROUP, RedisKeys
@@ -242,6 +245,12 @@ class Archiver:
                 break
             except asyncio.CancelledError:
                 raise
+            except (DataError, IntegrityError) as exc:
+                # The database refuses what it was given, not that it was given: stored one
+                # by one, only an entry it refuses alone is left out (and said).
+                ARCHIVE_FAILURES.inc()
+                stored = await self._one_by_one(entries, exc)
+                break
             except Exception as exc:
                 ARCHIVE_FAILURES.inc()
                 logger.warning(
@@ -264,6 +273,32 @@ class Archiver:
                 return
             except _REDIS_DOWN as exc:  # stored already: a retry of them adds nothing
                 await self._trouble("acknowledging archived entries", exc, 1.0)
+
+    async def _one_by_one(self, entries: list[Entry], first: Exception) -> int:
+        if len(entries) == 1:
+            entry = entries[0]
+            logger.error(
+                "history: the database refuses an entry of conversation %s/%s; left out (%s)",
+                entry.tenant,
+                entry.conversation_id,
+                " ".join(str(first).split())[:300],
+            )
+            return 0
+        stored = 0
+        for entry in entries:
+            while True:
+                try:
+                    stored += await self.store.archive([entry])
+                    break
+                except (DataError, IntegrityError) as exc:
+                    await self._one_by_one([entry], exc)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the database went away meanwhile: wait for it
+                    logger.warning("history: the database did not take an entry (%s)", exc)
+                    await asyncio.sleep(1.0)
+        return stored
 
     async def _trouble(self, doing: str, exc: BaseException, delay: float) -> None:
         if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):

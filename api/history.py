@@ -152,6 +152,14 @@ class Filters:
                 f"status must be one of {', '.join(STATUSES)}",
                 [{"field": "status", "message": f"not {status!r}"}],
             )
+        for name, value in (("intent", intent), ("executor", executor), ("text", text)):
+            if value is not None and "\x00" in value:
+                raise ApiError(
+                    422,
+                    "invalid_filter",
+                    f"{name} holds a NUL character",
+                    [{"field": name, "message": "no NUL characters"}],
+                )
         self.status, self.intent, self.executor, self.text = status, intent, executor, text
         self.since: datetime | None = since
         self.until: datetime | None = until

@@ -86,7 +86,12 @@ async def test_the_migrations_make_exactly_the_models(store: HistoryStore) -> No
     async with store.writer.connect() as connection:
 
         def differences(sync: Any) -> list[Any]:
-            return list(compare_metadata(MigrationContext.configure(sync), Base.metadata))
+            # PostgreSQL's trigram index for the text filter is the migrations' own (0002).
+            context = MigrationContext.configure(
+                sync,
+                opts={"include_object": lambda o, name, *_: name != "ix_history_conv_search_trgm"},
+            )
+            return list(compare_metadata(context, Base.metadata))
 
         assert await connection.run_sync(differences) == []
         revision = (
@@ -134,6 +139,16 @@ async def test_each_message_is_stored_once_in_its_place_whatever_the_delivery(
     assert (await store.conversation("acme", cid) or {})["status"] == "waiting"
     await store.archive([Appended("acme", cid, 12, [message(cid, 12, "request", text="more")])])
     assert (await store.conversation("acme", cid) or {})["status"] == "running"
+
+
+async def test_nul_characters_are_kept_in_messages_and_left_out_of_text_columns(
+    store: HistoryStore,
+) -> None:
+    log = log_of("c-nul", 2, "Take a note:\x00 milk")
+    assert await store.archive([Appended("acme", "c-nul", 0, log)]) == 2
+    record = await store.conversation("acme", "c-nul")
+    assert record is not None
+    assert record["messages"] == log and record["request"] == "Take a note: milk"
 
 
 async def test_two_archivers_storing_one_conversation_at_once_miss_nothing(

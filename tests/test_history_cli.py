@@ -53,7 +53,7 @@ def test_an_empty_history_names_the_command_that_makes_it(tmp_path: Path) -> Non
     assert done.returncode == exits.CONFIG
     assert "cpa-planner db upgrade" in done.stderr
     upgrade = run_cli(["db", "upgrade"], env)
-    assert upgrade.returncode == 0 and "revision none -> 0001" in upgrade.stdout
+    assert upgrade.returncode == 0 and "revision none -> 0002" in upgrade.stdout
     assert "nothing to do" in run_cli(["db", "upgrade"], env).stdout
     table = run_cli(["history"], env)
     assert table.returncode == 0 and "History" in table.stdout

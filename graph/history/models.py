@@ -7,7 +7,8 @@ twice is a no-op), its ToDos (`HistoryTodo`) and the approvals and refusals of i
 conversation's messages change (`graph.history.record`); the messages are the record.
 
 Times are kept as naive UTC (`UtcDateTime`) and read back as aware UTC datetimes, so both back
-ends return the same values. The schema is created and changed by Alembic only
+ends return the same values. On PostgreSQL a trigram index serves the text filter (migration
+0002: not a model's, as SQLite has none). The schema is created and changed by Alembic only
 (`graph/history/migrations`, `cpa-planner db upgrade`): a change here needs a migration.
 """
 

@@ -281,7 +281,7 @@ class HistoryStore:
             for offset, message in enumerate(entry.messages):
                 body = self._mask(message)
                 rows[key].append(
-                    {
+                    {  # ids, performatives and agents' names are LAM's plain text
                         "seq": entry.start + offset,
                         "message_id": str(body["id"]),
                         "performative": str(body["performative"]),
@@ -334,8 +334,8 @@ class HistoryStore:
                 stop = newer(stored_stops[pk], stops[key])
                 summary = summarize(logs[pk], stop)
                 updates.append(_summary_values(pk, summary, stop, now))
-                todos += [{"conversation_pk": pk, **vars(t)} for t in summary.todos]
-                approvals += [{"conversation_pk": pk, **vars(a)} for a in summary.approvals]
+                todos += [_plain({"conversation_pk": pk, **vars(t)}) for t in summary.todos]
+                approvals += [_plain({"conversation_pk": pk, **vars(a)}) for a in summary.approvals]
             await connection.execute(_UPDATE_SUMMARY, updates)
             touched = list(logs)
             await connection.execute(delete(_T).where(_T.c.conversation_pk.in_(touched)))
@@ -515,12 +515,18 @@ def _new_conversation(
     }
 
 
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with NUL characters taken out of its text (PostgreSQL's text refuses them;
+    the messages keep theirs, escaped in their JSON)."""
+    return {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in row.items()}
+
+
 def _summary_values(pk: int, summary: Any, stop: Stop | None, now: datetime) -> dict[str, Any]:
     values = {f"v_{name}": getattr(summary, name, None) for name in _SUMMARY_FIELDS}
     values["v_stop"] = stop.to_json() if stop else None
     values["v_created_at"] = summary.created_at or now
     values["v_updated_at"] = summary.updated_at or now
-    return {"v_pk": pk, **values}
+    return _plain({"v_pk": pk, **values})
 
 
 def _summary(row: Any) -> dict[str, Any]:
