@@ -360,8 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conversations", type=int, default=100_000, help="for the query")
     parser.add_argument("--queries", type=int, default=30, help="times each query runs")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--parts", default="load,throughput,query", help="which to run (throughput needs load)"
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    parts = {p.strip() for p in args.parts.split(",")}
     report: dict[str, Any] = {"cpus": os.cpu_count(), "load": [], "throughput": [], "query": {}}
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -369,20 +373,23 @@ def main(argv: list[str] | None = None) -> int:
         backends(names, Path(tmp)) as makers,
     ):
         log: list[dict[str, Any]] = []
-        report["load"].append(load_row(redis_url, redis_pid, "off", None, args, Path(tmp)))
+        if "load" in parts:
+            report["load"].append(load_row(redis_url, redis_pid, "off", None, args, Path(tmp)))
+            for name in names:
+                url = makers[name]()
+                report["load"].append(load_row(redis_url, redis_pid, name, url, args, Path(tmp)))
+                log = log or asyncio.run(sample_log(url))
         for name in names:
-            url = makers[name]()
-            report["load"].append(load_row(redis_url, redis_pid, name, url, args, Path(tmp)))
-            log = log or asyncio.run(sample_log(url))
-        for name in names:
-            for archivers in (1, 2):
-                row = asyncio.run(
-                    throughput(redis_url, makers[name](), log, args.archive, archivers)
+            if "throughput" in parts and log:
+                for archivers in (1, 2):
+                    row = asyncio.run(
+                        throughput(redis_url, makers[name](), log, args.archive, archivers)
+                    )
+                    report["throughput"].append({"backend": name, **row})
+            if "query" in parts:
+                report["query"][name] = asyncio.run(
+                    queries(makers[name](), args.conversations, args.queries)
                 )
-                report["throughput"].append({"backend": name, **row})
-            report["query"][name] = asyncio.run(
-                queries(makers[name](), args.conversations, args.queries)
-            )
     if args.json:
         print(json.dumps(report))
         return 0
