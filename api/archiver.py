@@ -161,7 +161,7 @@ class Archiver:
                 # A moment for more to arrive: one transaction for many appends (a run
                 # makes several), each conversation's record recomputed once for them.
                 await asyncio.sleep(self.linger_s)
-                with contextlib.suppress(*_REDIS_DOWN):
+                with contextlib.suppress(*_REDIS_DOWN, ResponseError):
                     more = await self.redis.xreadgroup(
                         ARCHIVE_GROUP,
                         self.name,
@@ -170,7 +170,12 @@ class Archiver:
                     )
                     entries += [entry for _, batch in more or [] for entry in batch]
             if entries:
-                await self._store(entries)
+                try:
+                    await self._store(entries)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # they stay pending: claimed again once idle
+                    await self._trouble("storing archive entries", exc, 1.0)
 
     async def _sweep(self) -> None:
         """Claim entries idle past `claim_idle_s` (their archiver died); purge now and then."""
@@ -273,6 +278,9 @@ class Archiver:
                 return
             except _REDIS_DOWN as exc:  # stored already: a retry of them adds nothing
                 await self._trouble("acknowledging archived entries", exc, 1.0)
+            except ResponseError as exc:  # the stream or its group is gone: nothing to ack
+                logger.warning("history: archived entries not acknowledged (%s)", exc)
+                return
 
     async def _one_by_one(self, entries: list[Entry], first: Exception) -> int:
         if len(entries) == 1:

@@ -250,6 +250,10 @@ async def archived(client: httpx.AsyncClient, cid: str, messages: int) -> dict[s
     return body if done else None
 
 
+async def _empty(redis: Any, stream: str) -> bool:
+    return int(await redis.xlen(stream)) == 0
+
+
 async def test_a_conversation_is_read_back_whole_after_redis_forgot_it(
     valkey_url: str,
     history_url: str,  # noqa: F811
@@ -283,6 +287,8 @@ async def test_a_conversation_is_read_back_whole_after_redis_forgot_it(
             assert shown["status"] == "done"
             record = await until(lambda: archived(acme, cid, len(shown["messages"])))
             assert record is not None, "not archived within 30 s"
+            stream = f"{prefix}:srv:archive"
+            assert await until(lambda: _empty(redis, stream)), "the archive did not drain"
 
             # Redis forgets the conversation (its TTL, here at once).
             async for key in redis.scan_iter(match=f"{prefix}:*"):
@@ -293,6 +299,7 @@ async def test_a_conversation_is_read_back_whole_after_redis_forgot_it(
             record = response.json()
             assert record["messages"] == shown["messages"]  # the archive is the LAM log
             assert record["status"] == "done" and record["outcome"] == "done"
+            assert record["result"] == shown["result"]  # where the run stopped
             assert record["intent"] == "meeting" and record["tier"] == "rules"
             assert record["route"] == "template" and record["language"] == "en"
             assert record["request"] == "Set up a meeting with the team on Friday"
