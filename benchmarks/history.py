@@ -18,7 +18,7 @@ filtered query over 100,000 conversations, on SQLite and on PostgreSQL.
    the tables, then `HistoryStore.search` with each filter (a tenant's newest page, status,
    intent, executor, text, a time range), `--queries` times each: p50/p95 in ms.
 
-PostgreSQL is a throwaway cluster (tests/postgres.py; Debian's `postgresql`); SQLite a file
+PostgreSQL is a throwaway cluster (tests/support/postgres.py; Debian's `postgresql`); SQLite a file
 in a temporary directory. A private Valkey serves the replicas and the archive.
 """
 
@@ -53,7 +53,7 @@ from benchmarks.sse import server
 from graph.history.models import HistoryConversation, HistoryMessage, HistoryTodo
 from graph.history.settings import HistorySettings
 from graph.history.store import HistoryQuery, HistoryStore
-from tests.postgres import PostgresProcess
+from tests.support.postgres import PostgresProcess
 
 _C = cast(Table, HistoryConversation.__table__)
 _M = cast(Table, HistoryMessage.__table__)

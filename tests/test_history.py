@@ -35,15 +35,15 @@ from graph.history.schema import SchemaError, head
 from graph.history.settings import HistorySettings
 from graph.history.store import Appended, HistoryQuery, HistoryStore, Stopped
 from server import create_app
-from tests.history_harness import history_url, new_history_url, pg_server  # noqa: F401
-from tests.server_harness import (
+from tests.support.history_harness import history_url, new_history_url, pg_server  # noqa: F401
+from tests.support.server_harness import (
     ACME_KEY,
     GLOBEX_KEY,
     REGISTRY,
     auth,
     desktop_agent_polling,
     open_request,
-    test_services,
+    server_services,
 )
 
 
@@ -267,7 +267,7 @@ async def test_a_conversation_is_read_back_whole_after_redis_forgot_it(
     keys = {digest(ACME_KEY): "acme", digest(GLOBEX_KEY): "globex"}
     api = create_app(
         settings,
-        services=test_services(settings),
+        services=server_services(settings),
         server_settings=ServerSettings(api_keys=keys),
         history_settings=HistorySettings(history_url=history_url),
     )

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from cli import exits
-from tests.cli_harness import clean_env, run_cli
+from tests.support.cli_harness import clean_env, run_cli
 
 REQUEST = "Remind me to call Anna tomorrow at 9"
 

@@ -27,9 +27,9 @@ from api.events import EventLog
 from api.redis_keys import RedisKeys
 from graph.history.settings import HistorySettings
 from graph.history.store import HistoryStore
-from tests.history_harness import history_url, pg_server  # noqa: F401
-from tests.processes import read_lines_until
-from tests.server_harness import ROOT
+from tests.support.history_harness import history_url, pg_server  # noqa: F401
+from tests.support.processes import read_lines_until
+from tests.support.server_harness import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,14 @@ async def test_kill_9_mid_archive_loses_and_duplicates_nothing(
     assert await client.xlen(keys.archive) == CONVERSATIONS * MESSAGES // 2
 
     child = subprocess.Popen(  # noqa: ASYNC220  # started once, not awaited on
-        [sys.executable, "-m", "tests.archiver_child", valkey_url, redis_prefix, history_url],
+        [
+            sys.executable,
+            "-m",
+            "tests.support.archiver_child",
+            valkey_url,
+            redis_prefix,
+            history_url,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

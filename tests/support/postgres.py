@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 _USER = "nobody"
 

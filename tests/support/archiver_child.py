@@ -1,4 +1,4 @@
-"""An archiver alone in a process, for the crash test: `python -m tests.archiver_child
+"""An archiver alone in a process, for the crash test: `python -m tests.support.archiver_child
 REDIS_URL PREFIX HISTORY_URL` archives until it is killed (prints `ready` once reading)."""
 
 from __future__ import annotations

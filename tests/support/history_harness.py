@@ -1,6 +1,6 @@
 """The history's back ends for tests and the benchmark: SQLite files and a PostgreSQL server.
 
-pg_server       (fixture, session) a throwaway PostgreSQL cluster (tests/postgres.py);
+pg_server       (fixture, session) a throwaway PostgreSQL cluster (tests/support/postgres.py);
                 skipped where PostgreSQL is not installed, a failure when CI=true
 history_url     (fixture) parametrised "sqlite" (a file in the test's directory) and
                 "postgres" (a new database on `pg_server`)
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import PostgresProcess
+from tests.support.postgres import PostgresProcess
 
 
 @pytest.fixture(scope="session")
