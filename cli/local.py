@@ -9,6 +9,7 @@ into a cancellation instead, and a blocking `readline` would swallow it).
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -73,6 +74,8 @@ class LocalBackend:
         try:
             if self._ran:
                 self._run(self._archive())
+        except Exception as exc:  # the conversation is in Redis: the history is the extra
+            print(f"cpa-planner: the history was not written: {exc}", file=sys.stderr)
         finally:
             self._run(self._stack.aclose())
 
