@@ -37,6 +37,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api import http_timeouts as header_deadline
 from api.a2a import A2AServer
 from api.a2a import router as a2a_router
 from api.a2a.card import agent_card
@@ -87,6 +88,13 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
+
+
+# How long uvicorn's supervisor waits for a worker to answer its ping (`--workers N`) before
+# it kills the worker as hung and starts another. Its default, 5 s, is less than a worker
+# takes to import the app on a busy 2-core machine: the supervisor then killed every worker
+# before it was up, and started new ones, for minutes.
+WORKER_HEALTHCHECK_S = 60
 
 
 def on_stop_signal(stop: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
@@ -155,14 +163,20 @@ def create_app(
             raise
         svc = services or load_services(settings or Settings.from_env(), config.services_factory)
         # Metric labels for configured tenants only (bounded); `local` without keys.
-        tenants = set(config.api_keys.values()) or {LOCAL_TENANT}
+        tenants = config.configured_tenants or {LOCAL_TENANT}
         telemetry = Telemetry(TelemetrySettings.from_env(), tenants=tenants)
         # Mounted into `langgraph dev` (http.app), our routes are served by its app and
         # `request.app` is that one: keep the state on both.
         apps = [app] if app is api_app else [app, api_app]
+        tokens = None  # bearer JWTs of an identity provider, if configured (PyJWT: on demand)
+        if config.jwt_jwks:
+            from api.tokens import TokenVerifier
+
+            tokens = TokenVerifier.from_settings(config)
         for target in apps:
             target.state.server_settings = config
             target.state.telemetry = telemetry
+            target.state.tokens = tokens
         if config.open_access:
             logger.warning(
                 "no API keys configured (CPA_API_KEYS / CPA_API_KEYS_FILE): every caller is "
@@ -185,7 +199,8 @@ def create_app(
             )
             await hub.start()
             # The handler's card says what it supports; the served card is built per request.
-            a2a = A2AServer(hub, agent_card(svc, "", keys=not config.open_access))
+            card = agent_card(svc, config.public_url or "", keys=not config.open_access)
+            a2a = A2AServer(hub, card)
             watcher = RemoteTaskWatcher(hub)  # notices A2A agents' tasks ending
             await watcher.start()
             for target in apps:
@@ -224,6 +239,7 @@ def create_app(
     api_app.state.telemetry = None
     api_app.state.a2a = None
     api_app.state.history = None
+    api_app.state.tokens = None
     install_error_handlers(api_app)
     api_app.add_middleware(HttpMetrics)
     api_app.include_router(router)
@@ -267,6 +283,7 @@ def serve(
     port = port or config.port
     workers = config.workers if workers is None else workers
     check_bind(config, [host])  # the lifespan says once that no keys are configured
+    header_deadline.HeaderDeadline.seconds = config.header_timeout_s
     if workers < 1:
         raise ServerConfigError(f"--workers must be at least 1, not {workers}")
     level = log_level or telemetry_settings.log_level
@@ -282,6 +299,10 @@ def serve(
         # uvicorn's loggers go through ours (text or JSON), in each worker process too.
         log_config=logging_config(telemetry_settings, level=level),
         timeout_graceful_shutdown=5,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        # A request's headers must arrive in time (slow clients hold no socket for ever).
+        http=header_deadline.protocol_class,
+        timeout_keep_alive=5,
     )
 
 

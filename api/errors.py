@@ -78,15 +78,19 @@ def invalid_message(exc: LAMValidationError) -> ApiError:
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses` of a route for these error statuses (for the OpenAPI document)."""
     what = {
-        401: "no or unknown API key",
+        401: "no or unknown credential (API key or token), or a refused token",
         403: "not allowed: without API keys, a request that is not from this machine "
-        "(`local_only`); an answer from someone the question was not sent to",
+        "(`local_only`); a credential without the scope (`forbidden`) or speaking as "
+        "another sender (`wrong_sender`); an answer from someone the question was not "
+        "sent to",
+        408: "the body did not arrive in time",
         404: "no such conversation (or another tenant's)",
         409: "conflicts with the conversation's state",
         413: "body over the limit",
         415: "the body is not `application/json`",
         422: "invalid input; `fields` names the field paths",
-        429: "too many of your conversations are running or waiting; see `Retry-After`",
+        429: "too many of your conversations are running or waiting, too many requests "
+        "this minute, or your conversations keep too many bytes; see `Retry-After`",
         503: "Redis unreachable",
     }
     return {c: {"model": ErrorBody, "description": what[c]} for c in codes}

@@ -33,8 +33,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from api.errors import ApiError, not_found
 from api.events import EventLog, Feeds, cancel_and_wait
 from api.idempotency import DEFAULT_RECORD_TTL_S, ResponseRecords
+from api.keystore import KeyStore
 from api.leases import Claim, LeaseLostError, Leases
+from api.limits import TenantLimits, measure
 from api.models import FINAL_STATUSES
+from api.principals import APPROVALS, Principal, Scope, forbidden, stamp
 from api.records import ConversationRecords
 from api.redis_keys import RedisKeys
 from api.runner import Runner
@@ -58,6 +61,8 @@ REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 
 PLANNER = "planner"
 EXPIRED = "expired"
+FORGET_THREADS_S = 600.0  # how often the ids of expired conversations are dropped
+REMOTE_PREFIX = "a2a:"  # receivers of assigns to A2A agents (`nodes/executors/a2a.py`)
 _NOTHING: Any = object()  # no run to do, only to record where the conversation stands
 # Namespace of conversation ids derived from the id of the request that opened them.
 _NEW_CONVERSATION = uuid.UUID("5d0b8a43-2f7e-4b8e-9a51-3c8f6f0e2d17")
@@ -99,6 +104,14 @@ class Hub:
         self.events = EventLog(self.redis, self.keys, saver.call_script, archive=archive)
         self.feeds = Feeds(self.events, config.sse_refresh_s)
         self.leases = Leases(self.redis, self.keys, replica_name(), config.lease_s)
+        self.keystore = KeyStore(self.redis, saver.prefix)
+        self.limits = TenantLimits(
+            self.redis,
+            self.keys,
+            rate_per_min=config.rate_limit_per_min,
+            max_stored_bytes=config.max_stored_bytes_per_tenant,
+            retry_after_s=config.retry_after_s,
+        )
         self.runner = Runner(
             self.redis, self.keys, self.leases, self.run_claim, max_runs=config.runs_per_replica
         )
@@ -166,6 +179,7 @@ class Hub:
         request_json.encode("utf-8")
         thread = thread_id(cid, tenant)
         accepted = {"conversation_id": cid, "message_id": request.id}
+        await self.limits.check_storage(tenant)
         opened = await self.records.open(
             tenant,
             thread,
@@ -207,11 +221,15 @@ class Hub:
             return self.config.retry_after_s
         return max(1, math.ceil(oldest + self.config.wait_expiry_s - time.time()))
 
-    async def answer(self, tenant: str, message: LAMMessage) -> dict[str, Any]:
+    async def answer(
+        self, tenant: str, message: LAMMessage, principal: Principal | None = None
+    ) -> dict[str, Any]:
         """Accept an answer to a waiting `propose` or `assign`; a replica applies it.
 
         Once per answered message, whichever replica the answers reach: the first is
         accepted, any other is 409 (`api.records`); the same answer again is accepted again.
+        `principal` (who sent it, `api.principals`): an `agree`/`refuse` to a `propose` sent
+        to someone else needs its `approve` scope, one to its own its `answer` scope.
         """
         cid = str(message.conversation_id)
         thread = await self.check_owner(tenant, cid)
@@ -225,6 +243,8 @@ class Hub:
                 [{"field": "in_reply_to", "message": "required here"}],
             )
         answered = str(message.in_reply_to)
+        if principal is not None and message.performative in APPROVALS:
+            message = await self._approval(tenant, cid, message, principal)
         taken = await self.redis.hget(self.keys.answered(thread), answered)
         if taken is not None:
             if taken.decode() == message.id:
@@ -256,6 +276,33 @@ class Hub:
         if outcome == "gone":
             raise not_found(cid)
         return accepted
+
+    async def _approval(
+        self, tenant: str, cid: str, message: LAMMessage, principal: Principal
+    ) -> LAMMessage:
+        """An `agree`/`refuse` as it may be taken from `principal` (403 if it may not)."""
+        try:
+            view = await self.conversations.view(cid, owner=tenant)
+        except ConversationNotFoundError:
+            return message  # nothing waits: `answer` says so
+        question = next(
+            (w.message for w in view.waiting if w.message["id"] == message.in_reply_to), None
+        )
+        if question is None:
+            return message
+        receiver = str(question["receiver"])
+        if message.sender != receiver:
+            if principal.id is not None and principal.may(Scope.APPROVE):
+                # An approver of the tenant answers for the person the plan was proposed to.
+                return stamp(message, principal, approved_for=receiver)
+            return message  # not the receiver: `answer` refuses it (403 not_the_receiver)
+        if principal.may(Scope.ANSWER) or principal.may(Scope.APPROVE):
+            return message
+        raise forbidden(
+            f"this credential ({principal.name}) may not answer {question['id']} "
+            "(scope answer or approve)",
+            "sender",
+        )
 
     async def wait_idle(self, thread: str, seconds: float) -> None:
         """Until the conversation stops running (on whichever replica), or `seconds`."""
@@ -419,6 +466,8 @@ class Hub:
                 status = "failed"
             if status in FINAL_STATUSES:
                 await self.conversations.expire(thread)
+            await self._record_size(tenant, thread, final=status in FINAL_STATUSES)
+            await self._note_remote_wait(thread, status, view["messages"])
             await self.records.finish(
                 tenant,
                 thread,
@@ -432,6 +481,30 @@ class Hub:
             )
 
         await self._redis_retried(record)
+
+    async def _note_remote_wait(self, thread: str, status: str, messages: list[Any]) -> None:
+        """Index the conversation while it waits for an A2A agent's task (the remote-task
+        watcher reads only those, `api.a2a.remote_tasks`)."""
+        answered = {m.get("in_reply_to") for m in messages}
+        remote = any(
+            m.get("performative") == "assign"
+            and str(m.get("receiver", "")).startswith(REMOTE_PREFIX)
+            and m.get("id") not in answered
+            for m in messages
+        )
+        if status == "waiting" and remote:
+            await self.redis.zadd(self.keys.remote_waiting, {thread: time.time()}, nx=True)
+        else:
+            await self.redis.zrem(self.keys.remote_waiting, thread)
+
+    async def _record_size(self, tenant: str, thread: str, *, final: bool) -> None:
+        """Measure what the conversation keeps in Redis, for its tenant's quota."""
+        if self.limits.max_stored_bytes is None:
+            return
+        keys = [*await self.saver.athread_keys(thread), *self.keys.per_conversation(thread)]
+        ttl = self.services.settings.redis_ttl_s
+        expires = time.time() + ttl if final and ttl else None
+        await self.limits.record_size(tenant, thread, await measure(self.redis, keys), expires)
 
     async def _stopped_view(self, tenant: str, cid: str) -> dict[str, Any]:
         try:
@@ -496,10 +569,16 @@ class Hub:
 
     async def _sweep_waits(self) -> None:
         interval = min(max(self.config.wait_expiry_s / 4, 0.2), 60.0)
+        forgotten_at = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.expire_waiting()
+                if time.monotonic() - forgotten_at >= FORGET_THREADS_S:
+                    # Conversations gone with their TTL leave their id in the checkpointer's
+                    # thread registry (it is not a key of theirs): drop those ids.
+                    forgotten_at = time.monotonic()
+                    await self.saver.aforget_gone_threads()
             except asyncio.CancelledError:
                 raise
             except Exception:

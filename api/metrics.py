@@ -3,9 +3,11 @@
     GET /metrics   every `cpa_*` metric (`graph.telemetry.metrics`), plus
                    `cpa_conversations_active{state}` (running, waiting) read from Redis at
                    scrape time (`srv:running`, `srv:waiting`: the same for every replica).
-                   Open like `/healthz`, or with `CPA_METRICS_TOKEN` set, for
-                   `Authorization: Bearer <token>` only; without API keys, for this
-                   machine only, like every route. 404 with `CPA_METRICS=false`.
+                   With credentials configured: for a credential with the `metrics`
+                   scope (`api.principals`), or `CPA_METRICS_TOKEN`, or, without that
+                   token set, a scraper on this machine (a loopback address); without
+                   credentials, for this machine only, like every route. 404 with
+                   `CPA_METRICS=false`. (Tenant names and counts are not for tenants.)
 
 `HttpMetrics` is plain ASGI (no per-request task or body copy): it counts each request by
 its route template (`/v1/conversations/{conversation_id}`, never the raw path; `unmatched`
@@ -26,8 +28,11 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.archiver import backlog as archive_backlog
+from api.auth import resolve, unauthorized
 from api.errors import ApiError, starting
-from api.local_mode import local_only
+from api.local_mode import is_loopback, local_only
+from api.principals import Scope as CredentialScope
+from api.principals import require
 from graph.telemetry import metrics
 
 UNMATCHED = "unmatched"
@@ -79,25 +84,31 @@ class ActiveConversations(Collector):
         yield family
 
 
-def check_token(request: Request) -> None:
-    """With CPA_METRICS_TOKEN set, the scrape must bring it as a bearer token."""
+async def check_token(request: Request) -> None:
+    """Who may scrape (see the module docstring): 401/403 for anyone else."""
     telemetry = getattr(request.app.state, "telemetry", None)
-    if telemetry is None:
+    config = getattr(request.app.state, "server_settings", None)
+    if telemetry is None or config is None:
         raise starting()
     if not telemetry.settings.metrics:
         raise ApiError(404, "metrics_off", "metrics are turned off (CPA_METRICS=false)")
     token = telemetry.settings.metrics_token
-    if token is None:
-        return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "send Authorization: Bearer <CPA_METRICS_TOKEN>",
-            None,
-            {"WWW-Authenticate": "Bearer"},
+    given = given.strip() if scheme.lower() == "bearer" else ""
+    if token is not None and given and hmac.compare_digest(given, token):
+        return
+    if config.open_access:
+        return  # this machine only (`local_only`)
+    if not given:
+        client = request.client.host if request.client else None
+        if token is None and is_loopback(client):
+            return
+        raise unauthorized(
+            "send Authorization: Bearer <a credential with the metrics scope"
+            + (", or CPA_METRICS_TOKEN>" if token is not None else ">")
         )
+    principal = await resolve(request, given)
+    require(principal, CredentialScope.METRICS, "read the metrics")
 
 
 router = APIRouter(dependencies=[Depends(local_only), Depends(check_token)])

@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.auth import TenantDep
 from api.errors import error_responses
 from api.hub import Hub
+from api.local_mode import local_only
 from api.models import Status
 from api.routes import ConversationId, HubDep
 from graph.approval import step_effect
@@ -36,7 +37,8 @@ from graph.tools.catalogue import Catalogue
 from lam import LAMMessage, Performative, Plan, ToDo
 from lam.log import LamLog
 
-router = APIRouter(tags=["overview"])
+# Like every route: without API keys, only this machine's programs (`api.local_mode`).
+router = APIRouter(tags=["overview"], dependencies=[Depends(local_only)])
 
 DEFAULT_ROWS = 50
 MAX_ROWS = 500

@@ -25,6 +25,8 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:load:T:waiting  zset   the tenant's threads waiting, score = since (the cap on waiting)
     srv:running         set    threads with a run queued or under way
     srv:waiting         zset   threads waiting for an answer, score = since (expiry)
+    srv:remote-waiting  zset   threads waiting for an A2A agent's task (an `a2a:<name>`
+                               assign), score = since: what the remote-task watcher reads
     srv:msg:T:M         string the response to message M (idempotency: SET NX)
     srv:jobs            stream work to do: one entry {thread: H} per open, accepted answer
                                or hand-over; consumer group `runners`, one consumer per
@@ -62,6 +64,7 @@ class RedisKeys:
         self.base = f"{prefix.rstrip(':')}:srv"
         self.running = f"{self.base}:running"
         self.waiting = f"{self.base}:waiting"
+        self.remote_waiting = f"{self.base}:remote-waiting"
         self.events_channel = f"{self.base}:events"
         self.status_channel = f"{self.base}:status"
         self.jobs = f"{self.base}:jobs"

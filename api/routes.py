@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
@@ -11,12 +12,13 @@ from fastapi.sse import ServerSentEvent, format_sse_event
 from pydantic import Field
 from starlette.responses import StreamingResponse
 
-from api.auth import TenantDep
+from api.auth import Anyone, Speaker, TenantDep, check_rate
 from api.errors import ApiError, error_responses, not_found, starting
 from api.hub import Hub
 from api.local_mode import local_only
 from api.models import Accepted, ConversationBody, ConversationList, Health, Ready
 from api.offers import take_offer
+from api.principals import authorize
 from graph.conversations import ConversationNotFoundError, thread_id
 from lam import LAMMessage, Performative, message_json_schema
 from lam.text import ID_PATTERN, MAX_ID_CHARS
@@ -79,8 +81,20 @@ def require_json(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes before reading them all."""
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The request body, refusing more than `limit` bytes before reading them all, and a
+    body that takes longer than `timeout_s` to arrive (408: a slow client holds no
+    connection for ever)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise ApiError(
+            408, "body_timeout", f"the body did not arrive within {timeout_s:g} s"
+        ) from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -139,7 +153,7 @@ async def readyz(hub: HubDep, _tenant: TenantDep) -> dict[str, str]:
 async def post_lam(
     request: Request,
     hub: HubDep,
-    tenant: TenantDep,
+    principal: Speaker,
     wait: Annotated[
         float,
         Query(
@@ -165,8 +179,9 @@ async def post_lam(
     effect.
     """
     require_json(request)
-    body = await read_body(request, hub.config.max_body_bytes)
+    body = await read_body(request, hub.config.max_body_bytes, hub.config.body_timeout_s)
     message = LAMMessage.from_json(body, max_bytes=hub.config.max_body_bytes)
+    tenant = principal.tenant
     if message.performative not in ACCEPTED:
         names = ", ".join(sorted(p.value for p in ACCEPTED))
         raise ApiError(
@@ -175,6 +190,10 @@ async def post_lam(
             f"the planner takes {names}; not {message.performative.value}",
             [{"field": "performative", "message": f"expected one of: {names}"}],
         )
+    # Who may send what, as whom (403, nothing written); stamped with its principal.
+    message = authorize(principal, message)
+    if message.performative not in ANSWERS:  # answers let conversations finish: never limited
+        await check_rate(request, principal)
     if message.performative is Performative.DISCOVER:
         return JSONResponse(hub.offer(message.sender, message.conversation_id))
     if message.performative is Performative.OFFER:
@@ -183,7 +202,7 @@ async def post_lam(
     async def handle() -> dict[str, Any]:
         if message.performative is Performative.REQUEST:
             return await hub.open(tenant, message)
-        return await hub.answer(tenant, message)
+        return await hub.answer(tenant, message, principal)
 
     accepted, replayed = await hub.responses.once(tenant, message, handle)
     cid = accepted["conversation_id"]
@@ -335,6 +354,13 @@ def event_stream(events: AsyncIterator[ServerSentEvent]) -> EventStream:
 async def capabilities(hub: HubDep, tenant: TenantDep) -> dict[str, Any]:
     """What this planner can do, as an `offer`."""
     return hub.offer(tenant)
+
+
+@router.get("/v1/principal", tags=["capabilities"], responses=error_responses(401))
+async def whoami(principal: Anyone) -> dict[str, Any]:
+    """Who your credential speaks as: `{"tenant", "principal" (null: any sender of the
+    tenant), "scopes"}` (docs/http.md, credentials)."""
+    return principal.to_dict()
 
 
 @router.get("/v1/lam/schema", tags=["capabilities"], responses=error_responses(401))

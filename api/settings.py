@@ -4,7 +4,18 @@ Configuration besides `graph.config.Settings`, read here only (by `ServerSetting
 in `serve()` and in `create_app` when no settings are given; how variables are read, and
 what an error says: `graph.envsettings`):
 
-    CPA_API_KEYS          "tenant:key,tenant:key"  (or CPA_API_KEYS_FILE: one tenant:key a line)
+    CPA_API_KEYS          entries `tenant:key` (tenant-wide) or
+                          `tenant=T;principal=P;scopes=S+S;key=K` (`api.principals`), comma-
+                          separated (or CPA_API_KEYS_FILE: one entry a line)
+    CPA_MANAGED_KEYS      `true`: also the keys of `cpa-planner keys create` (`api.keystore`)
+    CPA_JWT_JWKS, CPA_JWT_ISSUER, CPA_JWT_AUDIENCE, CPA_JWT_TENANT_CLAIM, CPA_JWT_TENANT,
+    CPA_JWT_PRINCIPAL_CLAIM, CPA_JWT_PRINCIPAL_PREFIX, CPA_JWT_LEEWAY_S
+                          bearer JWTs of an identity provider (`api.tokens`)
+    CPA_RATE_LIMIT_PER_MIN, CPA_MAX_STORED_BYTES_PER_TENANT
+                          per-tenant limits, off unless set (`api.limits`)
+    CPA_PUBLIC_URL        the URL clients reach the server at (the A2A agent card's)
+    CPA_HEADER_TIMEOUT_S  a request's headers must arrive within it (default 10,
+                          `api.http_timeouts`); CPA_BODY_TIMEOUT_S its body (default 30)
     CPA_MAX_BODY_BYTES    request body limit, default 262144 (256 KiB)
     CPA_HOST, CPA_PORT    where `serve()` binds (default 127.0.0.1:8000)
     CPA_WORKERS           server processes `serve()` starts on that port, each a replica
@@ -32,7 +43,8 @@ what an error says: `graph.envsettings`):
 Every number must be positive. Keys are kept as sha256 digests only, and an error about them
 names the entry by its position, never its text.
 
-Without any API key the server is open to one tenant, `local`, and only to this machine:
+Without any credential configured (keys, managed keys, JWTs) the server is open to one
+tenant, `local`, and only to this machine:
 it refuses to listen on an address other machines can reach, and requests whose `Host` or
 `Origin` is not a loopback name (`api.local_mode`).
 """
@@ -49,8 +61,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
+from api.principals import (
+    ALL_SCOPES,
+    PERSON_SCOPES,
+    Principal,
+    PrincipalError,
+    check_principal_id,
+    check_tenant,
+    parse_scopes,
+)
 from graph.config import Settings
 from graph.envsettings import EnvSettings
 from graph.services import Services
@@ -71,11 +92,34 @@ class ServerSettings(EnvSettings):
 
     config_error: ClassVar[type[ValueError]] = ServerConfigError
 
-    # sha256(key) -> tenant: keys are compared by digest, never kept in plain text here.
-    # From the environment, `CPA_API_KEYS` and the file `CPA_API_KEYS_FILE` name them as
-    # `tenant:key` entries (`_digest_api_keys`).
-    api_keys: Mapping[str, str] = Field(default_factory=dict)
+    # sha256(key) -> the principal it names: keys are compared by digest, never kept in plain
+    # text here. From the environment, `CPA_API_KEYS` and the file `CPA_API_KEYS_FILE` name
+    # them as `tenant:key` (tenant-wide) or `tenant=T;principal=P;scopes=S+S;key=K` entries
+    # (`_digest_api_keys`); a tenant name given as a value is a tenant-wide key.
+    api_keys: Mapping[str, Principal] = Field(default_factory=dict)
     api_keys_file: Path | None = None
+    # Keys made with `cpa-planner keys create`, kept hashed in the conversations' Redis.
+    managed_keys: bool = False
+    # Bearer tokens (JWT) from an identity provider (`api.tokens`): where its keys are
+    # (a JWKS URL, or a file), whom the tokens must come from and be meant for.
+    jwt_jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_tenant_claim: str = "tenant"
+    jwt_tenant: str | None = None  # every token's tenant, when the tokens carry none
+    jwt_principal_claim: str = "sub"
+    jwt_principal_prefix: str = "user:"
+    jwt_leeway_s: NonNegativeFloat = 30.0
+    # Requests per minute one tenant may make (429 with Retry-After beyond); None: no limit.
+    rate_limit_per_min: PositiveInt | None = None
+    # Bytes one tenant's conversations may keep in Redis; a new request beyond is 429.
+    max_stored_bytes_per_tenant: PositiveInt | None = None
+    # The URL clients reach this server at (the A2A agent card's); unset: from the request.
+    public_url: str | None = None
+    # Seconds a client may take to send a request's headers (uvicorn's keep-alive and
+    # h11 timeouts) and its body (`api.routes.read_body`).
+    header_timeout_s: PositiveFloat = 10.0
+    body_timeout_s: PositiveFloat = 30.0
     max_body_bytes: PositiveInt = DEFAULT_MAX_BODY_BYTES
     host: str = "127.0.0.1"
     port: PositiveInt = 8000
@@ -96,34 +140,61 @@ class ServerSettings(EnvSettings):
 
     @property
     def open_access(self) -> bool:
-        return not self.api_keys
+        """No credential of any kind is configured: local mode (`api.local_mode`)."""
+        return not self.api_keys and not self.managed_keys and not self.jwt_jwks
+
+    @property
+    def configured_tenants(self) -> set[str]:
+        """The tenants the settings name (metric labels); the JWT's fixed tenant too."""
+        tenants = {p.tenant for p in self.api_keys.values()}
+        if self.jwt_tenant:
+            tenants.add(self.jwt_tenant)
+        return tenants
 
     @model_validator(mode="before")
     @classmethod
     def _digest_api_keys(cls, data: Any) -> Any:
-        """`tenant:key` entries (the `CPA_API_KEYS` text, the file's lines) to digests.
+        """Key entries (the `CPA_API_KEYS` text, the file's lines) to digests.
 
-        Digests given as a mapping are kept as they are, with the file's added.
+        Digests given as a mapping are kept as they are (a tenant name as the value: a
+        tenant-wide key), with the file's added.
         """
         if not isinstance(data, dict):
             return data
         listed, path = data.get("api_keys"), data.get("api_keys_file")
-        if not isinstance(listed, str) and not path:
+        if not isinstance(listed, str | Mapping) and not path:
             return data
-        keys = dict(listed) if isinstance(listed, Mapping) else {}
+        keys: dict[str, Any] = {}
+        if isinstance(listed, Mapping):
+            for key_digest, who in listed.items():
+                keys[key_digest] = Principal.tenant_wide(who) if isinstance(who, str) else who
         pairs = parse_keys(listed.split(","), "CPA_API_KEYS") if isinstance(listed, str) else []
         if path:
             pairs += _keys_in_file(Path(path))
-        for tenant, key in pairs:
+        for principal, key in pairs:
             key_digest = digest(key)
-            if keys.get(key_digest, tenant) != tenant:
-                raise ServerConfigError("the same API key is given to two tenants")
-            keys[key_digest] = tenant
+            if keys.get(key_digest, principal) != principal:
+                raise ServerConfigError("the same API key is given to two tenants or principals")
+            keys[key_digest] = principal
         return {**data, "api_keys": keys}
 
+    @model_validator(mode="after")
+    def _check_jwt(self) -> ServerSettings:
+        if self.jwt_jwks and not (self.jwt_issuer and self.jwt_audience):
+            raise ServerConfigError(
+                "CPA_JWT_JWKS is set: set CPA_JWT_ISSUER and CPA_JWT_AUDIENCE too (a token "
+                "is taken only from that issuer, and only if it is meant for this server)"
+            )
+        if self.jwt_tenant is not None:
+            try:
+                check_tenant(self.jwt_tenant)
+            except PrincipalError as exc:
+                raise ServerConfigError(f"CPA_JWT_TENANT: {exc}") from None
+        return self
 
-def _keys_in_file(path: Path) -> list[tuple[str, str]]:
-    """The `tenant:key` lines of a keys file; blank lines and `#` comments skipped."""
+
+def _keys_in_file(path: Path) -> list[tuple[Principal, str]]:
+    """The key entries of a keys file, one a line; blank lines and `#` comments skipped."""
     try:
         lines = path.expanduser().read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -134,27 +205,66 @@ def _keys_in_file(path: Path) -> list[tuple[str, str]]:
     )
 
 
-def parse_keys(entries: list[str], source: str) -> list[tuple[str, str]]:
-    """(tenant, key) pairs from `tenant:key` entries; `source` names them in errors.
+_FIELDS = ("tenant", "principal", "scopes", "key")
+
+
+def parse_keys(entries: list[str], source: str) -> list[tuple[Principal, str]]:
+    """(principal, key) pairs from key entries; `source` names them in errors.
+
+    `tenant:key` is a tenant-wide key (any sender, every scope);
+    `tenant=T;principal=P;scopes=S+S;key=K` names who speaks and what it may do (scopes
+    left out: a person's, `request+answer+read`; principal left out: anyone of T).
 
     An error names the entry by its position, never by its text: a mistyped entry may be a
     key (or hold one), and error messages end up in logs and terminals.
     """
     pairs = []
     for number, entry in enumerate(entries, start=1):
-        tenant, sep, key = entry.strip().partition(":")
+        text = entry.strip()
+        if text.split("=", 1)[0].strip() in _FIELDS and "=" in text:
+            pairs.append(_parse_named(text, f"{source}: entry {number}"))
+            continue
+        tenant, sep, key = text.partition(":")
         tenant, key = tenant.strip(), key.strip()
         if not sep or not key or not tenant:
             raise ServerConfigError(
-                f"{source}: entry {number} is not tenant:key (a tenant name, ':', the key)"
+                f"{source}: entry {number} is not tenant:key (a tenant name, ':', the key) "
+                "nor tenant=T;principal=P;scopes=S+S;key=K"
             )
         if not _TENANT.match(tenant):
             raise ServerConfigError(
                 f"{source}: entry {number}: the tenant name must be 1-64 letters, digits, "
                 "'.', '_' or '-' (is the key first?)"
             )
-        pairs.append((tenant, key))
+        pairs.append((Principal.tenant_wide(tenant), key))
     return pairs
+
+
+def _parse_named(text: str, where: str) -> tuple[Principal, str]:
+    fields: dict[str, str] = {}
+    for part in text.split(";"):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in _FIELDS or name in fields:
+            raise ServerConfigError(
+                f"{where}: expected tenant=T;principal=P;scopes=S+S;key=K, each once "
+                "(';' between them)"
+            )
+        fields[name] = value.strip()
+    if not fields.get("tenant") or not fields.get("key"):
+        raise ServerConfigError(f"{where}: tenant= and key= are required")
+    try:
+        tenant = check_tenant(fields["tenant"])
+        who = fields.get("principal") or None
+        if who is not None:
+            check_principal_id(who)
+        if "scopes" in fields:
+            scopes = parse_scopes(fields["scopes"])
+        else:
+            scopes = PERSON_SCOPES if who is not None else ALL_SCOPES
+    except PrincipalError as exc:
+        raise ServerConfigError(f"{where}: {exc}") from None
+    return Principal(tenant, who, scopes), fields["key"]
 
 
 def replica_name() -> str:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.auth import TenantDep
 from api.errors import error_responses
+from api.local_mode import local_only
 from api.routes import HubDep
 from graph.tools.narrowing import catalogue_view
 
-router = APIRouter(tags=["tools"])
+router = APIRouter(tags=["tools"], dependencies=[Depends(local_only)])
 
 
 class CatalogueBody(BaseModel):

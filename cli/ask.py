@@ -26,6 +26,11 @@ class NoAnswer(Exception):
     """The person closed standard input (Ctrl-D): leave the conversation waiting."""
 
 
+def is_person(receiver: str) -> bool:
+    """`user`, or a person's principal (`user:anna`): asked at this terminal."""
+    return receiver == "user" or receiver.startswith("user:")
+
+
 class Asker:
     def __init__(
         self,
@@ -48,7 +53,7 @@ class Asker:
         """Whether this terminal answers the message (remote: the desktop agent answers its own)."""
         if performative_of(message) is Performative.PROPOSE:
             return True
-        return self.local or message.get("receiver") == "user"
+        return self.local or is_person(str(message.get("receiver")))
 
     def can_ask(self, waiting: list[LamDict]) -> bool:
         """Whether every waiting message can be answered without hanging."""
@@ -64,7 +69,7 @@ class Asker:
         lam = LAMMessage.from_dict(message)
         if lam.performative == Performative.PROPOSE:
             return self._approve(lam)
-        if lam.receiver == "user":
+        if is_person(lam.receiver):
             return self._human(lam)
         return self._desktop(lam)
 

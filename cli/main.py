@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument(
         "--verbose", action="store_true", help="the dev server's own log, INFO and up"
     )
+    from cli import keys_cmd
+
+    keys_cmd.add_parser(commands, common)
+
     llm = commands.add_parser(
         "llm-server",
         parents=[common],
@@ -207,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--model", metavar="FILE", help="another GGUF model file to serve")
     llm.add_argument("--name", default="smollm2", help="the model's name (CPA_LLM_MODEL)")
     llm.add_argument("--llama-server", metavar="FILE", help="another llama-cpp-server to run")
+    llm.add_argument(
+        "--context", type=int, default=4096, metavar="TOKENS", help="context size (default: 4096)"
+    )
+    llm.add_argument(
+        "--threads", type=int, metavar="N", help="threads to compute with (default: llama.cpp's)"
+    )
 
     from cli import history_cmd
 
@@ -238,6 +248,10 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
         from cli import tools_cmd
 
         return tools_cmd.tools
+    if args.command == "keys":
+        from cli import keys_cmd
+
+        return keys_cmd.run
     if args.command in ("history", "db"):
         from cli import history_cmd
 

@@ -51,6 +51,7 @@ class RemoteBackend:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._reader: threading.Thread | None = None
         self._last_id: str | None = None
+        self.me = "user"  # the sender of this terminal's messages (`open` asks the server)
 
     # HTTP ---------------------------------------------------------------------------------
 
@@ -77,6 +78,10 @@ class RemoteBackend:
 
     def open(self) -> None:
         self._call("GET", "/v1/capabilities")  # fails fast on a wrong URL or key
+        # Who the key speaks as: a person's key (`user:anna`) sends as that person.
+        me = self.client.get("/v1/principal")
+        if me.status_code == 200 and (me.json() or {}).get("principal"):
+            self.me = str(me.json()["principal"])
 
     def close(self) -> None:
         self.client.close()
@@ -88,7 +93,7 @@ class RemoteBackend:
         return result
 
     def start(self, request: str) -> tuple[str, Any]:
-        message = MessageFactory("user").request(request)
+        message = MessageFactory(self.me).request(request)
         reply = self._call("POST", "/v1/lam", json=message.to_dict())
         return str(reply["conversation_id"]), None
 
@@ -96,7 +101,7 @@ class RemoteBackend:
         state = self._call("GET", f"/v1/conversations/{cid}")
         waiting: list[LamDict] = []
         if state.get("status") == "waiting":
-            for receiver in ("user", "cpa-desktop"):
+            for receiver in dict.fromkeys((self.me, "user", "cpa-desktop")):
                 waiting += self._call(
                     "GET", f"/v1/conversations/{cid}/inbox", params={"receiver": receiver}
                 )
@@ -203,7 +208,7 @@ class RemoteBackend:
             if state.get("status") in ("done", "failed"):
                 return
             if any(
-                performative_of(m) is Performative.PROPOSE or m.get("receiver") == "user"
+                performative_of(m) is Performative.PROPOSE or m.get("receiver") == self.me
                 for m in waiting
             ):
                 return

@@ -74,7 +74,7 @@ def short(value: Any, width: int = 100) -> str:
 def who_answers(message: Mapping[str, Any], *, local: bool) -> str:
     """Who a waiting `assign` waits for, in words."""
     receiver = str(message.get("receiver", ""))
-    if receiver == "user":
+    if receiver == "user" or receiver.startswith("user:"):
         return "you"
     if receiver == "cpa-desktop":
         return "you (desktop agent)" if local else "the desktop agent"

@@ -5,7 +5,9 @@ An answer fits its question when it is of the right kind (`agree`/`refuse` a `pr
 a plan was proposed to can agree to it; only the desktop agent reports its ToDo done), and,
 answering an `assign`, names that ToDo if it names one. The HTTP API refuses an answer that
 does not fit before anything resumes; the nodes hold a resume value to the same rules, so
-no other way in (Studio) can approve as someone else.
+no other way in (Studio) approves by mistake as someone else. One exception: an approver of
+the tenant may answer a `propose` on behalf of its receiver; the server, having checked the
+approver's credential (`api.principals`), marks such an answer `metadata.approved_for`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ ANSWERS: dict[Performative, tuple[Performative, ...]] = {
     Performative.PROPOSE: (Performative.AGREE, Performative.REFUSE),
     Performative.ASSIGN: (Performative.DONE, Performative.FAILURE),
 }
+
+
+# Set by the server (`api.principals`) when a principal allowed to approve for the tenant
+# answers a `propose` sent to someone else; a client's own value is replaced there.
+APPROVED_FOR = "approved_for"
+
+
+def _approved_for(asked: LAMMessage, answer: LAMMessage) -> bool:
+    approved_for = (answer.metadata or {}).get(APPROVED_FOR)
+    return asked.performative is Performative.PROPOSE and approved_for == asked.receiver
 
 
 class AnswerMismatchError(ValueError):
@@ -41,7 +53,7 @@ def check_answer(question: LamDict, answer: LAMMessage) -> None:
             f"a {asked.performative.value} is answered with {names}, "
             f"not {answer.performative.value}"
         )
-    if answer.sender != asked.receiver:
+    if answer.sender != asked.receiver and not _approved_for(asked, answer):
         raise NotTheReceiverError(
             f"{asked.id} was sent to {asked.receiver}: only they may answer it, not {answer.sender}"
         )

@@ -633,6 +633,30 @@ class RedisSaver(BaseCheckpointSaver[str]):
             keys += [self._writes_key(thread_id, ns, _as_text(i)) for i in ids]
         return keys
 
+    async def athread_keys(self, thread_id: str) -> list[str]:
+        """Every key of a thread (what a quota measures)."""
+        return await self._io(lambda: self._thread_keys(thread_id))
+
+    async def aforget_gone_threads(self, batch: int = 500) -> int:
+        """Drop from `P:threads` the threads whose keys expired; returns how many."""
+
+        async def run() -> int:
+            gone = 0
+            async for chunk in _chunks(
+                self.client.sscan_iter(self._threads_key(), count=batch), batch
+            ):
+                pipe = self.client.pipeline(transaction=False)
+                for thread_id in chunk:
+                    pipe.exists(self._thread_key(_as_text(thread_id)))
+                dead = [
+                    t for t, alive in zip(chunk, await pipe.execute(), strict=True) if not alive
+                ]
+                if dead:
+                    gone += await self.client.srem(self._threads_key(), *dead)
+            return gone
+
+        return await self._io(run)
+
     async def _expire_all(self, thread_id: str, ttl_s: int | None) -> int:
         keys = await self._thread_keys(thread_id)
         pipe = self.client.pipeline(transaction=True)
@@ -940,6 +964,17 @@ class RedisSaver(BaseCheckpointSaver[str]):
                     return
                 except WatchError:
                     continue
+
+
+async def _chunks(items: AsyncIterator[Any], size: int) -> AsyncIterator[list[Any]]:
+    chunk: list[Any] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def make_client(url: str) -> aioredis.Redis:

@@ -8,7 +8,9 @@ lists are `a,b,c`, errors name the variable): `graph.envsettings`.
 
 A run config (Studio's assistant settings, anyone who can start a run) may make a run
 safer, not less safe: it can raise `approval_policy` and narrow `http_allowlist`, but not
-lower or widen them, unless the environment says `CPA_ALLOW_RUN_OVERRIDES=true`.
+lower or widen them, unless the environment says `CPA_ALLOW_RUN_OVERRIDES=true`. A run config
+that points the LLM elsewhere (`llm_base_url`, `ollama_host`, `llm_provider`) does not take
+the environment's `llm_api_key` along: it brings its own or none.
 
 Read here: the graph's settings (`Settings.from_env`, by the CLI's local mode, the server and
 Studio's graph). The HTTP layer's are `api.settings`, telemetry's `graph.telemetry.settings`,
@@ -40,6 +42,10 @@ _AGENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 ENVIRONMENT_ONLY = ("tools_files", "mcp_servers", "mcp_allowlist")
 # Approval policies from the least to the most asking.
 _POLICY_RANK: dict[str, int] = {"never": 0, "flagged": 1, "always": 2}
+
+
+# Where the LLM is: a run config that changes one of these does not get the server's key.
+LLM_ENDPOINT = ("llm_base_url", "ollama_host", "llm_provider")
 
 
 class Settings(EnvSettings):
@@ -188,6 +194,11 @@ class Settings(EnvSettings):
                     f"{name} (CPA_{name.upper()}) is set in the environment only, not in a "
                     "run config"
                 )
+        if "llm_api_key" not in picked and any(
+            name in picked and picked[name] != getattr(self, name) for name in LLM_ENDPOINT
+        ):
+            # The server's key is for the server's LLM: a run pointed elsewhere brings its own.
+            picked["llm_api_key"] = None
         changed = self.validated({**self.model_dump(), **picked}, source="run config")
         if not self.allow_run_overrides:
             self._check_not_weaker(changed)

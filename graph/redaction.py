@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, quote, unquote
 
-__all__ = ["redact_text", "redact_url"]
+__all__ = ["redact_text", "redact_url", "redact_urls"]
 
 MASK = "***"
 _DELIMITERS = frozenset("/?#")
@@ -108,3 +108,15 @@ def redact_text(text: str, url: str | None) -> str:
     for secret in secrets_in(url):
         text = text.replace(secret, MASK)
     return text
+
+
+# A URL written into text: a scheme, `://`, then up to a blank, a quote or a bracket.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s\"'<>\])]+")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it redacted (`redact_url`): for text that may quote URLs
+    nobody configured, such as an HTTP client's error or log line about a plan's URL."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)

@@ -54,6 +54,10 @@ class _Blocked(NotRunYet):
     """A dependency is waiting on an interrupt; this ToDo waits for the next run."""
 
 
+# An executor whose receiver is this asks the person who made the request (`human`).
+PERSON = "user"
+
+
 @dataclass
 class _Run:
     """What the tasks of one node run share (in memory; never checkpointed)."""
@@ -65,6 +69,7 @@ class _Run:
     round_key: str
     events: dict[str, asyncio.Event]
     catalogue: Catalogue
+    requester: str = PERSON
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
 
@@ -114,6 +119,8 @@ async def run_todo(todo_id: str, run: _Run) -> Outcome:
     outputs = {dep: run.outcomes[dep]["output"] for dep in todo.depends_on}
     planner = MessageFactory(lamlog.PLANNER, run.conversation_id)
     receiver = executor.receiver or f"executor:{executor.name}"
+    if receiver == PERSON:  # "the person": the one who asked (`user:anna` with principals)
+        receiver = run.requester
     spec: Tool | None = None
     try:
         tool_call: ToolCall | None = None
@@ -239,6 +246,7 @@ async def execute(state: PlannerState, config: RunnableConfig) -> dict[str, Any]
         conversation_id=lamlog.conversation_id(state, config),
         round_key=f"{lamlog.current_request(state)['id']}/{state.get('replans', 0)}",
         events={t.id: asyncio.Event() for t in plan.todos},
+        requester=lamlog.requester(state),
         # Read once per pass, and only for a plan that runs tools (free-form steps need none).
         catalogue=await services.tools.catalogue(tenant_of(config)) if uses_tools else Catalogue(),
     )

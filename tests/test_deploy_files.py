@@ -115,6 +115,11 @@ def test_prometheus_loads_the_project_rules(stack: dict[str, Any], tmp_path: Pat
     prometheus = yaml.safe_load((DEPLOY / config).read_text())
     assert prometheus["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     prometheus["rule_files"] = [str(ROOT / "docs" / "prometheus-alerts.yml")]
+    # It scrapes with the planners' token (from another container, /metrics wants one).
+    [job] = prometheus["scrape_configs"]
+    assert job["authorization"]["credentials_file"] == "/prometheus/metrics_token"
+    job["authorization"]["credentials_file"] = str(tmp_path / "metrics_token")
+    (tmp_path / "metrics_token").write_text("a-token")
     here = tmp_path / "prometheus.yml"
     here.write_text(yaml.safe_dump(prometheus))
     done = subprocess.run(

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.principals import Principal, Scope
 from api.settings import ServerSettings, digest
 from graph.config import Settings
 from server import create_app
@@ -31,6 +32,8 @@ from tests.support.server_harness import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+READER_KEY = "reader-key-0123456789"
+SCRAPER_KEY = "scraper-key-0123456789"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -57,7 +60,13 @@ async def client(
     app = create_app(
         settings,
         services=server_services(settings),
-        server_settings=ServerSettings(api_keys={digest(ACME_KEY): "acme"}),
+        server_settings=ServerSettings(
+            api_keys={
+                digest(ACME_KEY): "acme",
+                digest(READER_KEY): Principal("acme", "user:anna", frozenset({Scope.READ})),
+                digest(SCRAPER_KEY): Principal("ops", "prometheus", frozenset({Scope.METRICS})),
+            }
+        ),
     )
     try:
         async with app.router.lifespan_context(app):
@@ -119,17 +128,34 @@ async def test_metrics_token_and_metrics_off(
     monkeypatch.setattr(
         telemetry, "settings", type(settings)(metrics=True, metrics_token="scrape-token-123")
     )
-    assert (await client.get("/metrics")).status_code == 401
+    # With the token set, a scraper on this machine brings it (or a metrics credential) too.
+    assert (await client.get("/metrics", headers={"Authorization": ""})).status_code == 401
     wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "unauthorized"
     right = await client.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
     assert right.status_code == 200
+    assert (await client.get("/metrics", headers=auth(SCRAPER_KEY))).status_code == 200
 
     monkeypatch.setattr(telemetry, "settings", type(settings)(metrics=False))
     off = await client.get("/metrics")
     assert off.status_code == 404
     assert "CPA_METRICS" in off.json()["error"]["message"]
+
+
+async def test_with_keys_metrics_need_the_metrics_scope_or_loopback(
+    client: httpx.AsyncClient,
+) -> None:
+    """Tenant names, counts and agent names are not for anyone who can reach the server."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://planner.example") as far:
+        assert (await far.get("/metrics")).status_code == 401
+        reader = await far.get("/metrics", headers=auth(READER_KEY))
+        assert reader.status_code == 403 and reader.json()["error"]["code"] == "forbidden"
+        assert (await far.get("/metrics", headers=auth(SCRAPER_KEY))).status_code == 200
+    # A scraper on this machine (the server's own Prometheus) needs no credential.
+    assert (await client.get("/metrics", headers={"Authorization": ""})).status_code == 200
 
 
 async def test_without_keys_metrics_are_for_this_machine_only(valkey_url: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.principals import ALL_SCOPES
 from api.settings import digest as _digest
 from server import ServerConfigError, ServerSettings
 from tests.support.processes import RedisProcess, free_port
@@ -23,12 +24,14 @@ def test_keys_from_the_environment_and_a_file(tmp_path: Path) -> None:
     config = ServerSettings.from_env(
         {"CPA_API_KEYS": "acme:a-key, acme:a2", "CPA_API_KEYS_FILE": str(keys)}
     )
-    assert config.api_keys == {
+    assert {d: p.tenant for d, p in config.api_keys.items()} == {
         _digest("a-key"): "acme",
         _digest("a2"): "acme",
         _digest("g-key"): "globex",
         _digest("i-key"): "initech",
     }
+    # The old form is tenant-wide: any sender, every scope.
+    assert all(p.id is None and p.scopes == ALL_SCOPES for p in config.api_keys.values())
     assert not config.open_access
     assert ServerSettings.from_env({}).open_access
     assert ServerSettings.from_env({}).max_body_bytes == 256 * 1024
@@ -129,3 +132,22 @@ def test_settle_heap_freezes_what_start_up_made_and_collects_less_often() -> Non
     frozen, *threshold = (int(n) for n in done.stdout.split())
     assert frozen > 10_000  # the modules, the app: out of the collector's way
     assert threshold == [10_000, 20, 20]
+
+
+def test_workers_get_time_to_start_before_the_supervisor_gives_up_on_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvicorn's supervisor kills a worker that does not answer its ping in time; at its
+    default (5 s) a busy machine's workers were killed while importing, again and again."""
+    import uvicorn
+
+    import server
+
+    for name in [n for n in os.environ if n.startswith("CPA_")]:
+        monkeypatch.delenv(name)
+    given: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: given.update(kwargs, app=app))
+    monkeypatch.setattr(server, "configure_logging", lambda *args, **kwargs: None)  # global
+    server.serve("127.0.0.1", free_port(), workers=2)
+    assert given["app"] == "server:app" and given["workers"] == 2
+    assert given["timeout_worker_healthcheck"] == server.WORKER_HEALTHCHECK_S >= 30

@@ -77,12 +77,15 @@ def data_of(message: Message) -> list[Any]:
     return [d for d in get_data_parts(list(message.parts)) if d is not None]
 
 
-def request_from(message: Message, conversation_id: str, task_id: str) -> LAMMessage:
-    """The LAM `request` that opens the turn an A2A message starts."""
+def request_from(
+    message: Message, conversation_id: str, task_id: str, sender: str = A2A_USER
+) -> LAMMessage:
+    """The LAM `request` that opens the turn an A2A message starts, sent by `sender` (the
+    caller's principal, `user` for a tenant-wide credential)."""
     text = text_of(message)
     if not text:
         raise ReplyNotUnderstoodError("the message has no text part: say what you want done")
-    return MessageFactory(A2A_USER, conversation_id).request(
+    return MessageFactory(sender, conversation_id).request(
         text,
         message_id=lam_id(message.message_id),
         metadata={TASK_ID_KEY: task_id},
@@ -112,7 +115,7 @@ def decision_of(message: Message) -> tuple[bool, str]:
     )
 
 
-def answer_to(waiting: LamDict, message: Message) -> LAMMessage:
+def answer_to(waiting: LamDict, message: Message, sender: str = A2A_USER) -> LAMMessage:
     """The LAM answer an A2A reply gives to what waits for the A2A user.
 
     A `propose` gets `agree` or `refuse` (`decision_of`); an `assign` (a question for the
@@ -120,7 +123,7 @@ def answer_to(waiting: LamDict, message: Message) -> LAMMessage:
     has one, else its text.
     """
     asked = LAMMessage.from_dict(waiting)
-    user = MessageFactory(A2A_USER, asked.conversation_id)
+    user = MessageFactory(sender, asked.conversation_id)
     answer_id = lam_id(message.message_id)
     if asked.performative == Performative.PROPOSE:
         approved, words = decision_of(message)
@@ -183,7 +186,8 @@ def summary(message: LAMMessage, language: str = "en") -> str:
 
 def a2a_message(message: LAMMessage, task_id: str, language: str = "en") -> Message:
     """A LAM message as an A2A message: its summary as text, the message itself as data."""
-    role = Role.ROLE_USER if message.sender == A2A_USER else Role.ROLE_AGENT
+    sender = message.sender
+    role = Role.ROLE_USER if sender == A2A_USER or sender.startswith("user:") else Role.ROLE_AGENT
     return Message(
         message_id=message.id,
         context_id=message.conversation_id or "",
@@ -194,6 +198,12 @@ def a2a_message(message: LAMMessage, task_id: str, language: str = "en") -> Mess
             new_data_part({"lam": message.to_dict()}),
         ],
     )
+
+
+def requester(messages: Sequence[LamDict], task_id: str) -> str:
+    """Who opened the task's turn (what waits for "the user" waits for them)."""
+    this_turn = LamLog(messages).turn_of(TASK_ID_KEY, task_id)
+    return this_turn.request.sender if this_turn is not None else A2A_USER
 
 
 def task_from(

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 from a2a.server.agent_execution import (
     AgentExecutor,
@@ -38,12 +38,15 @@ from a2a.server.agent_execution import (
 from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
 from a2a.server.id_generator import IDGenerator, IDGeneratorContext
+from a2a.server.jsonrpc_models import InternalError as RpcInternalError
+from a2a.server.jsonrpc_models import JSONRPCError
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from a2a.server.tasks import TaskStore, TaskUpdater
 from a2a.types import (
     AgentCard,
+    InternalError,
     InvalidParamsError,
     ListTasksRequest,
     ListTasksResponse,
@@ -60,12 +63,14 @@ from starlette.requests import Request
 from api.a2a import mapping
 from api.errors import ApiError
 from api.hub import Hub
+from api.principals import Principal, authorize
 from graph.conversations import ConversationNotFoundError, thread_id
 from graph.state import LamDict
 from lam import LAMValidationError, Performative
 from lam.log import LamLog
 
 TENANT_STATE = "cpa_tenant"
+PRINCIPAL_STATE = "cpa_principal"
 # How often a followed conversation is looked at: while it runs, and while it waits for
 # another agent (the desktop, an A2A agent), which may take hours.
 RUNNING_POLL_S = 0.2
@@ -81,6 +86,7 @@ class TenantContextBuilder(DefaultServerCallContextBuilder):
     def build(self, request: Request) -> ServerCallContext:
         context = super().build(request)
         context.state[TENANT_STATE] = request.state.cpa_tenant
+        context.state[PRINCIPAL_STATE] = request.state.cpa_principal
         return context
 
 
@@ -88,6 +94,12 @@ def tenant_of(context: ServerCallContext | None) -> str:
     if context is None or TENANT_STATE not in context.state:
         raise RuntimeError("an A2A call without a tenant: it did not come through our route")
     return str(context.state[TENANT_STATE])
+
+
+def principal_of(context: ServerCallContext | None) -> Principal:
+    if context is None or PRINCIPAL_STATE not in context.state:
+        raise RuntimeError("an A2A call without a principal: it did not come through our route")
+    return cast(Principal, context.state[PRINCIPAL_STATE])
 
 
 def _a2a_error(exc: ApiError) -> A2AError:
@@ -115,14 +127,18 @@ class ConversationTaskStore(TaskStore):
             view = await self.hub.view(tenant, cid)
         except (ConversationNotFoundError, ApiError):
             return None
-        waiting = await self._waiting_for_user(tenant, cid, view)
+        waiting = await self._waiting_for_user(tenant, cid, view, task_id)
         return mapping.task_from(view, waiting, task_id)
 
-    async def _waiting_for_user(self, tenant: str, cid: str, view: dict[str, Any]) -> list[LamDict]:
+    async def _waiting_for_user(
+        self, tenant: str, cid: str, view: dict[str, Any], task_id: str
+    ) -> list[LamDict]:
+        """What waits for the person who opened the task."""
         if view.get("status") != "waiting":
             return []
+        user = mapping.requester(view["messages"], task_id)
         with contextlib.suppress(ConversationNotFoundError):
-            return await self.hub.inbox(tenant, cid, mapping.A2A_USER)
+            return await self.hub.inbox(tenant, cid, user)
         return []
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
@@ -155,7 +171,7 @@ class ConversationTaskStore(TaskStore):
                 if mapping.TASK_ID_KEY in turn.request.metadata
             ]
             if task_ids:
-                waiting = await self._waiting_for_user(tenant, cid, view)
+                waiting = await self._waiting_for_user(tenant, cid, view, task_ids[-1])
                 task = mapping.task_from(view, waiting, task_ids[-1])
                 if task is not None:
                     tasks.append(task)
@@ -201,6 +217,7 @@ class PlannerAgent(AgentExecutor):
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         tenant = tenant_of(context.call_context)
+        principal = principal_of(context.call_context)
         task_id, cid = str(context.task_id), str(context.context_id)
         if context.message is None:
             raise InvalidParamsError(message="message/send needs a message")
@@ -211,11 +228,13 @@ class PlannerAgent(AgentExecutor):
                     raise InvalidParamsError(
                         message=f"task {task_id} does not exist; leave taskId out to start one"
                     )
-                request = mapping.request_from(context.message, cid, task_id)
+                sender = principal.sender(mapping.A2A_USER)
+                request = mapping.request_from(context.message, cid, task_id, sender)
+                request = authorize(principal, request, keep=(mapping.TASK_ID_KEY,))
                 await self.hub.open(tenant, request)
                 seen: set[str] = set()
             else:
-                await self._reply(tenant, cid, current, context)
+                await self._reply(principal, cid, current, context)
                 seen = {m.message_id for m in current.history}
         except (mapping.ReplyNotUnderstoodError, LAMValidationError) as exc:
             raise InvalidParamsError(message=str(exc)) from None
@@ -223,17 +242,24 @@ class PlannerAgent(AgentExecutor):
             raise _a2a_error(exc) from None
         await self._follow(tenant, cid, task_id, TaskUpdater(event_queue, task_id, cid), seen)
 
-    async def _reply(self, tenant: str, cid: str, current: Task, context: RequestContext) -> None:
+    async def _reply(
+        self, principal: Principal, cid: str, current: Task, context: RequestContext
+    ) -> None:
         if current.status.state != TaskState.TASK_STATE_INPUT_REQUIRED:
             state = TaskState.Name(current.status.state)
             raise UnsupportedOperationError(
                 message=f"task {current.id} is {state}: nothing waits for a reply"
             )
-        waiting = await self.hub.inbox(tenant, cid, mapping.A2A_USER)
+        tenant = principal.tenant
+        view = await self.hub.view(tenant, cid)
+        user = mapping.requester(view["messages"], current.id)
+        waiting = await self.hub.inbox(tenant, cid, user)
         if not waiting:
             raise UnsupportedOperationError(message=f"task {current.id}: nothing waits any more")
         assert context.message is not None
-        await self.hub.answer(tenant, mapping.answer_to(waiting[0], context.message))
+        sender = principal.sender(mapping.A2A_USER)
+        answer = authorize(principal, mapping.answer_to(waiting[0], context.message, sender))
+        await self.hub.answer(tenant, answer, principal)
 
     async def _follow(
         self, tenant: str, cid: str, task_id: str, updater: TaskUpdater, seen: set[str]
@@ -255,13 +281,16 @@ class PlannerAgent(AgentExecutor):
                 )
             status = view["status"]
             if status in ("done", "failed") or status == "waiting":
+                user = mapping.requester(view["messages"], task_id)
                 task = mapping.task_from(
                     view,
-                    await self.hub.inbox(tenant, cid, mapping.A2A_USER)
-                    if status == "waiting"
-                    else [],
+                    await self.hub.inbox(tenant, cid, user) if status == "waiting" else [],
                     task_id,
                 )
+                if task is not None and task.status.state == TaskState.TASK_STATE_WORKING:
+                    # Waiting for another agent (the desktop, an A2A agent), which may take
+                    # hours: the call returns now, the task working; `tasks/get` follows it.
+                    return
                 if task is not None and task.status.state != TaskState.TASK_STATE_WORKING:
                     for artifact in task.artifacts:
                         await updater.add_artifact(
@@ -312,7 +341,9 @@ class PlannerRequestHandler(DefaultRequestHandler):
                 message=f"task {task_id} is {state}: nothing waits for a reply"
             )
         cid = task.context_id
-        waiting = await self.hub.inbox(tenant_of(context), cid, mapping.A2A_USER)
+        tenant = tenant_of(context)
+        view = await self.hub.view(tenant, cid)
+        waiting = await self.hub.inbox(tenant, cid, mapping.requester(view["messages"], task_id))
         if waiting:
             try:
                 mapping.answer_to(waiting[0], params.message)
@@ -332,6 +363,34 @@ class ConversationIds(IDGenerator):
 
     def generate(self, context: IDGeneratorContext) -> str:
         return mapping.conversation_of(context.task_id or "") or str(uuid.uuid4())
+
+
+def without_insides(error: Any) -> Any:
+    """An internal error as the client may see it: no exception text (a Redis outage's host
+    and port); the server log has it (the SDK logs the exception)."""
+    if isinstance(error, InternalError | RpcInternalError) or not isinstance(
+        error, A2AError | JSONRPCError
+    ):
+        return RpcInternalError(message="internal error; the server log has details")
+    return error
+
+
+class Dispatcher(JsonRpcDispatcher):
+    """The SDK's dispatcher, whose internal errors say nothing of the server's insides (the
+    SDK puts an unexpected exception's text into the JSON-RPC error), for the A2A 1.0
+    methods and, through its adapter, the 0.3 ones."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adapter = getattr(self, "_v03_adapter", None)
+        if adapter is not None:
+            answer = adapter._generate_error_response
+            adapter._generate_error_response = lambda request_id, error: answer(
+                request_id, without_insides(error)
+            )
+
+    def _generate_error_response(self, request_id: Any, error: Any) -> Any:
+        return super()._generate_error_response(request_id, without_insides(error))
 
 
 class A2AServer:
@@ -355,7 +414,7 @@ class A2AServer:
         )
         # Both method sets on one endpoint: A2A 1.0 (`SendMessage`, ...) and 0.3
         # (`message/send`, `message/stream`, `tasks/get`, `tasks/cancel`).
-        self.dispatcher = JsonRpcDispatcher(
+        self.dispatcher = Dispatcher(
             self.handler, context_builder=TenantContextBuilder(), enable_v0_3_compat=True
         )
 

@@ -1,10 +1,12 @@
 """Noticing that an A2A agent's task has ended while a conversation waits for it.
 
 An `a2a:<name>` ToDo waits with its `assign` in the conversation's inbox, the remote task's
-id in the assign's metadata (`nodes/executors/a2a.py`). Every `a2a_poll_s` seconds the
-watcher goes through the conversations that wait, asks each agent about the tasks handed
-to it (`tasks/get`), and answers the `assign` of each ended one with `done` (the artifacts)
-or `failure` through `Hub.answer`, as the agent would over the LAM API. All it knows comes
+id in the assign's metadata (`nodes/executors/a2a.py`); a conversation that stops waiting
+for such an assign is indexed in `srv:remote-waiting` (`Hub.finish`). Every `a2a_poll_s`
+seconds the watcher goes through the conversations of that index only, asks each agent
+about the tasks handed to it (`tasks/get`), and answers the `assign` of each ended one
+with `done` (the artifacts) or `failure` through `Hub.answer`, as the agent would over the
+LAM API. All it knows comes
 from the checkpoints, so a server started after a restart (any process sharing the Redis)
 carries on where the last one stopped; an answer given twice is the same message (its id is
 derived from the assign's) and is applied once.
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 
 from api.errors import ApiError
@@ -67,8 +68,10 @@ class RemoteTaskWatcher:
     async def waiting_assigns(self) -> dict[str, list[tuple[str, LAMMessage]]]:
         """Per agent: (tenant, assign) of every ToDo waiting for one of its tasks."""
         found: dict[str, list[tuple[str, LAMMessage]]] = defaultdict(list)
-        threads = await self.hub.records.waited_too_long(time.time() + 1, limit=MAX_WAITING)
-        for thread in threads:
+        # Only the conversations that wait for a remote task (`Hub.finish` indexes them):
+        # not every tenant's waiting conversation on every pass.
+        raw = await self.hub.redis.zrange(self.hub.keys.remote_waiting, 0, MAX_WAITING - 1)
+        for thread in (t.decode() if isinstance(t, bytes) else str(t) for t in raw):
             tenant, cid = split_thread(thread)
             try:
                 inbox = await self.hub.inbox(tenant, cid, None)

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from langchain_core.runnables.config import var_child_runnable_config
 
-from graph.redaction import MASK, secrets_in
+from graph.redaction import MASK, redact_urls, secrets_in
 from graph.telemetry.settings import TelemetrySettings
 
 FIELDS = "cpa_fields"
@@ -99,14 +99,25 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     found = {env.get(name, "").strip() for name in _SECRET_VARIABLES}
     for name in _URL_VARIABLES:
         found.update(secrets_in(env.get(name, "").strip() or None))
+    for entry in env.get("CPA_A2A_AGENTS", "").split(","):
+        found.update(secrets_in(entry.partition("=")[2].strip() or None))
     for entry in env.get("CPA_API_KEYS", "").split(","):
-        found.add(entry.partition(":")[2].strip())
+        found.add(_key_of(entry))
     keys_file = env.get("CPA_API_KEYS_FILE", "").strip()
     if keys_file:
         with contextlib.suppress(OSError):
             for line in Path(keys_file).expanduser().read_text(encoding="utf-8").splitlines():
-                found.add(line.partition(":")[2].strip())
+                found.add(_key_of(line))
     return sorted((s for s in found if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
+
+
+def _key_of(entry: str) -> str:
+    """The key of a key entry: `tenant:key`, or `...;key=K` (`api.settings.parse_keys`)."""
+    for part in entry.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == "key":
+            return value.strip()
+    return entry.partition(":")[2].strip()
 
 
 class _Masking(logging.Formatter):
@@ -118,7 +129,9 @@ class _Masking(logging.Formatter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        return text
+        # URLs nobody configured (a plan's HTTP step, an A2A agent's endpoints), as httpx's
+        # INFO lines and exceptions quote them: their credentials too.
+        return redact_urls(text)
 
 
 class JsonFormatter(_Masking):

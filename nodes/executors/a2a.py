@@ -50,7 +50,7 @@ from graph.allowlist import allowed
 from graph.config import Settings
 from graph.effects import Effect
 from graph.executor_registry import ExecutorCall, ExecutorError
-from graph.redaction import redact_url
+from graph.redaction import redact_url, redact_urls
 from graph.tools.catalogue import SourceUnavailableError
 from lam import LAMMessage, MessageFactory, ToDo, Tool
 from nodes.executors.asking import UnreadableAnswerError, read_answer
@@ -112,7 +112,9 @@ class AgentConnection:
         except (A2AClientError, A2AError, httpx.HTTPError) as exc:
             await self.http.aclose()
             raise AgentUnusableError(
-                "a2a_unreachable", f"A2A agent {self.name}: no agent card: {exc}", retryable=True
+                "a2a_unreachable",
+                f"A2A agent {self.name}: no agent card: {redact_urls(str(exc))}",
+                retryable=True,
             ) from None
         usable = [i for i in card.supported_interfaces if allowed(i.url, self.allowlist)]
         if not usable:
@@ -154,7 +156,7 @@ class AgentConnection:
                     }
         except (A2AClientError, A2AError, httpx.HTTPError) as exc:
             raise AgentUnusableError(
-                "a2a_error", f"A2A agent {self.name}: {exc}", retryable=True
+                "a2a_error", f"A2A agent {self.name}: {redact_urls(str(exc))}", retryable=True
             ) from None
         raise AgentUnusableError("a2a_error", f"A2A agent {self.name} answered nothing")
 
@@ -163,7 +165,9 @@ class AgentConnection:
             return task_json(await self._client().get_task(GetTaskRequest(id=task_id)))
         except (A2AClientError, A2AError, httpx.HTTPError) as exc:
             raise AgentUnusableError(
-                "a2a_error", f"A2A agent {self.name}: task {task_id}: {exc}", retryable=True
+                "a2a_error",
+                f"A2A agent {self.name}: task {task_id}: {redact_urls(str(exc))}",
+                retryable=True,
             ) from None
 
 

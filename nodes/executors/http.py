@@ -15,7 +15,7 @@ import httpx
 from graph.allowlist import BadUrlError, allowed, normalise
 from graph.effects import Effect
 from graph.executor_registry import ExecutorCall, ExecutorError
-from graph.redaction import redact_url
+from graph.redaction import redact_url, redact_urls
 from lam import ToDo
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
@@ -58,7 +58,7 @@ class HttpExecutor:
         try:
             target = normalise(url)
         except BadUrlError as exc:
-            raise ExecutorError("bad_url", f"{redact_url(url)}: {exc}") from None
+            raise ExecutorError("bad_url", f"{redact_url(url)}: {redact_urls(str(exc))}") from None
         shown = redact_url(str(target))
         if not allowed(str(target), call.settings.http_allowlist):
             raise ExecutorError(
@@ -78,7 +78,9 @@ class HttpExecutor:
                     params=call.inputs.get("params"),
                 )
         except httpx.HTTPError as exc:
-            raise ExecutorError("http_error", f"{method} {shown}: {exc}", retryable=True) from None
+            raise ExecutorError(
+                "http_error", f"{method} {shown}: {redact_urls(str(exc))}", retryable=True
+            ) from None
         if response.is_redirect:
             location = redact_url(response.headers.get("location", "")) or "nowhere"
             raise ExecutorError(

@@ -111,6 +111,7 @@ def compose_env(**extra: str) -> dict[str, str]:
     """What deploy/compose.yaml needs on this machine: keys, the local bases, the CA."""
     env = podman_env(
         CPA_API_KEYS="fleet:compose-key-0123456789",
+        CPA_METRICS_TOKEN="compose-metrics-token-0123456789",
         GRAFANA_ADMIN_PASSWORD="not-used-here",
         BASE_IMAGE=LOCAL_BASE,
         DEBIAN_IMAGE=LOCAL_BASE,
