@@ -45,6 +45,8 @@ from api.a2a.remote_tasks import RemoteTaskWatcher
 from api.auth import LOCAL_TENANT
 from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
+from api.history import open_history
+from api.history import router as history_router
 from api.hub import Hub
 from api.local_mode import check_bind, served_hosts
 from api.metrics import HttpMetrics
@@ -55,6 +57,7 @@ from api.settings import ServerConfigError, ServerSettings, load_services
 from api.tools import router as tools_router
 from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
+from graph.history.settings import HistorySettings
 from graph.services import Services
 from graph.telemetry import Telemetry, TelemetrySettings
 from graph.telemetry.logs import configure_logging, logging_config
@@ -139,11 +142,12 @@ def create_app(
     *,
     services: Services | None = None,
     server_settings: ServerSettings | None = None,
+    history_settings: HistorySettings | None = None,
 ) -> FastAPI:
     """The API app. Nothing here touches Redis: the lifespan opens the checkpointer.
 
-    `settings`/`server_settings` default to the environment (read at start-up), `services`
-    to `make_services(settings)` (or the CPA_SERVER_SERVICES hook).
+    `settings`/`server_settings`/`history_settings` default to the environment (read at
+    start-up), `services` to `make_services(settings)` (or the CPA_SERVER_SERVICES hook).
     """
 
     @asynccontextmanager
@@ -181,12 +185,18 @@ def create_app(
             )
         # The first request the rules leave to the classifier should not wait for its training.
         await asyncio.to_thread(svc.intents.warm)
-        async with open_checkpointer(svc.settings) as saver:
+        async with (
+            open_checkpointer(svc.settings) as saver,
+            # The history (`api.history`): its schema checked, this replica's archiver.
+            open_history(svc.settings, saver, history_settings) as history,
+        ):
             # Agents' offers are kept in the conversations' Redis (`graph.tools.offers`).
             offers = OfferStore(saver.client, svc.settings.redis_prefix)
             svc = replace(svc, tools=svc.tools.with_offers(offers))
             graph = build_graph(svc, checkpointer=saver)
-            hub = Hub(Conversations(graph, saver, telemetry), saver, svc, config)
+            hub = Hub(
+                Conversations(graph, saver, telemetry), saver, svc, config, archive=bool(history)
+            )
             await hub.start()
             # The handler's card says what it supports; the served card is built per request.
             card = agent_card(svc, config.public_url or "", keys=not config.open_access)
@@ -196,6 +206,7 @@ def create_app(
             for target in apps:
                 target.state.hub = hub
                 target.state.a2a = a2a
+                target.state.history = history
             restore_signals: Callable[[], None] = lambda: None  # noqa: E731
             if app is api_app:  # our own process (not mounted into `langgraph dev`'s)
                 settle_heap()
@@ -207,6 +218,7 @@ def create_app(
                 for target in apps:
                     target.state.hub = None
                     target.state.a2a = None
+                    target.state.history = None
                 await watcher.close()
                 await a2a.close()
                 await hub.close()
@@ -226,6 +238,7 @@ def create_app(
     api_app.state.hub = None
     api_app.state.telemetry = None
     api_app.state.a2a = None
+    api_app.state.history = None
     api_app.state.tokens = None
     install_error_handlers(api_app)
     api_app.add_middleware(HttpMetrics)
@@ -233,6 +246,7 @@ def create_app(
     api_app.include_router(metrics_router)
     api_app.include_router(console_router)
     api_app.include_router(tools_router)
+    api_app.include_router(history_router)
     api_app.include_router(a2a_router)
     api_app.openapi = lambda: openapi_document(api_app)  # type: ignore[method-assign]
     return api_app

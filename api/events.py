@@ -52,23 +52,31 @@ LISTENING_MS = 30_000
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# KEYS: events list, index hash, fence, listeners. ARGV: channel, thread, lease generation
-# ("": not fenced), id, json, id, json, ... Appends each unseen message; announces the
-# thread if anything was appended and someone listens. A runner whose lease generation is
-# stale appends nothing.
+# KEYS: events list, index hash, fence, listeners[, archive stream]. ARGV: channel, thread,
+# lease generation ("": not fenced), id, json, id, json, ... Appends each unseen message;
+# announces the thread if anything was appended and someone listens; with the history on,
+# hands what was appended to the archivers in the same step (`api.archiver`). A runner
+# whose lease generation is stale appends nothing.
 _APPEND_LUA = """
 if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
   return redis.error_reply('FENCED generation ' .. ARGV[3] .. ' is not the current one')
 end
 local n = 0
+local start = redis.call('LLEN', KEYS[1])
+local added = {}
 for i = 4, #ARGV, 2 do
   if redis.call('HSETNX', KEYS[2], ARGV[i], redis.call('LLEN', KEYS[1])) == 1 then
     redis.call('RPUSH', KEYS[1], ARGV[i + 1])
     n = n + 1
+    added[n] = ARGV[i + 1]
   end
 end
 if n > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+if n > 0 and #KEYS > 4 then
+  redis.call('XADD', KEYS[5], '*', 'thread', ARGV[2], 'start', start,
+    'messages', '[' .. table.concat(added, ',') .. ']')
 end
 return n
 """
@@ -79,7 +87,8 @@ class EventLog:
 
     `scripts` runs the append script: by default on its own, or in the checkpointer's group
     commit (`RedisSaver.call_script`), where a run's appends share the round trip of the
-    checkpoint writes of the same step.
+    checkpoint writes of the same step. `archive`: every append is also an entry of the
+    history's archive stream (`srv:archive`, `api.archiver`).
     """
 
     def __init__(
@@ -87,9 +96,12 @@ class EventLog:
         redis: Any,
         keys: RedisKeys,
         scripts: Callable[[Any, list[str], list[Any]], Awaitable[Any]] | None = None,
+        *,
+        archive: bool = False,
     ) -> None:
         self.redis = redis
         self.keys = keys
+        self.archive = archive
         self._append = redis.register_script(_APPEND_LUA)
         self._scripts = scripts
 
@@ -111,6 +123,8 @@ class EventLog:
             self.keys.fence(thread),
             self.keys.listening(thread),
         ]
+        if self.archive:
+            keys.append(self.keys.archive)
         try:
             if self._scripts is not None:
                 return int(await self._scripts(self._append, keys, args))

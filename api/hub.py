@@ -87,7 +87,11 @@ class Hub:
         saver: Any,
         services: Services,
         config: ServerSettings,
+        *,
+        archive: bool = False,
     ) -> None:
+        """`archive`: what the conversations' logs gain, and where their runs stop, is
+        also handed to the history's archivers (`api.archiver`)."""
         self.conversations = conversations
         self.saver = saver
         self.redis = saver.client
@@ -95,9 +99,9 @@ class Hub:
         self.config = config
         self.keys = RedisKeys(saver.prefix)
         ttl = services.settings.redis_ttl_s
-        self.records = ConversationRecords(self.redis, self.keys, ttl)
+        self.records = ConversationRecords(self.redis, self.keys, ttl, archive=archive)
         self.responses = ResponseRecords(self.redis, self.keys, ttl or DEFAULT_RECORD_TTL_S)
-        self.events = EventLog(self.redis, self.keys, saver.call_script)
+        self.events = EventLog(self.redis, self.keys, saver.call_script, archive=archive)
         self.feeds = Feeds(self.events, config.sse_refresh_s)
         self.leases = Leases(self.redis, self.keys, replica_name(), config.lease_s)
         self.keystore = KeyStore(self.redis, saver.prefix)
@@ -473,6 +477,7 @@ class Hub:
                 applied=applied,
                 # Kept for readers (a waiting POST, GET) until the next run: not rebuilt.
                 view=json.dumps(view) if status == view["status"] else None,
+                stop=json.dumps({"plan": view.get("plan"), "result": view.get("result")}),
             )
 
         await self._redis_retried(record)

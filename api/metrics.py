@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.archiver import backlog as archive_backlog
 from api.auth import resolve, unauthorized
 from api.errors import ApiError, starting
 from api.local_mode import is_loopback, local_only
@@ -129,5 +130,7 @@ async def get_metrics(request: Request) -> Response:
         pipe.zcard(hub.keys.waiting)
         running, waiting = await pipe.execute()
         extra.append(ActiveConversations(int(running), int(waiting)))
+        if getattr(request.app.state, "history", None) is not None:
+            extra.append(await archive_backlog(hub.redis, hub.keys))
     body, content_type = metrics.exposition(extra)
     return Response(body, media_type=content_type)

@@ -94,10 +94,11 @@ redis.call('PUBLISH', ARGV[5], ARGV[1])
 return 'accepted'
 """
 
-# KEYS: fence, conv, running, waiting, tenant running, tenant waiting, then the keys that
-#       expire with the conversation (pending first, answered, events, index)
+# KEYS: fence, conv, running, waiting, tenant running, tenant waiting, archive stream, then
+#       the keys that expire with the conversation (pending first, answered, events, index)
 # ARGV: generation, thread, status, now, ttl (0: none), channel, opened request id ("":
-#       none), the body where the run stopped (JSON; "": none), applied answer ids...
+#       none), the body where the run stopped (JSON; "": none), the plan and result for
+#       the history (JSON; "": the history is off), applied answer ids...
 _FINISH_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED generation ' .. ARGV[1] .. ' is not the current one')
@@ -114,10 +115,10 @@ end
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[2], 'open') == ARGV[7] then
   redis.call('HDEL', KEYS[2], 'open')
 end
-for i = 9, #ARGV do
-  redis.call('HDEL', KEYS[7], ARGV[i])
+for i = 10, #ARGV do
+  redis.call('HDEL', KEYS[8], ARGV[i])
 end
-if redis.call('HLEN', KEYS[7]) > 0 or redis.call('HEXISTS', KEYS[2], 'open') == 1 then
+if redis.call('HLEN', KEYS[8]) > 0 or redis.call('HEXISTS', KEYS[2], 'open') == 1 then
   status = 'running'  -- more work arrived meanwhile: the runner carries on
 end
 if status == 'running' then
@@ -143,10 +144,14 @@ else
   redis.call('HDEL', KEYS[2], 'view')
 end
 if (status == 'done' or status == 'failed') and tonumber(ARGV[5]) > 0 then
-  for i = 7, #KEYS do
+  for i = 8, #KEYS do
     redis.call('EXPIRE', KEYS[i], ARGV[5])
   end
   redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+if ARGV[9] ~= '' and status ~= 'running' then
+  redis.call('XADD', KEYS[7], '*', 'thread', thread, 'status', status,
+    'log_length', redis.call('LLEN', KEYS[10]), 'stop', ARGV[9])
 end
 redis.call('PUBLISH', ARGV[6], thread)
 return 1
@@ -167,10 +172,13 @@ AcceptOutcome = Literal["accepted", "retry", "taken", "gone"]
 class ConversationRecords:
     """The scripts above, for one key prefix."""
 
-    def __init__(self, redis: Any, keys: RedisKeys, ttl_s: int | None) -> None:
+    def __init__(
+        self, redis: Any, keys: RedisKeys, ttl_s: int | None, *, archive: bool = False
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_s = ttl_s
+        self.archive = archive  # a run's stops go to the history's archive stream too
         self._open = redis.register_script(_OPEN_LUA)
         self._accept = redis.register_script(_ACCEPT_LUA)
         self._finish = redis.register_script(_FINISH_LUA)
@@ -244,11 +252,13 @@ class ConversationRecords:
         opened: str = "",
         applied: list[str] | None = None,
         view: str | None = None,
+        stop: str | None = None,
     ) -> None:
         """Record where the run of lease `generation` stopped, and clear the work it did.
 
         `view` (JSON) is the conversation's body there, kept for readers while it stays
-        so (a status other than `running`); a new request or answer drops it.
+        so (a status other than `running`); a new request or answer drops it. `stop`
+        (JSON: its plan and result) goes to the history with the status, when it is on.
 
         Raises FencedError if `generation` is no longer the conversation's current one.
         """
@@ -260,6 +270,7 @@ class ConversationRecords:
             k.waiting,
             k.tenant_running(tenant),
             k.tenant_waiting(tenant),
+            k.archive,
             *self._expiring_keys(thread),
         ]
         args: list[Any] = [
@@ -271,6 +282,7 @@ class ConversationRecords:
             k.status_channel,
             opened,
             view or "",
+            (stop or "{}") if self.archive else "",
             *(applied or []),
         ]
         try:

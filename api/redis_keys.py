@@ -31,6 +31,10 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:jobs            stream work to do: one entry {thread: H} per open, accepted answer
                                or hand-over; consumer group `runners`, one consumer per
                                replica; an entry is acknowledged and deleted once done
+    srv:archive         stream what the history has yet to store (`api.archiver`): one entry
+                               per append to a log {thread, start, messages} and per stop
+                               of a run {thread, status, log_length, view}; consumer group
+                               `archivers`; an entry is acknowledged and deleted once stored
     srv:events          pub/sub channel: a thread whose event log changed (while listened to)
     srv:status          pub/sub channel: a thread whose status changed (its feeds read it,
                                and callers waiting for the run to stop look)
@@ -50,6 +54,7 @@ from api.settings import digest
 from graph.checkpointer import fence_key
 
 JOB_GROUP = "runners"
+ARCHIVE_GROUP = "archivers"
 
 
 class RedisKeys:
@@ -63,6 +68,7 @@ class RedisKeys:
         self.events_channel = f"{self.base}:events"
         self.status_channel = f"{self.base}:status"
         self.jobs = f"{self.base}:jobs"
+        self.archive = f"{self.base}:archive"
         self.prefix = prefix
 
     def conversation(self, thread: str) -> str:

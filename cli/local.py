@@ -9,6 +9,7 @@ into a cancellation instead, and a blocking `readline` would swallow it).
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -33,6 +34,7 @@ class LocalBackend:
         self._where = ""
         self.conversations: Any = None
         self.services: Any = None
+        self._ran: set[str] = set()  # conversations run here: the history keeps them
 
     def _run(self, work: Coroutine[Any, Any, _T]) -> _T:
         """Run on the command's event loop; an unreachable Redis is one line, exit 3."""
@@ -69,7 +71,20 @@ class LocalBackend:
         self.conversations = Conversations(build_graph(services, checkpointer=saver), saver)
 
     def close(self) -> None:
-        self._run(self._stack.aclose())
+        try:
+            if self._ran:
+                self._run(self._archive())
+        except Exception as exc:  # the conversation is in Redis: the history is the extra
+            print(f"cpa-planner: the history was not written: {exc}", file=sys.stderr)
+        finally:
+            self._run(self._stack.aclose())
+
+    async def _archive(self) -> None:
+        """Keep what ran here in the history, as the server's archivers do (tenant `local`)."""
+        from cli.history_cmd import archive_local
+
+        views = [(await self.conversations.view(cid)).to_dict() for cid in sorted(self._ran)]
+        await archive_local(views)
 
     def tools(self, request: str | None) -> dict[str, Any]:
         """The catalogue a local run plans with (`GET /v1/tools`'s body)."""
@@ -100,6 +115,8 @@ class LocalBackend:
         async def go() -> None:
             async for message in self.conversations.stream(cid, payload, on_activity):
                 on_message(message)
+
+        self._ran.add(cid)
 
         self._run(go())
 

@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument(
         "--threads", type=int, metavar="N", help="threads to compute with (default: llama.cpp's)"
     )
+
+    from cli import history_cmd
+
+    history_cmd.add_parsers(commands, common, _server_options)
     return parser
 
 
@@ -248,6 +252,10 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
         from cli import keys_cmd
 
         return keys_cmd.run
+    if args.command in ("history", "db"):
+        from cli import history_cmd
+
+        return history_cmd.handler(args)
     if args.command == "llm-server":
         from cli import llm_server
 

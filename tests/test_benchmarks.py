@@ -86,3 +86,32 @@ def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
         assert len(row["replica_cpu"]) == row["replicas"]
         assert 0 < row["p50_ms"] <= row["p95_ms"]
         assert row["cpu_ms_per_run"] > 0
+
+
+@pytest.mark.slow
+def test_history_benchmark_measures_load_throughput_and_queries() -> None:
+    command = ["-m", "benchmarks.history", "--runs", "20", "--clients", "4", "--archive", "20"]
+    command += ["--conversations", "2000", "--queries", "2", "--json"]
+    done = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert [row["history"] for row in report["load"]] == ["off", "sqlite", "postgres"]
+    for row in report["load"][1:]:
+        assert row["left_in_stream"] == 0 and row["messages_per_run"] > 0
+        assert row["archived_conversations"] == 20 + row["warm_up_runs"]
+    assert [(r["backend"], r["archivers"]) for r in report["throughput"]] == [
+        ("sqlite", 1),
+        ("sqlite", 2),
+        ("postgres", 1),
+        ("postgres", 2),
+    ]
+    for name in ("sqlite", "postgres"):
+        queries = report["query"][name]["queries"]
+        assert queries["newest page"]["p50_ms"] <= queries["newest page"]["p95_ms"]

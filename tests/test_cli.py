@@ -363,6 +363,7 @@ def test_without_a_terminal_the_desktop_todo_waits_then_show_and_resume(
 def test_yes_approves_and_plain_output_on_redis(valkey_url: str, redis_prefix: str) -> None:
     env = clean_env(
         Path("/nonexistent-data-dir"),  # REDIS_URL is set: the data dir is never used
+        CPA_HISTORY="false",  # (the history's SQLite file would be there)
         REDIS_URL=valkey_url,
         CPA_REDIS_PREFIX=redis_prefix,
         CPA_APPROVAL_POLICY="always",

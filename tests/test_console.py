@@ -22,6 +22,7 @@ import itertools
 import os
 import re
 import shutil
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,8 +57,10 @@ from tests.support.server_harness import (
     ACME_KEY,
     ROOT,
     ServerProcess,
+    agree_to,
     auth,
     delete_prefix,
+    done_for,
     refuse,
     request_message,
 )
@@ -760,6 +763,53 @@ def test_without_keys_no_key_is_asked_and_a_human_todo_is_answered_as_the_user(
 
 def _plan(*todos: dict[str, Any]) -> Plan:
     return Plan.model_validate({"goal": "g", "todos": list(todos)})
+
+
+@pytest.mark.slow
+def test_the_history_view_finds_and_shows_a_finished_conversation(
+    console: Console, api: httpx.Client
+) -> None:
+    # A conversation run to its end over the API: the plan approved, the desktop step done.
+    opened = api.post("/v1/lam", json=request_message(BOARD_PACK))
+    assert opened.status_code == 202, opened.text
+    cid = opened.json()["conversation_id"]
+    record: dict[str, Any] = {}
+    for _ in range(600):
+        record = api.get(f"/v1/history/{cid}").json()
+        if record.get("status") == "done" and record.get("answer"):
+            break
+        for message in api.get(f"/v1/conversations/{cid}/inbox").json():
+            if message["performative"] == "propose":
+                answer = agree_to(message)
+            else:
+                answer = done_for(message, "board pack filed")
+            assert api.post("/v1/lam", json=answer).status_code == 202
+        time.sleep(0.1)
+    assert record.get("status") == "done", record
+
+    page = console.page
+    page.goto(f"{console.server.url}/ui/history.html")
+    expect(page.locator("#key-dialog")).to_be_visible()
+    page.fill("#key-input", ACME_KEY)
+    page.click("#key-form button[type=submit]")
+    page.select_option("#f-status", "done")
+    page.fill("#f-text", "board pack")
+    page.click("#history-filters button[type=submit]")
+    row = page.locator(f"#history-list li[data-id='{cid}'] a")
+    expect(row).to_be_visible()
+    row.click()
+    expect(page.locator("#record-id")).to_have_text(cid)
+    expect(page.locator("#record-status")).to_have_text("done")
+    expect(page.locator("#record-todos tbody tr")).to_have_count(len(record["todos"]))
+    expect(page.locator("#record-approvals li")).to_contain_text("agree by user")
+    expect(page.locator("#record-log li")).to_have_count(len(record["messages"]))
+    expect(page.locator("#record-answer")).to_have_text(record["answer"])
+
+    page.fill("#f-text", "nothing like this was ever asked")
+    page.click("#history-filters button[type=submit]")
+    expect(page.locator("#history-empty")).to_be_visible()
+    assert console.errors == []
+    assert _same_origin(console.requests, console.server.url) == []
 
 
 def test_effects_say_what_each_step_does_and_who_said_so() -> None:

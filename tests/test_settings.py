@@ -17,6 +17,7 @@ from cli.intents_cmd import registry_path
 from cli.settings import CliSettings
 from graph.config import ConfigError, Settings
 from graph.envsettings import EnvSettings
+from graph.history.settings import HistorySettings
 from graph.telemetry.settings import TelemetryConfigError, TelemetrySettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,7 @@ SETTINGS_CLASSES: list[type[EnvSettings]] = [
     ServerSettings,
     TelemetrySettings,
     CliSettings,
+    HistorySettings,
 ]
 SECRET = "sk-live-0123456789abcdef"
 

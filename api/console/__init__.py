@@ -9,6 +9,7 @@ origin and auth as any client, plus the read-only views it needs (`api.overview`
 
     GET /ui              redirects to /ui/ (so the page's relative URLs resolve under it)
     GET /ui/             the page
+    GET /ui/history.html the history: conversations as the SQL history keeps them (`api.history`)
     GET /ui/{asset}      its scripts, styles and icon (a fixed list: nothing else is served)
 """
 
@@ -47,6 +48,8 @@ SECURITY_HEADERS = {
 
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
+    "history.html": "text/html; charset=utf-8",
+    "history.js": "text/javascript; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
     "lam.js": "text/javascript; charset=utf-8",

@@ -106,6 +106,7 @@ def server_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]:
         "CPA_INTENTS_PATH": str(REGISTRY),
         "CPA_TODO_RETRIES": "0",
         "CPA_TEST_MARKER_DIR": str(directory / "markers"),
+        "CPA_DATA_DIR": str(directory / "data"),  # the history's SQLite file, the test's own
         "LANGSMITH_TRACING": "false",
         **extra,
     }

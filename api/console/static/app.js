@@ -57,11 +57,6 @@ function clock(timestamp) {
   return `${d.toLocaleTimeString([], { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
 }
 
-function short(value, max = 80) {
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
-
 // Errors and notices -----------------------------------------------------------------------
 
 /** Shows an error: the API's own words (`error.message`) and the fields it names. */
@@ -632,25 +627,6 @@ function renderActions(mine) {
 
 // The LAM log ------------------------------------------------------------------------------
 
-function summary(m) {
-  const c = m.content;
-  switch (m.performative) {
-    case "request": return `“${c.text}”`;
-    case "inform":
-      if (c.topic === "intent") return `intent ${c.intent} (${c.source}, ${Number(c.confidence).toFixed(2)})`;
-      if (c.topic === "answer") return `answer, ${c.status}: ${short(c.text)}`;
-      return c.topic;
-    case "route": return `→ ${c.target}: ${c.reason}`;
-    case "propose": return `plan “${c.plan.goal}”, ${c.plan.todos.length} ToDos`;
-    case "agree": return c.comment ?? "agreed";
-    case "refuse": return `refused: ${c.reason}`;
-    case "assign": return `${c.todo.id} ${c.todo.title}`;
-    case "done": return `${c.todo_id}: ${short(c.output)}`;
-    case "failure": return `${c.todo_id ? `${c.todo_id}: ` : ""}${c.error.code}: ${c.error.message}`;
-    default: return short(c);
-  }
-}
-
 function renderLog(mine, messages) {
   const present = PERFORMATIVES.filter((p) => messages.some((m) => m.performative === p));
   const filterKey = present.join();
@@ -694,7 +670,7 @@ function renderLog(mine, messages) {
           el("time", { datetime: m.timestamp }, clock(m.timestamp)),
           el("span", { class: `perf perf-${m.performative}` }, m.performative),
           el("span", { class: "parties" }, `${m.sender} → ${m.receiver}`),
-          el("span", { class: "summary" }, summary(m)),
+          el("span", { class: "summary" }, lam.describe(m)),
           details,
         );
       }),

@@ -94,3 +94,28 @@ export function currentTurn(messages) {
   });
   return messages.slice(start);
 }
+
+function short(value, max = 80) {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** One line on a LAM message, for a log. */
+export function describe(m) {
+  const c = m.content;
+  switch (m.performative) {
+    case "request": return `“${c.text}”`;
+    case "inform":
+      if (c.topic === "intent") return `intent ${c.intent} (${c.source}, ${Number(c.confidence).toFixed(2)})`;
+      if (c.topic === "answer") return `answer, ${c.status}: ${short(c.text)}`;
+      return c.topic;
+    case "route": return `→ ${c.target}: ${c.reason}`;
+    case "propose": return `plan “${c.plan.goal}”, ${c.plan.todos.length} ToDos`;
+    case "agree": return c.comment ?? "agreed";
+    case "refuse": return `refused: ${c.reason}`;
+    case "assign": return `${c.todo.id} ${c.todo.title}`;
+    case "done": return `${c.todo_id}: ${short(c.output)}`;
+    case "failure": return `${c.todo_id ? `${c.todo_id}: ` : ""}${c.error.code}: ${c.error.message}`;
+    default: return short(c);
+  }
+}
