@@ -160,6 +160,13 @@ def plan_draft(text: str) -> None:
     assert draft["goal"] and all({"tool", "arguments", "after"} <= set(s) for s in draft["steps"])
 
 
+def supabase_url(text: str) -> None:
+    from graph.history.store import database_url
+
+    url = database_url(text.strip().split("=", 1)[1])
+    assert url.drivername == "postgresql+asyncpg" and url.query.get("ssl") == "require", url
+
+
 SETTINGS_CHECKED = "its setting names are checked with every page's (tests/test_settings.py)"
 
 # fmt: off
@@ -234,6 +241,9 @@ BLOCKS: dict[tuple[str, str], Entry] = {
         NotRunnable("needs TaskBench's data files (not ours to ship) and 35 min of llama-server "
                     "per domain; the same command runs on a fixture in tests/test_taskbench.py "
                     "(and against llama-server in its llm test)"),
+    ("docs/history.md", "CPA_HISTORY_URL=postgresql://postgres.<project-ref>:<password>@aws-0-<region>.pooler.supabase.com:5432/postgres?sslmode=require"):  # noqa: E501
+        NotRunnable("a Supabase project's URL (no network here); the same code runs against a "
+                    "real PostgreSQL in tests/test_history.py", supabase_url),
     ("docs/operations.md", "scrape_configs:"):
         NotRunnable("a Prometheus configuration snippet; a real Prometheus scrapes the server "
                     "in tests/test_prometheus.py", prometheus_scrape),
