@@ -458,6 +458,51 @@ class ChatModels:
             SchemaT, await self._call(role, what, lambda: runnable.ainvoke(messages, config))
         )
 
+    async def structured_stream(
+        self,
+        role: Role,
+        schema: type[SchemaT],
+        messages: list[Any],
+        on_text: Callable[[str], None],
+        what: str = "",
+        *,
+        json_schema: dict[str, Any] | None = None,
+    ) -> SchemaT:
+        """`structured`, read as the model writes it: `on_text` gets the answer's JSON text
+        so far after each piece (the forced tool call's arguments with `function_calling`).
+
+        The whole answer is checked as `structured` checks it, with the same errors. A
+        model that does not stream gives its answer as one piece. After a retry the text
+        starts again from nothing.
+        """
+        model = self.get(role, what)
+        runnable = model.with_structured_output(
+            json_schema or schema.model_json_schema(),
+            method=self.settings.structured_output_method,
+            include_raw=True,
+        )
+        config = _call_config(role)
+
+        async def ask() -> SchemaT:
+            raw: Any = None
+            result: dict[str, Any] = {}
+            async for chunk in runnable.astream(messages, config):
+                if not isinstance(chunk, Mapping):  # a model that parsed for itself
+                    result = {"parsed": chunk}
+                    continue
+                piece = chunk.get("raw")
+                if piece is not None:
+                    raw = piece if raw is None else raw + piece
+                    on_text(_answer_text(raw))
+                result.update({k: v for k, v in chunk.items() if k != "raw"})
+            if raw is not None:
+                result["raw"] = raw
+            elif "parsed" in result and len(result) == 1:
+                return self._parse(role, schema, result["parsed"])
+            return self._parse(role, schema, result)
+
+        return await self._call(role, what, ask)
+
     def _parse(self, role: Role, schema: type[SchemaT], result: Any) -> SchemaT:
         if not isinstance(result, Mapping):  # a model that parsed for itself
             raw_text = json.dumps(result, default=str) if not isinstance(result, str) else result
@@ -529,6 +574,18 @@ class ChatModels:
             logger.warning("%s", self._truncated(role, None))
             text = text.rstrip() + "…"
         return text
+
+
+def _answer_text(raw: Any) -> str:
+    """A structured answer's JSON text so far: the message's text, or its tool call's."""
+    text = message_text(raw)
+    if text:
+        return text
+    chunks = getattr(raw, "tool_call_chunks", None) or []
+    if chunks:
+        return str(chunks[0].get("args") or "")
+    calls = getattr(raw, "tool_calls", None) or []
+    return json.dumps(calls[0].get("args"), ensure_ascii=False, default=str) if calls else ""
 
 
 def _is_timeout(exc: BaseException) -> bool:
