@@ -484,20 +484,36 @@ class ChatModels:
         config = _call_config(role)
 
         async def ask() -> SchemaT:
+            # The structured runnable hands its raw message on only once it is whole (its
+            # parser's fallback gathers its input first), so the pieces are read from the
+            # model's own stream events; a model that streams no events of its own (one
+            # that parses for itself, a scripted one) from what the runnable yields.
+            pieces: Any = None
             raw: Any = None
             result: dict[str, Any] = {}
-            async for chunk in runnable.astream(messages, config):
-                if not isinstance(chunk, Mapping):  # a model that parsed for itself
-                    result = {"parsed": chunk}
-                    continue
-                piece = chunk.get("raw")
-                if piece is not None:
-                    raw = piece if raw is None else raw + piece
-                    on_text(_answer_text(raw))
-                result.update({k: v for k, v in chunk.items() if k != "raw"})
+            root: Any = None  # the runnable's own run (inside a graph it has parents)
+            events = runnable.astream_events(messages, config, version="v2")
+            async for event in events:
+                kind = event["event"]
+                root = event["run_id"] if root is None else root
+                if kind == "on_chat_model_stream":
+                    piece = event["data"].get("chunk")
+                    if piece is not None:
+                        pieces = piece if pieces is None else pieces + piece
+                        on_text(_answer_text(pieces))
+                elif kind == "on_chain_stream" and event["run_id"] == root:
+                    chunk = event["data"].get("chunk")
+                    if not isinstance(chunk, Mapping):  # a model that parsed for itself
+                        result = {"parsed": chunk}
+                        continue
+                    if chunk.get("raw") is not None:
+                        raw = chunk["raw"] if raw is None else raw + chunk["raw"]
+                        if pieces is None:
+                            on_text(_answer_text(raw))
+                    result.update({k: v for k, v in chunk.items() if k != "raw"})
             if raw is not None:
                 result["raw"] = raw
-            elif "parsed" in result and len(result) == 1:
+            elif set(result) == {"parsed"}:
                 return self._parse(role, schema, result["parsed"])
             return self._parse(role, schema, result)
 

@@ -28,7 +28,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
+from langchain_core.runnables.utils import AddableDict
 from pydantic import BaseModel, PrivateAttr
 
 
@@ -111,34 +112,34 @@ def steps(plan: Mapping[str, Any]) -> dict[str, Any]:
 Between = Callable[[str], Awaitable[None]]
 
 
-class StreamedStructured(Runnable[Any, Any]):
-    """Structured output that streams its answer's text (see the module docstring)."""
+def streamed_structured(
+    answer: Callable[[Any], dict[str, Any]], chars: int, between: Between | None
+) -> Runnable[Any, Any]:
+    """Structured output that streams its answer's text (see the module docstring); its
+    chunks add up (`AddableDict`) to the whole answer, so it can be invoked too."""
 
-    def __init__(
-        self, answer: Callable[[Any], dict[str, Any]], chars: int, between: Between | None
-    ) -> None:
-        self.answer = answer
-        self.chars = chars
-        self.between = between
-
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self.answer(input)
-
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self.answer(input)
-
-    async def astream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
-        result = self.answer(input)
+    def chunks(result: dict[str, Any]) -> Iterator[tuple[str, AddableDict]]:
         raw = result["raw"]
         text = raw.text
-        for start in range(0, len(text), self.chars):
-            if self.between is not None:
-                await self.between(text[:start])
-            yield {"raw": AIMessageChunk(content=text[start : start + self.chars])}
-        yield {"raw": AIMessageChunk(content="", response_metadata=raw.response_metadata)}
-        yield {"parsed": result["parsed"], "parsing_error": result["parsing_error"]}
+        for start in range(0, len(text), chars):
+            yield text[:start], AddableDict(raw=AIMessageChunk(content=text[start : start + chars]))
+        end = AIMessageChunk(content="", response_metadata=raw.response_metadata)
+        yield text, AddableDict(raw=end)
+        yield text, AddableDict(parsed=result["parsed"], parsing_error=result["parsing_error"])
+
+    def whole(inputs: Iterator[Any]) -> Iterator[Any]:
+        for input in inputs:
+            for _, chunk in chunks(answer(input)):
+                yield chunk
+
+    async def pieces(inputs: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for input in inputs:
+            for written, chunk in chunks(answer(input)):
+                if between is not None and "raw" in chunk:
+                    await between(written)
+                yield chunk
+
+    return RunnableGenerator(whole, pieces)
 
 
 class ScriptedChatModel(GenericFakeChatModel):
@@ -220,7 +221,7 @@ class ScriptedChatModel(GenericFakeChatModel):
             return structured_reply(schema, self._structured.pop(0), include_raw)
 
         if self._stream_chars and include_raw:
-            return StreamedStructured(answer, self._stream_chars, self._between)
+            return streamed_structured(answer, self._stream_chars, self._between)
         return RunnableLambda(answer)
 
 
@@ -251,7 +252,7 @@ class ConstantChatModel(BaseChatModel):
             return structured_reply(schema, self.answers[name], include_raw)
 
         if self.stream_chars and include_raw:
-            return StreamedStructured(answer, self.stream_chars, self.between)
+            return streamed_structured(answer, self.stream_chars, self.between)
         return RunnableLambda(answer)
 
 
