@@ -20,6 +20,10 @@ Structured output is asked for with the schema as JSON Schema and checked here w
 pydantic, so the model's raw answer is at hand for the error (and a repair prompt), however
 the server failed to fit the schema.
 
+`structured_stream` is the same call read as the model writes it: the answer's JSON text so
+far goes to a callback after each piece (the planner's streamed plans,
+`nodes.early_start`), the whole answer is checked the same way.
+
 Inside a graph run, each call also writes to LangGraph's custom stream: `{"llm": {...}}`
 when a step starts and stops waiting on a model, and `{"token": {...}}` for each piece of a
 streamed answer, so a view can show which step waits and the answer as it is written.

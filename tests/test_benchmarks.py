@@ -90,9 +90,10 @@ def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
 
 @pytest.mark.slow
 def test_the_agents_benchmark_runs_all_four_agents_on_a_scripted_server() -> None:
+    only = "news-summary,search-summary-translate"
+    args = ["--runs", "1", "--scale", "0.1", "--only", only, "--json"]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.agents", "--runs", "1", "--scale", "0.1"]
-        + ["--only", "news-summary,search-summary-translate", "--json"],
+        [sys.executable, "-m", "benchmarks.agents", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
