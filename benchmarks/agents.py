@@ -52,6 +52,8 @@ from typing import Annotated, Any, TypedDict
 import httpx
 import yaml
 
+from benchmarks.scripted_llm import tokens as scripted_tokens
+
 # -- the tools and the requests ---------------------------------------------------------------
 
 #: The tool catalogue (TaskBench daily-life APIs style): arguments and how long each takes.
@@ -239,9 +241,9 @@ def _step_text(n: int, node: Node) -> str:
     return f"Step {n}: {node.title}: call {node.tool} with {json.dumps(_text_args(node))}"
 
 
-def scripts(case: Case, key: str) -> dict[str, list[dict[str, Any]]]:
-    """What the scripted server answers each agent's models in `case` (model `key:role`)."""
-    plan = {
+def written_plan(case: Case) -> dict[str, Any]:
+    """The plan the planner model writes for `case` (`graph.planning.PlanDraft`'s keys)."""
+    return {
         "goal": case.request[:150],
         "steps": [
             {
@@ -255,6 +257,43 @@ def scripts(case: Case, key: str) -> dict[str, list[dict[str, Any]]]:
             for node in case.nodes
         ],
     }
+
+
+def bounds(case: Case, ttft: float, rate: float, scale: float) -> tuple[float, float]:
+    """(streamed, whole-plan): the least time to the answer either can take, with no time
+    spent on anything but the models and the tools: the planner's call, the tools (each
+    step starting once it is written, resp. once the plan is, and its dependencies have
+    ended) and the answer's call. The scripted server sends token n at ttft + n / rate."""
+    plan = written_plan(case)
+    head = f'{{"goal": {json.dumps(plan["goal"], ensure_ascii=False)}, "steps": ['
+    bodies = [json.dumps(step, ensure_ascii=False) for step in plan["steps"]]
+    text = head + ", ".join(bodies) + "]}"
+    assert text == json.dumps(plan, ensure_ascii=False)
+
+    def sent(chars: int) -> float:  # when the token holding character `chars - 1` is out
+        return ttft + scripted_tokens(text[:chars]) / rate
+
+    starts, offset = [], len(head)
+    for body in bodies:
+        starts.append(offset)
+        offset += len(body) + 2
+    planner = sent(len(text))
+    written = [sent(start + 1) for start in starts[1:]] + [planner]
+    answer = ttft + scripted_tokens(ANSWER) / rate
+
+    def finish(ready: list[float]) -> float:
+        ends: list[float] = []
+        for n, node in enumerate(case.nodes):
+            begin = max([ready[n], *(ends[d - 1] for d in node.after)])
+            ends.append(begin + LATENCY_S[node.tool] * scale)
+        return max(ends)
+
+    return finish(written) + answer, finish([planner] * len(case.nodes)) + answer
+
+
+def scripts(case: Case, key: str) -> dict[str, list[dict[str, Any]]]:
+    """What the scripted server answers each agent's models in `case` (model `key:role`)."""
+    plan = written_plan(case)
     react_rounds: list[dict[str, Any]] = [
         {
             "tool_calls": [
@@ -308,10 +347,12 @@ class ToolClock:
 
     scale: float
     starts: list[float] = field(default_factory=list)
+    ends: list[float] = field(default_factory=list)
 
     async def run(self, tool: str, arguments: dict[str, Any]) -> str:
         self.starts.append(time.monotonic())
         await asyncio.sleep(LATENCY_S[tool] * self.scale)
+        self.ends.append(time.monotonic())
         shown = ", ".join(f"{k}={str(v)[:40]}" for k, v in arguments.items())
         return f"{tool}({shown}): the result"
 
@@ -381,6 +422,7 @@ class Outcome:
     answer_s: float
     first_tool_s: float | None
     answered: bool
+    tools_done_s: float | None = None
 
 
 def chat(base_url: str, model: str) -> Any:
@@ -435,7 +477,8 @@ async def run_cpa(
     state = await graph.ainvoke({"request": case.request}, config)
     took = time.monotonic() - start
     first = clock.starts[0] - start if clock.starts else None
-    return Outcome(took, first, state.get("status") == "done")
+    done = max(clock.ends) - start if clock.ends else None
+    return Outcome(took, first, state.get("status") == "done", done)
 
 
 async def run_react(case: Case, key: str, base_url: str, clock: ToolClock) -> Outcome:
@@ -446,7 +489,8 @@ async def run_react(case: Case, key: str, base_url: str, clock: ToolClock) -> Ou
     state = await agent.ainvoke({"messages": [("user", case.request)]})
     took = time.monotonic() - start
     first = clock.starts[0] - start if clock.starts else None
-    return Outcome(took, first, ANSWER in str(state["messages"][-1].content))
+    done = max(clock.ends) - start if clock.ends else None
+    return Outcome(took, first, ANSWER in str(state["messages"][-1].content), done)
 
 
 async def run_plan_execute(case: Case, key: str, base_url: str, clock: ToolClock) -> Outcome:
@@ -534,7 +578,8 @@ async def run_plan_execute(case: Case, key: str, base_url: str, clock: ToolClock
     )
     took = time.monotonic() - start
     first = clock.starts[0] - start if clock.starts else None
-    return Outcome(took, first, state.get("response") == ANSWER)
+    done = max(clock.ends) - start if clock.ends else None
+    return Outcome(took, first, state.get("response") == ANSWER, done)
 
 
 AGENTS = ("streamed", "whole-plan", "react", "plan-execute")
@@ -599,6 +644,7 @@ class Measure:
     prompt_tokens: int
     completion_tokens: int
     answered: bool
+    tools_done_s: float | None = None
     planner_s: float | None = None
     first_after_planner_start_s: float | None = None
 
@@ -629,6 +675,7 @@ async def measure_one(
         sum(c["prompt_tokens"] for c in mine),
         sum(c["completion_tokens"] for c in mine),
         outcome.answered,
+        outcome.tools_done_s,
     )
     planner = [c for c in mine if c["model"].endswith(":cpa-planner")]
     if planner and clock.starts:
@@ -675,7 +722,8 @@ def _ratio(
     return statistics.median(every), min(medians), max(medians)
 
 
-def report(measures: list[Measure]) -> dict[str, Any]:
+def report(measures: list[Measure], ttft: float, rate: float, scale: float) -> dict[str, Any]:
+    """The table; `ttft`, `rate`, `scale` as the run had them (for the bounds)."""
     table = {}
     for agent in AGENTS:
         mine = [m for m in measures if m.agent == agent]
@@ -687,10 +735,12 @@ def report(measures: list[Measure]) -> dict[str, Any]:
             "completion_tokens": statistics.median(m.completion_tokens for m in mine),
             "answer_s": statistics.median(m.answer_s for m in mine),
             "first_tool_s": statistics.median(m.first_tool_s or 0.0 for m in mine),
+            "tools_done_s": statistics.median(m.tools_done_s or 0.0 for m in mine),
             "ratios": {
                 "llm_calls": _ratio(measures, agent, lambda m: m.calls),
                 "tokens": _ratio(measures, agent, lambda m: m.prompt_tokens + m.completion_tokens),
                 "first_tool": _ratio(measures, agent, lambda m: m.first_tool_s),
+                "tools_done": _ratio(measures, agent, lambda m: m.tools_done_s),
                 "answer": _ratio(measures, agent, lambda m: m.answer_s),
             },
         }
@@ -701,7 +751,7 @@ def report(measures: list[Measure]) -> dict[str, Any]:
             (m.first_after_planner_start_s or 0) / (m.planner_s or 1)
         )
     first_share = [r for rs in per_run.values() for r in rs]
-    by_case = {}
+    by_case: dict[str, dict[str, Any]] = {}
     for case in CASES:
         if not any(m.case == case.name for m in measures):
             continue
@@ -709,7 +759,15 @@ def report(measures: list[Measure]) -> dict[str, Any]:
         for agent in AGENTS:
             times = [m.answer_s for m in measures if m.agent == agent and m.case == case.name]
             row[agent] = statistics.median(times)
-        by_case[case.name] = {"shape": case.shape, **row}
+        best, whole = bounds(case, ttft * scale, rate / scale, scale)
+        by_case[case.name] = {
+            "shape": case.shape,
+            **row,
+            "whole_over_streamed": row["whole-plan"] / row["streamed"],
+            "bound_streamed": best,
+            "bound_whole": whole,
+            "bound_ratio": whole / best,
+        }
     return {
         "agents": table,
         "first_tool_of_planner": (
@@ -720,6 +778,8 @@ def report(measures: list[Measure]) -> dict[str, Any]:
         if first_share
         else None,
         "by_case": by_case,
+        # The most any streamed planner could gain on these requests (see `bounds`).
+        "bound_answer_ratio": statistics.median(r["bound_ratio"] for r in by_case.values()),
     }
 
 
@@ -733,9 +793,9 @@ def show(result: dict[str, Any], command: str) -> str:
         "Each cell: the median, then (in brackets) the median ratio to streamed and the spread "
         "of the runs' median ratios.",
         "",
-        "| agent | LLM calls | tokens (prompt + completion) | first tool start | answer "
-        "| answered |",
-        "|---|---|---|---|---|---|",
+        "| agent | LLM calls | tokens (prompt + completion) | first tool start "
+        "| last tool end | answer | answered |",
+        "|---|---|---|---|---|---|---|",
     ]
     for agent, row in result["agents"].items():
         r = row["ratios"]
@@ -743,6 +803,7 @@ def show(result: dict[str, Any], command: str) -> str:
             f"| {agent} | {row['llm_calls']:g} ({spread(r['llm_calls'])}) "
             f"| {row['prompt_tokens'] + row['completion_tokens']:g} ({spread(r['tokens'])}) "
             f"| {row['first_tool_s']:.2f} s ({spread(r['first_tool'])}) "
+            f"| {row['tools_done_s']:.2f} s ({spread(r['tools_done'])}) "
             f"| {row['answer_s']:.2f} s ({spread(r['answer'])}) "
             f"| {row['answered']}/{row['of']} |"
         )
@@ -751,13 +812,20 @@ def show(result: dict[str, Any], command: str) -> str:
         lines += ["", f"streamed: first tool start ÷ planner call = {spread(share)}"]
     lines += [
         "",
-        "| request | shape | " + " | ".join(AGENTS) + " |",
-        "|---|---|" + "---|" * len(AGENTS),
+        "Time to the answer per request (medians), whole-plan ÷ streamed, and the bound: the "
+        "least time each cpa-planner mode can take (models and tools only) and its ratio.",
+        "",
+        "| request | shape | " + " | ".join(AGENTS) + " | whole ÷ streamed | bound |",
+        "|---|---|" + "---|" * (len(AGENTS) + 2),
     ]
     for name, row in result["by_case"].items():
         lines.append(
-            f"| {name} | {row['shape']} | " + " | ".join(f"{row[a]:.2f} s" for a in AGENTS) + " |"
+            f"| {name} | {row['shape']} | "
+            + " | ".join(f"{row[a]:.2f} s" for a in AGENTS)
+            + f" | {row['whole_over_streamed']:.2f} | {row['bound_streamed']:.2f} s / "
+            f"{row['bound_whole']:.2f} s = {row['bound_ratio']:.2f} |"
         )
+    lines += ["", f"median bound of whole ÷ streamed: {result['bound_answer_ratio']:.2f}"]
     return "\n".join(lines)
 
 
@@ -778,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     # The issue asks for LangGraph's prebuilt ReAct agent, which LangGraph 1.x calls deprecated.
     warnings.filterwarnings("ignore", message=".*create_react_agent.*")
     measures = asyncio.run(run_all(args.runs, args.ttft, args.rate, args.scale, cases))
-    result = report(measures)
+    result = report(measures, args.ttft, args.rate, args.scale)
     command = "python -m benchmarks.agents " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(result, indent=1) if args.json else show(result, command.strip()))
     return 0

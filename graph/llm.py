@@ -492,7 +492,7 @@ class ChatModels:
             # parser's fallback gathers its input first), so the pieces are read from the
             # model's own stream events; a model that streams no events of its own (one
             # that parses for itself, a scripted one) from what the runnable yields.
-            pieces: Any = None
+            written = ""  # the answer's text so far, from the model's own stream
             raw: Any = None
             result: dict[str, Any] = {}
             root: Any = None  # the runnable's own run (inside a graph it has parents)
@@ -501,10 +501,10 @@ class ChatModels:
                 kind = event["event"]
                 root = event["run_id"] if root is None else root
                 if kind == "on_chat_model_stream":
-                    piece = event["data"].get("chunk")
-                    if piece is not None:
-                        pieces = piece if pieces is None else pieces + piece
-                        on_text(_answer_text(pieces))
+                    piece = _piece_text(event["data"].get("chunk"))
+                    if piece:
+                        written += piece
+                        on_text(written)
                 elif kind == "on_chain_stream" and event["run_id"] == root:
                     chunk = event["data"].get("chunk")
                     if not isinstance(chunk, Mapping):  # a model that parsed for itself
@@ -512,7 +512,7 @@ class ChatModels:
                         continue
                     if chunk.get("raw") is not None:
                         raw = chunk["raw"] if raw is None else raw + chunk["raw"]
-                        if pieces is None:
+                        if not written:
                             on_text(_answer_text(raw))
                     result.update({k: v for k, v in chunk.items() if k != "raw"})
             if raw is not None:
@@ -606,6 +606,18 @@ def _answer_text(raw: Any) -> str:
         return str(chunks[0].get("args") or "")
     calls = getattr(raw, "tool_calls", None) or []
     return json.dumps(calls[0].get("args"), ensure_ascii=False, default=str) if calls else ""
+
+
+def _piece_text(chunk: Any) -> str:
+    """A streamed piece's share of the answer's JSON text: its text, or its first tool
+    call's arguments (adding the pieces up as messages would cost more with each one)."""
+    if chunk is None:
+        return ""
+    text = message_text(chunk)
+    if text:
+        return text
+    calls = getattr(chunk, "tool_call_chunks", None) or []
+    return "".join(str(c.get("args") or "") for c in calls if c.get("index") in (0, None))
 
 
 def _is_timeout(exc: BaseException) -> bool:
