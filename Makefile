@@ -52,10 +52,12 @@ test-all: setup
 test-llm: llm-server
 	$(PY) -m pytest -q -m llm
 
+# lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The server's container image (Dockerfile; docs/deploy.md). Here it builds on a Debian 12
 # base made from Debian's own packages (deploy/base-image.sh: mmdebstrap, no registry

@@ -108,7 +108,11 @@ def served_hosts() -> list[str] | None:
     """The addresses the uvicorn running this app listens on (or is about to); None if unknown.
 
     Called from the app's lifespan, which uvicorn runs before it binds: the lifespan runs
-    inside uvicorn's `LifespanOn.main`, whose `config` says where it will listen.
+    inside uvicorn's `LifespanOn.main`, whose `config` says where it will listen. Found by
+    walking the stack because nothing public tells: ASGI's lifespan scope names no address
+    (only a request's scope has `server`), uvicorn hands the app nothing of its `Config`,
+    and `uvicorn server:app --host ...` is started without our code around it. Not found
+    (another server, another uvicorn): None, and each request is still checked alone.
     """
     frame = sys._getframe(1)
     while frame is not None:

@@ -31,9 +31,10 @@ from api.routes import ConversationId, HubDep
 from graph.approval import step_effect
 from graph.conversations import ConversationNotFoundError
 from graph.effects import Effect
-from graph.executors import ExecutorRegistry
+from graph.executor_registry import ExecutorRegistry
 from graph.tools.catalogue import Catalogue
-from lam import Plan, ToDo
+from lam import LAMMessage, Performative, Plan, ToDo
+from lam.log import LamLog
 
 router = APIRouter(tags=["overview"])
 
@@ -93,24 +94,20 @@ class PlanEffects(BaseModel):
 # Computing them ------------------------------------------------------------------------
 
 
-def _latest(messages: list[dict[str, Any]], performative: str) -> dict[str, Any] | None:
-    return next((m for m in reversed(messages) if m["performative"] == performative), None)
-
-
 def waiting_for(inbox: list[dict[str, Any]]) -> list[WaitingFor]:
-    """The inbox's messages in short."""
+    """The inbox's messages in short (a `propose` or an `assign` each)."""
     rows = []
-    for message in inbox:
-        content = message["content"]
-        if message["performative"] == "assign":
-            todo_id, title = content["todo"]["id"], content["todo"]["title"]
+    for message in map(LAMMessage.from_dict, inbox):
+        if message.performative is Performative.ASSIGN:
+            todo = message.todo()
+            todo_id, title = todo.id, todo.title
         else:
-            todo_id, title = None, content["plan"]["goal"]
+            todo_id, title = None, message.plan().goal
         rows.append(
             WaitingFor(
-                message_id=message["id"],
-                performative=message["performative"],
-                receiver=message["receiver"],
+                message_id=message.id,
+                performative=message.performative.value,
+                receiver=message.receiver,
                 todo_id=todo_id,
                 title=title,
             )
@@ -128,14 +125,14 @@ async def conversation_overview(
     except ConversationNotFoundError:
         return None
     messages = view["messages"]
-    request = _latest(messages, "request")
+    turn = LamLog.of_current_turn(messages).current
     return ConversationOverview(
         conversation_id=cid,
         created=created,
         updated=messages[-1]["timestamp"] if messages else None,
         status=view["status"],
         intent=view["intent"],
-        request=request["content"]["text"] if request else None,
+        request=turn.text if turn is not None else None,
         refused="refused" in (view.get("result") or {}),
         waiting_for=waiting_for(inbox),
     )

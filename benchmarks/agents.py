@@ -242,7 +242,7 @@ def _step_text(n: int, node: Node) -> str:
 
 
 def written_plan(case: Case) -> dict[str, Any]:
-    """The plan the planner model writes for `case` (`graph.planning.PlanDraft`'s keys)."""
+    """The plan the planner model writes for `case` (`graph.plan_steps.PlanDraft`'s keys)."""
     return {
         "goal": case.request[:150],
         "steps": [

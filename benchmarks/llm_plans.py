@@ -10,7 +10,7 @@ No repair, no router: first answers only.
     before  the plan as the model wrote it until issue 13: ToDo ids and `depends_on` ids
             of its own making, executor any string, inputs any object, no bounds; the
             prompt named no JSON keys
-    after   numbered steps (graph/planning.py): each naming one entry of the action
+    after   numbered steps (graph/plan_steps.py): each naming one entry of the action
             catalogue (here the executors, described as tools) with that entry's own
             arguments object, dependencies by step number, bounded strings and lists; a
             prompt naming every key
@@ -48,7 +48,7 @@ from pydantic import BaseModel, Field, ValidationError
 from graph.builder import make_services
 from graph.config import Settings
 from graph.llm import ChatModels, LLMError, LLMOutputError, LLMTruncatedError
-from graph.planning import max_steps, plan_draft_model, plan_json_schema
+from graph.plan_steps import max_steps, plan_draft_model, plan_json_schema
 from graph.services import Services
 from graph.state import IntentFound, PlannerState
 from lam import Plan, ToDo
@@ -75,7 +75,7 @@ REQUESTS = [
 ]
 
 
-# -- the plan schema and prompt before issue 13 (graph/planning.py, prompts/templates.py) --
+# -- the plan schema and prompt before issue 13 (graph/plan_steps.py, prompts/templates.py) --
 
 
 class TodoBefore(BaseModel):
@@ -253,7 +253,7 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 @contextmanager
 def llama_server() -> Iterator[str]:
     """llama-server with SmolLM2-135M-Instruct on a free port (the `llm` tests' server)."""
-    from tests.llama_server import LlamaServer, find_llama
+    from tests.support.llama_server import LlamaServer, find_llama
 
     found = find_llama()
     if found.missing:

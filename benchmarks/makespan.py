@@ -33,7 +33,7 @@ from langgraph.types import Send
 
 from graph.builder import make_services
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import SERVICES_KEY
 from graph.state import PlannerState
 from lam import MessageFactory, Plan

@@ -43,7 +43,7 @@ import graph
 from graph.builder import build_graph, make_services
 from graph.config import Settings
 from lam import Plan
-from tests.scripted import UncallableChatModel
+from tests.support.scripted import UncallableChatModel
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST = "Please run the steps for the quarterly report"

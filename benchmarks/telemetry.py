@@ -40,6 +40,7 @@ from graph.conversations import Conversations
 from graph.telemetry import Telemetry, TelemetrySettings
 from lam import MessageFactory
 from server import settle_heap
+from tests.support.callbacks import ChainRecorder
 
 
 async def turns(conversations: Conversations, count: int) -> tuple[float, float]:
@@ -96,24 +97,6 @@ async def measure(setups: dict[str, Telemetry], count: int, rounds: int) -> dict
     return results
 
 
-class _Recorder(BaseCallbackHandler):
-    """Keeps the chain callbacks of a run, to be sent again (`callback_cost`)."""
-
-    run_inline = True
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def on_chain_start(self, *args: Any, **kwargs: Any) -> None:
-        self.events.append(("on_chain_start", args, kwargs))
-
-    def on_chain_end(self, *args: Any, **kwargs: Any) -> None:
-        self.events.append(("on_chain_end", args, kwargs))
-
-    def on_chain_error(self, *args: Any, **kwargs: Any) -> None:
-        self.events.append(("on_chain_error", args, kwargs))
-
-
 async def callback_cost(setups: dict[str, Telemetry], replays: int) -> dict[str, float]:
     """CPU µs per turn of each set-up's callback, dispatch included, without the noise.
 
@@ -122,7 +105,7 @@ async def callback_cost(setups: dict[str, Telemetry], replays: int) -> dict[str,
     dispatch a run pays anyway). The difference is what the handler adds, spans made and
     exported included (the exporter's thread counts: process CPU time).
     """
-    recorder = _Recorder()
+    recorder = ChainRecorder()
     svc = make_services(Settings(intents_path=str(REGISTRY)))
     saver = InMemorySaver()
     telemetry = setups["off"]

@@ -40,7 +40,7 @@ from examples.desktop_agent import ACTIONS
 from graph.builder import make_services
 from graph.config import Settings
 from graph.llm import LLMError
-from graph.planning import max_steps
+from graph.plan_steps import max_steps
 from graph.tools.arguments import schema_errors
 from graph.tools.catalogue import Catalogue, tool_entries
 from graph.tools.executors import executor_entries

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from cli.view import LamDict, short
 from lam import LAMMessage, MessageFactory, Performative
+from lam.log import performative_of
 
 
 class NoAnswer(Exception):
@@ -45,7 +46,7 @@ class Asker:
 
     def answers_here(self, message: Mapping[str, Any]) -> bool:
         """Whether this terminal answers the message (remote: the desktop agent answers its own)."""
-        if message.get("performative") == Performative.PROPOSE.value:
+        if performative_of(message) is Performative.PROPOSE:
             return True
         return self.local or message.get("receiver") == "user"
 
@@ -54,7 +55,7 @@ class Asker:
         mine = [m for m in waiting if self.answers_here(m)]
         if self.interactive:
             return True
-        return all(self.yes and m["performative"] == Performative.PROPOSE.value for m in mine)
+        return all(self.yes and performative_of(m) is Performative.PROPOSE for m in mine)
 
     def answer_all(self, waiting: list[LamDict]) -> list[LAMMessage]:
         return [self.answer(m) for m in waiting if self.answers_here(m)]

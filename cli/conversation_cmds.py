@@ -17,7 +17,8 @@ from cli.ask import Asker, NoAnswer
 from cli.exits import FAILED, INTERRUPTED, OK, USAGE, WAITING, CLIError
 from cli.settings import CliSettings
 from cli.view import LamDict, LiveView, render_show, who_answers
-from lam import LAMMessage
+from lam import LAMMessage, Performative
+from lam.log import performative_of
 
 _SKIP: Any = object()  # nothing to run: look at the conversation as it is
 
@@ -174,7 +175,7 @@ class Driver:
         inboxes: dict[str, str] = {}  # receiver -> where it finds what waits for it
         for message in waiting:
             content = message.get("content") or {}
-            if message.get("performative") == "propose":
+            if performative_of(message) is Performative.PROPOSE:
                 say("Waiting for the plan's approval (--yes approves).")
                 continue
             todo = content.get("todo") or {}

@@ -6,7 +6,7 @@ This command finds them, serves the model on 127.0.0.1 (port 8080 unless told) u
 name `smollm2`, prints the two settings that point cpa-planner at it, and runs until
 Ctrl-C. The server's own output goes to a log file (it prints a lot), named at start.
 
-The `llm` tests start their server with this command too (tests/llama_server.py).
+The `llm` tests start their server with this command too (tests/support/llama_server.py).
 """
 
 from __future__ import annotations

@@ -21,12 +21,15 @@ from cli.exits import CONFIG, FAILED, NOT_FOUND, CLIError
 from cli.program import program
 from cli.view import LamDict
 from graph.redaction import redact_url
-from lam import LAMMessage, MessageFactory
+from lam import LAMMessage, MessageFactory, Performative
+from lam.log import performative_of
 
 _CLOSED = object()
 POLL_S = 1.0  # how often a quiet stream is checked for a question waiting for this terminal
 # The server's progress events (api/events.py): passing news for the view, not LAM messages.
 PROGRESS_EVENTS = ("llm", "token")
+# Messages after which the conversation's state is looked at again (it may wait, or be over).
+_NEWS_OF_A_STEP = (Performative.PROPOSE, Performative.ASSIGN, Performative.INFORM)
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class RemoteBackend:
                 else:
                     self._last_id = str(item.get("id"))
                     on_message(item)
-                    check = item.get("performative") in ("propose", "assign", "inform")
+                    check = performative_of(item) in _NEWS_OF_A_STEP
             if not check:
                 continue
             state, waiting = self.state(cid)
@@ -200,7 +203,8 @@ class RemoteBackend:
             if state.get("status") in ("done", "failed"):
                 return
             if any(
-                m.get("performative") == "propose" or m.get("receiver") == "user" for m in waiting
+                performative_of(m) is Performative.PROPOSE or m.get("receiver") == "user"
+                for m in waiting
             ):
                 return
             if waiting and not wait_for_others:

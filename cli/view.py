@@ -1,7 +1,8 @@
 """What a conversation looks like in a terminal: built from its LAM messages as they arrive.
 
-`ConversationModel` folds LAM messages (and, between steps, the conversation's view) into
-what is shown: intent and who chose it, the plan, each ToDo's status and timing, the answer;
+`ConversationModel` reads LAM messages as they come (`lam.log.LamLog`: what each one
+meant) and, between steps, the conversation's view, into what is shown: intent and who
+chose it, the plan, each ToDo's status and timing, the answer;
 and, as passing news, which step waits on a model and the answer as the model writes it.
 `LiveView` draws it with rich (a live table on a terminal, one line per event otherwise);
 `render_show` draws a stored conversation for `cpa-planner show`.
@@ -15,7 +16,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -24,6 +24,9 @@ from rich.panel import Panel
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
+
+from lam import LAMMessage, LAMValidationError, Performative
+from lam.log import Entry, LamLog, Meaning, TodoState, Turn
 
 LamDict = dict[str, Any]
 
@@ -44,16 +47,6 @@ MODEL_STEPS = {
     "respond": "answer",
     "execute": "ToDo",
 }
-
-
-def parse_ts(value: Any) -> float | None:
-    """RFC 3339 (the LAM `timestamp`) as epoch seconds."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def elapsed(seconds: float | None) -> str:
@@ -126,7 +119,7 @@ class ConversationModel:
     error: dict[str, Any] | None = None
     result: Any = None
     refused: str | None = None  # the reason a plan was refused: its ToDos never run
-    seen: set[str] = field(default_factory=set)
+    log: LamLog = field(default_factory=LamLog)
     # Passing news (never in the log): the step waiting on a model, since when; the answer
     # so far, as the model writes it.
     model_wait: dict[str, Any] | None = None
@@ -166,84 +159,73 @@ class ConversationModel:
 
     def feed(self, message: Mapping[str, Any]) -> list[str]:
         """Take one LAM message; returns what happened, as lines for the plain output."""
-        mid = str(message.get("id"))
-        if mid in self.seen:
-            return []
-        self.seen.add(mid)
-        kind = message.get("performative")
-        content: Mapping[str, Any] = message.get("content") or {}
-        when = parse_ts(message.get("timestamp"))
-        if not self.conversation_id and message.get("conversation_id"):
-            self.conversation_id = str(message["conversation_id"])
-        if kind == "request":
-            known, self.request = self.request, str(content.get("text", ""))
-            return [] if known else [f"Request: {self.request}"]
-        if kind == "inform" and content.get("topic") == "intent":
-            self.intent = content.get("intent")
-            self.intent_source = content.get("source")
-            self.confidence = content.get("confidence")
-            return [f"Intent: {self.intent_line()}"]
-        if kind == "route":
-            self.route = content.get("target")
-            self.route_reason = content.get("reason")
-            return [f"Route: {self.route_line()}"]
-        if kind == "propose":
-            return self._plan(content.get("plan") or {})
-        if kind == "assign":
-            todo = content.get("todo") or {}
-            row = self.todos.get(str(todo.get("id")))
-            if row is None:
-                return []
-            row.status, row.started, row.ended = "running", when, None
-            row.output, row.error = None, None
-            return [f"{row.id} started: {row.title} [{row.executor}]"]
-        if kind == "done":
-            row = self.todos.get(str(content.get("todo_id")))
-            if row is None:
-                return []
-            row.status, row.ended, row.output, row.waiting_for = (
-                "done",
-                when,
-                content.get("output"),
-                None,
-            )
-            shown = f": {short(row.output, 80)}" if row.output not in (None, "") else ""
-            return [f"{row.id} done in {elapsed(row.seconds(when or 0))}{shown}"]
-        if kind == "failure":
-            error = content.get("error") or {}
-            row = self.todos.get(str(content.get("todo_id") or ""))
-            if row is None:
-                if not content.get("todo_id"):
-                    self.error = dict(error)
-                return []
-            row.status, row.ended, row.waiting_for = "failed", when, None
-            row.error = str(error.get("message", ""))
-            return [f"{row.id} failed after {elapsed(row.seconds(when or 0))}: {row.error}"]
-        if kind == "refuse":
-            self.refused = str(content.get("reason", ""))
-            self._not_run()
-            return [f"Plan refused: {self.refused}"]
-        if kind == "inform" and content.get("topic") == "answer":
-            self.answer = str(content.get("text", ""))
-            if content.get("status") in ("done", "failed"):
-                self.status = str(content["status"])
-            return []
+        entry = self.log.add(message)
+        if entry is None:
+            return []  # seen before, or no LAM message
+        if not self.conversation_id and entry.message.conversation_id:
+            self.conversation_id = entry.message.conversation_id
+        turn = entry.turn
+        return [] if turn is None else self._lines(entry, turn)
+
+    def _lines(self, entry: Entry, turn: Turn) -> list[str]:
+        when = entry.message.timestamp.timestamp()
+        match entry.meaning:
+            case Meaning.REQUEST:
+                known, self.request = self.request, turn.text
+                return [] if known else [f"Request: {self.request}"]
+            case Meaning.INTENT if turn.intent is not None:
+                self.intent, self.intent_source = turn.intent.intent, turn.intent.source
+                self.confidence = turn.intent.confidence
+                return [f"Intent: {self.intent_line()}"]
+            case Meaning.ROUTE if turn.route is not None:
+                self.route, self.route_reason = turn.route.target, turn.route.reason
+                return [f"Route: {self.route_line()}"]
+            case Meaning.PLAN | Meaning.REPLAN if turn.plan is not None:
+                return self._plan(turn)
+            case Meaning.ASSIGNED | Meaning.TODO_DONE | Meaning.TODO_FAILED if entry.todo:
+                row = self.todos.get(entry.todo.todo.id)
+                return [] if row is None else self._todo_moved(row, entry.todo, when)
+            case Meaning.TURN_FAILED if turn.failure is not None:
+                self.error = turn.failure.model_dump()
+            case Meaning.REFUSED:
+                self.refused = turn.refused
+                self._not_run()
+                return [f"Plan refused: {self.refused}"]
+            case Meaning.ANSWER:
+                self.answer = turn.answer_text
+                if turn.outcome is not None:
+                    self.status = "failed" if turn.outcome == "failed" else "done"
         return []
 
-    def _plan(self, plan: Mapping[str, Any]) -> list[str]:
-        self.goal = plan.get("goal")
+    def _todo_moved(self, row: TodoRow, todo: TodoState, when: float) -> list[str]:
+        row.status, row.output = todo.status, todo.output
+        if todo.status == "running":
+            row.started, row.ended, row.error = when, None, None
+            return [f"{row.id} started: {row.title} [{row.executor}]"]
+        row.ended, row.waiting_for = when, None
+        took = elapsed(row.seconds(when))
+        if todo.status == "done":
+            row.error = None
+            shown = f": {short(row.output, 80)}" if row.output not in (None, "") else ""
+            return [f"{row.id} done in {took}{shown}"]
+        row.error = todo.error or ""
+        return [f"{row.id} failed after {took}: {row.error}"]
+
+    def _plan(self, turn: Turn) -> list[str]:
+        plan = turn.plan
+        assert plan is not None
+        self.goal = plan.goal
         old = self.todos
         self.todos = {}
-        for todo in plan.get("todos") or []:
-            tid = str(todo.get("id"))
+        for tid, todo in turn.todos.items():
             row = TodoRow(
                 id=tid,
-                title=str(todo.get("title", "")),
-                executor=str(todo.get("executor", "")),
-                depends_on=[str(d) for d in todo.get("depends_on") or []],
-                status=str(todo.get("status") or "pending"),
-                output=todo.get("output"),
-                error=todo.get("error"),
+                title=todo.todo.title,
+                executor=todo.executor,
+                depends_on=list(todo.todo.depends_on),
+                status=todo.status,
+                output=todo.output,
+                error=todo.error,
             )
             if tid in old and old[tid].status == row.status:
                 row.started, row.ended = old[tid].started, old[tid].ended
@@ -285,12 +267,11 @@ class ConversationModel:
                         row.error = todo.get("error", row.error)
         for row in self.todos.values():
             row.waiting_for = None
-        for message in waiting:
-            if message.get("performative") == "assign":
-                row = self.todos.get(str((message.get("content") or {}).get("todo", {}).get("id")))
-                if row is not None:
-                    row.status = "waiting"
-                    row.waiting_for = who_answers(message, local=local)
+        for message in _messages(waiting, Performative.ASSIGN):
+            row = self.todos.get(message.todo().id)
+            if row is not None:
+                row.status = "waiting"
+                row.waiting_for = who_answers(message.to_dict(), local=local)
         status = state.get("status")
         if isinstance(status, str):
             self.status = status
@@ -523,52 +504,67 @@ class LiveView:
 # `cpa-planner show` -----------------------------------------------------------------------
 
 
-def summary(message: Mapping[str, Any]) -> str:
+def _messages(raw: list[LamDict], performative: Performative) -> list[LAMMessage]:
+    """The messages of one kind among `raw` (an inbox: no turn to read them in)."""
+    found = []
+    for item in raw:
+        try:
+            message = LAMMessage.from_dict(item, max_bytes=None)
+        except LAMValidationError:
+            continue
+        if message.performative is performative:
+            found.append(message)
+    return found
+
+
+def summary(entry: Entry) -> str:
     """One line about one LAM message."""
-    kind = message.get("performative")
-    c: Mapping[str, Any] = message.get("content") or {}
-    if kind == "request":
-        return short(c.get("text"))
-    if kind == "inform" and c.get("topic") == "intent":
-        return f"intent {c.get('intent')} ({c.get('source')}, {c.get('confidence')})"
-    if kind == "inform" and c.get("topic") == "answer":
-        return f"answer ({c.get('status')}): {short(c.get('text'), 80)}"
-    if kind == "route":
-        return f"→ {c.get('target')}: {short(c.get('reason'), 80)}"
-    if kind == "propose":
-        plan = c.get("plan") or {}
-        return f"plan of {len(plan.get('todos') or [])} ToDos: {short(plan.get('goal'), 70)}"
-    if kind == "assign":
-        todo = c.get("todo") or {}
-        return f"{todo.get('id')}: {short(todo.get('title'), 80)}"
-    if kind == "done":
-        return f"{c.get('todo_id')}: {short(c.get('output'), 80)}"
-    if kind == "failure":
-        error = c.get("error") or {}
-        where = f"{c.get('todo_id')}: " if c.get("todo_id") else ""
-        return f"{where}{error.get('code')}: {short(error.get('message'), 80)}"
-    if kind == "refuse":
-        return short(c.get("reason"))
-    if kind == "agree":
-        return short(c.get("comment"))
+    c: Mapping[str, Any] = entry.message.content
+    match entry.meaning:
+        case Meaning.REQUEST:
+            return short(c.get("text"))
+        case Meaning.INTENT:
+            return f"intent {c.get('intent')} ({c.get('source')}, {c.get('confidence')})"
+        case Meaning.ANSWER:
+            return f"answer ({c.get('status')}): {short(c.get('text'), 80)}"
+        case Meaning.ROUTE:
+            return f"→ {c.get('target')}: {short(c.get('reason'), 80)}"
+        case Meaning.PLAN | Meaning.REPLAN:
+            plan = c.get("plan") or {}
+            return f"plan of {len(plan.get('todos') or [])} ToDos: {short(plan.get('goal'), 70)}"
+        case Meaning.ASSIGNED:
+            todo = c.get("todo") or {}
+            return f"{todo.get('id')}: {short(todo.get('title'), 80)}"
+        case Meaning.TODO_DONE:
+            return f"{c.get('todo_id')}: {short(c.get('output'), 80)}"
+    match entry.performative:
+        case Performative.FAILURE:
+            error = c.get("error") or {}
+            where = f"{c.get('todo_id')}: " if c.get("todo_id") else ""
+            return f"{where}{error.get('code')}: {short(error.get('message'), 80)}"
+        case Performative.REFUSE:
+            return short(c.get("reason"))
+        case Performative.AGREE:
+            return short(c.get("comment"))
     return short(dict(c), 90)
 
 
 def log_table(messages: list[LamDict]) -> Table:
+    """The LAM log, one message a row (those that are no LAM message left out)."""
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     table.add_column("#", justify="right", style="dim", no_wrap=True)
     table.add_column("time", style="dim", no_wrap=True)
     table.add_column("message", no_wrap=True)
     table.add_column("from → to", no_wrap=True)
     table.add_column("content", ratio=1, min_width=30)
-    for n, message in enumerate(messages, 1):
-        stamp = str(message.get("timestamp", ""))
+    for n, entry in enumerate(LamLog().add_all(messages), 1):
+        message = entry.message
         table.add_row(
             str(n),
-            stamp[11:19] if len(stamp) >= 19 else stamp,
-            Text(str(message.get("performative")), style="bold"),
-            f"{message.get('sender')} → {message.get('receiver')}",
-            Text(summary(message)),
+            message.timestamp.strftime("%H:%M:%S"),
+            Text(message.performative.value, style="bold"),
+            f"{message.sender} → {message.receiver}",
+            Text(summary(entry)),
         )
     return table
 
@@ -584,9 +580,8 @@ def render_show(state: Mapping[str, Any], waiting: list[LamDict], *, local: bool
     parts: list[RenderableType] = [status_line, head]
     if model.error is not None:
         parts.append(Text(f"\nError: {model.error.get('message')}", style="red"))
-    for message in waiting:
-        if message.get("performative") == "propose":
-            parts.append(Text("\nWaiting for the plan's approval", style="magenta"))
+    for _ in _messages(waiting, Performative.PROPOSE):
+        parts.append(Text("\nWaiting for the plan's approval", style="magenta"))
     messages = list(state.get("messages") or [])
     parts.extend([Text(""), Text(f"LAM log ({len(messages)} messages)", style="bold cyan")])
     parts.append(log_table(messages))

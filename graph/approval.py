@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from graph.effects import HARMLESS, UNKNOWN_EFFECT, Effect, is_effect
-from graph.executors import ExecutorRegistry
+from graph.executor_registry import ExecutorRegistry
 from graph.tools.catalogue import Catalogue
 from lam import Plan, ToDo
 

@@ -27,7 +27,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph import lamlog
 from graph.config import ConfigError, Settings
-from graph.executors import Executor, ExecutorRegistry
+from graph.executor_registry import Executor, ExecutorRegistry
 from graph.intents import IntentRegistry
 from graph.llm import ChatModels, plain, schema_problems
 from graph.services import SERVICES_KEY, Services, set_default_services

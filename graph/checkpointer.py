@@ -172,8 +172,9 @@ class RedisUnavailableError(ConnectionError):
         )
 
 
-def _q(part: str) -> str:
-    # Thread ids and namespaces may contain ':' (subgraph namespaces always do).
+def _key_part(part: str) -> str:
+    """A thread id or namespace as one part of a key: its ':' (subgraph namespaces always
+    have one) and '%' escaped."""
     return part.replace("%", "%25").replace(":", "%3A")
 
 
@@ -186,13 +187,14 @@ def _unpack(raw: bytes) -> tuple[str, bytes]:
     return tag.decode(), data
 
 
-def _s(value: Any) -> str:
+def _as_text(value: Any) -> str:
+    """A Redis reply's bytes as text (a str as it is)."""
     return value.decode() if isinstance(value, bytes) else value
 
 
 def fence_key(prefix: str, thread_id: str) -> str:
     """Where a thread's current lease generation is kept, for the key prefix `prefix`."""
-    return f"{prefix.rstrip(':')}:t:{_q(thread_id)}:fence"
+    return f"{prefix.rstrip(':')}:t:{_key_part(thread_id)}:fence"
 
 
 # The classes of ours a checkpoint holds (the state's plan), named to LangGraph's serializer:
@@ -246,19 +248,19 @@ class RedisSaver(BaseCheckpointSaver[str]):
         return f"{self.prefix}:threads"
 
     def _thread_key(self, thread_id: str) -> str:
-        return f"{self.prefix}:t:{_q(thread_id)}"
+        return f"{self.prefix}:t:{_key_part(thread_id)}"
 
     def _ns_key(self, thread_id: str, ns: str, part: str) -> str:
-        return f"{self.prefix}:t:{_q(thread_id)}:{_q(ns)}:{part}"
+        return f"{self.prefix}:t:{_key_part(thread_id)}:{_key_part(ns)}:{part}"
 
     def _writes_key(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
         return self._ns_key(thread_id, ns, f"w:{checkpoint_id}")
 
     def _runs_key(self, thread_id: str) -> str:
-        return f"{self.prefix}:t:{_q(thread_id)}:runs"
+        return f"{self.prefix}:t:{_key_part(thread_id)}:runs"
 
     def _run_key(self, run_id: str) -> str:
-        return f"{self.prefix}:r:{_q(run_id)}"
+        return f"{self.prefix}:r:{_key_part(run_id)}"
 
     def fence_key(self, thread_id: str) -> str:
         """The thread's current lease generation (set by the server's leases, `api.leases`)."""
@@ -345,7 +347,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         ids = await self.client.zrange(
             self._ns_key(thread_id, ns, "idx"), "+", "-", desc=True, bylex=True, offset=0, num=1
         )
-        return _s(ids[0]) if ids else None
+        return _as_text(ids[0]) if ids else None
 
     async def _load(self, thread_id: str, ns: str, checkpoint_id: str) -> CheckpointTuple | None:
         pipe = self.client.pipeline(transaction=False)
@@ -405,15 +407,15 @@ class RedisSaver(BaseCheckpointSaver[str]):
         rows: list[tuple[tuple[str, str, int], str, str, Any]] = []
         for field, value in raw.items():
             path, channel, tag, data = value.split(b"\x00", 3)
-            if channel_filter is not None and _s(channel) != channel_filter:
+            if channel_filter is not None and _as_text(channel) != channel_filter:
                 continue
-            task_id, _, idx = _s(field).rpartition("\x00")
+            task_id, _, idx = _as_text(field).rpartition("\x00")
             rows.append(
                 (
-                    writes_sort_key(_s(path), task_id, int(idx)),
+                    writes_sort_key(_as_text(path), task_id, int(idx)),
                     task_id,
-                    _s(channel),
-                    self.serde.loads_typed((_s(tag), data)),
+                    _as_text(channel),
+                    self.serde.loads_typed((_as_text(tag), data)),
                 )
             )
         rows.sort(key=lambda row: row[0])
@@ -458,7 +460,8 @@ class RedisSaver(BaseCheckpointSaver[str]):
         if limit is not None and limit <= 0:
             return
         if config is None:
-            thread_ids = sorted(_s(t) for t in await self.client.smembers(self._threads_key()))
+            known = await self.client.smembers(self._threads_key())
+            thread_ids = sorted(_as_text(t) for t in known)
         else:
             thread_ids = [str(config["configurable"]["thread_id"])]
         wanted_ns = config["configurable"].get("checkpoint_ns") if config else None
@@ -470,7 +473,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
                 namespaces = [wanted_ns]
             else:
                 raw = await self.client.smembers(self._thread_key(thread_id))
-                namespaces = sorted(_s(n) for n in raw)
+                namespaces = sorted(_as_text(n) for n in raw)
                 if not namespaces and config is None:
                     # Expired or deleted thread: drop it from the registry.
                     await self.client.srem(self._threads_key(), thread_id)
@@ -482,7 +485,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
                     found = await self.client.zrange(
                         self._ns_key(thread_id, ns, "idx"), top, "-", desc=True, bylex=True
                     )
-                    ids = [_s(i) for i in found]
+                    ids = [_as_text(i) for i in found]
                 for checkpoint_id in ids:
                     if before_id is not None and not checkpoint_id < before_id:
                         continue
@@ -617,17 +620,17 @@ class RedisSaver(BaseCheckpointSaver[str]):
     async def _thread_keys(self, thread_id: str) -> list[str]:
         """Every key of a thread: namespaces, per namespace its fixed keys and writes, runs."""
         thread_key = self._thread_key(thread_id)
-        namespaces = [_s(n) for n in await self.client.smembers(thread_key)]
+        namespaces = [_as_text(n) for n in await self.client.smembers(thread_key)]
         pipe = self.client.pipeline(transaction=False)
         for ns in namespaces:
             pipe.zrange(self._ns_key(thread_id, ns, "idx"), 0, -1)
         pipe.smembers(self._runs_key(thread_id))
         *id_lists, run_ids = await pipe.execute()
         keys = [thread_key, self._runs_key(thread_id), self.fence_key(thread_id)]
-        keys += [self._run_key(_s(r)) for r in run_ids]
+        keys += [self._run_key(_as_text(r)) for r in run_ids]
         for ns, ids in zip(namespaces, id_lists, strict=True):
             keys += [self._ns_key(thread_id, ns, p) for p in ("idx", "cp", "meta", "blobs")]
-            keys += [self._writes_key(thread_id, ns, _s(i)) for i in ids]
+            keys += [self._writes_key(thread_id, ns, _as_text(i)) for i in ids]
         return keys
 
     async def _expire_all(self, thread_id: str, ttl_s: int | None) -> int:
@@ -704,7 +707,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
     async def _metas(self, thread_id: str, ns: str) -> dict[str, dict[str, Any]]:
         """Checkpoint id -> {"p": parent id, "v": channel versions[, "r": run id]}."""
         raw = await self.client.hgetall(self._ns_key(thread_id, ns, "meta"))
-        return {_s(k): json.loads(v) for k, v in raw.items()}
+        return {_as_text(k): json.loads(v) for k, v in raw.items()}
 
     async def _walk_to_seeds(
         self,
@@ -773,7 +776,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             pipe = self.client.pipeline(transaction=False)
             for run_id in sorted(wanted):
                 pipe.smembers(self._run_key(run_id))
-            threads = sorted({_s(t) for members in await pipe.execute() for t in members})
+            threads = sorted({_as_text(t) for members in await pipe.execute() for t in members})
 
             async def made_by_the_runs(metas: dict[str, dict[str, Any]]) -> set[str]:
                 return {cp for cp, meta in metas.items() if meta.get("r") in wanted}
@@ -811,7 +814,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
                     else:
                         read.hgetall(self._ns_key(src, ns, part))
                 ids, cps, metas, blobs = await read.execute()
-                ids = [_s(i) for i in ids]
+                ids = [_as_text(i) for i in ids]
                 read = self.client.pipeline(transaction=False)
                 for cp in ids:
                     read.hgetall(self._writes_key(src, ns, cp))
@@ -895,7 +898,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         return {latest, *walk}
 
     async def _namespaces(self, thread_id: str) -> list[str]:
-        return sorted(_s(n) for n in await self.client.smembers(self._thread_key(thread_id)))
+        return sorted(_as_text(n) for n in await self.client.smembers(self._thread_key(thread_id)))
 
     async def _drop_checkpoints(
         self,
@@ -916,13 +919,14 @@ class RedisSaver(BaseCheckpointSaver[str]):
                 try:
                     await pipe.watch(meta_key)
                     raw = await pipe.hgetall(meta_key)
-                    metas = {_s(k): json.loads(v) for k, v in raw.items()}
+                    metas = {_as_text(k): json.loads(v) for k, v in raw.items()}
                     drop = await choose(metas) & set(metas)
                     if not drop:
                         return  # leaving the block resets the pipeline: UNWATCH
                     kept = [metas[cp] for cp in metas if cp not in drop]
                     referenced = {f"{ch}\x00{v}" for m in kept for ch, v in m["v"].items()}
-                    orphans = [f for f in await pipe.hkeys(blobs_key) if _s(f) not in referenced]
+                    fields = await pipe.hkeys(blobs_key)
+                    orphans = [f for f in fields if _as_text(f) not in referenced]
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                     pipe.hdel(cp_key, *drop)
                     pipe.hdel(meta_key, *drop)

@@ -13,7 +13,7 @@ A conversation may have an *owner* (the server's tenant). Its LangGraph thread i
 neither collides with an unowned conversation (the command line's, Studio's). The LAM
 messages carry the id alone, the public one (`configurable["conversation_id"]`).
 
-An answer must fit what it answers (`graph.answers`), or nothing resumes.
+An answer must fit what it answers (`graph.answer_rules`), or nothing resumes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
 
 from graph import lamlog
-from graph.answers import (
+from graph.answer_rules import (
     ANSWERS,
     AnswerMismatchError,
     NotTheReceiverError,
@@ -43,6 +43,7 @@ from graph.telemetry import Telemetry
 from graph.telemetry.logs import conversation_logging
 from graph.tools.sources import DEFAULT_TENANT, TENANT_KEY
 from lam import LAMMessage, MessageFactory, Performative, Plan
+from lam.log import performative_of
 
 RETURN_CHANNEL = "__return__"
 FINAL_NODE = "respond"
@@ -379,7 +380,7 @@ class Conversations:
             Waiting(i.id, i.value)
             for i in snapshot.interrupts
             if isinstance(i.value, dict)
-            and i.value.get("performative") in ANSWERS
+            and performative_of(i.value) in ANSWERS
             and i.id not in answered
         ]
         extra = [m for o in outcomes for m in o.get("lam", [])]
@@ -387,7 +388,7 @@ class Conversations:
         running = {
             w.message["content"]["todo"]["id"]
             for w in waiting
-            if w.message["performative"] == Performative.ASSIGN.value
+            if performative_of(w.message) is Performative.ASSIGN
         }
         status: Status
         if waiting:

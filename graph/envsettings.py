@@ -57,14 +57,12 @@ class EnvironmentSource(EnvSettingsSource):
     """
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        # Set before the base class's __init__, which loads the variables.
-        self._environ = environ
         super().__init__(settings_cls)
         self.config = {**self.config, "validate_by_name": False}
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        stripped = {name: value.strip() for name, value in self._environ.items()}
-        return parse_env_vars(
+        # `env_vars`: the variables the source reads (the base class filled it from
+        # os.environ); pydantic-settings' own parsing, of the mapping given, values stripped.
+        stripped = {name: value.strip() for name, value in environ.items()}
+        self.env_vars = parse_env_vars(
             stripped, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
 

@@ -10,6 +10,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.state import LamDict, PlannerState
 from lam import MessageFactory, Performative
+from lam.log import performative_of
 
 PLANNER = "planner"
 # Fixed namespace: message ids derived from (conversation, purpose) are the same on every
@@ -46,7 +47,7 @@ def planner(state: PlannerState, config: RunnableConfig) -> MessageFactory:
 def last(log: Iterable[LamDict], performative: Performative, **content: Any) -> LamDict | None:
     """The newest message of a kind whose content has the given values."""
     for message in reversed(list(log)):
-        if message["performative"] != performative.value:
+        if performative_of(message) is not performative:
             continue
         if all(message["content"].get(k) == v for k, v in content.items()):
             return message

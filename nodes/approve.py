@@ -21,14 +21,15 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from graph import lamlog
-from graph.answers import AnswerMismatchError, NotTheReceiverError, check_answer
+from graph.answer_rules import AnswerMismatchError, NotTheReceiverError, check_answer
 from graph.approval import declared_for, mark_approvals
 from graph.config import ApprovalPolicy
-from graph.planning import current_plan
+from graph.plan_steps import current_plan
 from graph.services import get_services
 from graph.state import PlannerState
 from graph.tools.sources import tenant_of
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative, Plan
+from lam.log import performative_of
 
 logger = logging.getLogger(__name__)
 #: A refused plan's ToDos' error (the answer says why in the request's language).
@@ -138,5 +139,6 @@ def refused(plan: Plan) -> Plan:
 
 
 def after_approve(state: PlannerState) -> Literal["execute", "respond"]:
-    last = (state.get("lam") or [{}])[-1]
-    return "respond" if last.get("performative") == Performative.REFUSE.value else "execute"
+    log = state.get("lam") or []
+    refused = bool(log) and performative_of(log[-1]) is Performative.REFUSE
+    return "respond" if refused else "execute"

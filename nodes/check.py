@@ -16,7 +16,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.planning import current_plan, sentences
+from graph.plan_steps import current_plan, sentences
 from graph.services import get_services
 from graph.state import PlannerState
 from graph.tools.arguments import plan_problems

@@ -51,10 +51,11 @@ from graph import lamlog
 from graph.approval import step_effect
 from graph.effects import HARMLESS
 from graph.llm import ChatModels
+from graph.plan_steps import written_step
 from graph.plan_stream import PartialPlan
-from graph.planning import written_step
 from graph.services import Services
 from graph.state import LamDict, PlannerState
+from graph.telemetry.contract import TODO_TASK, NotRunYet
 from graph.tools.arguments import todo_problems
 from graph.tools.catalogue import Catalogue
 from graph.tools.sources import tenant_of
@@ -67,15 +68,15 @@ from nodes.execute import Outcome, _Run, run_todo
 logger = logging.getLogger(__name__)
 
 
-def _named_task(name: str) -> Callable[[str, _Run], Awaitable[Outcome]]:
-    """`run_todo` as a task of its own name (a fresh function: the name is set on it)."""
+async def _early_todo(todo_id: str, run: _Run, fingerprint: str) -> Outcome:
+    """`run_todo`'s body; the outcome says which step it was (its fingerprint)."""
     body = cast(Callable[[str, _Run], Awaitable[Outcome]], run_todo.func)
+    return {**await body(todo_id, run), "fingerprint": fingerprint}
 
-    async def early_todo(todo_id: str, run: _Run) -> Outcome:
-        return await body(todo_id, run)
 
-    named: Any = task(name=name)
-    return cast(Callable[[str, _Run], Awaitable[Outcome]], named(early_todo))
+# Named as `execute`'s ToDo task, so telemetry sees an early step as the ToDo it is.
+_named: Any = task(name=TODO_TASK)
+_early_task: Any = _named(_early_todo)
 
 
 def fingerprint(todo: ToDo, of: dict[str, str], request_id: str) -> str:
@@ -203,11 +204,20 @@ class EarlyStart:
             event.set()
             return
         self.ran.append(todo.id)
-        future = _named_task(f"early_{fp[:16]}")(todo.id, self.run)
+        future = _early_task(todo.id, self.run, fp)
 
         async def settle() -> None:
             try:
-                self.run.outcomes[todo.id] = await future
+                outcome = await future
+                if outcome.get("fingerprint") == fp:
+                    self.run.outcomes[todo.id] = outcome
+                else:
+                    # A result saved for another step at this place, by a run of the node
+                    # that heard another answer before a crash: not this step's; it and
+                    # its dependents are left to `execute`.
+                    self.run.blocked.add(todo.id)
+            except NotRunYet:  # a step it depends on got another step's result
+                self.run.blocked.add(todo.id)
             finally:
                 event.set()
 
@@ -249,13 +259,16 @@ class EarlyStart:
     def after(self, update: dict[str, Any]) -> dict[str, Any]:
         """`update` with the early steps' messages (in time order) and outcomes added; for
         a round that ended without a plan, after `settled`."""
-        messages: list[LamDict] = [m for t in self.ran for m in self.run.outcomes[t]["lam"]]
+        ran = [t for t in self.ran if t in self.run.outcomes]
+        messages: list[LamDict] = [m for t in ran for m in self.run.outcomes[t]["lam"]]
         if not messages:
             return update
         messages = sorted([*update.get("lam", []), *messages], key=lambda m: m["timestamp"])
         started = {
-            self.fingerprints[t]: {k: v for k, v in self.run.outcomes[t].items() if k != "lam"}
-            for t in self.ran
+            self.fingerprints[t]: {
+                k: v for k, v in self.run.outcomes[t].items() if k not in ("lam", "fingerprint")
+            }
+            for t in ran
             if self.run.outcomes[t]["status"] in ("done", "failed")
         }
         return {**update, "lam": messages, "started": started}

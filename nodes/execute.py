@@ -34,11 +34,12 @@ from langgraph.func import task
 from langgraph.types import Interrupt
 
 from graph import lamlog
-from graph.executors import Answered, ExecutorCall, ExecutorError
-from graph.planning import current_plan
+from graph.executor_registry import Answered, ExecutorCall, ExecutorError
+from graph.plan_steps import current_plan
 from graph.services import Services, get_services
 from graph.state import LamDict, PlannerState
 from graph.telemetry import trace_metadata
+from graph.telemetry.contract import NotRunYet
 from graph.tools.arguments import CallError, resolved_call
 from graph.tools.catalogue import Catalogue
 from graph.tools.sources import tenant_of
@@ -49,7 +50,7 @@ from lam.tools import resolve_references
 Outcome = dict[str, Any]
 
 
-class _Blocked(Exception):
+class _Blocked(NotRunYet):
     """A dependency is waiting on an interrupt; this ToDo waits for the next run."""
 
 
@@ -95,7 +96,7 @@ async def _as_first_sent(message: LamDict) -> LamDict:
     return message
 
 
-@task
+@task  # named `graph.telemetry.contract.TODO_TASK`: a ToDo's span and metrics
 async def run_todo(todo_id: str, run: _Run) -> Outcome:
     """One ToDo: wait for its dependencies, then run its executor with retries."""
     todo = run.plan.todo(todo_id)

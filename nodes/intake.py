@@ -10,12 +10,13 @@ from langchain_core.runnables import RunnableConfig
 from graph import lamlog
 from graph.state import PlannerState
 from lam import LAMMessage, MessageFactory, Performative
+from lam.log import performative_of
 
 
 def _request_text(state: PlannerState) -> tuple[str, LAMMessage | None]:
     """Where this turn's request came from: a LAM `request`, a chat message, or text."""
     log = state.get("lam") or []
-    if log and log[-1]["performative"] == Performative.REQUEST.value:
+    if log and performative_of(log[-1]) is Performative.REQUEST:
         message = LAMMessage.from_dict(log[-1])
         return str(message.content["text"]), message
     chat = state.get("messages") or []

@@ -4,7 +4,7 @@ What the `intent` step found goes into the prompt as hints: the intents seen, an
 request with several actions, each action, so that the plan covers all of them. The model
 sees the tenant's action catalogue (`graph.tools`), narrowed to the tools closest to the
 request when it is larger than `planner_max_tools`, and writes numbered steps, each naming
-one entry and its arguments (`graph.planning.PlanDraft`, held to `plan_json_schema`), which
+one entry and its arguments (`graph.plan_steps.PlanDraft`, held to `plan_json_schema`), which
 become the plan. Approvals are then set by what each step does (`graph.approval`): the
 model's flags can add, never remove.
 
@@ -28,7 +28,7 @@ from langchain_core.runnables import RunnableConfig
 from graph import lamlog
 from graph.approval import mark_approvals
 from graph.llm import ChatModels, LLMError, LLMOutputError, LLMTruncatedError
-from graph.planning import (
+from graph.plan_steps import (
     catalogue_listing,
     draft_json,
     max_steps,

@@ -2,7 +2,7 @@
 
 The done ToDos stay (their outputs feed the new ones) and are shown to the model as steps
 1..k; it numbers its new steps on from k+1, and `after` may name either kind
-(`graph.planning.RemainingSteps`). Failed and skipped ToDos go. Replanning is a bonus: a
+(`graph.plan_steps.RemainingSteps`). Failed and skipped ToDos go. Replanning is a bonus: a
 model that gives no usable answer leaves the answer to report what failed.
 """
 
@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.approval import mark_approvals
 from graph.llm import LLMError
-from graph.planning import (
+from graph.plan_steps import (
     catalogue_listing,
     current_plan,
     max_steps,

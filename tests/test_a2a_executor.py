@@ -30,8 +30,8 @@ from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, 
 from starlette.applications import Starlette
 
 from lam import MessageFactory
-from tests.processes import free_port
-from tests.server_harness import ACME_KEY, REGISTRY, ServerProcess, auth, delete_prefix
+from tests.support.processes import free_port
+from tests.support.server_harness import ACME_KEY, REGISTRY, ServerProcess, auth, delete_prefix
 
 pytestmark = pytest.mark.slow
 WAIT_S = 90.0  # safety nets only
@@ -120,7 +120,7 @@ def planner_env(redis_url: str, agent_url: str, allowlist: str) -> dict[str, str
         "REDIS_URL": redis_url,
         "CPA_REDIS_PREFIX": f"test-a2a-x-{uuid.uuid4().hex[:10]}",
         "CPA_API_KEYS": f"acme:{ACME_KEY}",
-        "CPA_SERVER_SERVICES": "tests.a2a_harness:helper_services",
+        "CPA_SERVER_SERVICES": "tests.support.a2a_harness:helper_services",
         "CPA_INTENTS_PATH": str(REGISTRY),
         "CPA_TODO_RETRIES": "0",
         "CPA_A2A_AGENTS": f"helper={agent_url}",

@@ -110,12 +110,13 @@ def test_what_an_a2a_client_reads_is_in_the_request_language() -> None:
     assert text == "Plan: g\n1. Book (desktop)\nZustimmen? Antworte mit 'ja' oder 'nein'."
     # A step's news and a refusal too.
     planner = MessageFactory("planner", CID)
-    done = {"performative": "done", "content": {"todo_id": "t1", "output": None}}
+    assign = planner.assign("cpa-desktop", ToDo(id="t1", title="Book", executor="desktop"), {})
+    done = MessageFactory("cpa-desktop", CID).done(assign, None)
     assert mapping.summary(done, "de") == "t1 erledigt"
     refused = MessageFactory("user", CID).refuse(
         planner.propose("user", Plan(goal="g", todos=[])), "keine Zeit"
     )
-    assert mapping.summary(refused.to_dict(), "de") == "abgelehnt: keine Zeit"
+    assert mapping.summary(refused, "de") == "abgelehnt: keine Zeit"
 
 
 def test_remote_outcomes() -> None:

@@ -43,9 +43,9 @@ from a2a.types import (
 )
 from a2a.utils.constants import PROTOCOL_VERSION_CURRENT, VERSION_HEADER
 
-from tests.a2a_harness import COMPOUND
-from tests.cli_harness import ROOT, clean_env
-from tests.server_harness import ACME_KEY, GLOBEX_KEY, ServerProcess, auth, delete_prefix
+from tests.support.a2a_harness import COMPOUND
+from tests.support.cli_harness import ROOT, clean_env
+from tests.support.server_harness import ACME_KEY, GLOBEX_KEY, ServerProcess, auth, delete_prefix
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def server(redis7_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
         "REDIS_URL": redis7_url,
         "CPA_REDIS_PREFIX": prefix,
         "CPA_API_KEYS": f"acme:{ACME_KEY},globex:{GLOBEX_KEY}",
-        "CPA_SERVER_SERVICES": "tests.a2a_harness:a2a_services",
+        "CPA_SERVER_SERVICES": "tests.support.a2a_harness:a2a_services",
         "CPA_TODO_RETRIES": "0",
         "LANGSMITH_TRACING": "false",
     }

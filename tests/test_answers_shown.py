@@ -1,7 +1,7 @@
 """What an answer shows: a model's text only when it is whole and fit to show, results as
 text or JSON, and the words around them in the request's language.
 
-Scripted models (tests/scripted.py) write the texts: one cut off at the token limit, one
+Scripted models (tests/support/scripted.py) write the texts: one cut off at the token limit, one
 that says a sentence over and over, one that reports on ToDos the plan never had. The
 summary is asked for once more, saying what was wrong, then replaced by the listed results;
 a direct answer that cannot be shown ends the turn with that failure; an `llm` ToDo whose
@@ -17,8 +17,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from graph.text_check import repetition, unknown_todos, unusable
 from nodes.respond import SUMMARY_ATTEMPTS
-from tests.planner_harness import Conversation, RecordingExecutor, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel, cut_off, steps
+from tests.support.executors import RecordingExecutor
+from tests.support.planner_harness import Conversation, services
+from tests.support.scripted import ScriptedChatModel, UncallableChatModel, cut_off, steps
 
 REQUEST = "Write an email to Tom with the agenda"  # rule-matched, planned by the LLM
 QUESTION = "What is the capital of Portugal?"  # the rules: `question`, answered directly

@@ -14,8 +14,9 @@ import pytest
 from graph.approval import declared_record
 from graph.config import ConfigError
 from lam import LAMMessage, MessageFactory, Plan
-from tests.planner_harness import Conversation, RecordingExecutor, performatives, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
+from tests.support.executors import RecordingExecutor
+from tests.support.planner_harness import Conversation, performatives, services
+from tests.support.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 EMAIL = "Write an email to Tom with the agenda"  # rules abstain: the scripted planner plans
 

@@ -31,7 +31,7 @@ from graph.checkpointer import (
 from graph.config import Settings
 from graph.state import LamDict, PlannerState, append_lam_batch
 from lam import Plan, ToDo
-from tests.processes import RedisProcess, free_port
+from tests.support.processes import RedisProcess, free_port
 
 RUNS: list[str] = []  # which nodes ran, to check nothing runs twice after a resume
 

@@ -1,6 +1,6 @@
 """`cpa-planner` as a person and a script meet it: real processes, pipes and a pseudo-terminal.
 
-No LLM anywhere (the environment is built from scratch, see tests/cli_harness.py): the
+No LLM anywhere (the environment is built from scratch, see tests/support/cli_harness.py): the
 reminder requests are rule-matched with a template plan (t1 `template` → t2 `desktop`), and
 the desktop ToDo is answered at the prompt, as the person would. Conversations live in the
 embedded Valkey under each test's tmp_path, or in the session's Valkey where REDIS_URL is set.
@@ -24,8 +24,8 @@ import pytest
 from cli import exits
 from graph.intents import IntentRegistry
 from lam import LAMMessage, Plan
-from tests.cli_harness import CLI, ROOT, PtyProcess, clean_env, run_cli
-from tests.processes import free_port, langgraph_working_copy, read_lines_until
+from tests.support.cli_harness import CLI, ROOT, PtyProcess, clean_env, run_cli
+from tests.support.processes import free_port, langgraph_working_copy, read_lines_until
 
 EN = "Remind me to call Anna tomorrow at 9"
 DE = "Erinnere mich morgen um 9 an den Anruf bei Anna"

@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 
 from cli.view import ConversationModel, TodoRow, render
+from lam import MessageFactory, Plan, ToDo
 
 REQUEST = "Remind me to call Anna tomorrow at 9"
 
@@ -43,17 +44,19 @@ def test_at_80_columns_nothing_is_cut() -> None:
 
 
 def test_a_refused_plan_is_shown_as_not_run() -> None:
-    model = waiting_model()
-    for row in model.todos.values():
-        row.status = "pending"
-    model.feed(
-        {
-            "id": "r1",
-            "performative": "refuse",
-            "timestamp": "2026-11-29T10:00:00Z",
-            "content": {"reason": "not today"},
-        }
+    user, planner = MessageFactory("user", "3f1c"), MessageFactory("planner", "3f1c")
+    request = user.request(REQUEST)
+    plan = Plan(
+        goal=f"Set a reminder: {REQUEST}",
+        todos=[
+            ToDo(id="t1", title="Draft the reminder", executor="template"),
+            ToDo(id="t2", title="Add it", executor="desktop", depends_on=["t1"]),
+        ],
     )
+    propose = planner.propose("user", plan)
+    model = ConversationModel()
+    for message in (request, propose, user.refuse(propose, "not today")):
+        model.feed(message.to_dict())
     text = drawn(model, 100)
     assert text.count("↷ skipped") == 2 and text.count("plan refused") == 2
     assert "pending" not in text

@@ -1,5 +1,5 @@
 """The web console in a real browser: Debian's chromium driven by Playwright, against a real
-`cpa-planner serve` (real Redis, scripted services: tests/console_harness.py).
+`cpa-planner serve` (real Redis, scripted services: tests/support/console_harness.py).
 
 The browser tests (marked slow) start the server and chromium. The main one runs a
 conversation with two ToDos in parallel and a desktop ToDo after them that needs approval,
@@ -42,10 +42,10 @@ from api.overview import plan_effects, waiting_for
 from graph.builder import default_executors
 from graph.config import Settings
 from graph.tools.catalogue import Catalogue, tool_entries
-from lam import LAMMessage, Plan, Tool
+from lam import LAMMessage, MessageFactory, Plan, ToDo, Tool
 from lam.dag import critical_path
-from tests.console_harness import console_env
-from tests.server_harness import (
+from tests.support.console_harness import console_env
+from tests.support.server_harness import (
     ACME_KEY,
     ROOT,
     ServerProcess,
@@ -662,18 +662,10 @@ def test_effects_say_what_each_step_does_and_who_said_so() -> None:
 
 
 def test_waiting_for_sums_up_the_inbox() -> None:
-    propose = {
-        "id": "p1",
-        "performative": "propose",
-        "receiver": "user",
-        "content": {"plan": {"goal": "Book it", "todos": []}},
-    }
-    assign = {
-        "id": "a1",
-        "performative": "assign",
-        "receiver": "cpa-desktop",
-        "content": {"todo": {"id": "t3", "title": "Send it"}, "inputs": {}},
-    }
+    planner = MessageFactory("planner", "c1")
+    propose = planner.propose("user", Plan(goal="Book it"), message_id="p1").to_dict()
+    todo = ToDo(id="t3", title="Send it", executor="desktop")
+    assign = planner.assign("cpa-desktop", todo, {}, message_id="a1").to_dict()
     rows = [r.model_dump() for r in waiting_for([propose, assign])]
     assert rows == [
         {

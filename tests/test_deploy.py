@@ -35,7 +35,7 @@ import yaml
 
 from api.redis_keys import RedisKeys
 from graph.conversations import thread_id
-from tests.containers import (
+from tests.support.containers import (
     IMAGE,
     REDIS_IMAGE,
     ROOT,
@@ -53,10 +53,10 @@ from tests.containers import (
     wait_healthz,
     walk_the_calendar,
 )
-from tests.crash_driver import A1, A2, A3, B1, B2, C1, D1, RECORD_TODOS, REQUEST, Z
-from tests.processes import free_port
-from tests.replica_services import gate_key
-from tests.server_harness import DESKTOP, auth, done_for, request_message
+from tests.support.crash_driver import A1, A2, A3, B1, B2, C1, D1, RECORD_TODOS, REQUEST, Z
+from tests.support.executors import gate_key
+from tests.support.processes import free_port
+from tests.support.server_harness import DESKTOP, auth, done_for, request_message
 
 # A cold build (base image, pip install) takes minutes on two cores; each step below has a
 # deadline of its own.
@@ -229,7 +229,7 @@ async def test_sigterm_hands_the_conversation_under_way_to_the_next_replica(
         "CPA_API_KEYS": f"{TENANT}:{KEY}",
         "CPA_WORKERS": workers,  # with 2, uvicorn's supervisor passes SIGTERM on
         "PYTHONPATH": MOUNTED_TESTS,
-        "CPA_SERVER_SERVICES": "tests.replica_services:replica_services",
+        "CPA_SERVER_SERVICES": "tests.support.replica_services:replica_services",
         "CPA_INTENTS_PATH": f"{MOUNTED_TESTS}/tests/data/crash_intents.yaml",
         "CPA_APPROVAL_POLICY": "never",
         "CPA_TODO_RETRIES": "0",

@@ -30,7 +30,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.containers import COMPOSE_FILE, ROOT, missing, tool
+from tests.support.containers import COMPOSE_FILE, ROOT, missing, tool
 
 DEPLOY = ROOT / "deploy"
 DOCKERFILES = [ROOT / "Dockerfile", *sorted(DEPLOY.glob("*/Containerfile"))]

@@ -22,8 +22,8 @@ import pytest
 from examples.desktop_agent import DesktopAgent, TodoFailed, client_for
 from graph.intents import default_registry
 from lam import MessageFactory, ToDo
-from tests.cli_harness import clean_env
-from tests.server_harness import ServerProcess, delete_prefix
+from tests.support.cli_harness import clean_env
+from tests.support.server_harness import ServerProcess, delete_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
 MEETING = "Schedule a meeting with Anna tomorrow at 10"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_harness import ROOT, clean_env
+from tests.support.cli_harness import ROOT, clean_env
 
 ELLIPSIS = "…"
 

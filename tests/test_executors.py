@@ -16,13 +16,13 @@ import pytest
 from graph.allowlist import allowed
 from graph.builder import default_executors
 from graph.config import Settings
-from graph.executors import ExecutorCall, ExecutorError, ExecutorRegistry
+from graph.executor_registry import ExecutorCall, ExecutorError, ExecutorRegistry
 from graph.llm import ChatModels
 from lam import MessageFactory, Plan, ToDo
 from nodes.executors.http import HttpExecutor
 from nodes.executors.template import TemplateExecutor
-from tests.planner_harness import Conversation, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
+from tests.support.planner_harness import Conversation, services
+from tests.support.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 
 def _call(todo: ToDo, inputs: dict[str, Any], settings: Settings | None = None) -> ExecutorCall:

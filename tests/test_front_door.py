@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from lam import LAMMessage, MessageFactory, Plan
-from tests.planner_harness import Conversation, RecordingExecutor, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel, steps
+from tests.support.executors import RecordingExecutor
+from tests.support.planner_harness import Conversation, services
+from tests.support.scripted import ScriptedChatModel, UncallableChatModel, steps
 
 NO_LLM = {"router": UncallableChatModel(), "planner": UncallableChatModel()}
 FORBIDDEN = {**NO_LLM, "executor": UncallableChatModel()}

@@ -108,10 +108,10 @@ def test_good_registry_is_clean_and_loads(tmp_path: Path) -> None:
     registry = IntentRegistry.load(path)
     assert registry.names() == ["greet", "todo"]
     assert registry.source == str(path)
-    assert registry.classify("hello").intent == "greet"
-    assert registry.classify("Grüße!").intent == "greet"  # keyword prefix, umlaut folded
-    assert registry.classify("add milk to my list").intent == "todo"
-    assert registry.classify("add milk to my shopping list").intent is None  # vetoed
+    assert registry.match_rules("hello").intent == "greet"
+    assert registry.match_rules("Grüße!").intent == "greet"  # keyword prefix, umlaut folded
+    assert registry.match_rules("add milk to my list").intent == "todo"
+    assert registry.match_rules("add milk to my shopping list").intent is None  # vetoed
     plan = _plan(registry, "todo", "add milk to my list")
     # A template ToDo's text keeps {request}: the template executor fills it when it runs.
     assert plan is not None and plan.todos[0].inputs == {"text": "{request}"}

@@ -252,12 +252,12 @@ def test_rules_decide(registry: IntentRegistry, text: str, intent: str) -> None:
     assert decision.rule.startswith(intent + ".")
     assert decision.compound is None
     # the legacy entry point the nodes call until they switch to decide()
-    assert registry.classify(text).intent == intent
+    assert registry.match_rules(text).intent == intent
 
 
 @pytest.mark.parametrize("text", ABSTAIN)
 def test_rules_abstain(registry: IntentRegistry, text: str) -> None:
-    decision = registry.classify(text)
+    decision = registry.match_rules(text)
     assert decision.intent is None, registry.explain(text).describe()
     assert decision.confidence == 0.0
     assert decision.rule is None
@@ -300,12 +300,12 @@ def test_default_registry_has_the_spec_intents(registry: IntentRegistry) -> None
     ["Öffne Excel", "Oeffne Excel", "ÖFFNE EXCEL", "oeffne excel", "O\u0308ffne Excel"],
 )
 def test_umlaut_spellings_are_equivalent(registry: IntentRegistry, text: str) -> None:
-    assert registry.classify(text).intent == "app_control"
+    assert registry.match_rules(text).intent == "app_control"
 
 
 @pytest.mark.parametrize("text", ["Schließ Firefox", "Schliess Firefox", "SCHLIESS FIREFOX"])
 def test_sharp_s_spellings_are_equivalent(registry: IntentRegistry, text: str) -> None:
-    assert registry.classify(text).intent == "app_control"
+    assert registry.match_rules(text).intent == "app_control"
 
 
 def test_fold() -> None:
@@ -418,14 +418,14 @@ def test_describe_is_readable(registry: IntentRegistry) -> None:
 
 @pytest.mark.parametrize("text", ["", " ", "\n\t", "?!", "x" * 100_000, "und und und"])
 def test_degenerate_input_abstains(registry: IntentRegistry, text: str) -> None:
-    assert registry.classify(text).intent is None
+    assert registry.match_rules(text).intent is None
 
 
 def test_thousands_of_lines_in_one_process(registry: IntentRegistry) -> None:
     lines = [text for text, _ in DECIDED] * 30
     decisions = [registry.decide(line) for line in lines]
     assert all(isinstance(d, Decision) for d in decisions)
-    assert isinstance(registry.classify(lines[0]), RuleDecision)
+    assert isinstance(registry.match_rules(lines[0]), RuleDecision)
     assert [d.intent for d in decisions[: len(DECIDED)]] == [i for _, i in DECIDED]
 
 

@@ -20,7 +20,7 @@ from graph.intents.evaluate import (
     read_labelled,
 )
 from graph.intents.registry import default_registry
-from tests.cli_harness import ROOT, clean_env, run_cli
+from tests.support.cli_harness import ROOT, clean_env, run_cli
 
 DATA = ROOT / "tests" / "data"
 EVAL_SETS = [DATA / "intents_eval_en.jsonl", DATA / "intents_eval_de.jsonl"]

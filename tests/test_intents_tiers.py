@@ -18,7 +18,7 @@ from graph.intents import (
     is_read_only,
 )
 from lam.dag import validate_plan
-from tests.cli_harness import ROOT
+from tests.support.cli_harness import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ A plan with empty fields, one cut off at the token limit, prose instead of JSON,
 that does not exist: each goes back to the model as a repair within the budget, and ends in
 a clean `failure` with its code when the budget is spent; never an exception out of a node,
 never a conversation left `running`. The same through the command line and over HTTP, with
-a scripted server behind the real clients (tests/fake_llm.py).
+a scripted server behind the real clients (tests/support/fake_llm.py).
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ from langchain_core.messages import AIMessage
 
 from cli import exits
 from graph.builder import INTERNAL_ERROR
-from graph.planning import PlanDraft, StepDraft, plan_json_schema
+from graph.plan_steps import PlanDraft, StepDraft, plan_json_schema
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from lam import LAMMessage, Plan
 from nodes.plan import plan_messages
-from tests.cli_harness import PtyProcess, clean_env, run_cli
-from tests.fake_llm import FakeLLMServer, Reply
-from tests.planner_harness import Conversation, RecordingExecutor, services
-from tests.scripted import ScriptedChatModel, UncallableChatModel, cut_off, steps
-from tests.server_harness import ServerProcess, open_conversation, wait_status
+from tests.support.cli_harness import PtyProcess, clean_env, run_cli
+from tests.support.executors import RecordingExecutor
+from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.support.planner_harness import Conversation, services
+from tests.support.scripted import ScriptedChatModel, UncallableChatModel, cut_off, steps
+from tests.support.server_harness import ServerProcess, open_conversation, wait_status
 
 REQUEST = "Write an email to Tom with the agenda"  # rule-matched, planned by the LLM
 TASK = "Organise a three-day trip to Lisbon with flights, a hotel and a museum visit"
@@ -484,7 +485,7 @@ class _Refusing(RecordingExecutor):
     """Fails its ToDo the way the desktop agent's `failure` comes back: code `failed`."""
 
     async def __call__(self, call: Any) -> Any:
-        from graph.executors import ExecutorError
+        from graph.executor_registry import ExecutorError
 
         raise ExecutorError("failed", "the printer is off")
 

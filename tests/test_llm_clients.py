@@ -1,6 +1,6 @@
 """The real LLM client code paths (langchain-openai, langchain-ollama) against a scripted server.
 
-`tests/fake_llm.py` answers like an OpenAI-compatible server or like Ollama and records
+`tests/support/fake_llm.py` answers like an OpenAI-compatible server or like Ollama and records
 each request, so these tests see exactly what our configuration makes the clients send (the
 structured-output method, the token limit per role, the timeout) and what each way a call
 can go wrong becomes: `llm_unreachable`, `llm_timeout`, `llm_server_error`, `llm_truncated`,
@@ -16,7 +16,7 @@ import pytest
 
 from graph.builder import make_services
 from graph.config import ROLE_DEFAULTS, ConfigError, Settings
-from graph.executors import ExecutorRegistry
+from graph.executor_registry import ExecutorRegistry
 from graph.llm import (
     ChatModels,
     LLMCallError,
@@ -28,12 +28,12 @@ from graph.llm import (
     LLMTruncatedError,
     LLMUnreachableError,
 )
-from graph.planning import PlanDraft, plan_draft_model, plan_json_schema
+from graph.plan_steps import PlanDraft, plan_draft_model, plan_json_schema
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from nodes.executors import DesktopExecutor, LLMExecutor
-from tests.fake_llm import FakeLLMServer, Reply
-from tests.planner_harness import Conversation
+from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.support.planner_harness import Conversation
 
 DRAFT = {
     "goal": "Mail Tom",

@@ -33,15 +33,15 @@ from examples.desktop_agent import ACTIONS
 from graph.builder import make_services
 from graph.config import Settings
 from graph.llm import ChatModels, LLMOutputError, LLMTruncatedError
-from graph.planning import TITLE_MAX, plan_draft_model
+from graph.plan_steps import TITLE_MAX, plan_draft_model
 from graph.tools.arguments import schema_errors
 from graph.tools.catalogue import Catalogue, tool_entries
 from graph.tools.executors import executor_entries
 from lam.tools import references
 from nodes.plan import draft_plan
-from tests.cli_harness import PtyProcess, clean_env, run_cli
-from tests.llama_server import MODEL_NAME, LlamaServer, find_llama
-from tests.server_harness import ServerProcess, agree_to, done_for, open_conversation
+from tests.support.cli_harness import PtyProcess, clean_env, run_cli
+from tests.support.llama_server import MODEL_NAME, LlamaServer, find_llama
+from tests.support.server_harness import ServerProcess, agree_to, done_for, open_conversation
 
 # A real model plans at about 100 tokens/s: whole conversations take minutes (CONVERSATION_S).
 pytestmark = [pytest.mark.llm, pytest.mark.slow, pytest.mark.timeout(1800)]

@@ -1,5 +1,5 @@
 """MCP servers as tool sources, for real: `mcp-server-time` from PyPI over stdio, and a
-server written with the SDK in the tests (`tests/mcp_notes_server.py`) over streamable HTTP.
+server written with the SDK in the tests (`tests/support/mcp_notes_server.py`) over streamable HTTP.
 
 Their tools appear in the catalogue with the effects their annotations give; a scripted
 plan calls one through the `mcp:<server>` executor, and its result reaches the step that
@@ -23,10 +23,10 @@ import pytest
 
 from graph.services import Services
 from graph.tools.mcp import McpError, McpServer, call_tool
-from tests.cli_harness import clean_env, run_cli
-from tests.planner_harness import Conversation, performatives, services
-from tests.processes import free_port, stop_process
-from tests.scripted import ScriptedChatModel, steps
+from tests.support.cli_harness import clean_env, run_cli
+from tests.support.planner_harness import Conversation, performatives, services
+from tests.support.processes import free_port, stop_process
+from tests.support.scripted import ScriptedChatModel, steps
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def notes_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("mcp-notes") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "tests/mcp_notes_server.py", str(port)],
+            [sys.executable, "tests/support/mcp_notes_server.py", str(port)],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

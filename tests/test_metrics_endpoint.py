@@ -21,13 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.settings import ServerSettings, digest
 from graph.config import Settings
 from server import create_app
-from tests.server_harness import (
+from tests.support.server_harness import (
     ACME_KEY,
     REGISTRY,
     auth,
     delete_prefix,
     request_message,
-    test_services,
+    server_services,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ async def client(
     )
     app = create_app(
         settings,
-        services=test_services(settings),
+        services=server_services(settings),
         server_settings=ServerSettings(api_keys={digest(ACME_KEY): "acme"}),
     )
     try:
@@ -134,7 +134,7 @@ async def test_metrics_token_and_metrics_off(
 
 async def test_without_keys_metrics_are_for_this_machine_only(valkey_url: str) -> None:
     settings = Settings(redis_url=valkey_url, redis_prefix=f"test-m-{uuid.uuid4().hex[:8]}")
-    app = create_app(settings, services=test_services(settings), server_settings=ServerSettings())
+    app = create_app(settings, services=server_services(settings), server_settings=ServerSettings())
     try:
         async with app.router.lifespan_context(app):
             for address, status in ((("192.0.2.7", 50000), 403), (("127.0.0.1", 5), 200)):

@@ -22,8 +22,8 @@ from langgraph.types import Command
 from benchmarks.plan_turns import counting_validations, registry_text
 from graph.builder import build_graph
 from lam import Plan
-from tests.planner_harness import services
-from tests.scripted import UncallableChatModel
+from tests.support.planner_harness import services
+from tests.support.scripted import UncallableChatModel
 
 DATA = Path(__file__).resolve().parent / "data"
 REGISTRY = DATA / "plan_state_intents.yaml"  # three steps; the third asks for approval
@@ -174,3 +174,13 @@ async def test_a_state_update_with_a_bad_plan_is_refused_and_changes_nothing(
     (question,) = await _interrupt_ids(graph, "t")
     state = await graph.ainvoke(Command(resume={question: "agree"}), _config("t"))
     assert state["status"] == "done"
+
+
+def test_the_channels_no_value_is_langgraphs() -> None:
+    """`graph.plan_channel.MISSING` is had through LangGraph's public API; it must be the very
+    sentinel LangGraph passes to `from_checkpoint` for a channel a checkpoint lacks."""
+    from langgraph._internal._typing import MISSING as LANGGRAPHS
+
+    from graph.plan_channel import MISSING
+
+    assert MISSING is LANGGRAPHS

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.processes import free_port, stop_process
-from tests.server_harness import (
+from tests.support.processes import free_port, stop_process
+from tests.support.server_harness import (
     ACME_KEY,
     ServerProcess,
     approve_until_assigned,

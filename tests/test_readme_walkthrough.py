@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli_harness import clean_env
-from tests.server_harness import ServerProcess, delete_prefix
+from tests.support.cli_harness import clean_env
+from tests.support.server_harness import ServerProcess, delete_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "<!-- runnable -->"

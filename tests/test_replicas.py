@@ -1,7 +1,7 @@
 """Several server processes (replicas) on one real Redis (issue 11).
 
 Each replica is `uvicorn server:app` in its own process, all with the same REDIS_URL and
-key prefix, running the crash drill's plan (tests/replica_services.py):
+key prefix, running the crash drill's plan (tests/support/replica_services.py):
 
     a1 -> b1 -> b2 ----------------\\
     a2 --\\                          +-> z
@@ -33,33 +33,33 @@ import redis
 from langchain_core.runnables import RunnableConfig
 
 from api.redis_keys import JOB_GROUP, RedisKeys
-from graph.builder import build_graph, make_services
+from graph.builder import build_graph
 from graph.checkpointer import FENCE, open_checkpointer
 from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
 from lam import LAMMessage
-from tests.crash_driver import (
+from tests.support.crash_driver import (
     A1,
     B2,
     C1,
     D1,
     DESKTOP,
+    DRILL_PLAN,
     RECORD_TODOS,
     REGISTRY,
     REQUEST,
     Z,
-    drill_planner,
 )
-from tests.processes import free_port
-from tests.replica_services import (
+from tests.support.executors import gate_key
+from tests.support.processes import free_port
+from tests.support.replica_services import (
     HOLD_ENV,
     PAUSE_ENV,
     RECORD_KEY_ENV,
     RECORD_URL_ENV,
-    RedisRecordExecutor,
-    gate_key,
+    redis_record_executor,
 )
-from tests.server_harness import (
+from tests.support.server_harness import (
     ROOT,
     ServerProcess,
     done_for,
@@ -67,6 +67,7 @@ from tests.server_harness import (
     open_request,
     request_message,
 )
+from tests.support.services import scripted_services
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +85,7 @@ def replica_env(redis_url: str, prefix: str, record_key: str, **extra: str) -> d
         "CPA_INTENTS_PATH": str(REGISTRY),
         "CPA_TODO_RETRIES": "0",
         "CPA_APPROVAL_POLICY": "never",  # the drill is about replicas, not approvals
-        "CPA_SERVER_SERVICES": "tests.replica_services:replica_services",
+        "CPA_SERVER_SERVICES": "tests.support.replica_services:replica_services",
         "CPA_API_KEYS": f"{TENANT}:{API_KEY}",
         "CPA_API_KEYS_FILE": "",
         "CPA_LEASE_S": LEASE_S,
@@ -184,10 +185,10 @@ def fleet(redis7_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Fleet]
 async def read_view(env: Mapping[str, str], cid: str) -> Any:
     """The conversation as its checkpoints hold it, read in this process."""
     settings = Settings.from_env(env)
-    services = make_services(
+    services = scripted_services(
         settings,
-        chat_models={"planner": drill_planner()},
-        extra_executors=[RedisRecordExecutor("", "", frozenset(), frozenset())],
+        plan=DRILL_PLAN,
+        executors=[redis_record_executor("", "", frozenset(), frozenset())],
     )
     async with open_checkpointer(settings) as saver:
         conversations = Conversations(build_graph(services, checkpointer=saver), saver)

@@ -24,10 +24,10 @@ import pytest
 import redis
 
 from graph.redis_sentinel import parse_sentinel_url
-from tests.crash_driver import B2, C1, RECORD_TODOS, REQUEST
-from tests.processes import free_port, kill_process, stop_process
-from tests.replica_services import HOLD_ENV
-from tests.server_harness import done_for, expect_status, open_request
+from tests.support.crash_driver import B2, C1, RECORD_TODOS, REQUEST
+from tests.support.processes import free_port, kill_process, stop_process
+from tests.support.replica_services import HOLD_ENV
+from tests.support.server_harness import done_for, expect_status, open_request
 from tests.test_replicas import (
     WAIT_S,
     Fleet,

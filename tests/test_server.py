@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from lam import LAMMessage, MessageFactory
-from tests.server_harness import (
+from tests.support.server_harness import (
     ACME_KEY,
     DESKTOP,
     GLOBEX_KEY,

@@ -13,8 +13,8 @@ import pytest
 
 from api.settings import digest as _digest
 from server import ServerConfigError, ServerSettings
-from tests.processes import RedisProcess, free_port
-from tests.server_harness import ACME_KEY, ROOT, ServerProcess, auth, server_env
+from tests.support.processes import RedisProcess, free_port
+from tests.support.server_harness import ACME_KEY, ROOT, ServerProcess, auth, server_env
 
 
 def test_keys_from_the_environment_and_a_file(tmp_path: Path) -> None:

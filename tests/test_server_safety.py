@@ -39,8 +39,8 @@ from api.idempotency import ResponseRecords
 from api.redis_keys import RedisKeys
 from api.settings import ServerConfigError, ServerSettings
 from lam import LAMMessage, MessageFactory
-from tests.processes import RedisProcess, free_port
-from tests.server_harness import (
+from tests.support.processes import RedisProcess, free_port
+from tests.support.server_harness import (
     ACME_KEY,
     DESKTOP,
     GLOBEX_KEY,
@@ -251,10 +251,10 @@ async def test_without_keys_requests_from_other_machines_are_refused(valkey_url:
     # request's client address is checked too. In process, to pose as another machine.
     from graph.config import Settings
     from server import create_app
-    from tests.server_harness import test_services
+    from tests.support.server_harness import server_services
 
     settings = Settings(redis_url=valkey_url, redis_prefix=f"test-local-{uuid.uuid4().hex[:8]}")
-    app = create_app(settings, services=test_services(settings), server_settings=ServerSettings())
+    app = create_app(settings, services=server_services(settings), server_settings=ServerSettings())
     try:
         async with app.router.lifespan_context(app):
             for client_address, status in ((("192.0.2.7", 50000), 403), (("127.0.0.1", 5), 200)):

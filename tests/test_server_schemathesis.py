@@ -17,7 +17,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from tests.server_harness import ACME_KEY, ServerProcess, auth, delete_prefix, server_env
+from tests.support.server_harness import ACME_KEY, ServerProcess, auth, delete_prefix, server_env
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Streamed plans: steps that need no approval start while the planner is still writing.
 
-The planner model is scripted and streams its answer in pieces (tests/scripted.py); a test
+The planner model is scripted and streams its answer in pieces (tests/support/scripted.py); a test
 holds the stream at a point of its choosing (`between`) until what it expects has happened,
 so "started while the plan was being written" is shown by order, never by timing.
 """
@@ -16,8 +16,9 @@ import pytest
 from graph.plan_stream import PartialPlan
 from lam import Plan
 from nodes.early_start import fingerprint
-from tests.planner_harness import Conversation, RecordingExecutor, performatives, services
-from tests.scripted import ScriptedChatModel, cut_off, steps
+from tests.support.executors import RecordingExecutor
+from tests.support.planner_harness import Conversation, performatives, services
+from tests.support.scripted import ScriptedChatModel, cut_off, steps
 
 REQUEST = "Look up the figures, sum them up and mail the total"
 WAIT_S = 10.0  # a safety net: the awaited event happens within milliseconds
@@ -251,3 +252,58 @@ async def test_an_answer_cut_off_after_an_early_step_keeps_its_result() -> None:
     # Steps 1 and 2 ran while the cut-off answer streamed; the second answer reused them.
     assert (work.runs("t1"), work.runs("t2")) == (1, 1)
     assert [t.status for t in state["plan"].todos] == ["done", "done", "pending"]
+
+
+async def test_after_a_crash_mid_stream_another_answer_gets_no_other_steps_result() -> None:
+    work, _ = executors()
+    first = steps(
+        {
+            "goal": "g",
+            "todos": [_step("t1", "work", title="Alpha"), _step("t2", "work"), _step("t3", "work")],
+        }
+    )
+    # Asked again after the crash, the model writes another first step (same place, same
+    # executor): the result saved for "Alpha" at that place must not become "Beta"'s.
+    second = steps(
+        {
+            "goal": "g",
+            "todos": [
+                _step("t1", "work", title="Beta"),
+                _step("t2", "work"),
+                _step("t3", "work", depends_on=["t1"]),
+            ],
+        }
+    )
+    held = asyncio.Event()
+
+    def ended() -> bool:
+        return ("end", "t1") in work.events and ("end", "t2") in work.events
+
+    async def between(text: str) -> None:
+        if written_steps(text) < 3:
+            return
+        while not ended():  # noqa: ASYNC110  (a plain list, polled)
+            await asyncio.sleep(0.005)
+        held.set()
+        await asyncio.Event().wait()  # the stream stops here until the "crash"
+
+    planner = ScriptedChatModel.script(structured=[first, second], stream_chars=16, between=between)
+    svc = services(models={"planner": planner}, executors=[work])
+    conv = Conversation(svc)
+    run = asyncio.create_task(conv.start(REQUEST))
+    await asyncio.wait_for(held.wait(), WAIT_S)
+    await asyncio.sleep(0.05)  # let the last pending write land
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+    again = Conversation(svc, checkpointer=conv.checkpointer)
+    again.thread_id, again.config = conv.thread_id, conv.config
+    planner._between = None  # the second answer streams through
+    state = await again.carry_on()
+    assert state["status"] == "done"
+    # t2 is the same step: its saved result is taken. t1 is another step: it runs (in
+    # `execute`), and so does t3, which depends on it.
+    assert [work.runs(t) for t in ("t1", "t2", "t3")] == [2, 1, 1]
+    assert [t.title for t in state["plan"].todos] == ["Beta", "Step t2", "Step t3"]
+    assert all(t.status == "done" for t in state["plan"].todos)

@@ -21,8 +21,8 @@ import pytest
 from langgraph_sdk import get_client
 
 from lam import LAMMessage
-from tests.processes import free_port, langgraph_working_copy, stop_process
-from tests.server_harness import ACME_KEY, auth, delete_prefix, request_message, server_env
+from tests.support.processes import free_port, langgraph_working_copy, stop_process
+from tests.support.server_harness import ACME_KEY, auth, delete_prefix, request_message, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

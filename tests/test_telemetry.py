@@ -13,7 +13,7 @@ import logging
 import logging.config
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
@@ -27,15 +27,18 @@ from prometheus_client import REGISTRY
 from graph.builder import build_graph, make_services
 from graph.config import Settings
 from graph.conversations import Conversations
-from graph.telemetry import Telemetry, TelemetrySettings
+from graph.telemetry import Telemetry, TelemetrySettings, metrics
+from graph.telemetry.contract import TODO_TASK
+from graph.telemetry.handler import TelemetryHandler
 from graph.telemetry.logs import JsonFormatter, TextFormatter, configure_logging, logging_config
 from graph.telemetry.tracing import turn_ids
 from lam import LAMMessage, MessageFactory
 from lam.rfc3339 import parse_rfc3339
-from tests.planner_harness import RecordingExecutor
-from tests.scripted import ScriptedChatModel, steps
-from tests.server_harness import CHORE_PLAN
-from tests.server_harness import REGISTRY as SERVER_REGISTRY
+from tests.support.callbacks import ChainRecorder
+from tests.support.executors import RecordingExecutor
+from tests.support.scripted import ScriptedChatModel, steps
+from tests.support.server_harness import CHORE_PLAN
+from tests.support.server_harness import REGISTRY as SERVER_REGISTRY
 
 TENANT = "acme"
 
@@ -174,7 +177,8 @@ async def test_outcomes_refused_failed_expired_and_tenants_not_configured(
     assert count("expired") == before["expired"] + 1
 
 
-async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telemetry) -> None:
+def _repairing_driver(telemetry: Telemetry) -> Driver:
+    """A chore the planner gets right at the third answer; its step fails, and is re-planned."""
     not_a_plan = {"nonsense": 1}  # the planner's answer does not fit: asked again
     cyclic = {
         "goal": "Do the chore",
@@ -190,8 +194,7 @@ async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telem
     summary = AIMessage(
         "All done.", usage_metadata={"input_tokens": 11, "output_tokens": 7, "total_tokens": 18}
     )
-    work = RecordingExecutor(fail={"t1"})
-    driver = Driver(
+    return Driver(
         telemetry,
         chat_models={
             "planner": ScriptedChatModel.script(
@@ -199,9 +202,13 @@ async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telem
             ),
             "executor": ScriptedChatModel(messages=iter([summary])),
         },
-        extra_executors=[work],
+        extra_executors=[RecordingExecutor(fail={"t1"})],
         settings={"max_plan_repairs": 3},
     )
+
+
+async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telemetry) -> None:
+    driver = _repairing_driver(telemetry)
     before = {
         "bad": value("cpa_llm_calls_total", role="planner", outcome="bad_output"),
         "ok": value("cpa_llm_calls_total", role="planner", outcome="ok"),
@@ -233,6 +240,70 @@ async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telem
         value("cpa_llm_tokens_total", role="executor", kind="completion")
         == before["completion"] + 7
     )
+
+
+def _renamed(event: tuple[str, tuple[Any, ...], dict[str, Any]]) -> tuple[Any, ...]:
+    """The callback with every node of the graph under another name (the ToDo task keeps
+    the name the code tells telemetry: `graph.telemetry.contract.TODO_TASK`)."""
+    name, args, kwargs = event
+    metadata = dict(kwargs.get("metadata") or {})
+    kwargs = dict(kwargs)
+    node = metadata.get("langgraph_node")
+    if node and node != TODO_TASK and kwargs.get("name") == node:
+        kwargs["name"] = metadata["langgraph_node"] = f"step_{sum(map(ord, node))}"
+        kwargs["metadata"] = metadata
+    return name, args, kwargs
+
+
+def _counts() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every counter and histogram count of ours but the per-node and per-LLM-call ones."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for metric in REGISTRY.collect()
+        if metric.name.startswith("cpa_") and not metric.name.startswith(("cpa_node", "cpa_llm"))
+        for sample in metric.samples
+        if sample.name.endswith(("_total", "_count"))
+    }
+
+
+def _moved(replay: Callable[[], None]) -> dict[Any, float]:
+    before = _counts()
+    replay()
+    return {k: v - before.get(k, 0.0) for k, v in _counts().items() if v != before.get(k, 0.0)}
+
+
+async def test_metrics_read_the_log_not_node_names() -> None:
+    """Renaming every node moves no metric differently: the handler reads what the
+    messages each step added say, not which node added them."""
+    recorder = ChainRecorder()
+    recording = Telemetry(TelemetrySettings(metrics=False))
+    recording.handler = recorder  # type: ignore[assignment]
+    driver = Driver(recording)
+    cid = await driver.open("Set up a meeting with Anna")  # rules, approval, desktop ToDos
+    await driver.answer_all(cid)
+    refused = await driver.open("Set up a meeting with Anna")
+    await driver.answer_all(refused, agree=False)
+    repairing = _repairing_driver(recording)  # a bad answer, a repair, a failed ToDo, a re-plan
+    await repairing.answer_all(await repairing.open("Do the chore"))
+
+    def replay(rename: bool) -> None:
+        handler = TelemetryHandler(tenants=metrics.TenantLabels([TENANT]))
+        for event in recorder.events:
+            name, args, kwargs = _renamed(event) if rename else event
+            getattr(handler, name)(*args, **kwargs)
+
+    as_named = _moved(lambda: replay(False))
+    renamed = _moved(lambda: replay(True))
+    assert as_named == renamed
+    counted = {name for name, _ in as_named}
+    assert {
+        "cpa_conversations_total",
+        "cpa_intent_decisions_total",
+        "cpa_todos_total",
+        "cpa_plan_repairs_total",
+        "cpa_replans_total",
+        "cpa_interrupt_wait_seconds_count",
+    } <= counted
 
 
 async def test_metrics_off_counts_nothing_and_adds_no_callback() -> None:

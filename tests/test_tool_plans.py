@@ -2,7 +2,7 @@
 
 The desktop agent's actions (`examples/desktop_agent.ACTIONS`) are offered the way the
 server keeps them (`graph.tools.offers`, on Valkey); the planner model is scripted
-(tests/scripted.py); the desktop agent's answers are LAM messages resumed into the graph.
+(tests/support/scripted.py); the desktop agent's answers are LAM messages resumed into the graph.
 
 - an offer changes what the planner may plan: its schema and prompt show the new tools,
   and a plan naming a tool nobody offered goes back for repair;
@@ -29,8 +29,8 @@ from examples.desktop_agent import ACTIONS
 from graph.services import Services
 from graph.tools.offers import OfferStore
 from lam import LAMMessage, MessageFactory, Tool
-from tests.planner_harness import Conversation, performatives, services
-from tests.scripted import ScriptedChatModel, steps
+from tests.support.planner_harness import Conversation, performatives, services
+from tests.support.scripted import ScriptedChatModel, steps
 
 INTENTS = Path(__file__).parent / "data" / "tools_intents.yaml"
 SHRED = "Find my tax files and shred them"

@@ -26,8 +26,15 @@ from graph.builder import make_services
 from graph.config import Settings
 from lam import LAMMessage, MessageFactory, ToDo, ToolCall
 from server import create_app
-from tests.scripted import ConstantChatModel, steps
-from tests.server_harness import ACME_KEY, DESKTOP, GLOBEX_KEY, auth, delete_prefix, expect_status
+from tests.support.scripted import ConstantChatModel, steps
+from tests.support.server_harness import (
+    ACME_KEY,
+    DESKTOP,
+    GLOBEX_KEY,
+    auth,
+    delete_prefix,
+    expect_status,
+)
 
 INTENTS = Path(__file__).parent / "data" / "tools_intents.yaml"
 SHRED = "Find my tax files and shred them"

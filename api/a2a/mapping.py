@@ -23,8 +23,9 @@ from google.protobuf.json_format import MessageToDict
 from graph.intents.language import detect_language
 from graph.state import LamDict
 from lam import LAMMessage, MessageFactory, Performative
+from lam.log import LamLog, Turn
 from lam.text import ID_PATTERN
-from prompts.answers import phrase
+from prompts.phrasebook import phrase
 
 #: The LAM agent id of whoever speaks A2A to the planner: the person behind the client.
 A2A_USER = "user"
@@ -135,83 +136,63 @@ def answer_to(waiting: LamDict, message: Message) -> LAMMessage:
 # LAM → A2A ----------------------------------------------------------------------------
 
 
-def turn_language(messages: Sequence[LamDict]) -> str:
+def turn_language(turn: Turn) -> str:
     """The language of a turn's request (its `locale`, else as the planner detects it): the
     language of the words around what the planner says."""
-    request = next((m for m in messages if m.get("performative") == "request"), None)
-    content = (request or {}).get("content") or {}
+    content = turn.request.content
     locale = str(content.get("locale") or "").lower()
     if locale[:2] in ("en", "de"):
         return locale[:2]
-    return detect_language(str(content.get("text") or ""))
+    return detect_language(turn.text)
 
 
-def summary(message: Mapping[str, Any], language: str = "en") -> str:
+def summary(message: LAMMessage, language: str = "en") -> str:
     """One readable line (or a few) for a LAM message, the text part of its A2A message, with
     the words around it in `language`."""
-    content = message.get("content") or {}
-    kind = message.get("performative")
-    if kind == "request":
-        return str(content.get("text", ""))
-    if kind == "inform":
-        return str(content.get("text") or content.get("intent") or content.get("topic", ""))
-    if kind == "propose":
-        plan = content.get("plan") or {}
-        approval = f" — {phrase(language, 'needs_approval')}"
-        steps = [
-            f"{i}. {t.get('title', t.get('id'))} ({t.get('executor')})"
-            + (approval if t.get("requires_approval") else "")
-            for i, t in enumerate(plan.get("todos", []), 1)
-        ]
-        heading = phrase(language, "plan", goal=plan.get("goal", ""))
-        return "\n".join([heading, *steps, phrase(language, "approve_it")])
-    if kind == "assign":
-        todo = content.get("todo") or {}
-        return f"{todo.get('title', todo.get('id', ''))} → {message.get('receiver')}"
-    if kind == "done":
-        return phrase(language, "step_done", todo=content.get("todo_id", ""))
-    if kind == "failure":
-        error = content.get("error") or {}
-        return phrase(language, "step_failed", code=error.get("code"), message=error.get("message"))
-    if kind == "agree":
-        said = f": {content['comment']}" if content.get("comment") else ""
-        return phrase(language, "approved") + said
-    if kind == "refuse":
-        return phrase(language, "refused_because", reason=content.get("reason", ""))
-    return str(kind)
+    content = message.content
+    match message.performative:
+        case Performative.REQUEST:
+            return str(content.get("text", ""))
+        case Performative.INFORM:
+            return str(content.get("text") or content.get("intent") or content.get("topic", ""))
+        case Performative.PROPOSE:
+            plan = message.plan()
+            approval = f" — {phrase(language, 'needs_approval')}"
+            steps = [
+                f"{i}. {t.title} ({t.executor})" + (approval if t.requires_approval else "")
+                for i, t in enumerate(plan.todos, 1)
+            ]
+            heading = phrase(language, "plan", goal=plan.goal)
+            return "\n".join([heading, *steps, phrase(language, "approve_it")])
+        case Performative.ASSIGN:
+            return f"{message.todo().title} → {message.receiver}"
+        case Performative.DONE:
+            return phrase(language, "step_done", todo=content.get("todo_id", ""))
+        case Performative.FAILURE:
+            error = content.get("error") or {}
+            return phrase(
+                language, "step_failed", code=error.get("code"), message=error.get("message")
+            )
+        case Performative.AGREE:
+            said = f": {content['comment']}" if content.get("comment") else ""
+            return phrase(language, "approved") + said
+        case Performative.REFUSE:
+            return phrase(language, "refused_because", reason=content.get("reason", ""))
+    return message.performative.value
 
 
-def a2a_message(message: Mapping[str, Any], task_id: str, language: str = "en") -> Message:
+def a2a_message(message: LAMMessage, task_id: str, language: str = "en") -> Message:
     """A LAM message as an A2A message: its summary as text, the message itself as data."""
-    role = Role.ROLE_USER if message.get("sender") == A2A_USER else Role.ROLE_AGENT
+    role = Role.ROLE_USER if message.sender == A2A_USER else Role.ROLE_AGENT
     return Message(
-        message_id=str(message["id"]),
-        context_id=str(message.get("conversation_id") or ""),
+        message_id=message.id,
+        context_id=message.conversation_id or "",
         task_id=task_id,
         role=role,
-        parts=[new_text_part(summary(message, language)), new_data_part({"lam": dict(message)})],
-    )
-
-
-def turn(messages: Sequence[LamDict], task_id: str) -> tuple[int, int] | None:
-    """[start, end) of the turn opened by the request carrying this task id in the log."""
-    starts = [i for i, m in enumerate(messages) if m.get("performative") == "request"]
-    for n, start in enumerate(starts):
-        if (messages[start].get("metadata") or {}).get(TASK_ID_KEY) == task_id:
-            end = starts[n + 1] if n + 1 < len(starts) else len(messages)
-            return start, end
-    return None
-
-
-def _answer(messages: Sequence[LamDict]) -> LamDict | None:
-    return next(
-        (
-            m
-            for m in reversed(messages)
-            if m.get("performative") == "inform"
-            and (m.get("content") or {}).get("topic") == "answer"
-        ),
-        None,
+        parts=[
+            new_text_part(summary(message, language)),
+            new_data_part({"lam": message.to_dict()}),
+        ],
     )
 
 
@@ -226,19 +207,17 @@ def task_from(
     completed, the answer as an artifact; `failed` → failed (canceled if the failure's code
     says so). An earlier turn is completed or failed, as its answer says.
     """
-    messages: list[LamDict] = list(view.get("messages") or [])
-    bounds = turn(messages, task_id)
-    if bounds is None:
+    log = LamLog(view.get("messages") or [])
+    this_turn = log.turn_of(TASK_ID_KEY, task_id)
+    if this_turn is None:
         return None
-    start, end = bounds
     cid = str(view["conversation_id"])
-    this_turn = messages[start:end]
     language = turn_language(this_turn)
-    latest = end == len(messages)
-    answer = _answer(this_turn)
+    latest = this_turn is log.current
+    answer = this_turn.answer
     status = str(view.get("status")) if latest else None
     if status is None:
-        status = "done" if answer and answer["content"].get("status") == "done" else "failed"
+        status = "done" if answer and answer.content.get("status") == "done" else "failed"
     state = TaskState.TASK_STATE_WORKING
     status_message: Message | None = None
     if status == "waiting" and waiting_for_user:
@@ -247,11 +226,7 @@ def task_from(
     elif status == "done":
         state = TaskState.TASK_STATE_COMPLETED
     elif status == "failed":
-        codes = {
-            (m.get("content") or {}).get("error", {}).get("code")
-            for m in this_turn
-            if m.get("performative") == "failure"
-        }
+        codes = {error.code for error in this_turn.errors}
         state = TaskState.TASK_STATE_CANCELED if CANCELED in codes else TaskState.TASK_STATE_FAILED
     if status_message is None and answer is not None and state != TaskState.TASK_STATE_WORKING:
         status_message = a2a_message(answer, task_id, language)
@@ -259,7 +234,7 @@ def task_from(
         id=task_id,
         context_id=cid,
         status=TaskStatus(state=state, message=status_message),
-        history=[a2a_message(m, task_id, language) for m in this_turn],
+        history=[a2a_message(m, task_id, language) for m in this_turn.messages],
     )
     if state == TaskState.TASK_STATE_COMPLETED:
         task.artifacts.append(
@@ -274,20 +249,20 @@ CANCELED = "canceled"
 
 def question(waiting: LamDict, task_id: str, language: str = "en") -> Message:
     """The status message of an input-required task: what waits, with the plan as data."""
-    content = waiting.get("content") or {}
-    data: dict[str, Any] = {"lam": dict(waiting)}
-    if waiting.get("performative") == "propose":
-        data = {"plan": content.get("plan"), "propose_id": waiting["id"], "lam": dict(waiting)}
+    asked = LAMMessage.from_dict(waiting)
+    data: dict[str, Any] = {"lam": asked.to_dict()}
+    if asked.performative is Performative.PROPOSE:
+        data = {"plan": asked.content["plan"], "propose_id": asked.id, **data}
     return Message(
-        message_id=f"{waiting['id']}.question",
-        context_id=str(waiting.get("conversation_id") or ""),
+        message_id=f"{asked.id}.question",
+        context_id=asked.conversation_id or "",
         task_id=task_id,
         role=Role.ROLE_AGENT,
-        parts=[new_text_part(summary(waiting, language)), new_data_part(data)],
+        parts=[new_text_part(summary(asked, language)), new_data_part(data)],
     )
 
 
-def answer_artifact(answer: LamDict | None, result: Any, task_id: str) -> Artifact:
+def answer_artifact(answer: LAMMessage | None, result: Any, task_id: str) -> Artifact:
     """The turn's answer: its text, and the conversation's result as data."""
     parts: list[Part] = []
     if answer is not None:

@@ -62,7 +62,8 @@ from api.errors import ApiError
 from api.hub import Hub
 from graph.conversations import ConversationNotFoundError, thread_id
 from graph.state import LamDict
-from lam import LAMValidationError
+from lam import LAMValidationError, Performative
+from lam.log import LamLog
 
 TENANT_STATE = "cpa_tenant"
 # How often a followed conversation is looked at: while it runs, and while it waits for
@@ -149,10 +150,9 @@ class ConversationTaskStore(TaskStore):
             except (ConversationNotFoundError, ApiError):
                 continue
             task_ids = [
-                m["metadata"][mapping.TASK_ID_KEY]
-                for m in view["messages"]
-                if m.get("performative") == "request"
-                and mapping.TASK_ID_KEY in (m.get("metadata") or {})
+                turn.request.metadata[mapping.TASK_ID_KEY]
+                for turn in LamLog(view["messages"]).turns
+                if mapping.TASK_ID_KEY in turn.request.metadata
             ]
             if task_ids:
                 waiting = await self._waiting_for_user(tenant, cid, view)
@@ -241,16 +241,14 @@ class PlannerAgent(AgentExecutor):
         """Report the turn's new messages until it waits for the user or has ended."""
         while True:
             view = await self.hub.view(tenant, cid)
-            bounds = mapping.turn(view["messages"], task_id)
-            messages = view["messages"][bounds[0] : bounds[1]] if bounds else []
-            language = mapping.turn_language(messages)
+            turn = LamLog(view["messages"]).turn_of(mapping.TASK_ID_KEY, task_id)
+            messages = turn.messages if turn is not None else []
+            language = mapping.turn_language(turn) if turn is not None else "en"
             for message in messages:
-                if message["id"] in seen or message["performative"] == "request":
+                if message.id in seen or message.performative is Performative.REQUEST:
                     continue
-                seen.add(message["id"])
-                if message["performative"] == "inform" and (
-                    message["content"].get("topic") == "answer"
-                ):
+                seen.add(message.id)
+                if turn is not None and message is turn.answer:
                     continue  # the final status carries it
                 await updater.update_status(
                     TaskState.TASK_STATE_WORKING, mapping.a2a_message(message, task_id, language)
@@ -269,8 +267,8 @@ class PlannerAgent(AgentExecutor):
                         await updater.add_artifact(
                             list(artifact.parts), artifact.artifact_id, artifact.name
                         )
-                    message = task.status.message if task.status.HasField("message") else None
-                    await updater.update_status(task.status.state, message)
+                    said = task.status.message if task.status.HasField("message") else None
+                    await updater.update_status(task.status.state, said)
                     return
             await asyncio.sleep(WAITING_POLL_S if status == "waiting" else RUNNING_POLL_S)
 

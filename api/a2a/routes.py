@@ -13,6 +13,7 @@ from typing import Annotated, Any, cast
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import Message
 
 from api.a2a.card import CARD_PATH, RPC_PATH, agent_card
 from api.a2a.planner_agent import A2AServer
@@ -65,8 +66,19 @@ async def a2a_rpc(request: Request, hub: HubDep, tenant: TenantDep, a2a: A2ADep)
     (A2A 0.3 names), and their A2A 1.0 names (`SendMessage`, `SendStreamingMessage`,
     `GetTask`, `CancelTask`, `ListTasks`, `SubscribeToTask`)."""
     require_json(request)
-    # The dispatcher reads the body again: hand it the one read within the limit.
-    request._body = await read_body(request, hub.config.max_body_bytes)
-    request.state.cpa_tenant = tenant
-    response: Response = await a2a.dispatcher.handle_requests(request)
+    body = await read_body(request, hub.config.max_body_bytes)
+    # The dispatcher reads the body again: it gets a request over the same scope (and state)
+    # whose body is the one read within the limit, then the connection's own messages.
+    first = True
+
+    async def receive() -> Message:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await request.receive()
+
+    again = Request(request.scope, receive)
+    again.state.cpa_tenant = tenant
+    response: Response = await a2a.dispatcher.handle_requests(again)
     return response

@@ -38,22 +38,22 @@ Deciding (:meth:`IntentRegistry.decide`, :mod:`graph.intents.decide`): the rules
 request with several actions is never decided), then the example classifier
 (:mod:`~graph.intents.classifier`). Each :class:`Decision` also says the request's language
 (:mod:`~graph.intents.language`) and whether it only asks to look
-(:mod:`~graph.intents.readonly`). The registry's check is :mod:`~graph.intents.check`.
+(:mod:`~graph.intents.readonly`). The registry's check is :mod:`~graph.intents.registry_check`.
 """
 
 from graph.effects import KNOWN_EFFECTS, Effect
-from graph.intents.check import (
-    RegistryError,
-    RegistryProblem,
-    check_registry,
-    check_registry_text,
-)
 from graph.intents.classifier import OUT_OF_SCOPE, ClassifierVerdict, ExampleClassifier
 from graph.intents.compound import Action, Compound, actions, find_compound
 from graph.intents.decision import Decision, RuleDecision, TemplatePlan, Tier
 from graph.intents.language import detect_language
 from graph.intents.readonly import is_read_only, look_up_query
 from graph.intents.registry import IntentRegistry, default_registry
+from graph.intents.registry_check import (
+    RegistryError,
+    RegistryProblem,
+    check_registry,
+    check_registry_text,
+)
 from graph.intents.spec import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_CONFIDENCE,

@@ -94,7 +94,7 @@ class TemplatePlan:
 
 @dataclass(frozen=True)
 class RuleDecision:
-    """The rules' decision alone (what :meth:`IntentRegistry.classify` returned before the
+    """The rules' decision alone (what :meth:`IntentRegistry.match_rules` returned before the
     tiers; kept until the nodes call :meth:`IntentRegistry.decide`)."""
 
     text: str

@@ -8,13 +8,13 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-from graph.intents.check import RegistryError, parse_registry, read_registry
 from graph.intents.classifier import DEFAULT_MODEL, OUT_OF_SCOPE, ExampleClassifier
 from graph.intents.compound import find_compound
 from graph.intents.decide import Tiers, decide
 from graph.intents.decision import Decision, RuleDecision, TemplatePlan
 from graph.intents.phrases import PhraseMatcher
 from graph.intents.readonly import look_up_query
+from graph.intents.registry_check import RegistryError, parse_registry, read_registry
 from graph.intents.rules import RuleEngine
 from graph.intents.spec import (
     DEFAULT_MARGIN,
@@ -226,7 +226,7 @@ class IntentRegistry:
 
     # -- the rules tier alone ----------------------------------------------------------------
 
-    def classify(self, text: str) -> RuleDecision:
+    def match_rules(self, text: str) -> RuleDecision:
         """The rules' decision, abstaining on several actions; no classifier (see decide())."""
         verdict = self.rules.judge(fold_request(text))
         intent, confidence, rule, reason = (

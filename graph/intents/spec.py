@@ -1,6 +1,6 @@
 """The registry as the checker builds it: intents, their rules, examples, templates and replies.
 
-Plain frozen data; :mod:`graph.intents.check` makes it from YAML, and every tier reads it.
+Plain frozen data; :mod:`graph.intents.registry_check` makes it from YAML, and every tier reads it.
 """
 
 from __future__ import annotations

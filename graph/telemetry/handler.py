@@ -7,10 +7,17 @@ LangGraph reports every run through LangChain's callbacks, and that is all this 
     a node               on_chain_start/end named like `metadata["langgraph_node"]`, tagged
                          `graph:step:N`; its input is the state, its output the update;
                          `GraphInterrupt` as the error of a node that waits
-    a ToDo               the functional-API task `run_todo` inside `execute`: input
-                         {"todo_id", "run"}, output the ToDo's outcome (status, LAM messages)
+    a ToDo               the functional-API task named `contract.TODO_TASK` inside a node:
+                         input {"todo_id", ...}, output {"lam": the messages it sent, ...}
     an LLM call          the run `graph.llm.ChatModels` names `<role> model` (metadata
                          `cpa_role`); the chat model's on_llm_end inside it has token usage
+
+What happened is read from the LAM messages each step adds (`lam.log.LamLog`, one per
+turn, from its request on): an intent decided, a route taken, a plan sent back for repair, a
+re-plan, an answer to a proposal, a ToDo done or failed, the turn's answer. No node is
+recognised by its name (node names only label the per-node duration and spans); the one
+state channel read is the typed `intent` (`graph.state.IntentFound`), for the decisions that
+log nothing (compound requests, none decided).
 
 From these: the Prometheus metrics of `graph.telemetry.metrics`; when a tracer provider is
 given, a span per run, node, ToDo and LLM call under the turn's trace
@@ -51,8 +58,10 @@ from pydantic import ValidationError
 
 from graph.llm import LLMOutputError
 from graph.telemetry import metrics
+from graph.telemetry.contract import TODO_TASK, NotRunYet
 from graph.telemetry.logs import FIELDS
 from graph.telemetry.tracing import forced_ids, traceparent, turn_context, turn_ids
+from lam.log import Entry, LamLog, Meaning, Turn
 from lam.rfc3339 import parse_rfc3339
 
 logger = logging.getLogger("cpa_planner.turn")
@@ -60,10 +69,8 @@ todo_logger = logging.getLogger("cpa_planner.todo")
 
 TURN_KEY = "cpa_turn"
 ROLE_KEY = "cpa_role"
-TODO_TASK = "run_todo"
-# execute's private "a dependency waits" signal: this ToDo did not run in this pass.
-_BLOCKED = "_Blocked"
 _IGNORED_TAG_PREFIX = "graph:step:"
+_TODO_STATUS = {Meaning.TODO_DONE: "done", Meaning.TODO_FAILED: "failed"}
 
 
 def epoch_seconds(text: str | None) -> float | None:
@@ -74,15 +81,6 @@ def epoch_seconds(text: str | None) -> float | None:
         return parse_rfc3339(text).timestamp()
     except ValueError:
         return None
-
-
-def _last(log: Any, performative: str) -> Mapping[str, Any] | None:
-    if not isinstance(log, list):
-        return None
-    for message in reversed(log):
-        if isinstance(message, dict) and message.get("performative") == performative:
-            return message
-    return None
 
 
 @dataclass
@@ -100,8 +98,15 @@ class _Turn:
     request_at: float | None = None
     intent: str | None = None
     route: str | None = None
-    outcome: str | None = None  # set once `respond` ran: the turn is over
+    outcome: str | None = None  # set once the turn's answer is logged: the turn is over
     members: list[UUID] = field(default_factory=list)
+    log: LamLog | None = None  # the turn's messages, from its request on (first node's state)
+
+    def read(self, messages: Any) -> list[Entry]:
+        """What the messages a step added meant (those seen before mean nothing new)."""
+        if self.log is None:
+            self.log = LamLog()
+        return self.log.add_all(messages if isinstance(messages, list) else None)
 
 
 @dataclass
@@ -118,7 +123,6 @@ class _Step:
     executor: str = ""
     todo_id: str = ""
     role: str = ""
-    waits_since: float | None = None  # approve: the proposal's time
 
 
 class TelemetryHandler(BaseCallbackHandler):
@@ -285,7 +289,7 @@ class TelemetryHandler(BaseCallbackHandler):
             return
         if isinstance(error, GraphBubbleUp):
             step.span.set_attribute("cpa.outcome", "waiting")  # an interrupt: it asks
-        elif type(error).__name__ == _BLOCKED:
+        elif isinstance(error, NotRunYet):
             step.span.set_attribute("cpa.outcome", "blocked")  # a dependency waits
         else:
             step.span.set_attribute("cpa.outcome", "error")
@@ -304,24 +308,25 @@ class TelemetryHandler(BaseCallbackHandler):
             kind=str(metadata.get(TURN_KEY)),
         )
         self._turns[run_id] = turn
-        if isinstance(inputs, dict) and (request := _last(inputs.get("lam"), "request")):
-            fields: dict[str, Any] = {"turn": turn.kind, "request_id": request.get("id")}
+        opened = _current_turn(inputs.get("lam")) if isinstance(inputs, dict) else None
+        if opened is not None:
+            fields: dict[str, Any] = {"turn": turn.kind, "request_id": opened.request.id}
             if self.log_request_text:
-                fields["text"] = (request.get("content") or {}).get("text")
+                fields["text"] = opened.text
             logger.info("turn started", extra={FIELDS: fields})
 
     def _ensure_turn_span(self, turn: _Turn, state: Any) -> None:
         """The run's span, once the turn is known: the first node's state names its request."""
-        if turn.request_id is None and isinstance(state, dict):
-            log = state.get("lam")
-            request = _last(log, "request")
-            if request is not None:
-                turn.request_id = str(request.get("id"))
-                turn.request_at = epoch_seconds(request.get("timestamp"))
+        if turn.log is None and isinstance(state, dict) and isinstance(state.get("lam"), list):
+            turn.log = LamLog.of_current_turn(state["lam"])
+            current = turn.log.current
+            if current is not None:
+                turn.request_id = current.request.id
+                turn.request_at = current.request.timestamp.timestamp()
                 turn.traced = self.traced(turn.thread, turn.request_id)
-            if turn.kind != "open":  # a later run of the turn: what it decided is in the state
-                turn.intent = (state.get("intent") or {}).get("intent")
-                turn.route = _route_of_turn(log)
+                # A later run of the turn: what it decided is in the log already.
+                turn.intent = current.intent.intent if current.intent else None
+                turn.route = current.route.target if current.route else None
         if self.tracer is None or turn.span is not None or not turn.traced:
             return
         parent = (
@@ -394,12 +399,6 @@ class TelemetryHandler(BaseCallbackHandler):
     def _start_node(self, run_id: UUID, turn: _Turn, root: UUID, name: str, state: Any) -> None:
         self._ensure_turn_span(turn, state)
         step = _Step("node", root, name=name)
-        if name == "approve" and isinstance(state, dict):
-            propose = _last(state.get("lam"), "propose")
-            step.waits_since = epoch_seconds(propose.get("timestamp")) if propose else None
-        elif name == "respond" and isinstance(state, dict):
-            found = state.get("intent") or {}
-            turn.intent = found.get("intent") or turn.intent
         step.span = self._start_span(
             name,
             turn.span,
@@ -420,45 +419,57 @@ class TelemetryHandler(BaseCallbackHandler):
             metrics.child(metrics.NODE_DURATION, step.name).observe(
                 time.perf_counter() - step.started
             )
-        if step.name == "intent" and isinstance(found := update.get("intent"), dict):
-            intent = found.get("intent") or metrics.NO_INTENT
-            if turn is not None:
-                turn.intent = found.get("intent")
-            if self.metrics_on:
-                tier = found.get("source") or metrics.NO_INTENT
-                metrics.child(metrics.INTENT_DECISIONS, tier, intent).inc()
-            if step.span is not None:
-                step.span.set_attribute("cpa.intent", str(intent))
-                step.span.set_attribute("cpa.intent_tier", str(found.get("source")))
-        elif step.name == "route" and (route := _last(update.get("lam"), "route")):
-            target = str((route.get("content") or {}).get("target"))
-            if turn is not None:
-                turn.route = target
-            if step.span is not None:
-                step.span.set_attribute("cpa.route", target)
-        elif step.name == "check" and update.get("plan_problems") and "repairs" in update:
-            if self.metrics_on:
-                metrics.PLAN_REPAIRS.inc()
-        elif step.name == "replan" and "replans" in update:
-            if self.metrics_on:
-                metrics.REPLANS.inc()
-        elif step.name == "approve" and (answer := _first_answer(update.get("lam"))):
-            if step.waits_since is not None and self.metrics_on:
-                metrics.child(metrics.INTERRUPT_WAIT, "approval").observe(
-                    max(0.0, time.time() - step.waits_since)
-                )
-            if step.span is not None:
-                step.span.set_attribute("cpa.outcome", answer)
-        elif step.name == "respond" and turn is not None:
-            self._turn_over(turn, update, step.span)
+        if isinstance(found := update.get("intent"), dict):
+            self._intent_decided(turn, found, step.span)
+        if turn is not None:
+            for entry in turn.read(update.get("lam")):
+                self._logged(turn, entry, step.span)
         if step.span is not None:
             step.span.end()
 
-    def _turn_over(self, turn: _Turn, update: Mapping[str, Any], span: Span | None) -> None:
-        """`respond` ran: the turn has its answer (its span is recorded when the run ends)."""
-        result = update.get("result") or {}
-        status = str(update.get("status") or "done")
-        outcome = "refused" if isinstance(result, dict) and "refused" in result else status
+    def _intent_decided(
+        self, turn: _Turn | None, found: Mapping[str, Any], span: Span | None
+    ) -> None:
+        """A step decided the intent (`IntentFound`: the tiers that log nothing included)."""
+        intent = found.get("intent") or metrics.NO_INTENT
+        if turn is not None:
+            turn.intent = found.get("intent")
+        if self.metrics_on:
+            tier = found.get("source") or metrics.NO_INTENT
+            metrics.child(metrics.INTENT_DECISIONS, tier, intent).inc()
+        if span is not None:
+            span.set_attribute("cpa.intent", str(intent))
+            span.set_attribute("cpa.intent_tier", str(found.get("source")))
+
+    def _logged(self, turn: _Turn, entry: Entry, span: Span | None) -> None:
+        """What one message a step added tells: a route, a repair, an answer, the end."""
+        match entry.meaning:
+            case Meaning.ROUTE if entry.turn is not None and entry.turn.route is not None:
+                turn.route = entry.turn.route.target
+                if span is not None:
+                    span.set_attribute("cpa.route", turn.route)
+            case Meaning.PLAN_SENT_BACK:
+                if self.metrics_on:
+                    metrics.PLAN_REPAIRS.inc()
+            case Meaning.REPLAN:
+                if self.metrics_on:
+                    metrics.REPLANS.inc()
+            case Meaning.APPROVED | Meaning.REFUSED:
+                asked = entry.turn.message(entry.message.in_reply_to) if entry.turn else None
+                if asked is not None and self.metrics_on:
+                    metrics.child(metrics.INTERRUPT_WAIT, "approval").observe(
+                        max(0.0, time.time() - asked.timestamp.timestamp())
+                    )
+                if span is not None:
+                    span.set_attribute("cpa.outcome", entry.performative.value)
+            case Meaning.ANSWER if entry.turn is not None and entry.turn.outcome is not None:
+                self._turn_over(turn, entry.turn.outcome, span)
+
+    def _turn_over(self, turn: _Turn, outcome: str, span: Span | None) -> None:
+        """The turn has its answer (its span is recorded when the run ends)."""
+        current = turn.log.current if turn.log is not None else None
+        if current is not None and current.intent is not None:
+            turn.intent = current.intent.intent
         turn.outcome = outcome
         self.count_turn(
             turn.thread,
@@ -554,14 +565,11 @@ class TelemetryHandler(BaseCallbackHandler):
         self, run_id: UUID, parent_run_id: UUID, turn: _Turn, root: UUID, inputs: dict[str, Any]
     ) -> None:
         todo_id = str(inputs["todo_id"])
-        executor = ""
-        plan = getattr(inputs.get("run"), "plan", None)
-        if plan is not None:
-            try:
-                executor = str(plan.todo(todo_id).executor)
-            except (KeyError, ValueError, AttributeError):
-                executor = ""
-        step = _Step("todo", root, executor=executor or "unknown", todo_id=todo_id)
+        # Its executor, as the plan proposed in the log has it.
+        current = turn.log.current if turn.log is not None else None
+        planned = current.todos.get(todo_id) if current is not None else None
+        executor = planned.executor if planned is not None else "unknown"
+        step = _Step("todo", root, executor=executor, todo_id=todo_id)
         step.span = self._start_span(
             f"todo {todo_id}",
             self._parent_span(parent_run_id),
@@ -578,11 +586,16 @@ class TelemetryHandler(BaseCallbackHandler):
 
     def _end_todo(self, step: _Step, outcome: Any) -> None:
         outcome = outcome if isinstance(outcome, dict) else {}
-        status = str(outcome.get("status") or "done")
-        assign = next(
-            (m for m in outcome.get("lam") or [] if m.get("performative") == "assign"), None
+        turn = self._turns.get(step.root) if step.root else None
+        entries = turn.read(outcome.get("lam")) if turn is not None else []
+        # The messages it sent say how it went: its `assign` (possibly sent in an earlier
+        # run: it waited), then `done` or `failure`; none at all: it was skipped.
+        assign = next((e.message for e in entries if e.meaning is Meaning.ASSIGNED), None)
+        reply = next(
+            (e for e in entries if e.meaning in (Meaning.TODO_DONE, Meaning.TODO_FAILED)), None
         )
-        assigned_at = epoch_seconds(assign.get("timestamp")) if assign else None
+        status = "skipped" if reply is None else _TODO_STATUS[reply.meaning]
+        assigned_at = assign.timestamp.timestamp() if assign is not None else None
         now = time.time()
         duration = max(0.0, now - assigned_at) if assigned_at is not None else None
         # An `assign` older than this pass was sent in an earlier run: the ToDo waited.
@@ -739,27 +752,13 @@ class TelemetryHandler(BaseCallbackHandler):
             self._end_llm(step, error)
 
 
-def _route_of_turn(log: Any) -> str | None:
-    """The target of the current turn's `route` (None before the turn routed)."""
-    for message in reversed(log if isinstance(log, list) else []):
-        performative = message.get("performative") if isinstance(message, dict) else None
-        if performative == "request":
-            return None
-        if performative == "route":
-            return str((message.get("content") or {}).get("target"))
-    return None
+def _current_turn(log: Any) -> Turn | None:
+    """The current turn of a log in a run's input (None if there is none)."""
+    return LamLog.of_current_turn(log).current if isinstance(log, list) else None
 
 
 def _is_step(tags: Sequence[str] | None) -> bool:
     return any(t.startswith(_IGNORED_TAG_PREFIX) for t in tags or ())
-
-
-def _first_answer(log: Any) -> str | None:
-    """`agree` or `refuse`, if the update holds the answer to a proposal."""
-    for message in log if isinstance(log, list) else []:
-        if isinstance(message, dict) and message.get("performative") in ("agree", "refuse"):
-            return str(message["performative"])
-    return None
 
 
 def _token_usage(response: LLMResult) -> tuple[int, int]:

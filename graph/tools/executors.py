@@ -1,7 +1,7 @@
 """The planner's executors described as tools: a free-form step of each (docs/tools.md).
 
 An executor says how the planner sees it with `input_schema` (what a step's `inputs` hold),
-`returns` and `effect` (`graph.executors.Executor`). One that declares no schema takes any
+`returns` and `effect` (`graph.executor_registry.Executor`). One that declares no schema takes any
 object; one that decides its effect per step (`effect_for`, e.g. `http` by method) shows
 `change` here, the most its steps can do. One that only runs its tools says
 `free_form = False` and is no entry of its own.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from graph.effects import UNKNOWN_EFFECT
-from graph.executors import Executor, ExecutorRegistry
+from graph.executor_registry import Executor, ExecutorRegistry
 from graph.tools.catalogue import Entry
 from lam import Tool
 

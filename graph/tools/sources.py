@@ -27,7 +27,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from graph.config import Settings
-from graph.executors import ExecutorRegistry
+from graph.executor_registry import ExecutorRegistry
 from graph.tools.catalogue import Catalogue, Entry, SourceUnavailableError, tool_entries
 from graph.tools.executors import executor_entries, runs_tools
 from graph.tools.files import ToolFile

@@ -49,11 +49,11 @@ from langgraph.types import interrupt
 from graph.allowlist import allowed
 from graph.config import Settings
 from graph.effects import Effect
-from graph.executors import ExecutorCall, ExecutorError
+from graph.executor_registry import ExecutorCall, ExecutorError
 from graph.redaction import redact_url
 from graph.tools.catalogue import SourceUnavailableError
 from lam import LAMMessage, MessageFactory, ToDo, Tool
-from nodes.executors.answers import UnreadableAnswerError, read_answer
+from nodes.executors.asking import UnreadableAnswerError, read_answer
 
 PREFIX = "a2a:"
 AGENT_KEY = "a2a_agent"

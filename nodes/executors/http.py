@@ -14,7 +14,7 @@ import httpx
 
 from graph.allowlist import BadUrlError, allowed, normalise
 from graph.effects import Effect
-from graph.executors import ExecutorCall, ExecutorError
+from graph.executor_registry import ExecutorCall, ExecutorError
 from graph.redaction import redact_url
 from lam import ToDo
 

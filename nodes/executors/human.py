@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.executors import ExecutorCall
-from nodes.executors.answers import ask
+from graph.executor_registry import ExecutorCall
+from nodes.executors.asking import ask
 
 
 class HumanExecutor:

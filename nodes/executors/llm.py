@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from graph.executors import ExecutorCall, ExecutorError
+from graph.executor_registry import ExecutorCall, ExecutorError
 from graph.llm import LLMCallError, LLMError, LLMOutputError
 from graph.text_check import unusable
 from prompts.templates import AGAIN, LLM_EXECUTOR_SYSTEM

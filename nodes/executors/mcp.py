@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.executors import ExecutorCall, ExecutorError
+from graph.executor_registry import ExecutorCall, ExecutorError
 from graph.tools.mcp import McpError, McpServer, call_tool
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from graph.executors import ExecutorCall, ExecutorError
+from graph.executor_registry import ExecutorCall, ExecutorError
 
 
 class _Values(dict[str, str]):

@@ -21,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graph.builder import build_graph, make_services
 from graph.config import Settings
-from tests.scripted import UncallableChatModel
+from tests.support.scripted import UncallableChatModel
 
 HERE = Path(__file__).resolve().parent
 THREAD = "dict-plan"

@@ -107,7 +107,7 @@ def langgraph_working_copy(directory: Path) -> Path:
     would list it). The package is installed, so the graph and `server:app` import from
     anywhere; only the checkpointer is a file path, made absolute here.
     """
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     config = json.loads((root / "langgraph.json").read_text())
     path, _, attr = config["checkpointer"]["path"].rpartition(":")
     config["checkpointer"]["path"] = f"{(root / path).resolve()}:{attr}"

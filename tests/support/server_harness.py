@@ -1,7 +1,7 @@
 """A real API server for tests: uvicorn in a subprocess, real Redis, scripted models.
 
 `ServerProcess` starts `uvicorn server:app` on a free loopback port with the environment it
-is given; `test_services` is the `CPA_SERVER_SERVICES` hook it uses, so the server runs a
+is given; `server_services` is the `CPA_SERVER_SERVICES` hook it uses, so the server runs a
 small intent registry (`REGISTRY`, tests/data/server_intents.yaml) with no LLM behind it:
 
     note      "Take a note: ..."      t1 template                       (no desktop ToDo)
@@ -31,16 +31,15 @@ import httpx
 import pytest
 import redis
 
-from graph.builder import make_services
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import Services
 from lam import LAMMessage, MessageFactory
-from tests.processes import free_port, kill_process, stop_process
-from tests.scripted import ConstantChatModel, steps
-from tests.server_log import LogWatch
+from tests.support.processes import free_port, kill_process, stop_process
+from tests.support.server_log import LogWatch
+from tests.support.services import scripted_services
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DESKTOP = "cpa-desktop"
 
 REGISTRY = ROOT / "tests" / "data" / "server_intents.yaml"
@@ -77,22 +76,15 @@ class WorkExecutor:
         return {"did": call.todo.id}
 
 
-def test_services(settings: Settings) -> Services:
+def server_services(settings: Settings) -> Services:
     """The CPA_SERVER_SERVICES hook of the test server."""
     marker = os.environ.get("CPA_TEST_MARKER_DIR")
-    return make_services(
+    return scripted_services(
         settings,
-        chat_models={
-            "router": ConstantChatModel(
-                answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
-            ),
-            "planner": ConstantChatModel(answers={"PlanDraft": steps(CHORE_PLAN)}),
-        },
-        extra_executors=[WorkExecutor(Path(marker) if marker else None)],
+        plan=CHORE_PLAN,
+        router_intent="other_task",
+        executors=[WorkExecutor(Path(marker) if marker else None)],
     )
-
-
-test_services.__test__ = False  # type: ignore[attr-defined]  # not a test: a factory
 
 
 ACME_KEY = "acme-key-0123456789"
@@ -106,7 +98,7 @@ def server_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "CPA_REDIS_PREFIX": f"test-srv-{uuid.uuid4().hex[:10]}",
         "CPA_API_KEYS": f"acme:{ACME_KEY},globex:{GLOBEX_KEY}",
-        "CPA_SERVER_SERVICES": "tests.server_harness:test_services",
+        "CPA_SERVER_SERVICES": "tests.support.server_harness:server_services",
         "CPA_INTENTS_PATH": str(REGISTRY),
         "CPA_TODO_RETRIES": "0",
         "CPA_TEST_MARKER_DIR": str(directory / "markers"),
@@ -133,7 +125,7 @@ class ServerProcess:
     `cli=True` starts it as a user does, `cpa-planner serve --port P` (`python -m cli`);
     `inherit=False` gives it `env` alone, nothing of this process's environment.
     `stop()` and `kill()` fail the test if the log gained an error or a traceback that is not
-    in `expected_errors` (regular expressions, `tests.server_log`).
+    in `expected_errors` (regular expressions, `tests.support.server_log`).
     """
 
     def __init__(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -14,38 +12,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from graph.builder import build_graph, make_services
+from graph.builder import build_graph
 from graph.config import Settings
-from graph.executors import ExecutorCall, ExecutorError
 from graph.services import Services
-
-
-@dataclass
-class RecordingExecutor:
-    """Sleeps, records every start and end, and fails where told to."""
-
-    name: str = "work"
-    description: str = "does a piece of work (test executor)"
-    receiver: str | None = None
-    # What its steps do (`graph.approval`): nothing outside the conversation, so its plans
-    # run without asking unless a test says otherwise (e.g. effect="change").
-    effect: str = "none"
-    delays: Mapping[str, float] = field(default_factory=dict)
-    fail: set[str] = field(default_factory=set)
-    events: list[tuple[str, str]] = field(default_factory=list)
-
-    async def __call__(self, call: ExecutorCall) -> Any:
-        todo_id = call.todo.id
-        self.events.append(("start", todo_id))
-        await asyncio.sleep(self.delays.get(todo_id, call.todo.inputs.get("delay", 0.0)))
-        if todo_id in self.fail:
-            self.events.append(("fail", todo_id))
-            raise ExecutorError("broken", f"{todo_id} is broken", retryable=True)
-        self.events.append(("end", todo_id))
-        return {"did": todo_id, "saw": sorted(call.inputs.get("dependencies", {}))}
-
-    def runs(self, todo_id: str) -> int:
-        return self.events.count(("start", todo_id))
+from tests.support.services import scripted_services
 
 
 def services(
@@ -55,9 +25,7 @@ def services(
     **settings: Any,
 ) -> Services:
     base = {"todo_retries": 0, "todo_retry_backoff_s": 0.0, **settings}
-    return make_services(
-        Settings(**base), chat_models=models, extra_executors=list(executors or [])
-    )
+    return scripted_services(Settings(**base), models=models, executors=executors or [])
 
 
 class Conversation:

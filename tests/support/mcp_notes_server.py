@@ -1,6 +1,6 @@
 """An MCP server written with the official SDK, for the tests: notes, over streamable HTTP.
 
-    python tests/mcp_notes_server.py PORT
+    python tests/support/mcp_notes_server.py PORT
 
 Serves http://127.0.0.1:PORT/mcp until stopped. Its tools declare their effects with
 MCP's annotations: `shout` only reads, `add_note` only adds, `delete_note` destroys.

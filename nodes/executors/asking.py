@@ -7,13 +7,13 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from graph.answers import (
+from graph.answer_rules import (
     AnswerMismatchError,
     NotTheReceiverError,
     WrongTodoError,
     check_answer,
 )
-from graph.executors import Answered, ExecutorCall, ExecutorError
+from graph.executor_registry import Answered, ExecutorCall, ExecutorError
 from lam import LAMMessage, LAMValidationError, MessageFactory, Performative
 
 logger = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The application process of the crash tests (tests/test_crash.py): killed, started again.
 
-    python -m tests.crash_driver CID start "Crash drill: ..."   open the conversation, run it
-    python -m tests.crash_driver CID continue                   carry on from the checkpoint
-    python -m tests.crash_driver CID answer                     answer the desktop ToDos, run
-    python -m tests.crash_driver CID show                       print the view only
+    python -m tests.support.crash_driver CID start "Crash drill: ..." open the conversation, run it
+    python -m tests.support.crash_driver CID continue                 carry on from the checkpoint
+    python -m tests.support.crash_driver CID answer                   answer the desktop ToDos, run
+    python -m tests.support.crash_driver CID show                     print the view only
     ... --linger: once the run stops waiting for an answer, record `idle` and stay alive
 
 Each command prints the conversation's view (the body of `GET /v1/conversations/{id}`) as one
@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from graph.config import Settings
-from graph.executors import ExecutorCall
 from graph.services import Services
-from tests.scripted import ConstantChatModel, steps
+from tests.support.executors import FileJournal, RecordingExecutor, gate, write_line
+from tests.support.scripted import ConstantChatModel, steps
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "tests" / "data" / "crash_intents.yaml"
 DESKTOP = "cpa-desktop"
 REQUEST = "Crash drill: run the eight steps"
@@ -82,62 +82,25 @@ def _ids(raw: str | None) -> frozenset[str]:
     return frozenset(part.strip() for part in (raw or "").split(",") if part.strip())
 
 
-def write_line(record: Path, line: str) -> None:
-    """Append one line and make it durable before going on (the process may die next)."""
-    with record.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def record_executor(
+    record: Path, hold: frozenset[str] = frozenset(), pause: frozenset[str] = frozenset()
+) -> RecordingExecutor:
+    """The `record` executor, writing to the file `record`."""
+    return RecordingExecutor(
+        name="record",
+        description="records its execution in a file (crash-test executor)",
+        journal=FileJournal(record),
+        delay=DELAY_S,
+        hold=hold,
+        pause=pause,
+    )
 
 
-def gate(record: Path, todo_id: str) -> Path:
-    """The file that lets a paused or held ToDo go on."""
-    return record.with_name(f"{record.name}.go.{todo_id}")
-
-
-class RecordExecutor:
-    """Sleeps a little and records every start and end; pauses or holds where told to."""
-
-    name = "record"
-    description = "records its execution in a file (crash-test executor)"
-    receiver: str | None = None
-    effect = "none"  # changes nothing outside the conversation: no approval asked
-
-    def __init__(
-        self,
-        record: Path,
-        hold: frozenset[str] = frozenset(),
-        pause: frozenset[str] = frozenset(),
-    ) -> None:
-        self.record = record
-        self.hold = hold
-        self.pause = pause
-
-    @classmethod
-    def from_env(cls) -> RecordExecutor:
-        record = os.environ.get(RECORD_ENV)
-        if not record:
-            raise RuntimeError(f"{RECORD_ENV} is not set")
-        return cls(Path(record), _ids(os.environ.get(HOLD_ENV)), _ids(os.environ.get(PAUSE_ENV)))
-
-    def _write(self, event: str, todo_id: str) -> None:
-        write_line(self.record, f"{event} {todo_id} {os.getpid()}")
-
-    async def _wait_gate(self, todo_id: str) -> None:
-        while not gate(self.record, todo_id).exists():  # noqa: ASYNC110  (a file, polled)
-            await asyncio.sleep(0.02)
-
-    async def __call__(self, call: ExecutorCall) -> Any:
-        todo_id = call.todo.id
-        if todo_id in self.pause:
-            self._write("pause", todo_id)
-            await self._wait_gate(todo_id)
-        self._write("start", todo_id)
-        await asyncio.sleep(DELAY_S)
-        if todo_id in self.hold:
-            await self._wait_gate(todo_id)
-        self._write("end", todo_id)
-        return {"did": todo_id, "saw": sorted(call.inputs.get("dependencies", {}))}
+def record_from_env() -> Path:
+    record = os.environ.get(RECORD_ENV)
+    if not record:
+        raise RuntimeError(f"{RECORD_ENV} is not set")
+    return Path(record)
 
 
 def drill_planner(record: Path | None = None, hold_at: int | None = None) -> ConstantChatModel:
@@ -166,15 +129,19 @@ def _lines(record: Path) -> list[str]:
 
 def crash_services(settings: Settings) -> Services:
     """The graph's services for the crash tests (also the CPA_SERVER_SERVICES hook)."""
-    from graph.builder import make_services
+    from tests.support.services import scripted_services
 
-    executor = RecordExecutor.from_env()
     hold_at = os.environ.get(STREAM_HOLD_ENV)
-    planner = drill_planner(executor.record, int(hold_at) if hold_at else None)
-    return make_services(settings, chat_models={"planner": planner}, extra_executors=[executor])
-
-
-crash_services.__test__ = False  # type: ignore[attr-defined]  # a factory, not a test
+    planner = drill_planner(record_from_env(), int(hold_at) if hold_at else None)
+    return scripted_services(
+        settings,
+        models={"planner": planner},
+        executors=[
+            record_executor(
+                record_from_env(), _ids(os.environ.get(HOLD_ENV)), _ids(os.environ.get(PAUSE_ENV))
+            )
+        ],
+    )
 
 
 async def desktop_answers(conversations: Any, cid: str) -> dict[str, Any]:
@@ -205,7 +172,7 @@ async def drive(cid: str, command: str, text: str | None, linger: bool) -> dict[
 
     settings = Settings.from_env()
     services = crash_services(settings)
-    record = RecordExecutor.from_env().record
+    record = record_from_env()
     async with open_checkpointer(settings) as saver:
         conversations = Conversations(build_graph(services, checkpointer=saver), saver)
         if command == "start":

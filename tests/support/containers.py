@@ -27,9 +27,9 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
-from tests.server_harness import DESKTOP, agree_to, done_for, request_message
+from tests.support.server_harness import DESKTOP, agree_to, done_for, request_message
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"
 IMAGE = "localhost/cpa-planner:latest"
 REDIS_IMAGE = "localhost/cpa-planner-redis:latest"

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.builder import make_services
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import Services
-from tests.scripted import ConstantChatModel, steps
+from tests.support.services import scripted_services
 
 COMPOUND = "Find a free slot with Anna next week, book it and email her the agenda"
 
@@ -49,15 +48,11 @@ class BookExecutor:
 
 def a2a_services(settings: Settings) -> Services:
     """The CPA_SERVER_SERVICES hook of the A2A tests."""
-    return make_services(
+    return scripted_services(
         settings,
-        chat_models={
-            "router": ConstantChatModel(
-                answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
-            ),
-            "planner": ConstantChatModel(answers={"PlanDraft": steps(PLAN)}),
-        },
-        extra_executors=[LookupExecutor(), BookExecutor()],
+        plan=PLAN,
+        router_intent="other_task",
+        executors=[LookupExecutor(), BookExecutor()],
     )
 
 
@@ -77,13 +72,9 @@ HELPER_PLAN = {
 
 def helper_services(settings: Settings) -> Services:
     """The CPA_SERVER_SERVICES hook of the `a2a` executor tests: the plan asks `helper`."""
-    return make_services(
+    return scripted_services(
         settings,
-        chat_models={
-            "router": ConstantChatModel(
-                answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
-            ),
-            "planner": ConstantChatModel(answers={"PlanDraft": steps(HELPER_PLAN)}),
-        },
-        extra_executors=[LookupExecutor(), BookExecutor()],
+        plan=HELPER_PLAN,
+        router_intent="other_task",
+        executors=[LookupExecutor(), BookExecutor()],
     )

@@ -13,9 +13,9 @@ from __future__ import annotations
 from graph.state import LamDict
 from lam import LAMMessage, Performative
 
-ANSWERS: dict[str, tuple[Performative, ...]] = {
-    Performative.PROPOSE.value: (Performative.AGREE, Performative.REFUSE),
-    Performative.ASSIGN.value: (Performative.DONE, Performative.FAILURE),
+ANSWERS: dict[Performative, tuple[Performative, ...]] = {
+    Performative.PROPOSE: (Performative.AGREE, Performative.REFUSE),
+    Performative.ASSIGN: (Performative.DONE, Performative.FAILURE),
 }
 
 
@@ -33,20 +33,20 @@ class WrongTodoError(ValueError):
 
 def check_answer(question: LamDict, answer: LAMMessage) -> None:
     """Raise unless `answer` fits the waiting `question` (kind, sender, ToDo)."""
-    allowed = ANSWERS.get(str(question["performative"]), ())
+    asked = LAMMessage.from_dict(question, max_bytes=None)
+    allowed = ANSWERS.get(asked.performative, ())
     if answer.performative not in allowed:
         names = " or ".join(p.value for p in allowed)
         raise AnswerMismatchError(
-            f"a {question['performative']} is answered with {names}, "
+            f"a {asked.performative.value} is answered with {names}, "
             f"not {answer.performative.value}"
         )
-    if answer.sender != question["receiver"]:
+    if answer.sender != asked.receiver:
         raise NotTheReceiverError(
-            f"{question['id']} was sent to {question['receiver']}: only they may answer it, "
-            f"not {answer.sender}"
+            f"{asked.id} was sent to {asked.receiver}: only they may answer it, not {answer.sender}"
         )
-    if question["performative"] == Performative.ASSIGN.value:
-        todo = question["content"]["todo"]["id"]
+    if asked.performative is Performative.ASSIGN:
+        todo = asked.todo().id
         named = answer.content.get("todo_id")
         if named is not None and named != todo:
-            raise WrongTodoError(f"{question['id']} assigned ToDo {todo}; the answer names {named}")
+            raise WrongTodoError(f"{asked.id} assigned ToDo {todo}; the answer names {named}")

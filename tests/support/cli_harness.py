@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "cli"]
 WAIT_S = 60.0  # upper bound for anything to show up; a hang fails instead of blocking CI
 _ANSI = re.compile(

@@ -24,10 +24,10 @@ import httpx
 
 from cli.llm_server import MODEL_NAME, LlamaFound
 from cli.llm_server import find_llama as _find_llama
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 __all__ = ["MODEL_NAME", "LlamaServer", "find_llama"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def find_llama() -> LlamaFound:

@@ -1,4 +1,4 @@
-"""The web console's test server: `tests.server_harness`'s, with a `pause` executor.
+"""The web console's test server: `tests.support.server_harness`'s, with a `pause` executor.
 
 `console_services` is the CPA_SERVER_SERVICES hook; with CPA_INTENTS_PATH set to
 `REGISTRY` (tests/data/console_intents.yaml) the server plans "... board pack ..." as two
@@ -11,15 +11,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from graph.builder import make_services
 from graph.config import Settings
-from graph.executors import ExecutorCall
+from graph.executor_registry import ExecutorCall
 from graph.services import Services
-from tests.scripted import ConstantChatModel, steps
-from tests.server_harness import CHORE_PLAN, ROOT
+from tests.support.server_harness import CHORE_PLAN, ROOT
+from tests.support.services import scripted_services
 
 REGISTRY = ROOT / "tests" / "data" / "console_intents.yaml"
-SERVICES = "tests.console_harness:console_services"
+SERVICES = "tests.support.console_harness:console_services"
 
 
 class PauseExecutor:
@@ -38,21 +37,14 @@ class PauseExecutor:
 
 def console_services(settings: Settings) -> Services:
     """The CPA_SERVER_SERVICES hook of the console's test server."""
-    return make_services(
-        settings,
-        chat_models={
-            "router": ConstantChatModel(
-                answers={"IntentChoice": {"intent": "other_task", "confidence": 0.9}}
-            ),
-            "planner": ConstantChatModel(answers={"PlanDraft": steps(CHORE_PLAN)}),
-        },
-        extra_executors=[PauseExecutor()],
+    return scripted_services(
+        settings, plan=CHORE_PLAN, router_intent="other_task", executors=[PauseExecutor()]
     )
 
 
 def console_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]:
     """`server_env` with the console's registry and services."""
-    from tests.server_harness import server_env
+    from tests.support.server_harness import server_env
 
     return server_env(
         redis_url,
