@@ -480,46 +480,42 @@ class ChatModels:
         starts again from nothing.
         """
         model = self.get(role, what)
+        # Checked inside the call's run, as `structured` does, so that callbacks (metrics,
+        # traces) see an answer that does not fit as the call's error.
         runnable = model.with_structured_output(
             json_schema or schema.model_json_schema(),
             method=self.settings.structured_output_method,
             include_raw=True,
-        )
+        ) | RunnableLambda(lambda result: self._parse(role, schema, result))
         config = _call_config(role)
 
         async def ask() -> SchemaT:
             # The structured runnable hands its raw message on only once it is whole (its
             # parser's fallback gathers its input first), so the pieces are read from the
-            # model's own stream events; a model that streams no events of its own (one
-            # that parses for itself, a scripted one) from what the runnable yields.
-            written = ""  # the answer's text so far, from the model's own stream
-            raw: Any = None
-            result: dict[str, Any] = {}
-            root: Any = None  # the runnable's own run (inside a graph it has parents)
-            events = runnable.astream_events(messages, config, version="v2")
-            async for event in events:
-                kind = event["event"]
+            # model's own stream events; from a model that streams no events of its own
+            # (a scripted one), from what the structured runnable yields.
+            written = ""
+            from_model = False  # the pieces come from the model's own events
+            root: Any = None  # the call's own run (inside a graph it has parents)
+            answer: Any = None
+            async for event in runnable.astream_events(messages, config, version="v2"):
+                kind, data = event["event"], event["data"]
                 root = event["run_id"] if root is None else root
+                piece = ""
                 if kind == "on_chat_model_stream":
-                    piece = _piece_text(event["data"].get("chunk"))
-                    if piece:
-                        written += piece
-                        on_text(written)
+                    from_model = True
+                    piece = _piece_text(data.get("chunk"))
                 elif kind == "on_chain_stream" and event["run_id"] == root:
-                    chunk = event["data"].get("chunk")
-                    if not isinstance(chunk, Mapping):  # a model that parsed for itself
-                        result = {"parsed": chunk}
-                        continue
-                    if chunk.get("raw") is not None:
-                        raw = chunk["raw"] if raw is None else raw + chunk["raw"]
-                        if not written:
-                            on_text(_answer_text(raw))
-                    result.update({k: v for k, v in chunk.items() if k != "raw"})
-            if raw is not None:
-                result["raw"] = raw
-            elif set(result) == {"parsed"}:
-                return self._parse(role, schema, result["parsed"])
-            return self._parse(role, schema, result)
+                    answer = data.get("chunk")
+                elif kind == "on_chain_stream" and not from_model:
+                    chunk = data.get("chunk")
+                    parents = event.get("parent_ids") or []
+                    if parents and parents[-1] == root and isinstance(chunk, Mapping):
+                        piece = _piece_text(chunk.get("raw"))
+                if piece:
+                    written += piece
+                    on_text(written)
+            return cast(SchemaT, answer)
 
         return await self._call(role, what, ask)
 
@@ -594,18 +590,6 @@ class ChatModels:
             logger.warning("%s", self._truncated(role, None))
             text = text.rstrip() + "…"
         return text
-
-
-def _answer_text(raw: Any) -> str:
-    """A structured answer's JSON text so far: the message's text, or its tool call's."""
-    text = message_text(raw)
-    if text:
-        return text
-    chunks = getattr(raw, "tool_call_chunks", None) or []
-    if chunks:
-        return str(chunks[0].get("args") or "")
-    calls = getattr(raw, "tool_calls", None) or []
-    return json.dumps(calls[0].get("args"), ensure_ascii=False, default=str) if calls else ""
 
 
 def _piece_text(chunk: Any) -> str:

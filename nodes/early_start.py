@@ -30,8 +30,8 @@ another step's result.
 Finished steps' outcomes are also kept in the state (`started`, by fingerprint and request)
 so that a later planning round of the same request (a repair, a retry after an answer that
 was no plan) reuses the result of any step it writes again instead of running it twice.
-The LAM log gets these steps' messages in the order they happened: an early step's
-`assign` and `done` come before the `propose` of the plan they are part of.
+The LAM log gets these steps' messages after the round's own (the plan's `propose`), in
+the order they happened; their timestamps show that they ran while the plan was written.
 """
 
 from __future__ import annotations
@@ -263,7 +263,10 @@ class EarlyStart:
         messages: list[LamDict] = [m for t in ran for m in self.run.outcomes[t]["lam"]]
         if not messages:
             return update
-        messages = sorted([*update.get("lam", []), *messages], key=lambda m: m["timestamp"])
+        # After the round's own messages (the plan's `propose`, a refusal): a reader of the
+        # log (`lam.log`) takes a proposal after ToDos ran for a re-plan. Their timestamps
+        # say when they ran.
+        messages = [*update.get("lam", []), *sorted(messages, key=lambda m: m["timestamp"])]
         started = {
             self.fingerprints[t]: {
                 k: v for k, v in self.run.outcomes[t].items() if k not in ("lam", "fingerprint")

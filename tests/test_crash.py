@@ -433,8 +433,9 @@ async def test_kill_nine_while_the_plan_streams(drill: tuple[Driver, Record]) ->
     assert_not_rerun(record, [kill])
     assert record.starts() == Counter({A1: 1, A2: 1, A3: 2, B1: 1, B2: 1, C1: 1, Z: 1})
     assert_lam_log(body["messages"], driver.cid)
-    log = [m["performative"] for m in body["messages"]]
-    assert log.index("assign") < log.index("propose")  # started while the plan was written
+    propose = next(m for m in body["messages"] if m["performative"] == "propose")
+    first = min(m["timestamp"] for m in body["messages"] if m["performative"] == "assign")
+    assert first < propose["timestamp"]  # started while the plan was written
 
 
 # Servers ---------------------------------------------------------------------------------------

@@ -141,9 +141,20 @@ async def test_steps_that_need_no_approval_start_while_the_plan_is_written() -> 
     assert state["plan"].todos[1].output == {"did": "t2", "saw": ["t1"]}
     assert send.events == []
     log = performatives(state)
-    # The early steps' messages come before the proposal, in the order they happened.
-    assert log.index("assign") < log.index("propose")
-    assert [p for p in log if p in ("assign", "done")] == ["assign", "done", "assign", "done"]
+    # The early steps' messages follow the proposal in the log; their timestamps say they
+    # happened before it, while the plan was written.
+    assert [p for p in log if p in ("propose", "assign", "done")] == [
+        "propose",
+        "assign",
+        "done",
+        "assign",
+        "done",
+    ]
+    stamps = {
+        (m["performative"], m["content"].get("todo", {}).get("id")): m["timestamp"]
+        for m in state["lam"]
+    }
+    assert stamps[("assign", "t2")] < stamps[("propose", None)]
     # The proposal shows the plan as written; the approval flag comes from the effect.
     proposed = question.value["content"]["plan"]["todos"]
     assert [t["status"] for t in proposed] == ["pending"] * 3
