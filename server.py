@@ -86,6 +86,13 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+# How long uvicorn's supervisor waits for a worker to answer its ping (`--workers N`) before
+# it kills the worker as hung and starts another. Its default, 5 s, is less than a worker
+# takes to import the app on a busy 2-core machine: the supervisor then killed every worker
+# before it was up, and started new ones, for minutes.
+WORKER_HEALTHCHECK_S = 60
+
+
 def on_stop_signal(stop: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
     """Run `stop()` in this event loop as soon as SIGTERM or SIGINT arrives; returns what
     puts the previous handlers back.
@@ -268,6 +275,7 @@ def serve(
         # uvicorn's loggers go through ours (text or JSON), in each worker process too.
         log_config=logging_config(telemetry_settings, level=level),
         timeout_graceful_shutdown=5,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 

@@ -374,11 +374,15 @@ class Feeds:
     def end_waits(self) -> None:
         """This process begins to shut down: every `until_settled` returns now, and any
         later one at once (a `?wait=` request answers with the status as it is, instead of
-        being cut when the server's grace period ends)."""
+        being cut when the server's grace period ends); every event stream ends after what
+        it has (its listener reconnects with `Last-Event-ID`, to a replica that stays),
+        instead of being cancelled with an error when the grace period ends."""
         self._waits_ended = True
         for waiters in self._waiters.values():
             for woken in waiters:
                 woken.set()
+        for feed in self._feeds.values():
+            feed._wake()
 
     async def _refresh(self, feed: Feed) -> None:
         # Pokes that arrive while reading coalesce into one more read.
@@ -426,7 +430,8 @@ class Feeds:
         self, thread: str, start: int, keepalive_s: float, *, progress: bool = False
     ) -> AsyncIterator[ServerSentEvent]:
         """The SSE events of one listener: the log from `start`, then each new message,
-        until the conversation is done, failed or gone; a comment while nothing happens.
+        until the conversation is done, failed or gone, or this process stops; a comment while
+        nothing happens.
         With `progress`, the run's news too, as it is published (see the module's doc)."""
         news: deque[tuple[str, str]] = deque()
         async with self.feed(thread) as feed, self._progress(thread, feed, news, progress):
@@ -442,7 +447,7 @@ class Feeds:
                     # The library writes the fields (and refuses a line break in an id).
                     yield ServerSentEvent(id=message_id, raw_data=text)
                     position += 1
-                if feed.ended:
+                if feed.ended or self._waits_ended:
                     return
                 try:
                     await asyncio.wait_for(changed.wait(), keepalive_s)

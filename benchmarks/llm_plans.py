@@ -251,15 +251,18 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def llama_server() -> Iterator[str]:
-    """llama-server with SmolLM2-135M-Instruct on a free port (the `llm` tests' server)."""
+def llama_server(context: int = 4096, threads: int | None = None) -> Iterator[str]:
+    """llama-server with SmolLM2-135M-Instruct on a free port (the `llm` tests' server),
+    with `context` tokens of context and `threads` threads (None: llama.cpp's choice)."""
     from tests.support.llama_server import LlamaServer, find_llama
 
     found = find_llama()
     if found.missing:
         raise SystemExit(found.missing)
     with tempfile.TemporaryDirectory() as tmp:
-        server = LlamaServer(found, Path(tmp) / "llama-server.log")
+        server = LlamaServer(
+            found, Path(tmp) / "llama-server.log", context=context, threads=threads
+        )
         server.start()
         try:
             yield server.url

@@ -207,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--model", metavar="FILE", help="another GGUF model file to serve")
     llm.add_argument("--name", default="smollm2", help="the model's name (CPA_LLM_MODEL)")
     llm.add_argument("--llama-server", metavar="FILE", help="another llama-cpp-server to run")
+    llm.add_argument(
+        "--context", type=int, default=4096, metavar="TOKENS", help="context size (default: 4096)"
+    )
+    llm.add_argument(
+        "--threads", type=int, metavar="N", help="threads to compute with (default: llama.cpp's)"
+    )
     return parser
 
 

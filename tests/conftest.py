@@ -10,6 +10,9 @@ Fixtures:
                       (tests isolate by prefix, never by database number)
     redis_server_bin  a redis-server (or else valkey-server) binary, for tests that need a
                       server of their own to stop and restart (see `RedisProcess`)
+    server_logs_swept (session, automatic) at the end, every `*.log` the tests wrote (the
+                      servers they started, `langgraph dev`'s) holds no error or traceback
+                      nobody expected (`tests.support.server_log.sweep`)
 
 Other test files add their own fixtures in their own files, not here.
 """
@@ -25,12 +28,21 @@ import pytest
 import redis
 
 from tests.support.processes import RedisProcess, free_port
+from tests.support.server_log import sweep, sweep_report
 
 
 def _missing(what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{what} is required in CI", pytrace=False)
     pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_logs_swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    found = sweep(tmp_path_factory.getbasetemp())
+    if found:
+        pytest.fail(sweep_report(found), pytrace=False)
 
 
 @pytest.fixture(scope="session")

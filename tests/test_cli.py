@@ -644,6 +644,13 @@ def test_serve_and_run_through_the_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def _start_up_took_long(line: str) -> bool:
+    """A line of langgraph-api's start-up timers (a warning over 3-5 s, and its second line)."""
+    return (
+        "langgraph_api.timing" in line or re.search(r"exceeded (the )?expected", line) is not None
+    )
+
+
 def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
     workdir = langgraph_working_copy(tmp_path / "studio")
     env = clean_env(tmp_path)
@@ -666,9 +673,12 @@ def test_studio_starts_langgraph_dev_offline_and_quiet(tmp_path: Path) -> None:
         match = re.search(r"baseUrl=(http://127\.0\.0\.1:\d+)", studio)
         assert match, "no Studio address printed:\n" + "".join(said)
         # Quiet: where it runs and the two addresses; no banner, no INFO log, no warning
-        # about missing saver methods. Our API's one line about keys may stand between.
+        # about missing saver methods. Our API's one line about keys may stand between, and
+        # on a busy machine langgraph-api's warnings that the start took long (its timers'
+        # fixed thresholds, 3-5 s: about the machine, not about what it serves).
+        said = [line for line in said if not _start_up_took_long(line)]
         assert said[0].startswith("Starting the LangGraph dev server"), said
-        assert said[-2:] == [studio, said[-1]] and len(said) <= 4, said
+        assert said[-2:] == [studio, said[-1]] and len(said) <= 4, "".join(said)
         assert all("cpa_planner.server" in line for line in said[1:-2]), said
         assert httpx.get(f"{match.group(1)}/ok").status_code == 200
         assistants = httpx.post(f"{match.group(1)}/assistants/search", json={}).json()
@@ -691,3 +701,14 @@ def test_llm_server_says_what_to_install_when_it_is_not_there(tmp_path: Path) ->
     assert done.returncode == exits.CONFIG
     assert "not installed: make llm-server installs" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_llm_server_serves_with_the_context_and_threads_asked_for(tmp_path: Path) -> None:
+    from cli.llm_server import LlamaFound, server_command
+
+    found = LlamaFound(tmp_path / "llama-cpp-server", tmp_path / "model.gguf")
+    command = server_command(found, "127.0.0.1", 9, context=8192, threads=1)
+    assert command[command.index("-c") + 1] == "8192"
+    assert command[command.index("-t") + 1] == "1"
+    default = server_command(found, "127.0.0.1", 9)
+    assert default[default.index("-c") + 1] == "4096" and "-t" not in default

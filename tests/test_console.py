@@ -10,8 +10,10 @@ this origin only (and a CSP that blocks others), a narrow window used with the k
 alone, and a server without keys (no key asked). The fast tests check what `api.overview`
 computes, and that every file of the console is served and packaged.
 
-Screenshots for the README: `CPA_CONSOLE_SCREENSHOTS=docs pytest tests/test_console.py -k
-runs_a_conversation` writes them into docs/ (else into the test's temporary directory).
+The screenshots of docs/console.md come from a server with the shipped intents and
+executors (`test_the_docs_screenshots_show_what_the_product_ships`):
+`CPA_CONSOLE_SCREENSHOTS=docs pytest tests/test_console.py -k docs_screenshots` writes them
+into docs/ (else into the test's temporary directory).
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ from graph.config import Settings
 from graph.tools.catalogue import Catalogue, tool_entries
 from lam import LAMMessage, MessageFactory, Plan, ToDo, Tool
 from lam.dag import critical_path
-from tests.support.console_harness import console_env
+from tests.support.console_harness import (
+    SHIPPED_PLAN,
+    SHIPPED_REQUEST,
+    console_env,
+    shipped_env,
+)
 from tests.support.server_harness import (
     ACME_KEY,
     ROOT,
@@ -178,6 +185,17 @@ def _screenshots(tmp_path: Path) -> Path:
     return directory
 
 
+def _tick_gaps(page: Page) -> list[float]:
+    """The room between each of the timeline axis's labels and the next, in pixels."""
+    return list(
+        page.eval_on_selector_all(
+            "#timeline text.tick-label",
+            """ls => ls.map(l => l.getBBox()).map((b, i, all) =>
+                i + 1 < all.length ? all[i + 1].x - (b.x + b.width) : null).slice(0, -1)""",
+        )
+    )
+
+
 def _same_origin(urls: list[str], origin: str) -> list[str]:
     """The URLs that go anywhere but `origin`."""
     return [u for u in urls if f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" != origin]
@@ -208,7 +226,7 @@ def test_the_console_runs_a_conversation_with_an_approval_and_a_desktop_wait(
     console: Console, api: httpx.Client, tmp_path: Path
 ) -> None:
     page = console.page
-    shots = _screenshots(tmp_path)
+    shots = tmp_path
     console.open()
     console.send_request(BOARD_PACK)
 
@@ -322,6 +340,68 @@ def test_the_console_runs_a_conversation_with_an_approval_and_a_desktop_wait(
     assert _same_origin(console.requests, console.server.url) == []
 
 
+# The docs' screenshots: what the product ships ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped_server(
+    redis7_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    directory = tmp_path_factory.mktemp("console-shipped")
+    env = shipped_env(redis7_url, directory)
+    process = ServerProcess(env, directory / "server.log", cli=True)
+    process.start()
+    yield process
+    process.stop()
+    delete_prefix(redis7_url, env["CPA_REDIS_PREFIX"])
+
+
+@pytest.mark.slow
+def test_the_docs_screenshots_show_what_the_product_ships(
+    browser: Browser, shipped_server: ServerProcess, tmp_path: Path
+) -> None:
+    shots = _screenshots(tmp_path)
+    context = browser.new_context(viewport=WIDE)
+    console = Console(context.new_page(), shipped_server)
+    page = console.page
+    try:
+        console.open()
+        console.send_request(SHIPPED_REQUEST)
+        proposal = page.locator(".action.proposal")
+        expect(proposal).to_be_visible()
+        expect(page.locator("#dag .node")).to_have_count(3)
+        proposal.get_by_role("button", name="Approve").click()
+        desktop = page.locator(".action.assign[data-todo=t3]")
+        expect(desktop).to_be_visible()
+        expect(page.locator("#timeline rect.bar")).to_have_count(3)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=shots / "console-waiting.png")
+        desktop.locator("textarea").fill("sent to 5 board members")
+        desktop.get_by_role("button", name="Report done as cpa-desktop").click()
+        expect(page.locator("#detail-status")).to_have_text("done")
+        expect(page.locator("#timeline rect.bar.open")).to_have_count(0)
+        page.locator(".views").screenshot(path=shots / "console-dag-timeline.png")
+
+        # What the pictures show is the product's: its executors, the plan's titles.
+        shipped = set(default_executors(Settings(), entry_points=False).names())
+        lanes = page.eval_on_selector_all(
+            "#timeline .lane", "ls => ls.map(l => l.dataset.executor)"
+        )
+        assert set(lanes) == {t["executor"] for t in SHIPPED_PLAN["todos"]} <= shipped
+        titles = page.eval_on_selector_all(
+            "#dag text.title",
+            "ts => ts.map(t => [...t.querySelectorAll('tspan')].map(s => s.textContent).join(' '))",
+        )
+        assert titles == [todo["title"] for todo in SHIPPED_PLAN["todos"]]  # whole, once
+        shown = page.locator(".views").inner_text()
+        assert "pause" not in shown and "board_pack" not in shown
+        # The axis's labels have room: none runs into the next.
+        assert _tick_gaps(page) and min(_tick_gaps(page)) >= MIN_TICK_GAP, _tick_gaps(page)
+        assert console.errors == []
+    finally:
+        context.close()
+
+
 # Errors ---------------------------------------------------------------------------------------
 
 
@@ -365,7 +445,7 @@ def test_an_api_error_is_shown_as_the_api_words_it(console: Console, api: httpx.
 
 # Reading at a glance -----------------------------------------------------------------------------
 
-WIDE_PLAN = {
+WIDE_PLAN: dict[str, Any] = {
     "goal": "Eight things at once",
     "todos": [
         {
@@ -379,6 +459,10 @@ WIDE_PLAN = {
         for n in range(1, 9)
     ],
 }
+
+
+SHORT_TITLES = ["Email the pack to the board today", "Draft the agenda", "Write the cover note"]
+MIN_TICK_GAP = 12  # pixels between one axis label and the next: they read apart
 
 
 @pytest.mark.slow
@@ -402,6 +486,8 @@ def test_plans_titles_and_timelines_read_at_a_glance(console: Console, api: http
                     .map((g) => g.getAttribute('transform'))
                     .map((t) => t.split(',')[1])).size,
                 lines: [...first.querySelectorAll('tspan')].map((t) => t.textContent),
+                titles: [...box.querySelectorAll('text.title')].map((t) =>
+                    [...t.querySelectorAll('tspan')].map((s) => s.textContent).join(' ')),
             };
         }""",
         WIDE_PLAN,
@@ -411,6 +497,54 @@ def test_plans_titles_and_timelines_read_at_a_glance(console: Console, api: http
     # A title wraps onto two lines before it is cut.
     assert len(drawn["lines"]) == 2, drawn
     assert drawn["lines"][0].startswith("Send the invitation"), drawn
+    # Wrapped, each title reads as written: every word once, in order (cut only at the end).
+    for shown, todo in zip(drawn["titles"], WIDE_PLAN["todos"], strict=True):
+        assert str(todo["title"]).startswith(shown.removesuffix("…")), (shown, todo)
+    short = page.evaluate(
+        """async (titles) => {
+            const { renderDag, fitLabels, todoStates } = await import('/ui/plan.js');
+            const plan = { goal: 'Short titles', todos: titles.map((title, i) => (
+                { id: `t${i + 1}`, title, executor: 'desktop', depends_on: [] })) };
+            const box = document.getElementById('dag');
+            box.replaceChildren(renderDag(plan, todoStates(plan, []), { maxWidth: 2000 }));
+            fitLabels(box);
+            return [...box.querySelectorAll('text.title')].map((t) =>
+                [...t.querySelectorAll('tspan')].map((s) => s.textContent));
+        }""",
+        SHORT_TITLES,
+    )
+    # On two lines, whole: the second line holds the rest, each word once.
+    assert [" ".join(lines) for lines in short] == SHORT_TITLES, short
+    assert any(len(lines) == 2 for lines in short), short
+    # An axis has at least two ticks, whatever the span, and their labels do not overlap in
+    # the narrowest card (fewer ticks there).
+    axes = page.evaluate(
+        """async (spans) => {
+            const { renderTimeline } = await import('/ui/timeline.js');
+            const box = document.getElementById('timeline');
+            box.closest('[hidden]')?.removeAttribute('hidden');
+            const todo = (id) => ({ id, title: 'A step', executor: 'template' });
+            const axes = {};
+            for (const span of spans) {
+                const rows = [
+                    { todo: todo('t1'), status: 'done', start: 0, end: span / 20, open: false },
+                    { todo: todo('t2'), status: 'done', start: span / 10, end: span, open: false },
+                ];
+                const plan = { todos: rows.map((r) => r.todo) };
+                box.replaceChildren(renderTimeline(plan, rows, [], 420));
+                const labels = [...box.querySelectorAll('text.tick-label')];
+                const boxes = labels.map((l) => l.getBBox());
+                axes[span] = {
+                    labels: labels.map((l) => l.textContent),
+                    gaps: boxes.slice(1).map((b, i) => b.x - (boxes[i].x + boxes[i].width)),
+                };
+            }
+            return axes;
+        }""",
+        [0.0004, 0.003, 0.045, 0.15, 0.85, 7, 95, 5000],
+    )
+    for span, axis in axes.items():
+        assert len(axis["labels"]) >= 2 and min(axis["gaps"]) >= MIN_TICK_GAP, (span, axis)
     # A timeline over milliseconds says milliseconds.
     ticks = page.evaluate(
         """async () => {

@@ -129,3 +129,22 @@ def test_settle_heap_freezes_what_start_up_made_and_collects_less_often() -> Non
     frozen, *threshold = (int(n) for n in done.stdout.split())
     assert frozen > 10_000  # the modules, the app: out of the collector's way
     assert threshold == [10_000, 20, 20]
+
+
+def test_workers_get_time_to_start_before_the_supervisor_gives_up_on_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvicorn's supervisor kills a worker that does not answer its ping in time; at its
+    default (5 s) a busy machine's workers were killed while importing, again and again."""
+    import uvicorn
+
+    import server
+
+    for name in [n for n in os.environ if n.startswith("CPA_")]:
+        monkeypatch.delenv(name)
+    given: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: given.update(kwargs, app=app))
+    monkeypatch.setattr(server, "configure_logging", lambda *args, **kwargs: None)  # global
+    server.serve("127.0.0.1", free_port(), workers=2)
+    assert given["app"] == "server:app" and given["workers"] == 2
+    assert given["timeout_worker_healthcheck"] == server.WORKER_HEALTHCHECK_S >= 30

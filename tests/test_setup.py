@@ -47,7 +47,7 @@ def age(path: Path, seconds_ago: float) -> None:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_test_and_lint_set_up_first_and_only_when_the_inputs_changed(scratch: Path) -> None:
     # A fresh clone: no virtualenv. `make test` creates it and installs before pytest runs.
-    for target, last in (("test", '-m pytest -q -m "not slow"'), ("lint", "mypy")):
+    for target, last in (("test", '-m pytest -q -m "not slow"'), ("lint", "lint-imports")):
         commands = make_n(scratch, target)
         assert commands[0] == "python3 -m venv .venv", commands
         install = next(i for i, c in enumerate(commands) if "pip install --quiet -c" in c)

@@ -23,6 +23,7 @@ from langgraph_sdk import get_client
 from lam import LAMMessage
 from tests.support.processes import free_port, langgraph_working_copy, stop_process
 from tests.support.server_harness import ACME_KEY, auth, delete_prefix, request_message, server_env
+from tests.support.server_log import expect_in
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -33,6 +34,9 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Ite
     port = free_port()
     workdir = langgraph_working_copy(tmp_path_factory.mktemp("studio"))
     log_path = workdir / "langgraph-dev.log"
+    # The state editor's bad plan (below) is refused with a 400, which langgraph-api logs as
+    # an error with its traceback; nothing else may be there (the session's log sweep).
+    expect_in(log_path, [r"\[error\s*\] Bad Request Error\s+\[langgraph_api\.errors\]"])
     env = {
         k: v
         for k, v in os.environ.items()

@@ -3,6 +3,10 @@
 `console_services` is the CPA_SERVER_SERVICES hook; with CPA_INTENTS_PATH set to
 `REGISTRY` (tests/data/console_intents.yaml) the server plans "... board pack ..." as two
 ToDos in parallel (`pause`, `template`) and a `desktop` ToDo after them that needs approval.
+
+`shipped_env` is a server with what the product ships, for the docs' screenshots: the
+packaged intents and executors, no test executor; only the planner is a scripted model (no
+LLM here), which plans `SHIPPED_REQUEST` (no intent fits it) as `SHIPPED_PLAN`.
 """
 
 from __future__ import annotations
@@ -52,4 +56,48 @@ def console_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]
         CPA_INTENTS_PATH=str(REGISTRY),
         CPA_SERVER_SERVICES=SERVICES,
         **extra,
+    )
+
+
+SHIPPED_REQUEST = "Get the board pack for Thursday ready and email it to the board"
+SHIPPED_PLAN: dict[str, Any] = {
+    "goal": "The board pack for Thursday, emailed to the board",
+    "todos": [
+        {
+            "id": "t1",
+            "title": "Draft the agenda",
+            "executor": "template",
+            "inputs": {"text": "Agenda: figures of the quarter, outlook, questions"},
+        },
+        {
+            "id": "t2",
+            "title": "Write the cover note",
+            "executor": "template",
+            "inputs": {"text": "Dear members of the board, please find the pack attached."},
+        },
+        {
+            "id": "t3",
+            "title": "Email the pack to the board",
+            "executor": "desktop",
+            "inputs": {"request": SHIPPED_REQUEST},
+            "depends_on": ["t1", "t2"],
+            "requires_approval": True,
+        },
+    ],
+}
+SHIPPED_SERVICES = "tests.support.console_harness:shipped_services"
+
+
+def shipped_services(settings: Settings) -> Services:
+    """The CPA_SERVER_SERVICES hook of the shipped set-up: scripted models, nothing else."""
+    return scripted_services(settings, plan=SHIPPED_PLAN, router_intent="other_task")
+
+
+def shipped_env(redis_url: str, directory: Path) -> dict[str, str]:
+    """`server_env` with the packaged intent registry (blank: the default) and no test
+    executor."""
+    from tests.support.server_harness import server_env
+
+    return server_env(
+        redis_url, directory, CPA_INTENTS_PATH="", CPA_SERVER_SERVICES=SHIPPED_SERVICES
     )

@@ -40,12 +40,22 @@ def find_llama() -> LlamaFound:
 class LlamaServer:
     """`cpa-planner llm-server` on a free loopback port (one slot: requests queue)."""
 
-    def __init__(self, found: LlamaFound, log_path: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        found: LlamaFound,
+        log_path: Path,
+        *,
+        port: int | None = None,
+        context: int = 4096,
+        threads: int | None = None,
+    ) -> None:
         if found.wrapper is None or found.model is None:
             raise RuntimeError(found.missing)
         self.found = found
         self.log_path = log_path
         self.port = port or free_port()
+        self.context = context
+        self.threads = threads
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,6 +66,8 @@ class LlamaServer:
     def start(self, timeout: float = 150.0) -> None:
         args = [sys.executable, "-m", "cli", "llm-server", "--port", str(self.port)]
         args += ["--llama-server", str(self.found.wrapper), "--model", str(self.found.model)]
+        args += ["--context", str(self.context)]
+        args += ["--threads", str(self.threads)] if self.threads else []
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -87,6 +87,10 @@ def server_services(settings: Settings) -> Services:
     )
 
 
+# An upper bound for a server to start (a safety net, never a measure): on a loaded 2-core
+# machine `serve --workers 2` imports everything twice at once, which has taken over 30 s.
+STARTUP_S = 180.0
+
 ACME_KEY = "acme-key-0123456789"
 GLOBEX_KEY = "globex-key-9876543210"
 
@@ -149,7 +153,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 120.0) -> None:
+    def start(self, timeout: float = STARTUP_S) -> None:
         self.launch()
         self.wait_ready(timeout)
 
@@ -164,7 +168,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = STARTUP_S) -> None:
         assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -9,6 +9,12 @@ mean something is wrong (`SUSPECT`). A test that provokes an error on purpose na
 
     problems(text, expected)   the records of `text` that are problems, as text
     LogWatch(path)             the problems added to a log file since the last look
+    sweep(directory)           the problems of every log file under it (`*.log`): at the end
+                               of a session, every server the tests started (conftest.py)
+
+What a test provokes on purpose it names where it starts the server (`LogWatch`,
+`ServerProcess(expected_errors=...)`, or `expect_in`); the sweep allows it in that file
+only. `ALLOWED` is for what any log may hold, each with the reason it is no defect.
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 TEXT_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
+# `langgraph dev`'s: structlog's console lines (`2026-12-05T07:00:00Z [error  ] …`, in
+# colour) and the logging module's default format (`ERROR:logger:message`); uvicorn's own
+# (`ERROR:    message`, a server run without our logging, e.g. an MCP test server).
+STRUCTLOG_RECORD = re.compile(r"^\S+ \[(debug|info|warning|error|critical)\s*\] ")
+BASIC_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):(?:[\w.]+:|\s)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BAD_LEVELS = ("ERROR", "CRITICAL")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception Group Traceback")
 # Warnings that are a defect whenever they appear (not an outside condition worth a warning).
@@ -32,13 +44,19 @@ def _level(first: str) -> str | None:
         except ValueError:
             return None
     found = TEXT_RECORD.match(first)
+    if found:
+        return found.group(1)
+    found = STRUCTLOG_RECORD.match(first)
+    if found:
+        return found.group(1).upper()
+    found = BASIC_RECORD.match(first)
     return found.group(1) if found else None
 
 
 def records(text: str) -> list[list[str]]:
     """The log's records, each its lines (a stray line before any record is one of its own)."""
     out: list[list[str]] = []
-    for line in text.splitlines():
+    for line in ANSI.sub("", text).splitlines():
         if _level(line) is not None or not out:
             out.append([line])
         else:
@@ -69,6 +87,7 @@ class LogWatch:
         self.path = path
         self.expected = list(expected)
         self.offset = 0
+        expect_in(path, self.expected)
 
     def new_problems(self) -> list[str]:
         if not self.path.exists():
@@ -83,3 +102,37 @@ class LogWatch:
         """Fail (AssertionError) if the log gained a problem since the last check."""
         found = self.new_problems()
         assert not found, f"{self.path} holds errors:\n\n" + "\n\n".join(found)[-6000:]
+
+
+# What any log may hold (a regular expression searched in a record's first line: why it is
+# no defect). Keep it short; a test that provokes an error names it for its own log instead.
+ALLOWED: dict[str, str] = {}
+
+# Per log file (resolved path): what its test provokes on purpose.
+_EXPECTED_IN: dict[Path, list[str]] = {}
+
+
+def expect_in(path: Path, patterns: Iterable[str]) -> None:
+    """The log at `path` may hold records matching `patterns` (its test provokes them)."""
+    _EXPECTED_IN.setdefault(path.resolve(), []).extend(patterns)
+
+
+def sweep(directory: Path) -> dict[Path, list[str]]:
+    """Every `*.log` under `directory` with the problems it holds (none: not listed)."""
+    found: dict[Path, list[str]] = {}
+    for path in sorted(directory.rglob("*.log")):
+        if not path.is_file():
+            continue
+        expected = [*ALLOWED, *_EXPECTED_IN.get(path.resolve(), [])]
+        bad = problems(path.read_text(errors="replace"), expected)
+        if bad:
+            found[path] = bad
+    return found
+
+
+def sweep_report(found: dict[Path, list[str]], limit: int = 8000) -> str:
+    parts = [f"{path}:\n" + "\n\n".join(records) for path, records in found.items()]
+    return (
+        "server logs hold errors nobody expected (tests/support/server_log.py):\n\n"
+        + ("\n\n".join(parts)[-limit:])
+    )

@@ -161,7 +161,9 @@ function wrap(text) {
   let line = svg("tspan", { x });
   text.append(line);
   let count = 1;
+  let restPlaced = false; // the last line holds the rest: nothing more to place
   words.forEach((word, i) => {
+    if (restPlaced) return;
     const before = line.textContent;
     line.textContent = before ? `${before} ${word}` : word;
     if (!before || count === most || line.getComputedTextLength() <= width) return;
@@ -169,7 +171,10 @@ function wrap(text) {
     line = svg("tspan", { x, dy: "1.2em" }, word);
     text.append(line);
     count += 1;
-    if (count === most) line.textContent = words.slice(i).join(" ");
+    if (count === most) {
+      line.textContent = words.slice(i).join(" ");
+      restPlaced = true;
+    }
   });
   for (const tspan of text.querySelectorAll("tspan")) cut(tspan, width);
 }

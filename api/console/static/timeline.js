@@ -64,11 +64,21 @@ export function criticalPath(plan, rows) {
   return path.reverse();
 }
 
-/** A step for the axis ticks: about six ticks over the span. */
-function tickStep(span) {
-  const steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60];
-  return steps.find((s) => span / s <= 6) ?? [120, 300, 600, 900, 1800, 3600].find((s) => span / s <= 6) ?? 7200;
+const STEPS = [
+  0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15,
+  30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400,
+];
+
+/** A step for the axis ticks: the finest with at most `most` steps over the span, but never
+ * one longer than the span (then the axis would show "0" alone). */
+function tickStep(span, most) {
+  const fits = STEPS.find((s) => span / s <= most) ?? STEPS[STEPS.length - 1];
+  if (fits <= span) return fits;
+  return [...STEPS].reverse().find((s) => s <= span) ?? STEPS[0];
 }
+
+// Room for one tick's label ("800 ms", "2.5 min") and a gap, in pixels.
+const TICK_ROOM = 64;
 
 /** Seconds as people read them: milliseconds under a second (a template plan's steps). */
 export function formatSeconds(s) {
@@ -113,7 +123,8 @@ export function renderTimeline(plan, rows, critical, width) {
   defs.append(hatch);
   root.append(defs);
 
-  const step = tickStep(span);
+  // About six ticks, fewer where their labels would run into each other.
+  const step = tickStep(span, Math.max(1, Math.min(6, Math.floor(plot / TICK_ROOM))));
   for (let t = 0; t <= span + 1e-9; t += step) {
     root.append(svg("line", { class: "tick", x1: x(origin + t), x2: x(origin + t), y1: AXIS - 6, y2: height }));
     root.append(svg("text", { class: "tick-label", x: x(origin + t), y: AXIS - 10, "text-anchor": "middle" }, formatSeconds(t)));
