@@ -95,6 +95,9 @@ class Settings(EnvSettings):
     intents_path: str | None = None
     approval_policy: ApprovalPolicy = "flagged"
     max_plan_repairs: int = Field(2, ge=0, le=10)
+    # Read the planner's answer as it streams and start each step that needs nobody's
+    # approval as soon as it is written (`nodes.early_start`); false: the whole plan first.
+    stream_plans: bool = True
     max_replans: int = Field(1, ge=0, le=5)
     max_todos: int = Field(50, ge=1, le=10_000)
     todo_timeout_s: float = Field(300.0, gt=0)

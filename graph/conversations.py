@@ -361,7 +361,9 @@ class Conversations:
         values = dict(snapshot.values)
         outcomes: list[dict[str, Any]] = []
         answered: set[str] = set()
-        if "execute" in snapshot.next:
+        # Steps run as tasks inside `execute`, and inside `plan` while it streams
+        # (`nodes.early_start`): their finished results are durable before the node ends.
+        if {"execute", "plan"} & set(snapshot.next):
             saved = await self.checkpointer.aget_tuple(config)
             writes = (saved.pending_writes or []) if saved else []
             finished = {task for task, channel, _ in writes if channel == RETURN_CHANNEL}

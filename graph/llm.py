@@ -20,6 +20,10 @@ Structured output is asked for with the schema as JSON Schema and checked here w
 pydantic, so the model's raw answer is at hand for the error (and a repair prompt), however
 the server failed to fit the schema.
 
+`structured_stream` is the same call read as the model writes it: the answer's JSON text so
+far goes to a callback after each piece (the planner's streamed plans,
+`nodes.early_start`), the whole answer is checked the same way.
+
 Inside a graph run, each call also writes to LangGraph's custom stream: `{"llm": {...}}`
 when a step starts and stops waiting on a model, and `{"token": {...}}` for each piece of a
 streamed answer, so a view can show which step waits and the answer as it is written.
@@ -458,6 +462,63 @@ class ChatModels:
             SchemaT, await self._call(role, what, lambda: runnable.ainvoke(messages, config))
         )
 
+    async def structured_stream(
+        self,
+        role: Role,
+        schema: type[SchemaT],
+        messages: list[Any],
+        on_text: Callable[[str], None],
+        what: str = "",
+        *,
+        json_schema: dict[str, Any] | None = None,
+    ) -> SchemaT:
+        """`structured`, read as the model writes it: `on_text` gets the answer's JSON text
+        so far after each piece (the forced tool call's arguments with `function_calling`).
+
+        The whole answer is checked as `structured` checks it, with the same errors. A
+        model that does not stream gives its answer as one piece. After a retry the text
+        starts again from nothing.
+        """
+        model = self.get(role, what)
+        # Checked inside the call's run, as `structured` does, so that callbacks (metrics,
+        # traces) see an answer that does not fit as the call's error.
+        runnable = model.with_structured_output(
+            json_schema or schema.model_json_schema(),
+            method=self.settings.structured_output_method,
+            include_raw=True,
+        ) | RunnableLambda(lambda result: self._parse(role, schema, result))
+        config = _call_config(role)
+
+        async def ask() -> SchemaT:
+            # The structured runnable hands its raw message on only once it is whole (its
+            # parser's fallback gathers its input first), so the pieces are read from the
+            # model's own stream events; from a model that streams no events of its own
+            # (a scripted one), from what the structured runnable yields.
+            written = ""
+            from_model = False  # the pieces come from the model's own events
+            root: Any = None  # the call's own run (inside a graph it has parents)
+            answer: Any = None
+            async for event in runnable.astream_events(messages, config, version="v2"):
+                kind, data = event["event"], event["data"]
+                root = event["run_id"] if root is None else root
+                piece = ""
+                if kind == "on_chat_model_stream":
+                    from_model = True
+                    piece = _piece_text(data.get("chunk"))
+                elif kind == "on_chain_stream" and event["run_id"] == root:
+                    answer = data.get("chunk")
+                elif kind == "on_chain_stream" and not from_model:
+                    chunk = data.get("chunk")
+                    parents = event.get("parent_ids") or []
+                    if parents and parents[-1] == root and isinstance(chunk, Mapping):
+                        piece = _piece_text(chunk.get("raw"))
+                if piece:
+                    written += piece
+                    on_text(written)
+            return cast(SchemaT, answer)
+
+        return await self._call(role, what, ask)
+
     def _parse(self, role: Role, schema: type[SchemaT], result: Any) -> SchemaT:
         if not isinstance(result, Mapping):  # a model that parsed for itself
             raw_text = json.dumps(result, default=str) if not isinstance(result, str) else result
@@ -529,6 +590,18 @@ class ChatModels:
             logger.warning("%s", self._truncated(role, None))
             text = text.rstrip() + "…"
         return text
+
+
+def _piece_text(chunk: Any) -> str:
+    """A streamed piece's share of the answer's JSON text: its text, or its first tool
+    call's arguments (adding the pieces up as messages would cost more with each one)."""
+    if chunk is None:
+        return ""
+    text = message_text(chunk)
+    if text:
+        return text
+    calls = getattr(chunk, "tool_call_chunks", None) or []
+    return "".join(str(c.get("args") or "") for c in calls if c.get("index") in (0, None))
 
 
 def _is_timeout(exc: BaseException) -> bool:

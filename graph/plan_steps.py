@@ -177,6 +177,17 @@ def _todos(
     return todos
 
 
+def written_step(raw: Mapping[str, Any], number: int, max_steps: int, catalogue: Catalogue) -> ToDo:
+    """Step `number` of a plan still being written, as its ToDo (`t<number>`), read like
+    `PlanDraft.to_plan` reads it; `after` numbers up to `max_steps` are ids already.
+
+    Raises pydantic's `ValidationError` for a step that is no step.
+    """
+    step = _step_model(max_steps).model_validate(raw)
+    ids = [f"t{n}" for n in range(1, max_steps + 1)]
+    return _todos([step], ids, [f"t{number}"], catalogue)[0]
+
+
 @functools.lru_cache(maxsize=64)
 def _step_model(highest: int) -> type[StepDraft]:
     number = Annotated[int, Field(ge=1, le=highest)]

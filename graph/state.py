@@ -76,6 +76,11 @@ def append_lam_batch(
     return append_lam(existing, batch)
 
 
+def merge_started(existing: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    """Steps started while their plan was written, by fingerprint: later rounds add to them."""
+    return {**(existing or {}), **(new or {})}
+
+
 class PlannerInput(TypedDict, total=False):
     """What a run starts from: request text, a LAM `request`, or a chat message."""
 
@@ -103,6 +108,9 @@ class PlannerState(TypedDict, total=False):
     plan_problems: list[str]
     rejected_answer: str | None  # the planner model's last answer that did not fit (repairs)
     repairs: int
+    # The outcomes of steps started while the planner wrote (`nodes.early_start`), by the
+    # step's fingerprint, so that a repaired plan that keeps a step does not run it again.
+    started: Annotated[dict[str, Any], merge_started]
     replans: int
     status: Status
     result: Any

@@ -49,15 +49,15 @@ def problems_of(
 
 
 def coverage_problems(plan: Plan, state: PlannerState) -> list[str]:
-    """A plan with fewer pending ToDos than the request has actions leaves one out."""
+    """A first plan with fewer ToDos than the request has actions leaves one out (its
+    ToDos may have run already: `nodes.early_start`)."""
     parts = ((state.get("intent") or {}).get("compound") or {}).get("parts") or []
-    pending = [t for t in plan.todos if t.status == "pending"]
-    if state.get("replans") or len(pending) >= len(parts):
+    if state.get("replans") or len(plan.todos) >= len(parts):
         return []
     listed = "; ".join(f"{n}. {part}" for n, part in enumerate(parts, 1))
     return [
         f"The request asks for {len(parts)} actions ({listed}), but the plan has only "
-        f"{len(pending)} ToDo(s): add a ToDo for every action."
+        f"{len(plan.todos)} ToDo(s): add a ToDo for every action."
     ]
 
 

@@ -41,6 +41,7 @@ from graph.services import get_services
 from graph.state import IntentFound, Language, PlannerState
 from graph.tools.catalogue import Catalogue
 from lam import Plan
+from nodes.early_start import EarlyStart
 from prompts.templates import (
     LANGUAGE_NAMES,
     PLAN_ACTIONS,
@@ -138,23 +139,33 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     steps = max_steps(settings.max_todos)
     catalogue = await planning_catalogue(services, config, state["request"], state.get("plan"))
     what = "repair the plan" if state.get("plan_problems") else "plan this request"
+    # Streamed: steps that need no approval start while the model writes (nodes.early_start).
+    early = (
+        await EarlyStart.begin(state, config, services, steps) if settings.stream_plans else None
+    )
+    schema, json_schema = plan_draft_model(steps), plan_json_schema(catalogue, steps)
+    messages = plan_messages(state, catalogue, steps)
     try:
-        draft = await services.models.structured(
-            "planner",
-            plan_draft_model(steps),
-            plan_messages(state, catalogue, steps),
-            what=what,
-            json_schema=plan_json_schema(catalogue, steps),
-        )
-    except LLMOutputError as exc:
-        if repairs >= settings.max_plan_repairs:
-            tries = f" (after {repairs} repair(s))" if repairs else ""
-            return lamlog.fail(state, config, exc.code, f"{exc}{tries}")
-        return _ask_again(state, config, exc, repairs)
+        if early is None:
+            draft = await services.models.structured(
+                "planner", schema, messages, what, json_schema=json_schema
+            )
+        else:
+            draft = await early.written(services.models, schema, messages, what, json_schema)
     except LLMError as exc:
-        return lamlog.fail(state, config, exc.code, str(exc))
+        if isinstance(exc, LLMOutputError) and repairs < settings.max_plan_repairs:
+            update = _ask_again(state, config, exc, repairs)
+        else:
+            output = isinstance(exc, LLMOutputError)
+            tries = f" (after {repairs} repair(s))" if repairs and output else ""
+            update = lamlog.fail(state, config, exc.code, f"{exc}{tries}")
+        if early is not None:  # what started early runs to its end, and is kept
+            await early.settled()
+            update = early.after(update)
+        return update
     new_plan = mark_approvals(draft.to_plan(catalogue), services.executors, catalogue=catalogue)
-    return proposal(state, config, new_plan, "plan", repairs)
+    update = proposal(state, config, new_plan, "plan", repairs)
+    return await early.finish(new_plan, update) if early is not None else update
 
 
 def _ask_again(

@@ -115,3 +115,31 @@ def test_history_benchmark_measures_load_throughput_and_queries() -> None:
     for name in ("sqlite", "postgres"):
         queries = report["query"][name]["queries"]
         assert queries["newest page"]["p50_ms"] <= queries["newest page"]["p95_ms"]
+
+
+@pytest.mark.slow
+def test_the_agents_benchmark_runs_all_four_agents_on_a_scripted_server() -> None:
+    only = "news-summary,search-summary-translate"
+    args = ["--runs", "1", "--scale", "0.1", "--only", only, "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.agents", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    agents = report["agents"]
+    assert list(agents) == ["streamed", "whole-plan", "react", "plan-execute"]
+    # Every agent answered every request, with the calls its shape makes: the planner and
+    # the summary; a ReAct turn per level of the plan and one to answer; the tutorial's
+    # planner, then per step two agent turns and a replan.
+    assert all(row["answered"] == row["of"] == 2 for row in agents.values())
+    assert agents["streamed"]["llm_calls"] == agents["whole-plan"]["llm_calls"] == 2
+    assert agents["react"]["llm_calls"] == 3.5  # 2-step and 3-step chains: 3 and 4 calls
+    assert agents["plan-execute"]["llm_calls"] == 8.5  # 1 + 3 x 2 and 1 + 3 x 3
+    # Reported, not judged here (timings; tests/test_streamed_plans.py shows the order).
+    share, low, high = report["first_tool_of_planner"]
+    assert 0 < low <= share <= high

@@ -397,9 +397,12 @@ async def test_agreed_plan_runs() -> None:
     assert agree.id in {m["id"] for m in state["lam"]}
 
 
-async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo() -> None:
+@pytest.mark.parametrize("streamed", [False, True], ids=["execute", "streamed-plan"])
+async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo(streamed: bool) -> None:
     # ToDos finish in an order unlike the plan's: c (fast) before a and b; the crash comes
     # while `slow` still runs. On resume, results must attach to the right ToDos.
+    # Streamed, the ToDos run inside `plan` (nothing needs approval), which asks the
+    # planner model again on resume: its second answer is the same plan.
     # The plan's ToDos are t1..t6: a, b, c, slow, d (after c and a), e (after slow).
     a, b, c, slow, d, e = (f"t{n}" for n in range(1, 7))
     work = RecordingExecutor(delays={a: 0.15, b: 0.1, c: 0.01, slow: 5.0, d: 0.01})
@@ -414,8 +417,12 @@ async def test_resume_after_a_crash_mid_execution_reruns_no_finished_todo() -> N
             {"id": e, "title": "E", "executor": "work", "depends_on": [slow]},
         ],
     }
-    planner = ScriptedChatModel.script(structured=[steps(plan)])
-    svc = services(models={"router": UncallableChatModel(), "planner": planner}, executors=[work])
+    planner = ScriptedChatModel.script(structured=[steps(plan)] * 2)
+    svc = services(
+        models={"router": UncallableChatModel(), "planner": planner},
+        executors=[work],
+        stream_plans=streamed,
+    )
     conv = Conversation(svc)
 
     run = asyncio.create_task(conv.start("Write an email to Tom with the agenda"))

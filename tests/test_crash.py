@@ -24,6 +24,8 @@ then is "finished" durable). Timeouts are safety nets that fail loudly, not meas
     server; meanwhile the CLI and the API say Redis is down.
 (c) test_desktop_wait_survives_application_restarts: the server killed while it waits for the
     desktop, and again after the answer; each new server carries on.
+(d) test_kill_nine_while_the_plan_streams: with streamed plans, steps start while the
+    planner writes; kill -9 mid-stream, a fresh process runs no finished step again.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ from tests.support.crash_driver import (
     RECORD_TODOS,
     REGISTRY,
     REQUEST,
+    STREAM,
+    STREAM_HOLD_ENV,
     Z,
     record_executor,
 )
@@ -140,6 +144,8 @@ def base_env(redis_url: str, prefix: str, record: Path) -> dict[str, str]:
         "CPA_TODO_RETRIES": "0",
         # The drill is about crashes: its desktop step would otherwise ask first (issue 10).
         "CPA_APPROVAL_POLICY": "never",
+        # These drills are about `execute`; the streamed planner's has its own below.
+        "CPA_STREAM_PLANS": "false",
         RECORD_ENV: str(record),
         HOLD_ENV: "",
         PAUSE_ENV: "",
@@ -384,6 +390,52 @@ async def test_kill_nine_at_an_unsettled_moment(drill: tuple[Driver, Record]) ->
     assert all(starts[t] == 1 for t in kill.saved), starts
     assert all(starts[t] >= 1 for t in RECORD_TODOS), starts
     assert_lam_log(body["messages"], driver.cid)
+
+
+async def done_in_redis(env: Mapping[str, str], cid: str) -> frozenset[str]:
+    """The ToDos whose `done` is in Redis (in the log, or a finished task's pending write)."""
+    try:
+        view = await read_view(env, cid)
+    except ConversationNotFoundError:
+        return frozenset()
+    return frozenset(m["content"]["todo_id"] for m in view.messages if m["performative"] == "done")
+
+
+async def test_kill_nine_while_the_plan_streams(drill: tuple[Driver, Record]) -> None:
+    """(d) Killed while the planner is still writing, with steps finished and one running."""
+    driver, record = drill
+    driver.env.update({"CPA_STREAM_PLANS": "true", STREAM_HOLD_ENV: "6"})
+    # The stream stops while step 6 (c1) is written: a1, a2, a3, b1, b2 are complete and
+    # were dispatched; a3 is held mid-run; the others end.
+    proc = driver.spawn("start", hold=(A3,))
+    await record.wait_for(
+        [(STREAM, "-"), ("end", A1), ("end", A2), ("start", A3), ("end", B1), ("end", B2)], proc
+    )
+    finished = frozenset({A1, A2, B1, B2})
+    deadline = time.monotonic() + WAIT_S
+    while not finished <= await done_in_redis(driver.env, driver.cid):
+        if time.monotonic() > deadline:
+            pytest.fail("finished steps' results never reached Redis")
+        await asyncio.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+    kill = Kill("while the plan streams", len(record.lines()), record.ended(), finished)
+    stopped = await read_view(driver.env, driver.cid)
+    assert stopped.status == "running" and stopped.plan is None  # no plan yet: mid-stream
+
+    # A fresh process: the planner streams again (not held), the finished steps' results
+    # come back from Redis, a3 (killed mid-run) runs again, the rest run once.
+    driver.env.pop(STREAM_HOLD_ENV)
+    first = driver.result(driver.spawn("continue"))
+    assert first["status"] == "waiting"  # for the desktop step, which never starts early
+    body = driver.result(driver.spawn("answer"))
+    assert_completed(body)
+    assert_not_rerun(record, [kill])
+    assert record.starts() == Counter({A1: 1, A2: 1, A3: 2, B1: 1, B2: 1, C1: 1, Z: 1})
+    assert_lam_log(body["messages"], driver.cid)
+    propose = next(m for m in body["messages"] if m["performative"] == "propose")
+    first = min(m["timestamp"] for m in body["messages"] if m["performative"] == "assign")
+    assert first < propose["timestamp"]  # started while the plan was written
 
 
 # Servers ---------------------------------------------------------------------------------------

