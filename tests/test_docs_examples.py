@@ -241,7 +241,7 @@ BLOCKS: dict[tuple[str, str], Entry] = {
         NotRunnable("needs TaskBench's data files (not ours to ship) and 35 min of llama-server "
                     "per domain; the same command runs on a fixture in tests/test_taskbench.py "
                     "(and against llama-server in its llm test)"),
-    ("docs/history.md", "CPA_HISTORY_URL=postgresql://postgres.<project-ref>:<password>@aws-0-<region>.pooler.supabase.com:5432/postgres?sslmode=require"):  # noqa: E501
+    ("docs/history.md", "CPA_HISTORY_URL=postgresql://postgres.<project-ref>:<password>@aws-0-<region>.pooler.supabase.com:5432/postgres?sslmode=require"):
         NotRunnable("a Supabase project's URL (no network here); the same code runs against a "
                     "real PostgreSQL in tests/test_history.py", supabase_url),
     ("docs/operations.md", "scrape_configs:"):
