@@ -19,6 +19,7 @@ archiver (`api.archiver`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -68,7 +69,10 @@ async def open_history(
     if not config.history:
         yield None
         return
-    store = HistoryStore.from_settings(config, settings.data_path, secrets=known_secrets())
+    # In a worker thread: making the SQLite file's folder and reading a keys file block.
+    store = await asyncio.to_thread(
+        lambda: HistoryStore.from_settings(config, settings.data_path, secrets=known_secrets())
+    )
     try:
         try:
             await store.check_schema()
