@@ -13,6 +13,9 @@ Fixtures:
     server_logs_swept (session, automatic) at the end, every `*.log` the tests wrote (the
                       servers they started, `langgraph dev`'s) holds no error or traceback
                       nobody expected (`tests.support.server_log.sweep`)
+    cpa_environment_kept (automatic) a test that leaves a CPA_* variable set, changed or
+                      removed fails: a later test's subprocesses would inherit it (monkeypatch
+                      undoes its own changes)
 
 Other test files add their own fixtures in their own files, not here.
 """
@@ -35,6 +38,23 @@ def _missing(what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{what} is required in CI", pytrace=False)
     pytest.skip(f"{what} not available")
+
+
+def _cpa_environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name.startswith("CPA_")}
+
+
+@pytest.fixture(autouse=True)
+def cpa_environment_kept() -> Iterator[None]:
+    before = _cpa_environment()
+    yield
+    after = _cpa_environment()
+    if after != before:
+        changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+        os.environ.update(before)
+        for name in after.keys() - before.keys():
+            del os.environ[name]
+        pytest.fail(f"the test left the environment changed: {', '.join(changed)}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -63,7 +63,6 @@ KEYS = {
 async def served(
     valkey_url: str, config: ServerSettings, **settings: Any
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    os.environ.setdefault("CPA_INTENTS_PATH", str(REGISTRY))
     graph_settings = Settings(
         redis_url=valkey_url,
         redis_prefix=f"test-principals-{uuid.uuid4().hex[:8]}",
