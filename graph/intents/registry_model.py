@@ -195,14 +195,15 @@ def _utterances(per_language: dict[str, list[str]]) -> dict[str, tuple[str, ...]
 
 class Classifier(Strict):
     """When the example classifier may decide: its top intent's probability is at least
-    ``threshold`` and leads the runner-up (out of scope included) by ``margin``."""
+    the threshold and leads the runner-up (out of scope included) by the margin."""
 
     threshold: Weight = DEFAULT_CLASSIFIER_THRESHOLD
     margin: Margin = DEFAULT_CLASSIFIER_MARGIN
 
 
 class RegistryFile(Strict):
-    """An intent registry (``prompts/intents.yaml``; docs/intents.md)."""
+    """An intent registry of cpa-planner (docs/intents.md): the intents, and the tiers'
+    settings that decide a request without an LLM."""
 
     version: Literal[1] = Field(description=f"Use version: {REGISTRY_VERSION} (the file's format).")
     description: str = ""

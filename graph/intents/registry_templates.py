@@ -77,7 +77,7 @@ class TemplateToDo(PlannedToDo):
 
 
 class ReadToDo(TemplateToDo):
-    """A step of a ``read`` template: it may only look."""
+    """A step of a read template: it may only look."""
 
     effect: Literal["read", "none"] = Field(
         description="A read template's step may only read: read or none."
@@ -94,7 +94,7 @@ _PROBLEM_KEY = {
 
 
 class PlanTemplate(Strict):
-    """A plan the rules' decision makes without an LLM; ``{request}`` is the request."""
+    """A plan made without an LLM when an intent is decided; {request} is the request."""
 
     goal: Text
     todos: list[TemplateToDo] = Field(min_length=1)
@@ -139,7 +139,7 @@ class ReadPlanTemplate(PlanTemplate):
 
 
 class Templates(Strict):
-    """Plan templates per variant and language (``en``, ``de``, ...)."""
+    """Plan templates per variant and language (en, de, ...)."""
 
     act: dict[LanguageCode, PlanTemplate] = Field(
         default_factory=dict, description="Does what was asked."
