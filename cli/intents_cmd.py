@@ -1,4 +1,5 @@
-"""`cpa-planner intents explain|check|eval|calibrate`: the tiers alone (no LangGraph, no LLM).
+"""`cpa-planner intents explain|check|schema|eval|calibrate`: the tiers alone (no LangGraph,
+no LLM).
 
 `explain` must stay fast: it loads the registry without checking executors, and the
 classifier trains only when a request reaches it. `check` builds the real executor registry
@@ -13,7 +14,13 @@ from typing import TextIO
 
 from cli.exits import CONFIG, FAILED, OK, CLIError
 from cli.settings import CliSettings
-from graph.intents import Decision, IntentRegistry, RegistryError, check_registry
+from graph.intents import (
+    Decision,
+    IntentRegistry,
+    RegistryError,
+    check_registry,
+    registry_json_schema,
+)
 
 
 def registry_path(explicit: str | None) -> str | None:
@@ -98,6 +105,12 @@ def check(path: str | None, *, out: TextIO = sys.stdout) -> int:
         return FAILED
     note = f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
     print(f"{shown}: OK{note}", file=sys.stderr)
+    return OK
+
+
+def schema(*, out: TextIO = sys.stdout) -> int:
+    """The registry file's JSON Schema, as committed in prompts/intents.schema.json."""
+    out.write(json.dumps(registry_json_schema(), indent=2, ensure_ascii=False) + "\n")
     return OK
 
 

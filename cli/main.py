@@ -145,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "file", nargs="?", help="registry YAML (default: $CPA_INTENTS_PATH or the packaged one)"
     )
+    sub.add_parser(
+        "schema",
+        parents=[common],
+        help="print the registry file's JSON Schema (for editors)",
+        description="Print the JSON Schema of an intent registry file, made from the models "
+        "that check it. prompts/intents.schema.json is this output; editors that know JSON "
+        "Schema (the YAML language server) check a registry with it as you type.",
+    )
     evaluate = sub.add_parser(
         "eval",
         parents=[common],
@@ -243,6 +251,8 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
             return lambda a: intents_cmd.evaluate(a.file, as_json=a.json, registry=a.registry)
         if args.intents_command == "calibrate":
             return lambda a: intents_cmd.calibrate(a.file, target=a.precision, registry=a.registry)
+        if args.intents_command == "schema":
+            return lambda a: intents_cmd.schema()
         return lambda a: intents_cmd.check(a.file)
     if args.command == "tools":
         from cli import tools_cmd

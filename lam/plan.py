@@ -24,7 +24,7 @@ from pydantic import (
 from lam.jsonvalue import check_json
 from lam.tools import ToolCall
 
-__all__ = ["TODO_STATUSES", "Plan", "ToDo", "TodoStatus"]
+__all__ = ["TODO_STATUSES", "Plan", "PlannedToDo", "ToDo", "TodoStatus"]
 
 TodoStatus = Literal["pending", "running", "done", "failed", "skipped"]
 TODO_STATUSES: tuple[TodoStatus, ...] = ("pending", "running", "done", "failed", "skipped")
@@ -32,8 +32,12 @@ TODO_STATUSES: tuple[TodoStatus, ...] = ("pending", "running", "done", "failed",
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
-class ToDo(BaseModel):
-    """One step of a plan, run by one executor once all of ``depends_on`` are done."""
+class PlannedToDo(BaseModel):
+    """A step as a plan states it, before it runs: what, by which executor, after which steps.
+
+    :class:`ToDo` adds the run state; the intent registry's plan templates add the step's
+    effect (``graph.intents.registry_model``). One definition of a step's fields for both.
+    """
 
     # strict: a plan comes from an LLM or the wire; "false" is not a bool and 1 is not an id.
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
@@ -45,15 +49,25 @@ class ToDo(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
     requires_approval: bool = False
+
+    @field_validator("inputs")
+    @classmethod
+    def _plain_inputs(cls, value: Any) -> Any:
+        return check_json(value)
+
+
+class ToDo(PlannedToDo):
+    """One step of a plan, run by one executor once all of ``depends_on`` are done."""
+
     status: TodoStatus = "pending"
     output: Any = None
     error: str | None = None
     # The tool this step runs and its arguments; None: a free-form step of its executor.
     tool: ToolCall | None = None
 
-    @field_validator("inputs", "output")
+    @field_validator("output")
     @classmethod
-    def _plain_json(cls, value: Any) -> Any:
+    def _plain_output(cls, value: Any) -> Any:
         return check_json(value)
 
     @model_serializer(mode="wrap")

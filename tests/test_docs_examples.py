@@ -150,6 +150,20 @@ def langgraph_http(text: str) -> None:
     assert fragment["http"] == json.loads((ROOT / "langgraph.json").read_text())["http"]
 
 
+def registry_modeline(text: str) -> None:
+    """The line the packaged registry starts with, naming a schema that is there."""
+    registry = ROOT / "prompts" / "intents.yaml"
+    assert registry.read_text().splitlines()[0] == text.strip()
+    assert (registry.parent / text.split("$schema=")[1].strip()).is_file()
+
+
+def yaml_schemas_setting(text: str) -> None:
+    """VS Code's yaml.schemas: a schema that is there, for files that are."""
+    for schema, patterns in json.loads(text)["yaml.schemas"].items():
+        assert (ROOT / schema).is_file(), schema
+        assert all(list(ROOT.glob(pattern)) for pattern in patterns), patterns
+
+
 def json_log_record(text: str) -> None:
     (record,) = json_values(text.replace("…", ""))
     assert {"time", "level", "logger", "message"} <= set(record), record
@@ -229,6 +243,12 @@ BLOCKS: dict[tuple[str, str], Entry] = {
                                      "downloaded (its PATHs); not in the repository"),)),
     ("docs/http.md", '"http": {"app": "server:app"}'):
         NotRunnable("a fragment of langgraph.json", langgraph_http),
+    ("docs/intents.md", "# yaml-language-server: $schema=intents.schema.json"):
+        NotRunnable("an editor's modeline: the YAML language server reads it", registry_modeline),
+    ("docs/intents.md", '{"yaml.schemas": {"prompts/intents.schema.json": ["prompts/intents.yaml", "**/*_intents.yaml"]}}'):  # noqa: E501
+        NotRunnable("a VS Code setting", yaml_schemas_setting),
+    ("docs/intents.md", ".venv/bin/cpa-planner intents schema > prompts/intents.schema.json"):
+        Covered("tests/test_intent_registry_schema.py::test_committed_schema_is_the_generated_one"),
     ("docs/intents.md", ".venv/bin/cpa-planner intents eval tests/data/intents_eval_en.jsonl"):
         RunHere("shell"),
     ("docs/intents.md", ".venv/bin/cpa-planner intents calibrate tests/data/intents_calibration.jsonl   # prints the grid and the pick"):  # noqa: E501

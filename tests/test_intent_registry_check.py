@@ -283,7 +283,7 @@ def test_weight_one_is_allowed() -> None:
 def test_duplicate_rule_names() -> None:
     text = GOOD.replace("name: todo.de.add", "name: greet.en.hello")
     problem = only_error(text)
-    assert "rule name 'greet.en.hello' is used twice" in problem.message
+    assert "rule 'greet.en.hello' is defined twice" in problem.message
     assert f"first on line {line_of(text, 'greet.en.hello')}" in problem.message
     assert problem.line == line_of(text, "greet.en.hello", 2)
 
@@ -371,8 +371,8 @@ def test_template_missing_title_and_bad_types() -> None:
         "depends_on: [t1]", "depends_on: [t1]\n          requires_approval: maybe"
     )
     messages = [p.message for p in errors(check_registry_text(text))]
-    assert any("ToDo without 'title'" in m for m in messages)
-    assert any("requires_approval must be true or false" in m for m in messages)
+    assert any("ToDo 't2': missing 'title'" in m for m in messages)
+    assert any("requires_approval 'maybe' must be true or false" in m for m in messages)
 
 
 def test_template_without_todos() -> None:
@@ -399,8 +399,8 @@ def test_missing_language_is_a_warning_and_still_loads(tmp_path: Path) -> None:
     [
         ("version: 1\n", "", "missing 'version'"),
         ("version: 1", "version: 2", "version 2 is not supported"),
-        ("min_confidence: 0.6", "min_confidence: 0", "min_confidence 0.0 must be in (0, 1]"),
-        ("margin: 0.2", "margin: 1.0", "margin 1.0 must be in [0, 1)"),
+        ("min_confidence: 0.6", "min_confidence: 0", "min_confidence 0 must be greater than 0"),
+        ("margin: 0.2", "margin: 1.0", "margin 1.0 must be less than 1"),
         ("    description: Greetings.", "    description: ''", "must be a non-empty string"),
         ("        language: en\n", "", "missing 'language'"),
     ],
@@ -545,19 +545,19 @@ def test_tiered_registry_is_clean_and_loads() -> None:
             "title: Read them, executor: desktop, effect: read}",
             "title: Read them, executor: desktop, effect: delete}",
             "effect: delete",
-            "a read template's step may only read (effect read or none), not delete",
+            "templates.read.en: ToDo 't1': effect 'delete' must be 'read' or 'none'",
         ),
         (
             "title: Read them, executor: desktop, effect: read}",
             "title: Read them, executor: desktop}",
             "title: Read them",
-            "a read template's step must declare effect: read or none",
+            "ToDo 't1': missing 'effect': a read template's step may only read: read or none",
         ),
         (
             "      read:\n",
             "      peek:\n",
             "peek:",
-            "template variant 'peek' must be one of act, read",
+            "templates: unknown key 'peek' (allowed: act, read)",
         ),
         (
             "      hello: {en: Hello!, de: Hallo!}",
@@ -569,7 +569,7 @@ def test_tiered_registry_is_clean_and_loads() -> None:
             "threshold: 0.7",
             "threshold: 1.5",
             "threshold",
-            "classifier threshold 1.5 must be in (0, 1]",
+            "classifier.threshold 1.5 must be less than or equal to 1",
         ),
         (
             "      en: [add a to-do]",

@@ -27,11 +27,14 @@ The registry is a YAML file (the default one is ``prompts/intents.yaml``)::
         phrases: {greeting: {en: [hi], de: [hallo]}}        # whole-message phrases (smalltalk)
         replies: {greeting: {en: Hello!, de: Hallo!}}       # their canned answers
 
-    A PLAN is ``{goal, todos: [{id, title, description, executor, inputs, depends_on,
-    requires_approval, effect}]}``; ``{request}`` is filled in, and in a ``read`` template
+    A PLAN is ``{goal, todos}``, each ToDo lam's (:class:`lam.plan.PlannedToDo`) with the
+    ``effect`` of its step; ``{request}`` is filled in, and in a ``read`` template
     ``{query}``, what it looks up (:func:`~graph.intents.readonly.look_up_query`);
     ``effect`` (none, read, or what it changes: change, send, book, buy, delete, ...) says
     what the step does to the world (graph.approval).
+
+Every key of the file is a field of :mod:`~graph.intents.registry_model`, whose JSON Schema
+is ``prompts/intents.schema.json`` (``cpa-planner intents schema``; docs/intents.md).
 
 Deciding (:meth:`IntentRegistry.decide`, :mod:`graph.intents.decide`): the rules
 (:mod:`~graph.intents.rules`), then compound detection (:mod:`~graph.intents.compound`: a
@@ -54,6 +57,7 @@ from graph.intents.registry_check import (
     check_registry,
     check_registry_text,
 )
+from graph.intents.registry_model import registry_json_schema
 from graph.intents.spec import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_CONFIDENCE,
@@ -100,4 +104,5 @@ __all__ = [
     "fold",
     "is_read_only",
     "look_up_query",
+    "registry_json_schema",
 ]

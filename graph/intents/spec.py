@@ -1,6 +1,7 @@
 """The registry as the checker builds it: intents, their rules, examples, templates and replies.
 
-Plain frozen data; :mod:`graph.intents.registry_check` makes it from YAML, and every tier reads it.
+Plain frozen data, made by the registry file's models (``RegistryFile.to_spec`` in
+:mod:`graph.intents.registry_model`) once the check has found no error; every tier reads it.
 """
 
 from __future__ import annotations
