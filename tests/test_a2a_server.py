@@ -146,7 +146,9 @@ async def test_compound_request_approved_and_streamed_to_completed(
     states = [e.status_update.status.state for e in events if e.HasField("status_update")]
     assert states[-1] == TaskState.TASK_STATE_COMPLETED, events
     assert TaskState.TASK_STATE_WORKING in states
-    # Each ToDo's `done` came by as a working update, in the order they finished.
+    # Each ToDo's `done` came by as a working update, in the order they finished. t1 only
+    # reads: with streamed plans (the default) it ran while the plan was being written,
+    # before anyone approved; the steps the approval held come after the "yes".
     done = [
         data["lam"]["content"]["todo_id"]
         for e in events
@@ -154,7 +156,7 @@ async def test_compound_request_approved_and_streamed_to_completed(
         for data in get_data_parts(list(e.status_update.status.message.parts))
         if isinstance(data, dict) and data.get("lam", {}).get("performative") == "done"
     ]
-    assert done == ["t1", "t2", "t3"]
+    assert done in (["t1", "t2", "t3"], ["t2", "t3"])
     artifacts = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
     assert artifacts and get_data_parts(list(artifacts[0].parts))
 
@@ -167,6 +169,8 @@ async def test_compound_request_approved_and_streamed_to_completed(
     view = (await http.get(f"{server.url}/v1/conversations/{cid}")).json()
     assert view["status"] == "done"
     assert {"agree"} <= {m["performative"] for m in view["messages"]}
+    finished = [m["content"]["todo_id"] for m in view["messages"] if m["performative"] == "done"]
+    assert sorted(finished) == ["t1", "t2", "t3"]
 
     # Another tenant does not see the task.
     async with httpx.AsyncClient(headers=auth(GLOBEX_KEY), timeout=30) as other:
