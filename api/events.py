@@ -35,13 +35,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from fastapi.sse import ServerSentEvent
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.models import FINAL_STATUSES
 from api.redis_keys import RedisKeys
-from graph.checkpointer import FencedError
+from graph.storage.errors import REDIS_DOWN
+from graph.storage.fencing import FENCE_PRELUDE, raise_if_fenced
 
 logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).
@@ -50,36 +49,34 @@ MODEL_NEWS_TTL_S = 3600
 # How long `srv:listen:H` says "someone listens" without being renewed (every third of it).
 LISTENING_MS = 30_000
 
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-
-# KEYS: events list, index hash, fence, listeners[, archive stream]. ARGV: channel, thread,
-# lease generation ("": not fenced), id, json, id, json, ... Appends each unseen message;
+# KEYS: fence, events list, index hash, listeners[, archive stream]. ARGV: lease generation
+# ("": not fenced), channel, thread, id, json, id, json, ... Appends each unseen message;
 # announces the thread if anything was appended and someone listens; with the history on,
 # hands what was appended to the archivers in the same step (`api.archiver`). A runner
 # whose lease generation is stale appends nothing.
-_APPEND_LUA = """
-if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
-  return redis.error_reply('FENCED generation ' .. ARGV[3] .. ' is not the current one')
-end
+_APPEND_LUA = (
+    FENCE_PRELUDE
+    + """
 local n = 0
-local start = redis.call('LLEN', KEYS[1])
+local start = redis.call('LLEN', KEYS[2])
 local added = {}
 for i = 4, #ARGV, 2 do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], redis.call('LLEN', KEYS[1])) == 1 then
-    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+  if redis.call('HSETNX', KEYS[3], ARGV[i], redis.call('LLEN', KEYS[2])) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i + 1])
     n = n + 1
     added[n] = ARGV[i + 1]
   end
 end
 if n > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
 if n > 0 and #KEYS > 4 then
-  redis.call('XADD', KEYS[5], '*', 'thread', ARGV[2], 'start', start,
+  redis.call('XADD', KEYS[5], '*', 'thread', ARGV[3], 'start', start,
     'messages', '[' .. table.concat(added, ',') .. ']')
 end
 return n
 """
+)
 
 
 class EventLog:
@@ -112,15 +109,15 @@ class EventLog:
 
         A runner passes its lease `generation`: FencedError if it is no longer current.
         """
-        args: list[str] = [self.keys.events_channel, thread, generation]
+        args: list[str] = [generation, self.keys.events_channel, thread]
         for message in messages:
             args += [str(message["id"]), json.dumps(message, separators=(",", ":"))]
         if len(args) == 3:
             return 0
         keys = [
+            self.keys.fence(thread),
             self.keys.events(thread),
             self.keys.event_index(thread),
-            self.keys.fence(thread),
             self.keys.listening(thread),
         ]
         if self.archive:
@@ -130,8 +127,7 @@ class EventLog:
                 return int(await self._scripts(self._append, keys, args))
             return int(await self._append(keys=keys, args=args))
         except ResponseError as exc:
-            if str(exc).startswith("FENCED"):
-                raise FencedError(thread, generation) from None
+            raise_if_fenced(exc, thread, generation)
             raise
 
     def appender(self, thread: str, generation: str = "") -> Appender:
@@ -304,7 +300,7 @@ class Feeds:
                         next_refresh = loop.time() + self.refresh_s
             except asyncio.CancelledError:
                 raise
-            except _REDIS_DOWN as exc:
+            except REDIS_DOWN as exc:
                 logger.warning("SSE feeds: Redis subscription lost (%s); resubscribing", exc)
             except Exception:
                 logger.exception("SSE feeds: the subscription failed; resubscribing")
@@ -404,7 +400,7 @@ class Feeds:
             feed.dirty = False
             try:
                 raw, status = await self.log.read(feed.thread, len(feed.events))
-            except _REDIS_DOWN as exc:
+            except REDIS_DOWN as exc:
                 logger.warning("SSE feed %s: cannot read (%s); retrying", feed.thread, exc)
                 await asyncio.sleep(1.0)
                 feed.dirty = True

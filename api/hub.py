@@ -27,8 +27,6 @@ import uuid
 from typing import Any, cast
 
 from langgraph.types import Command
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.errors import ApiError, not_found
 from api.events import EventLog, Feeds, cancel_and_wait
@@ -42,7 +40,6 @@ from api.records import ConversationRecords
 from api.redis_keys import RedisKeys
 from api.runner import Runner
 from api.settings import ServerSettings, replica_name
-from graph.checkpointer import FENCE, FencedError, RedisUnavailableError
 from graph.conversations import (
     AnswerMismatchError,
     ConversationNotFoundError,
@@ -53,12 +50,11 @@ from graph.conversations import (
     thread_id,
 )
 from graph.services import Services
+from graph.storage.errors import REDIS_DOWN
+from graph.storage.fencing import FENCE, FencedError
 from lam import LAM_VERSION, LAMMessage, MessageFactory
 
 logger = logging.getLogger("cpa_planner.server")
-# Redis gone away (a restart, a network blip): wait for it rather than fail the conversation.
-REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
-
 PLANNER = "planner"
 EXPIRED = "expired"
 FORGET_THREADS_S = 600.0  # how often the ids of expired conversations are dropped

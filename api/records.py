@@ -29,8 +29,8 @@ from typing import Any, Literal
 from redis.exceptions import ResponseError
 
 from api.redis_keys import RedisKeys
-from graph.checkpointer import FencedError
 from graph.state import Status
+from graph.storage.fencing import FENCE_PRELUDE, raise_if_fenced
 
 # KEYS: conv, tenant index, running, tenant running, tenant waiting, jobs, then the keys
 #       that expire with the conversation (pending, answered, events, index)
@@ -99,10 +99,9 @@ return 'accepted'
 # ARGV: generation, thread, status, now, ttl (0: none), channel, opened request id ("":
 #       none), the body where the run stopped (JSON; "": none), the plan and result for
 #       the history (JSON; "": the history is off), applied answer ids...
-_FINISH_LUA = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED generation ' .. ARGV[1] .. ' is not the current one')
-end
+_FINISH_LUA = (
+    FENCE_PRELUDE
+    + """
 local thread, status = ARGV[2], ARGV[3]
 if redis.call('EXISTS', KEYS[2]) == 0 then
   -- Gone (expired): only make sure nothing counts it any more.
@@ -156,6 +155,7 @@ end
 redis.call('PUBLISH', ARGV[6], thread)
 return 1
 """
+)
 
 OpenOutcome = Literal["new", "turn", "retry", "busy", "limit_running", "limit_waiting"]
 
@@ -262,6 +262,8 @@ class ConversationRecords:
 
         Raises FencedError if `generation` is no longer the conversation's current one.
         """
+        if not generation:  # the prelude lets an empty one through: a status is always fenced
+            raise ValueError(f"thread {thread}: finish needs the lease's generation")
         k = self.keys
         keys = [
             k.fence(thread),
@@ -288,8 +290,7 @@ class ConversationRecords:
         try:
             await self._finish(keys=keys, args=args)
         except ResponseError as exc:
-            if str(exc).startswith("FENCED"):
-                raise FencedError(thread, generation) from None
+            raise_if_fenced(exc, thread, generation)
             raise
 
     async def record(self, thread: str) -> dict[str, str]:

@@ -38,18 +38,16 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.events import cancel_and_wait
 from api.leases import Claim, LeaseLostError, Leases
 from api.redis_keys import JOB_GROUP, RedisKeys
-from graph.checkpointer import FencedError, RedisUnavailableError
+from graph.storage.errors import REDIS_DOWN
+from graph.storage.fencing import FencedError
 
 logger = logging.getLogger("cpa_planner.server")
 
-_REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError, OSError)
 # How long one XREADGROUP blocks (below the client's socket timeout).
 _BLOCK_MS = 2000
 # Consumers (replicas) gone for this long with nothing pending are removed from the group.
@@ -158,7 +156,7 @@ class Runner:
             logger.warning("jobs: the consumer group was gone; creating it again")
             with contextlib.suppress(Exception):
                 await self._ensure_group()
-        elif isinstance(exc, _REDIS_DOWN):
+        elif isinstance(exc, REDIS_DOWN):
             logger.warning("jobs: Redis went away while %s (%s); waiting for it", doing, exc)
         else:
             logger.exception("jobs: %s failed; trying again", doing)
@@ -237,7 +235,7 @@ class Runner:
             await self._run(acquired.claim, [entry])
         except asyncio.CancelledError:
             raise
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             logger.warning("job %s: Redis went away (%s); it will be taken up again", entry, exc)
         except Exception:
             logger.exception("job %s (%s) failed; it will be taken up again", entry, thread)
@@ -297,7 +295,7 @@ class Runner:
                     await self.redis.xclaim(
                         self.keys.jobs, JOB_GROUP, self.name, 0, run.entries, justid=True
                     )
-            except _REDIS_DOWN:
+            except REDIS_DOWN:
                 continue  # unknown; the writes are fenced whatever happened meanwhile
             if not ours:
                 run.lost = True

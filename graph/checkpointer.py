@@ -69,25 +69,15 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError, WatchError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.config import ConfigError, Settings
-from graph.redaction import redact_text, redact_url
 from graph.redis_sentinel import is_sentinel_url, sentinel_client
 from graph.redis_url import check_redis_url
+from graph.storage.errors import REDIS_DOWN, RedisUnavailableError
+from graph.storage.fencing import FENCE_PRELUDE, fence_token, raise_if_fenced
 
-__all__ = [
-    "FENCE",
-    "FencedError",
-    "RedisSaver",
-    "RedisUnavailableError",
-    "checkpointer",
-    "fence_key",
-    "open_checkpointer",
-    "redact_url",
-]
+__all__ = ["RedisSaver", "checkpointer", "fence_key", "open_checkpointer"]
 
 # Short timeouts: a server that is down must be reported in seconds, never hang a run.
 CONNECT_TIMEOUT_S = 2.0
@@ -95,23 +85,12 @@ READ_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 64
 _EMPTY = b"empty\x00"
 _T = TypeVar("_T")
-_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _PRUNE_STRATEGIES = ("keep_latest", "delete", "delete_all")  # "delete_all": LangGraph API's name
-FENCE = "fence_token"
-"""The `configurable` key of a fenced run: its lease's generation (see `RedisSaver.fence_key`)."""
-
-# Fencing (the server's runs): a write whose config carries `configurable[FENCE]` (a lease's
-# generation) is refused unless it is still the thread's current generation (its fence key).
-_FENCE_CHECK = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED generation ' .. ARGV[1] .. ' is not the current one')
-end
-"""
 # KEYS: fence, cp, meta, blobs, idx, thread, threads[, runs, run]. ARGV: fence token ("" for
 # none), id, payload, meta, thread id, ns, run id ("" for none), blobs... Returns the thread
 # key's PTTL (> 0: marked finished).
 _PUT_LUA = (
-    _FENCE_CHECK
+    FENCE_PRELUDE
     + """
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
@@ -129,7 +108,7 @@ return redis.call('PTTL', KEYS[6])
 # KEYS: fence, writes, thread. ARGV: fence token, then (field, frame, replace) triples.
 # Returns the thread's PTTL.
 _WRITES_LUA = (
-    _FENCE_CHECK
+    FENCE_PRELUDE
     + """
 for i = 2, #ARGV, 3 do
   if ARGV[i + 2] == '1' then
@@ -141,35 +120,6 @@ end
 return redis.call('PTTL', KEYS[3])
 """
 )
-
-
-class FencedError(RuntimeError):
-    """A write carried a lease generation that is no longer the thread's current one.
-
-    Another process has taken the conversation over since (its runner was paused or cut
-    off past its lease): nothing of this write was stored, and the run must stop.
-    """
-
-    def __init__(self, thread_id: str, token: str) -> None:
-        super().__init__(
-            f"thread {thread_id}: lease generation {token} is stale; another runner took over"
-        )
-        self.thread_id = thread_id
-        self.token = token
-
-
-class RedisUnavailableError(ConnectionError):
-    """Redis cannot be reached; the message is one line and says what to do."""
-
-    def __init__(self, url: str, cause: BaseException | str) -> None:
-        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        # The URL may hold credentials, and the cause may quote them (a bad port): neither
-        # is ever printed.
-        reason = redact_text(reason, url)
-        self.url = redact_url(url)
-        super().__init__(
-            f"Redis at {self.url} is unreachable: {reason}; set REDIS_URL or start Redis"
-        )
 
 
 def _key_part(part: str) -> str:
@@ -201,11 +151,6 @@ def fence_key(prefix: str, thread_id: str) -> str:
 # unnamed, each load warns "Deserializing unregistered type" (and a future LangGraph blocks
 # it). LangGraph's own safe types (messages, datetimes, ...) need no naming.
 STATE_TYPES = (("lam.plan", "Plan"), ("lam.plan", "ToDo"))
-
-
-def _fence_token(config: RunnableConfig) -> str:
-    token = config.get("configurable", {}).get(FENCE)
-    return "" if token is None else str(token)
 
 
 class RedisSaver(BaseCheckpointSaver[str]):
@@ -266,16 +211,12 @@ class RedisSaver(BaseCheckpointSaver[str]):
         """The thread's current lease generation (set by the server's leases, `api.leases`)."""
         return fence_key(self.prefix, thread_id)
 
-    def _fenced(self, exc: BaseException, thread_id: str, token: str) -> None:
-        if isinstance(exc, ResponseError) and str(exc).startswith("FENCED"):
-            raise FencedError(thread_id, token) from None
-
     # Errors -------------------------------------------------------------------------
 
     async def _io(self, call: Callable[[], Awaitable[_T]]) -> _T:
         try:
             return await call()
-        except _CONNECTION_ERRORS as exc:
+        except REDIS_DOWN as exc:
             raise RedisUnavailableError(self.url, exc) from exc
 
     async def call_script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
@@ -446,7 +387,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         try:
             async for tup in self._list(config, filter=filter, before=before, limit=limit):
                 yield tup
-        except _CONNECTION_ERRORS as exc:
+        except REDIS_DOWN as exc:
             raise RedisUnavailableError(self.url, exc) from exc
 
     async def _list(
@@ -534,7 +475,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             for ch, version in new_versions.items()
         }
         thread_key = self._thread_key(thread_id)
-        token = _fence_token(config)
+        token = fence_token(config)
 
         async def run() -> None:
             args: list[str | bytes] = [token, checkpoint_id, payload, meta, thread_id, ns, run_id]
@@ -548,7 +489,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             try:
                 ttl = await self.call_script(self._put_script, keys, args)
             except ResponseError as exc:
-                self._fenced(exc, thread_id, token)
+                raise_if_fenced(exc, thread_id, token)
                 raise
             if ttl > 0:
                 # A finished conversation got new activity: it lives on, as a whole.
@@ -585,7 +526,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         if not rows:
             return
 
-        token = _fence_token(config)
+        token = fence_token(config)
         args: list[str | bytes] = [token]
         for field, frame, replace in rows:
             args += [field, frame, "1" if replace else "0"]
@@ -595,7 +536,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             try:
                 ttl = await self.call_script(self._writes_script, keys, args)
             except ResponseError as exc:
-                self._fenced(exc, thread_id, token)
+                raise_if_fenced(exc, thread_id, token)
                 raise
             if ttl > 0:
                 await self._expire_all(thread_id, None)

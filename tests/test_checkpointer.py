@@ -19,17 +19,11 @@ from langgraph.checkpoint.serde.event_hooks import register_serde_event_listener
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from graph.checkpointer import (
-    FENCE,
-    FencedError,
-    RedisSaver,
-    RedisUnavailableError,
-    checkpointer,
-    make_client,
-    open_checkpointer,
-)
+from graph.checkpointer import RedisSaver, checkpointer, make_client, open_checkpointer
 from graph.config import Settings
 from graph.state import LamDict, PlannerState, append_lam_batch
+from graph.storage.errors import RedisUnavailableError
+from graph.storage.fencing import FENCE, FencedError
 from lam import Plan, ToDo
 from tests.support.processes import RedisProcess, free_port
 
