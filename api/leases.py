@@ -4,7 +4,7 @@ A replica that wants to run conversation H takes its lease (`srv:lease:H`, `SET`
 `PX` expiry), renews it while it works, and releases it when nothing is left to do. A
 replica that dies stops renewing: the lease expires and another replica takes the
 conversation over (`api.runner`). Each acquisition increments the conversation's
-generation (the checkpointer's fence key, `graph.checkpointer.fence_key`): the runner
+generation (the checkpointer's fence key, `graph.storage.base.fence_key`): the runner
 passes it with every write (checkpoints, task writes, the event log, the status), and the
 scripts refuse a write whose generation is no longer current. So a replica that was paused
 past its lease (a stopped VM, a long GC, SIGSTOP) and comes back cannot write over its

@@ -41,7 +41,7 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
 
 The conversation's lease generation (fencing token) is the checkpointer's key
-`t:H:fence` (`graph.checkpointer.fence_key`): its scripts check it on every write.
+`t:H:fence` (`graph.storage.base.fence_key`): its scripts check it on every write.
 
 Every key of one conversation is named by its thread, so two tenants' conversations with the
 same id never share a key. A finished conversation's keys get the checkpointer's TTL
@@ -51,7 +51,7 @@ same id never share a key. A finished conversation's keys get the checkpointer's
 from __future__ import annotations
 
 from api.settings import digest
-from graph.checkpointer import fence_key
+from graph.storage.base import fence_key
 
 JOB_GROUP = "runners"
 ARCHIVE_GROUP = "archivers"

@@ -51,10 +51,10 @@ class LocalBackend:
     async def _open(self) -> None:
         # Imported here: `intents` commands and --help must not pay for LangGraph.
         from graph.builder import build_graph, make_services
-        from graph.checkpointer import open_checkpointer
         from graph.config import Settings
         from graph.conversations import Conversations
         from graph.redaction import redact_url
+        from graph.storage.connect import open_checkpointer
         from graph.tools.offers import OfferStore
 
         settings = Settings.from_env()  # ConfigError: one line naming the setting

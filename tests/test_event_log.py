@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from api.events import EventLog, Feeds
 from api.redis_keys import RedisKeys
-from graph.checkpointer import RedisSaver
 from graph.storage.fencing import FencedError
+from graph.storage.saver import RedisSaver
 
 
 def message(n: int) -> dict[str, Any]:

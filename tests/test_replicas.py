@@ -35,9 +35,9 @@ from langchain_core.runnables import RunnableConfig
 
 from api.redis_keys import JOB_GROUP, RedisKeys
 from graph.builder import build_graph
-from graph.checkpointer import open_checkpointer
 from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
+from graph.storage.connect import open_checkpointer
 from graph.storage.fencing import FENCE
 from lam import LAMMessage
 from tests.support.crash_driver import (

