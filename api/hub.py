@@ -497,7 +497,12 @@ class Hub:
         """Measure what the conversation keeps in Redis, for its tenant's quota."""
         if self.limits.max_stored_bytes is None:
             return
-        keys = [*await self.saver.athread_keys(thread), *self.keys.per_conversation(thread)]
+        # The model news too while it is there (it expires on its own, within the hour).
+        keys = [
+            *await self.saver.athread_keys(thread),
+            *self.keys.expiring(thread),
+            self.keys.model_news(thread),
+        ]
         ttl = self.services.settings.redis_ttl_s
         expires = time.time() + ttl if final and ttl else None
         await self.limits.record_size(tenant, thread, await measure(self.redis, keys), expires)

@@ -44,8 +44,8 @@ The conversation's lease generation (fencing token) is the checkpointer's key
 `t:H:fence` (`graph.storage.base.fence_key`): its scripts check it on every write.
 
 Every key of one conversation is named by its thread, so two tenants' conversations with the
-same id never share a key. A finished conversation's keys get the checkpointer's TTL
-(CPA_REDIS_TTL_S) together with its checkpoints.
+same id never share a key. A finished conversation's keys (`RedisKeys.expiring`) get the
+checkpointer's TTL (CPA_REDIS_TTL_S) together with its checkpoints.
 """
 
 from __future__ import annotations
@@ -111,13 +111,17 @@ class RedisKeys:
         # Hashed: the key stays short and plain whatever the id.
         return f"{self.base}:msg:{tenant}:{digest(message_id)[:40]}"
 
-    def per_conversation(self, thread: str) -> list[str]:
-        """The keys that expire with the conversation."""
+    def expiring(self, thread: str) -> list[str]:
+        """What expires with the conversation, besides its checkpoints (`RedisSaver`'s keys):
+        the one list `api.records` persists on a new turn and gives the TTL when it ends.
+
+        In this order (the records' scripts address them by position): the record, pending,
+        answered, the event log, its index. Not the model news: it lasts an hour on its own.
+        """
         return [
             self.conversation(thread),
             self.pending(thread),
             self.answered(thread),
             self.events(thread),
             self.event_index(thread),
-            self.model_news(thread),
         ]
