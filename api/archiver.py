@@ -2,7 +2,7 @@
 
 The run's path never waits on the database. The event log's append script (`api.events`)
 adds an entry `{thread, start, messages}` to the stream `srv:archive` in the same atomic step
-as the append, and the script that records where a run stopped (`api.records`) adds
+as the append, and the script that records where a run stopped (`graph.storage.records`) adds
 `{thread, status, log_length, stop}`. Every server process (replica) runs one `Archiver`, a
 consumer of the consumer group `archivers` on that stream: it reads a batch (waiting
 `linger_s`, half a second, for more when it got less than a full one), stores it in one
@@ -44,11 +44,11 @@ from redis.exceptions import ResponseError
 from sqlalchemy.exc import DataError, IntegrityError
 
 from api.events import cancel_and_wait
-from api.redis_keys import ARCHIVE_GROUP, RedisKeys
 from graph.history.record import Stop
 from graph.history.settings import HistorySettings
 from graph.history.store import Appended, Entry, HistoryStore, Stopped
 from graph.storage.errors import REDIS_DOWN
+from graph.storage.server_keys import ARCHIVE_GROUP, RedisKeys
 
 logger = logging.getLogger("cpa_planner.history")
 

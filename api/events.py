@@ -38,9 +38,9 @@ from fastapi.sse import ServerSentEvent
 from redis.exceptions import ResponseError
 
 from api.models import FINAL_STATUSES
-from api.redis_keys import RedisKeys
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.fencing import FENCE_PRELUDE, raise_if_fenced
+from graph.storage.server_keys import RedisKeys
 
 logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).

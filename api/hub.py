@@ -2,14 +2,14 @@
 
 A tenant's conversation `C` runs in the LangGraph thread `T/C` (`graph.conversations`), so
 two tenants can use the same id, and one tenant learns nothing about another's ids. The
-server's record of it (`api.records`) says its status; every key of a finished one gets
+server's record of it (`graph.storage.records`) says its status; every key of a finished one gets
 the TTL. Any number of server processes (replicas) may share one Redis and key prefix:
 each piece of work (a request to open, an accepted answer) is recorded in Redis with a job
 on a stream, and whichever replica claims the conversation's lease runs it
-(`api.runner`, `api.leases`), one run at a time per conversation; a replica that dies
+(`api.runner`, `graph.storage.leases`), one run at a time per conversation; a replica that dies
 leaves its jobs and lease to time out, and another carries the conversation on from its
 last checkpoint (`Hub.run_claim`). An answer is accepted once per message it answers,
-whichever replica it reaches (`api.records`). A conversation waiting longer than
+whichever replica it reaches (`graph.storage.records`). A conversation waiting longer than
 `CPA_WAIT_EXPIRY_S` ends failed with code `expired` (`Hub.expire_waiting`, run
 periodically by every replica, each under the conversation's lease).
 """
@@ -32,12 +32,9 @@ from api.errors import ApiError, not_found
 from api.events import EventLog, Feeds, cancel_and_wait
 from api.idempotency import DEFAULT_RECORD_TTL_S, ResponseRecords
 from api.keystore import KeyStore
-from api.leases import Claim, LeaseLostError, Leases
 from api.limits import TenantLimits, measure
 from api.models import FINAL_STATUSES
 from api.principals import APPROVALS, Principal, Scope, forbidden, stamp
-from api.records import ConversationRecords
-from api.redis_keys import RedisKeys
 from api.runner import Runner
 from api.settings import ServerSettings, replica_name
 from graph.conversations import (
@@ -52,6 +49,9 @@ from graph.conversations import (
 from graph.services import Services
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.fencing import FENCE, FencedError
+from graph.storage.leases import Claim, LeaseLostError, Leases
+from graph.storage.records import ConversationRecords
+from graph.storage.server_keys import RedisKeys
 from lam import LAM_VERSION, LAMMessage, MessageFactory
 
 logger = logging.getLogger("cpa_planner.server")
@@ -166,7 +166,7 @@ class Hub:
 
         A request that names no conversation gets one derived from its own id, so a retry
         of it (after a crash, the response lost) lands in the same conversation. The
-        claim queues the run in the same step (`api.records`).
+        claim queues the run in the same step (`graph.storage.records`).
         """
         cid = request.conversation_id or str(uuid.uuid5(_NEW_CONVERSATION, request.id))
         request = request.model_copy(update={"conversation_id": cid})
@@ -223,7 +223,8 @@ class Hub:
         """Accept an answer to a waiting `propose` or `assign`; a replica applies it.
 
         Once per answered message, whichever replica the answers reach: the first is
-        accepted, any other is 409 (`api.records`); the same answer again is accepted again.
+        accepted, any other is 409 (`graph.storage.records`); the same answer again is
+        accepted again.
         `principal` (who sent it, `api.principals`): an `agree`/`refuse` to a `propose` sent
         to someone else needs its `approve` scope, one to its own its `answer` scope.
         """

@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from api.events import EventLog, Feeds
-from api.redis_keys import RedisKeys
 from graph.storage.fencing import FencedError
 from graph.storage.saver import RedisSaver
+from graph.storage.server_keys import RedisKeys
 
 
 def message(n: int) -> dict[str, Any]:

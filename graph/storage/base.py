@@ -135,7 +135,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         return f"{self.prefix}:r:{key_part(run_id)}"
 
     def fence_key(self, thread_id: str) -> str:
-        """The thread's current lease generation (set by the server's leases, `api.leases`)."""
+        """The thread's current lease generation (set by `graph.storage.leases`)."""
         return fence_key(self.prefix, thread_id)
 
     # Errors -------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Fencing: a write of a runner whose lease is no longer current is refused, whole.
 
-The server runs each conversation under a lease (`api.leases`) whose generation (the
+The server runs each conversation under a lease (`graph.storage.leases`) whose generation (the
 fencing token) the runner passes with every write: checkpoints and task writes (as
 `configurable[FENCE]`), the event log, the conversation's status. Every script that writes
 for a runner begins with `FENCE_PRELUDE`: its `KEYS[1]` is the thread's fence key
-(`graph.storage.base.fence_key`, where `api.leases` keeps the current generation) and its
+(`graph.storage.base.fence_key`, where `graph.storage.leases` keeps the current generation) and its
 `ARGV[1]` the writer's generation, `''` for a writer without a lease (the CLI, Studio),
 which writes unfenced. A stale generation gets an error reply starting `FENCED`, before
 anything is written; `raise_if_fenced` turns that reply into `FencedError`, the one

@@ -12,7 +12,7 @@ conversation half-claimed, counted twice, answered twice, or without its TTL:
   whichever replica it reaches (`srv:answered:H`); the answer waits in `srv:pending:H`
   until a runner applies it, and a job is queued in the same step.
 - `finish` records where a run stopped (`running`, `waiting`, `done` or `failed`), only
-  with the lease's current generation (fencing, `api.leases`): the status field, the sets
+  with the lease's current generation (fencing, `graph.storage.leases`): the status field, the sets
   that expire waits (`srv:waiting`) and count each tenant's load, the TTL of a finished
   conversation's keys (all of them), the conversation's body where it stopped (`view`:
   readers get it without rebuilding it from the checkpoints), and a notice on `srv:status`.
@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 from redis.exceptions import ResponseError
 
-from api.redis_keys import RedisKeys
 from graph.state import Status
 from graph.storage.fencing import FENCE_PRELUDE, raise_if_fenced
+from graph.storage.server_keys import RedisKeys
 
 # KEYS: conv, tenant index, running, tenant running, tenant waiting, jobs, then the keys
 #       that expire with the conversation (`RedisKeys.expiring`: conv again, pending, ...)

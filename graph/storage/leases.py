@@ -13,7 +13,7 @@ it (Redis was away longer than the lease) is still its holder's: the generation 
 nobody took it since, so renewing takes it again and the run carries on.
 
 What there is to do for a conversation is in Redis, not in the replica: a `request` to
-open (the record's `open` field, set by `api.records`), accepted answers not applied yet
+open (the record's `open` field, set by `graph.storage.records`), accepted answers not applied yet
 (`srv:pending:H`), and a run a previous holder left unfinished (the record's `holder`
 field: set on acquisition, cleared on a clean release). Each script below is atomic, so
 work recorded while a runner releases is either seen by that runner ("more") or finds the
@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from api.redis_keys import RedisKeys
+from graph.storage.server_keys import RedisKeys
 
 # KEYS: lease, fence, conv, pending. ARGV: holder name, lease ms, force ("1": take the lease
 # even with nothing to do, e.g. to expire a wait).
