@@ -43,10 +43,10 @@ from prometheus_client.registry import Collector
 from redis.exceptions import ResponseError
 from sqlalchemy.exc import DataError, IntegrityError
 
-from api.events import cancel_and_wait
 from graph.history.record import Stop
 from graph.history.settings import HistorySettings
 from graph.history.store import Appended, Entry, HistoryStore, Stopped
+from graph.storage.client import cancel_and_wait
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.server_keys import ARCHIVE_GROUP, RedisKeys
 

@@ -29,7 +29,7 @@ from typing import Any, cast
 from langgraph.types import Command
 
 from api.errors import ApiError, not_found
-from api.events import EventLog, Feeds, cancel_and_wait
+from api.events import Feeds
 from api.idempotency import DEFAULT_RECORD_TTL_S, ResponseRecords
 from api.keystore import KeyStore
 from api.limits import TenantLimits, measure
@@ -47,7 +47,9 @@ from graph.conversations import (
     thread_id,
 )
 from graph.services import Services
+from graph.storage.client import cancel_and_wait
 from graph.storage.errors import REDIS_DOWN
+from graph.storage.event_log import EventLog
 from graph.storage.fencing import FENCE, FencedError
 from graph.storage.leases import Claim, LeaseLostError, Leases
 from graph.storage.records import ConversationRecords

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from api.errors import ApiError
-from api.events import cancel_and_wait
 from api.settings import digest
+from graph.storage.client import cancel_and_wait
 from graph.storage.server_keys import RedisKeys
 from lam import LAMMessage
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from api.events import cancel_and_wait
+from graph.storage.client import cancel_and_wait
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.fencing import FencedError
 from graph.storage.leases import Claim, LeaseLostError, Leases

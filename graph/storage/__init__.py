@@ -19,9 +19,11 @@ Split the way langgraph's checkpoint-postgres splits its saver (`base.py`, `aio.
     server_keys.py   the server's keys (`srv:`): records, event logs, jobs, what expires
     records.py       the server's record of a conversation: open, accept, finish (Lua)
     leases.py        each conversation's run lease and its generation (Lua)
+    event_log.py     each conversation's LAM messages in order, appended fenced (Lua)
 
-The server's event log (`api.events`) and idempotency records (`api.idempotency`) stay
-with the HTTP layer they serve; their scripts fence with `fencing.py` all the same.
+The SSE fan-out of the event log (`api.events`) and the idempotency records
+(`api.idempotency`) stay with the HTTP layer they serve, as do the tenants' quotas
+(`api.limits`).
 Nothing is imported here: `graph.config` imports `url` and `connect` imports `graph.config`,
 and langgraph.json loads `connect.py` by its path.
 """

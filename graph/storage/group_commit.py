@@ -2,9 +2,9 @@
 
 A round trip is the main cost of a checkpoint, and LangGraph issues a task's writes and the
 next checkpoint concurrently; the server's event log appends of the same step join them
-(`api.events`). Calls that arrive while one is on the wire queue, and go out together in
-one pipeline (one round trip; each script stays atomic, order is kept). Every caller still
-awaits its own call's reply or error.
+(`graph.storage.event_log`). Calls that arrive while one is on the wire queue, and go out
+together in one pipeline (one round trip; each script stays atomic, order is kept). Every
+caller still awaits its own call's reply or error.
 """
 
 from __future__ import annotations
