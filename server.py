@@ -153,7 +153,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from graph.builder import build_graph
-        from graph.checkpointer import open_checkpointer
+        from graph.storage.connect import open_checkpointer
 
         config = server_settings or ServerSettings.from_env()
         try:

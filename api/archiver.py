@@ -2,7 +2,7 @@
 
 The run's path never waits on the database. The event log's append script (`api.events`)
 adds an entry `{thread, start, messages}` to the stream `srv:archive` in the same atomic step
-as the append, and the script that records where a run stopped (`api.records`) adds
+as the append, and the script that records where a run stopped (`graph.storage.records`) adds
 `{thread, status, log_length, stop}`. Every server process (replica) runs one `Archiver`, a
 consumer of the consumer group `archivers` on that stream: it reads a batch (waiting
 `linger_s`, half a second, for more when it got less than a full one), stores it in one
@@ -40,20 +40,18 @@ from typing import Any
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, IntegrityError
 
-from api.events import cancel_and_wait
-from api.redis_keys import ARCHIVE_GROUP, RedisKeys
 from graph.history.record import Stop
 from graph.history.settings import HistorySettings
 from graph.history.store import Appended, Entry, HistoryStore, Stopped
+from graph.storage.client import cancel_and_wait
+from graph.storage.errors import REDIS_DOWN
+from graph.storage.server_keys import ARCHIVE_GROUP, RedisKeys
 
 logger = logging.getLogger("cpa_planner.history")
 
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 _BLOCK_MS = 2000
 _MAX_DELAY_S = 30.0
 _FORGET_CONSUMER_MS = 3600 * 1000
@@ -161,7 +159,7 @@ class Archiver:
                 # A moment for more to arrive: one transaction for many appends (a run
                 # makes several), each conversation's record recomputed once for them.
                 await asyncio.sleep(self.linger_s)
-                with contextlib.suppress(*_REDIS_DOWN, ResponseError):
+                with contextlib.suppress(*REDIS_DOWN, ResponseError):
                     more = await self.redis.xreadgroup(
                         ARCHIVE_GROUP,
                         self.name,
@@ -276,7 +274,7 @@ class Archiver:
                 pipe.xdel(self.keys.archive, *ids)
                 await pipe.execute()
                 return
-            except _REDIS_DOWN as exc:  # stored already: a retry of them adds nothing
+            except REDIS_DOWN as exc:  # stored already: a retry of them adds nothing
                 await self._trouble("acknowledging archived entries", exc, 1.0)
             except ResponseError as exc:  # the stream or its group is gone: nothing to ack
                 logger.warning("history: archived entries not acknowledged (%s)", exc)
@@ -313,7 +311,7 @@ class Archiver:
             logger.warning("history: the archive's consumer group was gone; creating it again")
             with contextlib.suppress(Exception):
                 await self._ensure_group()
-        elif isinstance(exc, _REDIS_DOWN):
+        elif isinstance(exc, REDIS_DOWN):
             logger.warning("history: Redis went away while %s (%s); waiting for it", doing, exc)
         else:
             logger.exception("history: %s failed; trying again", doing)

@@ -14,8 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lam import LAMValidationError
@@ -98,7 +96,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every exception with the error body: ours, FastAPI's, Redis's, and the rest."""
-    from graph.checkpointer import RedisUnavailableError
+    from graph.storage.errors import REDIS_DOWN, RedisUnavailableError
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -122,22 +120,19 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return ApiError(exc.status_code, code, str(exc.detail), None, exc.headers).response()
 
-    @app.exception_handler(RedisUnavailableError)
-    async def redis_down(_: Request, exc: RedisUnavailableError) -> JSONResponse:
+    async def redis_down(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, RedisUnavailableError):
+            # The hub's own keys go through the saver's client directly: said the same way.
+            hub = getattr(request.app.state, "hub", None)
+            exc = RedisUnavailableError(hub.saver.url if hub is not None else "redis://?", exc)
         # Where Redis is, is the operator's business: the log says (redacted), not the body.
         logger.warning("%s", exc)
         return ApiError(
             503, "redis_unavailable", "the server's Redis is unreachable; retry shortly"
         ).response()
 
-    async def redis_error(request: Request, exc: Exception) -> JSONResponse:
-        # The hub's own keys go through the saver's client directly: same answer as above.
-        hub = getattr(request.app.state, "hub", None)
-        url = hub.saver.url if hub is not None else "redis://?"
-        return await redis_down(request, RedisUnavailableError(url, exc))
-
-    app.add_exception_handler(RedisConnectionError, redis_error)
-    app.add_exception_handler(RedisTimeoutError, redis_error)
+    for down in REDIS_DOWN:
+        app.add_exception_handler(down, redis_down)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:

@@ -1,8 +1,9 @@
-"""Each conversation's event log in Redis, fanned out to every SSE listener of the process.
+"""Each conversation's event log, fanned out to every SSE listener of the process.
 
-The log (`srv:ev:H`, indexed by message id in `srv:evi:H`) holds the conversation's LAM
-messages in the order first seen, each once: the runner appends each message as it
-streams, and the whole view again when a run stops (`Hub.finish`). Every append is
+The log (`srv:ev:H`, indexed by message id in `srv:evi:H`, `graph.storage.event_log`)
+holds the conversation's LAM messages in the order first seen, each once: the runner
+appends each message as it streams, and the whole view again when a run stops
+(`Hub.finish`). Every append is
 announced on the pub/sub channel `srv:events` while someone listens to the conversation
 (`srv:listen:H`, kept alive by the processes that have listeners), every change of its
 status on `srv:status` (the thread as the payload of both). A run nobody watches sends no
@@ -30,201 +31,21 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from fastapi.sse import ServerSentEvent
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.models import FINAL_STATUSES
-from api.redis_keys import RedisKeys
-from graph.checkpointer import FencedError
+from graph.storage.client import cancel_and_wait
+from graph.storage.errors import REDIS_DOWN
+from graph.storage.event_log import EventLog
 
 logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).
 PROGRESS_KINDS = ("llm", "token")
-MODEL_NEWS_TTL_S = 3600
 # How long `srv:listen:H` says "someone listens" without being renewed (every third of it).
 LISTENING_MS = 30_000
-
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-
-# KEYS: events list, index hash, fence, listeners[, archive stream]. ARGV: channel, thread,
-# lease generation ("": not fenced), id, json, id, json, ... Appends each unseen message;
-# announces the thread if anything was appended and someone listens; with the history on,
-# hands what was appended to the archivers in the same step (`api.archiver`). A runner
-# whose lease generation is stale appends nothing.
-_APPEND_LUA = """
-if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
-  return redis.error_reply('FENCED generation ' .. ARGV[3] .. ' is not the current one')
-end
-local n = 0
-local start = redis.call('LLEN', KEYS[1])
-local added = {}
-for i = 4, #ARGV, 2 do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], redis.call('LLEN', KEYS[1])) == 1 then
-    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
-    n = n + 1
-    added[n] = ARGV[i + 1]
-  end
-end
-if n > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
-end
-if n > 0 and #KEYS > 4 then
-  redis.call('XADD', KEYS[5], '*', 'thread', ARGV[2], 'start', start,
-    'messages', '[' .. table.concat(added, ',') .. ']')
-end
-return n
-"""
-
-
-class EventLog:
-    """The conversations' event logs in Redis.
-
-    `scripts` runs the append script: by default on its own, or in the checkpointer's group
-    commit (`RedisSaver.call_script`), where a run's appends share the round trip of the
-    checkpoint writes of the same step. `archive`: every append is also an entry of the
-    history's archive stream (`srv:archive`, `api.archiver`).
-    """
-
-    def __init__(
-        self,
-        redis: Any,
-        keys: RedisKeys,
-        scripts: Callable[[Any, list[str], list[Any]], Awaitable[Any]] | None = None,
-        *,
-        archive: bool = False,
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.archive = archive
-        self._append = redis.register_script(_APPEND_LUA)
-        self._scripts = scripts
-
-    async def append(
-        self, thread: str, messages: list[dict[str, Any]], generation: str = ""
-    ) -> int:
-        """Append the messages not in the log yet, in order; the number appended.
-
-        A runner passes its lease `generation`: FencedError if it is no longer current.
-        """
-        args: list[str] = [self.keys.events_channel, thread, generation]
-        for message in messages:
-            args += [str(message["id"]), json.dumps(message, separators=(",", ":"))]
-        if len(args) == 3:
-            return 0
-        keys = [
-            self.keys.events(thread),
-            self.keys.event_index(thread),
-            self.keys.fence(thread),
-            self.keys.listening(thread),
-        ]
-        if self.archive:
-            keys.append(self.keys.archive)
-        try:
-            if self._scripts is not None:
-                return int(await self._scripts(self._append, keys, args))
-            return int(await self._append(keys=keys, args=args))
-        except ResponseError as exc:
-            if str(exc).startswith("FENCED"):
-                raise FencedError(thread, generation) from None
-            raise
-
-    def appender(self, thread: str, generation: str = "") -> Appender:
-        """Appends of one run, in order, without making the run wait for each (below)."""
-        return Appender(self, thread, generation)
-
-    def progress_channel(self, thread: str) -> str:
-        return f"{self.keys.events(thread)}:progress"
-
-    async def publish_progress(self, thread: str, news: dict[str, Any]) -> None:
-        """Pass news from the run on to the streams that asked for it (any replica).
-
-        Model news is also kept (for an hour at most), for a stream that joins mid-wait."""
-        text = json.dumps(news, default=str)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            if "llm" in news:
-                pipe.set(self.keys.model_news(thread), text, ex=MODEL_NEWS_TTL_S)
-            pipe.publish(self.progress_channel(thread), text)
-            await pipe.execute()
-        except Exception as exc:  # passing news: never worth stopping the run for
-            logger.debug("thread %s: progress not published: %s", thread, exc)
-
-    async def index_of(self, thread: str, message_id: str) -> int | None:
-        index = await self.redis.hget(self.keys.event_index(thread), message_id)
-        return int(index) if index is not None else None
-
-    async def read(self, thread: str, start: int) -> tuple[list[bytes], str | None]:
-        """The log from `start` on, and the conversation's status (None: it is gone)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.lrange(self.keys.events(thread), start, -1)
-        pipe.hget(self.keys.conversation(thread), "status")
-        raw, status = await pipe.execute()
-        return cast(list[bytes], raw), status.decode() if status is not None else None
-
-
-class Appender:
-    """A run's messages appended to its log in order, off the run's path.
-
-    A run yields a message at almost every step; waiting for a round trip per message
-    would hold the run up, and each would be a script call of its own. `add` queues the
-    message; one sender appends what is queued, all of it in one call, while the run goes
-    on (messages that come while a call is in flight go in the next one). `flush` waits
-    until everything added is in the log, and raises what an append raised (FencedError:
-    the lease was lost; the run's own fenced writes stop it at its next step anyway).
-    """
-
-    def __init__(self, log: EventLog, thread: str, generation: str) -> None:
-        self.log = log
-        self.thread = thread
-        self.generation = generation
-        self._queued: list[dict[str, Any]] = []
-        self._sender: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-
-    def add(self, message: dict[str, Any]) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queued.append(message)
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send(), name=f"append:{self.thread}")
-
-    async def _send(self) -> None:
-        while self._queued and self._error is None:
-            batch, self._queued = self._queued, []
-            try:
-                await self.log.append(self.thread, batch, self.generation)
-            except Exception as exc:
-                self._error = exc
-
-    async def flush(self) -> None:
-        while self._sender is not None and not self._sender.done():
-            await asyncio.shield(self._sender)
-        if self._error is not None:
-            raise self._error
-
-    async def close(self) -> None:
-        """Stop sending (the run ended early: cancelled, fenced, or it raised)."""
-        if self._sender is not None:
-            await cancel_and_wait(self._sender)
-
-
-async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel a task and wait for its end, cancelling again if a cancellation is lost.
-
-    redis-py may swallow a cancellation that lands inside a read with a timeout (the
-    timeout's own cancel wins), and the task then carries on: ask until it stops.
-    """
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("%s ended with %r", task.get_name(), task.exception())
 
 
 @dataclass
@@ -304,7 +125,7 @@ class Feeds:
                         next_refresh = loop.time() + self.refresh_s
             except asyncio.CancelledError:
                 raise
-            except _REDIS_DOWN as exc:
+            except REDIS_DOWN as exc:
                 logger.warning("SSE feeds: Redis subscription lost (%s); resubscribing", exc)
             except Exception:
                 logger.exception("SSE feeds: the subscription failed; resubscribing")
@@ -404,7 +225,7 @@ class Feeds:
             feed.dirty = False
             try:
                 raw, status = await self.log.read(feed.thread, len(feed.events))
-            except _REDIS_DOWN as exc:
+            except REDIS_DOWN as exc:
                 logger.warning("SSE feed %s: cannot read (%s); retrying", feed.thread, exc)
                 await asyncio.sleep(1.0)
                 feed.dirty = True

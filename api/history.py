@@ -36,13 +36,13 @@ from api.archiver import Archiver
 from api.auth import TenantDep
 from api.errors import ApiError, error_responses, not_found, starting
 from api.local_mode import local_only
-from api.redis_keys import RedisKeys
 from api.routes import ConversationId
 from api.settings import replica_name
 from graph.config import Settings
 from graph.history.schema import SchemaError
 from graph.history.settings import HistorySettings
 from graph.history.store import MAX_PAGE, HistoryQuery, HistoryStore
+from graph.storage.server_keys import RedisKeys
 from graph.telemetry.logs import known_secrets
 
 logger = logging.getLogger("cpa_planner.server")

@@ -2,14 +2,14 @@
 
 A tenant's conversation `C` runs in the LangGraph thread `T/C` (`graph.conversations`), so
 two tenants can use the same id, and one tenant learns nothing about another's ids. The
-server's record of it (`api.records`) says its status; every key of a finished one gets
+server's record of it (`graph.storage.records`) says its status; every key of a finished one gets
 the TTL. Any number of server processes (replicas) may share one Redis and key prefix:
 each piece of work (a request to open, an accepted answer) is recorded in Redis with a job
 on a stream, and whichever replica claims the conversation's lease runs it
-(`api.runner`, `api.leases`), one run at a time per conversation; a replica that dies
+(`api.runner`, `graph.storage.leases`), one run at a time per conversation; a replica that dies
 leaves its jobs and lease to time out, and another carries the conversation on from its
 last checkpoint (`Hub.run_claim`). An answer is accepted once per message it answers,
-whichever replica it reaches (`api.records`). A conversation waiting longer than
+whichever replica it reaches (`graph.storage.records`). A conversation waiting longer than
 `CPA_WAIT_EXPIRY_S` ends failed with code `expired` (`Hub.expire_waiting`, run
 periodically by every replica, each under the conversation's lease).
 """
@@ -27,22 +27,16 @@ import uuid
 from typing import Any, cast
 
 from langgraph.types import Command
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.errors import ApiError, not_found
-from api.events import EventLog, Feeds, cancel_and_wait
+from api.events import Feeds
 from api.idempotency import DEFAULT_RECORD_TTL_S, ResponseRecords
 from api.keystore import KeyStore
-from api.leases import Claim, LeaseLostError, Leases
 from api.limits import TenantLimits, measure
 from api.models import FINAL_STATUSES
 from api.principals import APPROVALS, Principal, Scope, forbidden, stamp
-from api.records import ConversationRecords
-from api.redis_keys import RedisKeys
 from api.runner import Runner
 from api.settings import ServerSettings, replica_name
-from graph.checkpointer import FENCE, FencedError, RedisUnavailableError
 from graph.conversations import (
     AnswerMismatchError,
     ConversationNotFoundError,
@@ -53,12 +47,16 @@ from graph.conversations import (
     thread_id,
 )
 from graph.services import Services
+from graph.storage.client import cancel_and_wait
+from graph.storage.errors import REDIS_DOWN
+from graph.storage.event_log import EventLog
+from graph.storage.fencing import FENCE, FencedError
+from graph.storage.leases import Claim, LeaseLostError, Leases
+from graph.storage.records import ConversationRecords
+from graph.storage.server_keys import RedisKeys
 from lam import LAM_VERSION, LAMMessage, MessageFactory
 
 logger = logging.getLogger("cpa_planner.server")
-# Redis gone away (a restart, a network blip): wait for it rather than fail the conversation.
-REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
-
 PLANNER = "planner"
 EXPIRED = "expired"
 FORGET_THREADS_S = 600.0  # how often the ids of expired conversations are dropped
@@ -170,7 +168,7 @@ class Hub:
 
         A request that names no conversation gets one derived from its own id, so a retry
         of it (after a crash, the response lost) lands in the same conversation. The
-        claim queues the run in the same step (`api.records`).
+        claim queues the run in the same step (`graph.storage.records`).
         """
         cid = request.conversation_id or str(uuid.uuid5(_NEW_CONVERSATION, request.id))
         request = request.model_copy(update={"conversation_id": cid})
@@ -227,7 +225,8 @@ class Hub:
         """Accept an answer to a waiting `propose` or `assign`; a replica applies it.
 
         Once per answered message, whichever replica the answers reach: the first is
-        accepted, any other is 409 (`api.records`); the same answer again is accepted again.
+        accepted, any other is 409 (`graph.storage.records`); the same answer again is
+        accepted again.
         `principal` (who sent it, `api.principals`): an `agree`/`refuse` to a `propose` sent
         to someone else needs its `approve` scope, one to its own its `answer` scope.
         """
@@ -501,7 +500,12 @@ class Hub:
         """Measure what the conversation keeps in Redis, for its tenant's quota."""
         if self.limits.max_stored_bytes is None:
             return
-        keys = [*await self.saver.athread_keys(thread), *self.keys.per_conversation(thread)]
+        # The model news too while it is there (it expires on its own, within the hour).
+        keys = [
+            *await self.saver.athread_keys(thread),
+            *self.keys.expiring(thread),
+            self.keys.model_news(thread),
+        ]
         ttl = self.services.settings.redis_ttl_s
         expires = time.time() + ttl if final and ttl else None
         await self.limits.record_size(tenant, thread, await measure(self.redis, keys), expires)

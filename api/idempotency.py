@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from api.errors import ApiError
-from api.events import cancel_and_wait
-from api.redis_keys import RedisKeys
 from api.settings import digest
+from graph.storage.client import cancel_and_wait
+from graph.storage.server_keys import RedisKeys
 from lam import LAMMessage
 
 # How long a claim lives without being renewed, and how often the handler renews it.

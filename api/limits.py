@@ -1,6 +1,6 @@
 """Per-tenant limits kept in Redis: requests per minute, and bytes of stored conversations.
 
-Besides the caps on running and waiting conversations (`api.records`), two limits, each
+Besides the caps on running and waiting conversations (`graph.storage.records`), two limits, each
 off unless set, each the same for every replica (they count in the shared Redis):
 
 - `CPA_RATE_LIMIT_PER_MIN`: requests one tenant may make per minute, counted in a fixed
@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from api.errors import ApiError
-from api.redis_keys import RedisKeys
+from graph.storage.server_keys import RedisKeys
 
 TOTAL = "#total"  # thread ids always hold a '/': no clash
 

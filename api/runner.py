@@ -3,8 +3,8 @@
 Every server process on one Redis and key prefix (a replica) is a consumer of the consumer
 group `runners` on the stream `srv:jobs`. Work for a conversation (a request to open, an
 accepted answer) is recorded with the conversation, and a job `{thread: H}` added to the
-stream, in one script (`api.records`). A replica reads a job when it has a free slot
-(`CPA_RUNS_PER_REPLICA`) and tries the conversation's lease (`api.leases`):
+stream, in one script (`graph.storage.records`). A replica reads a job when it has a free slot
+(`CPA_RUNS_PER_REPLICA`) and tries the conversation's lease (`graph.storage.leases`):
 
 - acquired: it does everything pending for the conversation (`Hub.run_claim`), renewing
   the lease and resetting its jobs' idle time while it runs; then it releases the lease
@@ -19,7 +19,7 @@ Takeover: every replica claims, now and then (`XAUTOCLAIM`), the jobs idle for l
 the lease, whichever consumer read them, and tries their leases again. A replica that died
 stopped renewing its lease and resetting its jobs: both time out, and the conversation is
 carried on from its last checkpoint. A paused replica that comes back finds its lease
-gone; its writes carry a stale generation and are refused (fencing, `api.leases`).
+gone; its writes carry a stale generation and are refused (fencing, `graph.storage.leases`).
 
 Why a stream and not a job-queue library (arq, saq, taskiq): they deliver each job at least
 once, but none keeps one run per *conversation* at a time, nor gives a fencing token; we
@@ -38,18 +38,16 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.events import cancel_and_wait
-from api.leases import Claim, LeaseLostError, Leases
-from api.redis_keys import JOB_GROUP, RedisKeys
-from graph.checkpointer import FencedError, RedisUnavailableError
+from graph.storage.client import cancel_and_wait
+from graph.storage.errors import REDIS_DOWN
+from graph.storage.fencing import FencedError
+from graph.storage.leases import Claim, LeaseLostError, Leases
+from graph.storage.server_keys import JOB_GROUP, RedisKeys
 
 logger = logging.getLogger("cpa_planner.server")
 
-_REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError, OSError)
 # How long one XREADGROUP blocks (below the client's socket timeout).
 _BLOCK_MS = 2000
 # Consumers (replicas) gone for this long with nothing pending are removed from the group.
@@ -158,7 +156,7 @@ class Runner:
             logger.warning("jobs: the consumer group was gone; creating it again")
             with contextlib.suppress(Exception):
                 await self._ensure_group()
-        elif isinstance(exc, _REDIS_DOWN):
+        elif isinstance(exc, REDIS_DOWN):
             logger.warning("jobs: Redis went away while %s (%s); waiting for it", doing, exc)
         else:
             logger.exception("jobs: %s failed; trying again", doing)
@@ -237,7 +235,7 @@ class Runner:
             await self._run(acquired.claim, [entry])
         except asyncio.CancelledError:
             raise
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             logger.warning("job %s: Redis went away (%s); it will be taken up again", entry, exc)
         except Exception:
             logger.exception("job %s (%s) failed; it will be taken up again", entry, thread)
@@ -297,7 +295,7 @@ class Runner:
                     await self.redis.xclaim(
                         self.keys.jobs, JOB_GROUP, self.name, 0, run.entries, justid=True
                     )
-            except _REDIS_DOWN:
+            except REDIS_DOWN:
                 continue  # unknown; the writes are fenced whatever happened meanwhile
             if not ours:
                 run.lost = True

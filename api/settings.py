@@ -33,7 +33,7 @@ what an error says: `graph.envsettings`):
                           code `expired` (default 604800, a week)
     CPA_LEASE_S           seconds a replica's claim on a conversation lives without being
                           renewed (default 10): a replica that dies is taken over after
-                          about this long (`api.leases`)
+                          about this long (`graph.storage.leases`)
     CPA_RUNS_PER_REPLICA  conversations one replica runs at once (default 32); more wait
                           on the job stream for any replica with a free slot
     CPA_SERVER_SERVICES   "module:function" returning the graph's `Services` for given

@@ -45,14 +45,14 @@ import redis.asyncio as aioredis
 from sqlalchemy import Table, func, select, text
 
 from api.archiver import Archiver
-from api.events import EventLog
-from api.redis_keys import RedisKeys
 from benchmarks.http import _cleanup
 from benchmarks.replicas import cpu_seconds, load, private_valkey
 from benchmarks.sse import server
 from graph.history.models import HistoryConversation, HistoryMessage, HistoryTodo
 from graph.history.settings import HistorySettings
 from graph.history.store import HistoryQuery, HistoryStore
+from graph.storage.event_log import EventLog
+from graph.storage.server_keys import RedisKeys
 from tests.support.postgres import PostgresProcess
 
 _C = cast(Table, HistoryConversation.__table__)

@@ -38,8 +38,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
-from graph.checkpointer import RedisSaver, make_client
 from graph.state import LamDict, PlannerState, append_lam
+from graph.storage.client import make_client
+from graph.storage.saver import RedisSaver
 
 SIZES = (200, 400, 800)
 TIMING_MESSAGES = 400

@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from api.keystore import KeyStore
-    from graph.checkpointer import RedisUnavailableError, open_checkpointer
     from graph.config import Settings
+    from graph.storage.connect import open_checkpointer
+    from graph.storage.errors import RedisUnavailableError
 
     settings = Settings.from_env()
     try:

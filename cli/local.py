@@ -38,7 +38,7 @@ class LocalBackend:
 
     def _run(self, work: Coroutine[Any, Any, _T]) -> _T:
         """Run on the command's event loop; an unreachable Redis is one line, exit 3."""
-        from graph.checkpointer import RedisUnavailableError
+        from graph.storage.errors import RedisUnavailableError
 
         try:
             return self.runner.run(work)
@@ -51,9 +51,10 @@ class LocalBackend:
     async def _open(self) -> None:
         # Imported here: `intents` commands and --help must not pay for LangGraph.
         from graph.builder import build_graph, make_services
-        from graph.checkpointer import open_checkpointer, redact_url
         from graph.config import Settings
         from graph.conversations import Conversations
+        from graph.redaction import redact_url
+        from graph.storage.connect import open_checkpointer
         from graph.tools.offers import OfferStore
 
         settings = Settings.from_env()  # ConfigError: one line naming the setting

@@ -289,7 +289,7 @@ def _status_for(exc: BaseException) -> int | None:
     """
     from graph.config import ConfigError
     from graph.intents import RegistryError
-    from graph.redis_embedded import EmbeddedRedisError
+    from graph.storage.embedded import EmbeddedRedisError
 
     if isinstance(exc, ConfigError | RegistryError | EmbeddedRedisError):
         return CONFIG

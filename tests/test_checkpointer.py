@@ -19,17 +19,13 @@ from langgraph.checkpoint.serde.event_hooks import register_serde_event_listener
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from graph.checkpointer import (
-    FENCE,
-    FencedError,
-    RedisSaver,
-    RedisUnavailableError,
-    checkpointer,
-    make_client,
-    open_checkpointer,
-)
 from graph.config import Settings
 from graph.state import LamDict, PlannerState, append_lam_batch
+from graph.storage.client import make_client
+from graph.storage.connect import checkpointer, open_checkpointer
+from graph.storage.errors import RedisUnavailableError
+from graph.storage.fencing import FENCE, FencedError
+from graph.storage.saver import RedisSaver
 from lam import Plan, ToDo
 from tests.support.processes import RedisProcess, free_port
 
@@ -258,6 +254,23 @@ async def test_ttl_applies_to_finished_conversations_only(
     assert [t.config async for t in saver.alist(None)]  # the other thread is still listed
     await client.aclose()
     await saver.aclose()
+
+
+async def test_the_saver_stands_alone_from_a_url(redis_url: str, redis_prefix: str) -> None:
+    """`RedisSaver.from_url`: no settings, no embedded server; a malformed URL is said masked."""
+    async with RedisSaver.from_url(redis_url, prefix=redis_prefix) as saver:
+        done = (
+            await _graph()
+            .compile(checkpointer=saver)
+            .ainvoke({"lam": [_msg("user", "alone")]}, _cfg("alone"))
+        )
+    async with RedisSaver.from_url(redis_url, prefix=redis_prefix) as again:
+        state = await _graph().compile(checkpointer=again).aget_state(_cfg("alone"))
+    assert [m["id"] for m in state.values["lam"]] == [m["id"] for m in done["lam"]]
+    with pytest.raises(ValueError, match="malformed Redis URL") as caught:
+        async with RedisSaver.from_url("http://:secret@example.org/0"):
+            pass
+    assert "secret" not in str(caught.value)
 
 
 async def test_unreachable_redis_fails_fast_with_one_line() -> None:

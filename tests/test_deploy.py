@@ -33,8 +33,8 @@ import pytest
 import redis
 import yaml
 
-from api.redis_keys import RedisKeys
 from graph.conversations import thread_id
+from graph.storage.server_keys import RedisKeys
 from tests.support.containers import (
     IMAGE,
     REDIS_IMAGE,

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from api.events import EventLog, Feeds
-from api.redis_keys import RedisKeys
-from graph.checkpointer import FencedError, RedisSaver
+from api.events import Feeds
+from graph.storage.event_log import EventLog
+from graph.storage.fencing import FencedError
+from graph.storage.saver import RedisSaver
+from graph.storage.server_keys import RedisKeys
 
 
 def message(n: int) -> dict[str, Any]:

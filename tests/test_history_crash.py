@@ -23,10 +23,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from api.archiver import Archiver
-from api.events import EventLog
-from api.redis_keys import RedisKeys
 from graph.history.settings import HistorySettings
 from graph.history.store import HistoryStore
+from graph.storage.event_log import EventLog
+from graph.storage.server_keys import RedisKeys
 from tests.support.history_harness import history_url, pg_server  # noqa: F401
 from tests.support.processes import read_lines_until
 from tests.support.server_harness import ROOT

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from graph.checkpointer import RedisUnavailableError
 from graph.redaction import redact_text, redact_url
+from graph.storage.errors import RedisUnavailableError
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ import redis
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import empty_checkpoint
 
-from graph.checkpointer import open_checkpointer
 from graph.config import Settings
-from graph.redis_embedded import (
+from graph.storage.connect import open_checkpointer
+from graph.storage.embedded import (
     embedded_paths,
     embedded_redis,
     ensure_embedded_redis,
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import sys
 from graph.config import Settings
-from graph.redis_embedded import ensure_embedded_redis, release_embedded_redis
+from graph.storage.embedded import ensure_embedded_redis, release_embedded_redis
 import redis
 settings = Settings(data_dir=sys.argv[1])
 url = ensure_embedded_redis(settings)

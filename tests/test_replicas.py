@@ -33,11 +33,12 @@ import pytest
 import redis
 from langchain_core.runnables import RunnableConfig
 
-from api.redis_keys import JOB_GROUP, RedisKeys
 from graph.builder import build_graph
-from graph.checkpointer import FENCE, open_checkpointer
 from graph.config import Settings
 from graph.conversations import ConversationNotFoundError, Conversations
+from graph.storage.connect import open_checkpointer
+from graph.storage.fencing import FENCE
+from graph.storage.server_keys import JOB_GROUP, RedisKeys
 from lam import LAMMessage
 from tests.support.crash_driver import (
     A1,
@@ -164,13 +165,13 @@ class Fleet:
     # Redis as any process sees it ----------------------------------------------------------
 
     def generation(self, cid: str) -> int:
-        from api.redis_keys import RedisKeys
+        from graph.storage.server_keys import RedisKeys
 
         raw = self.client.get(RedisKeys(self.env["CPA_REDIS_PREFIX"]).fence(f"{TENANT}/{cid}"))
         return int(raw) if raw is not None else 0
 
     def event_log(self, cid: str) -> list[dict[str, Any]]:
-        from api.redis_keys import RedisKeys
+        from graph.storage.server_keys import RedisKeys
 
         key = RedisKeys(self.env["CPA_REDIS_PREFIX"]).events(f"{TENANT}/{cid}")
         return [LAMMessage.from_json(raw).to_dict() for raw in self.client.lrange(key, 0, -1)]
@@ -353,7 +354,7 @@ async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fl
 async def test_an_answer_while_another_replica_holds_the_lease_is_queued_not_lost(
     fleet: Fleet,
 ) -> None:
-    from api.redis_keys import RedisKeys
+    from graph.storage.server_keys import RedisKeys
 
     a, b = fleet.start(), fleet.start()
     async with api(a) as on_a, api(b) as on_b:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from graph.redis_sentinel import parse_sentinel_url
+from graph.storage.sentinel import parse_sentinel_url
 from tests.support.crash_driver import B2, C1, RECORD_TODOS, REQUEST
 from tests.support.processes import free_port, kill_process, stop_process
 from tests.support.replica_services import HOLD_ENV

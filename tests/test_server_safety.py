@@ -36,8 +36,8 @@ import pytest
 import redis
 
 from api.idempotency import ResponseRecords
-from api.redis_keys import RedisKeys
 from api.settings import ServerConfigError, ServerSettings
+from graph.storage.server_keys import RedisKeys
 from lam import LAMMessage, MessageFactory
 from tests.support.processes import RedisProcess, free_port
 from tests.support.server_harness import (
@@ -690,7 +690,7 @@ _CLAIMER = """
 import asyncio, sys
 import redis.asyncio as aioredis
 from api.idempotency import ResponseRecords
-from api.redis_keys import RedisKeys
+from graph.storage.server_keys import RedisKeys
 from lam import LAMMessage
 
 async def main() -> None:

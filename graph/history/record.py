@@ -14,7 +14,7 @@ conversation's messages change, so it never depends on the order the archivers s
   metadata names one), when, and the sha256 of the exact plan proposed;
 - the answer (`inform` topic `answer`), the outcome and the status.
 
-A `Stop` is what the server recorded where a run stopped (`api.records`): the status
+A `Stop` is what the server recorded where a run stopped (`graph.storage.records`): the status
 (`waiting`, `done`, `failed`), the log's length then, and the conversation's plan and result.
 It holds while no message came after it; messages after it (a new turn) mean `running`, unless
 the turn's answer says how it ended.

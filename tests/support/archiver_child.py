@@ -9,9 +9,9 @@ import sys
 import redis.asyncio as aioredis
 
 from api.archiver import Archiver
-from api.redis_keys import RedisKeys
 from graph.history.settings import HistorySettings
 from graph.history.store import HistoryStore
+from graph.storage.server_keys import RedisKeys
 
 
 async def main(redis_url: str, prefix: str, history_url: str) -> None:

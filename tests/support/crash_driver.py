@@ -167,8 +167,8 @@ async def drive(cid: str, command: str, text: str | None, linger: bool) -> dict[
     from langgraph.types import Command
 
     from graph.builder import build_graph
-    from graph.checkpointer import open_checkpointer
     from graph.conversations import Conversations
+    from graph.storage.connect import open_checkpointer
 
     settings = Settings.from_env()
     services = crash_services(settings)

@@ -13,7 +13,7 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:answered:H      hash   message id -> the id of the answer accepted for it (each
                                `propose`/`assign` is answered once, whichever replica)
     srv:lease:H         string "<replica> <generation>" while a replica runs H (PX: it
-                               expires when that replica stops renewing it, `api.leases`)
+                               expires when that replica stops renewing it, `graph.storage.leases`)
     srv:ev:H            list   the conversation's LAM messages in the order first seen (SSE)
     srv:evi:H           hash   message id -> index in srv:ev:H (Last-Event-ID)
     srv:listen:H        string present while a process has SSE listeners of H (PX, renewed
@@ -41,17 +41,18 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
     srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
 
 The conversation's lease generation (fencing token) is the checkpointer's key
-`t:H:fence` (`graph.checkpointer.fence_key`): its scripts check it on every write.
+`t:H:fence` (`graph.storage.base.fence_key`): its scripts check it on every write.
 
 Every key of one conversation is named by its thread, so two tenants' conversations with the
-same id never share a key. A finished conversation's keys get the checkpointer's TTL
-(CPA_REDIS_TTL_S) together with its checkpoints.
+same id never share a key. A finished conversation's keys (`RedisKeys.expiring`) get the
+checkpointer's TTL (CPA_REDIS_TTL_S) together with its checkpoints.
 """
 
 from __future__ import annotations
 
-from api.settings import digest
-from graph.checkpointer import fence_key
+import hashlib
+
+from graph.storage.base import fence_key
 
 JOB_GROUP = "runners"
 ARCHIVE_GROUP = "archivers"
@@ -108,16 +109,20 @@ class RedisKeys:
         return f"{self.base}:load:{tenant}:waiting"
 
     def message(self, tenant: str, message_id: str) -> str:
-        # Hashed: the key stays short and plain whatever the id.
-        return f"{self.base}:msg:{tenant}:{digest(message_id)[:40]}"
+        # Hashed (sha256 hex, as `api.settings.digest`): short and plain whatever the id.
+        return f"{self.base}:msg:{tenant}:{hashlib.sha256(message_id.encode()).hexdigest()[:40]}"
 
-    def per_conversation(self, thread: str) -> list[str]:
-        """The keys that expire with the conversation."""
+    def expiring(self, thread: str) -> list[str]:
+        """What expires with the conversation, besides its checkpoints (`RedisSaver`'s keys):
+        the one list `graph.storage.records` persists on a new turn and gives the TTL when it ends.
+
+        In this order (the records' scripts address them by position): the record, pending,
+        answered, the event log, its index. Not the model news: it lasts an hour on its own.
+        """
         return [
             self.conversation(thread),
             self.pending(thread),
             self.answered(thread),
             self.events(thread),
             self.event_index(thread),
-            self.model_news(thread),
         ]

@@ -12,7 +12,7 @@ conversation half-claimed, counted twice, answered twice, or without its TTL:
   whichever replica it reaches (`srv:answered:H`); the answer waits in `srv:pending:H`
   until a runner applies it, and a job is queued in the same step.
 - `finish` records where a run stopped (`running`, `waiting`, `done` or `failed`), only
-  with the lease's current generation (fencing, `api.leases`): the status field, the sets
+  with the lease's current generation (fencing, `graph.storage.leases`): the status field, the sets
   that expire waits (`srv:waiting`) and count each tenant's load, the TTL of a finished
   conversation's keys (all of them), the conversation's body where it stopped (`view`:
   readers get it without rebuilding it from the checkpoints), and a notice on `srv:status`.
@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 from redis.exceptions import ResponseError
 
-from api.redis_keys import RedisKeys
-from graph.checkpointer import FencedError
 from graph.state import Status
+from graph.storage.fencing import FENCE_PRELUDE, raise_if_fenced
+from graph.storage.server_keys import RedisKeys
 
 # KEYS: conv, tenant index, running, tenant running, tenant waiting, jobs, then the keys
-#       that expire with the conversation (pending, answered, events, index)
+#       that expire with the conversation (`RedisKeys.expiring`: conv again, pending, ...)
 # ARGV: thread, conversation id, created, request JSON, request id, max running,
 #       max waiting, tenant, channel
 _OPEN_LUA = """
@@ -61,7 +61,6 @@ end
 for i = 7, #KEYS do
   redis.call('PERSIST', KEYS[i])
 end
-redis.call('PERSIST', KEYS[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('XADD', KEYS[6], '*', 'thread', ARGV[1])
@@ -95,14 +94,14 @@ return 'accepted'
 """
 
 # KEYS: fence, conv, running, waiting, tenant running, tenant waiting, archive stream, then
-#       the keys that expire with the conversation (pending first, answered, events, index)
+#       the keys that expire with the conversation (`RedisKeys.expiring`: conv again, then
+#       pending as KEYS[9], answered, events as KEYS[11], index)
 # ARGV: generation, thread, status, now, ttl (0: none), channel, opened request id ("":
 #       none), the body where the run stopped (JSON; "": none), the plan and result for
 #       the history (JSON; "": the history is off), applied answer ids...
-_FINISH_LUA = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED generation ' .. ARGV[1] .. ' is not the current one')
-end
+_FINISH_LUA = (
+    FENCE_PRELUDE
+    + """
 local thread, status = ARGV[2], ARGV[3]
 if redis.call('EXISTS', KEYS[2]) == 0 then
   -- Gone (expired): only make sure nothing counts it any more.
@@ -116,9 +115,9 @@ if ARGV[7] ~= '' and redis.call('HGET', KEYS[2], 'open') == ARGV[7] then
   redis.call('HDEL', KEYS[2], 'open')
 end
 for i = 10, #ARGV do
-  redis.call('HDEL', KEYS[8], ARGV[i])
+  redis.call('HDEL', KEYS[9], ARGV[i])
 end
-if redis.call('HLEN', KEYS[8]) > 0 or redis.call('HEXISTS', KEYS[2], 'open') == 1 then
+if redis.call('HLEN', KEYS[9]) > 0 or redis.call('HEXISTS', KEYS[2], 'open') == 1 then
   status = 'running'  -- more work arrived meanwhile: the runner carries on
 end
 if status == 'running' then
@@ -147,15 +146,15 @@ if (status == 'done' or status == 'failed') and tonumber(ARGV[5]) > 0 then
   for i = 8, #KEYS do
     redis.call('EXPIRE', KEYS[i], ARGV[5])
   end
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
 end
 if ARGV[9] ~= '' and status ~= 'running' then
   redis.call('XADD', KEYS[7], '*', 'thread', thread, 'status', status,
-    'log_length', redis.call('LLEN', KEYS[10]), 'stop', ARGV[9])
+    'log_length', redis.call('LLEN', KEYS[11]), 'stop', ARGV[9])
 end
 redis.call('PUBLISH', ARGV[6], thread)
 return 1
 """
+)
 
 OpenOutcome = Literal["new", "turn", "retry", "busy", "limit_running", "limit_waiting"]
 
@@ -183,11 +182,6 @@ class ConversationRecords:
         self._accept = redis.register_script(_ACCEPT_LUA)
         self._finish = redis.register_script(_FINISH_LUA)
 
-    def _expiring_keys(self, thread: str) -> list[str]:
-        """The keys that expire with the conversation, besides its record (pending first)."""
-        k = self.keys
-        return [k.pending(thread), k.answered(thread), k.events(thread), k.event_index(thread)]
-
     async def open(
         self,
         tenant: str,
@@ -207,7 +201,7 @@ class ConversationRecords:
             k.tenant_running(tenant),
             k.tenant_waiting(tenant),
             k.jobs,
-            *self._expiring_keys(thread),
+            *k.expiring(thread),
         ]
         args = [
             thread,
@@ -262,6 +256,8 @@ class ConversationRecords:
 
         Raises FencedError if `generation` is no longer the conversation's current one.
         """
+        if not generation:  # the prelude lets an empty one through: a status is always fenced
+            raise ValueError(f"thread {thread}: finish needs the lease's generation")
         k = self.keys
         keys = [
             k.fence(thread),
@@ -271,7 +267,7 @@ class ConversationRecords:
             k.tenant_running(tenant),
             k.tenant_waiting(tenant),
             k.archive,
-            *self._expiring_keys(thread),
+            *k.expiring(thread),
         ]
         args: list[Any] = [
             generation,
@@ -288,8 +284,7 @@ class ConversationRecords:
         try:
             await self._finish(keys=keys, args=args)
         except ResponseError as exc:
-            if str(exc).startswith("FENCED"):
-                raise FencedError(thread, generation) from None
+            raise_if_fenced(exc, thread, generation)
             raise
 
     async def record(self, thread: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from redis.connection import parse_url
 
 from graph.redaction import redact_text
-from graph.redis_sentinel import is_sentinel_url, parse_sentinel_url
+from graph.storage.sentinel import is_sentinel_url, parse_sentinel_url
 
 SCHEMES = ("redis", "rediss", "unix")
 FORMS = "redis://host:port/db, rediss://…, unix:///path/to/socket or redis+sentinel://…"

@@ -4,7 +4,7 @@ A replica that wants to run conversation H takes its lease (`srv:lease:H`, `SET`
 `PX` expiry), renews it while it works, and releases it when nothing is left to do. A
 replica that dies stops renewing: the lease expires and another replica takes the
 conversation over (`api.runner`). Each acquisition increments the conversation's
-generation (the checkpointer's fence key, `graph.checkpointer.fence_key`): the runner
+generation (the checkpointer's fence key, `graph.storage.base.fence_key`): the runner
 passes it with every write (checkpoints, task writes, the event log, the status), and the
 scripts refuse a write whose generation is no longer current. So a replica that was paused
 past its lease (a stopped VM, a long GC, SIGSTOP) and comes back cannot write over its
@@ -13,7 +13,7 @@ it (Redis was away longer than the lease) is still its holder's: the generation 
 nobody took it since, so renewing takes it again and the run carries on.
 
 What there is to do for a conversation is in Redis, not in the replica: a `request` to
-open (the record's `open` field, set by `api.records`), accepted answers not applied yet
+open (the record's `open` field, set by `graph.storage.records`), accepted answers not applied yet
 (`srv:pending:H`), and a run a previous holder left unfinished (the record's `holder`
 field: set on acquisition, cleared on a clean release). Each script below is atomic, so
 work recorded while a runner releases is either seen by that runner ("more") or finds the
@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from api.redis_keys import RedisKeys
+from graph.storage.server_keys import RedisKeys
 
 # KEYS: lease, fence, conv, pending. ARGV: holder name, lease ms, force ("1": take the lease
 # even with nothing to do, e.g. to expire a wait).
