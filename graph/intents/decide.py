@@ -7,7 +7,9 @@
 3. A single action the rules decided is theirs.
 4. Otherwise the classifier (:mod:`graph.intents.classifier`) decides when it is confident,
    unless the rules saw a different intent strongly enough to decide on it alone (they
-   abstained for the margin: the request speaks of two things).
+   abstained for the margin: the request speaks of two things). On a request that is not
+   read-only its intent must also have the support of the nearest examples: a wrong guess
+   there proposes a plan that changes things, a wrong look-up only reads.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
     read = usable.read(text)
     label, score = read.best
     spec = tiers.classifier_spec
-    chosen = read.decides(spec.threshold, spec.margin)
+    # a plan that may change things is held to the nearest examples too; a look-up is not
+    chosen = read.decides(spec.threshold, spec.margin, 0.0 if read_only else spec.support)
     rival = next(
         (
             name
@@ -133,6 +136,12 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
         why = f"the classifier's {chosen} ({score:.2f}) is contradicted by the rules' {rival}"
     elif label == OUT_OF_SCOPE:
         why = f"the classifier finds no intent fits ({score:.2f})"
+    elif read.decides(spec.threshold, spec.margin) is not None:
+        why = (
+            f"the classifier scores {label} {score:.2f}, but its nearest examples are mostly "
+            f"others' ({label} {read.support:.2f} of them, needs {spec.support:.2f} for a "
+            "request that may change things)"
+        )
     else:
         why = (
             f"the classifier is not confident: {label} {score:.2f}, {read.lead:.2f} ahead "

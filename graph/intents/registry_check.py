@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from graph.effects import Effect, describe_effects, is_effect
 from graph.intents.spec import (
     DEFAULT_CLASSIFIER_MARGIN,
+    DEFAULT_CLASSIFIER_SUPPORT,
     DEFAULT_CLASSIFIER_THRESHOLD,
     DEFAULT_MARGIN,
     DEFAULT_MIN_CONFIDENCE,
@@ -71,7 +72,7 @@ _TOP_KEYS = frozenset(
         "intents",
     }
 )
-_CLASSIFIER_KEYS = frozenset({"threshold", "margin"})
+_CLASSIFIER_KEYS = frozenset({"threshold", "margin", "support"})
 _INTENT_KEYS = frozenset(
     {
         "name",
@@ -367,7 +368,12 @@ class _Checker:
             margin = self.fraction(
                 keys["margin"][1], "classifier margin", margin, zero_ok=True, one_ok=False
             )
-        return ClassifierSpec(threshold=threshold, margin=margin)
+        support = DEFAULT_CLASSIFIER_SUPPORT
+        if "support" in keys:
+            support = self.fraction(
+                keys["support"][1], "classifier support", support, zero_ok=True, one_ok=True
+            )
+        return ClassifierSpec(threshold=threshold, margin=margin, support=support)
 
     def examples_once(
         self,
