@@ -388,6 +388,12 @@ def test_the_narrower_rules_still_serve_their_own(text: str, intent: str) -> Non
     assert IntentRegistry.load().decide(text).intent == intent
 
 
+def test_a_look_up_of_the_calendar_and_the_mail_is_not_mails_alone() -> None:
+    registry = IntentRegistry.load()
+    assert registry.decide("Check my calendar and email for anything from Sophie").intent is None
+    assert registry.decide("Check my email for anything from Sophie").intent == "email"
+
+
 NEAR = """\
 version: 1
 classifier: {threshold: 0.4, margin: 0.05, support: 0.6}

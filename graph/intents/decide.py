@@ -40,6 +40,7 @@ class Tiers:
     classifier: ExampleClassifier | None
     classifier_spec: ClassifierSpec
     abstain: re.Pattern[str] | None
+    plans: frozenset[str] = frozenset()  # the intents whose decision proposes a plan
 
 
 def _rule_hints(verdict: RuleVerdict) -> list[str]:
@@ -111,8 +112,10 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
     read = usable.read(text)
     label, score = read.best
     spec = tiers.classifier_spec
-    # a plan that may change things is held to the nearest examples too; a look-up is not
-    chosen = read.decides(spec.threshold, spec.margin, 0.0 if read_only else spec.support)
+    # a plan that may change things is held to the nearest examples too; a look-up or an
+    # answer is not
+    acting = label in tiers.plans and not read_only
+    chosen = read.decides(spec.threshold, spec.margin, spec.support if acting else 0.0)
     rival = next(
         (
             name

@@ -340,7 +340,7 @@ def calibrate(
 
     Mirrors :func:`graph.intents.decide.decide`: the classifier is asked only where the rules
     abstain on a single action, never decides against an intent the rules saw strongly, and
-    the support floor holds only for requests that are not read-only.
+    the support floor holds only for a plan intent on a request that is not read-only.
     """
     if registry.classifier is None or not registry.classifier.usable:
         raise ValueError("the registry has no examples: there is no classifier to calibrate")
@@ -374,7 +374,8 @@ def calibrate(
                         continue
                     if c.score < threshold or c.lead < margin:
                         continue
-                    if not c.read_only and c.support < floor:
+                    acting = registry.kind(c.label) == "plan" and not c.read_only
+                    if acting and c.support < floor:
                         continue
                     decided += 1
                     if c.label == c.expected.single:

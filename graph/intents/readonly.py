@@ -39,12 +39,14 @@ _LOOK = re.compile(
 )
 # Anything that changes the world, anywhere in the request: then it is not read-only.
 _CHANGE = re.compile(
-    r"(?<!\w)(?:add|adds|create|schedule|reschedule|book|move|delete|remove|cancel|send|"
-    r"reply|respond|forward|write|draft|compose|set|put|rename|copy|organi[sz]e|sort|clean|"
-    r"tidy|archive|zip|unzip|empty|invite|remind|forget|mark|update|change|edit|upload|"
-    # "open" as a verb, not "is my morning still open"
-    r"download|(?<!still )(?<!is )(?<!are )open|close|quit|launch|start|play|pause|turn|"
-    r"order|buy|pay|take|tick|cross|"
+    # not the nouns and adjectives: "my schedule", "the meeting schedule", "my open to-dos",
+    # "the reminders I have set"
+    r"(?<!\w)(?:add|adds|create|(?<!my )(?<!the )(?<!meeting )(?<!work )schedule|reschedule|"
+    r"book|move|delete|remove|cancel|send|reply|respond|forward|write|draft|compose|"
+    r"(?<!have )set|put|rename|copy|organi[sz]e|sort|clean|tidy|archive|zip|unzip|empty|"
+    r"invite|remind|forget|mark|update|change|edit|upload|"
+    r"download|(?<!still )(?<!is )(?<!are )(?<!my )(?<!the )(?<!all )open|close|quit|"
+    r"launch|start|play|pause|turn|order|buy|pay|take|tick|cross|"
     r"clear|accept|decline|share|save|print|install|block|"
     r"erstell\w*|anleg\w*|leg\w*|eintrag\w*|trag\w*|buch|buche|buchen|verschieb\w*|"
     r"loesch\w*|entfern\w*|absag\w*|sag \w+ ab|schick\w*|send\w*|schreib\w*|antwort\w*|"
