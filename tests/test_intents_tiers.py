@@ -366,6 +366,10 @@ def test_has_template_says_whether_template_for_makes_one(
         # an item on a to-do list is not a calendar entry or an email to write
         "cross 'schedule the vet appointment' off my to do list",
         "is 'reply to the landlord's email' on my list of reminders",
+        # "remind me what/of …" asks for a fact: the reminder rule's negative says so, and
+        # the classifier may not decide against it
+        "can you remind me what my account number is",
+        "remind me of the date today",
     ],
 )
 def test_requests_of_other_domains_fire_no_side_effecting_intent(text: str) -> None:
@@ -386,6 +390,19 @@ def test_requests_of_other_domains_fire_no_side_effecting_intent(text: str) -> N
 )
 def test_the_narrower_rules_still_serve_their_own(text: str, intent: str) -> None:
     assert IntentRegistry.load().decide(text).intent == intent
+
+
+def test_a_rules_negative_denies_its_intent_to_the_classifier() -> None:
+    from graph.intents.text import fold_request
+
+    registry = IntentRegistry.load()
+    judged = registry.rules.judge(fold_request("remind me what my PIN is"))
+    assert judged.intent is None and judged.denied == frozenset({"reminder"})
+    decision = registry.explain("remind me what my PIN is")
+    assert decision.intent is None
+    # a strong rule of the intent that did match outweighs another's negative
+    assert registry.rules.judge(fold_request("Remind me to call Anna at 5")).denied == set()
+    assert registry.decide("Remind me to call Anna at 5").intent == "reminder"
 
 
 def test_a_look_up_of_the_calendar_and_the_mail_is_not_mails_alone() -> None:

@@ -7,7 +7,8 @@
 3. A single action the rules decided is theirs.
 4. Otherwise the classifier (:mod:`graph.intents.classifier`) decides when it is confident,
    unless the rules saw a different intent strongly enough to decide on it alone (they
-   abstained for the margin: the request speaks of two things). On a request that is not
+   abstained for the margin: the request speaks of two things), nor on a plan intent whose
+   own rule's ``negative`` said it is not that intent. On a request that is not
    read-only its intent must also have the support of the nearest examples: a wrong guess
    there proposes a plan that changes things, a wrong look-up only reads.
 """
@@ -124,6 +125,8 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
         ),
         None,
     )
+    if rival is None and chosen in verdict.denied and chosen in tiers.plans:
+        rival = f"negative for {chosen}"
     hints = _rule_hints(verdict) + _classifier_hints(read)
     if chosen is not None and rival is None:
         return decision(

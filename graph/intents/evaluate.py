@@ -25,6 +25,7 @@ from typing import Any
 from graph.intents.classifier import OUT_OF_SCOPE
 from graph.intents.decision import Decision
 from graph.intents.registry import IntentRegistry
+from graph.intents.text import fold_request
 
 MULTI = "<several>"
 NONE = "<none>"
@@ -339,8 +340,9 @@ def calibrate(
     the stricter.
 
     Mirrors :func:`graph.intents.decide.decide`: the classifier is asked only where the rules
-    abstain on a single action, never decides against an intent the rules saw strongly, and
-    the support floor holds only for a plan intent on a request that is not read-only.
+    abstain on a single action, never decides against an intent the rules saw strongly nor
+    for a plan intent a rule's negative denied, and the support floor holds only for a plan
+    intent on a request that is not read-only.
     """
     if registry.classifier is None or not registry.classifier.usable:
         raise ValueError("the registry has no examples: there is no classifier to calibrate")
@@ -358,6 +360,9 @@ def calibrate(
         blocked = any(
             name != label and value >= registry.min_confidence
             for name, value in decision.scores.items()
+        ) or (
+            registry.kind(label) == "plan"
+            and label in registry.rules.judge(fold_request(item.text)).denied
         )
         support = registry.classifier.read(item.text).support
         candidates.append(
