@@ -26,13 +26,17 @@ from graph.intents.evaluate import calibrate, evaluate, read_labelled
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
 
-def _registry(base: IntentRegistry, model: str, threshold: float, margin: float) -> IntentRegistry:
+def _registry(
+    base: IntentRegistry, model: str, threshold: float, margin: float, support: float = 0.0
+) -> IntentRegistry:
     return IntentRegistry(
         base.intents.values(),
         min_confidence=base.min_confidence,
         margin=base.margin,
         abstain_patterns=base.abstain_patterns,
-        classifier=replace(base.classifier_spec, threshold=threshold, margin=margin),
+        classifier=replace(
+            base.classifier_spec, threshold=threshold, margin=margin, support=support
+        ),
         out_of_scope=base.out_of_scope,
         classifier_model=model,
     )
@@ -49,10 +53,11 @@ def measure(model: str) -> dict[str, Any]:
         "train_seconds": round(calibration.train_seconds, 3),
         "threshold": best.threshold if best else None,
         "margin": best.margin if best else None,
+        "support": best.support if best else None,
     }
     if best is None:
         return out
-    tuned = _registry(base, model, best.threshold, best.margin)
+    tuned = _registry(base, model, best.threshold, best.margin, best.support)
     assert tuned.classifier is not None
     texts: list[str] = []
     for language in ("en", "de"):

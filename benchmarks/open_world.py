@@ -1,6 +1,7 @@
 """The front door on public requests no one here wrote: CLINC150 and TaskBench.
 
     python -m benchmarks.open_world --clinc PATH/data_full.json --taskbench DIR [--split test]
+        [--classifier THRESHOLD,MARGIN,SUPPORT]
 
 Where the data comes from (neither is shipped; pass the paths of your own copies):
 
@@ -16,7 +17,8 @@ Where the data comes from (neither is shipped; pass the paths of your own copies
 
 Splits: ``dev`` is what the front door was developed on (CLINC's ``train`` and ``val``,
 TaskBench's requests whose id is a multiple of 4); ``test`` is held back (CLINC's ``test``,
-every other TaskBench request). Measure on ``test``; never tune on it.
+every other TaskBench request). Measure on ``test``; never tune on it. ``--classifier``
+replaces the registry's classifier settings, to compare settings on ``dev``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graph.intents import IntentRegistry
+from graph.intents.spec import ClassifierSpec
 
 Split = Literal["dev", "test"]
 
@@ -217,18 +220,44 @@ def to_json(tallies: dict[str, Tally]) -> dict[str, Any]:
     }
 
 
+def with_classifier(
+    registry: IntentRegistry, setting: str, parser: argparse.ArgumentParser
+) -> IntentRegistry:
+    """The registry with other classifier settings ("0.65,0.6,0.5")."""
+    try:
+        threshold, margin, support = (float(part) for part in setting.split(","))
+    except ValueError:
+        parser.error(f"--classifier {setting!r}: expected THRESHOLD,MARGIN,SUPPORT")
+    return IntentRegistry(
+        registry.intents.values(),
+        min_confidence=registry.min_confidence,
+        margin=registry.margin,
+        abstain_patterns=registry.abstain_patterns,
+        classifier=ClassifierSpec(threshold, margin, support),
+        out_of_scope=registry.out_of_scope,
+        source=registry.source,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clinc", help="CLINC150's data_full.json")
     parser.add_argument("--taskbench", help="TaskBench's folder (with data_dailylifeapis/ ...)")
     parser.add_argument("--split", choices=("dev", "test"), default="test")
     parser.add_argument("--registry", help="an intent registry (default: the packaged one)")
+    parser.add_argument(
+        "--classifier",
+        metavar="T,M,S",
+        help="the classifier's threshold, margin and support instead of the registry's",
+    )
     parser.add_argument("--show", type=int, default=0, help="print this many mistakes each")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not args.clinc and not args.taskbench:
         parser.error("give --clinc, --taskbench or both")
     registry = IntentRegistry.load(args.registry)
+    if args.classifier:
+        registry = with_classifier(registry, args.classifier, parser)
     requests: list[OpenRequest] = []
     if args.clinc:
         requests += read_clinc(args.clinc, args.split)

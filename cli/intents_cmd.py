@@ -132,7 +132,7 @@ def evaluate(path: str, *, as_json: bool, registry: str | None, out: TextIO = sy
 
 
 def calibrate(path: str, *, target: float, registry: str | None, out: TextIO = sys.stdout) -> int:
-    """The classifier threshold and margin for the registry, measured on a labelled file."""
+    """The classifier threshold, margin and support floor, measured on a labelled file."""
     from graph.intents.evaluate import LabelledFileError, calibrate, read_labelled
 
     if not 0.0 < target <= 1.0:

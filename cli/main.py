@@ -170,10 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser(
         "calibrate",
         parents=[common],
-        help="pick the classifier's threshold and margin on labelled requests",
+        help="pick the classifier's threshold, margin and support on labelled requests",
         description="Measure the example classifier on labelled requests that are not its "
-        "examples and print the threshold and margin that decide the most of them right "
-        "with the precision asked for and no false fire of an intent that changes things.",
+        "examples and print the threshold, margin and support floor that decide the most of "
+        "them right with the precision asked for and no false fire of an intent that changes "
+        "things.",
     )
     calibrate.add_argument("file", help="labelled requests (JSON Lines)")
     calibrate.add_argument(

@@ -525,6 +525,7 @@ def test_tiered_registry_is_clean_and_loads() -> None:
     assert check_registry_text(TIERED, executors=EXECUTORS) == []
     registry = IntentRegistry.from_text(TIERED)
     assert registry.classifier_spec.threshold == 0.7
+    assert registry.classifier_spec.support == 0.0  # no floor unless the registry sets one
     assert registry.out_of_scope == {"en": ("order a pizza",)}
     todo = registry.intents["todo"]
     assert set(todo.templates) == {"act", "read"}
@@ -570,6 +571,12 @@ def test_tiered_registry_is_clean_and_loads() -> None:
             "threshold: 1.5",
             "threshold",
             "classifier.threshold 1.5 must be less than or equal to 1",
+        ),
+        (
+            "threshold: 0.7",
+            "threshold: 0.7, support: 2",
+            "support",
+            "classifier.support 2 must be less than or equal to 1",
         ),
         (
             "      en: [add a to-do]",

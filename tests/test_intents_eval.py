@@ -6,6 +6,7 @@ requests with several actions decided as one intent and no side-effecting false 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,11 +113,19 @@ def test_calibration_picks_a_setting_that_keeps_precision() -> None:
     result = calibrate(registry, read_labelled(CALIBRATION, registry.names()))
     assert result.best is not None
     assert result.best.precision >= PRECISION and result.best.false_fires == 0
-    # the registry carries what calibration picked
-    spec = registry.classifier_spec
-    assert (spec.threshold, spec.margin) == (result.best.threshold, result.best.margin)
     looser = [s for s in result.grid if s.correct > result.best.correct]
     assert all(s.precision < PRECISION or s.false_fires for s in looser)
+    # the registry is no looser than the pick (stricter for the open world: CLINC150's dev
+    # split, docs/front-door.md), and its own setting keeps the bars on this set too
+    spec = registry.classifier_spec
+    assert spec.threshold >= result.best.threshold and spec.margin >= result.best.margin
+    assert spec.support >= result.best.support
+    (own,) = [
+        s
+        for s in result.grid
+        if (s.threshold, s.margin, s.support) == (spec.threshold, spec.margin, spec.support)
+    ]
+    assert own.precision >= PRECISION and own.false_fires == 0 and own.decided
 
 
 @pytest.mark.parametrize(
@@ -153,7 +162,7 @@ def test_eval_and_calibrate_on_the_command_line(tmp_path: Path) -> None:
 
     calibrated = run_cli(["intents", "calibrate", str(CALIBRATION)], env)
     assert calibrated.returncode == 0, calibrated.stderr
-    assert "best: threshold 0.65, margin 0.60" in calibrated.stdout
+    assert re.search(r"best: threshold 0\.\d\d, margin 0\.\d\d, support 0\.\d\d", calibrated.stdout)
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "hello", "intent": "smalltalk"}\n{"text": 1}\n')

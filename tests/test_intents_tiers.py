@@ -355,6 +355,21 @@ def test_has_template_says_whether_template_for_makes_one(
         "roll the five sided die",
         "where can I buy new shingles",
         "when's my next pay day",
+        # one word of an intent's examples ("inbox", "mail", "list") is no request for it
+        "erase all voicemails in my inbox please",
+        "how long until my new card comes in the mail",
+        "I need more checkbooks delivered to me by mail",
+        "Lösch alle Sprachnachrichten auf meiner Mailbox",
+        # a text message is not an email; a thing put somewhere is not a file
+        "send a text to Maya that I'll be late",
+        "where did I put my keys",
+        # an item on a to-do list is not a calendar entry or an email to write
+        "cross 'schedule the vet appointment' off my to do list",
+        "is 'reply to the landlord's email' on my list of reminders",
+        # "remind me what/of …" asks for a fact: the reminder rule's negative says so, and
+        # the classifier may not decide against it
+        "can you remind me what my account number is",
+        "remind me of the date today",
     ],
 )
 def test_requests_of_other_domains_fire_no_side_effecting_intent(text: str) -> None:
@@ -362,6 +377,86 @@ def test_requests_of_other_domains_fire_no_side_effecting_intent(text: str) -> N
     decision = registry.decide(text)
     side_effecting = registry.kind(decision.intent or "") == "plan" and not decision.read_only
     assert not side_effecting, decision.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Forward the invoice to billing@example.com", "email"),
+        ("Leite die Rechnung an die Buchhaltung weiter", "email"),
+        ("Where did I put the scanned contract?", "files"),
+        ("Cross 'pay rent' off my to-do list", "reminder"),
+    ],
+)
+def test_the_narrower_rules_still_serve_their_own(text: str, intent: str) -> None:
+    assert IntentRegistry.load().decide(text).intent == intent
+
+
+def test_a_rules_negative_denies_its_intent_to_the_classifier() -> None:
+    from graph.intents.text import fold_request
+
+    registry = IntentRegistry.load()
+    judged = registry.rules.judge(fold_request("remind me what my PIN is"))
+    assert judged.intent is None and judged.denied == frozenset({"reminder"})
+    decision = registry.explain("remind me what my PIN is")
+    assert decision.intent is None
+    # a strong rule of the intent that did match outweighs another's negative
+    assert registry.rules.judge(fold_request("Remind me to call Anna at 5")).denied == set()
+    assert registry.decide("Remind me to call Anna at 5").intent == "reminder"
+
+
+def test_a_look_up_of_the_calendar_and_the_mail_is_not_mails_alone() -> None:
+    registry = IntentRegistry.load()
+    assert registry.decide("Check my calendar and email for anything from Sophie").intent is None
+    assert registry.decide("Check my email for anything from Sophie").intent == "email"
+
+
+NEAR = """\
+version: 1
+classifier: {threshold: 0.4, margin: 0.05, support: 0.6}
+out_of_scope:
+  en: [erase my voicemails, play my voicemail, delete the voicemail from mum,
+       voicemail greeting, order a pizza, book a flight, call my mother]
+intents:
+  - name: email
+    description: Email.
+    rules:
+      - {name: email.en, language: en, weight: 0.9, patterns: ['send an email']}
+    examples:
+      en: [clean up my inbox, empty the inbox, archive everything in my inbox,
+           sort my inbox, delete the newsletters in my inbox]
+  - name: music
+    description: Music.
+    rules:
+      - {name: music.en, language: en, weight: 0.9, patterns: ['play \\w+']}
+    examples:
+      en: [put on some jazz, next song please, turn the music up, shuffle my playlist,
+           pause the music]
+"""
+
+
+def test_a_change_far_from_the_intents_examples_abstains_a_look_up_need_not() -> None:
+    registry = IntentRegistry.from_text(NEAR)
+    assert registry.classifier is not None
+    # probable (the words of the inbox examples) but most of its neighbours are voicemails
+    text = "erase all voicemails in my inbox please"
+    verdict = registry.classifier.read(text)
+    assert verdict.best[0] == "email" and verdict.support < 0.6
+    decision = registry.explain(text)
+    assert decision.intent is None and not decision.read_only
+    assert "nearest examples" in decision.reason
+    # the same verdict, and no floor: it decides
+    assert verdict.decides(0.4, 0.05) == "email" and verdict.decides(0.4, 0.05, 0.6) is None
+    # a request among the intent's own examples has their support
+    assert registry.classifier.read("archive the newsletters in my inbox").support > 0.6
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Is Sage busy around noon?", "Is my Thursday morning still open?", "Ist Jan um 3 frei?"],
+)
+def test_a_question_about_someone_or_a_time_is_read_only(text: str) -> None:
+    assert is_read_only(text)
 
 
 def test_a_read_only_step_gets_the_look_up_not_a_change() -> None:

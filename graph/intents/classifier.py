@@ -8,6 +8,14 @@ probability reaches the registry's ``classifier.threshold`` and leads the runner
 is not its training data (``cpa-planner intents calibrate``). Why this model: docs/intents.md
 has the measurements.
 
+A probability says which intent is likeliest, not whether the request is near any of them: a
+request of another domain that shares one word with an intent's examples ("erase all
+voicemails in my inbox") can score 0.99. So each verdict also carries the best intent's
+*support*: of the :data:`NEIGHBOURS` training examples most similar to the request (cosine over
+the same features), the share of their similarity that belongs to that intent's examples. A
+request whose nearest examples are out-of-scope ones, or another intent's, has little support;
+:func:`graph.intents.decide.decide` holds a side-effecting decision to ``classifier.support``.
+
 scikit-learn is imported and the model trained on first use, once per process for the same
 examples: a request the rules decide never pays for it.
 """
@@ -27,6 +35,8 @@ from graph.intents.text import fold_request
 
 #: The class of the out-of-scope examples: "none of the intents".
 OUT_OF_SCOPE = "<none>"
+#: How many of the most similar training examples a verdict's support is measured over.
+NEIGHBOURS = 7
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,8 @@ class ClassifierVerdict:
     """The classifier's reading of one request: every class's probability, best first."""
 
     ranked: tuple[tuple[str, float], ...]
+    #: the best class's share of the similarity of the nearest training examples (0..1)
+    support: float = 1.0
 
     @property
     def best(self) -> tuple[str, float]:
@@ -44,10 +56,13 @@ class ClassifierVerdict:
         """How far the best class leads the runner-up."""
         return self.ranked[0][1] - (self.ranked[1][1] if len(self.ranked) > 1 else 0.0)
 
-    def decides(self, threshold: float, margin: float) -> str | None:
-        """The intent, when the best class is one and it is confident enough; else None."""
+    def decides(self, threshold: float, margin: float, support: float = 0.0) -> str | None:
+        """The intent, when the best class is one, it is confident enough and the nearest
+        examples support it; else None."""
         label, score = self.best
         if label == OUT_OF_SCOPE or score < threshold or self.lead < margin:
+            return None
+        if self.support < support:
             return None
         return label
 
@@ -57,6 +72,9 @@ class TrainedModel:
     pipeline: Any
     classes: tuple[str, ...]
     seconds: float  # how long training took
+    examples: Any  # the training examples' feature rows (sparse, L2-normalised per part)
+    labels: Any  # their classes (a numpy array)
+    parts: int  # feature parts, each normalised: a row's squared norm
 
 
 #: The models compared in benchmarks/intent_classifier.py; the registry uses DEFAULT_MODEL.
@@ -93,12 +111,36 @@ _LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=4)
 def _train(key: str, data: str, model: str) -> TrainedModel:
+    import numpy
+
     pairs: list[tuple[str, str]] = json.loads(data)
     started = time.perf_counter()
     pipeline = build_pipeline(model)
-    pipeline.fit([fold_request(text) for text, _ in pairs], [label for _, label in pairs])
+    texts = [fold_request(text) for text, _ in pairs]
+    pipeline.fit(texts, [label for _, label in pairs])
     classes = tuple(str(label) for label in pipeline.classes_)
-    return TrainedModel(pipeline, classes, time.perf_counter() - started)
+    features = pipeline[:-1]
+    parts = len(features[0].transformer_list)  # build_pipeline's union of normalised parts
+    return TrainedModel(
+        pipeline,
+        classes,
+        time.perf_counter() - started,
+        features.transform(texts),
+        numpy.array([label for _, label in pairs]),
+        parts,
+    )
+
+
+def _support(trained: TrainedModel, similarity: Any, label: str) -> float:
+    """``label``'s share of the similarity of the :data:`NEIGHBOURS` nearest examples;
+    ``similarity``: the request's similarity to each training example."""
+    import numpy
+
+    nearest = numpy.argsort(-similarity, kind="stable")[:NEIGHBOURS]
+    total = float(similarity[nearest].sum())
+    if total <= 0.0:
+        return 0.0  # no feature in common with any example
+    return float(similarity[nearest][trained.labels[nearest] == label].sum()) / total
 
 
 class ExampleClassifier:
@@ -129,18 +171,19 @@ class ExampleClassifier:
 
     def read_many(self, texts: Sequence[str]) -> list[ClassifierVerdict]:
         trained = self.model()
-        rows = trained.pipeline.predict_proba([fold_request(t) for t in texts])
-        return [
-            ClassifierVerdict(
-                tuple(
-                    sorted(
-                        (
-                            (str(label), float(p))
-                            for label, p in zip(trained.classes, row, strict=True)
-                        ),
-                        key=lambda kv: (-kv[1], kv[0]),
-                    )
+        folded = [fold_request(t) for t in texts]
+        features = trained.pipeline[:-1].transform(folded)
+        rows = trained.pipeline[-1].predict_proba(features)
+        # cosine similarity to every example: each feature part is L2-normalised
+        similarity = (trained.examples @ features.T).toarray().T / trained.parts
+        out: list[ClassifierVerdict] = []
+        for index, row in enumerate(rows):
+            ranked = tuple(
+                sorted(
+                    ((str(label), float(p)) for label, p in zip(trained.classes, row, strict=True)),
+                    key=lambda kv: (-kv[1], kv[0]),
                 )
             )
-            for row in rows
-        ]
+            support = _support(trained, similarity[index], ranked[0][0])
+            out.append(ClassifierVerdict(ranked, support))
+        return out

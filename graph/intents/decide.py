@@ -7,7 +7,10 @@
 3. A single action the rules decided is theirs.
 4. Otherwise the classifier (:mod:`graph.intents.classifier`) decides when it is confident,
    unless the rules saw a different intent strongly enough to decide on it alone (they
-   abstained for the margin: the request speaks of two things).
+   abstained for the margin: the request speaks of two things), nor on a plan intent whose
+   own rule's ``negative`` said it is not that intent. On a request that is not
+   read-only its intent must also have the support of the nearest examples: a wrong guess
+   there proposes a plan that changes things, a wrong look-up only reads.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Tiers:
     classifier: ExampleClassifier | None
     classifier_spec: ClassifierSpec
     abstain: re.Pattern[str] | None
+    plans: frozenset[str] = frozenset()  # the intents whose decision proposes a plan
 
 
 def _rule_hints(verdict: RuleVerdict) -> list[str]:
@@ -109,7 +113,10 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
     read = usable.read(text)
     label, score = read.best
     spec = tiers.classifier_spec
-    chosen = read.decides(spec.threshold, spec.margin)
+    # a plan that may change things is held to the nearest examples too; a look-up or an
+    # answer is not
+    acting = label in tiers.plans and not read_only
+    chosen = read.decides(spec.threshold, spec.margin, spec.support if acting else 0.0)
     rival = next(
         (
             name
@@ -118,6 +125,8 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
         ),
         None,
     )
+    if rival is None and chosen in verdict.denied and chosen in tiers.plans:
+        rival = f"negative for {chosen}"
     hints = _rule_hints(verdict) + _classifier_hints(read)
     if chosen is not None and rival is None:
         return decision(
@@ -133,6 +142,12 @@ def decide(tiers: Tiers, text: str, *, detail: bool = False) -> Decision:
         why = f"the classifier's {chosen} ({score:.2f}) is contradicted by the rules' {rival}"
     elif label == OUT_OF_SCOPE:
         why = f"the classifier finds no intent fits ({score:.2f})"
+    elif read.decides(spec.threshold, spec.margin) is not None:
+        why = (
+            f"the classifier scores {label} {score:.2f}, but its nearest examples are mostly "
+            f"others' ({label} {read.support:.2f} of them, needs {spec.support:.2f} for a "
+            "request that may change things)"
+        )
     else:
         why = (
             f"the classifier is not confident: {label} {score:.2f}, {read.lead:.2f} ahead "

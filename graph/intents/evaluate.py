@@ -25,6 +25,7 @@ from typing import Any
 from graph.intents.classifier import OUT_OF_SCOPE
 from graph.intents.decision import Decision
 from graph.intents.registry import IntentRegistry
+from graph.intents.text import fold_request
 
 MULTI = "<several>"
 NONE = "<none>"
@@ -264,12 +265,15 @@ class _Candidate:
     lead: float
     blocked: bool  # the rules saw another intent strongly (decide() does not let it decide)
     expected: Labelled
+    support: float  # the label's share of the nearest examples
+    read_only: bool  # the request only looks: the support floor does not apply
 
 
 @dataclass(frozen=True)
 class Setting:
     threshold: float
     margin: float
+    support: float
     decided: int
     correct: int
     false_fires: int
@@ -293,13 +297,17 @@ class Calibration:
             f"classifier trained in {self.train_seconds:.2f} s; it was asked about "
             f"{self.seen} requests (the rules abstained on one action)",
             "",
-            "threshold margin  decided  correct  precision  false fires",
+            "threshold margin support  decided  correct  precision  false fires",
         ]
-        shown = [s for s in self.grid if s.margin in (0.0, 0.1, 0.2, 0.3, 0.4)]
+        shown = [
+            s
+            for s in self.grid
+            if s.margin in (0.0, 0.2, 0.4, 0.6) and s.support in (0.0, 0.4, 0.6)
+        ]
         for s in shown:
             lines.append(
-                f"{s.threshold:9.2f} {s.margin:6.2f}  {s.decided:>7}  {s.correct:>7}  "
-                f"{100 * s.precision:8.1f}%  {s.false_fires:>11}"
+                f"{s.threshold:9.2f} {s.margin:6.2f} {s.support:7.2f}  {s.decided:>7}  "
+                f"{s.correct:>7}  {100 * s.precision:8.1f}%  {s.false_fires:>11}"
             )
         lines.append("")
         if self.best is None:
@@ -309,7 +317,8 @@ class Calibration:
             rules = self.rules_correct / self.single if self.single else 0.0
             total = (self.rules_correct + b.correct) / self.single if self.single else 0.0
             lines += [
-                f"best: threshold {b.threshold:.2f}, margin {b.margin:.2f}: "
+                f"best: threshold {b.threshold:.2f}, margin {b.margin:.2f}, "
+                f"support {b.support:.2f}: "
                 f"{b.correct}/{b.decided} right (precision {100 * b.precision:.1f}%), "
                 f"{b.false_fires} false fires",
                 f"coverage of single-action requests: rules {100 * rules:.1f}%, "
@@ -318,6 +327,7 @@ class Calibration:
                 "classifier:",
                 f"  threshold: {b.threshold:.2f}",
                 f"  margin: {b.margin:.2f}",
+                f"  support: {b.support:.2f}",
             ]
         return "\n".join(lines)
 
@@ -325,11 +335,14 @@ class Calibration:
 def calibrate(
     registry: IntentRegistry, labelled: Sequence[Labelled], *, target: float = 0.98
 ) -> Calibration:
-    """The classifier threshold and margin that decide the most requests right while keeping
-    precision >= ``target`` and no false fire of a ``plan`` intent; ties go to the stricter.
+    """The classifier threshold, margin and support floor that decide the most requests right
+    while keeping precision >= ``target`` and no false fire of a ``plan`` intent; ties go to
+    the stricter.
 
     Mirrors :func:`graph.intents.decide.decide`: the classifier is asked only where the rules
-    abstain on a single action, and never decides against an intent the rules saw strongly.
+    abstain on a single action, never decides against an intent the rules saw strongly nor
+    for a plan intent a rule's negative denied, and the support floor holds only for a plan
+    intent on a request that is not read-only.
     """
     if registry.classifier is None or not registry.classifier.usable:
         raise ValueError("the registry has no examples: there is no classifier to calibrate")
@@ -347,24 +360,36 @@ def calibrate(
         blocked = any(
             name != label and value >= registry.min_confidence
             for name, value in decision.scores.items()
+        ) or (
+            registry.kind(label) == "plan"
+            and label in registry.rules.judge(fold_request(item.text)).denied
         )
-        candidates.append(_Candidate(label, score, lead, blocked, item))
+        support = registry.classifier.read(item.text).support
+        candidates.append(
+            _Candidate(label, score, lead, blocked, item, support, decision.read_only)
+        )
     grid: list[Setting] = []
     for t in range(30, 100, 5):
         for m in range(0, 65, 5):
-            threshold, margin = t / 100, m / 100
-            decided = correct = fires = 0
-            for c in candidates:
-                if c.label == OUT_OF_SCOPE or c.blocked or c.score < threshold or c.lead < margin:
-                    continue
-                decided += 1
-                if c.label == c.expected.single:
-                    correct += 1
-                elif registry.kind(c.label) == "plan":
-                    fires += 1
-            grid.append(Setting(threshold, margin, decided, correct, fires))
+            for f in range(0, 80, 10):
+                threshold, margin, floor = t / 100, m / 100, f / 100
+                decided = correct = fires = 0
+                for c in candidates:
+                    if c.label == OUT_OF_SCOPE or c.blocked:
+                        continue
+                    if c.score < threshold or c.lead < margin:
+                        continue
+                    acting = registry.kind(c.label) == "plan" and not c.read_only
+                    if acting and c.support < floor:
+                        continue
+                    decided += 1
+                    if c.label == c.expected.single:
+                        correct += 1
+                    elif registry.kind(c.label) == "plan":
+                        fires += 1
+                grid.append(Setting(threshold, margin, floor, decided, correct, fires))
     fit = [s for s in grid if s.precision >= target and s.false_fires == 0 and s.decided]
-    best = max(fit, key=lambda s: (s.correct, s.threshold, s.margin), default=None)
+    best = max(fit, key=lambda s: (s.correct, s.support, s.threshold, s.margin), default=None)
     return Calibration(
         seen=len(candidates),
         single=sum(1 for x in labelled if x.single),

@@ -31,18 +31,22 @@ _FILLERS = (
 _LOOK = re.compile(
     _FILLERS + r"(?:what|what's|whats|which|when|when's|where|where's|who|who's|how many|how much|"
     r"how long|is there|are there|any|do i|do we|did i|did \w+|have i|has \w+|am i|are we|"
-    r"is (?:my|our|the|\w+) |are (?:my|our|the) |show|list|read|tell me|give me|check|"
+    r"is (?:my|our|the|\w+)|are (?:my|our|the)|show|list|read|tell me|give me|check|"
     r"look|find|search|locate|see|view|display|"
     r"was|welche\w*|wann|wo|wer|wie viele|wieviel\w*|wie lange|gibt es|habe? ich|haben wir|"
-    r"hat \w+|bin ich|ist |sind |zeig\w*|lies|les\w*|liste|pruef\w*|check\w*|schau\w*|"
+    r"hat \w+|bin ich|ist|sind|zeig\w*|lies|les\w*|liste|pruef\w*|check\w*|schau\w*|"
     r"such\w*|find\w*|sieh|gib mir)(?!\w)"
 )
 # Anything that changes the world, anywhere in the request: then it is not read-only.
 _CHANGE = re.compile(
-    r"(?<!\w)(?:add|adds|create|schedule|reschedule|book|move|delete|remove|cancel|send|"
-    r"reply|respond|forward|write|draft|compose|set|put|rename|copy|organi[sz]e|sort|clean|"
-    r"tidy|archive|zip|unzip|empty|invite|remind|forget|mark|update|change|edit|upload|"
-    r"download|open|close|quit|launch|start|play|pause|turn|order|buy|pay|take|tick|cross|"
+    # not the nouns and adjectives: "my schedule", "the meeting schedule", "my open to-dos",
+    # "the reminders I have set"
+    r"(?<!\w)(?:add|adds|create|(?<!my )(?<!the )(?<!meeting )(?<!work )schedule|reschedule|"
+    r"book|move|delete|remove|cancel|send|reply|respond|forward|write|draft|compose|"
+    r"(?<!have )set|put|rename|copy|organi[sz]e|sort|clean|tidy|archive|zip|unzip|empty|"
+    r"invite|remind|forget|mark|update|change|edit|upload|"
+    r"download|(?<!still )(?<!is )(?<!are )(?<!my )(?<!the )(?<!all )open|close|quit|"
+    r"launch|start|play|pause|turn|order|buy|pay|take|tick|cross|"
     r"clear|accept|decline|share|save|print|install|block|"
     r"erstell\w*|anleg\w*|leg\w*|eintrag\w*|trag\w*|buch|buche|buchen|verschieb\w*|"
     r"loesch\w*|entfern\w*|absag\w*|sag \w+ ab|schick\w*|send\w*|schreib\w*|antwort\w*|"

@@ -101,6 +101,7 @@ class IntentRegistry:
             self.classifier,
             self.classifier_spec,
             compile_any(self.abstain_patterns),
+            frozenset(name for name, spec in self.intents.items() if spec.kind == "plan"),
         )
         self._phrases = {
             name: PhraseMatcher(spec.phrases) for name, spec in self.intents.items() if spec.phrases

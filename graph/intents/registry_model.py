@@ -27,6 +27,7 @@ from graph.intents.registry_values import (
     ERROR_TYPE,
     AbstainPatterns,
     Act,
+    Fraction,
     IntentName,
     Keywords,
     LanguageCode,
@@ -45,6 +46,7 @@ from graph.intents.registry_values import (
 )
 from graph.intents.spec import (
     DEFAULT_CLASSIFIER_MARGIN,
+    DEFAULT_CLASSIFIER_SUPPORT,
     DEFAULT_CLASSIFIER_THRESHOLD,
     DEFAULT_MARGIN,
     DEFAULT_MIN_CONFIDENCE,
@@ -195,10 +197,12 @@ def _utterances(per_language: dict[str, list[str]]) -> dict[str, tuple[str, ...]
 
 class Classifier(Strict):
     """When the example classifier may decide: its top intent's probability is at least
-    the threshold and leads the runner-up (out of scope included) by the margin."""
+    the threshold and leads the runner-up (out of scope included) by the margin; on a request
+    that may change things, the intent's share of the nearest examples is at least support."""
 
     threshold: Weight = DEFAULT_CLASSIFIER_THRESHOLD
     margin: Margin = DEFAULT_CLASSIFIER_MARGIN
+    support: Fraction = DEFAULT_CLASSIFIER_SUPPORT
 
 
 class RegistryFile(Strict):
@@ -266,7 +270,9 @@ class RegistryFile(Strict):
             min_confidence=self.min_confidence,
             margin=self.margin,
             abstain_patterns=tuple(fold_pattern(p) for p in self.abstain_patterns),
-            classifier=ClassifierSpec(self.classifier.threshold, self.classifier.margin),
+            classifier=ClassifierSpec(
+                self.classifier.threshold, self.classifier.margin, self.classifier.support
+            ),
             out_of_scope=_utterances(self.out_of_scope),
         )
 

@@ -145,6 +145,7 @@ IntentName = Annotated[
 ]
 Weight = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
 Margin = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 StepEffect = Annotated[str, AfterValidator(_effect), _pattern(EFFECT_PATTERN)]
 # Lists that may be written as one string.
 _ONE_OR_MANY = BeforeValidator(_one_or_many, json_schema_input_type=str | list[str])

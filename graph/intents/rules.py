@@ -43,7 +43,10 @@ class RuleVerdict:
     """What the rules found in one request.
 
     ``intent`` is None when they abstain; ``scores`` has every intent with a matching rule;
-    ``matched``/``vetoed`` are rule names (filled only with ``detail``).
+    ``matched``/``vetoed`` are rule names (filled only with ``detail``). ``denied``: intents
+    a rule strong enough to decide alone matched and its own ``negative`` vetoed ("remind me
+    what my PIN is" is no reminder, "send a text to Maya" no email), unless another strong
+    rule of the intent matched: what a person wrote down as "not this intent".
     """
 
     intent: str | None
@@ -53,6 +56,7 @@ class RuleVerdict:
     scores: dict[str, float] = field(default_factory=dict)
     matched: tuple[str, ...] = ()
     vetoed: tuple[str, ...] = ()
+    denied: frozenset[str] = frozenset()
 
     def ranked(self) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -104,6 +108,7 @@ class RuleEngine:
         heaviest: dict[tuple[str, str], tuple[str, float]] = {}
         matched: list[str] = []
         vetoed: list[str] = []
+        denied: set[str] = set()
 
         def hit(intent: str, language: str, name: str, weight: float) -> None:
             key = (intent, language)
@@ -118,6 +123,8 @@ class RuleEngine:
                 if rule.positive.search(folded) is None:
                     continue
                 if rule.negative is not None and rule.negative.search(folded) is not None:
+                    if rule.weight >= self.min_confidence - _EPS:
+                        denied.add(rule.intent)
                     if detail:
                         vetoed.append(rule.name)
                     continue
@@ -133,9 +140,10 @@ class RuleEngine:
                 scores[key[0]] = score
                 deciding[key[0]] = heaviest[key][0]
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        no = frozenset(i for i in denied if scores.get(i, 0.0) < self.min_confidence - _EPS)
 
         def abstain(reason: str) -> RuleVerdict:
-            return RuleVerdict(None, 0.0, None, reason, scores, tuple(matched), tuple(vetoed))
+            return RuleVerdict(None, 0.0, None, reason, scores, tuple(matched), tuple(vetoed), no)
 
         if not ranked:
             return abstain("no rule matched" if folded else "empty request")
@@ -163,4 +171,5 @@ class RuleEngine:
             scores,
             tuple(matched),
             tuple(vetoed),
+            no,
         )

@@ -25,6 +25,7 @@ DEFAULT_MIN_CONFIDENCE = 0.6
 DEFAULT_MARGIN = 0.2
 DEFAULT_CLASSIFIER_THRESHOLD = 0.7
 DEFAULT_CLASSIFIER_MARGIN = 0.3
+DEFAULT_CLASSIFIER_SUPPORT = 0.0
 #: Every intent should have rules in each of these languages (a warning otherwise).
 REQUIRED_LANGUAGES: tuple[Language, ...] = LANGUAGES
 #: The placeholder replaced by the request text in plan templates.
@@ -98,10 +99,13 @@ class IntentSpec:
 @dataclass(frozen=True)
 class ClassifierSpec:
     """When the example classifier may decide: its top intent's probability is at least
-    ``threshold`` and leads the runner-up (out of scope included) by at least ``margin``."""
+    ``threshold`` and leads the runner-up (out of scope included) by at least ``margin``; on a
+    request that is not read-only (its plan may change things), the intent's share of the
+    nearest examples is at least ``support`` too (:mod:`graph.intents.classifier`)."""
 
     threshold: float = DEFAULT_CLASSIFIER_THRESHOLD
     margin: float = DEFAULT_CLASSIFIER_MARGIN
+    support: float = DEFAULT_CLASSIFIER_SUPPORT
 
 
 @dataclass(frozen=True)
