@@ -198,11 +198,16 @@ async def read_view(env: Mapping[str, str], cid: str) -> Any:
 
 
 async def saved_todos(env: Mapping[str, str], cid: str) -> frozenset[str]:
+    """The ToDos whose `done` the checkpoints hold: in the plan, or, for steps that run
+    inside the `plan` node (streamed plans start the drill's `record` steps there), as the
+    node's pending writes, which the view shows as messages before the node has a plan."""
     try:
         view = await read_view(env, cid)
     except ConversationNotFoundError:
         return frozenset()
-    return frozenset(t["id"] for t in (view.plan or {}).get("todos", []) if t["status"] == "done")
+    in_plan = {t["id"] for t in (view.plan or {}).get("todos", []) if t["status"] == "done"}
+    in_log = {m["content"]["todo_id"] for m in view.messages if m["performative"] == "done"}
+    return frozenset(in_plan | in_log)
 
 
 async def wait_saved(fleet: Fleet, cids: list[str]) -> None:
@@ -411,10 +416,11 @@ async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
         await desktop_assign(client, cid)  # b2 ran again there; the run waits for d1
     new = fleet.generation(cid)
     assert new > old
-    # b2's result is a pending write of the successor's (the step waits for d1 too): no
-    # checkpoint of its generation yet, and none written since but the victim's.
+    # b2 ran inside the successor's `plan` node (streamed plans start the drill's `record`
+    # steps there), which has ended since: the checkpoints are the victim's and the
+    # successor's, none of a third writer.
     written = await checkpoints_by_generation(fleet.env, cid)
-    assert {g for _, g in written} == {str(old)}
+    assert {g for _, g in written} == {str(old), str(new)}
     log_before = fleet.event_log(cid)
 
     # The paused runner comes back, its b2 free to finish: it finds its lease gone (or its
