@@ -47,7 +47,8 @@ def _line(decision: Decision) -> str:
     return f"{decision.intent}\t{decision.confidence:.2f}\t{who}\t{decision.text}"
 
 
-def explain(text: str, *, as_json: bool, registry: str | None, out: TextIO = sys.stdout) -> int:
+def explain(text: str, *, as_json: bool, registry: str | None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # the stream of the call (a test may swap it)
     intents = _load(registry)
     if text != "-":
         decision = intents.explain(text)
@@ -82,8 +83,9 @@ def _executor_names() -> list[str]:
     return default_executors(settings).names()
 
 
-def check(path: str | None, *, out: TextIO = sys.stdout) -> int:
+def check(path: str | None, *, out: TextIO | None = None) -> int:
     """Every problem as `FILE:LINE:COLUMN: severity: message` (the form editors link)."""
+    out = out or sys.stdout  # the stream of the call (a test may swap it)
     target = registry_path(path)
     shown = target or "the packaged registry (prompts/intents.yaml)"
     problems = check_registry(target, executors=_executor_names())
@@ -108,14 +110,16 @@ def check(path: str | None, *, out: TextIO = sys.stdout) -> int:
     return OK
 
 
-def schema(*, out: TextIO = sys.stdout) -> int:
+def schema(*, out: TextIO | None = None) -> int:
     """The registry file's JSON Schema, as committed in prompts/intents.schema.json."""
+    out = out or sys.stdout  # the stream of the call (a test may swap it)
     out.write(json.dumps(registry_json_schema(), indent=2, ensure_ascii=False) + "\n")
     return OK
 
 
-def evaluate(path: str, *, as_json: bool, registry: str | None, out: TextIO = sys.stdout) -> int:
+def evaluate(path: str, *, as_json: bool, registry: str | None, out: TextIO | None = None) -> int:
     """Precision, coverage and false fires per tier on a labelled JSON Lines file."""
+    out = out or sys.stdout  # the stream of the call (a test may swap it)
     from graph.intents.evaluate import LabelledFileError, evaluate, read_labelled
 
     intents = _load(registry)
@@ -131,8 +135,9 @@ def evaluate(path: str, *, as_json: bool, registry: str | None, out: TextIO = sy
     return OK
 
 
-def calibrate(path: str, *, target: float, registry: str | None, out: TextIO = sys.stdout) -> int:
+def calibrate(path: str, *, target: float, registry: str | None, out: TextIO | None = None) -> int:
     """The classifier threshold, margin and support floor, measured on a labelled file."""
+    out = out or sys.stdout  # the stream of the call (a test may swap it)
     from graph.intents.evaluate import LabelledFileError, calibrate, read_labelled
 
     if not 0.0 < target <= 1.0:
