@@ -151,6 +151,12 @@ class Console:
             self.page.fill("#key-input", key)
             self.page.click("#key-form button[type=submit]")
             expect(self.page.locator("#key-dialog")).to_be_hidden()
+        # Started: the console says how it reaches the API once it has checked, and only then
+        # lists and routes (`show(null)` hides the detail's cards). A test that draws into a
+        # card before that races it: under load the card is hidden under it, and text in a
+        # hidden SVG measures 0 px wide.
+        note = "API key kept for this tab." if key is not None else "Local mode: no API key needed."
+        expect(self.page.locator("#session-note")).to_have_text(note)
 
     def send_request(self, text: str, conversation_id: str = "") -> None:
         self.page.fill("#request-text", text)
@@ -509,6 +515,7 @@ def test_plans_titles_and_timelines_read_at_a_glance(console: Console, api: http
             const plan = { goal: 'Short titles', todos: titles.map((title, i) => (
                 { id: `t${i + 1}`, title, executor: 'desktop', depends_on: [] })) };
             const box = document.getElementById('dag');
+            box.closest('[hidden]')?.removeAttribute('hidden');  // measured: on the page
             box.replaceChildren(renderDag(plan, todoStates(plan, []), { maxWidth: 2000 }));
             fitLabels(box);
             return [...box.querySelectorAll('text.title')].map((t) =>
