@@ -35,7 +35,7 @@ from graph.text_check import unusable
 from lam import Performative, Plan, ToDo
 from lam.log import performative_of
 from prompts.phrasebook import phrase
-from prompts.templates import AGAIN, ANSWER_SYSTEM, SUMMARY_SYSTEM
+from prompts.templates import AGAIN, ANSWER_AGAIN, ANSWER_SYSTEM, SUMMARY_SYSTEM
 
 logger = logging.getLogger(__name__)
 #: How often the executor model is asked for a summary fit to show (then: the listed results).
@@ -144,22 +144,36 @@ async def _direct_answer(state: PlannerState, services: Services, language: str)
         return phrase(language, "nothing", abilities=_abilities(services, language))
     if found.get("reply"):
         return str(found["reply"])
-    try:
-        text = await services.models.text(
-            "executor",
-            [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])],
-            what=f"answer a {name} request",
-            stream=True,
-            whole=True,
-        )
-    except LLMNotConfiguredError:
-        if spec.name != "smalltalk":
-            raise
-        return phrase(language, "greeting", abilities=_abilities(services, language))
-    why = unusable(text)
-    if why is not None:
-        raise LLMOutputError(f"the executor model's answer is not fit to show: {why}")
-    return text.strip()
+    asked = [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])]
+    messages = asked
+    # A small model can run on to its token limit or repeat itself: asked once more, briefly
+    # (as the summary is), before the answer fails.
+    for attempt in range(1, SUMMARY_ATTEMPTS + 1):
+        last = attempt == SUMMARY_ATTEMPTS
+        try:
+            text = await services.models.text(
+                "executor", messages, what=f"answer a {name} request", stream=True, whole=True
+            )
+            why = unusable(text)
+        except LLMNotConfiguredError:
+            if spec.name != "smalltalk":
+                raise
+            return phrase(language, "greeting", abilities=_abilities(services, language))
+        except LLMOutputError as exc:  # cut off at the token limit
+            if last:
+                raise
+            text, why = exc.raw or "", exc.detail or str(exc)
+        if why is None:
+            return text.strip()
+        if last:
+            raise LLMOutputError(f"the executor model's answer is not fit to show: {why}")
+        logger.warning("the LLM's answer is not shown (%s); asking again", why)
+        messages = [
+            *asked,
+            AIMessage(text),
+            HumanMessage(ANSWER_AGAIN.format(why=why, words=AGAIN_WORDS)),
+        ]
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _answer(state: PlannerState, services: Services) -> tuple[str, Status, dict[str, Any]]:

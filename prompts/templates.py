@@ -106,6 +106,10 @@ AGAIN = """\
 Your last answer could not be used: {why}. Answer again, briefly (at most {words} words),
 saying each thing once and naming only the steps listed."""
 
+ANSWER_AGAIN = """\
+Your last answer could not be used: {why}. Answer again, briefly (at most {words} words),
+saying each thing once."""
+
 SUMMARY_SYSTEM = """\
 You are a desktop assistant. A plan for the user's request was carried out. Tell the user,
 briefly and in the language of the request, what was done and the results; say plainly

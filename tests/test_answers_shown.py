@@ -105,14 +105,25 @@ async def test_a_summary_unfit_twice_gives_way_to_the_listed_results(bad: str) -
     assert state["status"] == "done"  # the steps did their work; only the summary was unfit
 
 
-async def test_a_direct_answer_cut_off_is_no_answer() -> None:
-    writer = ScriptedChatModel.script(texts=[cut_off("The capital of Portugal is")])
+async def test_a_direct_answer_cut_off_twice_is_no_answer() -> None:
+    writer = ScriptedChatModel.script(texts=[cut_off("The capital of Portugal is")] * 2)
     svc = services(models={"router": UncallableChatModel(), "executor": writer})
     state = await Conversation(svc).start(QUESTION)
+    assert len([c for c in writer.calls if c[0] == "text"]) == 2  # asked again, briefly
     assert state["status"] == "failed"
     assert state["result"]["error"]["code"] == "llm_truncated"
     assert "token limit" in _answer(state)["text"]
     assert "The capital of Portugal is" not in _answer(state)["text"]
+
+
+async def test_a_direct_answer_cut_off_once_is_asked_again_briefly() -> None:
+    writer = ScriptedChatModel.script(
+        texts=[cut_off("The capital of Portugal is Lisbon, Lisbon, Lisbon"), "Lisbon."]
+    )
+    svc = services(models={"router": UncallableChatModel(), "executor": writer})
+    state = await Conversation(svc).start(QUESTION)
+    assert state["status"] == "done"
+    assert _answer(state)["text"] == "Lisbon."
 
 
 # -- the `llm` executor ------------------------------------------------------------------
