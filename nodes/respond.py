@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
@@ -103,30 +104,58 @@ def _plan_summary(plan: Plan, failures: list[str], language: str) -> str:
     return "\n".join(lines)
 
 
+async def _fit_text(
+    services: Services,
+    asked: list[BaseMessage],
+    what: str,
+    again: str,
+    todo_ids: Collection[str] | None = None,
+) -> tuple[str, str | None, LLMOutputError | None]:
+    """The executor model's text, asked once more, briefly, where it is not fit to show.
+
+    A small model can run on to its token limit or repeat itself. Returns the last attempt's
+    text, why it is not fit to show (None: it is, stripped) and, where it was cut off at the
+    token limit, that error; what an unfit answer becomes is the caller's.
+    """
+    messages = asked
+    for attempt in range(1, SUMMARY_ATTEMPTS + 1):
+        cut = None
+        try:
+            text = await services.models.text(
+                "executor", messages, what=what, stream=True, whole=True
+            )
+            why = unusable(text, todo_ids=todo_ids)
+        except LLMOutputError as exc:  # cut off at the token limit
+            cut, text, why = exc, exc.raw or "", exc.detail or str(exc)
+        if why is None:
+            return text.strip(), None, None
+        if attempt < SUMMARY_ATTEMPTS:
+            logger.warning("the LLM's text (%s) is not shown (%s); asking again", what, why)
+            messages = [
+                *asked,
+                AIMessage(text),
+                HumanMessage(again.format(why=why, words=AGAIN_WORDS)),
+            ]
+    return text, why, cut
+
+
 async def _summary(state: PlannerState, services: Services, plan: Plan, listed: str) -> str:
     """The executor model's summary of the results, or `listed` where it gives none to show."""
-    asked = [
+    asked: list[BaseMessage] = [
         SystemMessage(SUMMARY_SYSTEM),
         HumanMessage(f"Request: {state['request']}\n\n{plan_text(plan)}\n\n{listed}"),
     ]
-    messages = asked
-    for attempt in range(1, SUMMARY_ATTEMPTS + 1):
-        try:
-            text = await services.models.text(
-                "executor", messages, what="summarise the results", stream=True, whole=True
-            )
-            why = unusable(text, todo_ids=plan.ids)
-        except LLMOutputError as exc:  # cut off at the token limit
-            text, why = exc.raw or "", exc.detail or str(exc)
-        except LLMError as exc:
-            # The results stand without the summary; say why it is missing.
-            logger.warning("summary by the LLM failed, answering with the results: %s", exc)
-            return listed
-        if why is None:
-            return text.strip()
-        then = "asking again" if attempt < SUMMARY_ATTEMPTS else "answering with the results"
-        logger.warning("the LLM's summary is not shown (%s); %s", why, then)
-        messages = [*asked, AIMessage(text), HumanMessage(AGAIN.format(why=why, words=AGAIN_WORDS))]
+    try:
+        text, why, _ = await _fit_text(
+            services, asked, "summarise the results", AGAIN, todo_ids=plan.ids
+        )
+    except LLMError as exc:
+        # The results stand without the summary; say why it is missing.
+        logger.warning("summary by the LLM failed, answering with the results: %s", exc)
+        return listed
+    if why is None:
+        return text
+    logger.warning("the LLM's summary is not shown (%s); answering with the results", why)
     return listed
 
 
@@ -144,36 +173,18 @@ async def _direct_answer(state: PlannerState, services: Services, language: str)
         return phrase(language, "nothing", abilities=_abilities(services, language))
     if found.get("reply"):
         return str(found["reply"])
-    asked = [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])]
-    messages = asked
-    # A small model can run on to its token limit or repeat itself: asked once more, briefly
-    # (as the summary is), before the answer fails.
-    for attempt in range(1, SUMMARY_ATTEMPTS + 1):
-        last = attempt == SUMMARY_ATTEMPTS
-        try:
-            text = await services.models.text(
-                "executor", messages, what=f"answer a {name} request", stream=True, whole=True
-            )
-            why = unusable(text)
-        except LLMNotConfiguredError:
-            if spec.name != "smalltalk":
-                raise
-            return phrase(language, "greeting", abilities=_abilities(services, language))
-        except LLMOutputError as exc:  # cut off at the token limit
-            if last:
-                raise
-            text, why = exc.raw or "", exc.detail or str(exc)
-        if why is None:
-            return text.strip()
-        if last:
-            raise LLMOutputError(f"the executor model's answer is not fit to show: {why}")
-        logger.warning("the LLM's answer is not shown (%s); asking again", why)
-        messages = [
-            *asked,
-            AIMessage(text),
-            HumanMessage(ANSWER_AGAIN.format(why=why, words=AGAIN_WORDS)),
-        ]
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    asked: list[BaseMessage] = [SystemMessage(ANSWER_SYSTEM), HumanMessage(state["request"])]
+    try:
+        text, why, cut = await _fit_text(services, asked, f"answer a {name} request", ANSWER_AGAIN)
+    except LLMNotConfiguredError:
+        if spec.name != "smalltalk":
+            raise
+        return phrase(language, "greeting", abilities=_abilities(services, language))
+    if cut is not None:
+        raise cut
+    if why is not None:
+        raise LLMOutputError(f"the executor model's answer is not fit to show: {why}")
+    return text
 
 
 async def _answer(state: PlannerState, services: Services) -> tuple[str, Status, dict[str, Any]]:
