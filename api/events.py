@@ -3,7 +3,7 @@
 The log (`srv:ev:H`, indexed by message id in `srv:evi:H`, `graph.storage.event_log`)
 holds the conversation's LAM messages in the order first seen, each once: the runner
 appends each message as it streams, and the whole view again when a run stops
-(`Hub.finish`). Every append is
+(`Runs.finish`). Every append is
 announced on the pub/sub channel `srv:events` while someone listens to the conversation
 (`srv:listen:H`, kept alive by the processes that have listeners), every change of its
 status on `srv:status` (the thread as the payload of both). A run nobody watches sends no

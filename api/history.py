@@ -34,9 +34,9 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from api.archiver import Archiver
 from api.auth import TenantDep
+from api.dependencies import ConversationId
 from api.errors import ApiError, error_responses, not_found, starting
 from api.local_mode import local_only
-from api.routes import ConversationId
 from api.settings import replica_name
 from graph.config import Settings
 from graph.history.schema import SchemaError
@@ -92,7 +92,7 @@ async def open_history(
 
 
 def current_history(request: Request) -> History:
-    if getattr(request.app.state, "hub", None) is None:
+    if getattr(request.app.state, "replica", None) is None:
         raise starting()
     history = getattr(request.app.state, "history", None)
     if history is None:

@@ -6,8 +6,9 @@ accepted answer) is recorded with the conversation, and a job `{thread: H}` adde
 stream, in one script (`graph.storage.records`). A replica reads a job when it has a free slot
 (`CPA_RUNS_PER_REPLICA`) and tries the conversation's lease (`graph.storage.leases`):
 
-- acquired: it does everything pending for the conversation (`Hub.run_claim`), renewing
-  the lease and resetting its jobs' idle time while it runs; then it releases the lease
+- acquired: it does everything pending for the conversation (`api.running`'s
+  `Runs.run_claim`, the callback the runner is given), renewing the lease and resetting
+  its jobs' idle time while it runs; then it releases the lease
   unless more work arrived meanwhile (then it carries on), and acknowledges and deletes
   its jobs;
 - held by another runner: the job stays unacknowledged, and is tried again once it has
@@ -48,6 +49,8 @@ from graph.storage.server_keys import JOB_GROUP, RedisKeys
 
 logger = logging.getLogger("cpa_planner.server")
 
+# Does what a conversation's lease was taken for (`api.running.Runs.run_claim`).
+RunClaim = Callable[[Claim], Coroutine[Any, Any, None]]
 # How long one XREADGROUP blocks (below the client's socket timeout).
 _BLOCK_MS = 2000
 # Consumers (replicas) gone for this long with nothing pending are removed from the group.
@@ -75,7 +78,7 @@ class Runner:
         redis: Any,
         keys: RedisKeys,
         leases: Leases,
-        work: Callable[[Claim], Coroutine[Any, Any, None]],
+        work: RunClaim,
         *,
         max_runs: int,
     ) -> None:
