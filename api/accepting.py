@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from api.errors import ApiError, not_found
@@ -41,26 +42,17 @@ def _already_answered(message_id: str) -> ApiError:
     return ApiError(409, "already_answered", f"message {message_id} has already been answered")
 
 
+@dataclass(eq=False)  # a service, not a value: compared by identity
 class Accepting:
     """Takes requests and answers for the conversations of one graph, per tenant."""
 
-    def __init__(
-        self,
-        conversations: Conversations,
-        tenants: Tenants,
-        records: ConversationRecords,
-        limits: TenantLimits,
-        redis: Any,
-        keys: RedisKeys,
-        config: ServerSettings,
-    ) -> None:
-        self.conversations = conversations
-        self.tenants = tenants
-        self.records = records
-        self.limits = limits
-        self.redis = redis
-        self.keys = keys
-        self.config = config
+    conversations: Conversations
+    tenants: Tenants
+    records: ConversationRecords
+    limits: TenantLimits
+    redis: Any
+    keys: RedisKeys
+    config: ServerSettings
 
     async def open(self, tenant: str, request: LAMMessage) -> dict[str, Any]:
         """Open a conversation (or a new turn of a finished one) with a `request`.

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.tenants import split_thread
@@ -32,29 +33,22 @@ FORGET_THREADS_S = 600.0  # how often the ids of expired conversations are dropp
 Finish = Callable[[str, str], Awaitable[None]]
 
 
+@dataclass(eq=False)  # a service, not a value: compared by identity
 class WaitExpiry:
     """Ends the conversations that wait too long (or are cancelled), under their leases."""
 
-    def __init__(
-        self,
-        conversations: Conversations,
-        saver: Any,
-        keys: RedisKeys,
-        records: ConversationRecords,
-        leases: Leases,
-        finish: Finish,
-        *,
-        wait_expiry_s: float,
-    ) -> None:
-        self.conversations = conversations
-        self.saver = saver
-        self.redis = saver.client
-        self.keys = keys
-        self.records = records
-        self.leases = leases
-        self.finish = finish
-        self.wait_expiry_s = wait_expiry_s
-        self._sweeper: asyncio.Task[None] | None = None
+    conversations: Conversations
+    saver: Any
+    keys: RedisKeys
+    records: ConversationRecords
+    leases: Leases
+    finish: Finish
+    wait_expiry_s: float
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def redis(self) -> Any:
+        return self.saver.client
 
     def start(self) -> None:
         """Sweep now and then, until `close`."""

@@ -83,30 +83,22 @@ class Work:
         return cls(run=True, input=None, opened=opened, applied=applied or [])
 
 
+@dataclass(eq=False)  # a service, not a value: compared by identity
 class Runs:
     """Runs the conversations whose leases this replica claims (`api.runner` calls it)."""
 
-    def __init__(
-        self,
-        conversations: Conversations,
-        saver: Any,
-        keys: RedisKeys,
-        records: ConversationRecords,
-        events: EventLog,
-        limits: TenantLimits,
-        views: Views,
-        *,
-        ttl_s: int | None,
-    ) -> None:
-        self.conversations = conversations
-        self.saver = saver
-        self.redis = saver.client
-        self.keys = keys
-        self.records = records
-        self.events = events
-        self.limits = limits
-        self.views = views
-        self.ttl_s = ttl_s
+    conversations: Conversations
+    saver: Any
+    keys: RedisKeys
+    records: ConversationRecords
+    events: EventLog
+    limits: TenantLimits
+    views: Views
+    ttl_s: int | None  # a finished conversation's keys' TTL (`redis_ttl_s`)
+
+    @property
+    def redis(self) -> Any:
+        return self.saver.client
 
     async def run_claim(self, claim: Claim) -> None:
         """Do what the conversation's lease was taken for, then record where it stopped.

@@ -7,6 +7,7 @@ conversation that is not the caller's is as missing as one that never was (404, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from api.errors import not_found
@@ -20,12 +21,12 @@ def split_thread(thread: str) -> tuple[str, str]:
     return tenant, cid
 
 
+@dataclass(eq=False)  # a service, not a value: compared by identity
 class Tenants:
     """Which conversations each tenant has (the server's records in Redis)."""
 
-    def __init__(self, redis: Any, keys: RedisKeys) -> None:
-        self.redis = redis
-        self.keys = keys
+    redis: Any
+    keys: RedisKeys
 
     async def check_owner(self, tenant: str, cid: str) -> str:
         """The conversation's thread, if the tenant has it (404 otherwise: no oracle)."""

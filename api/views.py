@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import Any, cast
 
 from api.events import Feeds
@@ -19,24 +20,16 @@ from graph.storage.records import ConversationRecords
 from graph.storage.server_keys import RedisKeys
 
 
+@dataclass(eq=False)  # a service, not a value: compared by identity
 class Views:
     """The conversations of one graph as the API shows them, per tenant."""
 
-    def __init__(
-        self,
-        conversations: Conversations,
-        redis: Any,
-        keys: RedisKeys,
-        records: ConversationRecords,
-        events: EventLog,
-        feeds: Feeds,
-    ) -> None:
-        self.conversations = conversations
-        self.redis = redis
-        self.keys = keys
-        self.records = records
-        self.events = events
-        self.feeds = feeds
+    conversations: Conversations
+    redis: Any
+    keys: RedisKeys
+    records: ConversationRecords
+    events: EventLog
+    feeds: Feeds
 
     async def view(self, tenant: str, cid: str, *, settled: bool = False) -> dict[str, Any]:
         """The conversation body of docs/http.md, with what only the server knows about runs.
