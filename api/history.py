@@ -198,7 +198,7 @@ async def list_history(
     filters: FiltersDep,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-) -> dict[str, Any]:
+) -> HistoryList:
     """Your conversations in the history, newest first, filtered; `next_cursor` pages on."""
     try:
         page = await history.store.search(filters.query(tenant, cursor, limit))
@@ -206,7 +206,9 @@ async def list_history(
         raise ApiError(
             422, "invalid_cursor", str(exc), [{"field": "cursor", "message": str(exc)}]
         ) from None
-    return {"conversations": page.conversations, "next_cursor": page.next_cursor}
+    return HistoryList.model_validate(
+        {"conversations": page.conversations, "next_cursor": page.next_cursor}
+    )
 
 
 @router.get(

@@ -199,7 +199,7 @@ async def overview(
     limit: Annotated[
         int, Query(ge=1, le=MAX_ROWS, description="how many of the newest conversations")
     ] = DEFAULT_ROWS,
-) -> dict[str, Any]:
+) -> Overview:
     """Your `limit` newest conversations, newest first, each with its status, intent, latest
     request and what it waits for; with `status`, only those of them in one of these."""
     listed = await replica.tenants.list_conversations(tenant, limit)
@@ -210,9 +210,9 @@ async def overview(
         )
     )
     wanted = set(status or ())
-    return {
-        "conversations": [r for r in rows if r is not None and (not wanted or r.status in wanted)]
-    }
+    return Overview(
+        conversations=[r for r in rows if r is not None and (not wanted or r.status in wanted)]
+    )
 
 
 @router.get(
