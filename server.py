@@ -1,11 +1,12 @@
 """The HTTP API for the CPA Desktop AI (docs/http.md): FastAPI over `graph.conversations`.
 
 This module builds the app and runs it; the parts are in the `api` package (see its
-docstring): settings, errors, models, auth, the hub that runs conversations in the
-background, idempotency, the SSE event log, the OpenAPI document, the routes and the
-metrics (`GET /metrics`, the HTTP middleware). Runs report to `graph.telemetry`. Beside
-the LAM API, A2A over the same conversations (`api.a2a`: the agent card, JSON-RPC at
-`/a2a`, and the watcher that notices A2A agents' tasks ending).
+docstring): settings, errors, models, auth, this process's replica (accepting messages,
+running conversations in the background, expiring waits, views), idempotency, the SSE event
+log, the OpenAPI document, the routes and the metrics (`GET /metrics`, the HTTP
+middleware). Runs report to `graph.telemetry`. Beside the LAM API, A2A over the same
+conversations (`api.a2a`: the agent card, JSON-RPC at `/a2a`, and the watcher that notices
+A2A agents' tasks ending).
 
     app               the app, configured from the environment at start-up (langgraph.json,
                       `uvicorn server:app`)
@@ -47,11 +48,11 @@ from api.console import router as console_router
 from api.errors import ApiError, install_error_handlers
 from api.history import open_history
 from api.history import router as history_router
-from api.hub import Hub
 from api.local_mode import check_bind, served_hosts
 from api.metrics import HttpMetrics
 from api.metrics import router as metrics_router
 from api.openapi import openapi_document
+from api.replica import Replica
 from api.routes import router
 from api.settings import ServerConfigError, ServerSettings, load_services
 from api.tools import router as tools_router
@@ -194,34 +195,34 @@ def create_app(
             offers = OfferStore(saver.client, svc.settings.redis_prefix)
             svc = replace(svc, tools=svc.tools.with_offers(offers))
             graph = build_graph(svc, checkpointer=saver)
-            hub = Hub(
+            replica = Replica(
                 Conversations(graph, saver, telemetry), saver, svc, config, archive=bool(history)
             )
-            await hub.start()
+            await replica.start()
             # The handler's card says what it supports; the served card is built per request.
             card = agent_card(svc, config.public_url or "", keys=not config.open_access)
-            a2a = A2AServer(hub, card)
-            watcher = RemoteTaskWatcher(hub)  # notices A2A agents' tasks ending
+            a2a = A2AServer(replica, card)
+            watcher = RemoteTaskWatcher(replica)  # notices A2A agents' tasks ending
             await watcher.start()
             for target in apps:
-                target.state.hub = hub
+                target.state.replica = replica
                 target.state.a2a = a2a
                 target.state.history = history
             restore_signals: Callable[[], None] = lambda: None  # noqa: E731
             if app is api_app:  # our own process (not mounted into `langgraph dev`'s)
                 settle_heap()
-                restore_signals = on_stop_signal(hub.stop_taking_work)
+                restore_signals = on_stop_signal(replica.stop_taking_work)
             try:
                 yield
             finally:
                 restore_signals()
                 for target in apps:
-                    target.state.hub = None
+                    target.state.replica = None
                     target.state.a2a = None
                     target.state.history = None
                 await watcher.close()
                 await a2a.close()
-                await hub.close()
+                await replica.close()
                 telemetry.shutdown()
 
     # FastAPI's own /docs loads Swagger UI from a CDN; this one serves the package's copy.
@@ -235,7 +236,7 @@ def create_app(
     )
     # Set by the lifespan (requests before it get 503).
     api_app.state.server_settings = server_settings
-    api_app.state.hub = None
+    api_app.state.replica = None
     api_app.state.telemetry = None
     api_app.state.a2a = None
     api_app.state.history = None

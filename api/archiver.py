@@ -48,6 +48,7 @@ from graph.history.settings import HistorySettings
 from graph.history.store import Appended, Entry, HistoryStore, Stopped
 from graph.storage.client import cancel_and_wait
 from graph.storage.errors import REDIS_DOWN
+from graph.storage.outage import retried
 from graph.storage.server_keys import ARCHIVE_GROUP, RedisKeys
 
 logger = logging.getLogger("cpa_planner.history")
@@ -137,23 +138,11 @@ class Archiver:
                 raise
 
     async def _consume(self) -> None:
-        delay = 0.2
         while True:
-            try:
-                reply = await self.redis.xreadgroup(
-                    ARCHIVE_GROUP,
-                    self.name,
-                    {self.keys.archive: ">"},
-                    count=self.batch,
-                    block=_BLOCK_MS,
-                )
-                delay = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._trouble("reading the archive stream", exc, delay)
-                delay = min(delay * 2, 5.0)
-                continue
+            # Whatever the read raised (Redis away, the group gone) is retried, backing off.
+            reply = await retried(
+                self._read_batch, retry_on=(Exception,), on_retry=self._reading_failed
+            )
             entries = [entry for _, batch in reply or [] for entry in batch]
             if entries and len(entries) < self.batch and self.linger_s:
                 # A moment for more to arrive: one transaction for many appends (a run
@@ -175,6 +164,11 @@ class Archiver:
                 except Exception as exc:  # they stay pending: claimed again once idle
                     await self._trouble("storing archive entries", exc, 1.0)
 
+    async def _read_batch(self) -> Any:
+        return await self.redis.xreadgroup(
+            ARCHIVE_GROUP, self.name, {self.keys.archive: ">"}, count=self.batch, block=_BLOCK_MS
+        )
+
     async def _sweep(self) -> None:
         """Claim entries idle past `claim_idle_s` (their archiver died); purge now and then."""
         interval = max(min(self.claim_idle_ms / 2000, 30.0), 0.1)
@@ -195,7 +189,7 @@ class Archiver:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._trouble("claiming idle archive entries", exc, 0)
+                await self._trouble("claiming idle archive entries", exc)
 
     async def _claim_idle(self) -> None:
         start = "0-0"
@@ -267,18 +261,17 @@ class Archiver:
                 delay = min(delay * 2, _MAX_DELAY_S)
         self.stored += stored
         ARCHIVED.inc(stored)
-        while True:
-            try:
-                pipe = self.redis.pipeline(transaction=True)
-                pipe.xack(self.keys.archive, ARCHIVE_GROUP, *ids)
-                pipe.xdel(self.keys.archive, *ids)
-                await pipe.execute()
-                return
-            except REDIS_DOWN as exc:  # stored already: a retry of them adds nothing
-                await self._trouble("acknowledging archived entries", exc, 1.0)
-            except ResponseError as exc:  # the stream or its group is gone: nothing to ack
-                logger.warning("history: archived entries not acknowledged (%s)", exc)
-                return
+        # Stored already: while Redis is away, a retry of them would add nothing; wait.
+        await retried(lambda: self._acknowledge(ids), on_retry=self._acknowledging_failed)
+
+    async def _acknowledge(self, ids: list[str]) -> None:
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xack(self.keys.archive, ARCHIVE_GROUP, *ids)
+            pipe.xdel(self.keys.archive, *ids)
+            await pipe.execute()
+        except ResponseError as exc:  # the stream or its group is gone: nothing to ack
+            logger.warning("history: archived entries not acknowledged (%s)", exc)
 
     async def _one_by_one(self, entries: list[Entry], first: Exception) -> int:
         if len(entries) == 1:
@@ -306,7 +299,13 @@ class Archiver:
                     await asyncio.sleep(1.0)
         return stored
 
-    async def _trouble(self, doing: str, exc: BaseException, delay: float) -> None:
+    async def _reading_failed(self, exc: BaseException) -> None:
+        await self._trouble("reading the archive stream", exc)
+
+    async def _acknowledging_failed(self, exc: BaseException) -> None:
+        await self._trouble("acknowledging archived entries", exc)
+
+    async def _trouble(self, doing: str, exc: BaseException, delay: float = 0.0) -> None:
         if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
             logger.warning("history: the archive's consumer group was gone; creating it again")
             with contextlib.suppress(Exception):
@@ -314,8 +313,9 @@ class Archiver:
         elif isinstance(exc, REDIS_DOWN):
             logger.warning("history: Redis went away while %s (%s); waiting for it", doing, exc)
         else:
-            logger.exception("history: %s failed; trying again", doing)
-        await asyncio.sleep(delay)
+            logger.error("history: %s failed; trying again", doing, exc_info=exc)
+        if delay:
+            await asyncio.sleep(delay)
 
 
 def _with_entry(stopped: Stopped, entry: str) -> Stop:

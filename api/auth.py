@@ -58,11 +58,11 @@ async def resolve(request: Request, credential: str | None) -> Principal:
     tokens = getattr(request.app.state, "tokens", None)
     if tokens is not None and tokens.looks_like_token(credential):
         return cast(Principal, await tokens.principal(credential))  # 401 saying why if refused
-    hub = getattr(request.app.state, "hub", None)
+    replica = getattr(request.app.state, "replica", None)
     if config.managed_keys:
-        if hub is None:
+        if replica is None:
             raise starting()
-        found = await hub.keystore.lookup(credential)
+        found = await replica.keystore.lookup(credential)
         if found is not None:
             return cast(Principal, found)
     raise unauthorized("unknown API key")
@@ -103,8 +103,8 @@ _DOING = {
 
 async def check_rate(request: Request, principal: Principal) -> None:
     """429 with Retry-After if the tenant is over CPA_RATE_LIMIT_PER_MIN."""
-    hub = getattr(request.app.state, "hub", None)
-    limits = getattr(hub, "limits", None)
+    replica = getattr(request.app.state, "replica", None)
+    limits = getattr(replica, "limits", None)
     if limits is not None:
         await limits.check_rate(principal.tenant)
 

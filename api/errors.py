@@ -122,9 +122,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def redis_down(request: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, RedisUnavailableError):
-            # The hub's own keys go through the saver's client directly: said the same way.
-            hub = getattr(request.app.state, "hub", None)
-            exc = RedisUnavailableError(hub.saver.url if hub is not None else "redis://?", exc)
+            # The replica's own keys go through the saver's client directly: said the same way.
+            replica = getattr(request.app.state, "replica", None)
+            url = replica.saver.url if replica is not None else "redis://?"
+            exc = RedisUnavailableError(url, exc)
         # Where Redis is, is the operator's business: the log says (redacted), not the body.
         logger.warning("%s", exc)
         return ApiError(

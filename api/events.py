@@ -3,7 +3,7 @@
 The log (`srv:ev:H`, indexed by message id in `srv:evi:H`, `graph.storage.event_log`)
 holds the conversation's LAM messages in the order first seen, each once: the runner
 appends each message as it streams, and the whole view again when a run stops
-(`Hub.finish`). Every append is
+(`Runs.finish`). Every append is
 announced on the pub/sub channel `srv:events` while someone listens to the conversation
 (`srv:listen:H`, kept alive by the processes that have listeners), every change of its
 status on `srv:status` (the thread as the payload of both). A run nobody watches sends no
@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi.sse import ServerSentEvent
 
@@ -40,6 +42,7 @@ from api.models import FINAL_STATUSES
 from graph.storage.client import cancel_and_wait
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.event_log import EventLog
+from graph.storage.outage import FIRST_WAIT_S, retried
 
 logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).
@@ -103,38 +106,50 @@ class Feeds:
                 feed.refresher.cancel()
 
     async def _subscription(self) -> None:
-        delay = 0.2
+        """Subscribed for as long as the process runs: a lost subscription is taken again
+        (`graph.storage.outage`: backing off while it fails)."""
         while True:
-            pubsub = self.log.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = await retried(
+                self._subscribe, retry_on=(Exception,), on_retry=_subscription_lost
+            )
             try:
-                status_channel = self.log.keys.status_channel.encode()
-                await pubsub.subscribe(self.log.keys.events_channel, status_channel)
                 self._subscribed.set()
-                delay = 0.2
                 # Notices sent while unsubscribed are lost: every feed reads afresh.
                 self.poke_all()
-                loop = asyncio.get_running_loop()
-                next_refresh = loop.time() + self.refresh_s
-                while True:
-                    message = await pubsub.get_message(timeout=min(self.refresh_s, 5.0))
-                    if message is not None and message.get("type") == "message":
-                        status = message["channel"] == status_channel
-                        self.poke(message["data"].decode(), status=status)
-                    if loop.time() >= next_refresh:
-                        self.poke_all()  # a safety net, per conversation, rarely
-                        next_refresh = loop.time() + self.refresh_s
+                await self._relay(pubsub)
             except asyncio.CancelledError:
                 raise
-            except REDIS_DOWN as exc:
-                logger.warning("SSE feeds: Redis subscription lost (%s); resubscribing", exc)
-            except Exception:
-                logger.exception("SSE feeds: the subscription failed; resubscribing")
+            except Exception as exc:
+                _subscription_lost(exc)
             finally:
                 self._subscribed.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(FIRST_WAIT_S)  # as after a failed subscribe: never a busy loop
+
+    async def _subscribe(self) -> Any:
+        pubsub = self.log.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.log.keys.events_channel, self.log.keys.status_channel)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        return pubsub
+
+    async def _relay(self, pubsub: Any) -> None:
+        """Poke the feeds the notices name, until the subscription fails."""
+        status_channel = self.log.keys.status_channel.encode()
+        loop = asyncio.get_running_loop()
+        next_refresh = loop.time() + self.refresh_s
+        while True:
+            message = await pubsub.get_message(timeout=min(self.refresh_s, 5.0))
+            if message is not None and message.get("type") == "message":
+                status = message["channel"] == status_channel
+                self.poke(message["data"].decode(), status=status)
+            if loop.time() >= next_refresh:
+                self.poke_all()  # a safety net, per conversation, rarely
+                next_refresh = loop.time() + self.refresh_s
 
     # Listening ------------------------------------------------------------------------------
 
@@ -223,13 +238,10 @@ class Feeds:
         # Pokes that arrive while reading coalesce into one more read.
         while feed.dirty:
             feed.dirty = False
-            try:
-                raw, status = await self.log.read(feed.thread, len(feed.events))
-            except REDIS_DOWN as exc:
-                logger.warning("SSE feed %s: cannot read (%s); retrying", feed.thread, exc)
-                await asyncio.sleep(1.0)
-                feed.dirty = True
-                continue
+            raw, status = await retried(
+                functools.partial(self.log.read, feed.thread, len(feed.events)),
+                on_retry=functools.partial(_unread, feed.thread),
+            )
             for item in raw:
                 text = item.decode()
                 feed.events.append((str(json.loads(text)["id"]), text))
@@ -331,3 +343,14 @@ class Feeds:
                 await reader
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+
+def _subscription_lost(exc: BaseException) -> None:
+    if isinstance(exc, REDIS_DOWN):
+        logger.warning("SSE feeds: Redis subscription lost (%s); resubscribing", exc)
+    else:
+        logger.error("SSE feeds: the subscription failed; resubscribing", exc_info=exc)
+
+
+def _unread(thread: str, exc: BaseException) -> None:
+    logger.warning("SSE feed %s: cannot read (%s); retrying", thread, exc)

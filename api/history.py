@@ -34,9 +34,9 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from api.archiver import Archiver
 from api.auth import TenantDep
+from api.dependencies import ConversationId
 from api.errors import ApiError, error_responses, not_found, starting
 from api.local_mode import local_only
-from api.routes import ConversationId
 from api.settings import replica_name
 from graph.config import Settings
 from graph.history.schema import SchemaError
@@ -92,7 +92,7 @@ async def open_history(
 
 
 def current_history(request: Request) -> History:
-    if getattr(request.app.state, "hub", None) is None:
+    if getattr(request.app.state, "replica", None) is None:
         raise starting()
     history = getattr(request.app.state, "history", None)
     if history is None:
@@ -198,7 +198,7 @@ async def list_history(
     filters: FiltersDep,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-) -> dict[str, Any]:
+) -> HistoryList:
     """Your conversations in the history, newest first, filtered; `next_cursor` pages on."""
     try:
         page = await history.store.search(filters.query(tenant, cursor, limit))
@@ -206,7 +206,9 @@ async def list_history(
         raise ApiError(
             422, "invalid_cursor", str(exc), [{"field": "cursor", "message": str(exc)}]
         ) from None
-    return {"conversations": page.conversations, "next_cursor": page.next_cursor}
+    return HistoryList.model_validate(
+        {"conversations": page.conversations, "next_cursor": page.next_cursor}
+    )
 
 
 @router.get(

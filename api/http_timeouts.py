@@ -6,7 +6,7 @@ thousand of them hold a replica's sockets and memory (slowloris). `cpa-planner s
 uvicorn with these protocols (`protocol_class`): a connection must have sent a request's
 complete headers within `CPA_HEADER_TIMEOUT_S` of being opened, or of its previous
 response's end, or it is closed. (A body's deadline, `CPA_BODY_TIMEOUT_S`, is kept where
-bodies are read, `api.routes.read_body`.) Requests under way (a long SSE stream) are not
+bodies are read, `api.dependencies.read_body`.) Requests under way (a long SSE stream) are not
 affected.
 
 The deadline is read from the environment once per process (each worker of

@@ -3,7 +3,7 @@
 A record `srv:msg:T:M` is claimed with SET NX, then holds the response body. The claim
 lives only as long as the process handling the message: it is short (`CLAIM_TTL_S`) and
 renewed while the handling goes on, so after a crash a retry waits seconds, not minutes,
-and is then judged afresh (the hub recognises a request or answer it already took, and
+and is then judged afresh (the replica recognises a request or answer it already took, and
 gives the original answer). A failed attempt leaves no record, so a retry is judged
 afresh; the same id with different content is refused (409).
 """

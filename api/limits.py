@@ -10,7 +10,7 @@ off unless set, each the same for every replica (they count in the shared Redis)
   finish (every A2A call counts, replies too).
 - `CPA_MAX_STORED_BYTES_PER_TENANT`: what one tenant's conversations may keep in Redis.
   Each conversation's size is measured (`MEMORY USAGE` of each of its keys: checkpoints,
-  records, event log) where its run stops (`Hub.finish`), and kept per tenant
+  records, event log) where its run stops (`Runs.finish`), and kept per tenant
   (`srv:bytes:T`: thread -> bytes, and `#total`), with when it expires
   (`srv:bytes-exp:T`, a zset; a finished conversation's TTL, +inf while it waits). A new
   request of a tenant at or over its quota is 429 `storage_quota`, Retry-After = until its

@@ -123,14 +123,14 @@ router = APIRouter(dependencies=[Depends(local_only), Depends(check_token)])
 async def get_metrics(request: Request) -> Response:
     """The planner's metrics in Prometheus text format."""
     extra: list[Collector] = []
-    hub: Any = getattr(request.app.state, "hub", None)
-    if hub is not None:
-        pipe = hub.redis.pipeline(transaction=False)
-        pipe.scard(hub.keys.running)
-        pipe.zcard(hub.keys.waiting)
+    replica: Any = getattr(request.app.state, "replica", None)
+    if replica is not None:
+        pipe = replica.redis.pipeline(transaction=False)
+        pipe.scard(replica.keys.running)
+        pipe.zcard(replica.keys.waiting)
         running, waiting = await pipe.execute()
         extra.append(ActiveConversations(int(running), int(waiting)))
         if getattr(request.app.state, "history", None) is not None:
-            extra.append(await archive_backlog(hub.redis, hub.keys))
+            extra.append(await archive_backlog(replica.redis, replica.keys))
     body, content_type = metrics.exposition(extra)
     return Response(body, media_type=content_type)

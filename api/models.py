@@ -1,4 +1,4 @@
-"""Response models, for the OpenAPI document (the bodies themselves are built as dicts)."""
+"""Response models: what the handlers return, as the OpenAPI document shows them."""
 
 from __future__ import annotations
 

@@ -1,10 +1,15 @@
-"""Agents' offers over HTTP: `POST /v1/lam` with an `offer` whose content lists `actions`.
+"""Offers over HTTP, both ways: the planner's own, and agents' offers of their tools.
 
-An offer comes from an agent the planner hands work to: one that an executor which runs
-tools sends its `assign`s to (`cpa-desktop` → the `desktop` executor). Its tools' schemas
-must be JSON Schema. The tools are kept for the tenant (`graph.tools.offers`), replacing the
-agent's last offer (an offer with no actions withdraws them), and count from the next
-planning call on; the offer is answered at once with a `confirm`.
+The planner offers what it can do (its executors, its intents, the LAM version) to a
+`discover` sent to `POST /v1/lam`, and at `GET /v1/capabilities` (`planner_offer`).
+
+An agent offers its tools with `POST /v1/lam`, an `offer` whose content lists `actions`
+(`take_offer`). Such an offer comes from an agent the planner hands work to: one that an
+executor which runs tools sends its `assign`s to (`cpa-desktop` → the `desktop` executor).
+Its tools' schemas must be JSON Schema. The tools are kept for the tenant
+(`graph.tools.offers`), replacing the agent's last offer (an offer with no actions
+withdraws them), and count from the next planning call on; the offer is answered at once
+with a `confirm`.
 """
 
 from __future__ import annotations
@@ -12,14 +17,26 @@ from __future__ import annotations
 from typing import Any
 
 from api.errors import ApiError
-from api.hub import PLANNER, Hub
+from graph.conversations import Conversations
+from graph.lamlog import PLANNER
+from graph.services import Services
 from graph.tools.executors import runs_tools
 from graph.tools.files import check_input_schema
-from lam import LAMMessage, MessageFactory, OfferContent
+from lam import LAM_VERSION, LAMMessage, MessageFactory, OfferContent
 from lam.rfc3339 import format_rfc3339
 
 
-async def take_offer(hub: Hub, tenant: str, message: LAMMessage) -> dict[str, Any]:
+def planner_offer(
+    services: Services, receiver: str, conversation_id: str | None = None
+) -> dict[str, Any]:
+    """The planner's `offer` to `receiver`: its executors, its intents, the LAM version."""
+    factory = MessageFactory(PLANNER, conversation_id or Conversations.new_id())
+    return factory.offer(
+        receiver, services.executors.names(), services.intents.names(), lam_version=LAM_VERSION
+    ).to_dict()
+
+
+async def take_offer(services: Services, tenant: str, message: LAMMessage) -> dict[str, Any]:
     """Keep an agent's offered tools for the tenant; the `confirm` that answers the offer."""
     content = message.parsed_content()
     assert isinstance(content, OfferContent)
@@ -31,12 +48,10 @@ async def take_offer(hub: Hub, tenant: str, message: LAMMessage) -> dict[str, An
             "the planner offers)",
             [{"field": "content.actions", "message": "required in an agent's offer"}],
         )
-    executors = [
-        e for e in hub.services.executors if e.receiver == message.sender and runs_tools(e)
-    ]
+    executors = [e for e in services.executors if e.receiver == message.sender and runs_tools(e)]
     if not executors:
         agents = sorted(
-            {str(e.receiver) for e in hub.services.executors if e.receiver and runs_tools(e)}
+            {str(e.receiver) for e in services.executors if e.receiver and runs_tools(e)}
         )
         raise ApiError(
             422,
@@ -61,7 +76,7 @@ async def take_offer(hub: Hub, tenant: str, message: LAMMessage) -> dict[str, An
             problems.append({"field": f"{where}.input_schema", "message": problem})
     if problems:
         raise ApiError(422, "invalid_offer", "the offer's tools cannot be used", problems)
-    store = hub.services.tools.offers
+    store = services.tools.offers
     if store is None:  # the server attaches one at start-up
         raise ApiError(503, "starting", "the server is starting or stopping; retry shortly")
     await store.put(

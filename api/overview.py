@@ -1,7 +1,7 @@
 """Read-only views for a person watching conversations (the web console, `api.console`).
 
-Two endpoints, computed from what the hub already gives (`Hub.list_conversations`,
-`Hub.view`, `Hub.inbox`) and from the services' registries; nothing here writes:
+Two endpoints, computed from what the replica already gives (`Tenants.list_conversations`,
+`Views.view`, `Views.inbox`) and from the services' registries; nothing here writes:
 
     GET /v1/overview                          the tenant's newest conversations, each with its
                                               status, intent, request and what it waits for
@@ -24,11 +24,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.auth import TenantDep
+from api.dependencies import ConversationId, ReplicaDep
 from api.errors import error_responses
-from api.hub import Hub
 from api.local_mode import local_only
 from api.models import Status
-from api.routes import ConversationId, HubDep
+from api.replica import Replica
 from graph.approval import step_effect
 from graph.conversations import ConversationNotFoundError
 from graph.effects import Effect
@@ -118,12 +118,12 @@ def waiting_for(inbox: list[dict[str, Any]]) -> list[WaitingFor]:
 
 
 async def conversation_overview(
-    hub: Hub, tenant: str, cid: str, created: float
+    replica: Replica, tenant: str, cid: str, created: float
 ) -> ConversationOverview | None:
     """One row of the overview; None for a conversation gone meanwhile (expired)."""
     try:
-        view = await hub.view(tenant, cid)
-        inbox = await hub.inbox(tenant, cid, None) if view["status"] == "waiting" else []
+        view = await replica.views.view(tenant, cid)
+        inbox = await replica.views.inbox(tenant, cid, None) if view["status"] == "waiting" else []
     except ConversationNotFoundError:
         return None
     messages = view["messages"]
@@ -190,7 +190,7 @@ def plan_effects(
     responses=error_responses(401, 503),
 )
 async def overview(
-    hub: HubDep,
+    replica: ReplicaDep,
     tenant: TenantDep,
     status: Annotated[
         list[Status] | None,
@@ -199,17 +199,20 @@ async def overview(
     limit: Annotated[
         int, Query(ge=1, le=MAX_ROWS, description="how many of the newest conversations")
     ] = DEFAULT_ROWS,
-) -> dict[str, Any]:
+) -> Overview:
     """Your `limit` newest conversations, newest first, each with its status, intent, latest
     request and what it waits for; with `status`, only those of them in one of these."""
-    listed = await hub.list_conversations(tenant, limit)
+    listed = await replica.tenants.list_conversations(tenant, limit)
     rows = await asyncio.gather(
-        *(conversation_overview(hub, tenant, c["conversation_id"], c["created"]) for c in listed)
+        *(
+            conversation_overview(replica, tenant, c["conversation_id"], c["created"])
+            for c in listed
+        )
     )
     wanted = set(status or ())
-    return {
-        "conversations": [r for r in rows if r is not None and (not wanted or r.status in wanted)]
-    }
+    return Overview(
+        conversations=[r for r in rows if r is not None and (not wanted or r.status in wanted)]
+    )
 
 
 @router.get(
@@ -217,11 +220,13 @@ async def overview(
     response_model=PlanEffects,
     responses=error_responses(401, 404, 503),
 )
-async def effects(conversation_id: ConversationId, hub: HubDep, tenant: TenantDep) -> PlanEffects:
+async def effects(
+    conversation_id: ConversationId, replica: ReplicaDep, tenant: TenantDep
+) -> PlanEffects:
     """Each ToDo of the current plan: its effect, who declared it, and its approval flag."""
-    await hub.check_owner(tenant, conversation_id)
+    await replica.tenants.check_owner(tenant, conversation_id)
     try:
-        view = await hub.conversations.view(conversation_id, owner=tenant)
+        view = await replica.conversations.view(conversation_id, owner=tenant)
     except ConversationNotFoundError:
         # Accepted, first checkpoint not written yet: no plan so far.
         return PlanEffects(conversation_id=conversation_id, todos=[])
@@ -233,7 +238,7 @@ async def effects(conversation_id: ConversationId, hub: HubDep, tenant: TenantDe
         todos=plan_effects(
             plan,
             view.declared_effects,
-            hub.services.executors,
-            await hub.services.tools.catalogue(tenant),
+            replica.services.executors,
+            await replica.services.tools.catalogue(tenant),
         ),
     )

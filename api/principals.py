@@ -16,7 +16,7 @@ The rules the server applies to a message (`authorize`), before anything is writ
 - a `request` (and `discover`) needs `request`; an `offer` of tools, a `done`/`failure`
   and an `agree`/`refuse` to a `propose` sent to this principal need `answer`; an
   `agree`/`refuse` to a `propose` sent to someone else of the tenant needs `approve`
-  (checked where the waiting `propose` is known, `Hub.answer`). A `propose` goes to the
+  (checked where the waiting `propose` is known, `Accepting.answer`). A `propose` goes to the
   person who made the request, an `assign` to its agent; a `done`/`failure` is taken from
   the receiver of the `assign` only (`graph.answer_rules`), so an agent's credential answers
   only its own assigns and can approve nothing;
@@ -168,7 +168,7 @@ def authorize(
     docstring); 403 for a sender or a kind of message the credential may not send.
 
     An `agree`/`refuse` needs `answer` or `approve` here; which one it needs depends on whom
-    the `propose` was sent to, checked by `Hub.answer`.
+    the `propose` was sent to, checked by `Accepting.answer`.
     """
     if not principal.speaks_as(message.sender):
         raise ApiError(

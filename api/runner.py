@@ -6,8 +6,9 @@ accepted answer) is recorded with the conversation, and a job `{thread: H}` adde
 stream, in one script (`graph.storage.records`). A replica reads a job when it has a free slot
 (`CPA_RUNS_PER_REPLICA`) and tries the conversation's lease (`graph.storage.leases`):
 
-- acquired: it does everything pending for the conversation (`Hub.run_claim`), renewing
-  the lease and resetting its jobs' idle time while it runs; then it releases the lease
+- acquired: it does everything pending for the conversation (`api.running`'s
+  `Runs.run_claim`, the callback the runner is given), renewing the lease and resetting
+  its jobs' idle time while it runs; then it releases the lease
   unless more work arrived meanwhile (then it carries on), and acknowledges and deletes
   its jobs;
 - held by another runner: the job stays unacknowledged, and is tried again once it has
@@ -44,10 +45,13 @@ from graph.storage.client import cancel_and_wait
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.fencing import FencedError
 from graph.storage.leases import Claim, LeaseLostError, Leases
+from graph.storage.outage import retried
 from graph.storage.server_keys import JOB_GROUP, RedisKeys
 
 logger = logging.getLogger("cpa_planner.server")
 
+# Does what a conversation's lease was taken for (`api.running.Runs.run_claim`).
+RunClaim = Callable[[Claim], Coroutine[Any, Any, None]]
 # How long one XREADGROUP blocks (below the client's socket timeout).
 _BLOCK_MS = 2000
 # Consumers (replicas) gone for this long with nothing pending are removed from the group.
@@ -75,7 +79,7 @@ class Runner:
         redis: Any,
         keys: RedisKeys,
         leases: Leases,
-        work: Callable[[Claim], Coroutine[Any, Any, None]],
+        work: RunClaim,
         *,
         max_runs: int,
     ) -> None:
@@ -128,22 +132,11 @@ class Runner:
     # Reading jobs -----------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        delay = 0.2
         while True:
-            await self._slots.acquire()
-            try:
-                reply = await self.redis.xreadgroup(
-                    JOB_GROUP, self.name, {self.keys.jobs: ">"}, count=1, block=_BLOCK_MS
-                )
-                delay = 0.2
-            except asyncio.CancelledError:
-                self._slots.release()
-                raise
-            except Exception as exc:
-                self._slots.release()
-                await self._trouble("reading jobs", exc, delay)
-                delay = min(delay * 2, 5.0)
-                continue
+            # Whatever the read raised (Redis away, the group gone) is retried, backing off.
+            reply = await retried(
+                self._read_job, retry_on=(Exception,), on_retry=self._reading_failed
+            )
             entries = [entry for _, batch in reply or [] for entry in batch]
             if not entries:
                 self._slots.release()
@@ -151,7 +144,21 @@ class Runner:
             for entry_id, fields in entries:
                 self._spawn(entry_id, fields)
 
-    async def _trouble(self, doing: str, exc: BaseException, delay: float) -> None:
+    async def _read_job(self) -> Any:
+        """One job read for a free slot, which it holds (freed again if the read fails)."""
+        await self._slots.acquire()
+        try:
+            return await self.redis.xreadgroup(
+                JOB_GROUP, self.name, {self.keys.jobs: ">"}, count=1, block=_BLOCK_MS
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _reading_failed(self, exc: BaseException) -> None:
+        await self._trouble("reading jobs", exc)
+
+    async def _trouble(self, doing: str, exc: BaseException) -> None:
         if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
             logger.warning("jobs: the consumer group was gone; creating it again")
             with contextlib.suppress(Exception):
@@ -159,8 +166,7 @@ class Runner:
         elif isinstance(exc, REDIS_DOWN):
             logger.warning("jobs: Redis went away while %s (%s); waiting for it", doing, exc)
         else:
-            logger.exception("jobs: %s failed; trying again", doing)
-        await asyncio.sleep(delay)
+            logger.error("jobs: %s failed; trying again", doing, exc_info=exc)
 
     def _spawn(self, entry_id: bytes | str, fields: dict[bytes, bytes] | None) -> None:
         """Handle one job in the background; it holds one of this replica's slots."""
@@ -184,7 +190,7 @@ class Runner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._trouble("taking over idle jobs", exc, 0)
+                await self._trouble("taking over idle jobs", exc)
 
     async def _claim_idle(self) -> None:
         free = self._max_runs - len(self._handlers)

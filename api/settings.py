@@ -117,7 +117,7 @@ class ServerSettings(EnvSettings):
     # The URL clients reach this server at (the A2A agent card's); unset: from the request.
     public_url: str | None = None
     # Seconds a client may take to send a request's headers (uvicorn's keep-alive and
-    # h11 timeouts) and its body (`api.routes.read_body`).
+    # h11 timeouts) and its body (`api.dependencies.read_body`).
     header_timeout_s: PositiveFloat = 10.0
     body_timeout_s: PositiveFloat = 30.0
     max_body_bytes: PositiveInt = DEFAULT_MAX_BODY_BYTES

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.auth import TenantDep
+from api.dependencies import ReplicaDep
 from api.errors import error_responses
 from api.local_mode import local_only
-from api.routes import HubDep
 from graph.tools.narrowing import catalogue_view
 
 router = APIRouter(tags=["tools"], dependencies=[Depends(local_only)])
@@ -34,7 +34,7 @@ class CatalogueBody(BaseModel):
 
 @router.get("/v1/tools", response_model=CatalogueBody, responses=error_responses(401, 503))
 async def tools(
-    hub: HubDep,
+    replica: ReplicaDep,
     tenant: TenantDep,
     request: Annotated[
         str | None,
@@ -43,7 +43,8 @@ async def tools(
             description="a request: only the tools the planner would show for it, ranked",
         ),
     ] = None,
-) -> dict[str, Any]:
+) -> CatalogueBody:
     """The action catalogue the planner plans with for you: executors and tools."""
-    catalogue = await hub.services.tools.catalogue(tenant)
-    return catalogue_view(catalogue, request, hub.services.settings.planner_max_tools)
+    services = replica.services
+    catalogue = await services.tools.catalogue(tenant)
+    return CatalogueBody(**catalogue_view(catalogue, request, services.settings.planner_max_tools))

@@ -155,7 +155,7 @@ async def test_a_tenant_over_its_stored_bytes_gets_429_until_conversations_expir
         big = "Take a note: " + "x" * 30_000
         first = await post(http, ACME_KEY, request_message(big))
         assert first.status_code == 202 and first.json()["status"] == "done", first.text
-        stored, next_expiry = await app.state.hub.limits.stored("acme")
+        stored, next_expiry = await app.state.replica.limits.stored("acme")
         assert stored > 30_000 and next_expiry is not None  # measured in Redis
         refused = await post(http, ACME_KEY, request_message("Take a note: small"))
         assert refused.status_code == 429, refused.text
@@ -176,18 +176,18 @@ async def test_the_remote_task_watcher_reads_only_conversations_waiting_on_a_rem
     valkey_url: str,
 ) -> None:
     async with served(valkey_url, ServerSettings(api_keys=TENANTS)) as (app, http):
-        hub = app.state.hub
+        replica = app.state.replica
         for n in range(3):  # waiting, but for the person: not the watcher's business
             await waiting_propose(http, ACME_KEY if n % 2 else GLOBEX_KEY, "user")
         read: list[str] = []
-        inbox = hub.inbox
+        inbox = replica.views.inbox
 
         async def counting(tenant: str, cid: str, receiver: str | None) -> Any:
             read.append(cid)
             return await inbox(tenant, cid, receiver)
 
-        hub.inbox = counting
-        assert await RemoteTaskWatcher(hub).waiting_assigns() == {}
+        replica.views.inbox = counting
+        assert await RemoteTaskWatcher(replica).waiting_assigns() == {}
         assert read == []
         # A conversation that waits on an A2A agent's task is indexed when its run stops.
         thread = "acme/c-remote"
@@ -197,10 +197,10 @@ async def test_the_remote_task_watcher_reads_only_conversations_waiting_on_a_rem
             "receiver": "a2a:helper",
             "metadata": {"a2a_task_id": "t"},
         }
-        await hub._note_remote_wait(thread, "waiting", [assign])
-        assert await hub.redis.zrange(hub.keys.remote_waiting, 0, -1) == [thread.encode()]
-        await hub._note_remote_wait(thread, "waiting", [assign, {"in_reply_to": "a1"}])
-        assert await hub.redis.zrange(hub.keys.remote_waiting, 0, -1) == []
+        await replica.runs._note_remote_wait(thread, "waiting", [assign])
+        assert await replica.redis.zrange(replica.keys.remote_waiting, 0, -1) == [thread.encode()]
+        await replica.runs._note_remote_wait(thread, "waiting", [assign, {"in_reply_to": "a1"}])
+        assert await replica.redis.zrange(replica.keys.remote_waiting, 0, -1) == []
 
 
 # 6. and 12. A2A: task ids bound to their tenant; a reply returns promptly ------------------
@@ -358,7 +358,7 @@ async def test_the_agent_cards_url_is_the_public_url_not_the_callers_host(
 
 async def test_expired_conversations_leave_the_thread_registry(valkey_url: str) -> None:
     async with served(valkey_url, ServerSettings(api_keys=TENANTS), redis_ttl_s=1) as (app, http):
-        saver = app.state.hub.saver
+        saver = app.state.replica.saver
         done = await post(http, ACME_KEY, request_message("Take a note: gone soon"))
         thread = f"acme/{done.json()['conversation_id']}"
         registry = f"{saver.prefix}:threads"

@@ -275,10 +275,10 @@ async def test_managed_keys_work_at_once_and_stop_when_revoked_or_expired(
     valkey_url: str,
 ) -> None:
     async with served(valkey_url, ServerSettings(managed_keys=True)) as (app, http):
-        store: KeyStore = app.state.hub.keystore
+        store: KeyStore = app.state.replica.keystore
         key, record = await store.create(Principal("home", "user:anna", PERSON_SCOPES))
         assert record.id in key and digest(key) not in str(await store.list())
-        raw = await app.state.hub.redis.hgetall(store.keys_key)
+        raw = await app.state.replica.redis.hgetall(store.keys_key)
         assert key.encode() not in b"".join([*raw.keys(), *raw.values()])  # hashed only
         opened = await post(http, key, request_message("Take a note: a", sender="user:anna"))
         assert opened.status_code == 202, opened.text
@@ -311,7 +311,7 @@ async def keys_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedPr
 async def test_a_paired_desktop_agent_answers_but_cannot_approve(valkey_url: str) -> None:
     config = ServerSettings(managed_keys=True, api_keys={digest(ANNA): KEYS[digest(ANNA)]})
     async with served(valkey_url, config) as (app, http):
-        prefix = app.state.hub.saver.prefix
+        prefix = app.state.replica.saver.prefix
         env = {
             **os.environ,
             "REDIS_URL": valkey_url,

@@ -738,7 +738,7 @@ async def test_a_claim_dies_with_the_process_that_made_it(valkey_url: str) -> No
             return {"conversation_id": "c", "message_id": message.id}
 
         # Before the fix: 409 `in_progress` for 120 s. Now the claim lapses within seconds
-        # and the retry is judged afresh (the hub then recognises what it had taken).
+        # and the retry is judged afresh (the replica then recognises what it had taken).
         body, replayed = await records.once("acme", message, handle)
         assert body == {"conversation_id": "c", "message_id": message.id} and not replayed
     finally:

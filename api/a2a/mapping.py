@@ -209,7 +209,7 @@ def requester(messages: Sequence[LamDict], task_id: str) -> str:
 def task_from(
     view: Mapping[str, Any], waiting_for_user: Sequence[LamDict], task_id: str
 ) -> Task | None:
-    """The A2A task of one turn of a conversation (`Hub.view`), or None if it has no such turn.
+    """The A2A task of one turn of a conversation (`Views.view`), or None if it has no such turn.
 
     The latest turn takes the conversation's status: `running` → working; `waiting` →
     input-required if something waits for the A2A user (the plan: the status message

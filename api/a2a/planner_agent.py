@@ -4,8 +4,8 @@ The a2a-sdk's `DefaultRequestHandler` speaks the protocol (JSON-RPC methods, SSE
 the in-memory event fan-out while a request is served); two pieces of ours plug into it:
 
 - `PlannerAgent` (the SDK's `AgentExecutor`): a message that opens a task opens a turn of
-  the conversation (`Hub.open`); a reply to an input-required task answers what waits for
-  the user (`Hub.answer`: the plan's `agree`/`refuse`). Either way it then follows the
+  the conversation (`Accepting.open`); a reply to an input-required task answers what waits for
+  the user (`Accepting.answer`: the plan's `agree`/`refuse`). Either way it then follows the
   conversation and reports each new LAM message as a `working` status update, until the
   conversation waits for the user (input-required, the plan as a data part), is done
   (completed, the answer as an artifact) or failed.
@@ -62,8 +62,8 @@ from starlette.requests import Request
 
 from api.a2a import mapping
 from api.errors import ApiError
-from api.hub import Hub
 from api.principals import Principal, authorize
+from api.replica import Replica
 from graph.conversations import ConversationNotFoundError, thread_id
 from graph.state import LamDict
 from lam import LAMValidationError, Performative
@@ -115,8 +115,8 @@ def _a2a_error(exc: ApiError) -> A2AError:
 class ConversationTaskStore(TaskStore):
     """Tasks read from the conversations of the caller's tenant (see the module docstring)."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         tenant = tenant_of(context)
@@ -124,7 +124,7 @@ class ConversationTaskStore(TaskStore):
         if cid is None:
             return None
         try:
-            view = await self.hub.view(tenant, cid)
+            view = await self.replica.views.view(tenant, cid)
         except (ConversationNotFoundError, ApiError):
             return None
         waiting = await self._waiting_for_user(tenant, cid, view, task_id)
@@ -138,7 +138,7 @@ class ConversationTaskStore(TaskStore):
             return []
         user = mapping.requester(view["messages"], task_id)
         with contextlib.suppress(ConversationNotFoundError):
-            return await self.hub.inbox(tenant, cid, user)
+            return await self.replica.views.inbox(tenant, cid, user)
         return []
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
@@ -147,7 +147,7 @@ class ConversationTaskStore(TaskStore):
         # cancelled task after `PlannerAgent.cancel` ended the conversation: nothing to do.
         if task.status.state == TaskState.TASK_STATE_CANCELED:
             await cancel_conversation(
-                self.hub, tenant_of(context), task.context_id, again_is_fine=True
+                self.replica, tenant_of(context), task.context_id, again_is_fine=True
             )
 
     async def list(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
@@ -157,12 +157,12 @@ class ConversationTaskStore(TaskStore):
         if params.context_id:
             cids = [params.context_id]
         else:
-            rows = await self.hub.list_conversations(tenant, limit)
+            rows = await self.replica.tenants.list_conversations(tenant, limit)
             cids = [str(r["conversation_id"]) for r in rows]
         tasks = []
         for cid in cids:
             try:
-                view = await self.hub.view(tenant, cid)
+                view = await self.replica.views.view(tenant, cid)
             except (ConversationNotFoundError, ApiError):
                 continue
             task_ids = [
@@ -182,7 +182,7 @@ class ConversationTaskStore(TaskStore):
 
 
 async def cancel_conversation(
-    hub: Hub, tenant: str, cid: str, *, again_is_fine: bool = False
+    replica: Replica, tenant: str, cid: str, *, again_is_fine: bool = False
 ) -> None:
     """End a waiting conversation as failed, code `canceled`; refuse one that runs.
 
@@ -191,7 +191,7 @@ async def cancel_conversation(
     cancelled already is no error.
     """
     try:
-        view = await hub.view(tenant, cid)
+        view = await replica.views.view(tenant, cid)
     except ConversationNotFoundError:
         raise TaskNotFoundError(message=f"no conversation {cid}") from None
     if again_is_fine and ((view.get("result") or {}).get("error") or {}).get("code") == (
@@ -205,15 +205,15 @@ async def cancel_conversation(
             message=f"conversation {cid} is running; it can be cancelled once it waits"
         )
     reason = "cancelled by the A2A client (tasks/cancel)"
-    if not await hub.end_waiting(thread_id(cid, tenant), mapping.CANCELED, reason):
+    if not await replica.expiry.end_waiting(thread_id(cid, tenant), mapping.CANCELED, reason):
         raise TaskNotCancelableError(message=f"conversation {cid} no longer waits")
 
 
 class PlannerAgent(AgentExecutor):
     """Opens and answers conversations, and follows them (see the module docstring)."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         tenant = tenant_of(context.call_context)
@@ -231,7 +231,7 @@ class PlannerAgent(AgentExecutor):
                 sender = principal.sender(mapping.A2A_USER)
                 request = mapping.request_from(context.message, cid, task_id, sender)
                 request = authorize(principal, request, keep=(mapping.TASK_ID_KEY,))
-                await self.hub.open(tenant, request)
+                await self.replica.accepting.open(tenant, request)
                 seen: set[str] = set()
             else:
                 await self._reply(principal, cid, current, context)
@@ -251,22 +251,22 @@ class PlannerAgent(AgentExecutor):
                 message=f"task {current.id} is {state}: nothing waits for a reply"
             )
         tenant = principal.tenant
-        view = await self.hub.view(tenant, cid)
+        view = await self.replica.views.view(tenant, cid)
         user = mapping.requester(view["messages"], current.id)
-        waiting = await self.hub.inbox(tenant, cid, user)
+        waiting = await self.replica.views.inbox(tenant, cid, user)
         if not waiting:
             raise UnsupportedOperationError(message=f"task {current.id}: nothing waits any more")
         assert context.message is not None
         sender = principal.sender(mapping.A2A_USER)
         answer = authorize(principal, mapping.answer_to(waiting[0], context.message, sender))
-        await self.hub.answer(tenant, answer, principal)
+        await self.replica.accepting.answer(tenant, answer, principal)
 
     async def _follow(
         self, tenant: str, cid: str, task_id: str, updater: TaskUpdater, seen: set[str]
     ) -> None:
         """Report the turn's new messages until it waits for the user or has ended."""
         while True:
-            view = await self.hub.view(tenant, cid)
+            view = await self.replica.views.view(tenant, cid)
             turn = LamLog(view["messages"]).turn_of(mapping.TASK_ID_KEY, task_id)
             messages = turn.messages if turn is not None else []
             language = mapping.turn_language(turn) if turn is not None else "en"
@@ -284,7 +284,9 @@ class PlannerAgent(AgentExecutor):
                 user = mapping.requester(view["messages"], task_id)
                 task = mapping.task_from(
                     view,
-                    await self.hub.inbox(tenant, cid, user) if status == "waiting" else [],
+                    await self.replica.views.inbox(tenant, cid, user)
+                    if status == "waiting"
+                    else [],
                     task_id,
                 )
                 if task is not None and task.status.state == TaskState.TASK_STATE_WORKING:
@@ -304,16 +306,16 @@ class PlannerAgent(AgentExecutor):
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         tenant = tenant_of(context.call_context)
         cid = str(context.context_id)
-        await cancel_conversation(self.hub, tenant, cid)
+        await cancel_conversation(self.replica, tenant, cid)
         await TaskUpdater(event_queue, str(context.task_id), cid).cancel()
 
 
 class PlannerRequestHandler(DefaultRequestHandler):
     """The SDK's request handler; a reply to a task is checked before work starts on it."""
 
-    def __init__(self, hub: Hub, store: ConversationTaskStore, **kwargs: Any) -> None:
+    def __init__(self, replica: Replica, store: ConversationTaskStore, **kwargs: Any) -> None:
         super().__init__(task_store=store, **kwargs)
-        self.hub = hub
+        self.replica = replica
         self.store = store
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Any:
@@ -342,8 +344,10 @@ class PlannerRequestHandler(DefaultRequestHandler):
             )
         cid = task.context_id
         tenant = tenant_of(context)
-        view = await self.hub.view(tenant, cid)
-        waiting = await self.hub.inbox(tenant, cid, mapping.requester(view["messages"], task_id))
+        view = await self.replica.views.view(tenant, cid)
+        waiting = await self.replica.views.inbox(
+            tenant, cid, mapping.requester(view["messages"], task_id)
+        )
         if waiting:
             try:
                 mapping.answer_to(waiting[0], params.message)
@@ -394,15 +398,15 @@ class Dispatcher(JsonRpcDispatcher):
 
 
 class A2AServer:
-    """The pieces that serve A2A for one hub: handler, store, JSON-RPC dispatcher."""
+    """The pieces that serve A2A for one replica: handler, store, JSON-RPC dispatcher."""
 
-    def __init__(self, hub: Hub, card: AgentCard) -> None:
-        self.hub = hub
-        self.store = ConversationTaskStore(hub)
+    def __init__(self, replica: Replica, card: AgentCard) -> None:
+        self.replica = replica
+        self.store = ConversationTaskStore(replica)
         self.handler = PlannerRequestHandler(
-            hub,
+            replica,
             self.store,
-            agent_executor=PlannerAgent(hub),
+            agent_executor=PlannerAgent(replica),
             agent_card=card,
             request_context_builder=SimpleRequestContextBuilder(
                 should_populate_referred_tasks=False,

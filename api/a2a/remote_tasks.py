@@ -2,10 +2,10 @@
 
 An `a2a:<name>` ToDo waits with its `assign` in the conversation's inbox, the remote task's
 id in the assign's metadata (`nodes/executors/a2a.py`); a conversation that stops waiting
-for such an assign is indexed in `srv:remote-waiting` (`Hub.finish`). Every `a2a_poll_s`
+for such an assign is indexed in `srv:remote-waiting` (`Runs.finish`). Every `a2a_poll_s`
 seconds the watcher goes through the conversations of that index only, asks each agent
 about the tasks handed to it (`tasks/get`), and answers the `assign` of each ended one
-with `done` (the artifacts) or `failure` through `Hub.answer`, as the agent would over the
+with `done` (the artifacts) or `failure` through `Accepting.answer`, as the agent would over the
 LAM API. All it knows comes
 from the checkpoints, so a server started after a restart (any process sharing the Redis)
 carries on where the last one stopped; an answer given twice is the same message (its id is
@@ -20,7 +20,8 @@ import logging
 from collections import defaultdict
 
 from api.errors import ApiError
-from api.hub import Hub, split_thread
+from api.replica import Replica
+from api.tenants import split_thread
 from graph.conversations import ConversationNotFoundError
 from lam import LAMMessage, MessageFactory
 from nodes.executors.a2a import (
@@ -40,9 +41,9 @@ MAX_WAITING = 10_000
 class RemoteTaskWatcher:
     """Answers waiting `a2a:<name>` assigns once their remote task ends."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.settings = hub.services.settings
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.settings = replica.services.settings
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -68,13 +69,13 @@ class RemoteTaskWatcher:
     async def waiting_assigns(self) -> dict[str, list[tuple[str, LAMMessage]]]:
         """Per agent: (tenant, assign) of every ToDo waiting for one of its tasks."""
         found: dict[str, list[tuple[str, LAMMessage]]] = defaultdict(list)
-        # Only the conversations that wait for a remote task (`Hub.finish` indexes them):
+        # Only the conversations that wait for a remote task (`Runs.finish` indexes them):
         # not every tenant's waiting conversation on every pass.
-        raw = await self.hub.redis.zrange(self.hub.keys.remote_waiting, 0, MAX_WAITING - 1)
+        raw = await self.replica.redis.zrange(self.replica.keys.remote_waiting, 0, MAX_WAITING - 1)
         for thread in (t.decode() if isinstance(t, bytes) else str(t) for t in raw):
             tenant, cid = split_thread(thread)
             try:
-                inbox = await self.hub.inbox(tenant, cid, None)
+                inbox = await self.replica.views.inbox(tenant, cid, None)
             except ConversationNotFoundError:
                 continue
             for message in inbox:
@@ -116,7 +117,7 @@ class RemoteTaskWatcher:
 
     async def _answer(self, tenant: str, answer: LAMMessage) -> int:
         try:
-            await self.hub.answer(tenant, answer)
+            await self.replica.accepting.answer(tenant, answer)
         except ApiError as exc:
             # Answered meanwhile (another process, an earlier pass): nothing to do.
             logger.info("answer %s not taken: %s", answer.id, exc.message)

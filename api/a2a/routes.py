@@ -20,9 +20,9 @@ from starlette.types import Message
 from api.a2a.card import CARD_PATH, RPC_PATH, agent_card
 from api.a2a.planner_agent import A2AServer
 from api.auth import Reader, TenantDep
+from api.dependencies import ReplicaDep, read_body, require_json
 from api.errors import ApiError, error_responses, starting
 from api.local_mode import local_only
-from api.routes import HubDep, read_body, require_json
 from lam.text import surrogate_errors
 
 router = APIRouter(dependencies=[Depends(local_only)], tags=["a2a"])
@@ -63,10 +63,10 @@ def _refuse_surrogates(body: bytes) -> None:
 
 
 @router.get(CARD_PATH, summary="A2A agent card", responses=error_responses(401, 403, 503))
-async def get_agent_card(request: Request, hub: HubDep, _tenant: TenantDep) -> JSONResponse:
+async def get_agent_card(request: Request, replica: ReplicaDep, _tenant: TenantDep) -> JSONResponse:
     """The agent card: skills = the intents, the JSON-RPC endpoint, the bearer scheme."""
-    url = base_url(request, hub.config.public_url)
-    card = agent_card(hub.services, url, keys=not hub.config.open_access)
+    url = base_url(request, replica.config.public_url)
+    card = agent_card(replica.services, url, keys=not replica.config.open_access)
     return JSONResponse(agent_card_to_dict(card))
 
 
@@ -84,12 +84,12 @@ async def get_agent_card(request: Request, hub: HubDep, _tenant: TenantDep) -> J
         }
     },
 )
-async def a2a_rpc(request: Request, hub: HubDep, principal: Reader, a2a: A2ADep) -> Any:
+async def a2a_rpc(request: Request, replica: ReplicaDep, principal: Reader, a2a: A2ADep) -> Any:
     """A2A JSON-RPC 2.0: `message/send`, `message/stream` (SSE), `tasks/get`, `tasks/cancel`
     (A2A 0.3 names), and their A2A 1.0 names (`SendMessage`, `SendStreamingMessage`,
     `GetTask`, `CancelTask`, `ListTasks`, `SubscribeToTask`)."""
     require_json(request)
-    body = await read_body(request, hub.config.max_body_bytes, hub.config.body_timeout_s)
+    body = await read_body(request, replica.config.max_body_bytes, replica.config.body_timeout_s)
     _refuse_surrogates(body)
     # The dispatcher reads the body again: it gets a request over the same scope (and state)
     # whose body is the one read within the limit, then the connection's own messages.

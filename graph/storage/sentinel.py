@@ -8,7 +8,7 @@ are asked without). redis-py asks the sentinels where the primary is when it con
 (`redis.asyncio.sentinel.SentinelConnectionPool`), and again after a connection to it
 fails, so a client carries on on the new primary once the sentinels have promoted one; the
 commands in between fail with ConnectionError, which the checkpointer's callers wait out
-(`api.hub`). redis-py parses no sentinel URL, hence `parse_sentinel_url`.
+(`graph.storage.outage`). redis-py parses no sentinel URL, hence `parse_sentinel_url`.
 """
 
 from __future__ import annotations

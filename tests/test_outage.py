@@ -1,0 +1,90 @@
+"""The one Redis-outage retry policy (`graph.storage.outage`): what it retries, and what not.
+
+The outages of a real Redis are the crash drills' (`tests/test_crash.py`: a run that loses
+Redis carries on once it is back); here, calls that fail as redis-py fails while Redis is
+away, against a real Redis for the PING that ends the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from graph.storage.errors import RedisUnavailableError
+from graph.storage.outage import retried, through_outages
+
+
+class Flaky:
+    """Fails with each of `failures` in turn, then answers `done`."""
+
+    def __init__(self, *failures: BaseException) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        self.called.set()
+        if self.failures:
+            raise self.failures.pop(0)
+        return "done"
+
+
+async def test_redis_being_down_is_waited_out_and_each_failure_said() -> None:
+    down = [
+        RedisConnectionError("Error 111 connecting"),
+        RedisTimeoutError("Timeout reading from socket"),
+        RedisUnavailableError("redis://127.0.0.1:1/0", "refused"),
+    ]
+    call = Flaky(*down)
+    said: list[BaseException] = []
+    assert await retried(call, on_retry=said.append) == "done"
+    assert call.calls == 4
+    assert said == down
+
+
+async def test_what_is_not_an_outage_fails_at_once() -> None:
+    call = Flaky(ValueError("a bug"), OSError("a tool's file"))
+    said: list[BaseException] = []
+    with pytest.raises(ValueError, match="a bug"):
+        await retried(call, on_retry=said.append)
+    assert call.calls == 1
+    assert said == []
+    # Unless the caller names it (a job reader retries whatever its read raised).
+    assert await retried(call, retry_on=(Exception,), on_retry=said.append) == "done"
+    assert [type(e) for e in said] == [OSError]
+
+
+async def test_a_cancelled_wait_is_never_retried() -> None:
+    call = Flaky(*(RedisConnectionError("down") for _ in range(1000)))
+    task = asyncio.create_task(retried(call))
+    await call.called.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    calls = call.calls
+    await asyncio.sleep(0.3)  # longer than the first wait: nothing tries again
+    assert call.calls == calls
+
+
+async def test_through_outages_says_each_outage_once_and_waits_for_a_ping(
+    redis_url: str,
+) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        first, second = RedisConnectionError("gone"), RedisConnectionError("gone again")
+        call = Flaky(first, second)
+        said: list[BaseException] = []
+
+        async def noted(exc: BaseException) -> None:  # an async note is awaited
+            said.append(exc)
+
+        assert await through_outages(call, redis, noted) == "done"
+        assert said == [first, second]
+        assert call.calls == 3
+    finally:
+        await redis.aclose()
