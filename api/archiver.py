@@ -6,8 +6,8 @@ as the append, and the script that records where a run stopped (`graph.storage.r
 `{thread, status, log_length, stop}`. Every server process (replica) runs one `Archiver`, a
 consumer of the consumer group `archivers` on that stream: it reads a batch (waiting
 `linger_s`, half a second, for more when it got less than a full one), stores it in one
-transaction (`graph.history.store.HistoryStore.archive`), and only then acknowledges and
-deletes the entries. So:
+transaction (`graph.history.archive.archive`), and only then acknowledges and deletes the
+entries. So:
 
 - at least once: an archiver that dies (kill -9) between reading and acknowledging leaves its
   entries pending; another claims them once idle for `claim_idle_s` (`XAUTOCLAIM`) and stores
@@ -43,9 +43,10 @@ from prometheus_client.registry import Collector
 from redis.exceptions import ResponseError
 from sqlalchemy.exc import DataError, IntegrityError
 
+from graph.history.archive import Appended, Entry, Stopped
 from graph.history.record import Stop
 from graph.history.settings import HistorySettings
-from graph.history.store import Appended, Entry, HistoryStore, Stopped
+from graph.history.store import HistoryStore
 from graph.storage.client import cancel_and_wait
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.outage import retried

@@ -39,9 +39,10 @@ from api.errors import ApiError, error_responses, not_found, starting
 from api.local_mode import local_only
 from api.settings import replica_name
 from graph.config import Settings
+from graph.history.queries import MAX_PAGE, HistoryQuery
 from graph.history.schema import SchemaError
 from graph.history.settings import HistorySettings
-from graph.history.store import MAX_PAGE, HistoryQuery, HistoryStore
+from graph.history.store import HistoryStore
 from graph.storage.server_keys import RedisKeys
 from graph.telemetry.logs import known_secrets
 

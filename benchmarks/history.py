@@ -38,26 +38,24 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import func, select, text
 
 from api.archiver import Archiver
 from benchmarks.http import _cleanup
 from benchmarks.replicas import cpu_seconds, load, private_valkey
 from benchmarks.sse import server
-from graph.history.models import HistoryConversation, HistoryMessage, HistoryTodo
+from graph.history.models import CONVERSATIONS, MESSAGES, TODOS
+from graph.history.queries import HistoryQuery
 from graph.history.settings import HistorySettings
-from graph.history.store import HistoryQuery, HistoryStore
+from graph.history.store import HistoryStore
 from graph.storage.event_log import EventLog
 from graph.storage.server_keys import RedisKeys
 from tests.support.postgres import PostgresProcess
 
-_C = cast(Table, HistoryConversation.__table__)
-_M = cast(Table, HistoryMessage.__table__)
-_T = cast(Table, HistoryTodo.__table__)
 TENANTS = ("acme", "globex", "initech", "umbrella")
 INTENTS = ("note", "reminder", "meeting", "email", "search", "other_task")
 EXECUTORS = ("desktop", "llm", "http", "human", "template")
@@ -165,7 +163,9 @@ async def _archived(url: str) -> tuple[float, int]:
     try:
         page = await store.count(HistoryQuery())
         async with store.reader.connect() as connection:
-            messages = (await connection.execute(select(func.count()).select_from(_M))).scalar_one()
+            messages = (
+                await connection.execute(select(func.count()).select_from(MESSAGES))
+            ).scalar_one()
         return round(messages / max(page, 1), 2), page
     finally:
         await store.close()
@@ -293,8 +293,8 @@ async def fill(url: str, count: int) -> HistoryStore:
                             "status": "done",
                         }
                     )
-            await connection.execute(_C.insert(), conversations)
-            await connection.execute(_T.insert(), todos)
+            await connection.execute(CONVERSATIONS.insert(), conversations)
+            await connection.execute(TODOS.insert(), todos)
     if store.dialect == "postgresql":
         async with store.writer.connect() as connection:
             await connection.execute(text("ANALYZE"))

@@ -185,8 +185,8 @@ def _remote(
 
 
 async def _local(args: argparse.Namespace, since: datetime | None, until: datetime | None) -> Any:
+    from graph.history.queries import HistoryQuery
     from graph.history.schema import SchemaError
-    from graph.history.store import HistoryQuery
 
     store = _store()
     try:
@@ -285,9 +285,9 @@ async def archive_local(views: list[dict[str, Any]]) -> None:
     """Store conversations run in this process, whole (storing again adds nothing)."""
     import time
 
+    from graph.history.archive import Appended, Entry, Stopped
     from graph.history.record import Stop
     from graph.history.settings import HistorySettings
-    from graph.history.store import Appended, Entry, Stopped
 
     if not HistorySettings.from_env().history:
         return

@@ -175,7 +175,7 @@ def plan_draft(text: str) -> None:
 
 
 def supabase_url(text: str) -> None:
-    from graph.history.store import database_url
+    from graph.history.engines import database_url
 
     url = database_url(text.strip().split("=", 1)[1])
     assert url.drivername == "postgresql+asyncpg" and url.query.get("ssl") == "require", url

@@ -29,11 +29,13 @@ from sqlalchemy import text
 
 from api.settings import ServerSettings, digest
 from graph.config import Settings
+from graph.history.archive import Appended, Stopped
 from graph.history.models import Base
+from graph.history.queries import HistoryQuery
 from graph.history.record import Stop, plan_digest
 from graph.history.schema import SchemaError, head
 from graph.history.settings import HistorySettings
-from graph.history.store import Appended, HistoryQuery, HistoryStore, Stopped
+from graph.history.store import HistoryStore
 from server import create_app
 from tests.support.history_harness import history_url, new_history_url, pg_server  # noqa: F401
 from tests.support.server_harness import (

@@ -15,7 +15,7 @@ ends return the same values. On PostgreSQL a trigram index serves the text filte
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -163,3 +164,11 @@ class HistoryApproval(Base):
     propose_id: Mapped[str | None] = mapped_column(String(ID_CHARS), nullable=True)
     plan_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# The tables as SQLAlchemy Core sees them: the store's statements are Core's (a batch of rows
+# per statement), not the ORM's.
+CONVERSATIONS = cast(Table, HistoryConversation.__table__)
+MESSAGES = cast(Table, HistoryMessage.__table__)
+TODOS = cast(Table, HistoryTodo.__table__)
+APPROVALS = cast(Table, HistoryApproval.__table__)

@@ -4,6 +4,38 @@
 
 const KEY_NAME = "cpa-planner.api-key";
 
+/**
+ * Add the dialog that asks for the API key to the page: the same on every page of the
+ * console (`#key-dialog`, `#key-form`, `#key-input`, `#key-error`), with a Cancel button
+ * (`#key-cancel`) on a page that can go on without a key. Written here once, not in each
+ * page's HTML.
+ */
+export function addKeyDialog({ cancel = false } = {}) {
+  const dialog = document.createElement("dialog");
+  dialog.id = "key-dialog";
+  dialog.setAttribute("aria-labelledby", "key-title");
+  dialog.innerHTML = `
+    <form id="key-form" method="dialog">
+      <h2 id="key-title">API key</h2>
+      <p>This server needs an API key (<code>CPA_API_KEYS</code>). It is kept for this tab
+        only, and sent with every request to this server.</p>
+      <label for="key-input">API key</label>
+      <input id="key-input" type="password" required autocomplete="off">
+      <p id="key-error" class="key-error" role="alert"></p>
+      <div class="buttons">
+        <button type="submit" value="ok">Use this key</button>
+      </div>
+    </form>`;
+  if (cancel) {
+    const button = document.createElement("button");
+    Object.assign(button, { type: "button", id: "key-cancel", className: "secondary" });
+    button.textContent = "Cancel";
+    dialog.querySelector(".buttons").append(button);
+  }
+  document.body.append(dialog);
+  return dialog;
+}
+
 /** An error answer of the API: `message` is the API's own `error.message`. */
 export class ApiError extends Error {
   constructor(status, code, message, fields = []) {

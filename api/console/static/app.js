@@ -3,7 +3,7 @@
 // (approve or refuse a plan, answer a desktop or human ToDo), the plan as a DAG beside its
 // timeline, the answer, and the LAM log. Everything goes through the public API.
 
-import { Api, ApiError } from "./api.js";
+import { addKeyDialog, Api, ApiError } from "./api.js";
 import * as lam from "./lam.js";
 import { BOX, fitLabels, renderDag, todoStates } from "./plan.js";
 import { bars, criticalPath, renderTimeline } from "./timeline.js";
@@ -23,6 +23,7 @@ const TIERS = {
 
 const api = new Api(new URL("..", location.href)); // the page is <root>/ui/
 const $ = (id) => document.getElementById(id);
+addKeyDialog({ cancel: true }); // before anything asks for a key
 
 /** Makes an element: `el("p", {class: "x"}, "text", child, ...)`; text is never parsed as HTML. */
 function el(name, attributes = {}, ...children) {

@@ -3,11 +3,12 @@
 // (GET v1/history/{id}): its facts, ToDos, approvals, answer and LAM log, also after the
 // server's Redis forgot it. The export downloads the matches as JSON lines.
 
-import { Api, ApiError } from "./api.js";
+import { addKeyDialog, Api, ApiError } from "./api.js";
 import { describe } from "./lam.js";
 
 const api = new Api(new URL("..", location.href)); // the page is <root>/ui/history.html
 const $ = (id) => document.getElementById(id);
+addKeyDialog(); // before anything asks for a key
 const state = { cursor: null, filters: {} };
 
 function el(name, attributes = {}, ...children) {

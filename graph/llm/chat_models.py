@@ -1,28 +1,15 @@
-"""Chat models from configuration: OpenAI, Ollama, or any OpenAI-compatible server.
-
-Nothing here reaches the network until a model is called. With no provider configured,
-asking for a model raises `LLMNotConfiguredError`, whose message names the settings to set,
-so rule-matched requests with template plans run without any LLM.
+"""`ChatModels`: the chat model for each role, and the calls the graph makes to them.
 
 Every call is bounded per role (a token limit and a timeout, `graph.config.ROLE_DEFAULTS`),
-and every way it can go wrong ends in one `LLMError` whose `code` says what happened and
-whose message names the role, the model and the setting to look at, without a library's
-dump:
-
-    llm_not_configured  no model for the role
-    llm_unreachable     no connection to the server (after `llm_max_retries` retries)
-    llm_timeout         no answer within the role's timeout (not retried)
-    llm_server_error    the server answered with an error status (5xx and 429 retried)
-    llm_truncated       the answer stopped at the role's token limit
-    llm_bad_output      the answer does not fit the schema asked for
+retried after no connection or a server error (`llm_max_retries`, with back-off; never after
+a timeout), and every way it can go wrong ends in one `LLMError` (`graph.llm.errors`) whose
+message names the role, the model and the setting to look at, without a library's dump.
 
 Structured output is asked for with the schema as JSON Schema and checked here with
 pydantic, so the model's raw answer is at hand for the error (and a repair prompt), however
-the server failed to fit the schema.
-
-`structured_stream` is the same call read as the model writes it: the answer's JSON text so
-far goes to a callback after each piece (the planner's streamed plans,
-`nodes.early_start`), the whole answer is checked the same way.
+the server failed to fit the schema. `structured_stream` is the same call read as the model
+writes it: the answer's JSON text so far goes to a callback after each piece (the planner's
+streamed plans, `nodes.early_start`), the whole answer is checked the same way.
 
 Inside a graph run, each call also writes to LangGraph's custom stream: `{"llm": {...}}`
 when a step starts and stops waiting on a model, and `{"token": {...}}` for each piece of a
@@ -34,20 +21,39 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from pydantic import BaseModel, ValidationError
 
-from graph.config import LLM_SETTINGS_HINT, Role, Settings
+from graph.config import Role, Settings
+from graph.llm.errors import (
+    LLMError,
+    LLMNotConfiguredError,
+    LLMOutputError,
+    LLMServerError,
+    LLMTimeoutError,
+    LLMTruncatedError,
+    LLMUnreachableError,
+    is_connection_error,
+    is_timeout,
+)
+from graph.llm.providers import build_chat_model
+from graph.llm.text import (
+    cut,
+    finish_reason,
+    message_text,
+    piece_text,
+    schema_problems,
+    server_message,
+)
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("graph.llm")
 
 #: How much of a model's raw answer an error keeps (for a repair prompt, not for a person).
 RAW_KEPT = 4000
@@ -61,202 +67,9 @@ class _NoLoop:
 _NO_LOOP = _NoLoop()
 
 
-class LLMError(RuntimeError):
-    """A step that needs the LLM could not get a usable answer; `code` goes into the `failure`.
-
-    `role` and `model` say whose answer; `raw` is the model's answer as text, when there
-    was one, and `detail` what was wrong with it (a repair shows both to the model).
-    """
-
-    code = "llm_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        role: Role | None = None,
-        model: str = "",
-        raw: str | None = None,
-        detail: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.role = role
-        self.model = model
-        self.raw = raw
-        self.detail = detail
-
-
-class LLMNotConfiguredError(LLMError):
-    """A step needs an LLM and none is configured."""
-
-    code = "llm_not_configured"
-
-    def __init__(self, role: Role, what: str = "") -> None:
-        need = f" to {what}" if what else ""
-        super().__init__(
-            f"No LLM is configured for the {role}{need}: {LLM_SETTINGS_HINT}.", role=role
-        )
-
-
-class LLMCallError(LLMError):
-    """The call got no answer from the model: no connection, a timeout, a server error."""
-
-    code = "llm_unreachable"
-
-
-class LLMUnreachableError(LLMCallError):
-    """No connection to the model's server."""
-
-    code = "llm_unreachable"
-
-
-class LLMTimeoutError(LLMCallError):
-    """The server took longer than the role's timeout."""
-
-    code = "llm_timeout"
-
-
-class LLMServerError(LLMCallError):
-    """The server answered with an error status."""
-
-    code = "llm_server_error"
-
-    def __init__(self, message: str, *, status: int | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.status = status
-
-    @property
-    def retryable(self) -> bool:
-        return self.status is None or self.status == 429 or self.status >= 500
-
-
-class LLMOutputError(LLMError):
-    """The model answered, but not in the shape asked for."""
-
-    code = "llm_bad_output"
-
-
-class LLMTruncatedError(LLMOutputError):
-    """The answer stopped at the token limit before it was complete."""
-
-    code = "llm_truncated"
-
-
-def build_chat_model(settings: Settings, role: Role) -> BaseChatModel:
-    """Construct the chat model for one role from settings (no network call)."""
-    provider = settings.provider
-    model = settings.model_for(role)
-    if provider is None or not model:
-        raise LLMNotConfiguredError(role)
-    common: dict[str, Any] = {"model": model, "temperature": settings.llm_temperature}
-    max_tokens = settings.max_tokens_for(role)
-    timeout = settings.timeout_for(role)
-    if provider == "ollama":
-        from langchain_ollama import ChatOllama
-
-        return ChatOllama(
-            base_url=settings.ollama_host,
-            client_kwargs={"timeout": timeout},
-            num_predict=max_tokens,
-            **common,
-        )
-
-    import openai
-    from langchain_openai import ChatOpenAI
-
-    kwargs: dict[str, Any] = {
-        **common,
-        "timeout": timeout,
-        "max_retries": 0,  # ChatModels retries what is worth retrying (not timeouts)
-        # A client of its own: langchain-openai shares one per server across the process,
-        # and its pooled connections belong to the event loop that opened them.
-        "http_async_client": openai.DefaultAsyncHttpxClient(),
-        # A compatible server usually takes any key; the client insists on having one.
-        "api_key": settings.llm_api_key or "not-needed",
-    }
-    if provider == "openai_compatible":
-        if not settings.llm_base_url:
-            raise LLMNotConfiguredError(role)
-        kwargs["base_url"] = settings.llm_base_url
-    elif settings.llm_base_url:
-        kwargs["base_url"] = settings.llm_base_url
-    if settings.max_tokens_param == "max_tokens":
-        # langchain-openai sends `max_completion_tokens`; compatible servers know `max_tokens`.
-        kwargs["extra_body"] = {"max_tokens": max_tokens}
-    else:
-        kwargs["max_completion_tokens"] = max_tokens
-    return ChatOpenAI(**kwargs)
-
-
 def _call_config(role: Role) -> RunnableConfig:
     """Each call named by its role (LangSmith, traces); `cpa_role` is what metrics count by."""
     return {"run_name": f"{role} model", "metadata": {"cpa_role": role}}
-
-
-def message_text(message: Any) -> str:
-    """A chat message's text, whatever shape its content has."""
-    content = getattr(message, "content", message)
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-        )
-    return str(content)
-
-
-def _finish_reason(message: Any) -> str | None:
-    metadata = getattr(message, "response_metadata", None) or {}
-    reason = metadata.get("finish_reason") or metadata.get("done_reason")
-    return str(reason) if reason else None
-
-
-def schema_problems(exc: ValidationError, limit: int = 6) -> str:
-    """What pydantic found, one clause per problem, without its help URLs."""
-    errors = exc.errors(include_url=False)
-    items = []
-    for error in errors[:limit]:
-        where = ".".join(str(p) for p in error["loc"]) or "the answer"
-        given = error.get("input")
-        shown = ""
-        if isinstance(given, str | int | float | bool) and len(repr(given)) <= 40:
-            shown = f", not {given!r}"  # what the model wrote helps it (and us) see why
-        items.append(f"{where}: {error['msg']}{shown}")
-    more = len(errors) - limit
-    return "; ".join(items) + (f" (and {more} more)" if more > 0 else "")
-
-
-# Libraries' pointers to their own help pages: nothing a person asking for a plan can use.
-_HELP_POINTER = re.compile(
-    r"\s*\(?(For (further|more) information|For troubleshooting)[^:]*:?\s*https?://\S+\)?"
-    r"|\s*https?://(errors\.pydantic\.dev|docs\.langchain\.com|python\.langchain\.com)\S*",
-    re.IGNORECASE,
-)
-
-
-def plain(text: str) -> str:
-    """A library's message as one line, without its help-page pointers."""
-    return " ".join(_HELP_POINTER.sub("", text).split())
-
-
-def _cut(text: str, limit: int) -> str:
-    text = plain(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _server_message(exc: BaseException) -> str:
-    """The server's own words for an error status, without the client's dump around them."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and inner.get("message"):
-            return _cut(str(inner["message"]), 200)
-        if isinstance(inner, str):
-            return _cut(inner, 200)
-    message = getattr(exc, "error", None) or getattr(exc, "message", None) or str(exc)
-    return _cut(str(message), 200)
 
 
 def _stream_writer() -> Callable[[Any], None] | None:
@@ -360,20 +173,20 @@ class ChatModels:
                 detail=schema_problems(exc),
                 **kw,
             )
-        if _is_timeout(exc):
+        if is_timeout(exc):
             seconds = self.settings.timeout_for(role)
             return LLMTimeoutError(
                 f"{who} did not answer within {seconds:g} s ({self._env(role, 'TIMEOUT_S')})",
                 **kw,
             )
-        if _is_connection_error(exc):
-            return LLMUnreachableError(f"{who} could not be reached: {_cut(str(exc), 120)}", **kw)
+        if is_connection_error(exc):
+            return LLMUnreachableError(f"{who} could not be reached: {cut(str(exc), 120)}", **kw)
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):
             return LLMServerError(
-                f"{who} answered HTTP {status}: {_server_message(exc)}", status=status, **kw
+                f"{who} answered HTTP {status}: {server_message(exc)}", status=status, **kw
             )
-        return LLMError(f"{who} failed: {name}: {_cut(str(exc), 200)}", **kw)
+        return LLMError(f"{who} failed: {name}: {cut(str(exc), 200)}", **kw)
 
     def _truncated(self, role: Role, raw: str | None) -> LLMTruncatedError:
         limit = self.settings.max_tokens_for(role)
@@ -449,14 +262,7 @@ class ChatModels:
         `json_schema`: what the model is held to, when it is narrower than `schema`'s own
         (the plan's: one variant per catalogue entry); the answer is read with `schema`.
         """
-        model = self.get(role, what)
-        # The answer is checked inside the call's run, so that callbacks (metrics, traces)
-        # see an answer that does not fit as the call's error.
-        runnable = model.with_structured_output(
-            json_schema or schema.model_json_schema(),
-            method=self.settings.structured_output_method,
-            include_raw=True,
-        ) | RunnableLambda(lambda result: self._parse(role, schema, result))
+        runnable = self._structured_runnable(role, schema, what, json_schema)
         config = _call_config(role)
         return cast(
             SchemaT, await self._call(role, what, lambda: runnable.ainvoke(messages, config))
@@ -479,14 +285,7 @@ class ChatModels:
         model that does not stream gives its answer as one piece. After a retry the text
         starts again from nothing.
         """
-        model = self.get(role, what)
-        # Checked inside the call's run, as `structured` does, so that callbacks (metrics,
-        # traces) see an answer that does not fit as the call's error.
-        runnable = model.with_structured_output(
-            json_schema or schema.model_json_schema(),
-            method=self.settings.structured_output_method,
-            include_raw=True,
-        ) | RunnableLambda(lambda result: self._parse(role, schema, result))
+        runnable = self._structured_runnable(role, schema, what, json_schema)
         config = _call_config(role)
 
         async def ask() -> SchemaT:
@@ -504,20 +303,37 @@ class ChatModels:
                 piece = ""
                 if kind == "on_chat_model_stream":
                     from_model = True
-                    piece = _piece_text(data.get("chunk"))
+                    piece = piece_text(data.get("chunk"))
                 elif kind == "on_chain_stream" and event["run_id"] == root:
                     answer = data.get("chunk")
                 elif kind == "on_chain_stream" and not from_model:
                     chunk = data.get("chunk")
                     parents = event.get("parent_ids") or []
                     if parents and parents[-1] == root and isinstance(chunk, Mapping):
-                        piece = _piece_text(chunk.get("raw"))
+                        piece = piece_text(chunk.get("raw"))
                 if piece:
                     written += piece
                     on_text(written)
             return cast(SchemaT, answer)
 
         return await self._call(role, what, ask)
+
+    def _structured_runnable(
+        self,
+        role: Role,
+        schema: type[SchemaT],
+        what: str,
+        json_schema: dict[str, Any] | None,
+    ) -> Runnable[Any, SchemaT]:
+        """The role's model asked for `json_schema` (or `schema`'s own), its answer checked
+        with `schema` inside the call's run, so that callbacks (metrics, traces) see an
+        answer that does not fit as the call's error."""
+        model = self.get(role, what)
+        return model.with_structured_output(
+            json_schema or schema.model_json_schema(),
+            method=self.settings.structured_output_method,
+            include_raw=True,
+        ) | RunnableLambda(lambda result: self._parse(role, schema, result))
 
     def _parse(self, role: Role, schema: type[SchemaT], result: Any) -> SchemaT:
         if not isinstance(result, Mapping):  # a model that parsed for itself
@@ -532,7 +348,7 @@ class ChatModels:
         if method == "function_calling" and not tool_calls:
             # Prose instead of the forced tool call (cut off or not): the server ignored it.
             raise self._bad_output(role, schema, "it made no tool call", text)
-        if _finish_reason(raw) == "length":
+        if finish_reason(raw) == "length":
             raise self._truncated(role, text)
         if result.get("parsing_error") is not None:
             why = "its answer is not a JSON object" if text.strip() else "its answer is empty"
@@ -572,12 +388,12 @@ class ChatModels:
         async def ask() -> tuple[str, str | None]:
             if writer is None:
                 reply = await model.ainvoke(messages, _call_config(role))
-                return message_text(reply), _finish_reason(reply)
+                return message_text(reply), finish_reason(reply)
             pieces: list[str] = []
             finish: str | None = None
             async for chunk in model.astream(messages, _call_config(role)):
                 piece = message_text(chunk)
-                finish = _finish_reason(chunk) or finish
+                finish = finish_reason(chunk) or finish
                 if piece:
                     pieces.append(piece)
                     writer({"token": {"node": node, "role": role, "text": piece}})
@@ -590,31 +406,3 @@ class ChatModels:
             logger.warning("%s", self._truncated(role, None))
             text = text.rstrip() + "…"
         return text
-
-
-def _piece_text(chunk: Any) -> str:
-    """A streamed piece's share of the answer's JSON text: its text, or its first tool
-    call's arguments (adding the pieces up as messages would cost more with each one)."""
-    if chunk is None:
-        return ""
-    text = message_text(chunk)
-    if text:
-        return text
-    calls = getattr(chunk, "tool_call_chunks", None) or []
-    return "".join(str(c.get("args") or "") for c in calls if c.get("index") in (0, None))
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    import httpx
-    import openai
-
-    # langchain-openai's OpenAITimeoutError is an openai.APITimeoutError; Ollama's is httpx's.
-    return isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError)
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import httpx
-    import openai
-
-    # Ollama's client turns httpx.ConnectError into the builtin ConnectionError.
-    return isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError)
