@@ -587,10 +587,16 @@ class TelemetryHandler(BaseCallbackHandler):
     def _end_todo(self, step: _Step, outcome: Any) -> None:
         outcome = outcome if isinstance(outcome, dict) else {}
         turn = self._turns.get(step.root) if step.root else None
-        entries = turn.read(outcome.get("lam")) if turn is not None else []
+        entries = _read_apart(turn, outcome.get("lam"))
         # The messages it sent say how it went: its `assign` (possibly sent in an earlier
         # run: it waited), then `done` or `failure`; none at all: it was skipped.
         assign = next((e.message for e in entries if e.meaning is Meaning.ASSIGNED), None)
+        if assign is not None:
+            # What it was sent as; a step started while its plan was written has no plan
+            # in the log yet when it starts.
+            step.executor = assign.todo().executor
+            if step.span is not None:
+                step.span.set_attribute("cpa.todo.executor", step.executor)
         reply = next(
             (e for e in entries if e.meaning in (Meaning.TODO_DONE, Meaning.TODO_FAILED)), None
         )
@@ -750,6 +756,19 @@ class TelemetryHandler(BaseCallbackHandler):
         step = self._steps.pop(run_id, None)
         if step is not None and step.kind == "llm":
             self._end_llm(step, error)
+
+
+def _read_apart(turn: _Turn | None, messages: Any) -> list[Entry]:
+    """What a ToDo task's messages meant, read apart from its turn's log.
+
+    They join the turn's log with the update of the node that ran the task, in log order. A
+    step started while its plan was written (`nodes.early_start`) ends before the plan's
+    `propose` is in the log, and is logged after it: read into the log at its end, it would
+    make that proposal a re-plan (`cpa_replans_total` counted one too many)."""
+    current = turn.log.current if turn is not None and turn.log is not None else None
+    if current is None or not isinstance(messages, list):
+        return []
+    return LamLog([current.request]).add_all(messages)
 
 
 def _current_turn(log: Any) -> Turn | None:
