@@ -3,7 +3,9 @@
 `ConversationModel` reads LAM messages as they come (`lam.log.LamLog`: what each one
 meant) and, between steps, the conversation's view, into what is shown: intent and who
 chose it, the plan, each ToDo's status and timing, the answer;
-and, as passing news, which step waits on a model and the answer as the model writes it.
+and, as passing news, which step waits on a model, the answer as the model writes it, and
+a streamed plan as the planner writes it (`graph.plan_stream`: its steps start before
+its `propose` is logged, so the plan is shown from the news until then).
 `LiveView` draws it with rich (a live table on a terminal, one line per event otherwise);
 `render_show` draws a stored conversation for `cpa-planner show`.
 """
@@ -25,6 +27,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from graph.plan_stream import WRITTEN
 from lam import LAMMessage, LAMValidationError, Performative
 from lam.log import Entry, LamLog, Meaning, TodoState, Turn
 
@@ -99,6 +102,28 @@ class TodoRow:
             return None
         return (self.ended if self.ended is not None else now) - self.started
 
+    def same_step(self, other: TodoRow) -> bool:
+        return (self.id, self.title, self.executor, self.depends_on) == (
+            other.id,
+            other.title,
+            other.executor,
+            other.depends_on,
+        )
+
+    @classmethod
+    def of(cls, todo: Mapping[str, Any]) -> TodoRow:
+        """A row for a ToDo in its wire form (a plan from the view or the news)."""
+        status = str(todo.get("status") or "pending")
+        return cls(
+            id=str(todo.get("id")),
+            title=str(todo.get("title", "")),
+            executor=str(todo.get("executor", "")),
+            depends_on=[str(d) for d in todo.get("depends_on") or []],
+            status=status if status in STYLES else "pending",
+            output=todo.get("output"),
+            error=todo.get("error"),
+        )
+
 
 @dataclass
 class ConversationModel:
@@ -128,6 +153,9 @@ class ConversationModel:
 
     def activity(self, event: Mapping[str, Any], now: float) -> str | None:
         """Take one piece of news from the run; returns a line for the plain output."""
+        written = event.get(WRITTEN)
+        if isinstance(written, Mapping):
+            return "\n".join(self.show_plan(written, being_written=True)) or None
         llm = event.get("llm")
         if isinstance(llm, Mapping):
             if llm.get("phase") == "start":
@@ -227,13 +255,38 @@ class ConversationModel:
                 output=todo.output,
                 error=todo.error,
             )
-            if tid in old and old[tid].status == row.status:
-                row.started, row.ended = old[tid].started, old[tid].ended
+            kept = old.get(tid)
+            if kept is not None and kept.same_step(row):
+                if kept.status == row.status:
+                    row.started, row.ended = kept.started, kept.ended
+                elif row.status == "pending" and kept.status in ("running", "done", "failed"):
+                    row = kept  # started while the plan was written (the proposal is as written)
             self.todos[tid] = row
         lines = [f"Plan: {self.goal}"]
         for row in self.todos.values():
             after = f", after {', '.join(row.depends_on)}" if row.depends_on else ""
             lines.append(f"  {row.id}  {row.title}  [{row.executor}{after}]")
+        return lines
+
+    def show_plan(self, plan: Mapping[str, Any], *, being_written: bool = False) -> list[str]:
+        """Rows for a plan not proposed yet: the plan as it is written (the news, the view
+        mid-`plan`). A row already shown for the same step keeps its state and times;
+        returns lines for the steps new to the view."""
+        old, self.todos = self.todos, {}
+        goal = str(plan.get("goal") or "")
+        lines = [] if goal == self.goal else [f"Plan{' (being written)' if being_written else ''}: {goal}"]
+        self.goal = goal
+        for todo in plan.get("todos") or []:
+            row = TodoRow.of(todo)
+            kept = old.get(row.id)
+            if kept is not None and kept.same_step(row):
+                if kept.status == "pending" and row.status != "pending":
+                    kept.status, kept.output, kept.error = row.status, row.output, row.error
+                row = kept
+            else:
+                after = f", after {', '.join(row.depends_on)}" if row.depends_on else ""
+                lines.append(f"  {row.id}  {row.title}  [{row.executor}{after}]")
+            self.todos[row.id] = row
         return lines
 
     def _not_run(self) -> None:
@@ -258,6 +311,9 @@ class ConversationModel:
             self.intent = intent
         plan = state.get("plan")
         if isinstance(plan, Mapping):
+            shown = [(r.id, r.title) for r in self.todos.values()]
+            if [(t.get("id"), t.get("title")) for t in plan.get("todos") or []] != shown:
+                self.show_plan(plan)  # not proposed yet: being written (streamed plans)
             for todo in plan.get("todos") or []:
                 row = self.todos.get(str(todo.get("id")))
                 if row is not None and todo.get("status") in STYLES:
