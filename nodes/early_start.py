@@ -92,7 +92,8 @@ async def _as_written(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-_record_task: Any = task(name=WRITTEN)(_as_written)
+_recording: Any = task(name=WRITTEN)
+_record_task: Any = _recording(_as_written)
 
 
 def fingerprint(todo: ToDo, of: dict[str, str], request_id: str) -> str:
@@ -209,9 +210,7 @@ class EarlyStart:
         for todo in self.as_written.values():
             kept = self.run.outcomes.get(todo.id) if todo.id not in self.ran else None
             if kept is not None:
-                todo = todo.model_copy(
-                    update={k: kept[k] for k in ("status", "output", "error")}
-                )
+                todo = todo.model_copy(update={k: kept[k] for k in ("status", "output", "error")})
             todos.append(todo)
         return written_so_far(self.partial.goal or "", todos, self.ran)
 

@@ -411,6 +411,7 @@ async def test_a_streamed_plan_is_seen_with_its_steps_states_while_it_runs() -> 
     # t1 ends: it is done (its result is in the view), t2 starts.
     journal.opened.add("t1")
     await seen("t2 started", lambda: ("start", "t2") in work.events)
+
     async def t1_done() -> dict[str, str] | None:
         now = await statuses()
         return now if now is not None and now["t1"] == "done" else None
