@@ -400,6 +400,7 @@ async def test_a_streamed_plan_is_seen_with_its_steps_states_while_it_runs() -> 
     assert view.plan["goal"] == "Read three things"
     assert [t["title"] for t in view.plan["todos"]] == ["Step t1", "Step t2", "Step t3"]
     assert "propose" not in [m["performative"] for m in view.messages]
+    Plan.model_validate(view.plan)  # a plan as any other (the console's `/effects` reads it)
     shown = {r.id: (r.title, r.status) for r in terminal.todos.values()}
     assert shown == {
         "t1": ("Step t1", "running"),
