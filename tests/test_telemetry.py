@@ -284,6 +284,41 @@ async def test_a_streamed_plan_whose_steps_started_early_is_no_replan(
     assert {(s.attributes or {}).get("cpa.todo.executor") for s in todo_spans} == {"work"}
 
 
+async def test_the_repair_of_a_streamed_plan_whose_step_started_early_is_no_replan(
+    telemetry: Telemetry,
+) -> None:
+    """`check` sends the plan back after its first step ran while it was written: the next
+    proposal repairs it (one repair), it is no re-plan."""
+    bad = {
+        "goal": "Do the chore",
+        "todos": [
+            {"id": "t1", "title": "A", "executor": "work"},
+            {"id": "t2", "title": "B", "executor": "no_such_executor", "depends_on": ["t1"]},
+        ],
+    }
+    good = {
+        "goal": "Do the chore",
+        "todos": [
+            {"id": "t1", "title": "A", "executor": "work"},
+            {"id": "t2", "title": "B", "executor": "work", "depends_on": ["t1"]},
+        ],
+    }
+    work = RecordingExecutor()
+    driver = Driver(
+        telemetry,
+        chat_models={"planner": ScriptedChatModel.script(structured=[steps(bad), steps(good)])},
+        extra_executors=[work],
+    )
+    before = (value("cpa_replans_total"), value("cpa_plan_repairs_total"))
+    cid = await driver.open("Do the chore")
+    assert (await driver.conversations.view(cid, owner=TENANT)).status == "done"
+    assert work.runs("t1") == 1  # it ran early, in the first round; the repair kept it
+    assert (value("cpa_replans_total"), value("cpa_plan_repairs_total")) == (
+        before[0],
+        before[1] + 1,
+    )
+
+
 def _renamed(event: tuple[str, tuple[Any, ...], dict[str, Any]]) -> tuple[Any, ...]:
     """The callback with every node of the graph under another name (the ToDo task keeps
     the name the code tells telemetry: `graph.telemetry.contract.TODO_TASK`)."""

@@ -60,6 +60,7 @@ from graph.telemetry.llm_calls import LLMCallbacks
 from graph.telemetry.logs import FIELDS
 from graph.telemetry.todo_runs import TodoCallbacks
 from graph.telemetry.tracing import forced_ids, turn_context, turn_ids
+from lam import LAMMessage, Performative
 from lam.log import Entry, LamLog, Meaning, Turn
 
 __all__ = ["ROLE_KEY", "TURN_KEY", "TelemetryHandler", "epoch_seconds"]
@@ -316,8 +317,8 @@ class TelemetryHandler(TodoCallbacks, LLMCallbacks):
             case Meaning.PLAN_SENT_BACK:
                 if self.metrics_on:
                     metrics.PLAN_REPAIRS.inc()
-            case Meaning.REPLAN:
-                if self.metrics_on:
+            case Meaning.REPLAN if entry.turn is not None:
+                if self.metrics_on and not _repairs(entry.turn, entry.message):
                     metrics.REPLANS.inc()
             case Meaning.APPROVED | Meaning.REFUSED:
                 asked = entry.turn.message(entry.message.in_reply_to) if entry.turn else None
@@ -428,6 +429,25 @@ class TelemetryHandler(TodoCallbacks, LLMCallbacks):
 def _current_turn(log: Any) -> Turn | None:
     """The current turn of a log in a run's input (None if there is none)."""
     return LamLog.of_current_turn(log).current if isinstance(log, list) else None
+
+
+def _repairs(turn: Turn, proposal: LAMMessage) -> bool:
+    """Whether a proposal after ToDos ran repairs a plan the planner took back (`check`'s
+    refusal, or a model's answer that was no plan, since the previous proposal): a repair,
+    counted as one, not a re-plan. (A step of a streamed plan runs before its plan is
+    checked; a re-plan's proposal that `check` refuses is repaired by the planner too.)"""
+    for message in reversed(turn.messages):
+        if message.id == proposal.id:
+            continue
+        if message.performative is Performative.PROPOSE:
+            return False
+        if (
+            message.performative is Performative.FAILURE
+            and message.sender == message.receiver
+            and message.content.get("todo_id") is None
+        ):
+            return True
+    return False
 
 
 def _is_step(tags: Sequence[str] | None) -> bool:
