@@ -16,8 +16,9 @@ its listeners, who take their events from memory. Nothing polls per listener. A 
 waiting for a run to stop (`POST /v1/lam?wait=`) looks at the status only when it changed,
 not at every message the run appends.
 
-Progress is passing news, not part of the log: which step waits on a model (`llm`) and the
-answer's pieces as the model writes it (`token`). The runner publishes it on the thread's
+Progress is passing news, not part of the log: which step waits on a model (`llm`), the
+answer's pieces as the model writes it (`token`), a streamed plan as it is written
+(`plan_written`, `graph.plan_stream`). The runner publishes it on the thread's
 own channel (`srv:ev:H:progress`), so a stream on any replica can pass it on; a stream asked
 for it (`?progress=true`) subscribes while it lasts and sends it as SSE events of those
 names, without an `id:` (the Last-Event-ID stays the last LAM message's). Nobody listening,
@@ -46,7 +47,7 @@ from graph.storage.outage import FIRST_WAIT_S, retried
 
 logger = logging.getLogger("cpa_planner.server")
 #: The kinds of progress news a stream passes on (the key of the run's custom event).
-PROGRESS_KINDS = ("llm", "token")
+PROGRESS_KINDS = ("llm", "token", "plan_written")
 # How long `srv:listen:H` says "someone listens" without being renewed (every third of it).
 LISTENING_MS = 30_000
 

@@ -27,7 +27,7 @@ from lam.log import performative_of
 _CLOSED = object()
 POLL_S = 1.0  # how often a quiet stream is checked for a question waiting for this terminal
 # The server's progress events (api/events.py): passing news for the view, not LAM messages.
-PROGRESS_EVENTS = ("llm", "token")
+PROGRESS_EVENTS = ("llm", "token", "plan_written")
 # Messages after which the conversation's state is looked at again (it may wait, or be over).
 _NEWS_OF_A_STEP = (Performative.PROPOSE, Performative.ASSIGN, Performative.INFORM)
 

@@ -38,6 +38,7 @@ from graph.answer_rules import (
 )
 from graph.approval import declared_for
 from graph.effects import Effect
+from graph.plan_stream import live_plan, newest_written
 from graph.state import LamDict, Status
 from graph.telemetry import Telemetry
 from graph.telemetry.logs import conversation_logging
@@ -361,12 +362,15 @@ class Conversations:
         values = dict(snapshot.values)
         outcomes: list[dict[str, Any]] = []
         answered: set[str] = set()
+        written: dict[str, Any] | None = None
         # Steps run as tasks inside `execute`, and inside `plan` while it streams
-        # (`nodes.early_start`): their finished results are durable before the node ends.
+        # (`nodes.early_start`): their finished results are durable before the node ends,
+        # and so is the plan as written so far (the state has it when `plan` returns).
         if {"execute", "plan"} & set(snapshot.next):
             saved = await self.checkpointer.aget_tuple(config)
             writes = (saved.pending_writes or []) if saved else []
             finished = {task for task, channel, _ in writes if channel == RETURN_CHANNEL}
+            written = newest_written(v for _, channel, v in writes if channel == RETURN_CHANNEL)
             for task, channel, value in writes:
                 if channel == RETURN_CHANNEL and isinstance(value, dict) and "todo_id" in value:
                     outcomes.append(value)
@@ -399,11 +403,15 @@ class Conversations:
             status = values.get("status") or "running"
         log = list(values.get("lam") or [])
         propose = lamlog.last(log, Performative.PROPOSE)
+        plan = _plan_dict(values.get("plan"))
+        if written is not None:  # `plan` still streams: its plan so far, steps started
+            plan, started = live_plan(written, {o["todo_id"]: o for o in outcomes})
+            running |= started
         return ConversationView(
             conversation_id=conversation_id,
             status=status,
             intent=values.get("intent"),
-            plan=_overlay(_plan_dict(values.get("plan")), outcomes, running),
+            plan=_overlay(plan, outcomes, running),
             result=values.get("result"),
             messages=_merge(log, extra),
             waiting=waiting,

@@ -12,14 +12,30 @@ caller's: `nodes.early_start`). Parsing the whole text again costs a pass over i
 only done when the new text could have begun a step or closed the list (a `{` or a `]`).
 A text that does not start with the text seen before (the call was retried) starts over
 without returning a step twice.
+
+**The plan as written so far** is what a person watching sees of a plan while it streams
+(the state's plan is only set when the `plan` node returns, and with nothing to approve the
+whole plan runs inside that node). `nodes.early_start` publishes it as `{WRITTEN: ...}`
+(`written_so_far`): on LangGraph's custom stream as it grows (the terminal's live view),
+and as the result of a functional-API task (`WRITTEN`) after each step it starts and once
+the answer is whole, a pending write of the checkpoint at once, which any process reads
+(`graph.conversations.Conversations.view`, the server's `GET /v1/conversations/{id}`, the
+console). `live_plan` gives the plan such a record shows, with each step's state.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.utils.json import parse_partial_json
+
+from lam import ToDo
+
+#: The key of the plan as written so far, in a custom-stream chunk and in a task's result.
+WRITTEN = "plan_written"
 
 
 @dataclass
@@ -65,3 +81,56 @@ class PartialPlan:
         fresh = [s if isinstance(s, dict) else {} for s in complete[len(self.steps) :]]
         self.steps.extend(fresh)
         return fresh
+
+
+def written_so_far(goal: str, todos: Iterable[ToDo], started: Iterable[str]) -> dict[str, Any]:
+    """The plan as written so far, as published: `{WRITTEN: {goal, todos, started, at}}`.
+
+    `todos` in plan order (a step whose dependency is not among them is left out: `check`
+    refuses such a plan anyway); `started`: the ids of those dispatched to run; `at`: when.
+    """
+    shown: list[dict[str, Any]] = []
+    for todo in todos:
+        if all(dep in {t["id"] for t in shown} for dep in todo.depends_on):
+            shown.append(todo.model_dump(mode="json"))
+    ids = {t["id"] for t in shown}
+    return {
+        WRITTEN: {
+            "goal": goal,
+            "todos": shown,
+            "started": [t for t in started if t in ids],
+            "at": time.time(),
+        }
+    }
+
+
+def newest_written(values: Iterable[Any]) -> dict[str, Any] | None:
+    """The newest published plan among values (tasks' results; other values are skipped)."""
+    newest: dict[str, Any] | None = None
+    for value in values:
+        written = value.get(WRITTEN) if isinstance(value, Mapping) else None
+        if isinstance(written, dict) and (newest is None or written["at"] >= newest["at"]):
+            newest = written
+    return newest
+
+
+def live_plan(
+    written: Mapping[str, Any], outcomes: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Any], set[str]]:
+    """The plan a published record shows (its wire form, every step as written) and the
+    ids of its steps running now: started, no outcome yet, and every dependency done.
+
+    (A started step waits for its dependencies before it sends its `assign`.) The steps'
+    outcomes are laid over the plan by the caller, as over any plan mid-run.
+    """
+    plan = {"goal": written["goal"], "todos": [dict(t) for t in written["todos"]]}
+    status = {t["id"]: t["status"] for t in plan["todos"]}
+    status.update({todo_id: str(o.get("status")) for todo_id, o in outcomes.items()})
+    running = {
+        t["id"]
+        for t in plan["todos"]
+        if t["id"] in written["started"]
+        and status[t["id"]] == "pending"
+        and all(status.get(dep) == "done" for dep in t["depends_on"])
+    }
+    return plan, running

@@ -27,6 +27,13 @@ task is named by the step's *fingerprint* (tool or executor, arguments, and the
 fingerprints of what it depends on), so a different answer after a crash cannot be handed
 another step's result.
 
+What a person watching sees meanwhile: the plan as written so far
+(`graph.plan_stream.written_so_far`), on the custom stream whenever a step is written, and
+as a pending write of the checkpoint (a task's result) right after each step is dispatched
+and once the answer is whole, before the node waits for the steps still running. Those
+records are tied to the dispatches, never to how the answer came in pieces, so the steps'
+call indices stay the same on every run of the same answer.
+
 Finished steps' outcomes are also kept in the state (`started`, by fingerprint and request)
 so that a later planning round of the same request (a repair, a retry after an answer that
 was no plan) reuses the result of any step it writes again instead of running it twice.
@@ -44,6 +51,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
 from langgraph.func import task
 from pydantic import BaseModel, ValidationError
 
@@ -52,7 +60,7 @@ from graph.approval import step_effect
 from graph.effects import HARMLESS
 from graph.llm import ChatModels
 from graph.plan_steps import written_step
-from graph.plan_stream import PartialPlan
+from graph.plan_stream import WRITTEN, PartialPlan, written_so_far
 from graph.services import Services
 from graph.state import LamDict, PlannerState
 from graph.telemetry.contract import TODO_TASK, NotRunYet
@@ -77,6 +85,15 @@ async def _early_todo(todo_id: str, run: _Run, fingerprint: str) -> Outcome:
 # Named as `execute`'s ToDo task, so telemetry sees an early step as the ToDo it is.
 _named: Any = task(name=TODO_TASK)
 _early_task: Any = _named(_early_todo)
+
+
+async def _as_written(record: dict[str, Any]) -> dict[str, Any]:
+    """Returns its argument: as a task, a pending write of the checkpoint when it ends."""
+    return record
+
+
+_recording: Any = task(name=WRITTEN)
+_record_task: Any = _recording(_as_written)
 
 
 def fingerprint(todo: ToDo, of: dict[str, str], request_id: str) -> str:
@@ -128,6 +145,9 @@ class EarlyStart:
         self.fingerprints: dict[str, str] = {}
         self.settling: list[asyncio.Task[None]] = []
         self.ran: list[str] = []  # dispatched as tasks (not reused)
+        self.as_written: dict[str, ToDo] = {}  # every step written so far that reads as one
+        self.recorded: list[Any] = []  # the tasks that record the plan as written
+        self.whole = False  # the answer has ended: no record per dispatch any more
         key = f"{self.request_id}/{state.get('replans', 0)}/plan{state.get('repairs', 0)}"
         self.run = _Run(
             plan=Plan(goal="", todos=[]),
@@ -167,16 +187,40 @@ class EarlyStart:
 
     def _on_text(self, text: str) -> None:
         before = len(self.partial.steps)
-        for number, raw in enumerate(self.partial.feed(text), before + 1):
+        fresh = self.partial.feed(text)
+        for number, raw in enumerate(fresh, before + 1):
             self._consider_written(raw, number)
+        if fresh:
+            self._announce()
 
     def _consider_written(self, raw: dict[str, Any], number: int) -> None:
         try:
             todo = written_step(raw, number, self.max_steps, self.catalogue)
         except (ValidationError, ValueError):
             return  # `check` (or the parse of the whole answer) will name what is wrong
+        self.as_written[todo.id] = todo
         if self._eligible(todo):
             self._dispatch(todo)
+
+    # What a person watching sees ---------------------------------------------------------
+
+    def _so_far(self) -> dict[str, Any]:
+        """The plan as written so far; steps that ran in an earlier round with their result."""
+        todos = []
+        for todo in self.as_written.values():
+            kept = self.run.outcomes.get(todo.id) if todo.id not in self.ran else None
+            if kept is not None:
+                todo = todo.model_copy(update={k: kept[k] for k in ("status", "output", "error")})
+            todos.append(todo)
+        return written_so_far(self.partial.goal or "", todos, self.ran)
+
+    def _announce(self) -> None:
+        """The plan so far on the custom stream (the live views)."""
+        get_stream_writer()(self._so_far())
+
+    def _record(self) -> None:
+        """The plan so far as a pending write of the checkpoint (any process's view)."""
+        self.recorded.append(_record_task(self._so_far()))
 
     def _eligible(self, todo: ToDo) -> bool:
         if todo.requires_approval or self.services.settings.approval_policy == "always":
@@ -205,6 +249,8 @@ class EarlyStart:
             return
         self.ran.append(todo.id)
         future = _early_task(todo.id, self.run, fp)
+        if not self.whole:
+            self._record()  # one record per dispatch: the call indices do not depend on pieces
 
         async def settle() -> None:
             try:
@@ -233,10 +279,15 @@ class EarlyStart:
             for t in plan.todos
             if t.id in self.todos and self._fingerprint_in(plan, t) != self.fingerprints[t.id]
         ]
+        self.whole = True
         if mismatched:  # a retried call wrote other steps: those results fit no step here
             logger.warning("steps started early are not in the final plan: %s", mismatched)
-        elif not self._problems(plan):
-            self._dispatch_rest(plan)
+        else:
+            self.partial.goal, self.as_written = plan.goal, {t.id: t for t in plan.todos}
+            if not self._problems(plan):
+                self._dispatch_rest(plan)
+            self._record()  # the whole plan, while the steps still running end
+            self._announce()
         await self.settled()
         todos = []
         for todo in plan.todos:
@@ -277,9 +328,9 @@ class EarlyStart:
         return {**update, "lam": messages, "started": started}
 
     async def settled(self) -> None:
-        """Until every dispatched step has finished."""
-        if self.settling:
-            await asyncio.gather(*self.settling)
+        """Until every dispatched step has finished (and the plan so far is recorded)."""
+        if self.settling or self.recorded:
+            await asyncio.gather(*self.settling, *self.recorded)
 
     def _fingerprint_in(self, plan: Plan, todo: ToDo) -> str:
         of: dict[str, str] = {}
@@ -298,7 +349,6 @@ class EarlyStart:
 
     def _dispatch_rest(self, plan: Plan) -> None:
         """Every step not yet dispatched that can run without approval, dependencies first."""
-        self.partial.goal = plan.goal
         progress = True
         while progress:
             progress = False

@@ -421,7 +421,14 @@ async def test_kill_nine_while_the_plan_streams(drill: tuple[Driver, Record]) ->
     proc.wait(5)
     kill = Kill("while the plan streams", len(record.lines()), record.ended(), finished)
     stopped = await read_view(driver.env, driver.cid)
-    assert stopped.status == "running" and stopped.plan is None  # no plan yet: mid-stream
+    # No plan in the state yet (mid-stream); the view shows the plan as written so far, with
+    # the finished steps done and a3 (killed mid-run) running.
+    assert stopped.status == "running" and stopped.plan is not None
+    shown = {t["id"]: t["status"] for t in stopped.plan["todos"]}
+    assert {t: shown[t] for t in (*sorted(finished), A3)} == {
+        **dict.fromkeys(sorted(finished), "done"),
+        A3: "running",
+    }
 
     # A fresh process: the planner streams again (not held), the finished steps' results
     # come back from Redis, a3 (killed mid-run) runs again, the rest run once.

@@ -8,15 +8,20 @@ so "started while the plan was being written" is shown by order, never by timing
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from cli.view import ConversationModel
+from graph.conversations import Conversations
 from graph.plan_stream import PartialPlan
 from lam import Plan
 from nodes.early_start import fingerprint
-from tests.support.executors import RecordingExecutor
+from tests.support.executors import MemoryJournal, RecordingExecutor
 from tests.support.planner_harness import Conversation, performatives, services
 from tests.support.scripted import ScriptedChatModel, cut_off, steps
 
@@ -318,3 +323,121 @@ async def test_after_a_crash_mid_stream_another_answer_gets_no_other_steps_resul
     assert [work.runs(t) for t in ("t1", "t2", "t3")] == [2, 1, 1]
     assert [t.title for t in state["plan"].todos] == ["Beta", "Step t2", "Step t3"]
     assert all(t.status == "done" for t in state["plan"].todos)
+
+
+# -- what a person watching sees while the plan runs inside `plan` ---------------------------
+
+
+@dataclass
+class GatedJournal(MemoryJournal):
+    """The executor's journal, whose held ToDos go on once the test opens their gate."""
+
+    opened: set[str] = field(default_factory=set)
+
+    async def is_open(self, todo_id: str) -> bool:
+        return todo_id in self.opened
+
+
+async def seen(what: str, check: Callable[[], Any]) -> Any:
+    """`check()`'s first true value (awaited if need be), polled: a safety net, no timing."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while True:
+        found = check()
+        found = await found if inspect.isawaitable(found) else found
+        if found:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"never seen: {what}")
+        await asyncio.sleep(0.01)
+
+
+async def test_a_streamed_plan_is_seen_with_its_steps_states_while_it_runs() -> None:
+    """With nothing to approve the whole plan runs inside `plan`, whose update (the plan,
+    its `propose`) only comes when every step has ended. Meanwhile the conversation's view
+    (any process: it reads the checkpoint) and the terminal's (the run's stream) show the
+    plan as written and each step's state."""
+    journal = GatedJournal()
+    work = RecordingExecutor(name="work", journal=journal, hold=frozenset({"t1", "t2", "t3"}))
+    plan = steps(
+        {
+            "goal": "Read three things",
+            "todos": [
+                _step("t1", "work"),
+                _step("t2", "work", depends_on=["t1"]),
+                _step("t3", "work"),
+            ],
+        }
+    )
+    conv = Conversation(services(models={"planner": streaming(plan)}, executors=[work]))
+    convs = Conversations(conv.graph, conv.checkpointer)
+    cid = conv.thread_id
+    terminal = ConversationModel()
+
+    async def run() -> None:
+        def news(event: dict[str, Any]) -> None:
+            terminal.activity(event, time.time())
+
+        async for message in convs.stream(cid, convs.opening(REQUEST), news):
+            terminal.feed(message)
+
+    running = asyncio.create_task(run())
+
+    async def statuses() -> dict[str, str] | None:
+        view = await convs.view(cid)
+        if view.plan is None or len(view.plan["todos"]) < 3:
+            return None
+        return {t["id"]: t["status"] for t in view.plan["todos"]}
+
+    # The answer is whole; t1 and t3 have started and are held: the plan is seen.
+    await seen("t1 and t3 started", lambda: {("start", "t1"), ("start", "t3")} <= {*work.events})
+    assert await seen("the whole plan", statuses) == {
+        "t1": "running",
+        "t2": "pending",
+        "t3": "running",
+    }
+    view = await convs.view(cid)
+    assert view.status == "running" and view.plan is not None
+    assert view.plan["goal"] == "Read three things"
+    assert [t["title"] for t in view.plan["todos"]] == ["Step t1", "Step t2", "Step t3"]
+    assert "propose" not in [m["performative"] for m in view.messages]
+    Plan.model_validate(view.plan)  # a plan as any other (the console's `/effects` reads it)
+    shown = {r.id: (r.title, r.status) for r in terminal.todos.values()}
+    assert shown == {
+        "t1": ("Step t1", "running"),
+        "t2": ("Step t2", "pending"),
+        "t3": ("Step t3", "running"),
+    }
+    assert terminal.goal == "Read three things"
+
+    # t1 ends: it is done (its result is in the view), t2 starts.
+    journal.opened.add("t1")
+    await seen("t2 started", lambda: ("start", "t2") in work.events)
+
+    async def t1_done() -> dict[str, str] | None:
+        now = await statuses()
+        return now if now is not None and now["t1"] == "done" else None
+
+    assert await seen("t1 done", t1_done) == {"t1": "done", "t2": "running", "t3": "running"}
+    view = await convs.view(cid)
+    assert view.plan is not None and view.plan["todos"][0]["output"] == {"did": "t1", "saw": []}
+    assert {r.id: r.status for r in terminal.todos.values()} == {
+        "t1": "done",
+        "t2": "running",
+        "t3": "running",
+    }
+    assert not running.done()
+
+    # The end: the state's plan is the one seen, every step done; the terminal kept the
+    # steps' states and times through the plan's `propose`.
+    journal.opened |= {"t2", "t3"}
+    await asyncio.wait_for(running, WAIT_S)
+    view = await convs.view(cid)
+    assert view.status == "done" and view.plan is not None
+    assert [(t["id"], t["title"], t["status"]) for t in view.plan["todos"]] == [
+        ("t1", "Step t1", "done"),
+        ("t2", "Step t2", "done"),
+        ("t3", "Step t3", "done"),
+    ]
+    assert [r.status for r in terminal.todos.values()] == ["done"] * 3
+    assert all(r.started is not None and r.ended is not None for r in terminal.todos.values())
+    assert (work.runs("t1"), work.runs("t2"), work.runs("t3")) == (1, 1, 1)

@@ -177,8 +177,11 @@ async def test_outcomes_refused_failed_expired_and_tenants_not_configured(
     assert count("expired") == before["expired"] + 1
 
 
-def _repairing_driver(telemetry: Telemetry) -> Driver:
-    """A chore the planner gets right at the third answer; its step fails, and is re-planned."""
+def _repairing_driver(telemetry: Telemetry, *, stream_plans: bool = False) -> Driver:
+    """A chore the planner gets right at the third answer; its step fails, and is re-planned.
+
+    With `stream_plans`, t1 (it only reads) runs and fails inside `plan`, while the plan is
+    written: its task's messages reach telemetry before the plan's `propose`."""
     not_a_plan = {"nonsense": 1}  # the planner's answer does not fit: asked again
     cyclic = {
         "goal": "Do the chore",
@@ -203,15 +206,15 @@ def _repairing_driver(telemetry: Telemetry) -> Driver:
             "executor": ScriptedChatModel(messages=iter([summary])),
         },
         extra_executors=[RecordingExecutor(fail={"t1"})],
-        # Whole plans: with streamed plans t1 fails inside `plan`, its task's messages reach
-        # telemetry before the plan's `propose`, and `lam.log` reads that proposal as a
-        # re-plan (counted twice). Known; to be fixed in `lam.log` (see docs/streamed-plans.md).
-        settings={"max_plan_repairs": 3, "stream_plans": False},
+        settings={"max_plan_repairs": 3, "stream_plans": stream_plans},
     )
 
 
-async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telemetry) -> None:
-    driver = _repairing_driver(telemetry)
+@pytest.mark.parametrize("stream_plans", [False, True], ids=["whole-plan", "streamed-plan"])
+async def test_llm_calls_tokens_repairs_and_replans_are_counted(
+    telemetry: Telemetry, stream_plans: bool
+) -> None:
+    driver = _repairing_driver(telemetry, stream_plans=stream_plans)
     before = {
         "bad": value("cpa_llm_calls_total", role="planner", outcome="bad_output"),
         "ok": value("cpa_llm_calls_total", role="planner", outcome="ok"),
@@ -242,6 +245,77 @@ async def test_llm_calls_tokens_repairs_and_replans_are_counted(telemetry: Telem
     assert (
         value("cpa_llm_tokens_total", role="executor", kind="completion")
         == before["completion"] + 7
+    )
+
+
+async def test_a_streamed_plan_whose_steps_started_early_is_no_replan(
+    telemetry: Telemetry, spans: InMemorySpanExporter
+) -> None:
+    """Steps that ran while the plan was written are ToDos of that plan: one plan, no
+    re-plan, each ToDo counted once under its executor."""
+    plan = {
+        "goal": "Do the chore",
+        "todos": [
+            {"id": "t1", "title": "A", "executor": "work"},
+            {"id": "t2", "title": "B", "executor": "work", "depends_on": ["t1"]},
+        ],
+    }
+    driver = Driver(
+        telemetry,
+        chat_models={"planner": ScriptedChatModel.script(structured=[steps(plan)])},
+        extra_executors=[RecordingExecutor()],
+    )
+    before = {
+        "replans": value("cpa_replans_total"),
+        "done": value("cpa_todos_total", executor="work", outcome="done"),
+        "unknown": value("cpa_todos_total", executor="unknown", outcome="done"),
+    }
+    cid = await driver.open("Do the chore")
+    view = await driver.conversations.view(cid, owner=TENANT)
+    assert view.status == "done"
+    # Both ran inside `plan` (no `execute` had anything left to run).
+    assert [m["performative"] for m in view.messages].index("propose") < [
+        m["performative"] for m in view.messages
+    ].index("assign")
+    assert value("cpa_replans_total") == before["replans"]
+    assert value("cpa_todos_total", executor="work", outcome="done") == before["done"] + 2
+    assert value("cpa_todos_total", executor="unknown", outcome="done") == before["unknown"]
+    todo_spans = [s for s in spans.get_finished_spans() if s.name.startswith("todo ")]
+    assert {(s.attributes or {}).get("cpa.todo.executor") for s in todo_spans} == {"work"}
+
+
+async def test_the_repair_of_a_streamed_plan_whose_step_started_early_is_no_replan(
+    telemetry: Telemetry,
+) -> None:
+    """`check` sends the plan back after its first step ran while it was written: the next
+    proposal repairs it (one repair), it is no re-plan."""
+    bad = {
+        "goal": "Do the chore",
+        "todos": [
+            {"id": "t1", "title": "A", "executor": "work"},
+            {"id": "t2", "title": "B", "executor": "no_such_executor", "depends_on": ["t1"]},
+        ],
+    }
+    good = {
+        "goal": "Do the chore",
+        "todos": [
+            {"id": "t1", "title": "A", "executor": "work"},
+            {"id": "t2", "title": "B", "executor": "work", "depends_on": ["t1"]},
+        ],
+    }
+    work = RecordingExecutor()
+    driver = Driver(
+        telemetry,
+        chat_models={"planner": ScriptedChatModel.script(structured=[steps(bad), steps(good)])},
+        extra_executors=[work],
+    )
+    before = (value("cpa_replans_total"), value("cpa_plan_repairs_total"))
+    cid = await driver.open("Do the chore")
+    assert (await driver.conversations.view(cid, owner=TENANT)).status == "done"
+    assert work.runs("t1") == 1  # it ran early, in the first round; the repair kept it
+    assert (value("cpa_replans_total"), value("cpa_plan_repairs_total")) == (
+        before[0],
+        before[1] + 1,
     )
 
 

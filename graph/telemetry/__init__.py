@@ -4,6 +4,7 @@
     metrics    the Prometheus metrics and their exposition (multi-process aware)
     tracing    the tracer provider, a turn's derived trace ids, W3C traceparent
     handler    TelemetryHandler: the LangChain callback that turns runs into all of it
+               (its parts: callbacks, the runs seen; todo_runs, ToDos; llm_calls, LLM calls)
     runs       run names, metadata and tags (LangSmith); the LangSmith run around a turn
     logs       text or JSON log lines that carry their conversation's id and tenant
 

@@ -24,6 +24,10 @@ given, a span per run, node, ToDo and LLM call under the turn's trace
 (`graph.telemetry.tracing`); a log line per ToDo and per finished turn. Nothing in the nodes
 calls this module, except `trace_metadata()` where a message that waits for someone is made.
 
+The handler is made of parts by concept: the graph run, its nodes and the turn (here), the
+ToDos (`graph.telemetry.todo_runs`), the LLM calls (`graph.telemetry.llm_calls`), on the
+runs seen and their spans (`graph.telemetry.callbacks`).
+
 The handler runs inline (`run_inline`): every callback is a few dictionary operations on the
 event loop's thread, no executor hop. Whatever it fails at, LangChain logs as a warning and
 the run goes on (`raise_error` is False).
@@ -34,178 +38,40 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.exceptions import OutputParserException
-from langchain_core.outputs import ChatGeneration, LLMResult
 from langgraph.errors import GraphBubbleUp
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
     SpanKind,
     Status,
     StatusCode,
-    Tracer,
     set_span_in_context,
 )
-from pydantic import ValidationError
 
-from graph.llm import LLMOutputError
 from graph.telemetry import metrics
+from graph.telemetry.callbacks import ROLE_KEY, TURN_KEY, StepRun, TurnRun, epoch_seconds
 from graph.telemetry.contract import TODO_TASK, NotRunYet
+from graph.telemetry.llm_calls import LLMCallbacks
 from graph.telemetry.logs import FIELDS
-from graph.telemetry.tracing import forced_ids, traceparent, turn_context, turn_ids
+from graph.telemetry.todo_runs import TodoCallbacks
+from graph.telemetry.tracing import forced_ids, turn_context, turn_ids
+from lam import LAMMessage, Performative
 from lam.log import Entry, LamLog, Meaning, Turn
-from lam.rfc3339 import parse_rfc3339
+
+__all__ = ["ROLE_KEY", "TURN_KEY", "TelemetryHandler", "epoch_seconds"]
 
 logger = logging.getLogger("cpa_planner.turn")
-todo_logger = logging.getLogger("cpa_planner.todo")
 
-TURN_KEY = "cpa_turn"
-ROLE_KEY = "cpa_role"
 _IGNORED_TAG_PREFIX = "graph:step:"
-_TODO_STATUS = {Meaning.TODO_DONE: "done", Meaning.TODO_FAILED: "failed"}
 
 
-def epoch_seconds(text: str | None) -> float | None:
-    """Epoch seconds of an RFC 3339 timestamp (a LAM message's), or None."""
-    if not text:
-        return None
-    try:
-        return parse_rfc3339(text).timestamp()
-    except ValueError:
-        return None
-
-
-@dataclass
-class _Turn:
-    """One graph run (a turn runs once or several times) and what it learnt of its turn."""
-
-    started_ns: int
-    thread: str
-    conversation_id: str
-    tenant: str | None
-    kind: str
-    span: Span | None = None
-    traced: bool = True  # the sampler's decision on the turn's trace id (once it is known)
-    request_id: str | None = None
-    request_at: float | None = None
-    intent: str | None = None
-    route: str | None = None
-    outcome: str | None = None  # set once the turn's answer is logged: the turn is over
-    members: list[UUID] = field(default_factory=list)
-    log: LamLog | None = None  # the turn's messages, from its request on (first node's state)
-
-    def read(self, messages: Any) -> list[Entry]:
-        """What the messages a step added meant (those seen before mean nothing new)."""
-        if self.log is None:
-            self.log = LamLog()
-        return self.log.add_all(messages if isinstance(messages, list) else None)
-
-
-@dataclass
-class _Step:
-    """A run inside a graph run: a node, a ToDo, an LLM call, or anything else."""
-
-    kind: str  # node, todo, llm, llm_inner, other
-    root: UUID | None
-    started: float = field(default_factory=time.perf_counter)
-    started_wall: float = field(default_factory=time.time)
-    span: Span | None = None  # own span, or the nearest ancestor's (the parent of children)
-    own_span: bool = False
-    name: str = ""
-    executor: str = ""
-    todo_id: str = ""
-    role: str = ""
-
-
-class TelemetryHandler(BaseCallbackHandler):
+class TelemetryHandler(TodoCallbacks, LLMCallbacks):
     """Metrics (if `metrics`), spans (if `tracer_provider`), log lines, for every run."""
-
-    run_inline = True
-    raise_error = False
-
-    def __init__(
-        self,
-        *,
-        tenants: metrics.TenantLabels | None = None,
-        metrics_on: bool = True,
-        tracer_provider: TracerProvider | None = None,
-        trace_ratio: float = 1.0,
-        log_request_text: bool = False,
-    ) -> None:
-        self.tenant_label = tenants or metrics.TenantLabels()
-        self.metrics_on = metrics_on
-        self.tracer: Tracer | None = (
-            tracer_provider.get_tracer("cpa-planner") if tracer_provider else None
-        )
-        # Which turns are traced, decided on the turn's derived trace id: every run of a
-        # turn, in any process, decides alike. A turn not traced costs no span at all.
-        self.sampler = TraceIdRatioBased(trace_ratio) if trace_ratio < 1.0 else None
-        self.log_request_text = log_request_text
-        self._turns: dict[UUID, _Turn] = {}
-        self._steps: dict[UUID, _Step] = {}
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return True
-
-    # Looking up ---------------------------------------------------------------------------
-
-    def traceparent(self, run_id: UUID | None) -> str | None:
-        """The W3C traceparent of the span of this run (or the nearest one above it)."""
-        if run_id is None:
-            return None
-        step = self._steps.get(run_id)
-        span = step.span if step is not None else None
-        if span is None and (turn := self._turns.get(run_id)) is not None:
-            span = turn.span
-        return traceparent(span.get_span_context()) if span is not None else None
-
-    def _parent_span(self, parent_run_id: UUID | None) -> Span | None:
-        if parent_run_id is None:
-            return None
-        step = self._steps.get(parent_run_id)
-        if step is not None:
-            return step.span
-        turn = self._turns.get(parent_run_id)
-        return turn.span if turn is not None else None
-
-    def _root_of(self, parent_run_id: UUID | None) -> UUID | None:
-        if parent_run_id is None:
-            return None
-        if parent_run_id in self._turns:
-            return parent_run_id
-        step = self._steps.get(parent_run_id)
-        return step.root if step is not None else None
-
-    def _start_span(
-        self, name: str, parent: Span | None, attributes: dict[str, Any] | None, kind: SpanKind
-    ) -> Span | None:
-        if self.tracer is None or parent is None:
-            return None
-        return self.tracer.start_span(
-            name, context=set_span_in_context(parent), kind=kind, attributes=attributes
-        )
-
-    def _add(self, run_id: UUID, step: _Step) -> None:
-        self._steps[run_id] = step
-        if step.root is not None and (turn := self._turns.get(step.root)) is not None:
-            turn.members.append(run_id)
 
     # Chains: the graph, its nodes, ToDos, structured LLM calls -----------------------------
 
@@ -239,7 +105,7 @@ class TelemetryHandler(BaseCallbackHandler):
             self._start_todo(run_id, parent_run_id, turn, root, inputs)
         elif turn.span is not None:
             # Edges, the tasks' helpers: no span, but their children nest under the parent.
-            self._add(run_id, _Step("other", root, span=self._parent_span(parent_run_id)))
+            self._add(run_id, StepRun("other", root, span=self._parent_span(parent_run_id)))
 
     def on_chain_end(
         self,
@@ -300,7 +166,7 @@ class TelemetryHandler(BaseCallbackHandler):
     # The graph run ------------------------------------------------------------------------
 
     def _start_turn(self, run_id: UUID, metadata: Mapping[str, Any], inputs: Any) -> None:
-        turn = _Turn(
+        turn = TurnRun(
             started_ns=time.time_ns(),
             thread=str(metadata.get("thread_id") or metadata.get("conversation_id") or ""),
             conversation_id=str(metadata.get("conversation_id") or ""),
@@ -315,7 +181,7 @@ class TelemetryHandler(BaseCallbackHandler):
                 fields["text"] = opened.text
             logger.info("turn started", extra={FIELDS: fields})
 
-    def _ensure_turn_span(self, turn: _Turn, state: Any) -> None:
+    def _ensure_turn_span(self, turn: TurnRun, state: Any) -> None:
         """The run's span, once the turn is known: the first node's state names its request."""
         if turn.log is None and isinstance(state, dict) and isinstance(state.get("lam"), list):
             turn.log = LamLog.of_current_turn(state["lam"])
@@ -352,7 +218,7 @@ class TelemetryHandler(BaseCallbackHandler):
         decision = self.sampler.should_sample(None, trace_id, "turn").decision
         return decision is Decision.RECORD_AND_SAMPLE
 
-    def _turn_attributes(self, turn: _Turn) -> dict[str, Any]:
+    def _turn_attributes(self, turn: TurnRun) -> dict[str, Any]:
         attributes: dict[str, Any] = {
             "cpa.conversation_id": turn.conversation_id,
             "cpa.tenant": turn.tenant or "",
@@ -396,9 +262,9 @@ class TelemetryHandler(BaseCallbackHandler):
 
     # Nodes -------------------------------------------------------------------------------
 
-    def _start_node(self, run_id: UUID, turn: _Turn, root: UUID, name: str, state: Any) -> None:
+    def _start_node(self, run_id: UUID, turn: TurnRun, root: UUID, name: str, state: Any) -> None:
         self._ensure_turn_span(turn, state)
-        step = _Step("node", root, name=name)
+        step = StepRun("node", root, name=name)
         step.span = self._start_span(
             name,
             turn.span,
@@ -412,7 +278,7 @@ class TelemetryHandler(BaseCallbackHandler):
         step.own_span = step.span is not None
         self._add(run_id, step)
 
-    def _end_node(self, step: _Step, update: Any) -> None:
+    def _end_node(self, step: StepRun, update: Any) -> None:
         turn = self._turns.get(step.root) if step.root else None
         update = update if isinstance(update, dict) else {}
         if self.metrics_on:
@@ -428,7 +294,7 @@ class TelemetryHandler(BaseCallbackHandler):
             step.span.end()
 
     def _intent_decided(
-        self, turn: _Turn | None, found: Mapping[str, Any], span: Span | None
+        self, turn: TurnRun | None, found: Mapping[str, Any], span: Span | None
     ) -> None:
         """A step decided the intent (`IntentFound`: the tiers that log nothing included)."""
         intent = found.get("intent") or metrics.NO_INTENT
@@ -441,7 +307,7 @@ class TelemetryHandler(BaseCallbackHandler):
             span.set_attribute("cpa.intent", str(intent))
             span.set_attribute("cpa.intent_tier", str(found.get("source")))
 
-    def _logged(self, turn: _Turn, entry: Entry, span: Span | None) -> None:
+    def _logged(self, turn: TurnRun, entry: Entry, span: Span | None) -> None:
         """What one message a step added tells: a route, a repair, an answer, the end."""
         match entry.meaning:
             case Meaning.ROUTE if entry.turn is not None and entry.turn.route is not None:
@@ -451,8 +317,8 @@ class TelemetryHandler(BaseCallbackHandler):
             case Meaning.PLAN_SENT_BACK:
                 if self.metrics_on:
                     metrics.PLAN_REPAIRS.inc()
-            case Meaning.REPLAN:
-                if self.metrics_on:
+            case Meaning.REPLAN if entry.turn is not None:
+                if self.metrics_on and not _repairs(entry.turn, entry.message):
                     metrics.REPLANS.inc()
             case Meaning.APPROVED | Meaning.REFUSED:
                 asked = entry.turn.message(entry.message.in_reply_to) if entry.turn else None
@@ -465,7 +331,7 @@ class TelemetryHandler(BaseCallbackHandler):
             case Meaning.ANSWER if entry.turn is not None and entry.turn.outcome is not None:
                 self._turn_over(turn, entry.turn.outcome, span)
 
-    def _turn_over(self, turn: _Turn, outcome: str, span: Span | None) -> None:
+    def _turn_over(self, turn: TurnRun, outcome: str, span: Span | None) -> None:
         """The turn has its answer (its span is recorded when the run ends)."""
         current = turn.log.current if turn.log is not None else None
         if current is not None and current.intent is not None:
@@ -559,215 +425,30 @@ class TelemetryHandler(BaseCallbackHandler):
             )
         span.end()
 
-    # ToDos -------------------------------------------------------------------------------
-
-    def _start_todo(
-        self, run_id: UUID, parent_run_id: UUID, turn: _Turn, root: UUID, inputs: dict[str, Any]
-    ) -> None:
-        todo_id = str(inputs["todo_id"])
-        # Its executor, as the plan proposed in the log has it.
-        current = turn.log.current if turn.log is not None else None
-        planned = current.todos.get(todo_id) if current is not None else None
-        executor = planned.executor if planned is not None else "unknown"
-        step = _Step("todo", root, executor=executor, todo_id=todo_id)
-        step.span = self._start_span(
-            f"todo {todo_id}",
-            self._parent_span(parent_run_id),
-            {
-                "cpa.conversation_id": turn.conversation_id,
-                "cpa.tenant": turn.tenant or "",
-                "cpa.todo.id": todo_id,
-                "cpa.todo.executor": step.executor,
-            },
-            SpanKind.INTERNAL,
-        )
-        step.own_span = step.span is not None
-        self._add(run_id, step)
-
-    def _end_todo(self, step: _Step, outcome: Any) -> None:
-        outcome = outcome if isinstance(outcome, dict) else {}
-        turn = self._turns.get(step.root) if step.root else None
-        entries = turn.read(outcome.get("lam")) if turn is not None else []
-        # The messages it sent say how it went: its `assign` (possibly sent in an earlier
-        # run: it waited), then `done` or `failure`; none at all: it was skipped.
-        assign = next((e.message for e in entries if e.meaning is Meaning.ASSIGNED), None)
-        reply = next(
-            (e for e in entries if e.meaning in (Meaning.TODO_DONE, Meaning.TODO_FAILED)), None
-        )
-        status = "skipped" if reply is None else _TODO_STATUS[reply.meaning]
-        assigned_at = assign.timestamp.timestamp() if assign is not None else None
-        now = time.time()
-        duration = max(0.0, now - assigned_at) if assigned_at is not None else None
-        # An `assign` older than this pass was sent in an earlier run: the ToDo waited.
-        waited = assigned_at is not None and assigned_at < step.started_wall
-        if self.metrics_on:
-            metrics.child(metrics.TODOS, step.executor, status).inc()
-            if duration is not None:
-                metrics.child(metrics.TODO_DURATION, step.executor).observe(duration)
-            if waited and duration is not None:
-                metrics.child(metrics.INTERRUPT_WAIT, step.executor).observe(duration)
-        fields: dict[str, Any] = {"todo_id": step.todo_id, "executor": step.executor}
-        if duration is not None:
-            fields["duration_s"] = round(duration, 6)
-        if outcome.get("error"):
-            fields["error"] = str(outcome["error"])[:500]
-        todo_logger.info(f"todo {step.todo_id} {status}", extra={FIELDS: fields})
-        if step.span is not None:
-            step.span.set_attribute("cpa.outcome", status)
-            if status == "failed":
-                step.span.set_status(Status(StatusCode.ERROR, str(outcome.get("error"))[:200]))
-            step.span.end()
-
-    # LLM calls ---------------------------------------------------------------------------
-
-    def _start_llm(
-        self,
-        run_id: UUID,
-        parent_run_id: UUID | None,
-        root: UUID | None,
-        metadata: Mapping[str, Any],
-        name: str,
-    ) -> _Step:
-        parent = self._steps.get(parent_run_id) if parent_run_id else None
-        if parent is not None and parent.kind in ("llm", "llm_inner"):
-            # Inside a call (the chat model under a structured-output chain, its parser).
-            step = _Step("llm_inner", root, span=parent.span, role=parent.role)
-            self._add(run_id, step)
-            return step
-        role = str(metadata.get(ROLE_KEY))
-        turn = self._turns.get(root) if root else None
-        step = _Step("llm", root, role=role, name=name)
-        step.span = self._start_span(
-            f"llm {role}",
-            self._parent_span(parent_run_id),
-            {
-                "gen_ai.operation.name": "chat",
-                "cpa.llm.role": role,
-                "cpa.conversation_id": turn.conversation_id if turn else "",
-            },
-            SpanKind.CLIENT,
-        )
-        step.own_span = step.span is not None
-        self._add(run_id, step)
-        return step
-
-    def _end_llm(self, step: _Step, error: BaseException | None) -> None:
-        if error is None:
-            outcome = "ok"
-        elif isinstance(error, OutputParserException | ValidationError | LLMOutputError):
-            outcome = "bad_output"
-        else:
-            outcome = "error"
-        if self.metrics_on:
-            metrics.child(metrics.LLM_CALLS, step.role, outcome).inc()
-            metrics.child(metrics.LLM_DURATION, step.role).observe(
-                time.perf_counter() - step.started
-            )
-        if step.span is not None:
-            step.span.set_attribute("cpa.outcome", outcome)
-            if error is not None:
-                step.span.record_exception(error)
-                step.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            step.span.end()
-
-    def _model_start(
-        self,
-        run_id: UUID,
-        parent_run_id: UUID | None,
-        metadata: dict[str, Any] | None,
-        kwargs: Mapping[str, Any],
-    ) -> None:
-        metadata = metadata or {}
-        if ROLE_KEY not in metadata:
-            return
-        step = self._start_llm(
-            run_id, parent_run_id, self._root_of(parent_run_id), metadata, kwargs.get("name", "")
-        )
-        params = kwargs.get("invocation_params") or {}
-        model = params.get("model") or params.get("model_name")
-        if model and step.span is not None:
-            step.span.set_attribute("gen_ai.request.model", str(model))
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[Any]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(run_id, parent_run_id, metadata, kwargs)
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any],
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(run_id, parent_run_id, metadata, kwargs)
-
-    def on_llm_end(
-        self,
-        response: LLMResult,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        step = self._steps.pop(run_id, None)
-        if step is None:
-            return
-        prompt, completion = _token_usage(response)
-        if self.metrics_on:
-            if prompt:
-                metrics.child(metrics.LLM_TOKENS, step.role, "prompt").inc(prompt)
-            if completion:
-                metrics.child(metrics.LLM_TOKENS, step.role, "completion").inc(completion)
-        if step.span is not None:
-            if prompt:
-                step.span.set_attribute("gen_ai.usage.input_tokens", prompt)
-            if completion:
-                step.span.set_attribute("gen_ai.usage.output_tokens", completion)
-        if step.kind == "llm":
-            self._end_llm(step, None)
-
-    def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        step = self._steps.pop(run_id, None)
-        if step is not None and step.kind == "llm":
-            self._end_llm(step, error)
-
 
 def _current_turn(log: Any) -> Turn | None:
     """The current turn of a log in a run's input (None if there is none)."""
     return LamLog.of_current_turn(log).current if isinstance(log, list) else None
 
 
+def _repairs(turn: Turn, proposal: LAMMessage) -> bool:
+    """Whether a proposal after ToDos ran repairs a plan the planner took back (`check`'s
+    refusal, or a model's answer that was no plan, since the previous proposal): a repair,
+    counted as one, not a re-plan. (A step of a streamed plan runs before its plan is
+    checked; a re-plan's proposal that `check` refuses is repaired by the planner too.)"""
+    for message in reversed(turn.messages):
+        if message.id == proposal.id:
+            continue
+        if message.performative is Performative.PROPOSE:
+            return False
+        if (
+            message.performative is Performative.FAILURE
+            and message.sender == message.receiver
+            and message.content.get("todo_id") is None
+        ):
+            return True
+    return False
+
+
 def _is_step(tags: Sequence[str] | None) -> bool:
     return any(t.startswith(_IGNORED_TAG_PREFIX) for t in tags or ())
-
-
-def _token_usage(response: LLMResult) -> tuple[int, int]:
-    """(prompt, completion) tokens, where the provider reported them."""
-    for generations in response.generations:
-        for generation in generations:
-            if isinstance(generation, ChatGeneration):
-                usage = getattr(generation.message, "usage_metadata", None)
-                if usage:
-                    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
-    usage = (response.llm_output or {}).get("token_usage") or {}
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
