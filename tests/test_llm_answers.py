@@ -20,7 +20,8 @@ from langchain_core.messages import AIMessage
 
 from cli import exits
 from graph.builder import INTERNAL_ERROR
-from graph.plan_steps import PlanDraft, StepDraft, plan_json_schema
+from graph.plan_schema import plan_json_schema
+from graph.plan_steps import PlanDraft, StepDraft
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from lam import LAMMessage, Plan

@@ -28,7 +28,8 @@ from graph.llm import (
     LLMTruncatedError,
     LLMUnreachableError,
 )
-from graph.plan_steps import PlanDraft, plan_draft_model, plan_json_schema
+from graph.plan_schema import plan_json_schema
+from graph.plan_steps import PlanDraft, plan_draft_model
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from nodes.executors import DesktopExecutor, LLMExecutor

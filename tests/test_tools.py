@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from graph.builder import make_services
 from graph.config import ConfigError, Settings
-from graph.plan_steps import plan_json_schema
+from graph.plan_schema import plan_json_schema
 from graph.tools.arguments import plan_problems, schema_errors
 from graph.tools.catalogue import Catalogue, Entry, tool_entries
 from graph.tools.executors import executor_entries
