@@ -433,13 +433,14 @@ async def run(
     theirs: ChatModels,
     results: Path | None = None,
     resume: bool = False,
+    sides: Sequence[str] = SIDES,
 ) -> list[dict[str, Any]]:
-    """A line per request and side: every request planned by ours, then every one asked
-    with TaskBench's prompt (its long tool list then stays in the server's prompt cache).
-    With `resume`, the lines already in `results` are kept and not asked again."""
+    """A line per request and side (of `sides`): every request planned by ours, then every
+    one asked with TaskBench's prompt (its long tool list then stays in the server's prompt
+    cache). With `resume`, the lines already in `results` are kept and not asked again."""
     done = await asyncio.to_thread(_start_results, results, resume)
     rows = []
-    for side in SIDES:
+    for side in [s for s in SIDES if s in sides]:
         for request in requests:
             key = (request.id, side)
             if key in done:
@@ -483,7 +484,7 @@ def summary(domain: Domain, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     gold = {r.id: r for r in domain.requests}
     tools = [n["id"] for n in domain.nodes]
     out: dict[str, Any] = {"requests": len({row["id"] for row in rows})}
-    for side in SIDES:
+    for side in [s for s in SIDES if any(row["side"] == s for row in rows)]:
         scores = Scores()
         answered = valid = checked = 0
         mine = [row for row in rows if row["side"] == side]
@@ -515,6 +516,8 @@ def table(result: Mapping[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for side, label in (("ours", "ours"), ("baseline", "TaskBench's prompt")):
+        if side not in result:
+            continue
         s = result[side]
         n = s["samples"]
         lines.append(
@@ -551,8 +554,17 @@ def main(argv: list[str] | None = None, models: tuple[ChatModels, ChatModels] | 
     parser.add_argument("--timeout", type=float, help="seconds per model call")
     parser.add_argument("--results", type=Path, help="a JSON line per request, as it is done")
     parser.add_argument("--resume", action="store_true", help="keep --results' lines, do the rest")
+    parser.add_argument(
+        "--sides",
+        default=",".join(SIDES),
+        help="comma-separated: ours, baseline (default both; the baseline's answers do not "
+        "change with our planner)",
+    )
     parser.add_argument("--json", action="store_true", help="the summary as JSON")
     args = parser.parse_args(argv)
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if not sides or any(s not in SIDES for s in sides):
+        parser.error(f"--sides: some of {', '.join(SIDES)}")
     if args.resume and args.results is None:
         parser.error("--resume needs --results FILE")
     if args.limit is not None and args.limit < 1:
@@ -569,12 +581,16 @@ def main(argv: list[str] | None = None, models: tuple[ChatModels, ChatModels] | 
         return 2
     if models is not None:
         settings = models[0].settings
-        rows = asyncio.run(run(domain, requests, settings, *models, args.results, args.resume))
+        rows = asyncio.run(
+            run(domain, requests, settings, *models, args.results, args.resume, sides)
+        )
     else:
         with _server(args.base_url) as url:
             ours, theirs = settings_for(url, args.model, args.timeout)
             answering = (sampled(ours), sampled(theirs))
-            rows = asyncio.run(run(domain, requests, ours, *answering, args.results, args.resume))
+            rows = asyncio.run(
+                run(domain, requests, ours, *answering, args.results, args.resume, sides)
+            )
     result = summary(domain, rows)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0

@@ -28,70 +28,110 @@ def plan_json_schema(catalogue: Catalogue, max_steps: int) -> dict[str, Any]:
     """The schema of a `PlanDraft` whose steps each name one entry of `catalogue`."""
     model = plan_draft_model(max_steps)
     base = model.model_json_schema()
-    return _with_steps(base, catalogue, max_steps, "PlanDraft")
+    return _with_steps(base, catalogue, 1, max_steps, 1, "PlanDraft")
 
 
 def remaining_json_schema(catalogue: Catalogue, highest: int, max_steps: int) -> dict[str, Any]:
-    """The schema of a replanning round's `RemainingSteps` for `catalogue`."""
+    """The schema of a replanning round's `RemainingSteps` for `catalogue`: its steps are
+    numbered on after the done ones (up to `highest`) and may use any of those."""
     base = remaining_steps_model(highest, max_steps).model_json_schema()
-    return _with_steps(base, catalogue, highest, "RemainingSteps")
+    first = highest - max_steps + 1
+    return _with_steps(base, catalogue, first, max_steps, 0, "RemainingSteps")
 
 
 def _with_steps(
-    base: dict[str, Any], catalogue: Catalogue, highest: int, title: str
+    base: dict[str, Any], catalogue: Catalogue, first: int, count: int, least: int, title: str
 ) -> dict[str, Any]:
-    """`base` (pydantic's schema) with its steps one of a variant per catalogue entry."""
+    """`base` (pydantic's schema) with its steps a list of `least` to `count` steps, the
+    first numbered `first`: step N is one of a variant per catalogue entry, and what it may
+    name as its `after` and its arguments' `{"$step": M}` is an earlier step (M < N).
+
+    A list whose items differ by position is a tuple (`prefixItems`, which llama.cpp's
+    json-schema-to-grammar reads as a list of exactly that many items, ignoring
+    `minItems`/`maxItems`), so the steps are one of a tuple per length. Cycles and
+    references to a step that is not (yet) there cannot be written. (OpenAI's strict
+    structured outputs do not take `prefixItems`; we do not ask for strict mode.)
+    """
     defs: dict[str, Any] = dict(base.pop("$defs", {}))
     step = defs.pop("Step")
-    common = {
-        key: step["properties"][key]
-        for key in ("title", "description", "after", "requires_approval")
-    }
-    for key in ("title", "description", "after"):
-        defs[f"step_{key}"] = {k: v for k, v in common[key].items() if k != "title"}
-    defs[_STEP_OUTPUT_DEF] = {
-        "type": "object",
-        "properties": {STEP_REFERENCE: {"type": "integer", "minimum": 1, "maximum": highest}},
-        "required": [STEP_REFERENCE],
-        "additionalProperties": False,
-    }
-    variants = []
-    for n, entry in enumerate(catalogue, 1):
-        name = f"step_{n}"
-        defs[name] = {
-            "type": "object",
-            "description": f"a step of {entry.name}",
-            # `tool` first: once the model has written it, one variant is left to follow
-            # (a grammar that kept every variant alive through the title and description
-            # slowed llama.cpp's sampling down tenfold).
-            "properties": {
-                "tool": {"const": entry.name},
-                "title": {"$ref": "#/$defs/step_title"},
-                "description": {"$ref": "#/$defs/step_description"},
-                "arguments": arguments_schema(entry, highest > 1),
-                "after": {"$ref": "#/$defs/step_after"},
-                "requires_approval": {"type": "boolean"},
-            },
-            "required": ["tool", "title", "description", "arguments", "after"],
-            "additionalProperties": False,
+    for key in ("title", "description"):
+        defs[f"step_{key}"] = {k: v for k, v in step["properties"][key].items() if k != "title"}
+    positions = []
+    for number in range(first, first + count):
+        earlier = list(range(1, number))
+        if earlier:
+            defs[f"{_STEP_OUTPUT_DEF}_{number}"] = {
+                "type": "object",
+                "properties": {STEP_REFERENCE: {"enum": earlier}},
+                "required": [STEP_REFERENCE],
+                "additionalProperties": False,
+            }
+        defs[f"step_{number}_after"] = {
+            "type": "array",
+            "description": "the numbers of the earlier steps whose results this step needs",
+            "items": {"enum": earlier} if earlier else {"type": "integer"},
+            "maxItems": len(earlier),
         }
-        variants.append({"$ref": f"#/$defs/{name}"})
-    base["properties"]["steps"]["items"] = {"anyOf": variants}
+        variants = []
+        for n, entry in enumerate(catalogue, 1):
+            name = f"step_{number}_{n}"
+            defs[name] = {
+                "type": "object",
+                "description": f"step {number}: {entry.name}",
+                # `tool` first: once the model has written it, one variant is left to follow
+                # (a grammar that kept every variant alive through the title and description
+                # slowed llama.cpp's sampling down tenfold).
+                "properties": {
+                    "tool": {"const": entry.name},
+                    "title": {"$ref": "#/$defs/step_title"},
+                    "description": {"$ref": "#/$defs/step_description"},
+                    "arguments": arguments_schema(entry, number if earlier else None),
+                    "after": {"$ref": f"#/$defs/step_{number}_after"},
+                    "requires_approval": {"type": "boolean"},
+                },
+                "required": ["tool", "title", "description", "arguments", "after"],
+                "additionalProperties": False,
+            }
+            variants.append({"$ref": f"#/$defs/{name}"})
+        defs[f"step_{number}"] = {"anyOf": variants}
+        positions.append({"$ref": f"#/$defs/step_{number}"})
+    steps = base["properties"]["steps"]
+    base["properties"]["steps"] = {
+        "description": "the steps, in order: step N may use only steps before it",
+        "anyOf": [
+            {
+                "type": "array",
+                "prefixItems": positions[:length],
+                "minItems": length,
+                "maxItems": length,
+            }
+            for length in range(max(least, 0), count + 1)
+        ],
+    }
+    if "default" in steps:
+        base["properties"]["steps"]["default"] = steps["default"]
     base["title"] = title
     base["additionalProperties"] = False
     base["$defs"] = defs
     return base
 
 
-def arguments_schema(entry: Entry, references: bool = True) -> dict[str, Any]:
+def step_variants(schema: Mapping[str, Any], number: int) -> list[dict[str, Any]]:
+    """The variants (one per catalogue entry) that step `number` of `schema` may be."""
+    defs = schema["$defs"]
+    return [defs[v["$ref"].rsplit("/", 1)[1]] for v in defs[f"step_{number}"]["anyOf"]]
+
+
+def arguments_schema(entry: Entry, number: int | None = None) -> dict[str, Any]:
     """A tool's arguments' schema as the grammar holds the model to it (see `for_grammar`);
-    with `references`, each top-level argument may be `{"$step": N}` instead."""
+    for step `number` (not the first), each top-level argument may be `{"$step": M}`, the
+    output of an earlier step M, instead."""
     schema = entry.tool.input_schema
     bounded = for_grammar(schema, schema)
     properties = bounded.get("properties")
-    if references and isinstance(properties, dict):
+    if number is not None and isinstance(properties, dict):
         bounded["properties"] = {
-            name: {"anyOf": [value, {"$ref": f"#/$defs/{_STEP_OUTPUT_DEF}"}]}
+            name: {"anyOf": [value, {"$ref": f"#/$defs/{_STEP_OUTPUT_DEF}_{number}"}]}
             for name, value in properties.items()
         }
     return bounded

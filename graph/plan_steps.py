@@ -137,18 +137,38 @@ def _todos(
 
     A step's references to other steps' outputs are dependencies too. A step naming a tool
     of the catalogue runs on the tool's executor; any other name is taken as an executor's
-    (`check` names the ones that are neither).
+    (`check` names the ones that are neither). A step that repeats an earlier one (the same
+    tool, arguments and dependencies, once references to repeats are read as references to
+    the step they repeat; for a free-form step also the same title and description) is
+    left out: a small model repeats a step up to the step limit.
+    What depended on it depends on the step it repeats; the ids of the others stay as
+    they are (`tN` is step N as written, also when steps before it were left out).
     """
-    todos = []
+    todos: list[ToDo] = []
+    same: dict[str, str] = {}  # the id of a step left out -> the step it repeats
+    seen: dict[str, ToDo] = {}  # what a step does (tool, arguments, dependencies) -> it
     for step, todo_id in zip(steps, own, strict=True):
         referred: list[str] = []
-        arguments = _with_ids(step.arguments, numbered, referred)
+        arguments = _repointed(_with_ids(step.arguments, numbered, referred), same)
         depends_on: list[str] = []
         for dep in [_step_id(n, numbered) for n in step.after] + referred:
+            dep = same.get(dep, dep)
             # One that names the step itself means nothing and is dropped.
             if dep != todo_id and dep not in depends_on:
                 depends_on.append(dep)
         entry = catalogue.tool(step.tool) if catalogue is not None else None
+        # A free-form step's words are what it does; a tool call's are only its label.
+        does = [step.tool, arguments, sorted(depends_on)]
+        if entry is None:
+            does += [step.title, step.description]
+        key = json.dumps(does, sort_keys=True, default=str)
+        if key in seen:
+            kept = seen[key]
+            same[todo_id] = kept.id
+            if step.requires_approval and not kept.requires_approval:
+                index = todos.index(kept)
+                todos[index] = seen[key] = kept.model_copy(update={"requires_approval": True})
+            continue
         common: dict[str, Any] = {
             "id": todo_id,
             "title": step.title,
@@ -157,11 +177,25 @@ def _todos(
             "requires_approval": step.requires_approval,
         }
         if entry is None:
-            todos.append(ToDo(**common, executor=step.tool, inputs=arguments))
+            todo = ToDo(**common, executor=step.tool, inputs=arguments)
         else:
             tool = ToolCall(name=step.tool, arguments=arguments)
-            todos.append(ToDo(**common, executor=entry.executor, tool=tool))
+            todo = ToDo(**common, executor=entry.executor, tool=tool)
+        todos.append(todo)
+        seen[key] = todo
     return todos
+
+
+def _repointed(value: Any, same: Mapping[str, str]) -> Any:
+    """Arguments with each reference to a step left out pointing at the step it repeats."""
+    ref = step_reference(value)
+    if ref is not None:
+        return {STEP_REFERENCE: same.get(ref, ref)}
+    if isinstance(value, dict):
+        return {k: _repointed(v, same) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repointed(v, same) for v in value]
+    return value
 
 
 def written_step(raw: Mapping[str, Any], number: int, max_steps: int, catalogue: Catalogue) -> ToDo:

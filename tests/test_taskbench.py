@@ -260,7 +260,10 @@ def test_a_plan_cut_off_at_the_token_limit_is_asked_for_again_with_fewer_steps()
     models, model = scripted(settings, structured=[cut_off('{"goal": "Do'), CHAIN])
     plan, _ = asyncio.run(taskbench.plan_ours(models, settings, "x", domain.catalogue))
     assert len(plan.todos) == 3
-    assert [s["properties"]["steps"]["maxItems"] for s in model.schemas] == [8, 4]
+    assert [len(s["properties"]["steps"]["anyOf"][-1]["prefixItems"]) for s in model.schemas] == [
+        8,
+        4,
+    ]
 
 
 def test_validity_needs_catalogue_tools_with_arguments_their_schema_accepts() -> None:
@@ -440,3 +443,18 @@ def test_the_command_against_llama_server_with_smollm2(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["id"], r["side"]) for r in rows] == [("1001", "ours"), ("1001", "baseline")]
     assert "Traceback" not in done.stderr
+
+
+def test_sides_leaves_the_baseline_out_while_developing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings()
+    ours, ours_model = scripted(settings, structured=[CHAIN])
+    theirs, theirs_model = scripted(settings, texts=[])
+    args = command(tmp_path, "--limit", "1", "--sides", "ours", "--json")
+    assert taskbench.main(args, (ours, theirs)) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "baseline" not in result and result["ours"]["node_f1"] == 1.0
+    assert ours_model.remaining == 0 and not theirs_model.calls
+    with pytest.raises(SystemExit):
+        taskbench.main(command(tmp_path, "--sides", "theirs"), (ours, theirs))
