@@ -19,7 +19,8 @@ first `--limit`), two answers from the same model:
               graph: a step per node, arguments in the tool's order, an argument that is an
               earlier step's output (`{"$step": N}`) as `<node-j>` (the typed domains) or the
               tool's name (the daily-life APIs), each dependency a link.
-    baseline  TaskBench's own prompt (`benchmarks.taskbench_prompt`, after `inference.py`, no demonstrations: the tool list as
+    baseline  TaskBench's own prompt (`benchmarks.taskbench_prompt`, after `inference.py`,
+              no demonstrations: the tool list as
               JSON lines, its # GOAL # and # REQUIREMENTS #) and token limit (2000), the
               answer parsed as theirs parses it (no reformatting round).
 
