@@ -48,7 +48,8 @@ from pydantic import BaseModel, Field, ValidationError
 from graph.builder import make_services
 from graph.config import Settings
 from graph.llm import ChatModels, LLMError, LLMOutputError, LLMTruncatedError
-from graph.plan_steps import max_steps, plan_draft_model, plan_json_schema
+from graph.plan_schema import plan_json_schema
+from graph.plan_steps import max_steps, plan_draft_model
 from graph.services import Services
 from graph.state import IntentFound, PlannerState
 from lam import Plan, ToDo

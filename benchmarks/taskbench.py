@@ -5,7 +5,8 @@
         [--base-url URL --model NAME] [--timeout S] [--results FILE [--resume]] [--json]
 
 TaskBench (microsoft/JARVIS, `taskbench/`) gives each domain a tool catalogue
-(`tool_desc.json`) and requests with gold tool graphs (`data.json`, one JSON object a line:
+(`tool_desc.json`, read by `benchmarks.taskbench_data`) and requests with gold tool graphs
+(`data.json`, one JSON object a line:
 `id`, `type` single/chain/dag, `task_nodes`, `task_links`; the shipped files' `tool_nodes`/
 `tool_links`, JSON in strings, are read too). For each request (those of `--types`, the
 first `--limit`), two answers from the same model:
@@ -18,7 +19,8 @@ first `--limit`), two answers from the same model:
               graph: a step per node, arguments in the tool's order, an argument that is an
               earlier step's output (`{"$step": N}`) as `<node-j>` (the typed domains) or the
               tool's name (the daily-life APIs), each dependency a link.
-    baseline  TaskBench's own prompt (`inference.py`, no demonstrations: the tool list as
+    baseline  TaskBench's own prompt (`benchmarks.taskbench_prompt`, after `inference.py`,
+              no demonstrations: the tool list as
               JSON lines, its # GOAL # and # REQUIREMENTS #) and token limit (2000), the
               answer parsed as theirs parses it (no reformatting round).
 
@@ -37,7 +39,8 @@ started on a free port with an 8192-token context (TaskBench's prompt lists ever
 and one thread, or any OpenAI-compatible server (`--base-url`, `--model`). Every request
 is planned by ours first, then asked with TaskBench's prompt (whose long tool list then
 stays in the server's prompt cache). `--results` writes a JSON line per request and side as it is
-done; `--resume` keeps the lines already there and asks only for the rest.
+done; `--resume` keeps the lines already there and asks only for the rest; `--sides ours`
+asks only our planner (the baseline's answers do not change with it).
 """
 
 from __future__ import annotations
@@ -48,29 +51,25 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import HumanMessage
-
-from benchmarks.taskbench_metrics import Sample, Scores, read_sample
+from benchmarks.taskbench_data import EXECUTOR, Domain, InputError, Request, load_domain
+from benchmarks.taskbench_metrics import Scores
+from benchmarks.taskbench_prompt import ask_baseline, baseline_prompt, parse_baseline
 from graph.config import Settings
 from graph.llm import ChatModels, LLMError, LLMTruncatedError, build_chat_model
 from graph.plan_steps import max_steps
 from graph.tools.arguments import schema_errors
-from graph.tools.catalogue import Catalogue, tool_entries
-from graph.tools.files import ToolFileError, load_tool_file
+from graph.tools.catalogue import Catalogue
 from graph.tools.narrowing import narrow
 from lam import Plan
 from lam.tools import step_reference
 from nodes.check import problems_of
 from nodes.plan import draft_plan
 
-#: The executor the domain's tools run on (a name `check` knows; nothing runs here).
-EXECUTOR = "desktop"
 #: Fewer steps allowed after an answer cut off at the token limit.
 STEP_BUDGETS = (8, 4, 2)
 #: TaskBench's sampling (inference.py), for both sides, and its token limit.
@@ -84,122 +83,6 @@ CONTEXT = 8192
 #: (measured: 17 tokens/s with one, 2 with two, while other work ran).
 THREADS = 1
 RAW_KEPT = 4000
-
-
-class InputError(ValueError):
-    """A tools, data or requests file that cannot be used; the message names it."""
-
-
-# -- the domain --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    id: str
-    type: str
-    text: str
-    gold: dict[str, Any]  # task_nodes, task_links
-
-
-@dataclass(frozen=True)
-class Domain:
-    """One TaskBench domain: its catalogue (ours), its tool list (theirs), its requests."""
-
-    catalogue: Catalogue
-    nodes: list[dict[str, Any]]  # tool_desc.json's, for TaskBench's prompt
-    requests: list[Request]
-
-    @property
-    def typed(self) -> bool:
-        """Tools with input and output types (multimedia, Hugging Face), not named
-        parameters (daily-life APIs): TaskBench's `ignore_tool_type` is the opposite."""
-        return bool(self.nodes) and "input-type" in self.nodes[0]
-
-    @property
-    def output_types(self) -> dict[str, str] | None:
-        """Each tool's first output type (the typed domains' argument names), else None."""
-        if not self.typed:
-            return None
-        return {n["id"]: (n.get("output-type") or ["none"])[0] for n in self.nodes}
-
-    def score_sample(self, graph: Mapping[str, Any] | None) -> Sample | None:
-        return None if graph is None else read_sample(graph, self.output_types)
-
-
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not a JSON object a line: {exc.msg}") from None
-        if not isinstance(item, dict):
-            raise InputError(f"{path}:{number}: not a JSON object a line")
-        yield number, item
-
-
-def _field(item: Mapping[str, Any], names: Sequence[str], where: str, default: Any = None) -> Any:
-    """A graph field under its TaskBench name or the shipped files' (JSON in a string)."""
-    for name in names:
-        if name in item:
-            value = item[name]
-            if isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError:
-                    raise InputError(f"{where}: {name} is not JSON") from None
-            if not isinstance(value, list):
-                raise InputError(f"{where}: {name} is not a list")
-            return value
-    if default is None:
-        raise InputError(f"{where}: no {' or '.join(names)}")
-    return default
-
-
-def load_domain(tools: Path, data: Path, requests: Path | None = None) -> Domain:
-    """A domain from TaskBench's files (`InputError` names what is wrong, and where)."""
-    try:
-        loaded = load_tool_file(tools)
-    except ToolFileError as exc:
-        raise InputError(str(exc)) from None
-    try:
-        nodes = json.loads(Path(tools).read_text(encoding="utf-8")).get("nodes")
-    except (json.JSONDecodeError, AttributeError):
-        nodes = None
-    if not isinstance(nodes, list) or not nodes:
-        raise InputError(f"{tools}: not TaskBench's tool_desc.json (no `nodes`)")
-    catalogue = Catalogue.merge([], tool_entries(loaded.tools, loaded.source, EXECUTOR))
-    texts: dict[str, str] = {}
-    if requests is not None:
-        for number, item in _json_lines(requests):
-            if not isinstance(item.get("user_request"), str):
-                raise InputError(f"{requests}:{number}: no user_request")
-            texts[str(item.get("id"))] = item["user_request"]
-    found = []
-    for number, item in _json_lines(data):
-        where = f"{data}:{number}"
-        if "id" not in item:
-            raise InputError(f"{where}: no id")
-        rid = str(item["id"])
-        text = texts.get(rid) or item.get("user_request") or item.get("instruction")
-        if not isinstance(text, str) or not text:
-            raise InputError(f"{where}: request {rid} has no text (user_request, instruction)")
-        task_nodes = _field(item, ("task_nodes", "tool_nodes"), where)
-        task_links = _field(item, ("task_links", "tool_links"), where, default=[])
-        kind = str(item.get("type") or ("single" if len(task_nodes) == 1 else "dag"))
-        found.append(Request(rid, kind, text, {"task_nodes": task_nodes, "task_links": task_links}))
-    if not found:
-        raise InputError(f"{data}: no requests")
-    domain = Domain(catalogue, nodes, found)
-    for request in found:
-        if domain.score_sample(request.gold) is None:
-            raise InputError(f"{data}: request {request.id}: its gold graph cannot be read")
-    return domain
 
 
 # -- our planner ---------------------------------------------------------------------------
@@ -280,74 +163,6 @@ async def plan_ours(
             if budget == budgets[-1]:
                 raise
     raise AssertionError("unreachable")
-
-
-# -- TaskBench's prompt --------------------------------------------------------------------
-
-_TYPED_PROMPT = (
-    """\n# GOAL #: Based on the above tools, I want you generate task steps and task nodes to """
-    """solve the # USER REQUEST #. The format must in a strict JSON format, like: """
-    """{"task_steps": [ step description of one or more steps ], "task_nodes": [{"task": """
-    """"tool name must be from # TOOL LIST #", "arguments": [ a concise list of arguments """
-    """for the tool. Either original text, or user-mentioned filename, or tag '<node-j>' """
-    """(start from 0) to refer to the output of the j-th node. ]}]} """
-    """\n\n# REQUIREMENTS #: \n1. the generated task steps and task nodes can resolve the """
-    """given user request # USER REQUEST # perfectly. Task name must be selected from """
-    """# TASK LIST #; \n2. the task steps should strictly aligned with the task nodes, and """
-    """the number of task steps should be same with the task nodes; \n3. the dependencies """
-    """among task steps should align with the argument dependencies of the task nodes; """
-    """\n4. the tool arguments should be align with the input-type field of # TASK LIST #;"""
-)
-_NAMED_PROMPT = (
-    """\n# GOAL #:\nBased on the above tools, I want you generate task steps and task nodes """
-    """to solve the # USER REQUEST #. The format must in a strict JSON format, like: """
-    """{"task_steps": [ "concrete steps, format as Step x: Call xxx tool with xxx: 'xxx' """
-    """and xxx: 'xxx'" ], "task_nodes": [{"task": "task name must be from # TASK LIST #", """
-    """"arguments": [ {"name": "parameter name", "value": "parameter value, either """
-    """user-specified text or the specific name of the tool whose result is required by """
-    """this node"} ]}], "task_links": [{"source": "task name i", "target": "task name j"}]}"""
-    """\n\n# REQUIREMENTS #: \n1. the generated task steps and task nodes can resolve the """
-    """given user request # USER REQUEST # perfectly. Task name must be selected from """
-    """# TASK LIST #; \n2. the task steps should strictly aligned with the task nodes, and """
-    """the number of task steps should be same with the task nodes; \n3. The task links """
-    """(task_links) should reflect the temporal dependencies among task nodes, i.e. the """
-    """order in which the APIs are invoked;"""
-)
-_REQUEST_PART = (
-    "\n\n# USER REQUEST #: {{user_request}}\nnow please generate your result in a strict "
-    "JSON format:\n# RESULT #:"
-)
-
-
-def baseline_prompt(nodes: Iterable[Mapping[str, Any]], request: str, typed: bool) -> str:
-    """inference.py's prompt (no demonstrations) for `request`."""
-    tools = "# TASK LIST #:\n"
-    for node in nodes:
-        tool = dict(node)
-        if not typed:  # ignore_tool_type: parameters by name only
-            tool["parameters"] = [p["name"] for p in tool.get("parameters") or []]
-        tools += json.dumps(tool) + "\n"
-    prompt = (_TYPED_PROMPT if typed else _NAMED_PROMPT) + _REQUEST_PART
-    return tools + prompt.replace("{{user_request}}", request)
-
-
-def parse_baseline(content: str) -> dict[str, Any] | None:
-    """inference.py's reading of an answer (None where it fails or evaluate.py cannot use
-    it: not an object with `task_nodes`)."""
-    content = content.replace("\n", "").replace("\\_", "_").replace("\\", "")
-    start = content.find("RESULT #:")
-    if start != -1:
-        content = content[start + len("RESULT #:") :]
-    try:
-        parsed = json.loads(content)
-    except json.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) and "task_nodes" in parsed else None
-
-
-async def ask_baseline(models: ChatModels, prompt: str) -> str:
-    """TaskBench's prompt as one user message (an answer cut off ends in "…")."""
-    return await models.text("planner", [HumanMessage(prompt)], "answer TaskBench's prompt")
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -433,13 +248,14 @@ async def run(
     theirs: ChatModels,
     results: Path | None = None,
     resume: bool = False,
+    sides: Sequence[str] = SIDES,
 ) -> list[dict[str, Any]]:
-    """A line per request and side: every request planned by ours, then every one asked
-    with TaskBench's prompt (its long tool list then stays in the server's prompt cache).
-    With `resume`, the lines already in `results` are kept and not asked again."""
+    """A line per request and side (of `sides`): every request planned by ours, then every
+    one asked with TaskBench's prompt (its long tool list then stays in the server's prompt
+    cache). With `resume`, the lines already in `results` are kept and not asked again."""
     done = await asyncio.to_thread(_start_results, results, resume)
     rows = []
-    for side in SIDES:
+    for side in [s for s in SIDES if s in sides]:
         for request in requests:
             key = (request.id, side)
             if key in done:
@@ -483,7 +299,7 @@ def summary(domain: Domain, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     gold = {r.id: r for r in domain.requests}
     tools = [n["id"] for n in domain.nodes]
     out: dict[str, Any] = {"requests": len({row["id"] for row in rows})}
-    for side in SIDES:
+    for side in [s for s in SIDES if any(row["side"] == s for row in rows)]:
         scores = Scores()
         answered = valid = checked = 0
         mine = [row for row in rows if row["side"] == side]
@@ -515,6 +331,8 @@ def table(result: Mapping[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for side, label in (("ours", "ours"), ("baseline", "TaskBench's prompt")):
+        if side not in result:
+            continue
         s = result[side]
         n = s["samples"]
         lines.append(
@@ -551,8 +369,17 @@ def main(argv: list[str] | None = None, models: tuple[ChatModels, ChatModels] | 
     parser.add_argument("--timeout", type=float, help="seconds per model call")
     parser.add_argument("--results", type=Path, help="a JSON line per request, as it is done")
     parser.add_argument("--resume", action="store_true", help="keep --results' lines, do the rest")
+    parser.add_argument(
+        "--sides",
+        default=",".join(SIDES),
+        help="comma-separated: ours, baseline (default both; the baseline's answers do not "
+        "change with our planner)",
+    )
     parser.add_argument("--json", action="store_true", help="the summary as JSON")
     args = parser.parse_args(argv)
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if not sides or any(s not in SIDES for s in sides):
+        parser.error(f"--sides: some of {', '.join(SIDES)}")
     if args.resume and args.results is None:
         parser.error("--resume needs --results FILE")
     if args.limit is not None and args.limit < 1:
@@ -569,12 +396,16 @@ def main(argv: list[str] | None = None, models: tuple[ChatModels, ChatModels] | 
         return 2
     if models is not None:
         settings = models[0].settings
-        rows = asyncio.run(run(domain, requests, settings, *models, args.results, args.resume))
+        rows = asyncio.run(
+            run(domain, requests, settings, *models, args.results, args.resume, sides)
+        )
     else:
         with _server(args.base_url) as url:
             ours, theirs = settings_for(url, args.model, args.timeout)
             answering = (sampled(ours), sampled(theirs))
-            rows = asyncio.run(run(domain, requests, ours, *answering, args.results, args.resume))
+            rows = asyncio.run(
+                run(domain, requests, ours, *answering, args.results, args.resume, sides)
+            )
     result = summary(domain, rows)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0

@@ -33,7 +33,8 @@ from typing import Any
 from examples.desktop_agent import ACTIONS
 from graph.builder import make_services
 from graph.config import Settings
-from graph.plan_steps import max_steps, plan_json_schema
+from graph.plan_schema import plan_json_schema
+from graph.plan_steps import max_steps
 from graph.tools.catalogue import Catalogue, tool_entries
 from graph.tools.executors import executor_entries
 from graph.tools.files import load_tool_file

@@ -1,4 +1,4 @@
-"""The plan as the LLM writes it, as a person reads it, and as the planner proposes it.
+"""The plan as the LLM writes it: numbered steps, read into ToDos.
 
 The planner model does not write a `Plan`: it writes numbered steps, a form with little room
 for error, which we turn into one. Its JSON Schema, generated from the action catalogue the
@@ -23,41 +23,28 @@ structured outputs) holds the answer to:
 
 A step naming a tool becomes a ToDo with `tool` set, run by the tool's executor; a step
 naming an executor becomes a free-form ToDo of it, its arguments its `inputs`.
-`plan_json_schema` builds the schema for one catalogue and plan size; `PlanDraft` reads the
-answer (leniently: the tools and their arguments are checked by `check`, for the servers
-that do not hold an answer to the schema).
+`PlanDraft` reads the answer (leniently: the tools and their arguments are checked by
+`check`, for the servers that do not hold an answer to the schema); `graph.plan_schema`
+builds the schema for one catalogue and plan size, `graph.plan_text` the catalogue and the
+plan as text, `graph.plan_proposal` the state update that proposes a plan.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Annotated, Any
 
-from langchain_core.messages import AIMessage
-from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from graph import lamlog
-from graph.approval import declared_record
-from graph.effects import Effect
-from graph.services import Services
-from graph.state import PlannerState
-from graph.telemetry import trace_metadata
-from graph.tools.catalogue import Catalogue, Entry
-from graph.tools.narrowing import narrow
-from graph.tools.sources import tenant_of
+from graph.tools.catalogue import Catalogue
 from lam import Plan, ToDo, ToolCall
 from lam.tools import STEP_REFERENCE, step_reference
 
 GOAL_MAX = 160
 TITLE_MAX = 60
 DESCRIPTION_MAX = 240
-#: Bounds on what a grammar lets the model write into arguments.
-ARGUMENT_TEXT_MAX = 200
-ARGUMENT_ITEMS_MAX = 8
-_ARGUMENT_DEPTH_MAX = 6
 #: At most this many steps in one LLM-written plan (fewer if `max_todos` says so).
 STEPS_MAX = 8
 
@@ -150,18 +137,38 @@ def _todos(
 
     A step's references to other steps' outputs are dependencies too. A step naming a tool
     of the catalogue runs on the tool's executor; any other name is taken as an executor's
-    (`check` names the ones that are neither).
+    (`check` names the ones that are neither). A step that repeats an earlier one (the same
+    tool, arguments and dependencies, once references to repeats are read as references to
+    the step they repeat; for a free-form step also the same title and description) is
+    left out: a small model repeats a step up to the step limit.
+    What depended on it depends on the step it repeats; the ids of the others stay as
+    they are (`tN` is step N as written, also when steps before it were left out).
     """
-    todos = []
+    todos: list[ToDo] = []
+    same: dict[str, str] = {}  # the id of a step left out -> the step it repeats
+    seen: dict[str, ToDo] = {}  # what a step does (tool, arguments, dependencies) -> it
     for step, todo_id in zip(steps, own, strict=True):
         referred: list[str] = []
-        arguments = _with_ids(step.arguments, numbered, referred)
+        arguments = _repointed(_with_ids(step.arguments, numbered, referred), same)
         depends_on: list[str] = []
         for dep in [_step_id(n, numbered) for n in step.after] + referred:
+            dep = same.get(dep, dep)
             # One that names the step itself means nothing and is dropped.
             if dep != todo_id and dep not in depends_on:
                 depends_on.append(dep)
         entry = catalogue.tool(step.tool) if catalogue is not None else None
+        # A free-form step's words are what it does; a tool call's are only its label.
+        does = [step.tool, arguments, sorted(depends_on)]
+        if entry is None:
+            does += [step.title, step.description]
+        key = json.dumps(does, sort_keys=True, default=str)
+        if key in seen:
+            kept = seen[key]
+            same[todo_id] = kept.id
+            if step.requires_approval and not kept.requires_approval:
+                index = todos.index(kept)
+                todos[index] = seen[key] = kept.model_copy(update={"requires_approval": True})
+            continue
         common: dict[str, Any] = {
             "id": todo_id,
             "title": step.title,
@@ -170,11 +177,25 @@ def _todos(
             "requires_approval": step.requires_approval,
         }
         if entry is None:
-            todos.append(ToDo(**common, executor=step.tool, inputs=arguments))
+            todo = ToDo(**common, executor=step.tool, inputs=arguments)
         else:
             tool = ToolCall(name=step.tool, arguments=arguments)
-            todos.append(ToDo(**common, executor=entry.executor, tool=tool))
+            todo = ToDo(**common, executor=entry.executor, tool=tool)
+        todos.append(todo)
+        seen[key] = todo
     return todos
+
+
+def _repointed(value: Any, same: Mapping[str, str]) -> Any:
+    """Arguments with each reference to a step left out pointing at the step it repeats."""
+    ref = step_reference(value)
+    if ref is not None:
+        return {STEP_REFERENCE: same.get(ref, ref)}
+    if isinstance(value, dict):
+        return {k: _repointed(v, same) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repointed(v, same) for v in value]
+    return value
 
 
 def written_step(raw: Mapping[str, Any], number: int, max_steps: int, catalogue: Catalogue) -> ToDo:
@@ -228,174 +249,6 @@ def remaining_steps_model(highest: int, max_steps: int) -> type[RemainingSteps]:
     )
 
 
-# -- the JSON Schema the model is held to -----------------------------------------------------
-
-_STEP_OUTPUT_DEF = "step_output"
-
-
-def plan_json_schema(catalogue: Catalogue, max_steps: int) -> dict[str, Any]:
-    """The schema of a `PlanDraft` whose steps each name one entry of `catalogue`."""
-    model = plan_draft_model(max_steps)
-    base = model.model_json_schema()
-    return _with_steps(base, catalogue, max_steps, "PlanDraft")
-
-
-def remaining_json_schema(catalogue: Catalogue, highest: int, max_steps: int) -> dict[str, Any]:
-    """The schema of a replanning round's `RemainingSteps` for `catalogue`."""
-    base = remaining_steps_model(highest, max_steps).model_json_schema()
-    return _with_steps(base, catalogue, highest, "RemainingSteps")
-
-
-def _with_steps(
-    base: dict[str, Any], catalogue: Catalogue, highest: int, title: str
-) -> dict[str, Any]:
-    """`base` (pydantic's schema) with its steps one of a variant per catalogue entry."""
-    defs: dict[str, Any] = dict(base.pop("$defs", {}))
-    step = defs.pop("Step")
-    common = {
-        key: step["properties"][key]
-        for key in ("title", "description", "after", "requires_approval")
-    }
-    for key in ("title", "description", "after"):
-        defs[f"step_{key}"] = {k: v for k, v in common[key].items() if k != "title"}
-    defs[_STEP_OUTPUT_DEF] = {
-        "type": "object",
-        "properties": {STEP_REFERENCE: {"type": "integer", "minimum": 1, "maximum": highest}},
-        "required": [STEP_REFERENCE],
-        "additionalProperties": False,
-    }
-    variants = []
-    for n, entry in enumerate(catalogue, 1):
-        name = f"step_{n}"
-        defs[name] = {
-            "type": "object",
-            "description": f"a step of {entry.name}",
-            # `tool` first: once the model has written it, one variant is left to follow
-            # (a grammar that kept every variant alive through the title and description
-            # slowed llama.cpp's sampling down tenfold).
-            "properties": {
-                "tool": {"const": entry.name},
-                "title": {"$ref": "#/$defs/step_title"},
-                "description": {"$ref": "#/$defs/step_description"},
-                "arguments": arguments_schema(entry, highest > 1),
-                "after": {"$ref": "#/$defs/step_after"},
-                "requires_approval": {"type": "boolean"},
-            },
-            "required": ["tool", "title", "description", "arguments", "after"],
-            "additionalProperties": False,
-        }
-        variants.append({"$ref": f"#/$defs/{name}"})
-    base["properties"]["steps"]["items"] = {"anyOf": variants}
-    base["title"] = title
-    base["additionalProperties"] = False
-    base["$defs"] = defs
-    return base
-
-
-def arguments_schema(entry: Entry, references: bool = True) -> dict[str, Any]:
-    """A tool's arguments' schema as the grammar holds the model to it (see `for_grammar`);
-    with `references`, each top-level argument may be `{"$step": N}` instead."""
-    schema = entry.tool.input_schema
-    bounded = for_grammar(schema, schema)
-    properties = bounded.get("properties")
-    if references and isinstance(properties, dict):
-        bounded["properties"] = {
-            name: {"anyOf": [value, {"$ref": f"#/$defs/{_STEP_OUTPUT_DEF}"}]}
-            for name, value in properties.items()
-        }
-    return bounded
-
-
-def for_grammar(schema: Any, root: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
-    """A narrower copy of a JSON Schema for grammar-constrained decoding: only the keywords
-    a grammar can hold (types, properties, required, enum, const, items, anyOf, bounds),
-    `$ref`s inlined, objects closed to keys of their own, strings and arrays bounded. A
-    value it allows is a value the original allows (where it reads the keyword at all)."""
-    if not isinstance(schema, Mapping) or depth > _ARGUMENT_DEPTH_MAX:
-        return {"type": "string", "maxLength": ARGUMENT_TEXT_MAX}
-    ref = schema.get("$ref")
-    if isinstance(ref, str):
-        target = _resolve(ref, root)
-        merged = {**(target or {}), **{k: v for k, v in schema.items() if k != "$ref"}}
-        return for_grammar(merged, root, depth + 1)
-    if "const" in schema:
-        return {"const": schema["const"]}
-    if isinstance(schema.get("enum"), list):
-        return {"enum": list(schema["enum"])}
-    for key in ("anyOf", "oneOf"):
-        if isinstance(schema.get(key), list) and schema[key]:
-            return {"anyOf": [for_grammar(s, root, depth + 1) for s in schema[key]]}
-    if isinstance(schema.get("allOf"), list) and len(schema["allOf"]) == 1:
-        rest = {k: v for k, v in schema.items() if k != "allOf"}
-        return for_grammar({**schema["allOf"][0], **rest}, root, depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return {"anyOf": [for_grammar({**schema, "type": t}, root, depth + 1) for t in kind]}
-    if kind == "object" or (kind is None and "properties" in schema):
-        return _object_for_grammar(schema, root, depth)
-    if kind == "array":
-        items = for_grammar(schema.get("items", {"type": "string"}), root, depth + 1)
-        out: dict[str, Any] = {"type": "array", "items": items}
-        low = schema.get("minItems")
-        high = min(int(schema.get("maxItems", ARGUMENT_ITEMS_MAX)), ARGUMENT_ITEMS_MAX)
-        if isinstance(low, int) and low <= high:
-            out["minItems"] = low
-        out["maxItems"] = high
-        return out
-    if kind == "string":
-        out = {"type": "string"}
-        high = min(int(schema.get("maxLength", ARGUMENT_TEXT_MAX)), ARGUMENT_TEXT_MAX)
-        low = schema.get("minLength")
-        if isinstance(low, int) and low <= high:
-            out["minLength"] = low
-        out["maxLength"] = high
-        return out
-    if kind == "integer":
-        out = {"type": "integer"}
-        for key in ("minimum", "maximum"):
-            if isinstance(schema.get(key), int):
-                out[key] = schema[key]
-        return out
-    if kind in ("number", "boolean", "null"):
-        return {"type": kind}
-    # Anything at all: text is what a step's argument most often is.
-    return {"type": "string", "maxLength": ARGUMENT_TEXT_MAX}
-
-
-def _object_for_grammar(
-    schema: Mapping[str, Any], root: Mapping[str, Any], depth: int
-) -> dict[str, Any]:
-    properties = schema.get("properties")
-    if not isinstance(properties, Mapping) or not properties:
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):  # a map: keys of the model's choosing, typed values
-            return {"type": "object", "additionalProperties": for_grammar(extra, root, depth + 1)}
-        # Nothing named: nothing to write. An open object would let a small model go on
-        # adding keys until its token limit (a grammar cannot bound their number).
-        return {"type": "object", "properties": {}, "additionalProperties": False}
-    required = [r for r in schema.get("required") or [] if r in properties]
-    return {
-        "type": "object",
-        "properties": {
-            name: for_grammar(value, root, depth + 1) for name, value in properties.items()
-        },
-        "required": required,
-        "additionalProperties": False,
-    }
-
-
-def _resolve(ref: str, root: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A local `#/...` reference inside the tool's own schema (others resolve to nothing)."""
-    if not ref.startswith("#/"):
-        return None
-    node: Any = root
-    for part in ref[2:].split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return dict(node) if isinstance(node, Mapping) else None
-
-
 def max_steps(max_todos: int) -> int:
     return max(1, min(STEPS_MAX, max_todos))
 
@@ -432,107 +285,3 @@ def draft_json(plan: Plan) -> str:
         for t in plan.todos
     ]
     return json.dumps({"goal": plan.goal, "steps": steps}, ensure_ascii=False, default=str)
-
-
-async def planning_catalogue(
-    services: Services, config: RunnableConfig, request: str, plan: Plan | None = None
-) -> Catalogue:
-    """The catalogue a planning call of this run shows the model: the run's tenant's, with
-    at most `planner_max_tools` tools, those closest to the request (and those `plan`, the
-    plan under repair, already names)."""
-    full = await services.tools.catalogue(tenant_of(config))
-    named = [t.tool.name for t in plan.todos if t.tool is not None] if plan is not None else []
-    return narrow(full, request, services.settings.planner_max_tools, keep=named)
-
-
-def current_plan(state: PlannerState) -> Plan:
-    """The turn's plan, for a step that runs only once there is one (already validated)."""
-    plan = state.get("plan")
-    if plan is None:
-        raise RuntimeError("no plan in the state")
-    return plan
-
-
-def catalogue_listing(catalogue: Catalogue) -> str:
-    """The catalogue for a planner prompt: per entry, what it does, its arguments, its effect."""
-    return "\n".join(entry_line(entry) for entry in catalogue)
-
-
-_EFFECT_WORDS = {"none": "changes nothing", "read": "only reads"}
-_ARGUMENT_TEXT_SHOWN = 100
-
-
-def entry_line(entry: Entry) -> str:
-    """One catalogue entry as a line of the planner's prompt."""
-    tool = entry.tool
-    parts = [f"- {tool.name}: {tool.description.strip() or '(no description)'}"]
-    properties = tool.input_schema.get("properties")
-    required = set(tool.input_schema.get("required") or [])
-    if isinstance(properties, dict) and properties:
-        shown = []
-        for name, schema in properties.items():
-            schema = schema if isinstance(schema, dict) else {}
-            kind = schema.get("type") or (
-                "one of " + "/".join(map(str, schema["enum"])) if "enum" in schema else "any"
-            )
-            need = ", required" if name in required else ""
-            text = str(schema.get("description") or "").strip()
-            if len(text) > _ARGUMENT_TEXT_SHOWN:
-                text = text[: _ARGUMENT_TEXT_SHOWN - 1] + "…"
-            shown.append(f"{name} ({kind}{need})" + (f": {text}" if text else ""))
-        parts.append("Arguments: " + "; ".join(shown) + ".")
-    else:
-        parts.append("Arguments: {}.")
-    if tool.returns:
-        parts.append(f"Returns {tool.returns.rstrip('.')}.")
-    effect = _EFFECT_WORDS.get(tool.effect, f"effect: {tool.effect}, needs the person's approval")
-    parts.append(f"[{effect}]")
-    return " ".join(parts)
-
-
-def plan_text(plan: Plan) -> str:
-    """The plan in a few lines of plain text (chat view, CLI, LLM prompts)."""
-    lines = [f"Plan: {plan.goal}"]
-    for todo in plan.todos:
-        after = f" (after {', '.join(todo.depends_on)})" if todo.depends_on else ""
-        flag = " [needs approval]" if todo.requires_approval else ""
-        status = "" if todo.status == "pending" else f" — {todo.status}"
-        runs = f"{todo.executor}: {todo.tool.name}" if todo.tool is not None else todo.executor
-        lines.append(f"{todo.id}. {todo.title} [{runs}]{after}{flag}{status}")
-    return "\n".join(lines)
-
-
-def sentences(items: Iterable[str]) -> str:
-    """Problems as one line: "a; b; c." (each item's own full stop dropped, one at the end)."""
-    parts = [item.strip().rstrip(".").strip() for item in items]
-    parts = [part for part in parts if part]
-    return "; ".join(parts) + "." if parts else ""
-
-
-def proposal(
-    state: PlannerState,
-    config: RunnableConfig,
-    plan: Plan,
-    *purpose: object,
-    declared: Mapping[str, Effect] | None = None,
-) -> dict[str, Any]:
-    """The state update that proposes `plan` to the requester (`purpose` keys its message id).
-
-    `declared`: the effects a trusted template declared for its steps, kept with the
-    proposal's id (`plan_effects`) so that `approve` can check the plan again by them.
-    """
-    cid = lamlog.conversation_id(state, config)
-    propose = lamlog.planner(state, config).propose(
-        lamlog.requester(state),
-        plan,
-        message_id=lamlog.stable_id(cid, "propose", lamlog.current_request(state)["id"], *purpose),
-        metadata=trace_metadata(),  # whoever approves can continue the trace
-    )
-    return {
-        "plan": plan,
-        "plan_problems": [],
-        "rejected_answer": None,
-        "plan_effects": declared_record(propose.id, declared or {}),
-        "lam": [propose.to_dict()],
-        "messages": [AIMessage(plan_text(plan))],
-    }

@@ -24,7 +24,7 @@ from graph import lamlog
 from graph.answer_rules import AnswerMismatchError, NotTheReceiverError, check_answer
 from graph.approval import declared_for, mark_approvals
 from graph.config import ApprovalPolicy
-from graph.plan_steps import current_plan
+from graph.plan_proposal import current_plan
 from graph.services import get_services
 from graph.state import PlannerState
 from graph.tools.sources import tenant_of

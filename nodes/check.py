@@ -16,7 +16,8 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
-from graph.plan_steps import current_plan, sentences
+from graph.plan_proposal import current_plan
+from graph.plan_text import sentences
 from graph.services import get_services
 from graph.state import PlannerState
 from graph.tools.arguments import plan_problems

@@ -7,6 +7,8 @@ step that is complete (the next one has begun) is dispatched at once when
 - it reads as a step and its tool and arguments check out against the catalogue (the
   `check` node's own checks, `graph.tools.arguments`),
 - every step it depends on is earlier and already dispatched (its dependencies are known),
+- it does not repeat a step already dispatched (the plan leaves such repeats out,
+  `graph.plan_steps`),
 - its effect is `none` or `read` (`graph.approval.step_effect`), the model did not flag it,
   the policy is not `always`, and its executor never waits for anyone (no `desktop`,
   `human`, nor anything that interrupts).
@@ -227,6 +229,8 @@ class EarlyStart:
             return False
         if todo.id in self.todos or any(dep not in self.todos for dep in todo.depends_on):
             return False
+        if fingerprint(todo, self.fingerprints, self.request_id) in self.fingerprints.values():
+            return False  # a repeat of a step dispatched already: the plan leaves it out
         if todo.executor not in self.services.executors:
             return False
         executor = self.services.executors.get(todo.executor)

@@ -35,7 +35,7 @@ from langgraph.types import Interrupt
 
 from graph import lamlog
 from graph.executor_registry import Answered, ExecutorCall, ExecutorError
-from graph.plan_steps import current_plan
+from graph.plan_proposal import current_plan
 from graph.services import Services, get_services
 from graph.state import LamDict, PlannerState
 from graph.telemetry import trace_metadata

@@ -28,15 +28,10 @@ from langchain_core.runnables import RunnableConfig
 from graph import lamlog
 from graph.approval import mark_approvals
 from graph.llm import ChatModels, LLMError, LLMOutputError, LLMTruncatedError
-from graph.plan_steps import (
-    catalogue_listing,
-    draft_json,
-    max_steps,
-    plan_draft_model,
-    plan_json_schema,
-    planning_catalogue,
-    proposal,
-)
+from graph.plan_proposal import planning_catalogue, proposal
+from graph.plan_schema import plan_json_schema
+from graph.plan_steps import draft_json, max_steps, plan_draft_model
+from graph.plan_text import catalogue_listing
 from graph.services import get_services
 from graph.state import IntentFound, Language, PlannerState
 from graph.tools.catalogue import Catalogue

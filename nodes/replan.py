@@ -17,15 +17,10 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.approval import mark_approvals
 from graph.llm import LLMError
-from graph.plan_steps import (
-    catalogue_listing,
-    current_plan,
-    max_steps,
-    planning_catalogue,
-    proposal,
-    remaining_json_schema,
-    remaining_steps_model,
-)
+from graph.plan_proposal import current_plan, planning_catalogue, proposal
+from graph.plan_schema import remaining_json_schema
+from graph.plan_steps import max_steps, remaining_steps_model
+from graph.plan_text import catalogue_listing
 from graph.services import get_services
 from graph.state import PlannerState
 from lam import Plan, ToDo

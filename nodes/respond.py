@@ -29,7 +29,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph import lamlog
 from graph.llm import LLMError, LLMNotConfiguredError, LLMOutputError
-from graph.plan_steps import plan_text
+from graph.plan_text import plan_text
 from graph.services import Services, get_services
 from graph.state import PlannerState, Status
 from graph.text_check import unusable

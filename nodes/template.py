@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from graph.approval import mark_approvals
-from graph.plan_steps import proposal
+from graph.plan_proposal import proposal
 from graph.services import get_services
 from graph.state import PlannerState
 from graph.tools.sources import tenant_of

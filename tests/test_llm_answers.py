@@ -20,7 +20,8 @@ from langchain_core.messages import AIMessage
 
 from cli import exits
 from graph.builder import INTERNAL_ERROR
-from graph.plan_steps import PlanDraft, StepDraft, plan_json_schema
+from graph.plan_schema import plan_json_schema, step_variants
+from graph.plan_steps import PlanDraft, StepDraft
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from lam import LAMMessage, Plan
@@ -176,21 +177,30 @@ def test_the_plan_schema_leaves_little_room_and_the_prompt_names_every_key() -> 
     catalogue = Catalogue.merge(executor_entries(svc.executors), [])
     schema = plan_json_schema(catalogue, 4)
     assert schema["title"] == "PlanDraft"
-    assert schema["properties"]["steps"]["maxItems"] == 4
+    # One to four steps: a tuple per length, step N the same at every length.
+    lengths = schema["properties"]["steps"]["anyOf"]
+    assert [len(t["prefixItems"]) for t in lengths] == [1, 2, 3, 4]
+    assert lengths[3]["prefixItems"][:2] == lengths[1]["prefixItems"]
     assert schema["properties"]["goal"]["minLength"] == 1
-    variants = [
-        schema["$defs"][v["$ref"].rsplit("/", 1)[1]]
-        for v in schema["properties"]["steps"]["items"]["anyOf"]
-    ]
-    # One variant per executor, each naming it and its own arguments.
-    assert [v["properties"]["tool"]["const"] for v in variants] == catalogue.names()
-    for variant in variants:
-        assert set(variant["required"]) == {"title", "description", "tool", "arguments", "after"}
-        assert variant["additionalProperties"] is False
+    for number in (1, 4):
+        variants = step_variants(schema, number)
+        # One variant per executor, each naming it and its own arguments.
+        assert [v["properties"]["tool"]["const"] for v in variants] == catalogue.names()
+        for variant in variants:
+            assert set(variant["required"]) == {
+                "title",
+                "description",
+                "tool",
+                "arguments",
+                "after",
+            }
+            assert variant["additionalProperties"] is False
     title = schema["$defs"]["step_title"]
     assert title["minLength"] == 1 and title["maxLength"] > 0
-    after = schema["$defs"]["step_after"]
-    assert after["items"] == {"type": "integer", "minimum": 1, "maximum": 4}
+    # A step may only name earlier steps: no cycle, no step past the plan's end.
+    assert schema["$defs"]["step_1_after"]["maxItems"] == 0
+    assert schema["$defs"]["step_3_after"]["items"] == {"enum": [1, 2]}
+    assert schema["$defs"]["step_3_after"]["maxItems"] == 2
     # json_mode has only the prompt to go by: it names every key of the schema.
     prompt = plan_messages({"request": REQUEST, "intent": {}}, catalogue, 4)[0].text
     for key in [*PlanDraft.model_fields, *StepDraft.model_fields]:

@@ -28,7 +28,8 @@ from graph.llm import (
     LLMTruncatedError,
     LLMUnreachableError,
 )
-from graph.plan_steps import PlanDraft, plan_draft_model, plan_json_schema
+from graph.plan_schema import plan_json_schema, step_variants
+from graph.plan_steps import PlanDraft, plan_draft_model
 from graph.tools.catalogue import Catalogue
 from graph.tools.executors import executor_entries
 from nodes.executors import DesktopExecutor, LLMExecutor
@@ -89,8 +90,7 @@ async def test_openai_compatible_server_gets_json_schema_and_max_tokens_per_role
     assert response_format["type"] == "json_schema"
     schema = response_format["json_schema"]["schema"]
     assert schema["properties"] == JSON_SCHEMA["properties"]
-    variants = schema["properties"]["steps"]["items"]["anyOf"]
-    tools = [schema["$defs"][v["$ref"].rsplit("/", 1)[1]]["properties"]["tool"] for v in variants]
+    tools = [v["properties"]["tool"] for v in step_variants(schema, 1)]
     assert tools == [{"const": "desktop"}, {"const": "llm"}]
     assert "tools" not in plan_call and "tool_choice" not in plan_call
     # Compatible servers get `max_tokens`, by role.

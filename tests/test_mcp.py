@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from graph.plan_schema import step_variants
 from graph.services import Services
 from graph.tools.mcp import McpError, McpServer, call_tool
 from tests.support.cli_harness import clean_env, run_cli
@@ -75,11 +76,7 @@ def call(todo_id: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def tool_consts(schema: dict[str, Any]) -> list[str]:
-    variants = schema["properties"]["steps"]["items"]["anyOf"]
-    return [
-        schema["$defs"][v["$ref"].rsplit("/", 1)[1]]["properties"]["tool"]["const"]
-        for v in variants
-    ]
+    return [v["properties"]["tool"]["const"] for v in step_variants(schema, 1)]
 
 
 async def test_mcp_server_time_over_stdio_its_result_reaches_the_next_step() -> None:

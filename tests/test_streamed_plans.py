@@ -207,6 +207,26 @@ async def test_a_plan_that_needs_no_approval_runs_whole_inside_the_planning_step
     assert [m["lam"]["content"]["todo"]["id"] for m in starts] == ["t1", "t2", "t3"]
 
 
+async def test_a_repeated_step_is_neither_started_early_nor_kept_in_the_plan() -> None:
+    work, _ = executors()
+    plan = steps(
+        {
+            "goal": "Read one thing and use it",
+            "todos": [
+                _step("t1", "work", title="Read it"),
+                _step("t2", "work", title="Read it"),  # the same step again
+                _step("t3", "work", depends_on=["t2"]),
+            ],
+        }
+    )
+    conv = Conversation(services(models={"planner": streaming(plan)}, executors=[work]))
+    state = await conv.start("Look up the figures")
+    assert state["status"] == "done"
+    # t3 depends on the step t2 repeats; t2 ran nowhere.
+    assert [(t.id, t.depends_on) for t in state["plan"].todos] == [("t1", []), ("t3", ["t1"])]
+    assert [work.runs(t) for t in ("t1", "t2", "t3")] == [1, 0, 1]
+
+
 async def test_approval_policy_always_starts_nothing_early() -> None:
     work, send = executors()
     svc = services(

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from benchmarks import taskbench
+from benchmarks.taskbench_data import load_domain
 from benchmarks.taskbench_metrics import Scores, content_type, read_sample
+from benchmarks.taskbench_prompt import baseline_prompt, parse_baseline
 from graph.config import Settings
 from graph.llm import ChatModels
 from tests.support.scripted import ScriptedChatModel, cut_off
@@ -178,16 +180,16 @@ def test_f1s_over_named_samples_use_the_links_as_written() -> None:
 
 
 def test_the_baseline_prompt_is_inference_pys_with_the_tool_list_and_the_request() -> None:
-    typed = taskbench.load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
-    prompt = taskbench.baseline_prompt(typed.nodes, "Colour a.jpg", typed.typed)
+    typed = load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
+    prompt = baseline_prompt(typed.nodes, "Colour a.jpg", typed.typed)
     assert prompt.startswith("# TASK LIST #:\n" + json.dumps(typed.nodes[0]) + "\n")
     assert "tag '<node-j>' (start from 0)" in prompt
     assert prompt.endswith(
         "# USER REQUEST #: Colour a.jpg\nnow please generate your result in "
         "a strict JSON format:\n# RESULT #:"
     )
-    named = taskbench.load_domain(NAMED / "tool_desc.json", NAMED / "data.json")
-    prompt = taskbench.baseline_prompt(named.nodes, "Weather?", named.typed)
+    named = load_domain(NAMED / "tool_desc.json", NAMED / "data.json")
+    prompt = baseline_prompt(named.nodes, "Weather?", named.typed)
     # ignore_tool_type: each tool's parameters by name only, links asked for
     assert '"parameters": ["location", "date"]' in prompt
     assert '"task_links": [{"source": "task name i"' in prompt
@@ -195,11 +197,11 @@ def test_the_baseline_prompt_is_inference_pys_with_the_tool_list_and_the_request
 
 def test_the_baseline_answer_is_parsed_as_inference_py_parses_it() -> None:
     graph = {"task_steps": ["a"], "task_nodes": [node("Text Summarizer", "x")]}
-    assert taskbench.parse_baseline("# RESULT #: " + json.dumps(graph)) == graph
-    assert taskbench.parse_baseline(json.dumps(graph, indent=2)) == graph  # newlines dropped
-    assert taskbench.parse_baseline("```json\n" + json.dumps(graph) + "\n```") is None
-    assert taskbench.parse_baseline(json.dumps([graph])) is None  # evaluate.py cannot use it
-    assert taskbench.parse_baseline('{"id": "Image Colorizer"}') is None
+    assert parse_baseline("# RESULT #: " + json.dumps(graph)) == graph
+    assert parse_baseline(json.dumps(graph, indent=2)) == graph  # newlines dropped
+    assert parse_baseline("```json\n" + json.dumps(graph) + "\n```") is None
+    assert parse_baseline(json.dumps([graph])) is None  # evaluate.py cannot use it
+    assert parse_baseline('{"id": "Image Colorizer"}') is None
 
 
 # -- our plans as TaskBench graphs ---------------------------------------------------------
@@ -234,7 +236,7 @@ def scripted(settings: Settings, **script: Any) -> tuple[ChatModels, ScriptedCha
 
 
 def test_a_plan_becomes_a_graph_whose_references_are_node_tags_and_links() -> None:
-    domain = taskbench.load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
+    domain = load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
     settings = Settings()
     models, _ = scripted(settings, structured=[CHAIN])
     plan, _ = asyncio.run(taskbench.plan_ours(models, settings, "x", domain.catalogue))
@@ -255,16 +257,19 @@ def test_a_plan_becomes_a_graph_whose_references_are_node_tags_and_links() -> No
 
 
 def test_a_plan_cut_off_at_the_token_limit_is_asked_for_again_with_fewer_steps() -> None:
-    domain = taskbench.load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
+    domain = load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
     settings = Settings()
     models, model = scripted(settings, structured=[cut_off('{"goal": "Do'), CHAIN])
     plan, _ = asyncio.run(taskbench.plan_ours(models, settings, "x", domain.catalogue))
     assert len(plan.todos) == 3
-    assert [s["properties"]["steps"]["maxItems"] for s in model.schemas] == [8, 4]
+    assert [len(s["properties"]["steps"]["anyOf"][-1]["prefixItems"]) for s in model.schemas] == [
+        8,
+        4,
+    ]
 
 
 def test_validity_needs_catalogue_tools_with_arguments_their_schema_accepts() -> None:
-    domain = taskbench.load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
+    domain = load_domain(TYPED / "tool_desc.json", TYPED / "data.json")
     catalogue = domain.catalogue
 
     def valid(*nodes: dict[str, Any]) -> bool:
@@ -440,3 +445,18 @@ def test_the_command_against_llama_server_with_smollm2(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["id"], r["side"]) for r in rows] == [("1001", "ours"), ("1001", "baseline")]
     assert "Traceback" not in done.stderr
+
+
+def test_sides_leaves_the_baseline_out_while_developing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings()
+    ours, ours_model = scripted(settings, structured=[CHAIN])
+    theirs, theirs_model = scripted(settings, texts=[])
+    args = command(tmp_path, "--limit", "1", "--sides", "ours", "--json")
+    assert taskbench.main(args, (ours, theirs)) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "baseline" not in result and result["ours"]["node_f1"] == 1.0
+    assert ours_model.remaining == 0 and not theirs_model.calls
+    with pytest.raises(SystemExit):
+        taskbench.main(command(tmp_path, "--sides", "theirs"), (ours, theirs))

@@ -26,6 +26,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from examples.desktop_agent import ACTIONS
+from graph.plan_schema import step_variants
 from graph.services import Services
 from graph.tools.offers import OfferStore
 from lam import LAMMessage, MessageFactory, Tool
@@ -96,12 +97,8 @@ def planning(
 
 
 def variants(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The step variants of a plan schema, by the tool each names."""
-    found = {}
-    for ref in schema["properties"]["steps"]["items"]["anyOf"]:
-        variant = schema["$defs"][ref["$ref"].rsplit("/", 1)[1]]
-        found[variant["properties"]["tool"]["const"]] = variant
-    return found
+    """The variants step 2 of a plan schema may be (it may use step 1), by the tool each names."""
+    return {v["properties"]["tool"]["const"]: v for v in step_variants(schema, 2)}
 
 
 def failures(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -149,7 +146,7 @@ async def test_an_offer_changes_what_the_planner_may_plan(offers: OfferStore) ->
         "minItems": 1,
         "maxItems": 8,
     }
-    assert paths[1] == {"$ref": "#/$defs/step_output"}
+    assert paths[1] == {"$ref": "#/$defs/step_output_2"}
     assert "- delete_files: Delete files for good" in prompt
     assert "[effect: delete, needs the person's approval]" in prompt
     assert "- find_files: Find files and folders by name or content." in prompt

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from graph.builder import make_services
 from graph.config import ConfigError, Settings
-from graph.plan_steps import plan_json_schema
+from graph.plan_schema import plan_json_schema
 from graph.tools.arguments import plan_problems, schema_errors
 from graph.tools.catalogue import Catalogue, Entry, tool_entries
 from graph.tools.executors import executor_entries
@@ -235,7 +235,8 @@ def test_narrowing_keeps_what_the_plan_under_repair_names() -> None:
     shown = narrow(catalogue, SHRED, 3, keep=["music.play_song"])
     assert "music.play_song" in {e.name for e in shown.tools}
     small = Catalogue.merge([], tool_entries([Tool(name="a"), Tool(name="b")], "f", "desktop"))
-    assert narrow(small, "anything", 12) is small
+    # A small catalogue is shown whole, its tools closest first.
+    assert set(narrow(small, "anything", 12).names()) == {"a", "b"}
 
 
 # -- what the grammar holds the model to ------------------------------------------------------
@@ -261,7 +262,7 @@ def test_the_grammar_sees_a_narrower_closed_bounded_schema() -> None:
     catalogue = Catalogue.merge([], [tool_entry(schema)])
     plan = plan_json_schema(catalogue, 3)
     Draft202012Validator.check_schema(plan)
-    arguments = plan["$defs"]["step_1"]["properties"]["arguments"]
+    arguments = plan["$defs"]["step_2_1"]["properties"]["arguments"]
     assert arguments["additionalProperties"] is False
     assert arguments["required"] == ["to"]  # a required name it does not define is dropped
     to = arguments["properties"]["to"]["anyOf"][0]
@@ -281,7 +282,7 @@ def test_the_grammar_sees_a_narrower_closed_bounded_schema() -> None:
     }
     # Whatever the grammar lets through, the tool's own schema accepts.
     written = {"to": [{"name": "Anna"}], "note": None, "count": 3, "anything": "x"}
-    assert Draft202012Validator(plan["$defs"]["step_1"]["properties"]["arguments"]).is_valid(
+    assert Draft202012Validator(plan["$defs"]["step_2_1"]["properties"]["arguments"]).is_valid(
         written
     )
     assert [p for p, _ in schema_errors(written, schema)] == ["missing"]

@@ -135,6 +135,11 @@ class Catalogue:
             tuple(e for e in self.entries if e.kind == "executor" or e.name in keep), self.dropped
         )
 
+    def ordered(self, names: Iterable[str]) -> Catalogue:
+        """Every executor, then the tools named, in the order named (unknown names left out)."""
+        tools = [e for e in (self.tool(name) for name in dict.fromkeys(names)) if e is not None]
+        return Catalogue((*self.executors, *tools), self.dropped)
+
     def fingerprint(self) -> str:
         """Changes whenever an entry does (for caches keyed by catalogue)."""
         blob = json.dumps([e.to_json() for e in self.entries], sort_keys=True)

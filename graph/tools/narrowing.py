@@ -1,6 +1,7 @@
 """Narrowing a large catalogue to the tools that may fit one request (TF-IDF, top k).
 
-A plan prompt and its grammar grow with every tool listed: a small model's context fills
+The tools a planning call sees are listed closest first, narrowed or not. A plan prompt and
+its grammar grow with every tool listed: a small model's context fills
 and its choice gets worse. Above `planner_max_tools` tools, the planner sees the k tools
 whose names and descriptions are closest to the request (cosine similarity of TF-IDF
 vectors), plus every executor; a repair also keeps the tools the plan already names.
@@ -88,18 +89,19 @@ def rank_tools(catalogue: Catalogue, request: str) -> list[tuple[str, float]]:
 
 
 def narrow(catalogue: Catalogue, request: str, k: int, keep: Iterable[str] = ()) -> Catalogue:
-    """Every executor and at most `k` tools: those closest to the request, plus `keep`."""
+    """Every executor and at most `k` tools: those closest to the request, plus `keep`;
+    the tools closest first (a small model favours what it reads first)."""
     tools = catalogue.tools
-    if len(tools) <= k:
+    if not tools:
         return catalogue
-    kept = [name for name in dict.fromkeys(keep) if catalogue.tool(name) is not None]
-    chosen = list(kept)
-    for name, _ in rank_tools(catalogue, request):
+    ranked = [name for name, _ in rank_tools(catalogue, request)]
+    kept = {name for name in keep if catalogue.tool(name) is not None}
+    chosen = set(kept)
+    for name in ranked:
         if len(chosen) >= max(k, len(kept)):
             break
-        if name not in chosen:
-            chosen.append(name)
-    return catalogue.only(chosen)
+        chosen.add(name)
+    return catalogue.ordered(name for name in ranked if name in chosen)
 
 
 def catalogue_view(catalogue: Catalogue, request: str | None, k: int) -> dict[str, Any]:

@@ -1,0 +1,106 @@
+"""The plan as the planner model writes it: what its schema lets through, how it is read.
+
+The schema (`graph.plan_schema`) is checked with the `jsonschema` library, as a grammar
+built from it would hold the model: a step may name only earlier steps. The reading
+(`graph.plan_steps`) leaves out steps that repeat earlier ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from graph.plan_schema import plan_json_schema, remaining_json_schema
+from graph.plan_steps import PlanDraft, RemainingSteps
+from graph.tools.catalogue import Catalogue, tool_entries
+from graph.tools.narrowing import narrow, rank_tools
+from lam import ToDo, Tool
+
+TOOLS = [
+    Tool(name="find_files", description="Find files by name", effect="read",
+         input_schema={"type": "object", "properties": {"query": {"type": "string"}},
+                       "required": ["query"]}),
+    Tool(name="delete_files", description="Delete files for good", effect="delete",
+         input_schema={"type": "object", "properties": {"paths": {"type": "string"}},
+                       "required": ["paths"]}),
+]  # fmt: skip
+CATALOGUE = Catalogue.merge([], tool_entries(TOOLS, "file:t", "desktop"))
+
+
+def step(tool: str, arguments: dict[str, Any], after: list[int], **more: Any) -> dict[str, Any]:
+    return {"title": tool, "description": "", "tool": tool, "arguments": arguments,
+            "after": after, **more}  # fmt: skip
+
+
+def plan(*steps: dict[str, Any]) -> dict[str, Any]:
+    return {"goal": "Shred the tax files", "steps": list(steps)}
+
+
+FIND = step("find_files", {"query": "tax"}, [])
+DELETE = step("delete_files", {"paths": {"$step": 1}}, [1])
+
+
+def test_the_schema_lets_a_step_name_only_earlier_steps() -> None:
+    schema = plan_json_schema(CATALOGUE, 4)
+    Draft202012Validator.check_schema(schema)
+    valid = Draft202012Validator(schema).is_valid
+    assert valid(plan(FIND, DELETE))
+    assert valid(plan(FIND, DELETE, step("find_files", {"query": "old"}, [1, 2])))
+    # Its own output, a later step's, one past the plan's end: none can be written.
+    assert not valid(plan(step("find_files", {"query": {"$step": 1}}, [])))
+    assert not valid(plan(step("find_files", {"query": "tax"}, [2]), DELETE))
+    assert not valid(plan(FIND, step("delete_files", {"paths": {"$step": 3}}, [])))
+    assert not valid(plan(FIND, step("delete_files", {"paths": "a"}, [2])))
+    # Between one step and the most allowed; an unknown tool is no step.
+    assert not valid(plan())
+    assert not valid(plan(FIND, FIND, FIND, FIND, FIND))
+    assert not valid(plan(step("shred", {}, [])))
+
+
+def test_a_replanning_round_numbers_on_after_the_done_steps() -> None:
+    schema = remaining_json_schema(CATALOGUE, 5, 3)  # steps 1 and 2 done; 3 to 5 new
+    valid = Draft202012Validator(schema).is_valid
+    assert valid({"steps": []})
+    assert valid({"steps": [DELETE, step("delete_files", {"paths": {"$step": 3}}, [2, 3])]})
+    assert not valid({"steps": [step("delete_files", {"paths": {"$step": 3}}, [])]})
+
+
+def test_steps_that_repeat_an_earlier_one_are_left_out_and_their_dependants_re_pointed() -> None:
+    shred_again = step("delete_files", {"paths": {"$step": 1}}, [1], requires_approval=True)
+    read = step("find_files", {"query": {"$step": 3}}, [3])
+    draft = PlanDraft.model_validate(plan(FIND, DELETE, shred_again, shred_again, read))
+    todos = draft.to_plan(CATALOGUE).todos
+    assert [(t.id, t.depends_on) for t in todos] == [("t1", []), ("t2", ["t1"]), ("t5", ["t2"])]
+    # The step kept asks for approval if one of its repeats did; references follow it.
+    assert todos[1].requires_approval is True
+    assert todos[2].tool is not None and todos[2].tool.arguments == {"query": {"$step": "t2"}}
+    # Other arguments, other dependencies: another step.
+    other = step("delete_files", {"paths": "old"}, [1])
+    later = step("delete_files", {"paths": {"$step": 1}}, [])
+    kept = PlanDraft.model_validate(plan(FIND, DELETE, other, later)).to_plan(CATALOGUE)
+    assert len(kept.todos) == 4 - 1  # `later` depends on step 1 through its argument: a repeat
+
+
+def test_free_form_steps_repeat_only_with_the_same_words() -> None:
+    ask = {"title": "Ask Anna", "description": "about the report", "tool": "llm",
+           "arguments": {}, "after": []}  # fmt: skip
+    other = {**ask, "title": "Ask Bob"}
+    draft = PlanDraft.model_validate(plan(ask, other, ask))
+    assert [t.id for t in draft.to_plan(CATALOGUE).todos] == ["t1", "t2"]
+
+
+def test_replanned_steps_repeating_one_another_are_merged_but_not_the_done_ones() -> None:
+    done = [ToDo(id="t1", title="find", executor="desktop", status="done")]
+    again = step("delete_files", {"paths": {"$step": 1}}, [1])
+    remaining = RemainingSteps.model_validate({"steps": [again, again]})
+    todos = remaining.to_todos(done, {"t1"}, CATALOGUE)
+    assert [(t.id, t.depends_on) for t in todos] == [("t2", ["t1"])]
+
+
+def test_narrowing_lists_the_closest_tools_first() -> None:
+    shown = narrow(CATALOGUE, "Delete the old files", 12)
+    ranked = [name for name, _ in rank_tools(CATALOGUE, "Delete the old files")]
+    assert ranked[0] == "delete_files"
+    assert [e.name for e in shown.tools] == ranked
+    assert [e.name for e in narrow(CATALOGUE, "Delete the old files", 1).tools] == ["delete_files"]
