@@ -115,7 +115,6 @@ def load_row(
 ) -> dict[str, Any]:
     """The replicas' load with the history off (`url` None) or on this database."""
     os.environ["CPA_HISTORY"] = "true" if url else "false"
-    os.environ["CPA_DATA_DIR"] = str(tmp / "data")
     if url:
         os.environ["CPA_HISTORY_URL"] = url
     prefix = f"bench-history-{uuid.uuid4().hex[:8]}"

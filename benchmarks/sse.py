@@ -40,10 +40,15 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 @contextmanager
 def server(redis_url: str, prefix: str, log: Path) -> Iterator[tuple[str, int]]:
-    """uvicorn server:app on a free loopback port: (base URL, pid)."""
+    """uvicorn server:app on a free loopback port: (base URL, pid).
+
+    Its data directory (the history's SQLite file) is `data` beside the log: never the
+    user's own, and shared by the replicas of one measurement, as in a deployment.
+    """
     port = free_port()
     env = {
         **os.environ,
+        "CPA_DATA_DIR": str(log.parent / "data"),
         "REDIS_URL": redis_url,
         "CPA_REDIS_PREFIX": prefix,
         "CPA_INTENTS_PATH": str(REGISTRY),
