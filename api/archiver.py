@@ -7,7 +7,16 @@ as the append, and the script that records where a run stopped (`graph.storage.r
 consumer of the consumer group `archivers` on that stream: it reads a batch (waiting
 `linger_s`, half a second, for more when it got less than a full one), stores it in one
 transaction (`graph.history.archive.archive`), and only then acknowledges and deletes the
-entries. So:
+entries.
+
+One archiver reads while one is enough: the one holding `srv:archive:lead` (a lease of
+`lead_s`, renewed at each read; taken by whichever archiver finds it free). The others look
+once a second and join in while the stream holds `join_backlog` entries or more (two full
+batches: the lead falls behind), or take the lead when it is free (its archiver stopped, or
+died and let it lapse). Why not every archiver at once: each would get a share of every
+half second's entries, so twice the transactions, and a conversation's entries spread over
+two batches have its record recomputed twice (docs/replicas.md, "What a second replica
+costs per run"). So:
 
 - at least once: an archiver that dies (kill -9) between reading and acknowledging leaves its
   entries pending; another claims them once idle for `claim_idle_s` (`XAUTOCLAIM`) and stores
@@ -57,6 +66,23 @@ logger = logging.getLogger("cpa_planner.history")
 _BLOCK_MS = 2000
 _MAX_DELAY_S = 30.0
 _FORGET_CONSUMER_MS = 3600 * 1000
+# How often an archiver that does not lead looks at the lead and the backlog.
+_STANDBY_LOOK_S = 1.0
+
+# KEYS: the lead. ARGV: this archiver, the lease (ms). 1: this archiver leads (took or renewed).
+LEAD_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+# KEYS: the lead. ARGV: this archiver. Gives the lead up if this archiver holds it.
+RESIGN_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 ARCHIVED = Counter(
     "cpa_history_archived_messages_total",
@@ -105,6 +131,8 @@ class Archiver:
         claim_idle_s: float = 60.0,
         purge_every_s: float = 3600.0,
         linger_s: float = 0.5,
+        lead_s: float = 10.0,
+        join_backlog: int | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -115,6 +143,10 @@ class Archiver:
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.purge_every_s = purge_every_s
         self.linger_s = linger_s
+        self.lead_ms = int(lead_s * 1000)
+        self.join_backlog = join_backlog if join_backlog is not None else 2 * self.batch
+        self._lead = redis.register_script(LEAD_LUA)
+        self._resign = redis.register_script(RESIGN_LUA)
         self._tasks: list[asyncio.Task[None]] = []
         self.stored = 0  # messages this archiver stored (new ones only)
 
@@ -130,6 +162,9 @@ class Archiver:
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
+        # Another archiver takes the lead at its next look, not when the lease lapses.
+        with contextlib.suppress(*REDIS_DOWN, ResponseError):
+            await self._resign(keys=[self.keys.archive_lead], args=[self.name])
 
     async def _ensure_group(self) -> None:
         try:
@@ -141,6 +176,11 @@ class Archiver:
     async def _consume(self) -> None:
         while True:
             # Whatever the read raised (Redis away, the group gone) is retried, backing off.
+            if not await retried(
+                self._may_read, retry_on=(Exception,), on_retry=self._reading_failed
+            ):
+                await asyncio.sleep(_STANDBY_LOOK_S * random.uniform(0.8, 1.2))
+                continue
             reply = await retried(
                 self._read_batch, retry_on=(Exception,), on_retry=self._reading_failed
             )
@@ -164,6 +204,12 @@ class Archiver:
                     raise
                 except Exception as exc:  # they stay pending: claimed again once idle
                     await self._trouble("storing archive entries", exc, 1.0)
+
+    async def _may_read(self) -> bool:
+        """This archiver leads (taking or renewing the lead), or the lead falls behind."""
+        if await self._lead(keys=[self.keys.archive_lead], args=[self.name, self.lead_ms]):
+            return True
+        return bool(await self.redis.xlen(self.keys.archive) >= self.join_backlog)
 
     async def _read_batch(self) -> Any:
         return await self.redis.xreadgroup(

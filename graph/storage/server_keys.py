@@ -35,6 +35,8 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
                                per append to a log {thread, start, messages} and per stop
                                of a run {thread, status, log_length, view}; consumer group
                                `archivers`; an entry is acknowledged and deleted once stored
+    srv:archive:lead    string the archiver that reads the stream while one is enough (PX,
+                               renewed as it reads; `api.archiver`)
     srv:events          pub/sub channel: a thread whose event log changed (while listened to)
     srv:status          pub/sub channel: a thread whose status changed (its feeds read it,
                                and callers waiting for the run to stop look)
@@ -70,6 +72,7 @@ class RedisKeys:
         self.status_channel = f"{self.base}:status"
         self.jobs = f"{self.base}:jobs"
         self.archive = f"{self.base}:archive"
+        self.archive_lead = f"{self.base}:archive:lead"
         self.prefix = prefix
 
     def conversation(self, thread: str) -> str:
