@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,7 @@ from graph.history.settings import HistorySettings
 from graph.history.store import HistoryStore
 from graph.storage.event_log import EventLog
 from graph.storage.server_keys import RedisKeys
-
-
-def lam(cid: str, n: int) -> dict[str, Any]:
-    stamp = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=n)
-    return {
-        "lam_version": "1.0",
-        "id": f"{cid}/{n}",
-        "performative": "request" if n == 0 else "inform",
-        "sender": "user" if n == 0 else "planner",
-        "receiver": "planner" if n == 0 else "user",
-        "conversation_id": cid,
-        "in_reply_to": None,
-        "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "reply_by": None,
-        "content": {"text": f"request {cid}"} if n == 0 else {"topic": "status", "n": n},
-        "metadata": {},
-    }
+from tests.support.history_harness import lam_message
 
 
 async def until(check: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> bool:
@@ -82,7 +65,7 @@ async def test_one_archiver_reads_while_one_is_enough_and_the_other_takes_over(
     await second.start()
     try:
         for n in range(6):  # a small backlog, a little at a time: the lead keeps up alone
-            await log.append(f"acme/c{n}", [lam(f"c{n}", 0), lam(f"c{n}", 1)])
+            await log.append(f"acme/c{n}", [lam_message(f"c{n}", 0), lam_message(f"c{n}", 1)])
             await asyncio.sleep(0.2)
         assert await until(lambda: _drained(client, keys))
         assert first.stored == 12 and second.stored == 0
@@ -90,11 +73,14 @@ async def test_one_archiver_reads_while_one_is_enough_and_the_other_takes_over(
 
         await first.close()  # gives the lead up: the other takes it at its next look
         assert await until(lambda: _lead(client, keys, "second"), seconds=5)
-        await log.append("acme/c9", [lam("c9", 0)])
+        await log.append("acme/c9", [lam_message("c9", 0)])
         assert await until(lambda: _drained(client, keys))
         assert second.stored == 1
         for n in range(6):
-            assert await store.messages("acme", f"c{n}") == [lam(f"c{n}", 0), lam(f"c{n}", 1)]
+            assert await store.messages("acme", f"c{n}") == [
+                lam_message(f"c{n}", 0),
+                lam_message(f"c{n}", 1),
+            ]
     finally:
         await first.close()
         await second.close()
@@ -106,7 +92,7 @@ async def test_the_others_join_while_the_backlog_is_large(
     client, keys, store, log = parts
     # 60 entries queued before anyone reads: far past two batches of 10.
     for n in range(60):
-        await log.append(f"acme/b{n}", [lam(f"b{n}", 0), lam(f"b{n}", 1)])
+        await log.append(f"acme/b{n}", [lam_message(f"b{n}", 0), lam_message(f"b{n}", 1)])
     first = archiver(client, keys, store, "first")
     second = archiver(client, keys, store, "second")
     await first.start()
@@ -116,7 +102,10 @@ async def test_the_others_join_while_the_backlog_is_large(
         assert first.stored > 0 and second.stored > 0  # both worked the backlog off
         assert first.stored + second.stored == 120  # each message once
         for n in range(60):
-            assert await store.messages("acme", f"b{n}") == [lam(f"b{n}", 0), lam(f"b{n}", 1)]
+            assert await store.messages("acme", f"b{n}") == [
+                lam_message(f"b{n}", 0),
+                lam_message(f"b{n}", 1),
+            ]
     finally:
         await first.close()
         await second.close()
@@ -131,7 +120,7 @@ async def test_a_lead_that_died_is_replaced_once_its_lease_lapses(
     survivor = archiver(client, keys, store, "survivor")
     await survivor.start()
     try:
-        await log.append("acme/d1", [lam("d1", 0)])
+        await log.append("acme/d1", [lam_message("d1", 0)])
         await asyncio.sleep(0.5)
         assert survivor.stored == 0  # the dead one still leads, and one entry is no backlog
         assert await until(lambda: _drained(client, keys), seconds=10)

@@ -16,8 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,7 +25,7 @@ from graph.history.settings import HistorySettings
 from graph.history.store import HistoryStore
 from graph.storage.event_log import EventLog
 from graph.storage.server_keys import RedisKeys
-from tests.support.history_harness import history_url, pg_server  # noqa: F401
+from tests.support.history_harness import history_url, lam_message, pg_server  # noqa: F401
 from tests.support.processes import read_lines_until
 from tests.support.server_harness import ROOT
 
@@ -35,23 +33,6 @@ pytestmark = pytest.mark.slow
 
 CONVERSATIONS = 120
 MESSAGES = 20
-
-
-def lam(cid: str, n: int) -> dict[str, Any]:
-    stamp = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=n)
-    return {
-        "lam_version": "1.0",
-        "id": f"{cid}/{n}",
-        "performative": "request" if n == 0 else "inform",
-        "sender": "user" if n == 0 else "planner",
-        "receiver": "planner" if n == 0 else "user",
-        "conversation_id": cid,
-        "in_reply_to": None,
-        "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "reply_by": None,
-        "content": {"text": f"request {cid}"} if n == 0 else {"topic": "status", "n": n},
-        "metadata": {},
-    }
 
 
 def kill(child: subprocess.Popen[str]) -> None:
@@ -74,7 +55,7 @@ async def test_kill_9_mid_archive_loses_and_duplicates_nothing(
     # Appends of 1-3 messages, the conversations interleaved, as runs in parallel make them.
     for start in range(0, MESSAGES, 2):
         for cid in cids:
-            await log.append(f"acme/{cid}", [lam(cid, n) for n in (start, start + 1)])
+            await log.append(f"acme/{cid}", [lam_message(cid, n) for n in (start, start + 1)])
     assert await client.xlen(keys.archive) == CONVERSATIONS * MESSAGES // 2
 
     child = subprocess.Popen(  # noqa: ASYNC220  # started once, not awaited on
