@@ -24,11 +24,14 @@ _ARGUMENT_DEPTH_MAX = 6
 _STEP_OUTPUT_DEF = "step_output"
 
 
-def plan_json_schema(catalogue: Catalogue, max_steps: int) -> dict[str, Any]:
-    """The schema of a `PlanDraft` whose steps each name one entry of `catalogue`."""
+def plan_json_schema(catalogue: Catalogue, max_steps: int, min_steps: int = 1) -> dict[str, Any]:
+    """The schema of a `PlanDraft` whose steps each name one entry of `catalogue`: at least
+    `min_steps` of them (a request's detected actions, one step each; capped by `max_steps`),
+    so that a grammar cannot end the plan before every action has had its step."""
     model = plan_draft_model(max_steps)
     base = model.model_json_schema()
-    return _with_steps(base, catalogue, 1, max_steps, 1, "PlanDraft")
+    least = min(max(1, min_steps), max_steps)
+    return _with_steps(base, catalogue, 1, max_steps, least, "PlanDraft")
 
 
 def remaining_json_schema(catalogue: Catalogue, highest: int, max_steps: int) -> dict[str, Any]:

@@ -43,6 +43,12 @@ class IntentFound(TypedDict, total=False):
     reply: str | None  # a canned reply that fits what was said (small talk), in its language
 
 
+def action_parts(found: IntentFound | None) -> list[str]:
+    """The actions the front door found in a compound request (none for one action): the
+    plan must have a step for each (`nodes.check.coverage_problems`)."""
+    return [str(p) for p in ((found or {}).get("compound") or {}).get("parts") or []]
+
+
 def append_lam(
     existing: list[LamDict] | None, new: LamDict | Iterable[LamDict] | None
 ) -> list[LamDict]:

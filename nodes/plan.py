@@ -33,7 +33,7 @@ from graph.plan_schema import plan_json_schema
 from graph.plan_steps import draft_json, max_steps, plan_draft_model
 from graph.plan_text import catalogue_listing
 from graph.services import get_services
-from graph.state import IntentFound, Language, PlannerState
+from graph.state import IntentFound, Language, PlannerState, action_parts
 from graph.tools.catalogue import Catalogue
 from lam import Plan
 from nodes.early_start import EarlyStart
@@ -54,7 +54,7 @@ REJECTED_SHOWN = 1500
 def _hints(found: IntentFound) -> str:
     """What the tiers before the planner found, as lines for its prompt."""
     lines = []
-    parts = (found.get("compound") or {}).get("parts") or []
+    parts = action_parts(found)
     if parts:
         actions = "\n".join(f"{n}. {part}" for n, part in enumerate(parts, 1))
         lines.append(PLAN_ACTIONS.format(count=len(parts), actions=actions))
@@ -96,7 +96,8 @@ async def draft_plan(
     steps: int,
     found: IntentFound | None = None,
 ) -> Plan:
-    """One planning call: the prompt and the schema of this catalogue, the answer as a plan.
+    """One planning call: the prompt and the schema of this catalogue, the answer as a plan
+    with a step at least for each action the front door found (`found`'s parts).
 
     The plan is not checked (`nodes.check.problems_of` does that). Raises `LLMError`.
     """
@@ -105,7 +106,7 @@ async def draft_plan(
         plan_draft_model(steps),
         planning_prompt(request, catalogue, steps, found),
         what="plan this request",
-        json_schema=plan_json_schema(catalogue, steps),
+        json_schema=plan_json_schema(catalogue, steps, len(action_parts(found))),
     )
     return draft.to_plan(catalogue)
 
@@ -132,13 +133,19 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     settings = services.settings
     repairs = state.get("repairs", 0)
     steps = max_steps(settings.max_todos)
-    catalogue = await planning_catalogue(services, config, state["request"], state.get("plan"))
+    parts = action_parts(state.get("intent"))
+    catalogue = await planning_catalogue(
+        services, config, state["request"], state.get("plan"), parts
+    )
     what = "repair the plan" if state.get("plan_problems") else "plan this request"
     # Streamed: steps that need no approval start while the model writes (nodes.early_start).
     early = (
         await EarlyStart.begin(state, config, services, steps) if settings.stream_plans else None
     )
-    schema, json_schema = plan_draft_model(steps), plan_json_schema(catalogue, steps)
+    # A step at least per action (as `check` demands of a first plan): the grammar cannot
+    # end the plan before each has had one.
+    least = 1 if state.get("replans") else len(parts)
+    schema, json_schema = plan_draft_model(steps), plan_json_schema(catalogue, steps, least)
     messages = plan_messages(state, catalogue, steps)
     try:
         if early is None:
