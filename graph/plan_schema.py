@@ -10,7 +10,7 @@ narrowed by `for_grammar` to what a grammar can hold. The answer is read by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from graph.plan_steps import plan_draft_model, remaining_steps_model
@@ -24,14 +24,21 @@ _ARGUMENT_DEPTH_MAX = 6
 _STEP_OUTPUT_DEF = "step_output"
 
 
-def plan_json_schema(catalogue: Catalogue, max_steps: int, min_steps: int = 1) -> dict[str, Any]:
+def plan_json_schema(
+    catalogue: Catalogue, max_steps: int, min_steps: int = 1, follows: Sequence[bool] = ()
+) -> dict[str, Any]:
     """The schema of a `PlanDraft` whose steps each name one entry of `catalogue`: at least
     `min_steps` of them (a request's detected actions, one step each; capped by `max_steps`),
-    so that a grammar cannot end the plan before every action has had its step."""
+    so that a grammar cannot end the plan before every action has had its step.
+
+    `follows[N-1]` true: the request's action N needs what action N-1 gives
+    (`graph.intents.compound`), so step N (the step for action N, when the plan gives each
+    action its step in order) lists exactly step N-1 as its `after`; its arguments may still
+    name other steps' outputs, which it then waits for too."""
     model = plan_draft_model(max_steps)
     base = model.model_json_schema()
     least = min(max(1, min_steps), max_steps)
-    return _with_steps(base, catalogue, 1, max_steps, least, "PlanDraft")
+    return _with_steps(base, catalogue, 1, max_steps, least, "PlanDraft", follows)
 
 
 def remaining_json_schema(catalogue: Catalogue, highest: int, max_steps: int) -> dict[str, Any]:
@@ -43,7 +50,13 @@ def remaining_json_schema(catalogue: Catalogue, highest: int, max_steps: int) ->
 
 
 def _with_steps(
-    base: dict[str, Any], catalogue: Catalogue, first: int, count: int, least: int, title: str
+    base: dict[str, Any],
+    catalogue: Catalogue,
+    first: int,
+    count: int,
+    least: int,
+    title: str,
+    follows: Sequence[bool] = (),
 ) -> dict[str, Any]:
     """`base` (pydantic's schema) with its steps a list of `least` to `count` steps, the
     first numbered `first`: step N is one of a variant per catalogue entry, and what it may
@@ -75,6 +88,8 @@ def _with_steps(
             "items": {"enum": earlier} if earlier else {"type": "integer"},
             "maxItems": len(earlier),
         }
+        if earlier and number - 1 < len(follows) and follows[number - 1]:
+            defs[f"step_{number}_after"].update(items={"const": number - 1}, minItems=1, maxItems=1)
         variants = []
         for n, entry in enumerate(catalogue, 1):
             name = f"step_{number}_{n}"

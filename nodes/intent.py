@@ -64,6 +64,7 @@ def found_without_llm(registry: IntentRegistry, text: str, locale: object = None
         found["compound"] = {
             "reason": decision.compound.reason,
             "parts": list(decision.compound.parts),
+            "follows": list(decision.compound.follows),
         }
     return found
 

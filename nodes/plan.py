@@ -33,7 +33,7 @@ from graph.plan_schema import plan_json_schema
 from graph.plan_steps import draft_json, max_steps, plan_draft_model
 from graph.plan_text import catalogue_listing
 from graph.services import get_services
-from graph.state import IntentFound, Language, PlannerState, action_parts
+from graph.state import IntentFound, Language, PlannerState, action_follows, action_parts
 from graph.tools.catalogue import Catalogue
 from lam import Plan
 from nodes.early_start import EarlyStart
@@ -42,6 +42,7 @@ from prompts.templates import (
     PLAN_ACTIONS,
     PLAN_BAD_ANSWER,
     PLAN_CUT_OFF,
+    PLAN_FOLLOWS,
     PLAN_HINTS,
     PLAN_REPAIR,
     PLAN_SYSTEM,
@@ -56,7 +57,11 @@ def _hints(found: IntentFound) -> str:
     lines = []
     parts = action_parts(found)
     if parts:
-        actions = "\n".join(f"{n}. {part}" for n, part in enumerate(parts, 1))
+        follows = action_follows(found)
+        actions = "\n".join(
+            f"{n}. {part}" + (PLAN_FOLLOWS.format(previous=n - 1) if after else "")
+            for n, (part, after) in enumerate(zip(parts, follows, strict=True), 1)
+        )
         lines.append(PLAN_ACTIONS.format(count=len(parts), actions=actions))
     hints = list(found.get("hints") or [])
     if found.get("intent") and found["intent"] not in hints:
@@ -106,7 +111,9 @@ async def draft_plan(
         plan_draft_model(steps),
         planning_prompt(request, catalogue, steps, found),
         what="plan this request",
-        json_schema=plan_json_schema(catalogue, steps, len(action_parts(found))),
+        json_schema=plan_json_schema(
+            catalogue, steps, len(action_parts(found)), action_follows(found)
+        ),
     )
     return draft.to_plan(catalogue)
 
@@ -143,9 +150,11 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
         await EarlyStart.begin(state, config, services, steps) if settings.stream_plans else None
     )
     # A step at least per action (as `check` demands of a first plan): the grammar cannot
-    # end the plan before each has had one.
-    least = 1 if state.get("replans") else len(parts)
-    schema, json_schema = plan_draft_model(steps), plan_json_schema(catalogue, steps, least)
+    # end the plan before each has had one; an action that follows another waits for it.
+    first = not state.get("replans")
+    least, follows = (len(parts), action_follows(state.get("intent"))) if first else (1, [])
+    schema = plan_draft_model(steps)
+    json_schema = plan_json_schema(catalogue, steps, least, follows)
     messages = plan_messages(state, catalogue, steps)
     try:
         if early is None:

@@ -104,3 +104,43 @@ def test_narrowing_lists_the_closest_tools_first() -> None:
     assert ranked[0] == "delete_files"
     assert [e.name for e in shown.tools] == ranked
     assert [e.name for e in narrow(CATALOGUE, "Delete the old files", 1).tools] == ["delete_files"]
+
+
+def test_a_plan_has_a_step_for_each_action_and_a_following_action_waits() -> None:
+    # "Find my tax files and shred them": two actions, the second uses the first's files.
+    schema = plan_json_schema(CATALOGUE, 4, min_steps=2, follows=[False, True])
+    Draft202012Validator.check_schema(schema)
+    valid = Draft202012Validator(schema).is_valid
+    assert valid(plan(FIND, DELETE))
+    assert valid(plan(FIND, step("delete_files", {"paths": "tax.pdf"}, [1])))
+    # One step for two actions, or the shredding not waiting for the finding: no.
+    assert not valid(plan(FIND))
+    assert not valid(plan(FIND, step("delete_files", {"paths": "tax.pdf"}, [])))
+    # Steps past the actions are the model's to order.
+    assert valid(plan(FIND, DELETE, step("find_files", {"query": "old"}, [])))
+    # Actions side by side leave `after` to the model; the fewest steps never pass the most.
+    free = Draft202012Validator(plan_json_schema(CATALOGUE, 4, 2, [False, False])).is_valid
+    assert free(plan(FIND, step("delete_files", {"paths": "tax.pdf"}, [])))
+    capped = Draft202012Validator(plan_json_schema(CATALOGUE, 2, min_steps=5)).is_valid
+    assert capped(plan(FIND, DELETE)) and not capped(plan(FIND))
+
+
+WORDY = [
+    Tool(name=f"image_{n}", description=f"Edit an image: {what} the image, image in, image out",
+         input_schema={"type": "object", "properties": {"image": {"type": "string"}}})
+    for n, what in enumerate(["crop", "resize", "rotate", "blur", "sharpen", "colorize"])
+] + [
+    Tool(name="send_email", description="Send an email to someone",
+         input_schema={"type": "object", "properties": {"to": {"type": "string"}}}),
+]  # fmt: skip
+WORDY_CATALOGUE = Catalogue.merge([], tool_entries(WORDY, "file:t", "desktop"))
+
+
+def test_narrowing_takes_each_actions_closest_tools_in_turns() -> None:
+    request = "Crop the image, rotate the image, blur the image and email the image to Tom"
+    parts = ["Crop the image", "rotate the image", "blur the image", "email the image to Tom"]
+    # The whole request's words are mostly about images: the email tool is crowded out.
+    assert "send_email" not in [e.name for e in narrow(WORDY_CATALOGUE, request, 4).tools]
+    shown = [e.name for e in narrow(WORDY_CATALOGUE, request, 4, parts=parts).tools]
+    assert len(shown) == 4 and "send_email" in shown
+    assert {"image_0", "image_2", "image_3"} <= set(shown)
