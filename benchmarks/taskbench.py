@@ -176,7 +176,10 @@ async def plan_ours(
     budgets = list(dict.fromkeys(max(b, min(len(parts), most)) for b in budgets))
     for budget in budgets:
         try:
-            return await draft_plan(models, request, shown, budget, found), budget
+            plan = await draft_plan(
+                models, request, shown, budget, found, settings.planner_action_tools
+            )
+            return plan, budget
         except LLMTruncatedError:
             if budget == budgets[-1]:
                 raise

@@ -35,6 +35,7 @@ from graph.plan_text import catalogue_listing
 from graph.services import get_services
 from graph.state import IntentFound, Language, PlannerState, action_follows, action_parts
 from graph.tools.catalogue import Catalogue
+from graph.tools.narrowing import action_shortlists
 from lam import Plan
 from nodes.early_start import EarlyStart
 from prompts.templates import (
@@ -100,9 +101,11 @@ async def draft_plan(
     catalogue: Catalogue,
     steps: int,
     found: IntentFound | None = None,
+    action_tools: int = 0,
 ) -> Plan:
     """One planning call: the prompt and the schema of this catalogue, the answer as a plan
-    with a step at least for each action the front door found (`found`'s parts).
+    with a step at least for each action the front door found (`found`'s parts), the
+    step for action N one of its `action_tools` closest tools (0: any).
 
     The plan is not checked (`nodes.check.problems_of` does that). Raises `LLMError`.
     """
@@ -112,7 +115,11 @@ async def draft_plan(
         planning_prompt(request, catalogue, steps, found),
         what="plan this request",
         json_schema=plan_json_schema(
-            catalogue, steps, len(action_parts(found)), action_follows(found)
+            catalogue,
+            steps,
+            len(action_parts(found)),
+            action_follows(found),
+            action_shortlists(catalogue, action_parts(found), action_tools),
         ),
     )
     return draft.to_plan(catalogue)
@@ -151,10 +158,13 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     )
     # A step at least per action (as `check` demands of a first plan): the grammar cannot
     # end the plan before each has had one; an action that follows another waits for it.
+    # Its step names one of the action's closest tools (or an executor): a small model
+    # picks better among three than among twelve.
     first = not state.get("replans")
     least, follows = (len(parts), action_follows(state.get("intent"))) if first else (1, [])
+    shortlists = action_shortlists(catalogue, parts, settings.planner_action_tools) if first else []
     schema = plan_draft_model(steps)
-    json_schema = plan_json_schema(catalogue, steps, least, follows)
+    json_schema = plan_json_schema(catalogue, steps, least, follows, shortlists)
     messages = plan_messages(state, catalogue, steps)
     try:
         if early is None:

@@ -88,6 +88,16 @@ def rank_tools(catalogue: Catalogue, request: str) -> list[tuple[str, float]]:
     return _index(catalogue).rank(request)
 
 
+def action_shortlists(catalogue: Catalogue, parts: Sequence[str], k: int) -> list[list[str]]:
+    """For each of a request's actions `parts`, the at most `k` tools of `catalogue` closest
+    to it, closest first; none (no constraint) for an action no tool shares a word with."""
+    if k < 1 or not catalogue.tools:
+        return []
+    return [
+        [name for name, score in rank_tools(catalogue, part)[:k] if score > 0] for part in parts
+    ]
+
+
 def narrow(
     catalogue: Catalogue,
     request: str,
