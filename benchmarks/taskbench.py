@@ -60,14 +60,17 @@ from benchmarks.taskbench_data import EXECUTOR, Domain, InputError, Request, loa
 from benchmarks.taskbench_metrics import Scores
 from benchmarks.taskbench_prompt import ask_baseline, baseline_prompt, parse_baseline
 from graph.config import Settings
+from graph.intents import default_registry
 from graph.llm import ChatModels, LLMError, LLMTruncatedError, build_chat_model
 from graph.plan_steps import max_steps
+from graph.state import IntentFound, action_parts
 from graph.tools.arguments import schema_errors
 from graph.tools.catalogue import Catalogue
 from graph.tools.narrowing import narrow
 from lam import Plan
 from lam.tools import step_reference
-from nodes.check import problems_of
+from nodes.check import coverage_problems, problems_of
+from nodes.intent import found_without_llm
 from nodes.plan import draft_plan
 
 #: Fewer steps allowed after an answer cut off at the token limit.
@@ -149,16 +152,34 @@ def graph_valid(graph: Mapping[str, Any] | None, catalogue: Catalogue, typed: bo
     return True
 
 
+def front_door(request: str) -> IntentFound:
+    """What the graph's `intent` step finds before planning, without an LLM (the packaged
+    intent registry): the request's actions, when it has several, and the intents seen."""
+    return found_without_llm(default_registry(), request)
+
+
 async def plan_ours(
-    models: ChatModels, settings: Settings, request: str, catalogue: Catalogue
+    models: ChatModels,
+    settings: Settings,
+    request: str,
+    catalogue: Catalogue,
+    found: IntentFound | None = None,
 ) -> tuple[Plan, int]:
-    """The planner's call for `request`, and the most steps it was allowed; a cut-off
-    answer is asked for again with fewer steps."""
-    shown = narrow(catalogue, request, settings.planner_max_tools)
-    budgets = [b for b in STEP_BUDGETS if b <= max_steps(settings.max_todos)] or [1]
+    """The planner's call for `request` as the `plan` node makes it after the front door
+    found `found` (its actions narrow the catalogue per action, go into the prompt and
+    set the fewest steps), and the most steps it was allowed; a cut-off answer is asked
+    for again with fewer steps (never fewer than the actions)."""
+    parts = action_parts(found)
+    shown = narrow(catalogue, request, settings.planner_max_tools, parts=parts)
+    most = max_steps(settings.max_todos)
+    budgets = [b for b in STEP_BUDGETS if b <= most] or [1]
+    budgets = list(dict.fromkeys(max(b, min(len(parts), most)) for b in budgets))
     for budget in budgets:
         try:
-            return await draft_plan(models, request, shown, budget), budget
+            plan = await draft_plan(
+                models, request, shown, budget, found, settings.planner_action_tools
+            )
+            return plan, budget
         except LLMTruncatedError:
             if budget == budgets[-1]:
                 raise
@@ -196,18 +217,22 @@ async def answer_ours(
     domain: Domain, request: Request, settings: Settings, models: ChatModels
 ) -> dict[str, Any]:
     """Our planner's answer to one request, as a results line."""
+    found = front_door(request.text)
+    parts = action_parts(found)
     try:
-        plan, budget = await plan_ours(models, settings, request.text, domain.catalogue)
+        plan, budget = await plan_ours(models, settings, request.text, domain.catalogue, found)
     except LLMError as exc:
-        return {"graph": None, "error": exc.code, "detail": str(exc)[:300]}
+        return {"graph": None, "error": exc.code, "detail": str(exc)[:300], "parts": parts}
     graph = plan_graph(plan, domain.catalogue, domain.typed)
     problems = problems_of(plan, domain.catalogue, [EXECUTOR], settings.max_todos)
+    problems += coverage_problems(plan, {"intent": found})
     return {
         "graph": graph,
         "error": None,
         "checked": not problems,
         "problems": problems[:5],
         "max_steps": budget,
+        "parts": parts,
     }
 
 

@@ -125,6 +125,9 @@ class Settings(EnvSettings):
     mcp_timeout_s: float = Field(30.0, gt=0)
     mcp_list_ttl_s: float = Field(300.0, ge=0)
     planner_max_tools: int = Field(12, ge=1, le=200)
+    # A first plan's step for a request's action N names one of the tools closest to that
+    # action (or an executor); 0: any tool of the catalogue.
+    planner_action_tools: int = Field(3, ge=0, le=200)
     # Whether a run config may lower the approval policy or widen the http allow-list.
     allow_run_overrides: bool = False
 

@@ -3,7 +3,7 @@ plan, and the state update that proposes a plan to the requester."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -23,14 +23,18 @@ from lam import Plan
 
 
 async def planning_catalogue(
-    services: Services, config: RunnableConfig, request: str, plan: Plan | None = None
+    services: Services,
+    config: RunnableConfig,
+    request: str,
+    plan: Plan | None = None,
+    parts: Sequence[str] = (),
 ) -> Catalogue:
     """The catalogue a planning call of this run shows the model: the run's tenant's, with
-    at most `planner_max_tools` tools, those closest to the request (and those `plan`, the
-    plan under repair, already names)."""
+    at most `planner_max_tools` tools, those closest to the request and to each of its
+    actions `parts` (and those `plan`, the plan under repair, already names)."""
     full = await services.tools.catalogue(tenant_of(config))
     named = [t.tool.name for t in plan.todos if t.tool is not None] if plan is not None else []
-    return narrow(full, request, services.settings.planner_max_tools, keep=named)
+    return narrow(full, request, services.settings.planner_max_tools, keep=named, parts=parts)
 
 
 def current_plan(state: PlannerState) -> Plan:

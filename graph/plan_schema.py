@@ -10,7 +10,7 @@ narrowed by `for_grammar` to what a grammar can hold. The answer is read by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from graph.plan_steps import plan_draft_model, remaining_steps_model
@@ -24,11 +24,30 @@ _ARGUMENT_DEPTH_MAX = 6
 _STEP_OUTPUT_DEF = "step_output"
 
 
-def plan_json_schema(catalogue: Catalogue, max_steps: int) -> dict[str, Any]:
-    """The schema of a `PlanDraft` whose steps each name one entry of `catalogue`."""
+def plan_json_schema(
+    catalogue: Catalogue,
+    max_steps: int,
+    min_steps: int = 1,
+    follows: Sequence[bool] = (),
+    shortlists: Sequence[Sequence[str]] = (),
+) -> dict[str, Any]:
+    """The schema of a `PlanDraft` whose steps each name one entry of `catalogue`: at least
+    `min_steps` of them (a request's detected actions, one step each; capped by `max_steps`),
+    so that a grammar cannot end the plan before every action has had its step.
+
+    `follows[N-1]` true: the request's action N needs what action N-1 gives
+    (`graph.intents.compound`), so step N (the step for action N, when the plan gives each
+    action its step in order) lists exactly step N-1 as its `after`; its arguments may still
+    name other steps' outputs, which it then waits for too.
+
+    `shortlists[N-1]`, the tools closest to action N (`graph.tools.narrowing.
+    action_shortlists`): step N names one of them or an executor (a free-form step), not
+    any tool of the catalogue; an empty shortlist leaves step N free. Steps past the
+    actions are free too."""
     model = plan_draft_model(max_steps)
     base = model.model_json_schema()
-    return _with_steps(base, catalogue, 1, max_steps, 1, "PlanDraft")
+    least = min(max(1, min_steps), max_steps)
+    return _with_steps(base, catalogue, 1, max_steps, least, "PlanDraft", follows, shortlists)
 
 
 def remaining_json_schema(catalogue: Catalogue, highest: int, max_steps: int) -> dict[str, Any]:
@@ -40,7 +59,14 @@ def remaining_json_schema(catalogue: Catalogue, highest: int, max_steps: int) ->
 
 
 def _with_steps(
-    base: dict[str, Any], catalogue: Catalogue, first: int, count: int, least: int, title: str
+    base: dict[str, Any],
+    catalogue: Catalogue,
+    first: int,
+    count: int,
+    least: int,
+    title: str,
+    follows: Sequence[bool] = (),
+    shortlists: Sequence[Sequence[str]] = (),
 ) -> dict[str, Any]:
     """`base` (pydantic's schema) with its steps a list of `least` to `count` steps, the
     first numbered `first`: step N is one of a variant per catalogue entry, and what it may
@@ -72,8 +98,17 @@ def _with_steps(
             "items": {"enum": earlier} if earlier else {"type": "integer"},
             "maxItems": len(earlier),
         }
+        follows_here = bool(earlier) and number - 1 < len(follows) and follows[number - 1]
+        if follows_here:
+            defs[f"step_{number}_after"].update(items={"const": number - 1}, minItems=1, maxItems=1)
         variants = []
-        for n, entry in enumerate(catalogue, 1):
+        shortlist = shortlists[number - 1] if number - 1 < len(shortlists) else ()
+        listed = [
+            (n, entry)
+            for n, entry in enumerate(catalogue, 1)
+            if entry.kind == "executor" or entry.name in shortlist
+        ]
+        for n, entry in listed if shortlist and listed else enumerate(catalogue, 1):
             name = f"step_{number}_{n}"
             defs[name] = {
                 "type": "object",
@@ -85,7 +120,9 @@ def _with_steps(
                     "tool": {"const": entry.name},
                     "title": {"$ref": "#/$defs/step_title"},
                     "description": {"$ref": "#/$defs/step_description"},
-                    "arguments": arguments_schema(entry, number if earlier else None),
+                    "arguments": arguments_schema(
+                        entry, number if earlier else None, number - 1 if follows_here else None
+                    ),
                     "after": {"$ref": f"#/$defs/step_{number}_after"},
                     "requires_approval": {"type": "boolean"},
                 },
@@ -122,19 +159,48 @@ def step_variants(schema: Mapping[str, Any], number: int) -> list[dict[str, Any]
     return [defs[v["$ref"].rsplit("/", 1)[1]] for v in defs[f"step_{number}"]["anyOf"]]
 
 
-def arguments_schema(entry: Entry, number: int | None = None) -> dict[str, Any]:
+def arguments_schema(
+    entry: Entry, number: int | None = None, uses: int | None = None
+) -> dict[str, Any]:
     """A tool's arguments' schema as the grammar holds the model to it (see `for_grammar`);
     for step `number` (not the first), each top-level argument may be `{"$step": M}`, the
-    output of an earlier step M, instead."""
+    output of an earlier step M, instead.
+
+    `uses`: the step takes step `uses`'s output as one of its arguments (the action it does
+    follows that one's: `plan_json_schema`'s `follows`), the model choosing which: one
+    variant per argument, that argument `{"$step": uses}` (a tool without arguments has
+    nowhere to take it and is left as it is)."""
     schema = entry.tool.input_schema
     bounded = for_grammar(schema, schema)
     properties = bounded.get("properties")
-    if number is not None and isinstance(properties, dict):
-        bounded["properties"] = {
-            name: {"anyOf": [value, {"$ref": f"#/$defs/{_STEP_OUTPUT_DEF}_{number}"}]}
-            for name, value in properties.items()
-        }
-    return bounded
+    if number is None or not isinstance(properties, dict):
+        return bounded
+    bounded["properties"] = {
+        name: {"anyOf": [value, {"$ref": f"#/$defs/{_STEP_OUTPUT_DEF}_{number}"}]}
+        for name, value in properties.items()
+    }
+    if uses is None or not properties:
+        return bounded
+    output = {
+        "type": "object",
+        "properties": {STEP_REFERENCE: {"const": uses}},
+        "required": [STEP_REFERENCE],
+        "additionalProperties": False,
+    }
+    required = list(bounded.get("required") or [])
+    return {
+        "anyOf": [
+            {
+                **bounded,
+                "properties": {
+                    key: output if key == name else value
+                    for key, value in bounded["properties"].items()
+                },
+                "required": [key for key in properties if key in required or key == name],
+            }
+            for name in properties
+        ]
+    }
 
 
 def for_grammar(schema: Any, root: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:

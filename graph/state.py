@@ -37,10 +37,24 @@ class IntentFound(TypedDict, total=False):
     read_only: bool  # the request only asks to look
     language: Language
     hints: list[str]  # intents seen in the request, for the planner's prompt
-    compound: dict[str, Any] | None  # {"reason", "parts"} when several actions were found
+    # {"reason", "parts", "follows"} when several actions were found (graph.intents.compound)
+    compound: dict[str, Any] | None
     choice: str | None  # the router's answer when it is no intent: other_task, nothing_to_do
     router_error: str | None  # why the router model gave no usable answer
     reply: str | None  # a canned reply that fits what was said (small talk), in its language
+
+
+def action_parts(found: IntentFound | None) -> list[str]:
+    """The actions the front door found in a compound request (none for one action): the
+    plan must have a step for each (`nodes.check.coverage_problems`)."""
+    return [str(p) for p in ((found or {}).get("compound") or {}).get("parts") or []]
+
+
+def action_follows(found: IntentFound | None) -> list[bool]:
+    """For each of `action_parts`, whether it needs what the action before it gives (the
+    plan's step for it then waits for the previous action's step); False where unknown."""
+    follows = [bool(f) for f in ((found or {}).get("compound") or {}).get("follows") or []]
+    return [n < len(follows) and follows[n] for n in range(len(action_parts(found)))]
 
 
 def append_lam(

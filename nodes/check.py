@@ -19,7 +19,7 @@ from graph import lamlog
 from graph.plan_proposal import current_plan
 from graph.plan_text import sentences
 from graph.services import get_services
-from graph.state import PlannerState
+from graph.state import PlannerState, action_parts
 from graph.tools.arguments import plan_problems
 from graph.tools.catalogue import Catalogue
 from graph.tools.sources import tenant_of
@@ -52,7 +52,7 @@ def problems_of(
 def coverage_problems(plan: Plan, state: PlannerState) -> list[str]:
     """A first plan with fewer ToDos than the request has actions leaves one out (its
     ToDos may have run already: `nodes.early_start`)."""
-    parts = ((state.get("intent") or {}).get("compound") or {}).get("parts") or []
+    parts = action_parts(state.get("intent"))
     if state.get("replans") or len(plan.todos) >= len(parts):
         return []
     listed = "; ".join(f"{n}. {part}" for n, part in enumerate(parts, 1))

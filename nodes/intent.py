@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, create_model
 
 from graph import lamlog
 from graph.front_door import NOTHING_TO_DO, OTHER_TASK
-from graph.intents import Decision
+from graph.intents import Decision, IntentRegistry
 from graph.llm import LLMError, LLMNotConfiguredError
 from graph.services import Services, get_services
 from graph.state import IntentFound, Language, PlannerState
@@ -42,23 +42,29 @@ def _language(decision: Decision, locale: object) -> Language:
     return decision.language
 
 
-def _without_llm(services: Services, decision: Decision, language: Language) -> IntentFound:
+def found_without_llm(registry: IntentRegistry, text: str, locale: object = None) -> IntentFound:
+    """What the tiers without an LLM find in a request (rules, compound detection with the
+    request's actions as `compound.parts`, the classifier): the `intent` step's first
+    finding, and all a caller without the graph needs to plan as the graph would
+    (`nodes.plan.draft_plan`'s `found`; `benchmarks.taskbench`)."""
+    decision = registry.decide(text)
     found: IntentFound = {
         "intent": decision.intent,
         "confidence": decision.confidence,
         "source": decision.tier,
         "rule": decision.rule,
         "read_only": decision.read_only,
-        "language": language,
+        "language": _language(decision, locale),
         "hints": list(decision.hints),
         "compound": None,
-        "reply": services.intents.reply_for(decision),
+        "reply": registry.reply_for(decision),
     }
     if decision.compound is not None:
         found["source"] = "compound"
         found["compound"] = {
             "reason": decision.compound.reason,
             "parts": list(decision.compound.parts),
+            "follows": list(decision.compound.follows),
         }
     return found
 
@@ -94,8 +100,7 @@ async def intent(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     services = get_services(config)
     text = state["request"]
     request = lamlog.current_request(state)
-    decision = services.intents.decide(text)
-    found = _without_llm(services, decision, _language(decision, request["content"].get("locale")))
+    found = found_without_llm(services.intents, text, request["content"].get("locale"))
     undecided = found["intent"] is None and found["source"] != "compound"
     if undecided and text.strip() and services.models.available("router"):
         found = await _ask_router(services, text, found)

@@ -33,8 +33,9 @@ from graph.plan_schema import plan_json_schema
 from graph.plan_steps import draft_json, max_steps, plan_draft_model
 from graph.plan_text import catalogue_listing
 from graph.services import get_services
-from graph.state import IntentFound, Language, PlannerState
+from graph.state import IntentFound, Language, PlannerState, action_follows, action_parts
 from graph.tools.catalogue import Catalogue
+from graph.tools.narrowing import action_shortlists
 from lam import Plan
 from nodes.early_start import EarlyStart
 from prompts.templates import (
@@ -42,6 +43,7 @@ from prompts.templates import (
     PLAN_ACTIONS,
     PLAN_BAD_ANSWER,
     PLAN_CUT_OFF,
+    PLAN_FOLLOWS,
     PLAN_HINTS,
     PLAN_REPAIR,
     PLAN_SYSTEM,
@@ -54,9 +56,13 @@ REJECTED_SHOWN = 1500
 def _hints(found: IntentFound) -> str:
     """What the tiers before the planner found, as lines for its prompt."""
     lines = []
-    parts = (found.get("compound") or {}).get("parts") or []
+    parts = action_parts(found)
     if parts:
-        actions = "\n".join(f"{n}. {part}" for n, part in enumerate(parts, 1))
+        follows = action_follows(found)
+        actions = "\n".join(
+            f"{n}. {part}" + (PLAN_FOLLOWS.format(previous=n - 1) if after else "")
+            for n, (part, after) in enumerate(zip(parts, follows, strict=True), 1)
+        )
         lines.append(PLAN_ACTIONS.format(count=len(parts), actions=actions))
     hints = list(found.get("hints") or [])
     if found.get("intent") and found["intent"] not in hints:
@@ -95,8 +101,11 @@ async def draft_plan(
     catalogue: Catalogue,
     steps: int,
     found: IntentFound | None = None,
+    action_tools: int = 0,
 ) -> Plan:
-    """One planning call: the prompt and the schema of this catalogue, the answer as a plan.
+    """One planning call: the prompt and the schema of this catalogue, the answer as a plan
+    with a step at least for each action the front door found (`found`'s parts), the
+    step for action N one of its `action_tools` closest tools (0: any).
 
     The plan is not checked (`nodes.check.problems_of` does that). Raises `LLMError`.
     """
@@ -105,7 +114,13 @@ async def draft_plan(
         plan_draft_model(steps),
         planning_prompt(request, catalogue, steps, found),
         what="plan this request",
-        json_schema=plan_json_schema(catalogue, steps),
+        json_schema=plan_json_schema(
+            catalogue,
+            steps,
+            len(action_parts(found)),
+            action_follows(found),
+            action_shortlists(catalogue, action_parts(found), action_tools),
+        ),
     )
     return draft.to_plan(catalogue)
 
@@ -132,13 +147,24 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     settings = services.settings
     repairs = state.get("repairs", 0)
     steps = max_steps(settings.max_todos)
-    catalogue = await planning_catalogue(services, config, state["request"], state.get("plan"))
+    parts = action_parts(state.get("intent"))
+    catalogue = await planning_catalogue(
+        services, config, state["request"], state.get("plan"), parts
+    )
     what = "repair the plan" if state.get("plan_problems") else "plan this request"
     # Streamed: steps that need no approval start while the model writes (nodes.early_start).
     early = (
         await EarlyStart.begin(state, config, services, steps) if settings.stream_plans else None
     )
-    schema, json_schema = plan_draft_model(steps), plan_json_schema(catalogue, steps)
+    # A step at least per action (as `check` demands of a first plan): the grammar cannot
+    # end the plan before each has had one; an action that follows another waits for it.
+    # Its step names one of the action's closest tools (or an executor): a small model
+    # picks better among three than among twelve.
+    first = not state.get("replans")
+    least, follows = (len(parts), action_follows(state.get("intent"))) if first else (1, [])
+    shortlists = action_shortlists(catalogue, parts, settings.planner_action_tools) if first else []
+    schema = plan_draft_model(steps)
+    json_schema = plan_json_schema(catalogue, steps, least, follows, shortlists)
     messages = plan_messages(state, catalogue, steps)
     try:
         if early is None:

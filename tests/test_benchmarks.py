@@ -100,6 +100,27 @@ def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
     assert two["cpu_ms_per_run"]["low"] == min(cpu) and two["cpu_ms_per_run"]["high"] == max(cpu)
 
 
+@pytest.mark.slow
+def test_core_sharing_benchmark_measures_one_replica_alone_and_beside_a_busy_loop() -> None:
+    command = ["-m", "benchmarks.core_sharing", "--runs", "20", "--repeats", "2"]
+    command += ["--clients", "4", "--allow-busy", "--json"]  # a shape test, not a measurement
+    done = subprocess.run(
+        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, check=False,
+        timeout=280,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert list(report["rows"]) == ["alone", "beside a busy loop"]
+    for setup, rows in report["rows"].items():
+        assert len(rows) == 2
+        assert all(r["cpu_ms_per_run"] > 0 and r["runs_per_s"] > 0 for r in rows), rows
+        cpu = sorted(r["cpu_ms_per_run"] for r in rows)
+        summary = report["summary"][setup]
+        assert summary["cpu_ms_per_run"]["low"] == cpu[0]
+        assert summary["cpu_ms_per_run"]["high"] == cpu[-1]
+    assert report["summary"]["alone"]["cpu_per_run_vs_alone"] == 1.0
+
+
 def test_replicas_benchmark_refuses_to_measure_on_a_busy_machine() -> None:
     # Another process takes a whole core: the benchmark says so instead of giving a figure.
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])

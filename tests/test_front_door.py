@@ -312,4 +312,7 @@ async def test_find_and_shred_goes_to_the_planner_with_both_actions() -> None:
     assert route["target"] == "planner" and route["reason"].startswith("compound:")
     prompt = _plan_call_prompt(planner)
     assert "1. Find my tax files" in prompt and "2. shred them" in prompt
+    # "them" is what the finding gives: the shredding's step must wait for it.
+    assert state["intent"]["compound"]["follows"] == [False, True]
+    assert "2. shred them (uses what action 1 gives" in prompt
     assert "files" in prompt  # the intent seen, as a hint

@@ -179,3 +179,33 @@ def test_the_actions_say_which_only_look() -> None:
         ("shred them", False),
     ]
     assert found[1].start == len("Find my tax files and ")
+
+
+FOLLOWS: list[tuple[str, tuple[bool, ...]]] = [
+    # referring back to what the action before gives
+    ("Find my tax files and shred them", (False, True)),
+    ("Find the file and email it to Tom", (False, True)),
+    ("Make a picture of a lake and colorize the generated image", (False, True)),
+    ("Finde das Dokument und druck es aus", (False, True)),
+    ("Such die Datei, danach schick sie an Paul", (False, True)),
+    # words of sequence
+    ("Reply to Anna. After that, archive the thread", (False, True)),
+    ("Extract the audio from example.mp4, then add a reverb", (False, True)),
+    ("Schau nach dem Wetter, anschließend buch Tickets", (False, True)),
+    # side by side: nothing says the second needs the first
+    ("Check the weather and send Anna a note", (False, False)),
+    ("Schedule a meeting with Tom on Friday and email him the agenda", (False, False)),
+    ("Öffne Excel und erstelle eine neue Tabelle", (False, False)),
+    ("Check the morning news and book the meeting room", (False, False)),
+    ("Summarize 'it is what it is' and translate the given text", (False, False)),
+    ("buch den Tisch und schick Anna die Adresse", (False, False)),
+]
+
+
+@pytest.mark.parametrize(("text", "follows"), FOLLOWS)
+def test_an_action_follows_the_one_before_when_it_refers_back_or_comes_next(
+    text: str, follows: tuple[bool, ...]
+) -> None:
+    found = find_compound(text)
+    assert found is not None and found.follows == follows, found
+    assert [a.follows for a in actions(text)] == list(follows)

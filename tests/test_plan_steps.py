@@ -11,11 +11,14 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from graph.plan_schema import plan_json_schema, remaining_json_schema
+from graph.executor_registry import ExecutorRegistry
+from graph.plan_schema import plan_json_schema, remaining_json_schema, step_variants
 from graph.plan_steps import PlanDraft, RemainingSteps
 from graph.tools.catalogue import Catalogue, tool_entries
-from graph.tools.narrowing import narrow, rank_tools
+from graph.tools.executors import executor_entries
+from graph.tools.narrowing import action_shortlists, narrow, rank_tools
 from lam import ToDo, Tool
+from nodes.executors import DesktopExecutor, LLMExecutor
 
 TOOLS = [
     Tool(name="find_files", description="Find files by name", effect="read",
@@ -104,3 +107,79 @@ def test_narrowing_lists_the_closest_tools_first() -> None:
     assert ranked[0] == "delete_files"
     assert [e.name for e in shown.tools] == ranked
     assert [e.name for e in narrow(CATALOGUE, "Delete the old files", 1).tools] == ["delete_files"]
+
+
+def test_a_plan_has_a_step_for_each_action_and_a_following_action_waits() -> None:
+    # "Find my tax files and shred them": two actions, the second uses the first's files.
+    schema = plan_json_schema(CATALOGUE, 4, min_steps=2, follows=[False, True])
+    Draft202012Validator.check_schema(schema)
+    valid = Draft202012Validator(schema).is_valid
+    assert valid(plan(FIND, DELETE))
+    # One step for two actions, the shredding not waiting for the finding, or not
+    # shredding what it found: no.
+    assert not valid(plan(FIND))
+    assert not valid(plan(FIND, step("delete_files", {"paths": {"$step": 1}}, [])))
+    assert not valid(plan(FIND, step("delete_files", {"paths": "tax.pdf"}, [1])))
+    # Steps past the actions are the model's to order.
+    assert valid(plan(FIND, DELETE, step("find_files", {"query": "old"}, [])))
+    # Actions side by side leave `after` to the model; the fewest steps never pass the most.
+    free = Draft202012Validator(plan_json_schema(CATALOGUE, 4, 2, [False, False])).is_valid
+    assert free(plan(FIND, step("delete_files", {"paths": "tax.pdf"}, [])))
+    # A tool of several arguments takes the output as any one of them, the model's choice.
+    mail = Tool(name="send_email", description="Send an email", effect="send",
+                input_schema={"type": "object", "required": ["to"],
+                              "properties": {"to": {"type": "string"},
+                                             "attachment": {"type": "string"}}})  # fmt: skip
+    both = Catalogue.merge([], tool_entries([*TOOLS, mail], "file:t", "desktop"))
+    sent = Draft202012Validator(plan_json_schema(both, 3, 2, [False, True])).is_valid
+    assert sent(
+        plan(FIND, step("send_email", {"to": "tom@x.org", "attachment": {"$step": 1}}, [1]))
+    )
+    assert sent(plan(FIND, step("send_email", {"to": {"$step": 1}}, [1])))
+    assert not sent(plan(FIND, step("send_email", {"to": "tom@x.org"}, [1])))
+    capped = Draft202012Validator(plan_json_schema(CATALOGUE, 2, min_steps=5)).is_valid
+    assert capped(plan(FIND, DELETE)) and not capped(plan(FIND))
+
+
+WORDY = [
+    Tool(name=f"image_{n}", description=f"Edit an image: {what} the image, image in, image out",
+         input_schema={"type": "object", "properties": {"image": {"type": "string"}}})
+    for n, what in enumerate(["crop", "resize", "rotate", "blur", "sharpen", "colorize"])
+] + [
+    Tool(name="send_email", description="Send an email to someone",
+         input_schema={"type": "object", "properties": {"to": {"type": "string"}}}),
+]  # fmt: skip
+WORDY_CATALOGUE = Catalogue.merge([], tool_entries(WORDY, "file:t", "desktop"))
+
+
+def test_narrowing_takes_each_actions_closest_tools_in_turns() -> None:
+    request = "Crop the image, rotate the image, blur the image and email the image to Tom"
+    parts = ["Crop the image", "rotate the image", "blur the image", "email the image to Tom"]
+    # The whole request's words are mostly about images: the email tool is crowded out.
+    assert "send_email" not in [e.name for e in narrow(WORDY_CATALOGUE, request, 4).tools]
+    shown = [e.name for e in narrow(WORDY_CATALOGUE, request, 4, parts=parts).tools]
+    assert len(shown) == 4 and "send_email" in shown
+    assert {"image_0", "image_2", "image_3"} <= set(shown)
+
+
+def test_the_step_for_each_action_names_one_of_its_closest_tools_or_an_executor() -> None:
+    executors = executor_entries(ExecutorRegistry([DesktopExecutor(), LLMExecutor()]))
+    catalogue = Catalogue.merge(executors, tool_entries(WORDY, "file:t", "desktop"))
+    parts = ["Crop the image", "email the image to Tom", "say hello"]
+    shortlists = action_shortlists(catalogue, parts, 2)
+    assert shortlists[0][0] == "image_0" and shortlists[1][0] == "send_email"
+    assert len(shortlists[0]) == 2 and shortlists[2] == []  # no tool shares its words
+    schema = plan_json_schema(catalogue, 4, 3, shortlists=shortlists)
+
+    def names(number: int) -> set[str]:
+        return {v["properties"]["tool"]["const"] for v in step_variants(schema, number)}
+
+    assert names(1) == {*shortlists[0], "desktop", "llm"}
+    assert names(2) == {*shortlists[1], "desktop", "llm"}
+    assert names(3) == names(4) == set(catalogue.names())  # free: no close tool, past the actions
+    valid = Draft202012Validator(schema).is_valid
+    crop = step("image_0", {"image": "lake.png"}, [])
+    mail = step("send_email", {"to": "tom@example.com"}, [1])
+    assert valid(plan(crop, mail, step("llm", {}, [])))
+    assert not valid(plan(mail, crop, step("llm", {}, [])))  # each action's tool in its place
+    assert action_shortlists(catalogue, parts, 0) == []  # 0: no shortlists

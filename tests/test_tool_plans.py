@@ -96,9 +96,9 @@ def planning(
     return replace(svc, tools=svc.tools.with_offers(store)), planner
 
 
-def variants(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The variants step 2 of a plan schema may be (it may use step 1), by the tool each names."""
-    return {v["properties"]["tool"]["const"]: v for v in step_variants(schema, 2)}
+def variants(schema: dict[str, Any], number: int = 2) -> dict[str, dict[str, Any]]:
+    """The variants step `number` of a plan schema may be, by the tool each names."""
+    return {v["properties"]["tool"]["const"]: v for v in step_variants(schema, number)}
 
 
 def failures(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -135,9 +135,13 @@ async def test_an_offer_changes_what_the_planner_may_plan(offers: OfferStore) ->
     await offer(offers)
     after = await Conversation(svc).start(SHRED)
     schema, prompt = planner.schemas[2], planner.calls[2][2][0].text
-    shred = variants(schema)["delete_files"]
-    # The tool's own arguments, each of which may also be an earlier step's output.
-    arguments = shred["properties"]["arguments"]
+    # Step 2 shreds what step 1 found ("them"): its one argument is step 1's output.
+    (following,) = variants(schema)["delete_files"]["properties"]["arguments"]["anyOf"]
+    assert following["required"] == ["paths"] and following["additionalProperties"] is False
+    assert following["properties"]["paths"]["properties"] == {"$step": {"const": 1}}
+    # Past the request's actions, the tool's own arguments, each of which may also be an
+    # earlier step's output.
+    arguments = variants(schema, 3)["delete_files"]["properties"]["arguments"]
     assert arguments["required"] == ["paths"] and arguments["additionalProperties"] is False
     paths = arguments["properties"]["paths"]["anyOf"]
     assert paths[0] == {
@@ -146,7 +150,7 @@ async def test_an_offer_changes_what_the_planner_may_plan(offers: OfferStore) ->
         "minItems": 1,
         "maxItems": 8,
     }
-    assert paths[1] == {"$ref": "#/$defs/step_output_2"}
+    assert paths[1] == {"$ref": "#/$defs/step_output_3"}
     assert "- delete_files: Delete files for good" in prompt
     assert "[effect: delete, needs the person's approval]" in prompt
     assert "- find_files: Find files and folders by name or content." in prompt

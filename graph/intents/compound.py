@@ -15,7 +15,16 @@ whether or not any intent knows that thing:
 - in German, it ends with an infinitive ("den Tisch buchen", "den Film anschauen");
 - or it states a want or a need ("I want to …", "I need …"; "ich brauche").
 
-Two or more actions make the request compound. Kept single on purpose:
+Two or more actions make the request compound. An action *follows* the one before it (it
+needs what that one gives: its step waits for the previous action's step) when it is joined
+by a word of sequence ("then", "after that", "finally"; "dann", "danach", "anschließend") or
+refers back to it ("shred them", "add a reverb to it", "the resulting image", "the result";
+"schick es", "daraus", "das Ergebnis"). Names of people ("email him") do not count; actions
+joined by "and" or a comma without either cue are left to the planner, which may run them side
+by side. A wrong "follows" costs time (two steps in turn), a missing one may run a step on
+what is not there yet.
+
+Kept single on purpose:
 
 - one verb with several objects: "find the invoices from March and April", "open Word and
   Excel", "Termin mit Anna und Tom morgen" (the clause after "and" has no verb of its own);
@@ -69,6 +78,8 @@ class Compound:
 
     reason: str  # e.g. "3 actions joined by ',', 'and'"
     parts: tuple[str, ...]  # the action clauses as found in the text
+    # for each part, whether it follows the one before (the first never does)
+    follows: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class Action:
     looks: bool  # it only asks to look: a question, a look verb ("find", "zeig"), "tell me"
     joined_by: str | None  # the connector before it; None for the first
     start: int  # where it starts in the request (its first MAX_TEXT_CHARS characters)
+    follows: bool = False  # it needs what the action before it gives (the module docstring)
 
 
 # -- cutting into clauses ---------------------------------------------------------------------
@@ -101,6 +113,40 @@ _QUOTED = re.compile(
 )
 # What quoted text reads as: one neutral word, the same length (positions stay those of the text).
 _MASK = "q"
+
+# Joining words that put an action after the one before it.
+_SEQUENCE_JOINS = frozenset(
+    fold(j)
+    for j in (
+        "then", "and then", "after that", "and after that", "after this", "afterwards",
+        "and afterwards", "finally", "and finally", "lastly", "and lastly",
+        "dann", "und dann", "danach", "und danach", "anschließend", "und anschließend",
+        "zum schluss", "und zum schluss", "schließlich",
+    )
+)  # fmt: skip
+# Words that point back at what an earlier action gave (English on folded text; German
+# "sie" only lower-case: "Sie" is the polite "you").
+_EN_BACK = re.compile(
+    r"\b(?:it|its|them|their|they|this|these|those|the same|the results?|the outputs?|"
+    r"the (?!(?:given|supplied|provided|attached|following|specified|linked|uploaded|"
+    r"mentioned|named|selected|original|needed|required|speed|hundred)\b)"
+    r"(?:[a-z]{3,}ed|resulting|remaining|matching)(?= [a-z])|"
+    r"the (?:stitched|made|written|taken|drawn|done|found|chosen|built|spoken|cut|split|set|"
+    r"sent|shown|kept|got|gotten|sung|read)\b)\b"
+)
+_DE_BACK = re.compile(
+    r"\b(?:es|ihn|ihm|ihnen|diese[snmr]?|damit|davon|daraus|darin|dazu|darauf|daf(?:u|ue)r|"
+    r"das ergebnis|die ergebnisse|dem ergebnis)\b"
+)
+_DE_SIE = re.compile(r"(?<!^)(?<![.!?]\s)\bsie\b")
+
+
+def _follows(clause: _Clause) -> bool:
+    """Whether an action clause needs what the action before it gives (module docstring)."""
+    if clause.joined_by is not None and fold(clause.joined_by) in _SEQUENCE_JOINS:
+        return True
+    folded = fold(unicodedata.normalize("NFC", clause.masked))
+    return bool(_EN_BACK.search(folded) or _DE_BACK.search(folded) or _DE_SIE.search(clause.masked))
 
 
 def _masked(text: str) -> str:
@@ -386,7 +432,8 @@ def actions(text: str) -> list[Action]:
             continue  # "find out online, when the match starts"
         if not reading.action or (reading.report and found):
             continue
-        found.append(Action(clause.text, reading.looks, clause.joined_by, clause.start))
+        follows = bool(found) and _follows(clause)
+        found.append(Action(clause.text, reading.looks, clause.joined_by, clause.start, follows))
     return found
 
 
@@ -404,9 +451,12 @@ def find_compound(text: str, abstain: re.Pattern[str] | None = None) -> Compound
         return Compound(
             f"{len(found)} actions joined by {how or 'juxtaposition'}",
             tuple(a.text for a in found),
+            tuple(a.follows for a in found),
         )
     if abstain is not None:
         match = abstain.search(fold(text[:MAX_TEXT_CHARS]))
         if match is not None:
-            return Compound(f"{match.group(0)!r} matches an abstain pattern", (text.strip(),))
+            return Compound(
+                f"{match.group(0)!r} matches an abstain pattern", (text.strip(),), (False,)
+            )
     return None

@@ -88,20 +88,44 @@ def rank_tools(catalogue: Catalogue, request: str) -> list[tuple[str, float]]:
     return _index(catalogue).rank(request)
 
 
-def narrow(catalogue: Catalogue, request: str, k: int, keep: Iterable[str] = ()) -> Catalogue:
+def action_shortlists(catalogue: Catalogue, parts: Sequence[str], k: int) -> list[list[str]]:
+    """For each of a request's actions `parts`, the at most `k` tools of `catalogue` closest
+    to it, closest first; none (no constraint) for an action no tool shares a word with."""
+    if k < 1 or not catalogue.tools:
+        return []
+    return [
+        [name for name, score in rank_tools(catalogue, part)[:k] if score > 0] for part in parts
+    ]
+
+
+def narrow(
+    catalogue: Catalogue,
+    request: str,
+    k: int,
+    keep: Iterable[str] = (),
+    parts: Sequence[str] = (),
+) -> Catalogue:
     """Every executor and at most `k` tools: those closest to the request, plus `keep`;
-    the tools closest first (a small model favours what it reads first)."""
+    the tools closest first (a small model favours what it reads first).
+
+    `parts`, the request's actions (`graph.intents.compound`): each is ranked on its own
+    and the tools are taken in turns, the closest to the whole request, then the closest
+    to each action, then the second closest of each, ..., so that no action's tool is
+    crowded out by those of a longer or more wordy one. The tools are then listed in the
+    order they were taken."""
     tools = catalogue.tools
     if not tools:
         return catalogue
-    ranked = [name for name, _ in rank_tools(catalogue, request)]
-    kept = {name for name in keep if catalogue.tool(name) is not None}
-    chosen = set(kept)
-    for name in ranked:
-        if len(chosen) >= max(k, len(kept)):
+    queries = [request, *(p for p in parts if p.strip())]
+    rankings = [[name for name, _ in rank_tools(catalogue, q)] for q in queries]
+    turns = [name for turn in zip(*rankings, strict=True) for name in turn]
+    chosen = {name for name in keep if catalogue.tool(name) is not None}
+    limit = max(k, len(chosen))
+    for name in turns:
+        if len(chosen) >= limit:
             break
         chosen.add(name)
-    return catalogue.ordered(name for name in ranked if name in chosen)
+    return catalogue.ordered(name for name in turns if name in chosen)
 
 
 def catalogue_view(catalogue: Catalogue, request: str | None, k: int) -> dict[str, Any]:
