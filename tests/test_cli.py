@@ -156,6 +156,11 @@ def test_intents_explain_reads_many_requests_from_stdin(env: dict[str, str]) -> 
         assert (decision["intent"] is None) == (decision["rule"] is None)
     assert json.loads(lines[-1])["intent"] is None  # "zzz qqq": the rules abstain
 
+    several = run_cli(["intents", "explain", "Find my tax files and shred them"], env)
+    assert "  - Find my tax files\n  - shred them (uses what the one before gives)\n" in (
+        several.stdout
+    )
+
     plain = run_cli(["intents", "explain", "-"], env, stdin=f"{EN}\n{DE}\n")
     assert plain.stdout.splitlines()[0].startswith("reminder\t0.95\treminder.en.remind\t")
 

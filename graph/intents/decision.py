@@ -68,7 +68,12 @@ class Decision:
         lines = [head, f"why: {self.reason}"]
         if self.compound is not None:
             lines.append(f"compound: {self.compound.reason}")
-            lines.extend(f"  - {part}" for part in self.compound.parts)
+            follows = self.compound.follows
+            lines.extend(
+                f"  - {part}"
+                + (" (uses what the one before gives)" if n < len(follows) and follows[n] else "")
+                for n, part in enumerate(self.compound.parts)
+            )
         lines.append(f"language: {self.language}, read_only: {str(self.read_only).lower()}")
         if self.hints:
             lines.append("hints: " + ", ".join(self.hints))
