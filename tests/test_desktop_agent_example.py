@@ -22,7 +22,7 @@ import pytest
 from examples.desktop_agent import DesktopAgent, TodoFailed, client_for
 from graph.intents import default_registry
 from lam import MessageFactory, ToDo
-from tests.support.cli_harness import clean_env
+from tests.support.cli_harness import clean_env, ctrl_c_reaches_it
 from tests.support.server_harness import ServerProcess, delete_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +92,7 @@ def test_the_example_does_the_desktop_todos_of_one_conversation(server: str) -> 
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=ctrl_c_reaches_it,  # stopped with Ctrl-C below
         )
         try:
             agree(client, cid)

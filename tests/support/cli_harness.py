@@ -72,6 +72,14 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text).replace("\r", "")
 
 
+def ctrl_c_reaches_it() -> None:
+    """`preexec_fn` for a process a test stops with SIGINT: the default disposition, as a
+    terminal's shell gives it. A test run started in the background (`make test &`, a CI
+    step) inherits SIGINT ignored, Python then installs no KeyboardInterrupt, and Ctrl-C
+    would never reach the program under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class PtyProcess:
     """The CLI on a pseudo-terminal: its stdin (and stderr) is a terminal, as for a person.
 
@@ -93,6 +101,7 @@ class PtyProcess:
             env=dict(env),
             cwd=ROOT,
             start_new_session=True,  # our SIGINT goes to it alone, never to pytest
+            preexec_fn=ctrl_c_reaches_it,
         )
         os.close(slave)
         self._buffer = bytearray()
