@@ -114,15 +114,27 @@ async def draft_plan(
         plan_draft_model(steps),
         planning_prompt(request, catalogue, steps, found),
         what="plan this request",
-        json_schema=plan_json_schema(
-            catalogue,
-            steps,
-            len(action_parts(found)),
-            action_follows(found),
-            action_shortlists(catalogue, action_parts(found), action_tools),
-        ),
+        json_schema=_plan_schema(catalogue, steps, found, action_tools),
     )
     return draft.to_plan(catalogue)
+
+
+def _plan_schema(
+    catalogue: Catalogue, steps: int, found: IntentFound | None, action_tools: int
+) -> dict[str, Any]:
+    """The schema of a plan for the actions the front door found (`found`; None: a plan
+    held to the catalogue alone). A step at least per action (as `check` demands of a
+    first plan), so the grammar cannot end the plan before each has had one; an action
+    that follows another waits for it; its step names one of the action's `action_tools`
+    closest tools or an executor: a small model picks better among three than among twelve."""
+    parts = action_parts(found)
+    return plan_json_schema(
+        catalogue,
+        steps,
+        len(parts),
+        action_follows(found),
+        action_shortlists(catalogue, parts, action_tools),
+    )
 
 
 def plan_messages(state: PlannerState, catalogue: Catalogue, steps: int) -> list[Any]:
@@ -156,15 +168,10 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     early = (
         await EarlyStart.begin(state, config, services, steps) if settings.stream_plans else None
     )
-    # A step at least per action (as `check` demands of a first plan): the grammar cannot
-    # end the plan before each has had one; an action that follows another waits for it.
-    # Its step names one of the action's closest tools (or an executor): a small model
-    # picks better among three than among twelve.
-    first = not state.get("replans")
-    least, follows = (len(parts), action_follows(state.get("intent"))) if first else (1, [])
-    shortlists = action_shortlists(catalogue, parts, settings.planner_action_tools) if first else []
+    # The front door's actions shape a first plan; a replanning round's steps are free.
+    found = None if state.get("replans") else state.get("intent")
     schema = plan_draft_model(steps)
-    json_schema = plan_json_schema(catalogue, steps, least, follows, shortlists)
+    json_schema = _plan_schema(catalogue, steps, found, settings.planner_action_tools)
     messages = plan_messages(state, catalogue, steps)
     try:
         if early is None:
