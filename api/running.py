@@ -161,6 +161,9 @@ class Runs:
         return Work.nothing()
 
     async def _still_running(self, tenant: str, cid: str) -> bool:
+        """Whether the turn has steps left: its view says `running` while the newest
+        checkpoint has any task, also one whose writes were stored before the run stopped
+        (the state shows them applied, maybe as `done`, yet no checkpoint holds them)."""
         try:
             return (await self.conversations.view(cid, owner=tenant)).status == "running"
         except ConversationNotFoundError:

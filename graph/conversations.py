@@ -397,7 +397,11 @@ class Conversations:
         status: Status
         if waiting:
             status = "waiting"
-        elif snapshot.next:
+        elif snapshot.tasks:
+            # Running while the newest checkpoint has any task, finished or not. `next` leaves
+            # out a task whose writes are stored, and the state has them applied already: a
+            # run stopped after `respond`'s writes, before the checkpoint after them, shows
+            # the answer and `done`, yet a new turn's input would discard those writes.
             status = "running"
         else:
             status = values.get("status") or "running"

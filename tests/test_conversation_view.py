@@ -12,10 +12,12 @@ from graph.conversations import (
     NotTheReceiverError,
     WrongTodoError,
 )
+from graph.storage.errors import RedisUnavailableError
 from lam import LAMMessage, MessageFactory
 from tests.support.executors import RecordingExecutor
 from tests.support.planner_harness import Conversation, services
 from tests.support.scripted import ScriptedChatModel, UncallableChatModel, steps
+from tests.test_running import REFUSED_ANSWER, stop_after_writes_of
 
 PLAN = {
     "goal": "g",
@@ -161,3 +163,27 @@ async def test_abandon_ends_a_waiting_conversation_as_failed() -> None:
     # t1 only reads: it ran while the plan was written (streamed plans); nothing that
     # waited for the abandoned approval ran.
     assert (work.runs("t1"), work.runs("t4")) == (1, 0)
+
+
+async def test_a_turn_stopped_after_its_last_writes_before_their_checkpoint_is_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`respond`'s writes stored, the checkpoint after them not: the state shows the answer
+    and `done`, yet the turn is `running` until carried on (`tests.test_running`)."""
+    convs, _, conv = _conversations()
+    cid = conv.thread_id
+    await convs.run(cid, convs.opening("Write an email to Tom"))
+    stopped = stop_after_writes_of(conv.checkpointer, "respond", monkeypatch)
+    (propose,) = await convs.inbox(cid, "user")
+    refuse = MessageFactory("user", cid).refuse(LAMMessage.from_dict(propose), "no")
+    with pytest.raises(RedisUnavailableError):
+        await convs.run(cid, await convs.answer(cid, refuse))
+    assert stopped
+
+    view = await convs.view(cid)
+    assert view.status == "running"
+    assert view.messages[-1]["content"]["text"] == REFUSED_ANSWER  # applied, not checkpointed
+    view = await convs.run(cid, None)  # carried on: the checkpoint after `respond`
+    assert view.status == "done"
+    answers = [m for m in view.messages if m["content"].get("topic") == "answer"]
+    assert [m["content"]["text"] for m in answers] == [REFUSED_ANSWER]
