@@ -20,6 +20,7 @@ ends with a `failure` of that code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -40,6 +41,7 @@ from lam import Plan
 from nodes.early_start import EarlyStart
 from prompts.templates import (
     LANGUAGE_NAMES,
+    PLAN_ACTION_TOOLS,
     PLAN_ACTIONS,
     PLAN_BAD_ANSWER,
     PLAN_CUT_OFF,
@@ -53,14 +55,21 @@ from prompts.templates import (
 REJECTED_SHOWN = 1500
 
 
-def _hints(found: IntentFound) -> str:
-    """What the tiers before the planner found, as lines for its prompt."""
+def _hints(found: IntentFound, shortlists: Sequence[Sequence[str]] = ()) -> str:
+    """What the tiers before the planner found, as lines for its prompt; `shortlists`: the
+    tools closest to each action (its step may name one of them, or an executor)."""
     lines = []
     parts = action_parts(found)
     if parts:
         follows = action_follows(found)
         actions = "\n".join(
-            f"{n}. {part}" + (PLAN_FOLLOWS.format(previous=n - 1) if after else "")
+            f"{n}. {part}"
+            + (
+                PLAN_ACTION_TOOLS.format(tools=", ".join(shortlists[n - 1]))
+                if n - 1 < len(shortlists) and shortlists[n - 1]
+                else ""
+            )
+            + (PLAN_FOLLOWS.format(previous=n - 1) if after else "")
             for n, (part, after) in enumerate(zip(parts, follows, strict=True), 1)
         )
         lines.append(PLAN_ACTIONS.format(count=len(parts), actions=actions))
@@ -77,17 +86,24 @@ def planning_prompt(
     catalogue: Catalogue,
     steps: int,
     found: IntentFound | None = None,
+    action_tools: int = 0,
 ) -> list[Any]:
-    """The planner model's first question: the catalogue, the hints, the request."""
+    """The planner model's first question: the catalogue, the hints, the request; beside
+    each action the front door found, its `action_tools` closest tools."""
+    shortlists = _shortlists(catalogue, request, found, action_tools)
     found = found or {}
     language: Language = found.get("language", "en")
+    # The tools the steps for the actions may name first, the others last (tools that fit
+    # none of the actions: a small model favours what it read first and last).
+    shortlisted = [name for shortlist in shortlists for name in shortlist]
+    listed = catalogue.leading(shortlisted) if shortlisted else catalogue
     return [
         SystemMessage(
             PLAN_SYSTEM.format(
                 max_steps=steps,
-                tool_names=", ".join(catalogue.names()),
-                tools=catalogue_listing(catalogue),
-                hints=_hints(found),
+                tool_names=", ".join(listed.names()),
+                tools=catalogue_listing(listed),
+                hints=_hints(found, shortlists),
                 language=LANGUAGE_NAMES[language],
             )
         ),
@@ -112,34 +128,51 @@ async def draft_plan(
     draft = await models.structured(
         "planner",
         plan_draft_model(steps),
-        planning_prompt(request, catalogue, steps, found),
+        planning_prompt(request, catalogue, steps, found, action_tools),
         what="plan this request",
-        json_schema=_plan_schema(catalogue, steps, found, action_tools),
+        json_schema=_plan_schema(catalogue, steps, found, action_tools, request),
     )
     return draft.to_plan(catalogue)
 
 
 def _plan_schema(
-    catalogue: Catalogue, steps: int, found: IntentFound | None, action_tools: int
+    catalogue: Catalogue,
+    steps: int,
+    found: IntentFound | None,
+    action_tools: int,
+    request: str = "",
 ) -> dict[str, Any]:
     """The schema of a plan for the actions the front door found (`found`; None: a plan
     held to the catalogue alone). A step at least per action (as `check` demands of a
     first plan), so the grammar cannot end the plan before each has had one; an action
     that follows another waits for it; its step names one of the action's `action_tools`
     closest tools or an executor: a small model picks better among three than among twelve."""
-    parts = action_parts(found)
     return plan_json_schema(
         catalogue,
         steps,
-        len(parts),
+        len(action_parts(found)),
         action_follows(found),
-        action_shortlists(catalogue, parts, action_tools),
+        _shortlists(catalogue, request, found, action_tools),
     )
 
 
-def plan_messages(state: PlannerState, catalogue: Catalogue, steps: int) -> list[Any]:
+def _shortlists(
+    catalogue: Catalogue, request: str, found: IntentFound | None, action_tools: int
+) -> list[list[str]]:
+    """The `action_tools` tools closest to each action the front door found (`found`), or to
+    the request when it found one action; none without the front door's reading."""
+    if found is None:
+        return []
+    return action_shortlists(catalogue, action_parts(found) or [request], action_tools)
+
+
+def plan_messages(
+    state: PlannerState, catalogue: Catalogue, steps: int, action_tools: int = 0
+) -> list[Any]:
     """What the planner model is asked: the request, and in a repair its answer and problems."""
-    messages = planning_prompt(state["request"], catalogue, steps, state.get("intent"))
+    messages = planning_prompt(
+        state["request"], catalogue, steps, state.get("intent"), action_tools
+    )
     problems = state.get("plan_problems") or []
     if problems:
         # A repair: the model sees its own answer and what is wrong with it.
@@ -171,8 +204,10 @@ async def plan(state: PlannerState, config: RunnableConfig) -> dict[str, Any]:
     # The front door's actions shape a first plan; a replanning round's steps are free.
     found = None if state.get("replans") else state.get("intent")
     schema = plan_draft_model(steps)
-    json_schema = _plan_schema(catalogue, steps, found, settings.planner_action_tools)
-    messages = plan_messages(state, catalogue, steps)
+    json_schema = _plan_schema(
+        catalogue, steps, found, settings.planner_action_tools, state["request"]
+    )
+    messages = plan_messages(state, catalogue, steps, settings.planner_action_tools)
     try:
         if early is None:
             draft = await services.models.structured(

@@ -47,6 +47,8 @@ PLAN_ACTIONS = """\
 The request asks for {count} actions; the plan must do each of them:
 {actions}"""
 
+PLAN_ACTION_TOOLS = " (tools for it: {tools})"
+
 PLAN_FOLLOWS = " (uses what action {previous} gives: its step comes after that one's)"
 
 PLAN_HINTS = "The request is about: {intents}."

@@ -11,7 +11,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from graph.config import Settings
 from graph.executor_registry import ExecutorRegistry
+from graph.llm import ChatModels
 from graph.plan_schema import plan_json_schema, remaining_json_schema, step_variants
 from graph.plan_steps import PlanDraft, RemainingSteps
 from graph.tools.catalogue import Catalogue, tool_entries
@@ -19,6 +21,8 @@ from graph.tools.executors import executor_entries
 from graph.tools.narrowing import action_shortlists, narrow, rank_tools
 from lam import ToDo, Tool
 from nodes.executors import DesktopExecutor, LLMExecutor
+from nodes.plan import draft_plan, planning_prompt
+from tests.support.scripted import ScriptedChatModel
 
 TOOLS = [
     Tool(name="find_files", description="Find files by name", effect="read",
@@ -109,6 +113,21 @@ def test_narrowing_lists_the_closest_tools_first() -> None:
     assert [e.name for e in narrow(CATALOGUE, "Delete the old files", 1).tools] == ["delete_files"]
 
 
+def test_the_planner_reads_the_closest_tools_before_the_executors() -> None:
+    # A small model favours what it reads first: with the free-form executors on top it
+    # named them for most steps of the 30 labelled requests (benchmarks.tool_choice).
+    executors = executor_entries(ExecutorRegistry([DesktopExecutor(), LLMExecutor()]))
+    catalogue = Catalogue.merge(executors, CATALOGUE.tools)
+    shown = narrow(catalogue, "Delete the old files", 12)
+    names = shown.names()
+    assert names[0] == "delete_files"
+    assert names[len(shown.tools) :] == ["desktop", "llm"]
+    prompt = planning_prompt("Delete the old files", shown, 4)[0].text
+    listed = [line.split(":")[0][2:] for line in prompt.splitlines() if line.startswith("- ")]
+    listed = [name for name in listed if name in names]
+    assert listed == names
+
+
 def test_a_plan_has_a_step_for_each_action_and_a_following_action_waits() -> None:
     # "Find my tax files and shred them": two actions, the second uses the first's files.
     schema = plan_json_schema(CATALOGUE, 4, min_steps=2, follows=[False, True])
@@ -183,3 +202,57 @@ def test_the_step_for_each_action_names_one_of_its_closest_tools_or_an_executor(
     assert valid(plan(crop, mail, step("llm", {}, [])))
     assert not valid(plan(mail, crop, step("llm", {}, [])))  # each action's tool in its place
     assert action_shortlists(catalogue, parts, 0) == []  # 0: no shortlists
+
+
+def planning_call(answer: dict[str, Any]) -> tuple[ChatModels, ScriptedChatModel]:
+    """The planner's models for one planning call answering `answer`, and the model (it
+    records what it was asked: the prompt, the schema its answer is held to)."""
+    model = ScriptedChatModel.script(structured=[answer])
+    return ChatModels(Settings(), {"planner": model}), model
+
+
+async def test_each_action_and_a_lone_request_are_shown_their_closest_tools() -> None:
+    executors = executor_entries(ExecutorRegistry([DesktopExecutor(), LLMExecutor()]))
+    catalogue = Catalogue.merge(executors, tool_entries(WORDY, "file:t", "desktop"))
+    crop = step("image_0", {"image": "lake.png"}, [])
+
+    def names(model: ScriptedChatModel, number: int) -> set[str]:
+        return {v["properties"]["tool"]["const"] for v in step_variants(model.schemas[0], number)}
+
+    def prompt(model: ScriptedChatModel) -> str:
+        return str(model.calls[0][2][0].content)
+
+    # Two actions: beside each, in the prompt, the tools its step may name.
+    found: Any = {"compound": {"parts": ["Crop the image", "email it to Tom"]}}
+    mail = step("send_email", {"to": "tom@example.com"}, [])
+    models, model = planning_call(plan(crop, mail))
+    await draft_plan(models, "Crop the image and email it to Tom", catalogue, 4, found, 2)
+    first, second = action_shortlists(catalogue, found["compound"]["parts"], 2)
+    assert f"1. Crop the image (tools for it: {', '.join(first)})" in prompt(model)
+    assert f"2. email it to Tom (tools for it: {', '.join(second)})" in prompt(model)
+    assert names(model, 1) == {*first, "desktop", "llm"}
+    # Listed: the actions' tools first, the executors, then the tools that fit no action.
+    listed = [line[2:].split(":")[0] for line in prompt(model).splitlines() if line[:2] == "- "]
+    listed = [name for name in listed if name in catalogue]
+    shortlisted = list(dict.fromkeys([*first, *second]))
+    assert listed[: len(shortlisted)] == shortlisted
+    assert listed[len(shortlisted) : len(shortlisted) + 2] == ["desktop", "llm"]
+    assert set(listed[len(shortlisted) + 2 :]) == set(catalogue.names()) - {
+        *shortlisted,
+        "desktop",
+        "llm",
+    }
+
+    # One action: the first step is the request's, held to its closest tools too.
+    models, model = planning_call(plan(crop))
+    await draft_plan(models, "Crop the image", catalogue, 4, {}, 2)
+    shortlist = action_shortlists(catalogue, ["Crop the image"], 2)[0]
+    assert shortlist[0] == "image_0"
+    assert names(model, 1) == {*shortlist, "desktop", "llm"}
+    assert names(model, 2) == set(catalogue.names())
+    assert "tools for it" not in prompt(model)
+    # Without the front door's reading (a plan held to the catalogue alone), or with 0, free.
+    for found_none, tools in ((None, 2), ({}, 0)):
+        models, model = planning_call(plan(crop))
+        await draft_plan(models, "Crop the image", catalogue, 4, found_none, tools)
+        assert names(model, 1) == set(catalogue.names())

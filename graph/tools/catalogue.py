@@ -136,9 +136,24 @@ class Catalogue:
         )
 
     def ordered(self, names: Iterable[str]) -> Catalogue:
-        """Every executor, then the tools named, in the order named (unknown names left out)."""
+        """The tools named, in the order named (unknown names left out), then every executor.
+
+        Tools first: a planning prompt lists the entries in this order, and a small model
+        favours what it reads first; with the free-form executors on top it wrote them for
+        most steps (benchmarks.tool_choice).
+        """
         tools = [e for e in (self.tool(name) for name in dict.fromkeys(names)) if e is not None]
-        return Catalogue((*self.executors, *tools), self.dropped)
+        return Catalogue((*tools, *self.executors), self.dropped)
+
+    def leading(self, names: Iterable[str]) -> Catalogue:
+        """The tools named first, then every executor, then the other tools, each in order.
+
+        A planning prompt in this order puts the tools a step may name first and the ones it
+        may not last (a small model also favours what it read last).
+        """
+        first = [e for e in (self.tool(name) for name in dict.fromkeys(names)) if e is not None]
+        rest = [e for e in self.tools if e not in first]
+        return Catalogue((*first, *self.executors, *rest), self.dropped)
 
     def fingerprint(self) -> str:
         """Changes whenever an entry does (for caches keyed by catalogue)."""

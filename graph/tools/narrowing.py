@@ -1,6 +1,7 @@
 """Narrowing a large catalogue to the tools that may fit one request (TF-IDF, top k).
 
-The tools a planning call sees are listed closest first, narrowed or not. A plan prompt and
+The tools a planning call sees are listed closest first, narrowed or not, and before the
+executors (a small model favours what it reads first). A plan prompt and
 its grammar grow with every tool listed: a small model's context fills
 and its choice gets worse. Above `planner_max_tools` tools, the planner sees the k tools
 whose names and descriptions are closest to the request (cosine similarity of TF-IDF
@@ -105,7 +106,7 @@ def narrow(
     keep: Iterable[str] = (),
     parts: Sequence[str] = (),
 ) -> Catalogue:
-    """Every executor and at most `k` tools: those closest to the request, plus `keep`;
+    """At most `k` tools, those closest to the request, plus `keep`, then every executor;
     the tools closest first (a small model favours what it reads first).
 
     `parts`, the request's actions (`graph.intents.compound`): each is ranked on its own
