@@ -369,7 +369,8 @@ def table(result: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def _server(base_url: str | None) -> Iterator[str]:
+def model_server(base_url: str | None) -> Iterator[str]:
+    """`base_url`, or else a llama-server with SmolLM2 started for the run, its URL."""
     if base_url:
         yield base_url
         return
@@ -425,7 +426,7 @@ def main(argv: list[str] | None = None, models: tuple[ChatModels, ChatModels] | 
             run(domain, requests, settings, *models, args.results, args.resume, sides)
         )
     else:
-        with _server(args.base_url) as url:
+        with model_server(args.base_url) as url:
             ours, theirs = settings_for(url, args.model, args.timeout)
             answering = (sampled(ours), sampled(theirs))
             rows = asyncio.run(
