@@ -305,6 +305,9 @@ BLOCKS: dict[tuple[str, str], Entry] = {
         Covered("tests/test_tool_plans.py::test_bad_arguments_are_named_and_repaired"),
     ("docs/tools.md", ".venv/bin/python -m benchmarks.tool_narrowing"):
         Covered("tests/test_mcp.py::test_the_commands_of_docs_tools_md_run_as_written"),
+    ("docs/tools.md", ".venv/bin/python -m benchmarks.tool_choice          # starts llama-server with SmolLM2"):  # noqa: E501
+        NotRunnable("about 6 min of llama-server; the same command runs on scripted planning "
+                    "calls in tests/test_tool_choice.py"),
     # examples/
     ("examples/desktop_agent.py", "file"):
         Covered("tests/test_desktop_agent_example.py::test_the_example_does_the_desktop_todos_of_one_conversation"),
