@@ -16,6 +16,7 @@ from graph.executor_registry import ExecutorRegistry
 from graph.llm import ChatModels
 from graph.plan_schema import plan_json_schema, remaining_json_schema, step_variants
 from graph.plan_steps import PlanDraft, RemainingSteps
+from graph.state import IntentFound
 from graph.tools.catalogue import Catalogue, tool_entries
 from graph.tools.executors import executor_entries
 from graph.tools.narrowing import action_shortlists, narrow, rank_tools
@@ -252,7 +253,8 @@ async def test_each_action_and_a_lone_request_are_shown_their_closest_tools() ->
     assert names(model, 2) == set(catalogue.names())
     assert "tools for it" not in prompt(model)
     # Without the front door's reading (a plan held to the catalogue alone), or with 0, free.
-    for found_none, tools in ((None, 2), ({}, 0)):
+    readings: list[tuple[IntentFound | None, int]] = [(None, 2), ({}, 0)]
+    for found_none, tools in readings:
         models, model = planning_call(plan(crop))
         await draft_plan(models, "Crop the image", catalogue, 4, found_none, tools)
         assert names(model, 1) == set(catalogue.names())
