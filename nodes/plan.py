@@ -140,7 +140,7 @@ def _plan_schema(
     steps: int,
     found: IntentFound | None,
     action_tools: int,
-    request: str = "",
+    request: str,
 ) -> dict[str, Any]:
     """The schema of a plan for the actions the front door found (`found`; None: a plan
     held to the catalogue alone). A step at least per action (as `check` demands of a

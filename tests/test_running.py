@@ -60,16 +60,24 @@ def answers_to_anna(body: dict[str, Any]) -> list[str]:
     ]
 
 
+async def refuse_stopping_after(
+    app: Any, http: Any, node: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, Any]:
+    """Anna refuses a proposed plan, and the run of her answer stops right after `node`'s
+    writes were stored (before the checkpoint after them): the conversation id, the reply."""
+    propose = await waiting_propose(http, ANNA, "user:anna")
+    stopped = stop_after_writes_of(app.state.replica.saver, node, monkeypatch)
+    refused = await post(http, ANNA, answer(propose, "user:anna", agree=False))
+    assert refused.status_code == 202, refused.text
+    assert stopped  # the run did stop between the node's writes and the checkpoint
+    return propose["conversation_id"], refused
+
+
 async def test_a_refusal_stopped_after_approve_still_gets_its_answer(
     valkey_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with served(valkey_url, ServerSettings(api_keys=KEYS)) as (app, http):
-        propose = await waiting_propose(http, ANNA, "user:anna")
-        cid = propose["conversation_id"]
-        stopped = stop_after_writes_of(app.state.replica.saver, "approve", monkeypatch)
-        refused = await post(http, ANNA, answer(propose, "user:anna", agree=False))
-        assert refused.status_code == 202, refused.text
-        assert stopped  # the run did stop between approve's writes and the checkpoint
+        cid, _ = await refuse_stopping_after(app, http, "approve", monkeypatch)
         body = (await http.get(f"/v1/conversations/{cid}", headers=auth(ANNA))).json()
         assert body["status"] == "done" and body["result"] == {"refused": "no"}
         # The turn was carried on to `respond`: the refusal is answered, once.
@@ -81,12 +89,7 @@ async def test_an_answer_stopped_before_its_checkpoint_stays_in_the_log_of_the_n
     valkey_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with served(valkey_url, ServerSettings(api_keys=KEYS)) as (app, http):
-        propose = await waiting_propose(http, ANNA, "user:anna")
-        cid = propose["conversation_id"]
-        stopped = stop_after_writes_of(app.state.replica.saver, "respond", monkeypatch)
-        refused = await post(http, ANNA, answer(propose, "user:anna", agree=False))
-        assert refused.status_code == 202, refused.text
-        assert stopped
+        cid, refused = await refuse_stopping_after(app, http, "respond", monkeypatch)
         assert answers_to_anna(refused.json()["conversation"]) == [REFUSED_ANSWER]
         # The next turn of the conversation: the first turn's answer stays in its log.
         follow_up = request_message("Take a note: milk", sender="user:anna")
