@@ -47,6 +47,7 @@ __all__ = [
     "fence_key",
     "key_part",
     "pack",
+    "thread_tag",
     "unpack",
 ]
 
@@ -56,8 +57,17 @@ _T = TypeVar("_T")
 
 def key_part(part: str) -> str:
     """A thread id or namespace as one part of a key: its ':' (subgraph namespaces always
-    have one) and '%' escaped."""
-    return part.replace("%", "%25").replace(":", "%3A")
+    have one), '%', and the braces of a Redis Cluster hash tag escaped."""
+    return (
+        part.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+    )
+
+
+def thread_tag(thread_id: str) -> str:
+    """The hash tag of every key of one thread (its checkpoints and the server's keys of the
+    conversation): `{T}`, so a Redis Cluster keeps them in one slot and a script may touch
+    them together. The thread id escaped (`key_part`): no brace inside ends the tag early."""
+    return "{" + key_part(thread_id) + "}"
 
 
 def pack(typed: tuple[str, bytes]) -> bytes:
@@ -76,7 +86,7 @@ def as_text(value: Any) -> str:
 
 def fence_key(prefix: str, thread_id: str) -> str:
     """Where a thread's current lease generation is kept, for the key prefix `prefix`."""
-    return f"{prefix.rstrip(':')}:t:{key_part(thread_id)}:fence"
+    return f"{prefix.rstrip(':')}:t:{thread_tag(thread_id)}:fence"
 
 
 # The classes of ours a checkpoint holds (the state's plan), named to LangGraph's serializer:
