@@ -67,9 +67,9 @@ def one_node_cluster(binary: str | Path, data_dir: Path) -> ClusterNode:
     node.start()
     try:
         client = node.client()
-        client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        client.cluster("ADDSLOTSRANGE", 0, 16383)
         _wait(
-            lambda: b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"),
+            lambda: client.cluster("INFO")["cluster_state"] == "ok",
             10.0,
             "the one-node cluster's state ok",
         )
