@@ -29,6 +29,8 @@ class ClusterNode:
         self.binary = str(binary)
         self.data_dir = data_dir
         self.port = port or free_port()
+        # The cluster bus's own port: by default port + 10000, which may be taken or > 65535.
+        self.bus_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +45,7 @@ class ClusterNode:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
         args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-        args += ["--cluster-node-timeout", "2000"]
+        args += ["--cluster-port", str(self.bus_port), "--cluster-node-timeout", "2000"]
         args += ["--dir", str(self.data_dir), "--appendonly", "yes", "--save", ""]
         args += ["--logfile", str(self.data_dir / "server.log")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
