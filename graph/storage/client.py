@@ -1,4 +1,5 @@
-"""The Redis client the storage uses: short timeouts, a bounded pool that waits, Sentinel.
+"""The Redis client the storage uses: short timeouts, a bounded pool that waits, Sentinel,
+Cluster.
 
 A server that is down must be reported in seconds, never hang a run. And one quirk of
 redis-py's to live with: a cancellation can be lost inside a read (`cancel_and_wait`).
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from graph.storage.cluster import is_cluster_url
+from graph.storage.cluster import cluster_client as _cluster_client
 from graph.storage.sentinel import is_sentinel_url, sentinel_client
 
 __all__ = [
@@ -39,7 +42,12 @@ def make_client(url: str) -> aioredis.Redis:
     than failing: a burst of requests (200 SSE clients connecting at once) queues for a
     moment instead of getting "Too many connections". A `redis+sentinel://` URL gives a
     client of the sentinels' primary, which follows it through a failover
-    (`graph.storage.sentinel`).
+    (`graph.storage.sentinel`). A `redis+cluster://` URL gives redis-py's cluster client,
+    `redis.asyncio.cluster.RedisCluster`, made to wait for a free connection as this pool
+    does and to find a promoted replica again; what it does differently (transactions and
+    scripts in one slot, pub/sub on one node, SCAN over every primary) and the answers are
+    in `graph.storage.cluster`. It is not a subclass of `Redis` but answers the same
+    commands, so it is typed as one here: the storage's code takes either.
     """
     options: dict[str, Any] = {
         "max_connections": MAX_CONNECTIONS,
@@ -51,6 +59,8 @@ def make_client(url: str) -> aioredis.Redis:
     }
     if is_sentinel_url(url):
         return sentinel_client(url, **options)
+    if is_cluster_url(url):
+        return cast(aioredis.Redis, _cluster_client(url, **options))
     return aioredis.Redis.from_pool(BlockingConnectionPool.from_url(url, **options))
 
 

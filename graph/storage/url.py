@@ -9,10 +9,14 @@ from __future__ import annotations
 from redis.connection import parse_url
 
 from graph.redaction import redact_text
+from graph.storage.cluster import is_cluster_url, parse_cluster_url
 from graph.storage.sentinel import is_sentinel_url, parse_sentinel_url
 
 SCHEMES = ("redis", "rediss", "unix")
-FORMS = "redis://host:port/db, rediss://…, unix:///path/to/socket or redis+sentinel://…"
+FORMS = (
+    "redis://host:port/db, rediss://…, unix:///path/to/socket, redis+sentinel://… "
+    "or redis+cluster://host:port,…"
+)
 
 
 def check_redis_url(url: str) -> None:
@@ -20,6 +24,9 @@ def check_redis_url(url: str) -> None:
     try:
         if is_sentinel_url(url):
             parse_sentinel_url(url)
+            return
+        if is_cluster_url(url):
+            parse_cluster_url(url)
             return
         scheme, separator, _ = url.partition("://")
         if not separator or scheme.lower() not in SCHEMES:
