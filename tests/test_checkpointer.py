@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict, cast
 
@@ -18,9 +19,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.event_hooks import register_serde_event_listener
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
+from redis.crc import key_slot
 
 from graph.config import Settings
 from graph.state import LamDict, PlannerState, append_lam_batch
+from graph.storage.base import key_part, legacy_key_name, thread_tag
 from graph.storage.client import make_client
 from graph.storage.connect import checkpointer, open_checkpointer
 from graph.storage.errors import RedisUnavailableError
@@ -30,6 +33,13 @@ from lam import Plan, ToDo
 from tests.support.processes import RedisProcess, free_port
 
 RUNS: list[str] = []  # which nodes ran, to check nothing runs twice after a resume
+
+
+@pytest.fixture(params=["redis7", "valkey", "cluster_node"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """conftest's two servers, and the one-node cluster: there every command, script and
+    transaction of the saver must stay within one slot (Redis Cluster refuses the others)."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 def _msg(sender: str, text: str) -> LamDict:
@@ -239,17 +249,17 @@ async def test_ttl_applies_to_finished_conversations_only(
 
     assert all(t == -1 for t in await ttls(f"{redis_prefix}:*"))  # nothing expires while open
     n = await saver.expire_conversation("done:1")
-    done = await ttls(f"{redis_prefix}:t:done%3A1*")
+    done = await ttls(f"{redis_prefix}:t:{thread_tag('done:1')}*")
     assert n == len(done) > 5
     assert all(0 < t <= 3600 for t in done)
-    assert all(t == -1 for t in await ttls(f"{redis_prefix}:t:running*"))
+    assert all(t == -1 for t in await ttls(f"{redis_prefix}:t:{thread_tag('running')}*"))
     # New activity on a finished conversation makes it permanent again, as a whole.
     await app.ainvoke({"lam": [_msg("user", "more")]}, _cfg("done:1"))
-    assert all(t == -1 for t in await ttls(f"{redis_prefix}:t:done%3A1*"))
+    assert all(t == -1 for t in await ttls(f"{redis_prefix}:t:{thread_tag('done:1')}*"))
     # And the TTL really removes everything of it.
     await saver.expire_conversation("done:1", ttl_s=1)
     await asyncio.sleep(1.2)
-    assert await ttls(f"{redis_prefix}:t:done%3A1*") == []
+    assert await ttls(f"{redis_prefix}:t:{thread_tag('done:1')}*") == []
     assert await saver.aget_tuple(_cfg("done:1")) is None
     assert [t.config async for t in saver.alist(None)]  # the other thread is still listed
     await client.aclose()
@@ -319,7 +329,7 @@ async def test_langgraph_json_factory_opens_the_configured_redis(
     async with checkpointer() as saver:
         assert isinstance(saver, RedisSaver) and saver.prefix == redis_prefix
         await _graph().compile(checkpointer=saver).ainvoke({"lam": [_msg("u", "x")]}, _cfg("s"))
-    assert await _keys(valkey_url, f"{redis_prefix}:t:s:*")
+    assert await _keys(valkey_url, f"{redis_prefix}:t:{thread_tag('s')}:*")
 
 
 async def test_concurrent_writes_batch_and_survive_a_script_flush(
@@ -420,13 +430,13 @@ async def test_prune_keeps_the_latest_and_what_its_log_is_rebuilt_from(
     assert (await app.aget_state(_cfg("p"))).values["lam"] == log
     await _same_log_everywhere(redis_url, redis_prefix, state, log)
     # Nothing of the dropped checkpoints is left: their writes, blobs nothing refers to.
-    writes = await _keys(redis_url, f"{redis_prefix}:t:p:*:w:*")
+    writes = await _keys(redis_url, f"{redis_prefix}:t:{thread_tag('p')}:*:w:*")
     assert {k.decode().rsplit(":w:", 1)[1] for k in writes} <= set(kept)
     referenced = {
         f"{ch}\x00{v}" for m in (await saver._metas("p", "")).values() for ch, v in m["v"].items()
     }
     client = aioredis.from_url(redis_url)
-    fields = cast(list[bytes], await client.hkeys(f"{redis_prefix}:t:p::blobs"))
+    fields = cast(list[bytes], await client.hkeys(f"{redis_prefix}:t:{thread_tag('p')}::blobs"))
     blobs = {f.decode() for f in fields}
     await client.aclose()
     assert blobs and blobs <= referenced
@@ -509,3 +519,162 @@ async def test_copy_thread_is_a_whole_and_independent_copy(
     await saver.acopy_thread("nothing-here", "still-nothing")
     assert await saver.aget_tuple(_cfg("still-nothing")) is None
     await saver.aclose()
+
+
+# Redis Cluster: one slot per thread, the global indexes outside the scripts -----------------
+
+
+def _old_part(part: str) -> str:
+    """A thread id or namespace in the layout before hash tags (braces not escaped)."""
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+async def test_a_threads_keys_share_its_slot_and_map_from_the_old_layout(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Every key the saver writes for a thread is listed by `athread_keys`, its own keys all
+    hash to the thread's slot, and each one's name in the old layout maps to it."""
+    thread, ns, run = "a%b:{c}", "sub:{x}", "run:{1}"
+    saver = _saver(redis_url, redis_prefix)
+    client = aioredis.from_url(redis_url)
+    await client.set(saver.fence_key(thread), "1")
+    config: RunnableConfig = {**_cfg(thread), "metadata": {"run_id": run}}
+    await _graph().compile(checkpointer=saver).ainvoke({"lam": [_msg("user", "x")]}, config)
+    tup = await saver.aget_tuple(_cfg(thread))
+    assert tup is not None
+    sub: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}}
+    stored = await saver.aput(sub, tup.checkpoint, tup.metadata, tup.checkpoint["channel_versions"])
+    await saver.aput_writes(stored, [("lam", _msg("u", "w"))], "task")
+
+    keys = await saver.athread_keys(thread)
+    scanned = {k.decode() for k in await _keys(redis_url, f"{redis_prefix}:*")}
+    # Listed: every key there is (and the writes of a checkpoint that has none yet).
+    assert {k for k in keys if ":w:" not in k} <= scanned <= {*keys, f"{redis_prefix}:threads"}
+    own = [k for k in keys if k.startswith(f"{redis_prefix}:t:")]
+    assert {key_slot(k.encode()) for k in own} == {key_slot(thread_tag(thread).encode())}
+    assert f"{redis_prefix}:t:{thread_tag(thread)}:{key_part(ns)}:w:" in "".join(own)
+
+    tag, old_thread = f":t:{thread_tag(thread)}", f":t:{_old_part(thread)}"
+    for key in keys:
+        assert legacy_key_name(redis_prefix, key) is None  # already new
+        old = key.replace(tag, old_thread).replace(key_part(ns), _old_part(ns))
+        old = old.replace(f":r:{key_part(run)}", f":r:{_old_part(run)}")
+        assert old != key and legacy_key_name(redis_prefix, old) == key
+    await client.aclose()
+    await saver.aclose()
+
+
+def test_legacy_key_names() -> None:
+    """Old-layout checkpoint keys get their new names; anything else is not theirs (None)."""
+    cases = {
+        "cpa:t:acme/c1": "cpa:t:{acme/c1}",
+        "cpa:t:acme/c1::idx": "cpa:t:{acme/c1}::idx",
+        "cpa:t:acme/c1::w:1f0-a": "cpa:t:{acme/c1}::w:1f0-a",
+        "cpa:t:acme/c1:child%3A9f{2}:blobs": "cpa:t:{acme/c1}:child%3A9f%7B2%7D:blobs",
+        "cpa:t:acme/c1:runs": "cpa:t:{acme/c1}:runs",
+        "cpa:t:acme/c1:fence": "cpa:t:{acme/c1}:fence",
+        "cpa:t:50%25%3A{x}:runs": "cpa:t:{50%25%3A%7Bx%7D}:runs",  # '50%:{x}'
+        "cpa:t:{x:runs": "cpa:t:{%7Bx}:runs",  # thread '{x'
+        "cpa:t:{x}y::cp": "cpa:t:{%7Bx%7Dy}::cp",  # thread '{x}y'
+        "cpa:r:{run}": "cpa:r:%7Brun%7D",
+    }
+    for old, new in cases.items():
+        assert legacy_key_name("cpa:", old) == new, old
+    for key in (
+        "cpa:threads",
+        "cpa:r:run-1",
+        "cpa:t:{acme/c1}::idx",
+        "cpa:t:{acme/c1}",
+        "cpa:srv:conv:acme/c1",
+        "other:t:acme/c1",
+        "cpa:t:acme/c1:unknown",
+        "cpa:t:acme/c1::w:",
+    ):
+        assert legacy_key_name("cpa", key) is None, key
+
+
+async def _monitored(url: str, body: Callable[[], Awaitable[None]]) -> list[str]:
+    """The commands the server ran during `body` (MONITOR: a script's own ones included, as
+    `lua ...`), each as its client type and its quoted arguments."""
+    watcher = aioredis.from_url(url)
+    marker = f"end-of-{uuid.uuid4().hex}"
+    seen: list[str] = []
+    try:
+        async with watcher.monitor() as monitor:
+            await body()
+            await watcher.echo(marker)
+            while marker not in (line := await monitor.next_command())["command"]:
+                seen.append(f"{line['client_type']} {line['command']}")
+    finally:
+        await watcher.aclose()
+    return seen
+
+
+async def test_global_indexes_are_written_once_per_thread_and_run(
+    valkey_url: str, redis_prefix: str
+) -> None:
+    """`P:threads` (one key for all, a hot spot on one primary) gets a thread once per saver,
+    `P:r:R` once per run and thread; no script names either."""
+    saver = _saver(valkey_url, redis_prefix)
+    app = _graph().compile(checkpointer=saver)
+    runs = [str(uuid.uuid4()) for _ in range(3)]
+
+    async def conversation() -> None:
+        for run in runs:
+            config: RunnableConfig = {**_cfg("m"), "metadata": {"run_id": run}}
+            await app.ainvoke({"lam": [_msg("user", run)]}, config, durability="sync")
+
+    seen = await _monitored(valkey_url, conversation)
+    threads = f"{redis_prefix}:threads"
+    assert [c for c in seen if threads in c] == [f"tcp SADD {threads} m"]
+    for run in runs:
+        assert [c for c in seen if f"{redis_prefix}:r:{run}" in c] == [
+            f"tcp SADD {redis_prefix}:r:{run} m"
+        ]
+    checkpoints = len(await _ids(app, "m"))
+    assert checkpoints == 3 * 5
+    await saver.aclose()
+
+
+async def test_global_indexes_stay_a_superset_of_the_threads(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """An index entry is written before the checkpoint (a refused one leaves an extra entry,
+    which readers skip and drop), and written again when the thread was deleted elsewhere
+    since this saver indexed it."""
+    saver, other = _saver(redis_url, redis_prefix), _saver(redis_url, redis_prefix)
+    app = _graph().compile(checkpointer=saver)
+    client = aioredis.from_url(redis_url)
+    threads = f"{redis_prefix}:threads"
+
+    # A checkpoint the fence refuses: its thread is indexed, nothing else of it stored.
+    await client.set(saver.fence_key("refused"), "2")
+    with pytest.raises(FencedError):
+        await app.ainvoke(
+            {"lam": [_msg("user", "x")]},
+            {**_cfg("refused"), "configurable": {"thread_id": "refused", FENCE: "1"}},
+        )
+    assert await client.sismember(threads, "refused")
+    assert [t async for t in other.alist(None)] == []  # skipped, and dropped
+    assert not await client.sismember(threads, "refused")
+
+    # Another process deletes a thread this saver indexed; this saver writes it again.
+    run = str(uuid.uuid4())
+    config: RunnableConfig = {**_cfg("again"), "metadata": {"run_id": run}}
+    await app.ainvoke({"lam": [_msg("user", "one")]}, config)
+    await other.adelete_thread("again")
+    assert not await client.sismember(threads, "again")
+    assert not await client.exists(f"{redis_prefix}:r:{run}")
+    await app.ainvoke({"lam": [_msg("user", "two")]}, config)
+    assert {t.config["configurable"]["thread_id"] async for t in other.alist(None)} == {"again"}
+    assert await client.smembers(f"{redis_prefix}:r:{run}") == {b"again"}
+
+    # Dropping the entry of a thread whose keys exist (a checkpoint stored between a
+    # remover's check and its removal) puts it back.
+    assert await other._unindex_threads(["again"]) == 0
+    assert await client.sismember(threads, "again")
+    await other.adelete_for_runs([run])
+    assert await other.aget_tuple(_cfg("again")) is None
+    await client.aclose()
+    await saver.aclose()
+    await other.aclose()

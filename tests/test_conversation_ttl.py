@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import pytest
 import redis.asyncio as aioredis
 
 from graph.builder import build_graph, make_services
 from graph.config import Settings
 from graph.conversations import Conversations
+from graph.storage.base import thread_tag
 from graph.storage.connect import open_checkpointer
 from lam import LAMMessage, MessageFactory
+
+
+@pytest.fixture(params=["redis7", "valkey", "cluster_node"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """conftest's two servers, and the one-node cluster (it refuses keys of two slots)."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 async def _ttls(url: str, prefix: str, cid: str) -> list[int]:
     """TTLs of the conversation's own keys (the saver's index of all threads is shared)."""
     client = aioredis.from_url(url)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:t:{cid}*")]
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:t:{thread_tag(cid)}*")]
         return [await client.ttl(k) for k in keys]
     finally:
         await client.aclose()

@@ -5,19 +5,30 @@ async saver in `aio.py`, the key layout, the scripts' registration and the helpe
 part of the saver uses are here; `history`, `maintenance` and `saver` build on
 `BaseRedisSaver` in that order.
 
-Key layout (`P` = prefix, `T` = thread id, `N` = checkpoint namespace; `%` and `:` inside T
-and N are percent-encoded so keys are unambiguous):
+Key layout (`P` = prefix, `T` = thread id, `N` = checkpoint namespace, `R` = run id; `%`,
+`:` and braces inside T, N and R are percent-encoded (`key_part`) so keys are unambiguous):
 
-    P:threads              set     every thread id (for `alist(None)`)
-    P:t:T                  set     the thread's namespaces
-    P:t:T:N:idx            zset    checkpoint ids, score 0, ordered by id (UUID6: by time)
-    P:t:T:N:cp             hash    id -> checkpoint (without values and versions) + metadata
-    P:t:T:N:meta           hash    id -> JSON {"p": parent id, "v": channel versions}
-    P:t:T:N:blobs          hash    channel NUL version -> value (one per channel version)
-    P:t:T:N:w:ID           hash    task id NUL idx -> task path NUL channel NUL type NUL data
-    P:t:T:runs             set     run ids of the thread's checkpoints (metadata `run_id`)
-    P:r:R                  set     the thread(s) run R wrote to (for `adelete_for_runs`)
-    P:t:T:fence            string  the thread's current lease generation (`graph.storage.fencing`)
+    P:t:{T}                set     the thread's namespaces
+    P:t:{T}:N:idx          zset    checkpoint ids, score 0, ordered by id (UUID6: by time)
+    P:t:{T}:N:cp           hash    id -> checkpoint (without values and versions) + metadata
+    P:t:{T}:N:meta         hash    id -> JSON {"p": parent id, "v": channel versions}
+    P:t:{T}:N:blobs        hash    channel NUL version -> value (one per channel version)
+    P:t:{T}:N:w:ID         hash    task id NUL idx -> task path NUL channel NUL type NUL data
+    P:t:{T}:runs           set     run ids of the thread's checkpoints (metadata `run_id`)
+    P:t:{T}:fence          string  the thread's current lease generation (`graph.storage.fencing`)
+    P:threads              set     thread ids (for `alist(None)`): an index
+    P:r:R                  set     the thread(s) run R wrote to (for `adelete_for_runs`): an index
+
+Redis Cluster: every key of one thread carries its hash tag `{T}` (`thread_tag`, shared
+with the server's keys of the conversation), so they live in one slot, and every script,
+MULTI/EXEC and WATCH of the saver touches one thread's keys only. The two global indexes
+are written by single-key commands outside the scripts, and are a superset of the truth:
+a thread (a run's thread) is added before its first checkpoint is stored and removed after
+its keys are gone, so a crash in between leaves an extra entry, never a missing one, and
+their readers skip entries whose thread has no keys. To keep the shared `P:threads` off the
+hot path, a saver adds a thread once (and a run's thread once per run), then remembers it
+(`_Recent`); the put script tells when a thread it remembered was in fact new (deleted or
+expired meanwhile), and the entry is written again.
 
 Values are stored as LangGraph's serializer types them (`tag NUL data`, raw bytes, no
 base64); a channel version without a value is `EMPTY`.
@@ -27,8 +38,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+import re
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
 from langgraph.checkpoint.base import BaseCheckpointSaver, writes_sort_key
@@ -46,6 +58,7 @@ __all__ = [
     "as_text",
     "fence_key",
     "key_part",
+    "legacy_key_name",
     "pack",
     "thread_tag",
     "unpack",
@@ -53,14 +66,13 @@ __all__ = [
 
 EMPTY = b"empty\x00"
 _T = TypeVar("_T")
+_K = TypeVar("_K", bound=Hashable)
 
 
 def key_part(part: str) -> str:
     """A thread id or namespace as one part of a key: its ':' (subgraph namespaces always
     have one), '%', and the braces of a Redis Cluster hash tag escaped."""
-    return (
-        part.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
-    )
+    return part.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
 
 
 def thread_tag(thread_id: str) -> str:
@@ -88,6 +100,72 @@ def fence_key(prefix: str, thread_id: str) -> str:
     """Where a thread's current lease generation is kept, for the key prefix `prefix`."""
     return f"{prefix.rstrip(':')}:t:{thread_tag(thread_id)}:fence"
 
+
+# A thread's part of a key in the layout before hash tags: `key_part` without the braces.
+_TAGGED = re.compile(r"\{[^{}]*\}")
+_NS_PARTS = frozenset(("idx", "cp", "meta", "blobs"))
+
+
+def legacy_key_name(prefix: str, key: str) -> str | None:
+    """The name in this layout of `key`, a checkpoint key of the layout before hash tags
+    (`P:t:T...`, T and N escaped without their braces, and `P:r:R` with a brace in R), or
+    None when `key` is not one: already in this layout, a global index whose name did not
+    change, someone else's key.
+
+    One old name cannot be told from a new one: a thread id that starts with '{', ends with
+    '}' and holds no other brace and no ':' (`P:t:{x}...`); it is taken as new (None).
+    """
+    base = prefix.rstrip(":")
+    if key.startswith(f"{base}:r:"):
+        run = key[len(base) + 3 :]
+        return f"{base}:r:{_escape_braces(run)}" if "{" in run or "}" in run else None
+    if not key.startswith(f"{base}:t:"):
+        return None
+    thread, sep, tail = key[len(base) + 3 :].partition(":")
+    if _TAGGED.fullmatch(thread):
+        return None
+    new = f"{base}:t:{{{_escape_braces(thread)}}}"
+    if not sep:
+        return new  # the thread's namespaces
+    if tail in ("runs", "fence"):
+        return f"{new}:{tail}"
+    parts = tail.split(":", 2)
+    if (len(parts) == 2 and parts[1] in _NS_PARTS) or (
+        len(parts) == 3 and parts[1] == "w" and parts[2]
+    ):
+        return ":".join([new, _escape_braces(parts[0]), *parts[1:]])
+    return None
+
+
+def _escape_braces(old_part: str) -> str:
+    """An old key's part (`%` and `:` escaped) as `key_part` escapes it now."""
+    return old_part.replace("{", "%7B").replace("}", "%7D")
+
+
+class _Recent(Generic[_K]):
+    """A bounded set of what a saver has indexed: the oldest entry leaves when it is full
+    (forgetting one costs a command the next time, never a missing index entry)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: dict[_K, None] = {}
+
+    def __contains__(self, item: _K) -> bool:
+        return item in self._items
+
+    def add(self, item: _K) -> None:
+        self._items[item] = None
+        if len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+
+    def discard(self, items: Callable[[_K], bool]) -> None:
+        """Forget every entry `items` accepts."""
+        for item in [i for i in self._items if items(i)]:
+            del self._items[item]
+
+
+# How many threads, and (run, thread) pairs, a saver remembers as indexed.
+INDEXED_MEMORY = 10_000
 
 # The classes of ours a checkpoint holds (the state's plan), named to LangGraph's serializer:
 # unnamed, each load warns "Deserializing unregistered type" (and a future LangGraph blocks
@@ -119,6 +197,9 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         self.ttl_s = ttl_s
         self.url = url
         self._group_commit = GroupCommit(client)
+        # What this saver has put in `P:threads` and `P:r:R` (thread, and (run, thread)).
+        self._indexed_threads: _Recent[str] = _Recent(INDEXED_MEMORY)
+        self._indexed_runs: _Recent[tuple[str, str]] = _Recent(INDEXED_MEMORY)
         # Lua scripts, so that a checkpoint or a task's writes land atomically in one round
         # trip (EVALSHA; redis-py reloads a script the server has forgotten after a restart).
         self._put_script = client.register_script(PUT_LUA)
@@ -130,16 +211,16 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         return f"{self.prefix}:threads"
 
     def _thread_key(self, thread_id: str) -> str:
-        return f"{self.prefix}:t:{key_part(thread_id)}"
+        return f"{self.prefix}:t:{thread_tag(thread_id)}"
 
     def _ns_key(self, thread_id: str, ns: str, part: str) -> str:
-        return f"{self.prefix}:t:{key_part(thread_id)}:{key_part(ns)}:{part}"
+        return f"{self.prefix}:t:{thread_tag(thread_id)}:{key_part(ns)}:{part}"
 
     def _writes_key(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
         return self._ns_key(thread_id, ns, f"w:{checkpoint_id}")
 
     def _runs_key(self, thread_id: str) -> str:
-        return f"{self.prefix}:t:{key_part(thread_id)}:runs"
+        return f"{self.prefix}:t:{thread_tag(thread_id)}:runs"
 
     def _run_key(self, run_id: str) -> str:
         return f"{self.prefix}:r:{key_part(run_id)}"
@@ -156,14 +237,21 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         except REDIS_DOWN as exc:
             raise RedisUnavailableError(self.url, exc) from exc
 
-    async def call_script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+    async def call_script(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[Any],
+        before: Sequence[tuple[Any, ...]] = (),
+    ) -> Any:
         """Run a script registered on this saver's client, in its group commit.
 
         It goes out with the checkpoint writes in flight at that moment (one round trip for
         all), keeps its own atomicity and its place in the order, and its result or error
-        (a `ResponseError`) comes back to this caller alone.
+        (a `ResponseError`) comes back to this caller alone. `before`: commands sent just
+        before it in the same round trip (not atomically with it).
         """
-        return await self._group_commit(script, keys, args)
+        return await self._group_commit(script, keys, args, before)
 
     # Versions -----------------------------------------------------------------------
 
@@ -182,7 +270,13 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
     # Reads shared by the parts ----------------------------------------------------
 
     async def _thread_keys(self, thread_id: str) -> list[str]:
-        """Every key of a thread: namespaces, per namespace its fixed keys and writes, runs."""
+        """Every key of a thread: its own (`_own_keys`), and the index of each of its runs."""
+        own, run_keys = await self._own_keys(thread_id)
+        return own + run_keys
+
+    async def _own_keys(self, thread_id: str) -> tuple[list[str], list[str]]:
+        """The thread's own keys (namespaces, per namespace its fixed keys and writes, runs,
+        fence), all in its slot; and the run indexes that name it (`P:r:R`, elsewhere)."""
         thread_key = self._thread_key(thread_id)
         namespaces = [as_text(n) for n in await self.client.smembers(thread_key)]
         pipe = self.client.pipeline(transaction=False)
@@ -191,11 +285,10 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         pipe.smembers(self._runs_key(thread_id))
         *id_lists, run_ids = await pipe.execute()
         keys = [thread_key, self._runs_key(thread_id), self.fence_key(thread_id)]
-        keys += [self._run_key(as_text(r)) for r in run_ids]
         for ns, ids in zip(namespaces, id_lists, strict=True):
             keys += [self._ns_key(thread_id, ns, p) for p in ("idx", "cp", "meta", "blobs")]
             keys += [self._writes_key(thread_id, ns, as_text(i)) for i in ids]
-        return keys
+        return keys, [self._run_key(as_text(r)) for r in run_ids]
 
     async def athread_keys(self, thread_id: str) -> list[str]:
         """Every key of a thread (what a quota measures)."""

@@ -8,6 +8,14 @@ A conversation is kept in a fixed set of keys per thread (`BaseRedisSaver._threa
 a finished one gets a TTL as a whole (`expire_conversation`) and new activity lifts it again
 (`aput`, `aput_writes`). The threads whose keys expired are dropped from `P:threads` now and
 then (`aforget_gone_threads`).
+
+Redis Cluster: every transaction here (MULTI/EXEC, the prune's WATCH) holds one thread's
+keys only, so one slot. The global indexes (`P:threads`, `P:r:R`) are changed by separate
+commands, in the order that keeps them a superset of the truth (`graph.storage.base`): entries
+added before a thread's keys are written, removed after they are gone. Removing a thread's
+entry then checks that its keys are still gone, and puts the entry back if a checkpoint
+was stored meanwhile (a writer adds before it writes, so between our check and our removal
+its entry would be lost otherwise).
 """
 
 from __future__ import annotations
@@ -33,14 +41,35 @@ class Maintenance(DeltaHistory):
         """Delete every checkpoint, blob and write of a thread."""
 
         async def run() -> None:
-            keys = await self._thread_keys(thread_id)
-            pipe = self.client.pipeline(transaction=True)
-            if keys:
-                pipe.delete(*keys)
-            pipe.srem(self._threads_key(), thread_id)
+            own, run_keys = await self._own_keys(thread_id)
+            await self.client.delete(*own)  # one slot, one command: atomic
+            # Then the indexes (a crash before leaves extra entries, which readers skip). A
+            # run index may name other threads too (a copy's): only this one leaves it.
+            pipe = self.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.srem(key, thread_id)
             await pipe.execute()
+            self._indexed_runs.discard(lambda pair: pair[1] == thread_id)
+            await self._unindex_threads([thread_id])
 
         await self._io(run)
+
+    async def _unindex_threads(self, thread_ids: Sequence[str]) -> int:
+        """Drop threads whose keys are gone from `P:threads` (and from what this saver
+        remembers as indexed); a thread written meanwhile gets its entry back. Returns how
+        many entries went for good."""
+        if not thread_ids:
+            return 0
+        gone = set(thread_ids)
+        self._indexed_threads.discard(lambda thread: thread in gone)
+        removed = await self.client.srem(self._threads_key(), *thread_ids)
+        pipe = self.client.pipeline(transaction=False)
+        for thread_id in thread_ids:
+            pipe.exists(self._thread_key(thread_id))
+        back = [t for t, alive in zip(thread_ids, await pipe.execute(), strict=True) if alive]
+        if back:
+            await self.client.sadd(self._threads_key(), *back)
+        return max(int(removed) - len(back), 0)
 
     async def aforget_gone_threads(self, batch: int = 500) -> int:
         """Drop from `P:threads` the threads whose keys expired; returns how many."""
@@ -54,23 +83,33 @@ class Maintenance(DeltaHistory):
                 for thread_id in chunk:
                     pipe.exists(self._thread_key(as_text(thread_id)))
                 dead = [
-                    t for t, alive in zip(chunk, await pipe.execute(), strict=True) if not alive
+                    as_text(t)
+                    for t, alive in zip(chunk, await pipe.execute(), strict=True)
+                    if not alive
                 ]
-                if dead:
-                    gone += await self.client.srem(self._threads_key(), *dead)
+                gone += await self._unindex_threads(dead)
             return gone
 
         return await self._io(run)
 
     async def _expire_all(self, thread_id: str, ttl_s: int | None) -> int:
-        keys = await self._thread_keys(thread_id)
-        pipe = self.client.pipeline(transaction=True)
-        for key in keys:
-            if ttl_s is None:
-                pipe.persist(key)
-            else:
-                pipe.expire(key, ttl_s)
-        return sum(bool(r) for r in await pipe.execute())  # keys that exist
+        own, run_keys = await self._own_keys(thread_id)
+
+        async def expire(keys: list[str], transaction: bool) -> int:
+            pipe = self.client.pipeline(transaction=transaction)
+            for key in keys:
+                if ttl_s is None:
+                    pipe.persist(key)
+                else:
+                    pipe.expire(key, ttl_s)
+            return sum(bool(r) for r in await pipe.execute()) if keys else 0  # keys that exist
+
+        # The thread's own keys as a whole (one slot, one transaction); its run indexes
+        # (other slots) outside it, in the order that keeps them a superset: kept (PERSIST)
+        # before the thread lives on, given the TTL after it.
+        if ttl_s is None:
+            return await expire(run_keys, False) + await expire(own, True)
+        return await expire(own, True) + await expire(run_keys, False)
 
     async def expire_conversation(self, thread_id: str, ttl_s: int | None = None) -> int:
         """Give a finished (done or failed) conversation a TTL, all its keys at once.
@@ -105,11 +144,16 @@ class Maintenance(DeltaHistory):
             async def made_by_the_runs(metas: dict[str, dict[str, Any]]) -> set[str]:
                 return {cp for cp, meta in metas.items() if meta.get("r") in wanted}
 
-            for thread_id in threads:
+            for thread_id in threads:  # a thread gone since its entry was added: no namespace
                 for ns in await self._namespaces(thread_id):
                     await self._drop_checkpoints(thread_id, ns, made_by_the_runs)
                 await self.client.srem(self._runs_key(thread_id), *wanted)
-            await self.client.delete(*(self._run_key(r) for r in wanted))
+            # Then the run indexes, one key (one slot) per command.
+            pipe = self.client.pipeline(transaction=False)
+            for run_id in wanted:
+                pipe.delete(self._run_key(run_id))
+            await pipe.execute()
+            self._indexed_runs.discard(lambda pair: pair[0] in wanted)
 
         await self._io(run)
 
@@ -128,7 +172,7 @@ class Maintenance(DeltaHistory):
             if not namespaces:
                 return
             src, dst = source_thread_id, target_thread_id
-            tx = self.client.pipeline(transaction=True)
+            tx = self.client.pipeline(transaction=True)  # the target's keys: one slot
             run_ids: set[str] = set()
             for ns in namespaces:
                 read = self.client.pipeline(transaction=False)
@@ -157,11 +201,14 @@ class Maintenance(DeltaHistory):
                     if rows:
                         tx.hset(self._writes_key(dst, ns, cp), mapping=rows)
             tx.sadd(self._thread_key(dst), *namespaces)
-            tx.sadd(self._threads_key(), dst)
             if run_ids:
                 tx.sadd(self._runs_key(dst), *run_ids)
-                for run_id in run_ids:
-                    tx.sadd(self._run_key(run_id), dst)
+            # The indexes first (other slots, a superset: a crash leaves an extra entry).
+            index = self.client.pipeline(transaction=False)
+            index.sadd(self._threads_key(), dst)
+            for run_id in run_ids:
+                index.sadd(self._run_key(run_id), dst)
+            await index.execute()
             await tx.execute()
 
         await self._io(run)
@@ -230,7 +277,9 @@ class Maintenance(DeltaHistory):
         """Delete the checkpoints `choose(metas)` names, their writes, and orphaned blobs.
 
         One transaction, watched: a checkpoint stored meanwhile makes it start over, so a
-        blob is never dropped while a new checkpoint refers to it.
+        blob is never dropped while a new checkpoint refers to it. The watched key and every
+        key it changes are the thread's: one slot. A namespace left empty leaves the thread
+        key; the thread's `P:threads` entry stays (readers skip it, `aforget_gone_threads`).
         """
         idx, cp_key, meta_key, blobs_key = (
             self._ns_key(thread_id, ns, p) for p in ("idx", "cp", "meta", "blobs")

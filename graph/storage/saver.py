@@ -181,8 +181,8 @@ class RedisSaver(Maintenance):
                 raw = await self.client.smembers(self._thread_key(thread_id))
                 namespaces = sorted(as_text(n) for n in raw)
                 if not namespaces and config is None:
-                    # Expired or deleted thread: drop it from the registry.
-                    await self.client.srem(self._threads_key(), thread_id)
+                    # Expired or deleted thread (the index is a superset): drop its entry.
+                    await self._unindex_threads([thread_id])
             for ns in namespaces:
                 if wanted_id is not None:
                     ids = [wanted_id]
@@ -239,19 +239,43 @@ class RedisSaver(Maintenance):
             )
             for ch, version in new_versions.items()
         }
-        thread_key = self._thread_key(thread_id)
         token = fence_token(config)
 
         async def run() -> None:
-            args: list[str | bytes] = [token, checkpoint_id, payload, meta, thread_id, ns, run_id]
+            args: list[str | bytes] = [token, checkpoint_id, payload, meta, ns, run_id]
             for field, blob in blobs.items():
                 args += [field, blob]
             keys = [self.fence_key(thread_id)]
             keys += [self._ns_key(thread_id, ns, p) for p in ("cp", "meta", "blobs", "idx")]
-            keys += [thread_key, self._threads_key()]
+            keys.append(self._thread_key(thread_id))
             if run_id:
-                keys += [self._runs_key(thread_id), self._run_key(run_id)]
-            await self._fenced_write(self._put_script, keys, args, thread_id, token)
+                keys.append(self._runs_key(thread_id))
+            # The global indexes (other slots): before the checkpoint, in its round trip,
+            # once per thread (and run) this saver has not indexed yet.
+            index_thread = thread_id not in self._indexed_threads
+            index_run = bool(run_id) and (run_id, thread_id) not in self._indexed_runs
+            before = self._index_entries(thread_id, run_id if index_run else "", index_thread)
+            ttl, new_thread, new_run = await self._fenced_write(
+                self._put_script, keys, args, thread_id, token, before
+            )
+            self._indexed_threads.add(thread_id)
+            if run_id:
+                self._indexed_runs.add((run_id, thread_id))
+            # The thread (or the run in it) was new to Redis although this saver had indexed
+            # it: it was deleted or expired since, and its entries may have gone with it.
+            again = self._index_entries(
+                thread_id,
+                run_id if new_run and not index_run else "",
+                bool(new_thread) and not index_thread,
+            )
+            if again:
+                pipe = self.client.pipeline(transaction=False)
+                for command in again:
+                    pipe.execute_command(*command)
+                await pipe.execute()
+            if ttl > 0:
+                # A finished conversation got new activity: it lives on, as a whole.
+                await self._expire_all(thread_id, None)
 
         await self._io(run)
         return {
@@ -291,19 +315,36 @@ class RedisSaver(Maintenance):
 
         async def run() -> None:
             keys = [self.fence_key(thread_id), key, self._thread_key(thread_id)]
-            await self._fenced_write(self._writes_script, keys, args, thread_id, token)
+            ttl = await self._fenced_write(self._writes_script, keys, args, thread_id, token)
+            if ttl > 0:
+                # A finished conversation got new activity: it lives on, as a whole.
+                await self._expire_all(thread_id, None)
 
         await self._io(run)
 
+    def _index_entries(self, thread_id: str, run_id: str, thread: bool) -> list[tuple[str, ...]]:
+        """The commands adding `thread_id` to `P:threads` (if `thread`) and to `P:r:R` of
+        `run_id` (if any)."""
+        commands: list[tuple[str, ...]] = []
+        if thread:
+            commands.append(("SADD", self._threads_key(), thread_id))
+        if run_id:
+            commands.append(("SADD", self._run_key(run_id), thread_id))
+        return commands
+
     async def _fenced_write(
-        self, script: AsyncScript, keys: list[str], args: list[Any], thread_id: str, token: str
-    ) -> None:
-        """Run a write script (`graph.storage.scripts`): FencedError if it refused `token`."""
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[Any],
+        thread_id: str,
+        token: str,
+        before: Sequence[tuple[Any, ...]] = (),
+    ) -> Any:
+        """Run a write script (`graph.storage.scripts`), `before` sent just ahead of it, and
+        return its reply: FencedError if it refused `token`."""
         try:
-            ttl = await self.call_script(script, keys, args)
+            return await self.call_script(script, keys, args, before)
         except ResponseError as exc:
             raise_if_fenced(exc, thread_id, token)
             raise
-        if ttl > 0:
-            # A finished conversation got new activity: it lives on, as a whole.
-            await self._expire_all(thread_id, None)
