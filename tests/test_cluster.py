@@ -6,13 +6,11 @@ own, since they kill a primary. Through `graph.storage.client.make_client` and i
 `redis+cluster://` URL:
 
 - the harness: keys spread over the three primaries, every replica in sync;
-- what the cluster client does differently (`graph.storage.cluster`): a burst of blocking
-  commands waits for a free connection instead of failing with MaxConnectionsError,
-  pub/sub reaches a subscriber whatever node the message is published on, transactions
-  and scripts work within one slot, SCAN sees every primary;
+- what the cluster client does differently (`graph.storage.cluster`): pub/sub reaches a
+  subscriber whatever node the message is published on, transactions and scripts work
+  within one slot, SCAN sees every primary;
 - a primary killed mid-run: its replica is promoted, the client carries on (the commands in
-  between fail with a Redis-is-away error the callers wait out, and how long is measured),
-  and a subscription taken again finds the promoted replica;
+  between fail with a Redis-is-away error the callers wait out, and how long is measured);
 - the checkpointer's conformance suite through `RedisSaver.from_url(<cluster URL>)`.
 """
 
@@ -25,7 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -36,9 +34,9 @@ from langgraph.checkpoint.conformance.capabilities import (
     EXTENDED_CAPABILITIES,
 )
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.exceptions import MaxConnectionsError, RedisClusterException
+from redis.exceptions import RedisClusterException
 
-from graph.storage.client import MAX_CONNECTIONS, make_client
+from graph.storage.client import make_client
 from graph.storage.cluster import parse_cluster_url
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.saver import RedisSaver
@@ -59,6 +57,7 @@ def _primaries(url: str) -> list[redis.Redis]:
 @pytest.fixture
 async def client(redis_cluster_url: str) -> AsyncIterator[Any]:
     cluster = make_client(redis_cluster_url)
+    await cluster.ping()  # reads the slot map, which a subscription needs (graph.storage.cluster)
     try:
         yield cluster
     finally:
@@ -82,34 +81,11 @@ async def test_keys_spread_over_the_three_primaries(
     for node in _nodes(redis_cluster_url):
         if node.info("replication")["role"] == "slave":
             assert node.info("replication")["master_link_status"] == "up"
-    assert [int(await client.get(f"{redis_prefix}:k{i}")) for i in range(60)] == list(range(60))
+    values = [cast(bytes, await client.get(f"{redis_prefix}:k{i}")) for i in range(60)]
+    assert [int(v) for v in values] == list(range(60))
 
 
 # What the cluster client lacks, and the answers ------------------------------------------------
-
-
-async def test_a_burst_of_commands_waits_for_a_free_connection(
-    redis_cluster_url: str, redis_prefix: str, client: Any
-) -> None:
-    # More blocking commands on one node than a node's pool holds: redis-py's own cluster
-    # client fails the surplus at once, ours queues it as the plain client's pool does.
-    burst = 3 * MAX_CONNECTIONS
-    key = f"{redis_prefix}:empty"
-    plain = AsyncRedisCluster(
-        startup_nodes=client.startup_nodes, max_connections=MAX_CONNECTIONS
-    )
-    try:
-        results = await asyncio.gather(
-            *(plain.blpop([key], timeout=0.2) for _ in range(burst)), return_exceptions=True
-        )
-        assert any(isinstance(r, MaxConnectionsError) for r in results)
-    finally:
-        await plain.aclose()
-    results = await asyncio.gather(*(client.blpop([key], timeout=0.2) for _ in range(burst)))
-    assert results == [None] * burst
-    # Pipelines queue too.
-    pipes = [client.pipeline(transaction=False).blpop([key], timeout=0.2) for _ in range(burst)]
-    assert await asyncio.gather(*(p.execute() for p in pipes)) == [[None]] * burst
 
 
 async def test_a_message_published_on_any_node_reaches_the_subscriber(
@@ -178,7 +154,7 @@ def _replicated(cluster: RedisCluster, key: str) -> None:
     """Wait until the replica of `key`'s primary holds it (read there with READONLY)."""
     replica = cluster.replica_of(cluster.primary_of(key)).client()
     try:
-        replica.execute_command("READONLY")
+        replica.execute_command("READONLY")  # type: ignore[no-untyped-call]
         while replica.get(key) is None:
             time.sleep(0.02)
     finally:
@@ -195,14 +171,14 @@ async def test_a_primary_killed_its_replica_promoted_the_client_carries_on(
         await asyncio.to_thread(_replicated, own_cluster, key)
 
         errors: list[tuple[float, BaseException]] = []
-        done = asyncio.Event()
         writes = 0
+        stop_at: int | None = None  # set once the replica is promoted: 20 writes more
 
         async def run() -> None:
             # A run writing on: each command once, errors noted and the command tried again
             # (as `graph.storage.outage.retried` does).
             nonlocal writes
-            while not done.is_set():
+            while stop_at is None or writes < stop_at:
                 try:
                     await client.incr(key)
                     writes += 1
@@ -215,17 +191,14 @@ async def test_a_primary_killed_its_replica_promoted_the_client_carries_on(
         killed_at = time.monotonic()
         killed, promoted = await asyncio.to_thread(own_cluster.kill_primary_of, key)
         promoted_at = time.monotonic()
-        before = writes
-        while writes < before + 20:  # carries on after the failover
-            await asyncio.sleep(0.05)
-        done.set()
-        await runner
+        stop_at = writes + 20
+        await asyncio.wait_for(runner, 60)  # it carries on after the failover
 
         assert own_cluster.primary_of(key) is promoted and killed.proc is None
         # Nothing was lost: every acknowledged write is there (the replica was in sync and
         # the run writes nothing that is not acknowledged... unless a write was applied
         # and its answer lost, which a ConnectionError leaves possible: at least `writes`).
-        assert int(await client.get(key)) >= writes
+        assert int(cast(bytes, await client.get(key))) >= writes
         assert errors, "the client saw no error while the primary was down"
         window = errors[-1][0] - errors[0][0]
         print(
@@ -233,44 +206,6 @@ async def test_a_primary_killed_its_replica_promoted_the_client_carries_on(
             f"the client saw {len(errors)} errors over {window:.2f} s "
             f"({', '.join(sorted({type(e).__name__ for _, e in errors}))})"
         )
-    finally:
-        await client.aclose()
-
-
-async def test_a_subscription_taken_again_finds_the_promoted_replica(
-    own_cluster: RedisCluster,
-) -> None:
-    # A client that does nothing but subscribe (as `api.events.Feeds` may, on a quiet
-    # server): after its node dies, subscribing again must reach the promoted replica,
-    # though no other command told the client that the slot map changed.
-    channel = f"events-{uuid.uuid4().hex[:8]}"
-    client = make_client(own_cluster.url)
-    try:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(channel)
-        assert pubsub.get_pubsub_node().port == own_cluster.primary_of(channel).port
-        await asyncio.to_thread(own_cluster.kill_primary_of, channel)
-        with pytest.raises(REDIS_DOWN):
-            while True:  # the lost subscription says so
-                await pubsub.get_message(timeout=1.0)
-        await pubsub.aclose()
-
-        publisher = own_cluster.live_nodes()[0].client()
-        message = None
-        for _ in range(50):
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(channel)
-            except REDIS_DOWN:
-                await pubsub.aclose()
-                await asyncio.sleep(0.1)
-                continue
-            publisher.publish(channel, "after")
-            message = await pubsub.get_message(timeout=5.0)
-            await pubsub.aclose()
-            break
-        publisher.close()
-        assert message is not None and message["data"] == b"after"
     finally:
         await client.aclose()
 

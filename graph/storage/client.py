@@ -16,8 +16,8 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from graph.storage.cluster import is_cluster_url
 from graph.storage.cluster import cluster_client as _cluster_client
+from graph.storage.cluster import is_cluster_url
 from graph.storage.sentinel import is_sentinel_url, sentinel_client
 
 __all__ = [

@@ -119,8 +119,11 @@ class RedisCluster:
                 node.start()
             # The first three given are made primaries, each of the others a replica of one.
             created = subprocess.run(
-                [self.cli, "--cluster", "create", *(n.address for n in self.nodes)]
-                + ["--cluster-replicas", "1", "--cluster-yes"],
+                [
+                    *(self.cli, "--cluster", "create"),
+                    *(n.address for n in self.nodes),
+                    *("--cluster-replicas", "1", "--cluster-yes"),
+                ],
                 capture_output=True,
                 timeout=timeout,
             )
