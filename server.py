@@ -167,13 +167,13 @@ def create_app(
         if svc.settings.redis_url and is_cluster_url(svc.settings.redis_url):
             # The checkpointer runs on a Cluster; the server's own keys (records, leases,
             # jobs) are not laid out per slot yet: refuse at start, not at the first request.
-            exc = ServerConfigError(
+            refusal = ServerConfigError(
                 "REDIS_URL names a Redis Cluster (redis+cluster://): the server does not run "
                 "on one yet (docs/replicas.md, 'Redis Cluster'); use redis:// or "
                 "redis+sentinel://. The command line's runs (`cpa-planner run`) do."
             )
-            logger.error("%s", exc)
-            raise exc
+            logger.error("%s", refusal)
+            raise refusal
         # Metric labels for configured tenants only (bounded); `local` without keys.
         tenants = config.configured_tenants or {LOCAL_TENANT}
         telemetry = Telemetry(TelemetrySettings.from_env(), tenants=tenants)
