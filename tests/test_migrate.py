@@ -1,0 +1,116 @@
+"""`python -m graph.storage.migrate`: a conversation stored under the names before hash tags
+is read again after the migration, whole, with its TTL; a second run moves nothing; a
+conflicting new key is reported and both kept. On one Redis and on the one-node cluster
+(where the old and new names of a key are in different slots)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import pytest
+import redis.asyncio as aioredis
+from langchain_core.runnables import RunnableConfig
+
+from graph.storage.base import key_part, legacy_key_name
+from graph.storage.migrate import main, migrate_keys
+from tests.test_checkpointer import _cfg, _graph, _msg, _saver
+
+
+@pytest.fixture(params=["redis7", "cluster_node"])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def _old_name(prefix: str, key: str) -> str:
+    """The name the layout before hash tags gave `key` (braces of ids not escaped)."""
+    if not key.startswith(f"{prefix}:t:{{"):
+        return key
+    tag, _, rest = key[len(prefix) + 4 :].partition("}")
+    return f"{prefix}:t:{_unbraced(tag)}" + _unbraced(rest)
+
+
+def _unbraced(part: str) -> str:
+    return part.replace("%7B", "{").replace("%7D", "}")
+
+
+async def _to_old_layout(client: aioredis.Redis, prefix: str) -> int:
+    moved = 0
+    for key in [raw.decode() async for raw in client.scan_iter(match=f"{prefix}:t:*")]:
+        old = _old_name(prefix, key)
+        assert legacy_key_name(prefix, old) == key
+        ttl = await client.pttl(key)
+        await client.restore(old, max(ttl, 0), cast(bytes, await client.dump(key)))
+        await client.delete(key)
+        moved += 1
+    return moved
+
+
+async def test_an_old_layout_conversation_is_read_again_after_the_migration(
+    url: str, redis_prefix: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread, ns = "acme/c:{1}", "child:{x}"
+    saver = _saver(url, redis_prefix)
+    client = aioredis.from_url(url)
+    try:
+        await (
+            _graph().compile(checkpointer=saver).ainvoke({"lam": [_msg("user", "x")]}, _cfg(thread))
+        )
+        tup = await saver.aget_tuple(_cfg(thread))
+        assert tup is not None
+        sub: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}}
+        stored = await saver.aput(sub, tup.checkpoint, tup.metadata, {})
+        await saver.aput_writes(stored, [("lam", _msg("u", "w"))], "task")
+        await saver.expire_conversation(thread, ttl_s=3600)
+        before = [t.checkpoint["id"] async for t in saver.alist(_cfg(thread))]
+        writes = (await saver.aget_tuple(sub)).pending_writes  # type: ignore[union-attr]
+
+        moved = await _to_old_layout(client, redis_prefix)
+        assert moved > 5 and await saver.aget_tuple(_cfg(thread)) is None  # not read any more
+
+        dry = await migrate_keys(client, redis_prefix, dry_run=True)
+        assert (dry.moved, dry.conflicts) == (moved, [])
+        assert await saver.aget_tuple(_cfg(thread)) is None  # a dry run moves nothing
+
+        monkeypatch.setenv("REDIS_URL", url)
+        monkeypatch.setenv("CPA_REDIS_PREFIX", redis_prefix)
+        assert await asyncio.to_thread(main, []) == 0
+        assert f"moved {moved} checkpoint key(s)" in capsys.readouterr().out
+
+        after = await saver.aget_tuple(_cfg(thread))
+        assert after is not None and after.checkpoint == tup.checkpoint
+        assert [t.checkpoint["id"] async for t in saver.alist(_cfg(thread))] == before
+        assert (await saver.aget_tuple(sub)).pending_writes == writes  # type: ignore[union-attr]
+        async for raw in client.scan_iter(match=f"{redis_prefix}:t:*"):
+            assert 0 < await client.ttl(raw) <= 3600  # the TTL moved with each key
+        assert await asyncio.to_thread(main, []) == 0
+        assert "nothing to move" in capsys.readouterr().out
+    finally:
+        await client.aclose()
+        await saver.aclose()
+
+
+async def test_a_new_key_holding_another_value_is_a_conflict_and_both_are_kept(
+    url: str, redis_prefix: str
+) -> None:
+    client = aioredis.from_url(url)
+    try:
+        old, new = (
+            f"{redis_prefix}:t:acme/c1:fence",
+            f"{redis_prefix}:t:{{{key_part('acme/c1')}}}:fence",
+        )
+        same_old, same_new = (
+            f"{redis_prefix}:t:acme/c2:fence",
+            f"{redis_prefix}:t:{{acme/c2}}:fence",
+        )
+        await client.set(old, "1")
+        await client.set(new, "2")
+        await client.set(same_old, "7")
+        await client.set(same_new, "7")  # an earlier run stopped between RESTORE and DEL
+        migration = await migrate_keys(client, redis_prefix)
+        assert migration.conflicts == [(old, new)]
+        assert migration.moved == 1
+        assert (await client.get(old), await client.get(new)) == (b"1", b"2")
+        assert await client.exists(same_old) == 0 and await client.get(same_new) == b"7"
+    finally:
+        await client.aclose()
