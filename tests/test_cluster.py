@@ -17,8 +17,11 @@ own, since they kill a primary. Through `graph.storage.client.make_client` and i
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -231,3 +234,36 @@ async def test_conformance_every_capability_on_the_cluster(
         assert result["tests_passed"] > 0, cap.value
     assert sum(results[c.value]["tests_passed"] for c in BASE_CAPABILITIES) == BASE_TESTS
     assert sum(results[c.value]["tests_passed"] for c in EXTENDED_CAPABILITIES) == EXTENDED_TESTS
+
+
+def test_the_command_line_runs_and_resumes_a_conversation_on_the_cluster(
+    redis_cluster_url: str, redis_prefix: str
+) -> None:
+    # `cpa-planner run` keeps its conversation in the cluster (REDIS_URL), and `resume` in
+    # another process finds it there, still waiting for the desktop agent (exit 5: no
+    # terminal to ask at).
+    env = {**os.environ, "REDIS_URL": redis_cluster_url, "CPA_REDIS_PREFIX": redis_prefix}
+    cli = [sys.executable, "-m", "cli"]
+    ran = subprocess.run(
+        [*cli, "run", "--yes", "--json", "Remind me to call Anna tomorrow at 9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 5, ran.stderr[-2000:]
+    conversation = json.loads(ran.stdout)["conversation_id"]
+    resumed = subprocess.run(
+        [*cli, "resume", "--no-input", "--json", conversation],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert resumed.returncode == 5, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["conversation_id"] == conversation
+    primaries = _primaries(redis_cluster_url)
+    holding = [any(True for _ in n.scan_iter(match=f"{redis_prefix}:t:*")) for n in primaries]
+    assert any(holding)
