@@ -11,6 +11,7 @@ Redis outage to wait for.
 
 from __future__ import annotations
 
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,5 +38,8 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
     RedisUnavailableError,
     RedisConnectionError,
     RedisTimeoutError,
+    # A Redis Cluster while a slot has no primary (a failover under way): a reply, not a
+    # lost connection, but as much an outage to wait out.
+    ClusterDownError,
 )
 """Redis is away (a restart, a failover, a network blip): wait for it, do not fail."""
