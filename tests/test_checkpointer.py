@@ -678,3 +678,19 @@ async def test_global_indexes_stay_a_superset_of_the_threads(
     await client.aclose()
     await saver.aclose()
     await other.aclose()
+
+
+async def test_the_empty_thread_id_keeps_its_keys_in_one_slot(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # `{}` is no hash tag to Redis: the empty id's tag is `{%}`, so on a Cluster its
+    # checkpoint script still touches one slot (the cluster node refuses it otherwise).
+    assert thread_tag("") == "{%}" and legacy_key_name("cpa", "cpa:t:::idx") == "cpa:t:{%}::idx"
+    saver = _saver(redis_url, redis_prefix)
+    await _graph().compile(checkpointer=saver).ainvoke({"lam": [_msg("user", "x")]}, _cfg(""))
+    tup = await saver.aget_tuple(_cfg(""))
+    assert tup is not None and tup.config["configurable"]["thread_id"] == ""
+    assert len([t async for t in saver.alist(_cfg(""))]) > 1
+    keys = [k for k in await saver.athread_keys("") if k.startswith(f"{redis_prefix}:t:")]
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+    await saver.aclose()

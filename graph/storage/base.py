@@ -78,8 +78,9 @@ def key_part(part: str) -> str:
 def thread_tag(thread_id: str) -> str:
     """The hash tag of every key of one thread (its checkpoints and the server's keys of the
     conversation): `{T}`, so a Redis Cluster keeps them in one slot and a script may touch
-    them together. The thread id escaped (`key_part`): no brace inside ends the tag early."""
-    return "{" + key_part(thread_id) + "}"
+    them together. The thread id escaped (`key_part`): no brace inside ends the tag early;
+    the empty id is `{%}` (Redis takes `{}` for no tag, and `key_part` never yields a lone %)."""
+    return "{" + (key_part(thread_id) or "%") + "}"
 
 
 def pack(typed: tuple[str, bytes]) -> bytes:
@@ -124,7 +125,7 @@ def legacy_key_name(prefix: str, key: str) -> str | None:
     thread, sep, tail = key[len(base) + 3 :].partition(":")
     if _TAGGED.fullmatch(thread):
         return None
-    new = f"{base}:t:{{{_escape_braces(thread)}}}"
+    new = f"{base}:t:{{{_escape_braces(thread) or '%'}}}"
     if not sep:
         return new  # the thread's namespaces
     if tail in ("runs", "fence"):

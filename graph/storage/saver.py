@@ -34,6 +34,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_id,
     get_checkpoint_metadata,
 )
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
@@ -255,6 +256,11 @@ class RedisSaver(Maintenance):
             index_thread = thread_id not in self._indexed_threads
             index_run = bool(run_id) and (run_id, thread_id) not in self._indexed_runs
             before = self._index_entries(thread_id, run_id if index_run else "", index_thread)
+            if before and isinstance(self.client, RedisCluster):
+                # A cluster pipeline sends to each node at once, in no order between nodes:
+                # the entries must be in before the checkpoint is, so they go first, alone.
+                await self._send(before)
+                before = []
             ttl, new_thread, new_run = await self._fenced_write(
                 self._put_script, keys, args, thread_id, token, before
             )
@@ -269,10 +275,7 @@ class RedisSaver(Maintenance):
                 bool(new_thread) and not index_thread,
             )
             if again:
-                pipe = self.client.pipeline(transaction=False)
-                for command in again:
-                    pipe.execute_command(*command)
-                await pipe.execute()
+                await self._send(again)
             if ttl > 0:
                 # A finished conversation got new activity: it lives on, as a whole.
                 await self._expire_all(thread_id, None)
@@ -321,6 +324,12 @@ class RedisSaver(Maintenance):
                 await self._expire_all(thread_id, None)
 
         await self._io(run)
+
+    async def _send(self, commands: Sequence[tuple[Any, ...]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        await pipe.execute()
 
     def _index_entries(self, thread_id: str, run_id: str, thread: bool) -> list[tuple[str, ...]]:
         """The commands adding `thread_id` to `P:threads` (if `thread`) and to `P:r:R` of
