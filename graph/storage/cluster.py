@@ -23,6 +23,11 @@ What `redis.asyncio.cluster.RedisCluster` (redis-py 8.1) does differently from t
   node. After a failover a new subscription may go back to the dead node until another
   command has the client read the slot map again, and a subscription before any command
   fails (no slot map yet: `RedisSaver.from_url` pings first); the server's concern, as above.
+- **Its first command alone.** A burst of commands at a client that has not read the slot
+  map yet loses some of them in redis-py 8.1 (`AttributeError: 'NoneType' object has no
+  attribute 'writelines'`, seen with 20 at once, whatever the pool's bound); one command
+  first avoids it, which `RedisSaver.from_url` does (its ping). Whether a refresh after a
+  failover can do the same mid-run is not known yet.
 - **Transactions.** `pipeline(transaction=True)`, WATCH and MULTI work when every key is
   in one slot (else `RedisClusterException`, before anything is sent): the callers' keys
   must share a hash tag (the checkpointer's and the server's key changes, issue 28).
