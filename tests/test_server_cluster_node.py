@@ -58,8 +58,8 @@ async def test_a_tenant_over_its_cap_is_refused_on_the_cluster_node(
 ) -> None:
     async with served(cluster_node_url, ServerSettings(max_waiting_per_tenant=1)) as (_, http):
         cid = (await open_conversation(http, "Remind me to water the plants"))["conversation_id"]
-        await approve_until_assigned(http, cid)  # waits for the desktop agent
-        await asyncio.sleep(0)  # nothing to wait for: the wait is recorded before the inbox
+        await approve_until_assigned(http, cid)  # then waits for the desktop agent
+        assert (await wait_status(http, cid, {"waiting"}))["status"] == "waiting"
         refused = await http.post("/v1/lam", json=request_message("Remind me to call Anna"))
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["code"] == "too_many_waiting"

@@ -235,7 +235,7 @@ def legacy_key_name(prefix: str, key: str) -> str | None:
         return keys.tenant(tail)
     if name in _TENANT_NAMES:
         return keys._of_tenant(tail, name)
-    tenant, colon, last = tail.partition(":")
+    tenant, colon, last = tail.rpartition(":")  # a tenant may hold a ":", the tail not
     if not colon or not tenant or not last:
         return None
     if name == "load" and last in ("running", "waiting"):
