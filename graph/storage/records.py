@@ -66,6 +66,7 @@ it: the history then lacks that stop or that append (it is not the conversation'
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -418,19 +419,22 @@ class ConversationRecords:
         history: dict[str, Any] | None = None,
     ) -> None:
         """A change of the record at `rev` into both indexes, then its job or its history
-        entry: one round trip, each command on one slot."""
+        entry: each command on one slot. The two index scripts run as commands of their own
+        (at once), not queued on a pipeline: redis-py's cluster pipeline does not load a
+        script a node lacks (NOSCRIPT), a script called alone is loaded and retried."""
         k = self.keys
         args = [thread, status, rev, str(time.time()), ""]
-        pipe = self.redis.pipeline(transaction=False)
-        # The script queued on the pipeline (awaiting it only queues: `AsyncScript` on a
-        # pipeline returns the pipeline).
-        await self._index(keys=k.tenant_index(tenant).keys(), args=args, client=pipe)
-        await self._index(keys=k.index.keys(), args=args, client=pipe)
-        if job:
-            pipe.xadd(k.jobs, {"thread": thread})
-        if history is not None:
-            pipe.xadd(k.archive, history)
-        await pipe.execute()
+        await asyncio.gather(
+            self._index(keys=k.tenant_index(tenant).keys(), args=args),
+            self._index(keys=k.index.keys(), args=args),
+        )
+        if job or history is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            if job:
+                pipe.xadd(k.jobs, {"thread": thread})
+            if history is not None:
+                pipe.xadd(k.archive, history)
+            await pipe.execute()
 
     async def record(self, thread: str) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.conversation(thread))
