@@ -115,9 +115,12 @@ def server_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]:
 def delete_prefix(redis_url: str, prefix: str) -> None:
     client = redis.from_url(redis_url, socket_timeout=5)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i : i + 500])
+        # UNLINK one key per command, pipelined: a Cluster (or a node in cluster mode)
+        # refuses a DEL of keys of two slots.
+        pipe = client.pipeline(transaction=False)
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            pipe.unlink(key)
+        pipe.execute()
     except redis.exceptions.ConnectionError:
         pass
     finally:
