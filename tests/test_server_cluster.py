@@ -1,7 +1,9 @@
-"""The HTTP server on a Redis that refuses cross-slot work as a Cluster does (issue 28).
+"""The HTTP server on a Redis Cluster (issue 28).
 
-`cluster_node_url` is one redis-server in cluster mode owning every slot: a command, MULTI
-or script whose keys hash to two slots gets CROSSSLOT, as on a real Cluster. The server's
+Each test runs twice: on `cluster_node_url`, one redis-server in cluster mode owning every
+slot (a command, MULTI or script whose keys hash to two slots gets CROSSSLOT, as on a real
+Cluster; fast), and on `redis_cluster_url`, three primaries with a replica each through the
+cluster client (`redis+cluster://`, `slow`). The server's
 keys are laid out per slot (`graph.storage.server_keys`), and each step touches one slot
 (`graph.storage.records`): a conversation opened, answered, run to done, its events read,
 a tenant over its cap refused, a retry answered from its record. Each failed with CROSSSLOT
@@ -11,6 +13,8 @@ before the layout (the conversation's record and its tenant's counts were one sc
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 
 from api.settings import ServerSettings
 from tests.support.server_harness import (
@@ -24,8 +28,14 @@ from tests.support.server_harness import (
 from tests.test_principals import served
 
 
-async def test_a_conversation_runs_to_done_on_the_cluster_node(cluster_node_url: str) -> None:
-    async with served(cluster_node_url, ServerSettings()) as (_, http):
+@pytest.fixture(params=["cluster_node", pytest.param("cluster", marks=pytest.mark.slow)])
+def cluster_url(request: pytest.FixtureRequest) -> str:
+    name = "cluster_node_url" if request.param == "cluster_node" else "redis_cluster_url"
+    return str(request.getfixturevalue(name))
+
+
+async def test_a_conversation_runs_to_done_on_a_cluster(cluster_url: str) -> None:
+    async with served(cluster_url, ServerSettings()) as (_, http):
         cid = (await open_conversation(http, "Remind me to water the plants"))["conversation_id"]
         assign = await approve_until_assigned(http, cid)
         answered = await http.post("/v1/lam", json=done_for(assign, "watered"))
@@ -43,8 +53,8 @@ async def test_a_conversation_runs_to_done_on_the_cluster_node(cluster_node_url:
         assert seen == [m["id"] for m in final["messages"]]
 
 
-async def test_a_retry_gets_the_first_answer_on_the_cluster_node(cluster_node_url: str) -> None:
-    async with served(cluster_node_url, ServerSettings()) as (_, http):
+async def test_a_retry_gets_the_first_answer_on_a_cluster(cluster_url: str) -> None:
+    async with served(cluster_url, ServerSettings()) as (_, http):
         request = request_message("Take a note: only once")
         first = await http.post("/v1/lam", json=request)
         second = await http.post("/v1/lam", json=request)
@@ -53,10 +63,8 @@ async def test_a_retry_gets_the_first_answer_on_the_cluster_node(cluster_node_ur
         assert second.headers.get("idempotent-replay") == "true"
 
 
-async def test_a_tenant_over_its_cap_is_refused_on_the_cluster_node(
-    cluster_node_url: str,
-) -> None:
-    async with served(cluster_node_url, ServerSettings(max_waiting_per_tenant=1)) as (_, http):
+async def test_a_tenant_over_its_cap_is_refused_on_a_cluster(cluster_url: str) -> None:
+    async with served(cluster_url, ServerSettings(max_waiting_per_tenant=1)) as (_, http):
         cid = (await open_conversation(http, "Remind me to water the plants"))["conversation_id"]
         await approve_until_assigned(http, cid)  # then waits for the desktop agent
         assert (await wait_status(http, cid, {"waiting"}))["status"] == "waiting"
