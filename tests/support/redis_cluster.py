@@ -41,8 +41,9 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
     if not is_cluster_url(url):
         return redis.from_url(url, **options)
     parsed = parse_cluster_url(url)
+    node = cast(Callable[[str, int], Any], redis.cluster.ClusterNode)  # untyped in redis-py
     cluster = redis.RedisCluster(
-        startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in parsed.nodes],
+        startup_nodes=[node(h, p) for h, p in parsed.nodes],
         username=parsed.username,
         password=parsed.password,
         **options,
