@@ -14,10 +14,11 @@ What `redis.asyncio.cluster.RedisCluster` (redis-py 8.1) does differently from t
 
 - **The pool does not wait.** Each node has its own pool, bounded by `max_connections`,
   and a command that finds it full fails at once with `MaxConnectionsError` (not retried),
-  where our `BlockingConnectionPool` waits up to the read timeout. The checkpointer keeps a
-  handful of connections per run, far below the bound; the HTTP server's bursts (200 SSE
-  connects) are what the waiting pool is for, and the server does not run on a Cluster yet
-  (its keys are not laid out per slot, docs/replicas.md).
+  where our `BlockingConnectionPool` waits up to the read timeout: the HTTP server's bursts
+  (200 SSE connects, their reads all on a few nodes) failed so. Here commands wait for one
+  of `max_connections` places in the client (`WaitingRedisCluster`), so no node's pool
+  sees more commands at once than it holds; each node's pool is four times that, for what
+  takes a connection outside a command (pipelines, pub/sub, a blocking read).
 - **Pub/sub.** `RedisCluster.pubsub()` gives a `ClusterPubSub` on the node of the first
   channel's slot; in a Cluster a plain PUBLISH on any node reaches subscribers on every
   node. After a failover a new subscription may go back to the dead node until another
@@ -49,6 +50,7 @@ What `redis.asyncio.cluster.RedisCluster` (redis-py 8.1) does differently from t
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -94,12 +96,35 @@ def parse_cluster_url(url: str) -> ClusterURL:
     return ClusterURL(nodes, username, password)
 
 
+#: Each node's pool, over the commands in flight: pipelines, pub/sub, blocking reads.
+NODE_POOL_FACTOR = 4
+
+
+class WaitingRedisCluster(RedisCluster):
+    """redis-py's cluster client whose commands wait for a free place (at most `in_flight`
+    at once) instead of failing on a full node pool."""
+
+    __slots__ = ("_places",)
+
+    def __init__(self, *args: Any, in_flight: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._places = asyncio.Semaphore(in_flight)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._places:
+            return await super().execute_command(*args, **kwargs)
+
+
 def cluster_client(url: str, **connection: Any) -> RedisCluster:
     """A client of the cluster the URL's nodes belong to; `connection` as for a pool
-    (timeouts, retry, max_connections), but `timeout` (the blocking pool's wait: none here)."""
+    (timeouts, retry, max_connections: the commands in flight at once), but `timeout` (the
+    blocking pool's wait: commands here wait for a place as long as it takes)."""
     parsed = parse_cluster_url(url)
     connection.pop("timeout", None)
-    return RedisCluster(
+    in_flight = connection.pop("max_connections", 100)
+    return WaitingRedisCluster(
+        in_flight=in_flight,
+        max_connections=NODE_POOL_FACTOR * in_flight,
         startup_nodes=[ClusterNode(host, port) for host, port in parsed.nodes],
         username=parsed.username,
         password=parsed.password,
