@@ -42,7 +42,10 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
         return redis.from_url(url, **options)
     parsed = parse_cluster_url(url)
     cluster = redis.RedisCluster(
-        startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in parsed.nodes],
+        startup_nodes=[
+            redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
+            for h, p in parsed.nodes
+        ],
         username=parsed.username,
         password=parsed.password,
         **options,
