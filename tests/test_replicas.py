@@ -116,10 +116,14 @@ class Fleet:
     """The replicas of one test, their shared environment and the record.
 
     `redis_url` is the servers' Redis (a cluster's `redis+cluster://` URL too), read here
-    through `client`; the record is on `record_url`, a plain Redis (`record`).
+    through `client`; the record is on `record_url` (by default the same), a plain Redis
+    (`record`).
     """
 
-    def __init__(self, redis_url: str, prefix: str, directory: Path, record_url: str) -> None:
+    def __init__(
+        self, redis_url: str, prefix: str, directory: Path, record_url: str | None = None
+    ) -> None:
+        record_url = record_url or redis_url
         self.redis_url = redis_url
         self.record_key = f"{prefix}:test-record"
         self.env = {
@@ -128,12 +132,18 @@ class Fleet:
         }
         self.directory = directory
         self.replicas: list[ServerProcess] = []
+        # What the replicas may log as errors (`ServerProcess`'s patterns): a test's own.
+        self.expected_errors: tuple[str, ...] = ()
         self.client = sync_client(redis_url)
         self.record = redis.from_url(record_url)
 
     def launch(self, **extra: str) -> ServerProcess:
         n = len(self.replicas)
-        replica = ServerProcess({**self.env, **extra}, self.directory / f"replica{n}.log")
+        replica = ServerProcess(
+            {**self.env, **extra},
+            self.directory / f"replica{n}.log",
+            expected_errors=self.expected_errors,
+        )
         self.replicas.append(replica)
         replica.launch()
         return replica
