@@ -288,3 +288,29 @@ def test_replicas_benchmark_on_a_cluster_next_to_one_redis() -> None:
         assert all(top for top in primaries["top_commands"])
     assert [r["replicas"] for r in report["cluster_vs_one"]] == [1, 2]
     assert report["cluster_vs_one"][0]["runs_per_s_ratio"]["median"] > 0
+
+
+def test_cluster_keys_classifies_monitor_lines_by_the_kind_of_key() -> None:
+    from benchmarks.cluster_keys import classify
+
+    p = "bench"
+
+    def line(args: str, source: str = "127.0.0.1:5000") -> str:
+        return f"1765000000.123456 [0 {source}] {args}"
+
+    assert classify(line(f'"ZADD" "{p}:srv:{{:index}}:revs" "3" "t"'), p) == "{:index} global index"
+    assert (
+        classify(line(f'"SADD" "{p}:srv:{{tenant:acme}}:running" "x"', "lua"), p)
+        == "{tenant:T} srv:{T}:running [script]"
+    )
+    assert classify(line(f'"XADD" "{p}:srv:jobs" "*" "thread" "h"'), p) == "srv:jobs"
+    read = f'"XREADGROUP" "GROUP" "runners" "r1" "COUNT" "1" "STREAMS" "{p}:srv:jobs" ">"'
+    assert classify(line(read), p) == "srv:jobs"
+    evalsha = f'"EVALSHA" "abc" "2" "{p}:srv:{{t/c}}:conv" "{p}:srv:{{t/c}}:ev"'
+    assert classify(line(evalsha), p) == "srv:{H}:conv (per conversation)"
+    assert classify(line(f'"HSET" "{p}:P:t:{{t/c}}:cp" "a" "b"'), p) == "checkpointer (per thread)"
+    assert classify(line(f'"PUBLISH" "{p}:srv:{{t/c}}:ev:progress" "x"'), p) == (
+        "PUBLISH srv:{H}:ev:progress"
+    )
+    assert classify(line('"PING"'), p) == "(node) ping"
+    assert classify("OK", p) is None
