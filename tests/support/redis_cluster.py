@@ -34,6 +34,12 @@ from graph.storage.cluster import is_cluster_url, parse_cluster_url
 from tests.support.processes import free_port, kill_process, stop_process
 
 
+def cluster_node(host: str, port: int) -> Any:
+    """A startup node of the synchronous cluster client (its class is untyped in redis-py)."""
+    node: Callable[..., Any] = redis.cluster.ClusterNode
+    return node(host, port)
+
+
 def sync_client(url: str, **options: Any) -> redis.Redis:
     """A synchronous client of `url`; a cluster URL's gets the cluster client (the same
     commands, typed as a plain client as `graph.storage.client.make_client` does)."""
