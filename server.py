@@ -60,7 +60,6 @@ from graph.config import ConfigError, Settings
 from graph.conversations import Conversations
 from graph.history.settings import HistorySettings
 from graph.services import Services
-from graph.storage.cluster import is_cluster_url
 from graph.telemetry import Telemetry, TelemetrySettings
 from graph.telemetry.logs import configure_logging, logging_config
 from graph.tools.offers import OfferStore
@@ -164,16 +163,6 @@ def create_app(
             logger.error("%s", exc)  # uvicorn then stops: "Application startup failed"
             raise
         svc = services or load_services(settings or Settings.from_env(), config.services_factory)
-        if svc.settings.redis_url and is_cluster_url(svc.settings.redis_url):
-            # The checkpointer runs on a Cluster; the server's own keys (records, leases,
-            # jobs) are not laid out per slot yet: refuse at start, not at the first request.
-            refusal = ServerConfigError(
-                "REDIS_URL names a Redis Cluster (redis+cluster://): the server does not run "
-                "on one yet (docs/replicas.md, 'Redis Cluster'); use redis:// or "
-                "redis+sentinel://. The command line's runs (`cpa-planner run`) do."
-            )
-            logger.error("%s", refusal)
-            raise refusal
         # Metric labels for configured tenants only (bounded); `local` without keys.
         tenants = config.configured_tenants or {LOCAL_TENANT}
         telemetry = Telemetry(TelemetrySettings.from_env(), tenants=tenants)

@@ -143,6 +143,13 @@ class Accepting:
         try:
             await self.conversations.answer(cid, message, owner=tenant)
         except (NothingWaitingError, ConversationNotFoundError):
+            # Answered meanwhile (another replica's answer accepted and already applied):
+            # the answered message says so, as the check above would have.
+            taken = await self.redis.hget(self.keys.answered(thread), answered)
+            if taken is not None:
+                if taken.decode() == message.id:
+                    return accepted
+                raise _already_answered(answered) from None
             raise ApiError(
                 409,
                 "nothing_waiting",

@@ -4,7 +4,9 @@ Every replica sweeps now and then (`WaitExpiry.start`); each conversation is end
 lease, so any replica may do it and one that is being answered meanwhile is left alone.
 `end_waiting` serves a cancel too (A2A's `tasks/cancel`, `api.a2a`). The sweep also drops,
 every `FORGET_THREADS_S`, the ids of conversations gone with their TTL from the
-checkpointer's thread registry (it is not a key of theirs).
+checkpointer's thread registry (it is not a key of theirs), and, every `REPAIR_INDEXES_S`,
+puts right what a crash between two steps of a change left in the conversations' indexes
+(`ConversationRecords.repair_indexes`: an extra entry, a job that never came).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from graph.storage.server_keys import RedisKeys
 logger = logging.getLogger("cpa_planner.server")
 EXPIRED = "expired"
 FORGET_THREADS_S = 600.0  # how often the ids of expired conversations are dropped
+REPAIR_INDEXES_S = 30.0  # how often the indexes are compared with the records
 
 # Records where a conversation's run stopped, under the lease's generation (`Runs.finish`).
 Finish = Callable[[str, str], Awaitable[None]]
@@ -112,10 +115,14 @@ class WaitExpiry:
 
     async def _sweep_waits(self) -> None:
         interval = min(max(self.wait_expiry_s / 4, 0.2), 60.0)
-        forgotten_at = 0.0
+        forgotten_at = repaired_at = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
+                if time.monotonic() - repaired_at >= REPAIR_INDEXES_S:
+                    repaired_at = time.monotonic()
+                    if fixed := await self.records.repair_indexes():
+                        logger.info("put %d index entries or jobs right", fixed)
                 await self.expire_waiting()
                 if time.monotonic() - forgotten_at >= FORGET_THREADS_S:
                     # Conversations gone with their TTL leave their id in the checkpointer's

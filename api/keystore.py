@@ -10,6 +10,11 @@ hash), with what it grants:
                                expires (epoch s or null), note}
     srv:keyids          hash   id -> sha256(key)
 
+The two are global keys of two slots (a Redis Cluster runs no MULTI across two), each
+changed by single commands, in an order a crash between two leaves harmless: a key's id is
+written before its record (a crash leaves an id of no key, which `revoke` removes, and the key
+was never shown), and a key's record is deleted before its id (the key stops working first).
+
 A server reads them when `CPA_MANAGED_KEYS=true` (`api.auth`); an expired or revoked key
 is 401 from the next request on, on every replica. `cpa-planner keys pair-desktop` makes a
 key for a desktop agent: principal `cpa-desktop`, scopes `answer` and `read` (it answers
@@ -91,10 +96,8 @@ class KeyStore:
             key_id, principal, now, now + expires_in_s if expires_in_s else None, note
         )
         key_digest = digest(key)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys_key, key_digest, json.dumps(record.to_dict()))
-        pipe.hset(self.ids_key, key_id, key_digest)
-        await pipe.execute()
+        await self.redis.hset(self.ids_key, key_id, key_digest)
+        await self.redis.hset(self.keys_key, key_digest, json.dumps(record.to_dict()))
         return key, record
 
     async def lookup(self, key: str) -> Principal | None:
@@ -120,8 +123,6 @@ class KeyStore:
         key_digest = await self.redis.hget(self.ids_key, key_id)
         if key_digest is None:
             return False
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(self.keys_key, key_digest)
-        pipe.hdel(self.ids_key, key_id)
-        await pipe.execute()
+        await self.redis.hdel(self.keys_key, key_digest)
+        await self.redis.hdel(self.ids_key, key_id)
         return True

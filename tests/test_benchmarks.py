@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,3 +199,118 @@ def test_the_agents_benchmark_runs_all_four_agents_on_a_scripted_server() -> Non
     # Reported, not judged here (timings; tests/test_streamed_plans.py shows the order).
     share, low, high = report["first_tool_of_planner"]
     assert 0 < low <= share <= high
+
+
+def test_replicas_balance_is_each_primarys_share_and_the_largest_deviation_from_the_mean() -> None:
+    from benchmarks.replicas import BALANCED, balance
+
+    even = balance([10.0, 10.0, 10.0])
+    assert even == {"shares": [0.333, 0.333, 0.333], "max_deviation": 0.0, "max_over_min": 1.0}
+    hot = balance([15.0, 7.5, 7.5])  # mean 10: the hot one is 50 % above it
+    assert hot["shares"] == [0.5, 0.25, 0.25]
+    assert hot["max_deviation"] == 0.5 > BALANCED and hot["max_over_min"] == 2.0
+    cold = balance([11.0, 11.0, 8.0])  # mean 10: the cold one 20 % below, on the bar
+    assert cold["max_deviation"] == 0.2 and cold["max_over_min"] == 1.38
+    assert balance([0.0, 0.0, 0.0])["max_deviation"] == 0.0  # nothing measured: no figure
+    assert balance([5.0, 0.0, 1.0])["max_over_min"] == float("inf")
+
+
+def test_replicas_summary_and_comparison_of_the_two_set_ups() -> None:
+    from benchmarks.replicas import compare, summarize, top_commands
+
+    assert top_commands({"get": 3, "xadd": 9, "hset": 5}, 2) == {"xadd": 9, "hset": 5}
+
+    def row(n: int, rate: float, cpu: float, shares: list[float] | None) -> dict[str, Any]:
+        figures: dict[str, Any] = {
+            "replicas": n,
+            "runs_per_s": rate,
+            "cpu_ms_per_run": cpu,
+            "preempted_per_run": 1.0,
+        }
+        if shares is not None:
+            deviation = round(max(abs(s - 1 / 3) for s in shares) * 3, 3)
+            figures["primaries"] = {
+                "ports": [1, 2, 3],
+                "commands_balance": {"shares": shares, "max_deviation": deviation},
+                "cpu_balance": {"shares": shares, "max_deviation": deviation},
+            }
+        return figures
+
+    def repeat(rates: list[float], cpu: float, shares: list[float] | None) -> dict[str, Any]:
+        rows = [row(n, r, cpu, shares) for n, r in zip([1, 2], rates, strict=True)]
+        for r in rows:
+            r["ratio"] = round(r["runs_per_s"] / rows[0]["runs_per_s"], 2)
+        return {"rows": rows}
+
+    repeats = [
+        {"one Redis": repeat([50, 80], 20, None), "cluster": repeat([40, 60], 30, [0.4, 0.3, 0.3])},
+        {
+            "one Redis": repeat([40, 60], 20, None),
+            "cluster": repeat([20, 30], 30, [0.5, 0.25, 0.25]),
+        },
+        {
+            "one Redis": repeat([50, 70], 20, None),
+            "cluster": repeat([45, 63], 30, [0.34, 0.33, 0.33]),
+        },
+    ]
+    cluster = summarize([r["cluster"] for r in repeats], [1, 2])
+    assert "primaries" not in summarize([r["one Redis"] for r in repeats], [1, 2])[0]
+    primaries = cluster[1]["primaries"]
+    assert primaries["commands_shares"] == [0.4, 0.3, 0.3]  # each primary's median
+    assert primaries["cpu_max_deviation"] == {"median": 0.2, "low": 0.02, "high": 0.5}
+    # Each repeat's own ratio (the two set-ups measured in the same run), then the median.
+    one, two = compare(repeats, [1, 2], "one Redis", "cluster")
+    assert one["runs_per_s_ratio"] == {"median": 0.8, "low": 0.5, "high": 0.9}
+    assert two["runs_per_s_ratio"] == {"median": 0.75, "low": 0.5, "high": 0.9}
+    assert one["cpu_per_run_ratio"] == {"median": 1.5, "low": 1.5, "high": 1.5}
+
+
+@pytest.mark.slow
+def test_replicas_benchmark_on_a_cluster_next_to_one_redis() -> None:
+    if not shutil.which("redis-server"):
+        pytest.skip("no redis-server")
+    command = ["-m", "benchmarks.replicas", "--cluster", "--replicas", "1,2", "--runs", "20"]
+    command += ["--clients", "4", "--repeats", "1", "--allow-busy", "--json"]  # a shape test
+    done = subprocess.run(
+        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, check=False,
+        timeout=280,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert list(report["setups"]) == ["one Redis", "cluster"]
+    (one,) = report["setups"]["one Redis"]["repeats"]
+    (cluster,) = report["setups"]["cluster"]["repeats"]
+    assert "primaries" not in one["rows"][0] and one["rows"][0]["redis_cpu"] >= 0
+    for row in cluster["all"]:
+        primaries = row["primaries"]
+        assert len(primaries["ports"]) == 3 and all(c > 0 for c in primaries["commands"])
+        assert sum(primaries["commands_balance"]["shares"]) == pytest.approx(1, abs=0.01)
+        assert all(top for top in primaries["top_commands"])
+    assert [r["replicas"] for r in report["cluster_vs_one"]] == [1, 2]
+    assert report["cluster_vs_one"][0]["runs_per_s_ratio"]["median"] > 0
+
+
+def test_cluster_keys_classifies_monitor_lines_by_the_kind_of_key() -> None:
+    from benchmarks.cluster_keys import classify
+
+    p = "bench"
+
+    def line(args: str, source: str = "127.0.0.1:5000") -> str:
+        return f"1765000000.123456 [0 {source}] {args}"
+
+    assert classify(line(f'"ZADD" "{p}:srv:{{:index}}:revs" "3" "t"'), p) == "{:index} global index"
+    assert (
+        classify(line(f'"SADD" "{p}:srv:{{tenant:acme}}:running" "x"', "lua"), p)
+        == "{tenant:T} srv:{T}:running [script]"
+    )
+    assert classify(line(f'"XADD" "{p}:srv:jobs" "*" "thread" "h"'), p) == "srv:jobs"
+    read = f'"XREADGROUP" "GROUP" "runners" "r1" "COUNT" "1" "STREAMS" "{p}:srv:jobs" ">"'
+    assert classify(line(read), p) == "srv:jobs"
+    evalsha = f'"EVALSHA" "abc" "2" "{p}:srv:{{t/c}}:conv" "{p}:srv:{{t/c}}:ev"'
+    assert classify(line(evalsha), p) == "srv:{H}:conv (per conversation)"
+    assert classify(line(f'"HSET" "{p}:P:t:{{t/c}}:cp" "a" "b"'), p) == "checkpointer (per thread)"
+    assert classify(line(f'"PUBLISH" "{p}:srv:{{t/c}}:ev:progress" "x"'), p) == (
+        "PUBLISH srv:{H}:ev:progress"
+    )
+    assert classify(line('"PING"'), p) == "(node) ping"
+    assert classify("OK", p) is None

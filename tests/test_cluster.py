@@ -39,7 +39,7 @@ from langgraph.checkpoint.conformance.capabilities import (
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import RedisClusterException
 
-from graph.storage.client import make_client
+from graph.storage.client import MAX_CONNECTIONS, make_client
 from graph.storage.cluster import parse_cluster_url
 from graph.storage.errors import REDIS_DOWN
 from graph.storage.saver import RedisSaver
@@ -133,6 +133,18 @@ async def test_scan_sees_every_primary(redis_prefix: str, client: Any) -> None:
     for key in keys:
         await client.set(key, 1)
     assert {k async for k in client.scan_iter(match=f"{redis_prefix}:s*")} == keys
+
+
+async def test_a_burst_beyond_the_plain_pools_bound_is_served(
+    redis_prefix: str, client: Any
+) -> None:
+    # The cluster client's pools fail when full instead of waiting (graph.storage.cluster):
+    # a burst of the server's size, every command on one node, must find connections.
+    key = f"{redis_prefix}:burst"
+    await client.set(key, "x")
+    burst = 6 * MAX_CONNECTIONS
+    replies = await asyncio.gather(*(client.get(key) for _ in range(burst)))
+    assert replies == [b"x"] * burst
 
 
 # A primary killed ------------------------------------------------------------------------------

@@ -26,6 +26,11 @@ then is "finished" durable). Timeouts are safety nets that fail loudly, not meas
     desktop, and again after the answer; each new server carries on.
 (d) test_kill_nine_while_the_plan_streams: with streamed plans, steps start while the
     planner writes; kill -9 mid-stream, a fresh process runs no finished step again.
+
+The driver's kill-and-resume cases, (a) and (d), and the server's, (c), run on a Redis
+Cluster too (three primaries with a replica each, `redis_cluster_url`, `redis+cluster://`):
+the driver's checkpoints and the server's keys laid out per slot (issue 28). (b) is about
+one Redis going away; a cluster's primary killed is tests/test_failover.py's.
 """
 
 from __future__ import annotations
@@ -253,6 +258,12 @@ def test_registry_is_clean() -> None:
     assert check_registry(REGISTRY) == []
 
 
+# redis_url's own parameters and the three-primary cluster (`redis_cluster_url`).
+on_each_store = pytest.mark.parametrize(
+    "redis_url", ["redis7", "valkey", pytest.param("redis_cluster", id="cluster")], indirect=True
+)
+
+
 # (a) The driver process, killed and started again --------------------------------------------
 
 
@@ -324,6 +335,7 @@ async def kill_settled(
     return Kill(label, lines, record.ended(), saved)
 
 
+@on_each_store
 async def test_kill_nine_and_resume_in_fresh_processes(drill: tuple[Driver, Record]) -> None:
     driver, record = drill
     kills: list[Kill] = []
@@ -368,6 +380,7 @@ async def test_kill_nine_and_resume_in_fresh_processes(drill: tuple[Driver, Reco
     assert driver.result(driver.spawn("show")) == body
 
 
+@on_each_store
 async def test_kill_nine_at_an_unsettled_moment(drill: tuple[Driver, Record]) -> None:
     """Killed at the first `end` line, while the other roots still sleep and write."""
     driver, record = drill
@@ -401,6 +414,7 @@ async def done_in_redis(env: Mapping[str, str], cid: str) -> frozenset[str]:
     return frozenset(m["content"]["todo_id"] for m in view.messages if m["performative"] == "done")
 
 
+@on_each_store
 async def test_kill_nine_while_the_plan_streams(drill: tuple[Driver, Record]) -> None:
     """(d) Killed while the planner is still writing, with steps finished and one running."""
     driver, record = drill
@@ -628,6 +642,7 @@ async def test_a_run_that_loses_redis_carries_on_once_it_is_back(
 # (c) A conversation waiting for the desktop, through restarts of the application --------------
 
 
+@on_each_store
 async def test_desktop_wait_survives_application_restarts(
     redis_url: str, redis_prefix: str, servers: list[ServerProcess], tmp_path: Path
 ) -> None:

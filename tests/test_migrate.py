@@ -1,20 +1,32 @@
 """`python -m graph.storage.migrate`: a conversation stored under the names before hash tags
-is read again after the migration, whole, with its TTL; a second run moves nothing; a
-conflicting new key is reported and both kept. On one Redis and on the one-node cluster
-(where the old and new names of a key are in different slots)."""
+is read again after the migration, whole, with its TTL (the checkpointer's; and the
+server's: a conversation waiting for the desktop agent is answered and runs to done after
+it); a second run moves nothing; a conflicting new key is reported and both kept. On one
+Redis and on the one-node cluster (where the old and new names of a key are in different
+slots)."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
 from langchain_core.runnables import RunnableConfig
 
+from api.settings import ServerSettings
+from graph.storage import server_keys
 from graph.storage.base import key_part, legacy_key_name
 from graph.storage.migrate import main, migrate_keys
+from tests.support.server_harness import (
+    approve_until_assigned,
+    done_for,
+    request_message,
+    wait_status,
+)
 from tests.test_checkpointer import _cfg, _graph, _msg, _saver
+from tests.test_principals import served
 
 
 @pytest.fixture(params=["redis7", "cluster_node"])
@@ -75,7 +87,7 @@ async def test_an_old_layout_conversation_is_read_again_after_the_migration(
         monkeypatch.setenv("REDIS_URL", url)
         monkeypatch.setenv("CPA_REDIS_PREFIX", redis_prefix)
         assert await asyncio.to_thread(main, []) == 0
-        assert f"moved {moved} checkpoint key(s)" in capsys.readouterr().out
+        assert f"moved {moved} key(s)" in capsys.readouterr().out
 
         after = await saver.aget_tuple(_cfg(thread))
         assert after is not None and after.checkpoint == tup.checkpoint
@@ -112,5 +124,82 @@ async def test_a_new_key_holding_another_value_is_a_conflict_and_both_are_kept(
         assert migration.moved == 1
         assert (await client.get(old), await client.get(new)) == (b"1", b"2")
         assert await client.exists(same_old) == 0 and await client.get(same_new) == b"7"
+    finally:
+        await client.aclose()
+
+
+def _old_server_name(prefix: str, key: str) -> str | None:
+    """The name the layout before hash tags gave server key `key`; None for a key it did
+    not have (the indexes' revisions)."""
+    base = f"{prefix}:srv:"
+    if not key.startswith(base + "{"):
+        return key  # a global key: its name did not change
+    tag, _, name = key[len(base) + 1 :].partition("}:")
+    if tag == ":index":
+        return None if name == "revs" else base + name
+    if tag.startswith("tenant:"):
+        tenant = _unescaped(tag[len("tenant:") :])
+        if name == "convs":
+            return f"{base}tenant:{tenant}"
+        if name in ("running", "waiting"):
+            return f"{base}load:{tenant}:{name}"
+        if name in ("bytes", "bytes-exp"):
+            return f"{base}{name}:{tenant}"
+        kind, _, last = name.partition(":")
+        return f"{base}{kind}:{tenant}:{last}" if kind in ("msg", "rate") else None
+    return f"{base}{name}:{_unescaped(tag)}"
+
+
+def _unescaped(part: str) -> str:
+    return part.replace("%3A", ":").replace("%7B", "{").replace("%7D", "}").replace("%25", "%")
+
+
+async def _server_to_old_layout(client: aioredis.Redis, prefix: str) -> int:
+    """Every server key under its old name, records without their `rev`: as the layout
+    before hash tags left them. The number of keys renamed."""
+    renamed = 0
+    for key in [raw.decode() async for raw in client.scan_iter(match=f"{prefix}:srv:*")]:
+        old = _old_server_name(prefix, key)
+        if old == key:
+            continue
+        if old is not None:
+            assert server_keys.legacy_key_name(prefix, old) == key, key
+            if key.endswith("}:conv"):
+                await client.hdel(key, "rev")
+            ttl = await client.pttl(key)
+            await client.restore(old, max(ttl, 0), cast(bytes, await client.dump(key)))
+            renamed += 1
+        await client.delete(key)
+    return renamed
+
+
+async def test_a_server_conversation_of_the_old_layout_runs_on_after_the_migration(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation the server left waiting for the desktop agent, its keys put back
+    under their old names (and its checkpoints): after the migration the next server
+    finds it waiting, takes the answer and runs it to done."""
+    prefix = f"test-migrate-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv("CPA_REDIS_PREFIX", prefix)
+    client = aioredis.from_url(url)
+    try:
+        async with served(url, ServerSettings(), redis_prefix=prefix, keep=True) as (_, http):
+            opened = await http.post(
+                "/v1/lam", json=request_message("Remind me to water the plants")
+            )
+            cid = opened.json()["conversation_id"]
+            assign = await approve_until_assigned(http, cid)
+            assert (await wait_status(http, cid, {"waiting"}))["status"] == "waiting"
+        renamed = await _server_to_old_layout(client, prefix)
+        assert renamed >= 6  # the record, its log and index, answered, the tenant's, the index
+        assert await _to_old_layout(client, prefix) > 0
+
+        assert await asyncio.to_thread(main, []) == 0
+        async with served(url, ServerSettings(), redis_prefix=prefix) as (_, http):
+            assert (await http.get(f"/v1/conversations/{cid}")).json()["status"] == "waiting"
+            answered = await http.post("/v1/lam", json=done_for(assign, "watered"))
+            assert answered.status_code == 202, answered.text
+            assert (await wait_status(http, cid, {"done", "failed"}))["status"] == "done"
     finally:
         await client.aclose()

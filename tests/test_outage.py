@@ -8,14 +8,17 @@ away, against a real Redis for the PING that ends the wait.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from graph.builder import guarded
 from graph.storage.errors import RedisUnavailableError
 from graph.storage.outage import retried, through_outages
+from tests.support.processes import free_port
 
 
 class Flaky:
@@ -88,3 +91,20 @@ async def test_through_outages_says_each_outage_once_and_waits_for_a_ping(
         assert call.calls == 3
     finally:
         await redis.aclose()
+
+
+async def test_a_step_that_finds_redis_away_stops_the_run_instead_of_failing_the_turn() -> None:
+    # A step reading Redis while it is away (a restart, a Cluster's failover): the error
+    # leaves the step, for the runner to wait out (`through_outages`), instead of being
+    # written down as the turn's failure (what `guarded` does with the step's own errors).
+    gone = Redis(port=free_port(), socket_connect_timeout=0.5)
+
+    async def reads_redis(state: Any, config: Any) -> dict[str, Any]:
+        await gone.get("offers")
+        return {}
+
+    try:
+        with pytest.raises(RedisConnectionError):
+            await guarded("check", reads_redis)({}, {})
+    finally:
+        await gone.aclose()

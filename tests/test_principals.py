@@ -61,11 +61,12 @@ KEYS = {
 
 @asynccontextmanager
 async def served(
-    valkey_url: str, config: ServerSettings, **settings: Any
+    valkey_url: str, config: ServerSettings, *, keep: bool = False, **settings: Any
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """The server in this process on `valkey_url`; its keys deleted after, unless `keep`."""
+    settings.setdefault("redis_prefix", f"test-principals-{uuid.uuid4().hex[:8]}")
     graph_settings = Settings(
         redis_url=valkey_url,
-        redis_prefix=f"test-principals-{uuid.uuid4().hex[:8]}",
         intents_path=str(REGISTRY),
         todo_retries=0,
         **settings,
@@ -81,7 +82,8 @@ async def served(
             ) as http:
                 yield app, http
     finally:
-        delete_prefix(valkey_url, graph_settings.redis_prefix)
+        if not keep:
+            delete_prefix(valkey_url, graph_settings.redis_prefix)
 
 
 @pytest.fixture

@@ -12,6 +12,11 @@ the test can tell which process ran which ToDo how often; it can pause a ToDo be
 start or hold it between start and end until the test lets it go (or kills the process).
 Moments are picked from the record (wait until a line appears), never by sleeping; the
 leases are short (CPA_LEASE_S) so that takeovers happen within the safety-net timeouts.
+
+The core tests (takeover, answers, fencing) run twice: on one Redis 7 and on a Redis Cluster
+of three primaries with a replica each (`redis_cluster_url`, `redis+cluster://`), the fleet's
+parameter. The record is kept on the plain Redis either way (it is the test's, not the
+server's), so it survives whatever happens to the cluster.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from tests.support.crash_driver import (
 )
 from tests.support.executors import gate_key
 from tests.support.processes import free_port
+from tests.support.redis_cluster import sync_client
 from tests.support.replica_services import (
     HOLD_ENV,
     PAUSE_ENV,
@@ -107,19 +113,37 @@ def replica_env(redis_url: str, prefix: str, record_key: str, **extra: str) -> d
 
 
 class Fleet:
-    """The replicas of one test, their shared environment and the record."""
+    """The replicas of one test, their shared environment and the record.
 
-    def __init__(self, redis_url: str, prefix: str, directory: Path) -> None:
+    `redis_url` is the servers' Redis (a cluster's `redis+cluster://` URL too), read here
+    through `client`; the record is on `record_url` (by default the same), a plain Redis
+    (`record`).
+    """
+
+    def __init__(
+        self, redis_url: str, prefix: str, directory: Path, record_url: str | None = None
+    ) -> None:
+        record_url = record_url or redis_url
         self.redis_url = redis_url
         self.record_key = f"{prefix}:test-record"
-        self.env = replica_env(redis_url, prefix, self.record_key)
+        self.env = {
+            **replica_env(redis_url, prefix, self.record_key),
+            RECORD_URL_ENV: record_url,
+        }
         self.directory = directory
         self.replicas: list[ServerProcess] = []
-        self.client = redis.from_url(redis_url)
+        # What the replicas may log as errors (`ServerProcess`'s patterns): a test's own.
+        self.expected_errors: tuple[str, ...] = ()
+        self.client = sync_client(redis_url)
+        self.record = redis.from_url(record_url)
 
     def launch(self, **extra: str) -> ServerProcess:
         n = len(self.replicas)
-        replica = ServerProcess({**self.env, **extra}, self.directory / f"replica{n}.log")
+        replica = ServerProcess(
+            {**self.env, **extra},
+            self.directory / f"replica{n}.log",
+            expected_errors=self.expected_errors,
+        )
         self.replicas.append(replica)
         replica.launch()
         return replica
@@ -135,12 +159,13 @@ class Fleet:
                 os.kill(replica.proc.pid, signal.SIGCONT)  # a stopped one cannot die
             replica.kill()
         self.client.close()
+        self.record.close()
 
     # The record --------------------------------------------------------------------------
 
     def lines(self) -> list[tuple[str, str, str, int]]:
         out = []
-        for raw in self.client.lrange(self.record_key, 0, -1):
+        for raw in self.record.lrange(self.record_key, 0, -1):
             cid, event, todo, pid = (raw.decode() if isinstance(raw, bytes) else raw).split()
             out.append((cid, event, todo, int(pid)))
         return out
@@ -160,7 +185,7 @@ class Fleet:
             await asyncio.sleep(0.02)
 
     def release(self, todo_id: str) -> None:
-        self.client.set(gate_key(self.record_key, todo_id), 1)
+        self.record.set(gate_key(self.record_key, todo_id), 1)
 
     # Redis as any process sees it ----------------------------------------------------------
 
@@ -177,11 +202,23 @@ class Fleet:
         return [LAMMessage.from_json(raw).to_dict() for raw in self.client.lrange(key, 0, -1)]
 
 
+STORES = ["redis7", "cluster"]
+
+
 @pytest.fixture
-def fleet(redis7_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Fleet]:
-    crew = Fleet(redis7_url, redis_prefix, tmp_path)
+def fleet(request: pytest.FixtureRequest, redis7_url: str, tmp_path: Path) -> Iterator[Fleet]:
+    """Replicas on Redis 7, or on the three-primary cluster where a test is parametrised
+    `@pytest.mark.parametrize("fleet", STORES, indirect=True)`."""
+    store = getattr(request, "param", "redis7")
+    url = redis7_url if store == "redis7" else str(request.getfixturevalue("redis_cluster_url"))
+    # After the store's fixture: `redis_prefix` cleans the keys of the URLs set up before it.
+    prefix = str(request.getfixturevalue("redis_prefix"))
+    crew = Fleet(url, prefix, tmp_path, redis7_url)
     yield crew
     crew.close()
+
+
+on_each_store = pytest.mark.parametrize("fleet", STORES, indirect=True)
 
 
 async def read_view(env: Mapping[str, str], cid: str) -> Any:
@@ -267,6 +304,7 @@ def assert_assigned_once(fleet: Fleet, cid: str) -> None:
 # Takeover ---------------------------------------------------------------------------------------
 
 
+@on_each_store
 async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet) -> None:
     # The victim alone takes the batch; each conversation stops before b2 (paused).
     victim = fleet.start(**{PAUSE_ENV: B2})
@@ -304,6 +342,7 @@ async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet
         assert assign_ids(fleet, cid)[: len(assigned[cid])] == assigned[cid]
 
 
+@on_each_store
 async def test_two_replicas_starting_together_after_a_crash_resume_each_conversation_once(
     fleet: Fleet,
 ) -> None:
@@ -334,6 +373,7 @@ async def test_two_replicas_starting_together_after_a_crash_resume_each_conversa
 # Answers ----------------------------------------------------------------------------------------
 
 
+@on_each_store
 async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fleet) -> None:
     a, b = fleet.start(), fleet.start()
     async with api(a) as on_a, api(b) as on_b:
@@ -356,6 +396,7 @@ async def test_two_answers_to_one_wait_on_two_replicas_one_is_accepted(fleet: Fl
             assert fleet.starts(cid) == Counter(RECORD_TODOS)
 
 
+@on_each_store
 async def test_an_answer_while_another_replica_holds_the_lease_is_queued_not_lost(
     fleet: Fleet,
 ) -> None:
@@ -399,6 +440,7 @@ async def checkpoints_by_generation(env: Mapping[str, str], cid: str) -> list[tu
     return sorted(found)
 
 
+@on_each_store
 async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
     fleet: Fleet,
 ) -> None:

@@ -559,11 +559,12 @@ async def test_where_a_run_stopped_is_recorded_once_and_dropped_by_new_work(
     import redis.asyncio as aioredis
 
     from graph.conversations import thread_id
+    from graph.storage.server_keys import RedisKeys
 
     accepted = await open_conversation(acme, "Remind me to call Anna tomorrow at 9", wait=30)
     cid = accepted["conversation_id"]
     assert accepted["status"] == "waiting"
-    key = f"{server.env['CPA_REDIS_PREFIX']}:srv:conv:{thread_id(cid, 'acme')}"
+    key = RedisKeys(server.env["CPA_REDIS_PREFIX"]).conversation(thread_id(cid, "acme"))
     client = aioredis.from_url(server.env["REDIS_URL"])
     try:
         recorded = await client.hget(key, "view")

@@ -1,9 +1,11 @@
 """Each conversation's event log in Redis: its LAM messages in the order first seen, once each.
 
-The log (`srv:ev:H`, indexed by message id in `srv:evi:H`) is appended to by one script
-(`EventLog.append`), fenced like every write of a runner (`graph.storage.fencing`), which
-also announces the thread on `srv:events` while someone listens (`srv:listen:H`) and, with
-the history on, hands what it appended to the archivers (`srv:archive`). A run's appends go
+The log (`srv:{H}:ev`, indexed by message id in `srv:{H}:evi`) is appended to by one script
+(`EventLog.append`) on the conversation's slot, fenced like every write of a runner
+(`graph.storage.fencing`), which also announces the thread on `srv:events` while someone
+listens (`srv:{H}:listen`). With the history on, what it appended then goes to the
+archivers (`srv:archive`, a key of another slot: a Redis Cluster runs no script across
+two): a crash between the two loses that history entry, never the log's. A run's appends go
 out off its path, in order (`Appender`). Reading the log to listeners, and the SSE fan-out
 around it, is the HTTP layer's (`api.events`).
 """
@@ -27,11 +29,11 @@ __all__ = ["MODEL_NEWS_TTL_S", "Appender", "EventLog"]
 logger = logging.getLogger("cpa_planner.server")
 MODEL_NEWS_TTL_S = 3600
 
-# KEYS: fence, events list, index hash, listeners[, archive stream]. ARGV: lease generation
-# ("": not fenced), channel, thread, id, json, id, json, ... Appends each unseen message;
-# announces the thread if anything was appended and someone listens; with the history on,
-# hands what was appended to the archivers in the same step (`api.archiver`). A runner
+# KEYS: fence, events list, index hash, listeners (one slot: the thread's tag). ARGV: lease
+# generation ("": not fenced), channel, thread, id, json, id, json, ... Appends each unseen
+# message; announces the thread if anything was appended and someone listens. A runner
 # whose lease generation is stale appends nothing.
+# -> {appended, the log's length before, what was appended as a JSON list}
 _APPEND_LUA = (
     FENCE_PRELUDE
     + """
@@ -48,11 +50,7 @@ end
 if n > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
-if n > 0 and #KEYS > 4 then
-  redis.call('XADD', KEYS[5], '*', 'thread', ARGV[3], 'start', start,
-    'messages', '[' .. table.concat(added, ',') .. ']')
-end
-return n
+return {n, start, '[' .. table.concat(added, ',') .. ']'}
 """
 )
 
@@ -98,15 +96,19 @@ class EventLog:
             self.keys.event_index(thread),
             self.keys.listening(thread),
         ]
-        if self.archive:
-            keys.append(self.keys.archive)
         try:
             if self._scripts is not None:
-                return int(await self._scripts(self._append, keys, args))
-            return int(await self._append(keys=keys, args=args))
+                reply = await self._scripts(self._append, keys, args)
+            else:
+                reply = await self._append(keys=keys, args=args)
         except ResponseError as exc:
             raise_if_fenced(exc, thread, generation)
             raise
+        appended, start, added = reply
+        if int(appended) and self.archive:
+            entry = {"thread": thread, "start": int(start), "messages": added}
+            await self.redis.xadd(self.keys.archive, entry)
+        return int(appended)
 
     def appender(self, thread: str, generation: str = "") -> Appender:
         """Appends of one run, in order, without making the run wait for each (below)."""

@@ -1,15 +1,23 @@
-"""`python -m graph.storage.migrate`: move the checkpoint keys of the layout before Cluster.
+"""`python -m graph.storage.migrate`: move the keys of the layout before Redis Cluster.
 
-Since every checkpoint key of one thread carries the thread's hash tag (`graph.storage.base`:
-one Redis Cluster slot per thread), the names an earlier version wrote, `P:t:T:…`, are no
-longer read. This command moves them to `P:t:{T}:…` (and a run index whose run id holds a
-brace; `base.legacy_key_name` says which names), once, with every server and run stopped:
-one still writing old names would leave keys behind, and running the command again moves
-those. Without REDIS_URL it migrates the embedded Valkey (the command line's own store).
+Since every key of one conversation carries its thread's hash tag (one Redis Cluster slot
+per thread) and a tenant's keys and the global index theirs, the names an earlier version
+wrote are no longer read. This command moves them, once, with every server and run stopped
+(one still writing old names would leave keys behind; running the command again moves
+those). Without REDIS_URL it migrates the embedded Valkey (the command line's own store).
 
-Everything else (the global indexes, the server's keys, tool offers, API keys) kept its
-name and is left as it is; members of sets and entries of streams name threads, never keys,
-so no value changes.
+- checkpoint keys `P:t:T:…` to `P:t:{T}:…`, and a run index whose run id holds a brace
+  (`graph.storage.base.legacy_key_name` says which);
+- the server's keys: a conversation's `P:srv:conv:H` (pending, answered, lease, event
+  log, …) to `P:srv:{H}:conv`, a tenant's `P:srv:tenant:T`, `P:srv:load:T:running`, … to
+  `P:srv:{tenant:T}:…`, the global `P:srv:running`/`waiting` to `P:srv:{:index}:…`
+  (`graph.storage.server_keys.legacy_key_name`).
+
+The rest (the checkpointer's `P:threads` and `P:r:R`, the job and archive streams, tool
+offers, API keys) kept its name. Members of sets and entries of streams name threads, never
+keys, so no value changes. A record of the old layout has no `rev` (the revision its
+indexes compare): it reads as 0, which any change of the conversation passes, and the
+server's index repair (`graph.storage.records`) brings the indexes' revisions in line.
 
 How: SCAN `P:*` (on a Cluster, every primary: redis-py's cluster `scan_iter`), and per old
 key DUMP, PTTL, RESTORE under the new name (its TTL kept), DEL. Not RENAME: on a Cluster the
@@ -33,7 +41,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from graph.config import Settings
-from graph.storage import base
+from graph.storage import base, server_keys
 from graph.storage.client import make_client
 
 __all__ = ["Migration", "main", "migrate_keys"]
@@ -50,15 +58,15 @@ class Migration:
 
     def lines(self, *, dry_run: bool) -> list[str]:
         if not self.moved and not self.conflicts:
-            return ["nothing to move: every checkpoint key has the current layout"]
+            return ["nothing to move: every key has the current layout"]
         verb = "would move" if dry_run else "moved"
-        out = [f"{verb} {self.moved} checkpoint key(s) to their thread's hash tag"]
+        out = [f"{verb} {self.moved} key(s) to their current names"]
         out += [f"conflict, both kept: {old} -> {new}" for old, new in self.conflicts]
         return out
 
 
 async def migrate_keys(client: Any, prefix: str, *, dry_run: bool = False) -> Migration:
-    """Move every checkpoint key of the earlier layout under `prefix` (module docstring)."""
+    """Move every key of the earlier layout under `prefix` (module docstring)."""
     prefix = prefix.rstrip(":")
     migration = Migration()
     # Listed first, moved after: a SCAN may return a key again, or the new names, mid-way.
@@ -66,7 +74,7 @@ async def migrate_keys(client: Any, prefix: str, *, dry_run: bool = False) -> Mi
         base.as_text(raw) async for raw in client.scan_iter(match=f"{prefix}:*", count=SCAN_COUNT)
     ]
     for key in old:
-        renamed = base.legacy_key_name(prefix, key)
+        renamed = base.legacy_key_name(prefix, key) or server_keys.legacy_key_name(prefix, key)
         if renamed is None:
             continue
         if dry_run or await _move(client, key, renamed):
@@ -115,9 +123,9 @@ async def _migrate(settings: Settings, *, dry_run: bool) -> Migration:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m graph.storage.migrate",
-        description="Move checkpoint keys of the layout before Redis Cluster to their "
-        "current names (REDIS_URL, else the embedded Valkey; CPA_REDIS_PREFIX). Stop every "
-        "server and run first.",
+        description="Move the keys of the layout before Redis Cluster (checkpoints, the "
+        "server's records and indexes) to their current names (REDIS_URL, else the embedded "
+        "Valkey; CPA_REDIS_PREFIX). Stop every server and run first.",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
     args = parser.parse_args(argv)

@@ -1,33 +1,61 @@
 """Where the HTTP layer keeps its state in Redis, next to the checkpoints.
 
 Everything durable lives under `<CPA_REDIS_PREFIX>:srv:` (T = tenant, C = conversation id,
-H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = message id):
+H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = message id).
+Every key carries a Redis Cluster hash tag (the part in braces): a Cluster keeps the keys of
+one tag in one slot, and runs a script or a MULTI only on keys of one slot. So each script
+below touches the keys of one tag, and what spans two (a conversation and its tenant's
+counts) is done in steps, in an order `graph.storage.records` explains.
 
-    srv:conv:H          hash   tenant, conversation_id, created (epoch s), request (the
+A conversation's keys, tag `{H}` (`graph.storage.base.thread_tag`: the checkpointer's keys of
+the thread, among them its fence `t:{H}:fence`, share it, so a script may check the fence
+and write these together):
+
+    srv:{H}:conv        hash   tenant, conversation_id, created (epoch s), request (the
                                opening LAM request), request_id, status (running, waiting,
                                done, failed), error (why the last run raised, if it did),
                                view (the conversation's body where its last run stopped,
-                               JSON: what a reader gets until the next run starts)
-    srv:pending:H       hash   accepted answers not yet applied (survive a crash): answer id
+                               JSON: what a reader gets until the next run starts), open,
+                               holder, rev (the status's revision: the indexes below apply
+                               a change only over an older one)
+    srv:{H}:pending     hash   accepted answers not yet applied (survive a crash): answer id
                                -> the answer (JSON)
-    srv:answered:H      hash   message id -> the id of the answer accepted for it (each
+    srv:{H}:answered    hash   message id -> the id of the answer accepted for it (each
                                `propose`/`assign` is answered once, whichever replica)
-    srv:lease:H         string "<replica> <generation>" while a replica runs H (PX: it
+    srv:{H}:lease       string "<replica> <generation>" while a replica runs H (PX: it
                                expires when that replica stops renewing it, `graph.storage.leases`)
-    srv:ev:H            list   the conversation's LAM messages in the order first seen (SSE)
-    srv:evi:H           hash   message id -> index in srv:ev:H (Last-Event-ID)
-    srv:listen:H        string present while a process has SSE listeners of H (PX, renewed
+    srv:{H}:ev          list   the conversation's LAM messages in the order first seen (SSE)
+    srv:{H}:evi         hash   message id -> index in srv:{H}:ev (Last-Event-ID)
+    srv:{H}:listen      string present while a process has SSE listeners of H (PX, renewed
                                by them): only then are the log's appends announced
-    srv:llm:H           string the run's last model news (`llm` progress): a stream that
+    srv:{H}:llm         string the run's last model news (`llm` progress): a stream that
                                joins while a step waits on a model is told at once
-    srv:tenant:T        zset   the tenant's conversation ids, score = created
-    srv:load:T:running  set    the tenant's threads running (the cap on running)
-    srv:load:T:waiting  zset   the tenant's threads waiting, score = since (the cap on waiting)
-    srv:running         set    threads with a run queued or under way
-    srv:waiting         zset   threads waiting for an answer, score = since (expiry)
+
+A tenant's keys, tag `{tenant:T}` (`tenant_tag`; never a thread's tag: a thread's has no
+raw ':'):
+
+    srv:{tenant:T}:convs    zset   the tenant's conversation ids, score = created
+    srv:{tenant:T}:running  set    the tenant's threads running (the cap on running)
+    srv:{tenant:T}:waiting  zset   the tenant's threads waiting, score = since (the cap on
+                                   waiting)
+    srv:{tenant:T}:revs     zset   thread -> the `rev` of the conversation's status these
+                                   two sets show
+    srv:{tenant:T}:msg:M    string the response to message M (idempotency: SET NX)
+    srv:{tenant:T}:bytes, srv:{tenant:T}:bytes-exp, srv:{tenant:T}:rate:<minute>
+                                   the storage quota and the rate limit (`api.limits`)
+
+The global index, tag `{:index}`: the same three as a tenant's, over every tenant:
+
+    srv:{:index}:running    set    threads with a run queued or under way
+    srv:{:index}:waiting    zset   threads waiting for an answer, score = since (expiry)
+    srv:{:index}:revs       zset   thread -> the `rev` the two show
+
+Global keys, each used alone (single-key commands, or a script on that key only):
+
+    srv:tenants         set    every tenant that opened a conversation (the index repair
+                               walks their sets, `graph.storage.records`)
     srv:remote-waiting  zset   threads waiting for an A2A agent's task (an `a2a:<name>`
                                assign), score = since: what the remote-task watcher reads
-    srv:msg:T:M         string the response to message M (idempotency: SET NX)
     srv:jobs            stream work to do: one entry {thread: H} per open, accepted answer
                                or hand-over; consumer group `runners`, one consumer per
                                replica; an entry is acknowledged and deleted once done
@@ -37,27 +65,54 @@ H = the conversation's thread `T/C`, see `graph.conversations.thread_id`, M = me
                                `archivers`; an entry is acknowledged and deleted once stored
     srv:archive:lead    string the archiver that reads the stream while one is enough (PX,
                                renewed as it reads; `api.archiver`)
-    srv:events          pub/sub channel: a thread whose event log changed (while listened to)
-    srv:status          pub/sub channel: a thread whose status changed (its feeds read it,
-                               and callers waiting for the run to stop look)
-    srv:ev:H:progress   pub/sub channel: the run's progress news (api.events)
+    srv:keys, srv:keyids       the managed API keys (`api.keystore`)
 
-The conversation's lease generation (fencing token) is the checkpointer's key
-`t:H:fence` (`graph.storage.base.fence_key`): its scripts check it on every write.
+Pub/sub channels (not keys: no slot): `srv:events` (a thread whose event log changed, while
+listened to), `srv:status` (a thread whose status changed: its feeds read it, and callers
+waiting for the run to stop look), `srv:{H}:ev:progress` (the run's progress news,
+`api.events`).
 
 Every key of one conversation is named by its thread, so two tenants' conversations with the
 same id never share a key. A finished conversation's keys (`RedisKeys.expiring`) get the
 checkpointer's TTL (CPA_REDIS_TTL_S) together with its checkpoints.
+
+`legacy_key_name` maps a key of the previous layout (`srv:conv:H`, `srv:tenant:T`,
+`srv:load:T:running`, `srv:running`, ...: no tags) to its name here, for a migration.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from graph.storage.base import fence_key
+from graph.storage.base import fence_key, key_part, thread_tag
 
 JOB_GROUP = "runners"
 ARCHIVE_GROUP = "archivers"
+INDEX_TAG = "{:index}"  # the global index's tag: no thread's (no raw ':') nor tenant's
+
+
+def tenant_tag(tenant: str) -> str:
+    """The hash tag of a tenant's keys: `{tenant:T}`. A thread's tag (`thread_tag`) never
+    holds a raw ':' (`key_part` escapes it), so the two never meet."""
+    return "{tenant:" + key_part(tenant) + "}"
+
+
+def message_digest(message_id: str) -> str:
+    # Hashed (sha256 hex, as `api.settings.digest`): short and plain whatever the id.
+    return hashlib.sha256(message_id.encode()).hexdigest()[:40]
+
+
+class Index:
+    """One index of conversations by status: a tenant's (its caps) or the global one."""
+
+    def __init__(self, base: str, tag: str) -> None:
+        self.running = f"{base}:{tag}:running"
+        self.waiting = f"{base}:{tag}:waiting"
+        self.revs = f"{base}:{tag}:revs"
+
+    def keys(self) -> list[str]:
+        """In the order the index scripts take them (`graph.storage.records`)."""
+        return [self.running, self.waiting, self.revs]
 
 
 class RedisKeys:
@@ -65,8 +120,10 @@ class RedisKeys:
 
     def __init__(self, prefix: str) -> None:
         self.base = f"{prefix.rstrip(':')}:srv"
-        self.running = f"{self.base}:running"
-        self.waiting = f"{self.base}:waiting"
+        self.index = Index(self.base, INDEX_TAG)
+        self.running = self.index.running
+        self.waiting = self.index.waiting
+        self.tenants = f"{self.base}:tenants"
         self.remote_waiting = f"{self.base}:remote-waiting"
         self.events_channel = f"{self.base}:events"
         self.status_channel = f"{self.base}:status"
@@ -75,45 +132,60 @@ class RedisKeys:
         self.archive_lead = f"{self.base}:archive:lead"
         self.prefix = prefix
 
+    def _of_thread(self, thread: str, name: str) -> str:
+        return f"{self.base}:{thread_tag(thread)}:{name}"
+
+    def _of_tenant(self, tenant: str, name: str) -> str:
+        return f"{self.base}:{tenant_tag(tenant)}:{name}"
+
     def conversation(self, thread: str) -> str:
-        return f"{self.base}:conv:{thread}"
+        return self._of_thread(thread, "conv")
 
     def pending(self, thread: str) -> str:
-        return f"{self.base}:pending:{thread}"
+        return self._of_thread(thread, "pending")
 
     def answered(self, thread: str) -> str:
-        return f"{self.base}:answered:{thread}"
+        return self._of_thread(thread, "answered")
 
     def listening(self, thread: str) -> str:
-        return f"{self.base}:listen:{thread}"
+        return self._of_thread(thread, "listen")
 
     def lease(self, thread: str) -> str:
-        return f"{self.base}:lease:{thread}"
+        return self._of_thread(thread, "lease")
 
     def fence(self, thread: str) -> str:
         return fence_key(self.prefix, thread)
 
     def events(self, thread: str) -> str:
-        return f"{self.base}:ev:{thread}"
+        return self._of_thread(thread, "ev")
 
     def event_index(self, thread: str) -> str:
-        return f"{self.base}:evi:{thread}"
+        return self._of_thread(thread, "evi")
 
     def model_news(self, thread: str) -> str:
-        return f"{self.base}:llm:{thread}"
+        return self._of_thread(thread, "llm")
 
     def tenant(self, tenant: str) -> str:
-        return f"{self.base}:tenant:{tenant}"
+        return self._of_tenant(tenant, "convs")
+
+    def tenant_index(self, tenant: str) -> Index:
+        return Index(self.base, tenant_tag(tenant))
 
     def tenant_running(self, tenant: str) -> str:
-        return f"{self.base}:load:{tenant}:running"
+        return self.tenant_index(tenant).running
 
     def tenant_waiting(self, tenant: str) -> str:
-        return f"{self.base}:load:{tenant}:waiting"
+        return self.tenant_index(tenant).waiting
 
     def message(self, tenant: str, message_id: str) -> str:
-        # Hashed (sha256 hex, as `api.settings.digest`): short and plain whatever the id.
-        return f"{self.base}:msg:{tenant}:{hashlib.sha256(message_id.encode()).hexdigest()[:40]}"
+        return self._of_tenant(tenant, f"msg:{message_digest(message_id)}")
+
+    def stored_bytes(self, tenant: str) -> list[str]:
+        """The storage quota's keys (`api.limits`): sizes, expiries."""
+        return [self._of_tenant(tenant, "bytes"), self._of_tenant(tenant, "bytes-exp")]
+
+    def rate(self, tenant: str, window: int) -> str:
+        return self._of_tenant(tenant, f"rate:{window}")
 
     def expiring(self, thread: str) -> list[str]:
         """What expires with the conversation, besides its checkpoints (`RedisSaver`'s keys):
@@ -129,3 +201,47 @@ class RedisKeys:
             self.events(thread),
             self.event_index(thread),
         ]
+
+
+# The previous layout (no hash tags): a conversation's keys `srv:<name>:H`, a tenant's
+# `srv:tenant:T`, `srv:load:T:running|waiting`, `srv:msg:T:M`, `srv:bytes:T`,
+# `srv:bytes-exp:T`, `srv:rate:T:W`; the global index `srv:running`, `srv:waiting`.
+_THREAD_NAMES = ("conv", "pending", "answered", "listen", "lease", "ev", "evi", "llm")
+_TENANT_NAMES = ("bytes", "bytes-exp")
+
+
+def legacy_key_name(prefix: str, key: str) -> str | None:
+    """The name in this layout of server key `key` written by the previous one (no hash
+    tags), for the key prefix `prefix`; None if `key` is not such a key: already named
+    so, a checkpoint key, a global key whose name did not change (`srv:jobs`, ...), or not
+    ours."""
+    keys = RedisKeys(prefix)
+    base = keys.base + ":"
+    if not key.startswith(base):
+        return None
+    rest = key[len(base) :]
+    if "{" in rest.partition(":")[0]:
+        return None  # tagged already
+    if rest == "running":
+        return keys.running
+    if rest == "waiting":
+        return keys.waiting
+    name, colon, tail = rest.partition(":")
+    if not colon or not tail:
+        return None
+    if name in _THREAD_NAMES:
+        return keys._of_thread(tail, name)
+    if name == "tenant":
+        return keys.tenant(tail)
+    if name in _TENANT_NAMES:
+        return keys._of_tenant(tail, name)
+    tenant, colon, last = tail.rpartition(":")  # a tenant may hold a ":", the tail not
+    if not colon or not tenant or not last:
+        return None
+    if name == "load" and last in ("running", "waiting"):
+        return keys._of_tenant(tenant, last)
+    if name == "msg":
+        return keys._of_tenant(tenant, f"msg:{last}")  # the id's digest already
+    if name == "rate":
+        return keys.rate(tenant, int(last)) if last.isdigit() else None
+    return None

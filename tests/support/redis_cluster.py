@@ -9,6 +9,10 @@
                       `ok`, every replica in sync); `url` in the storage's
                       `redis+cluster://` form; `kill_primary_of(key)` kills the primary of a
                       key's slot and waits for its replica to be promoted
+    sync_client       a synchronous client of any test URL: `redis.Redis`, or
+                      `redis.RedisCluster` for a `redis+cluster://` one
+    primaries_of      a client of each server holding a URL's keys: the server itself, or
+                      a cluster's live primaries (what a SCAN over every key must visit)
 
 What a one-node cluster does not catch: a script touching a key it did not declare (a real
 Cluster refuses it only when that key lives on another node). The three-primary cluster
@@ -22,11 +26,53 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
+from graph.storage.cluster import is_cluster_url, parse_cluster_url
 from tests.support.processes import free_port, kill_process, stop_process
+
+
+def cluster_node(host: str, port: int) -> Any:
+    """A startup node of the synchronous cluster client (its class is untyped in redis-py)."""
+    node: Callable[..., Any] = redis.cluster.ClusterNode
+    return node(host, port)
+
+
+def sync_client(url: str, **options: Any) -> redis.Redis:
+    """A synchronous client of `url`; a cluster URL's gets the cluster client (the same
+    commands, typed as a plain client as `graph.storage.client.make_client` does)."""
+    options.setdefault("socket_timeout", 5)
+    if not is_cluster_url(url):
+        return redis.from_url(url, **options)
+    parsed = parse_cluster_url(url)
+    node = cast(Callable[[str, int], Any], redis.cluster.ClusterNode)  # untyped in redis-py
+    cluster = redis.RedisCluster(
+        startup_nodes=[node(h, p) for h, p in parsed.nodes],
+        username=parsed.username,
+        password=parsed.password,
+        **options,
+    )
+    return cast(redis.Redis, cluster)
+
+
+def primaries_of(url: str) -> list[redis.Redis]:
+    """A client of each server holding keys: the server itself, or a cluster's primaries
+    (a node a test killed is left out)."""
+    if not is_cluster_url(url):
+        return [redis.from_url(url, socket_timeout=5)]
+    nodes = []
+    for host, port in parse_cluster_url(url).nodes:
+        client = redis.Redis(host=host, port=port, socket_timeout=5)
+        try:
+            if client.info("replication")["role"] == "master":
+                nodes.append(client)
+                continue
+        except redis.exceptions.ConnectionError:
+            pass
+        client.close()
+    return nodes
 
 
 class ClusterNode:

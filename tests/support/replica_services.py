@@ -10,6 +10,8 @@ that several server processes, each running many conversations, write one record
     CPA_TEST_PAUSE        ToDo ids that stop before their start ...
     CPA_TEST_HOLD         ... or between start and end, until the key `<record>:go:<todo>`
                           exists (usually never: the test kills or stops the process there)
+    CPA_TEST_DELAY_S      how long each ToDo takes (default 0.05 s): longer keeps runs under
+                          way while a test does something to Redis
 
 Each result names the process that produced it (`pid`), so a test can tell whose result
 a checkpoint holds.
@@ -29,6 +31,7 @@ RECORD_KEY_ENV = "CPA_TEST_RECORD_KEY"
 RECORD_URL_ENV = "CPA_TEST_RECORD_URL"
 PAUSE_ENV = "CPA_TEST_PAUSE"
 HOLD_ENV = "CPA_TEST_HOLD"
+DELAY_ENV = "CPA_TEST_DELAY_S"
 DELAY_S = 0.05
 
 
@@ -37,14 +40,14 @@ def _ids(raw: str | None) -> frozenset[str]:
 
 
 def redis_record_executor(
-    url: str, key: str, pause: frozenset[str], hold: frozenset[str]
+    url: str, key: str, pause: frozenset[str], hold: frozenset[str], delay: float = DELAY_S
 ) -> RecordingExecutor:
     """The `record` executor, writing to the Redis list `key`."""
     return RecordingExecutor(
         name="record",
         description="records its execution in Redis (replica-test executor)",
         journal=RedisJournal(url, key),
-        delay=DELAY_S,
+        delay=delay,
         pause=pause,
         hold=hold,
         with_pid=True,
@@ -59,5 +62,6 @@ def replica_services(settings: Settings) -> Services:
         os.environ[RECORD_KEY_ENV],
         _ids(os.environ.get(PAUSE_ENV)),
         _ids(os.environ.get(HOLD_ENV)),
+        float(os.environ.get(DELAY_ENV) or DELAY_S),
     )
     return scripted_services(settings, plan=DRILL_PLAN, executors=[recorder])

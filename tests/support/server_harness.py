@@ -36,6 +36,7 @@ from graph.executor_registry import ExecutorCall
 from graph.services import Services
 from lam import LAMMessage, MessageFactory
 from tests.support.processes import free_port, kill_process, stop_process
+from tests.support.redis_cluster import primaries_of
 from tests.support.server_log import LogWatch
 from tests.support.services import scripted_services
 
@@ -113,15 +114,18 @@ def server_env(redis_url: str, directory: Path, **extra: str) -> dict[str, str]:
 
 
 def delete_prefix(redis_url: str, prefix: str) -> None:
-    client = redis.from_url(redis_url, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i : i + 500])
-    except redis.exceptions.ConnectionError:
-        pass
-    finally:
-        client.close()
+    # On a cluster, every primary's keys; one key per UNLINK, pipelined: a Cluster (or a
+    # node in cluster mode) refuses a DEL of keys of two slots.
+    for client in primaries_of(redis_url):
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+                pipe.unlink(key)
+            pipe.execute()
+        except redis.exceptions.ConnectionError:
+            pass
+        finally:
+            client.close()
 
 
 class ServerProcess:

@@ -1,0 +1,132 @@
+"""The server's keys laid out per Cluster slot (`graph.storage.server_keys`), the names of the
+previous layout, and `ConversationRecords.repair_indexes` putting right what a crash between
+two steps of a change leaves in the indexes (`graph.storage.records`), on the cluster node (a
+redis-server in cluster mode: it refuses cross-slot work as a Cluster does)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from graph.storage.records import ConversationRecords
+from graph.storage.server_keys import RedisKeys, legacy_key_name
+
+DIGEST = "a" * 40
+
+
+def test_legacy_server_key_names() -> None:
+    """Old-layout server keys get their tagged names; anything else is not theirs (None)."""
+    cases = {
+        "cpa:srv:conv:acme/c1": "cpa:srv:{acme/c1}:conv",
+        "cpa:srv:pending:acme/c1": "cpa:srv:{acme/c1}:pending",
+        "cpa:srv:answered:acme/c1": "cpa:srv:{acme/c1}:answered",
+        "cpa:srv:lease:acme/c1": "cpa:srv:{acme/c1}:lease",
+        "cpa:srv:ev:acme/a:b": "cpa:srv:{acme/a%3Ab}:ev",  # conversation id 'a:b'
+        "cpa:srv:evi:acme/c1": "cpa:srv:{acme/c1}:evi",
+        "cpa:srv:llm:acme/c1": "cpa:srv:{acme/c1}:llm",
+        "cpa:srv:tenant:acme": "cpa:srv:{tenant:acme}:convs",
+        "cpa:srv:load:acme:running": "cpa:srv:{tenant:acme}:running",
+        "cpa:srv:load:acme:waiting": "cpa:srv:{tenant:acme}:waiting",
+        f"cpa:srv:msg:acme:{DIGEST}": f"cpa:srv:{{tenant:acme}}:msg:{DIGEST}",
+        "cpa:srv:bytes:acme": "cpa:srv:{tenant:acme}:bytes",
+        "cpa:srv:bytes-exp:acme": "cpa:srv:{tenant:acme}:bytes-exp",
+        "cpa:srv:rate:acme:29000000": "cpa:srv:{tenant:acme}:rate:29000000",
+        "cpa:srv:running": "cpa:srv:{:index}:running",
+        "cpa:srv:waiting": "cpa:srv:{:index}:waiting",
+    }
+    for old, new in cases.items():
+        assert legacy_key_name("cpa:", old) == new, old
+    keys = RedisKeys("cpa")
+    assert legacy_key_name("cpa", "cpa:srv:conv:acme/c1") == keys.conversation("acme/c1")
+    assert legacy_key_name("cpa", "cpa:srv:load:acme:waiting") == keys.tenant_waiting("acme")
+    for key in (
+        "cpa:srv:{acme/c1}:conv",  # already new
+        "cpa:srv:{tenant:acme}:running",
+        "cpa:srv:jobs",  # global keys whose names did not change
+        "cpa:srv:keys",
+        "cpa:srv:remote-waiting",
+        "cpa:srv:archive:lead",
+        "cpa:t:acme/c1",  # a checkpoint key (`graph.storage.base.legacy_key_name`)
+        "cpa:srv:conv:",
+        "cpa:srv:load:acme:other",
+        "cpa:srv:rate:acme:soon",
+        "cpa:srv:unknown:acme",
+        "other:srv:conv:acme/c1",
+    ):
+        assert legacy_key_name("cpa", key) is None, key
+
+
+@pytest.fixture
+async def records(cluster_node_url: str) -> AsyncIterator[ConversationRecords]:
+    prefix = f"test-keys-{uuid.uuid4().hex[:8]}"
+    client = aioredis.from_url(cluster_node_url)
+    try:
+        yield ConversationRecords(client, RedisKeys(prefix), ttl_s=600)
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}:*"):
+            await client.unlink(key)
+        await client.aclose()
+
+
+async def _open(records: ConversationRecords, thread: str) -> None:
+    cid = thread.split("/", 1)[1]
+    opened = await records.open(
+        "acme", thread, cid, "{}", f"req-{cid}", max_running=10, max_waiting=10
+    )
+    assert opened.outcome == "new"
+
+
+async def _members(records: ConversationRecords) -> tuple[set[bytes], set[bytes]]:
+    index = records.keys.tenant_index("acme")
+    running = await records.redis.smembers(index.running)
+    waiting = set(await records.redis.zrange(index.waiting, 0, -1))
+    return set(running), waiting
+
+
+async def test_an_open_is_indexed_on_the_tenant_and_the_global_slot(
+    records: ConversationRecords,
+) -> None:
+    await _open(records, "acme/c1")
+    assert await _members(records) == ({b"acme/c1"}, set())
+    assert await records.redis.smembers(records.keys.running) == {b"acme/c1"}
+    assert await records.redis.xlen(records.keys.jobs) == 1
+    assert await records.repair_indexes() == 0  # nothing to put right
+
+
+async def test_repair_brings_an_index_up_to_a_newer_record(records: ConversationRecords) -> None:
+    await _open(records, "acme/c1")
+    # A change recorded, and a crash before its indexes: the record waits at a newer rev.
+    record = records.keys.conversation("acme/c1")
+    rev = int(await records.redis.hget(record, "rev"))
+    await records.redis.hset(record, mapping={"status": "waiting", "rev": str(rev + 1)})
+    assert await records.repair_indexes() == 2  # the tenant's index and the global one
+    assert await _members(records) == (set(), {b"acme/c1"})
+    assert await records.redis.zscore(records.keys.waiting, "acme/c1") is not None
+
+
+async def test_repair_drops_a_reservation_whose_claim_never_came_at_the_second_look(
+    records: ConversationRecords,
+) -> None:
+    # A crash after the admit (the tenant's slot), before the claim: no record.
+    index = records.keys.tenant_index("acme")
+    await records.redis.sadd(records.keys.tenants, "acme")
+    await records.redis.sadd(index.running, "acme/ghost")
+    await records.redis.zadd(index.revs, {"acme/ghost": 0})
+    assert await records.repair_indexes() == 0  # one look: an open may be under way
+    assert b"acme/ghost" in (await _members(records))[0]
+    assert await records.repair_indexes() == 1
+    assert await _members(records) == (set(), set())
+
+
+async def test_repair_adds_the_job_a_crash_lost_at_the_second_look(
+    records: ConversationRecords,
+) -> None:
+    await _open(records, "acme/c2")
+    await records.redis.delete(records.keys.jobs)  # the crash: the job never added
+    assert await records.repair_indexes() == 0
+    assert await records.repair_indexes() == 1
+    entries = await records.redis.xrange(records.keys.jobs)
+    assert [fields for _, fields in entries] == [{b"thread": b"acme/c2"}]
