@@ -135,6 +135,9 @@ class Settings(EnvSettings):
     redis_url: str | None = Field(None, validation_alias=AliasChoices("CPA_REDIS_URL", "REDIS_URL"))
     redis_prefix: str = "cpa"
     redis_ttl_s: int | None = Field(7 * 24 * 3600, ge=1)
+    # How long a checkpoint write waits out Redis being down (a restart, a Cluster's
+    # failover) before the run stops (and is carried on once Redis is back).
+    redis_write_wait_s: float = Field(30.0, ge=0, le=600)
     data_dir: str | None = None
 
     @field_validator(

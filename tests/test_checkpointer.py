@@ -4,6 +4,7 @@ maintenance calls of LangGraph's API server (prune, delete runs, copy a thread).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -68,8 +69,19 @@ class OftenSnapshotted(TypedDict, total=False):
     lam: Annotated[list[LamDict], DeltaChannel(append_lam_batch, snapshot_frequency=3)]
 
 
-def _graph(*, wait_in_c: bool = False, state: type[Any] = PlannerState) -> StateGraph[Any]:
-    """a -> (b, c in parallel) -> d: parallel branches writing the log in one superstep."""
+def _graph(
+    *,
+    wait_in_c: bool = False,
+    state: type[Any] = PlannerState,
+    before_b: Callable[[], None] | None = None,
+) -> StateGraph[Any]:
+    """a -> (b, c in parallel) -> d: parallel branches writing the log in one superstep;
+    `before_b` is called as b starts, the first time only."""
+
+    def b(state: Any) -> dict[str, Any]:
+        if before_b is not None and "b" not in RUNS:
+            before_b()
+        return _node("b")(state)  # type: ignore[no-any-return]
 
     def c(state: Any) -> dict[str, Any]:
         if wait_in_c:
@@ -80,7 +92,7 @@ def _graph(*, wait_in_c: bool = False, state: type[Any] = PlannerState) -> State
 
     g: StateGraph[Any] = StateGraph(state)
     g.add_node("a", _node("a", 1))
-    g.add_node("b", _node("b"))
+    g.add_node("b", b)
     g.add_node("c", c)
     g.add_node("d", _node("d", 1))
     g.add_edge(START, "a")
@@ -318,6 +330,51 @@ async def test_server_going_away_mid_conversation(redis_server_bin: str, tmp_pat
             more = await app.ainvoke({"lam": [_msg("user", "again")]}, _cfg("r"))
             assert len(more["lam"]) == len(before["lam"]) * 2
     finally:
+        server.stop()
+
+
+def _restart_in(server: RedisProcess, seconds: float) -> threading.Timer:
+    """Redis goes away now and comes back (same port, same data) `seconds` later."""
+    server.stop()
+    timer = threading.Timer(seconds, server.start)
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("wait_s", [30.0, 0.0])
+async def test_a_write_waits_out_a_short_outage_so_nothing_runs_twice(
+    redis_server_bin: str, tmp_path: Path, wait_s: float
+) -> None:
+    """Redis restarts while branch b runs (a failover looks the same to a writer): b's and
+    c's writes find it away. With CPA_REDIS_WRITE_WAIT_S they wait for it, and the run goes
+    on with each node run once; with 0 the run stops, and carried on from its last
+    checkpoint it runs again what ran after it (b, whose writes were lost; d, if the step
+    that found Redis away was its checkpoint)."""
+    server = RedisProcess(redis_server_bin, tmp_path / "data")
+    server.start()
+    del RUNS[:]
+    restarts: list[threading.Timer] = []
+    graph = _graph(before_b=lambda: restarts.append(_restart_in(server, 1.5)))
+    try:
+        settings = Settings(redis_url=server.url, redis_prefix="wait", redis_write_wait_s=wait_s)
+        async with open_checkpointer(settings) as saver:
+            app = graph.compile(checkpointer=saver)
+            if wait_s:
+                done = await app.ainvoke({"lam": [_msg("user", "go")]}, _cfg("w"))
+                assert sorted(RUNS) == ["a", "b", "c", "d"]
+            else:
+                with pytest.raises(RedisUnavailableError):
+                    await app.ainvoke({"lam": [_msg("user", "go")]}, _cfg("w"))
+                await asyncio.to_thread(restarts[0].join)  # Redis is back
+                done = await app.ainvoke(None, _cfg("w"))
+                assert set(RUNS) == {"a", "b", "c", "d"} and len(RUNS) > 4, RUNS  # again
+            senders = [m["sender"] for m in done["lam"]]
+            assert senders == ["user", "a", "b", "b", "c", "c", "d"]
+            saved = (await app.aget_state(_cfg("w"))).values["lam"]
+            assert [m["id"] for m in saved] == [m["id"] for m in done["lam"]]
+    finally:
+        for restart in restarts:
+            restart.join()
         server.stop()
 
 

@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graph.builder import guarded
 from graph.storage.errors import RedisUnavailableError
-from graph.storage.outage import retried, through_outages
+from graph.storage.outage import retried, retried_within, through_outages
 from tests.support.processes import free_port
 
 
@@ -48,6 +48,24 @@ async def test_redis_being_down_is_waited_out_and_each_failure_said() -> None:
     assert await retried(call, on_retry=said.append) == "done"
     assert call.calls == 4
     assert said == down
+
+
+async def test_a_bounded_wait_retries_an_outage_then_gives_up_with_its_error() -> None:
+    assert await retried_within(Flaky(RedisConnectionError("refused")), 5.0) == "done"
+    # Redis stays away longer than the wait: the last error, once the time is up.
+    down = Flaky(*(RedisConnectionError(f"refused {n}") for n in range(100)))
+    with pytest.raises(RedisConnectionError, match="refused"):
+        await retried_within(down, 0.5)
+    assert 2 <= down.calls < 10
+    # No wait: one try. What is not an outage: at once.
+    once = Flaky(RedisConnectionError("refused"))
+    with pytest.raises(RedisConnectionError):
+        await retried_within(once, 0)
+    assert once.calls == 1
+    bug = Flaky(ValueError("a bug"))
+    with pytest.raises(ValueError, match="a bug"):
+        await retried_within(bug, 5.0)
+    assert bug.calls == 1
 
 
 async def test_what_is_not_an_outage_fails_at_once() -> None:

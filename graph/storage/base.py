@@ -30,6 +30,15 @@ hot path, a saver adds a thread once (and a run's thread once per run), then rem
 (`_Recent`); the put script tells when a thread it remembered was in fact new (deleted or
 expired meanwhile), and the entry is written again.
 
+Writes wait out a short outage (`write_wait_s`, CPA_REDIS_WRITE_WAIT_S): a checkpoint or a
+task's writes that find Redis down (a restart; on a Cluster, the slot's primary failing over
+to its replica) are tried again for that long before the run is stopped. A run stopped on a
+failed write is carried on from its last saved checkpoint, so the ToDos whose results were
+not saved run again; a write that waits instead lets the run go on as if nothing happened.
+Every write is idempotent (a checkpoint's and a task's fields are set to the same values
+again), so a try whose reply was lost is harmless; a run that lost its lease meanwhile is
+refused by the fence as ever.
+
 Values are stored as LangGraph's serializer types them (`tag NUL data`, raw bytes, no
 base64); a channel version without a value is `EMPTY`.
 """
@@ -49,6 +58,7 @@ from redis.commands.core import AsyncScript
 
 from graph.storage.errors import REDIS_DOWN, RedisUnavailableError
 from graph.storage.group_commit import GroupCommit
+from graph.storage.outage import retried_within
 from graph.storage.scripts import PUT_LUA, WRITES_LUA
 
 __all__ = [
@@ -189,6 +199,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         ttl_s: int | None = None,
         url: str = "redis://?",
         serde: Any = None,
+        write_wait_s: float = 0.0,
     ) -> None:
         super().__init__(serde=serde or JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES))
         if not prefix or not prefix.strip(":"):
@@ -197,6 +208,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         self.prefix = prefix.rstrip(":")
         self.ttl_s = ttl_s
         self.url = url
+        self.write_wait_s = write_wait_s
         self._group_commit = GroupCommit(client)
         # What this saver has put in `P:threads` and `P:r:R` (thread, and (run, thread)).
         self._indexed_threads: _Recent[str] = _Recent(INDEXED_MEMORY)
@@ -238,6 +250,10 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         except REDIS_DOWN as exc:
             raise RedisUnavailableError(self.url, exc) from exc
 
+    async def _write_io(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """A write: `call()` tried again while Redis is down, for `write_wait_s` at most."""
+        return await self._io(lambda: retried_within(call, self.write_wait_s))
+
     async def call_script(
         self,
         script: AsyncScript,
@@ -250,9 +266,13 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         It goes out with the checkpoint writes in flight at that moment (one round trip for
         all), keeps its own atomicity and its place in the order, and its result or error
         (a `ResponseError`) comes back to this caller alone. `before`: commands sent just
-        before it in the same round trip (not atomically with it).
+        before it in the same round trip (not atomically with it). A write, it waits out a
+        short outage as the saver's own do (`write_wait_s`): the script and `before` must be
+        idempotent (the event log's append is).
         """
-        return await self._group_commit(script, keys, args, before)
+        return await retried_within(
+            lambda: self._group_commit(script, keys, args, before), self.write_wait_s
+        )
 
     # Versions -----------------------------------------------------------------------
 

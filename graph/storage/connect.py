@@ -49,7 +49,10 @@ async def _saver_for(url: str, settings: Settings) -> AsyncIterator[RedisSaver]:
     except ValueError as exc:  # malformed: a bad setting, not a Redis that cannot be reached
         raise ConfigError(f"bad setting redis_url (CPA_REDIS_URL, REDIS_URL): {exc}") from None
     async with RedisSaver.from_url(
-        url, prefix=settings.redis_prefix, ttl_s=settings.redis_ttl_s
+        url,
+        prefix=settings.redis_prefix,
+        ttl_s=settings.redis_ttl_s,
+        write_wait_s=settings.redis_write_wait_s,
     ) as saver:
         yield saver
 

@@ -11,6 +11,10 @@ the caller says what an outage is worth a log line for (`on_retry`, before each 
     outage_retrying(...)        a fresh tenacity `AsyncRetrying` with the policy
     retried(call, ...)          `call()` under the policy, typed: `await retried(read)`
     until_redis_answers(redis)  waits until Redis answers a PING, with the policy
+    retried_within(call, seconds)
+                                `call()` under the policy for at most `seconds` (a
+                                write that waits out a short outage: a failover), then
+                                its last error
     through_outages(call, redis, on_outage)
                                 `call()` until it no longer fails for Redis being down;
                                 after each such failure, `on_outage(exc)`, then
@@ -27,7 +31,13 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+)
 
 from graph.storage.errors import REDIS_DOWN
 
@@ -36,6 +46,7 @@ __all__ = [
     "MAX_WAIT_S",
     "outage_retrying",
     "retried",
+    "retried_within",
     "through_outages",
     "until_redis_answers",
 ]
@@ -68,6 +79,21 @@ async def retried(
 ) -> T:
     """`call()` under the policy (`outage_retrying`); what it returns, once it does."""
     result: T = await outage_retrying(on_retry=on_retry, retry_on=retry_on)(_awaited(call))
+    return result
+
+
+async def retried_within(call: Callable[[], Awaitable[T]], seconds: float) -> T:
+    """`call()` under the policy while it fails for Redis being down, for at most `seconds`
+    (0: once); then the last error. No try starts after `seconds`: it ends in time."""
+    if seconds <= 0:
+        return await call()
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(REDIS_DOWN),
+        wait=wait_exponential(multiplier=FIRST_WAIT_S, min=FIRST_WAIT_S, max=MAX_WAIT_S),
+        stop=stop_before_delay(seconds),
+        reraise=True,
+    )
+    result: T = await retrying(_awaited(call))
     return result
 
 

@@ -54,16 +54,30 @@ class RedisSaver(Maintenance):
     @classmethod
     @asynccontextmanager
     async def from_url(
-        cls, url: str, *, prefix: str = "cpa", ttl_s: int | None = None, serde: Any = None
+        cls,
+        url: str,
+        *,
+        prefix: str = "cpa",
+        ttl_s: int | None = None,
+        serde: Any = None,
+        write_wait_s: float = 0.0,
     ) -> AsyncIterator[RedisSaver]:
         """A saver on the Redis at `url` (`redis://`, `rediss://`, `unix://` or
         `redis+sentinel://`), closed on leaving; like checkpoint-postgres's `from_conn_string`.
 
+        `write_wait_s`: how long a write waits out Redis being down (`graph.storage.base`).
         Raises ValueError for a malformed URL (its password masked) and
         RedisUnavailableError (in seconds) when the server does not answer.
         """
         check_redis_url(url)
-        saver = cls(make_client(url), prefix=prefix, ttl_s=ttl_s, url=url, serde=serde)
+        saver = cls(
+            make_client(url),
+            prefix=prefix,
+            ttl_s=ttl_s,
+            url=url,
+            serde=serde,
+            write_wait_s=write_wait_s,
+        )
         try:
             await saver.aping()
             yield saver
@@ -280,7 +294,7 @@ class RedisSaver(Maintenance):
                 # A finished conversation got new activity: it lives on, as a whole.
                 await self._expire_all(thread_id, None)
 
-        await self._io(run)
+        await self._write_io(run)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -323,7 +337,7 @@ class RedisSaver(Maintenance):
                 # A finished conversation got new activity: it lives on, as a whole.
                 await self._expire_all(thread_id, None)
 
-        await self._io(run)
+        await self._write_io(run)
 
     async def _send(self, commands: Sequence[tuple[Any, ...]]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -353,7 +367,7 @@ class RedisSaver(Maintenance):
         """Run a write script (`graph.storage.scripts`), `before` sent just ahead of it, and
         return its reply: FencedError if it refused `token`."""
         try:
-            return await self.call_script(script, keys, args, before)
+            return await self._group_commit(script, keys, args, before)
         except ResponseError as exc:
             raise_if_fenced(exc, thread_id, token)
             raise
