@@ -23,12 +23,13 @@ What `redis.asyncio.cluster.RedisCluster` (redis-py 8.1) does differently from t
   channel's slot; in a Cluster a plain PUBLISH on any node reaches subscribers on every
   node. After a failover a new subscription may go back to the dead node until another
   command has the client read the slot map again, and a subscription before any command
-  fails (no slot map yet: `RedisSaver.from_url` pings first); the server's concern, as above.
+  fails (no slot map yet: `RedisSaver.from_url` pings first); the server's subscriber
+  (`api.events`) subscribes again after a lost subscription, like any other.
 - **Its first command alone.** A burst of commands at a client that has not read the slot
   map yet loses some of them in redis-py 8.1 (`AttributeError: 'NoneType' object has no
   attribute 'writelines'`, seen with 20 at once, whatever the pool's bound); one command
-  first avoids it, which `RedisSaver.from_url` does (its ping). Whether a refresh after a
-  failover can do the same mid-run is not known yet.
+  first avoids it, which `RedisSaver.from_url` does (its ping). A refresh after a failover
+  tears connections down under commands instead (below).
 - **Transactions.** `pipeline(transaction=True)`, WATCH and MULTI work when every key is
   in one slot (else `RedisClusterException`, before anything is sent): the callers' keys
   must share a hash tag (the checkpointer's and the server's key changes, issue 28).
@@ -45,7 +46,8 @@ What `redis.asyncio.cluster.RedisCluster` (redis-py 8.1) does differently from t
 - **Retries.** The client retries a command on ConnectionError, TimeoutError and
   CLUSTERDOWN (`retry`'s count, re-reading the slot map each time); what still fails
   during a failover (the seconds before the replica is promoted) is a ConnectionError or
-  ClusterDownError, which the callers wait out (`graph.storage.outage`).
+  ClusterDownError, which the callers wait out (`graph.storage.outage`; a checkpoint
+  write waits for the promotion, CPA_REDIS_WRITE_WAIT_S, `graph.storage.base`).
 - **Its reset tears down connections in use.** On CLUSTERDOWN (a failover under way) or
   a failed re-read of the slot map, the client closes every node's connections, those
   other tasks are sending on too (redis-py 8.1: `RedisCluster.aclose`,
