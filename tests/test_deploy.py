@@ -278,7 +278,7 @@ async def test_sigterm_hands_the_conversation_under_way_to_the_next_replica(
     body = (await client2.get(f"/v1/conversations/{cid}")).json()
     assert body["status"] == "done"
     assert all(t["status"] == "done" for t in body["plan"]["todos"])
-    events = store.client.lrange(f"{keys.base}:ev:{thread}", 0, -1)
+    events = store.client.lrange(keys.events(thread), 0, -1)
     # One `assign` per ToDo in the event log, a1's too (its id is stable across replicas).
     sent = Counter(
         message["content"]["todo"]["id"]

@@ -1,6 +1,6 @@
 """Each conversation's run lease in Redis: at most one replica runs a conversation at a time.
 
-A replica that wants to run conversation H takes its lease (`srv:lease:H`, `SET` with a
+A replica that wants to run conversation H takes its lease (`srv:{H}:lease`, `SET` with a
 `PX` expiry), renews it while it works, and releases it when nothing is left to do. A
 replica that dies stops renewing: the lease expires and another replica takes the
 conversation over (`api.runner`). Each acquisition increments the conversation's
