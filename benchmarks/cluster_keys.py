@@ -5,11 +5,12 @@
 Starts a three-primary cluster (a replica each, `tests.support.redis_cluster`), N server
 replicas on it, and `redis-cli monitor` on each primary while the benchmark's load runs;
 then counts each primary's commands by the kind of key they touch (`key_kind`: the global
-index `{:index}`, the tenant's `{tenant:T}` keys, the job stream, the archive stream, a
-conversation's `srv:{H}:...` keys, the checkpointer's keys of a thread, ...), those a
-script ran apart from those a client sent, and PUBLISH by channel. MONITOR slows the
-servers: the runs/s printed are not the benchmark's; the counts are what to look at (a
-primary's commands are what `INFO commandstats` counts, scripts' included). The keys
+index's shards `{:index:k}`, counted together, the tenant's `{tenant:T}` keys, the job
+stream, the archive stream, a conversation's `srv:{H}:...` keys, the checkpointer's keys
+of a thread, ...), those a script ran apart from those a client sent, and PUBLISH by
+channel. MONITOR slows the servers: the runs/s printed are not the benchmark's; the
+counts are what to look at (a primary's commands are what `INFO commandstats` counts,
+scripts' included). The keys
 without a hash tag (`srv:jobs`, `srv:archive`, `srv:tenants`, ...) land on a slot that
 depends on the key prefix, which is new on each run: which primary they load changes too.
 """
@@ -38,8 +39,8 @@ NODE_COMMANDS |= {"hello", "subscribe", "psubscribe", "ssubscribe", "unsubscribe
 def key_kind(key: str, prefix: str) -> str:
     """What a key is, by its name under `prefix` (`graph.storage.server_keys`)."""
     rest = key.removeprefix(prefix + ":")
-    if "{:index}" in rest:
-        return "{:index} global index"
+    if re.search(r"\{:index:\d+\}", rest):
+        return "{:index:k} global index (shards)"
     if "{tenant:" in rest:
         return "{tenant:T} " + re.sub(r"\{tenant:[^}]*\}", "{T}", rest).split(":msg:")[0]
     for single in ("srv:jobs", "srv:archive", "srv:tenants", "srv:remote-waiting"):
