@@ -5,7 +5,7 @@
 Starts a three-primary cluster (a replica each, `tests.support.redis_cluster`), N server
 replicas on it, and `redis-cli monitor` on each primary while the benchmark's load runs;
 then counts each primary's commands by the kind of key they touch (`key_kind`: the global
-index's shards `{:index:k}`, counted together, the tenant's `{tenant:T}` keys, the job
+index's shards `{:index:k:s}`, counted together, the tenant's `{tenant:T}` keys, the job
 stream, the archive stream, a conversation's `srv:{H}:...` keys, the checkpointer's keys
 of a thread, ...), those a script ran apart from those a client sent, and PUBLISH by
 channel. MONITOR slows the servers: the runs/s printed are not the benchmark's; the
@@ -39,8 +39,8 @@ NODE_COMMANDS |= {"hello", "subscribe", "psubscribe", "ssubscribe", "unsubscribe
 def key_kind(key: str, prefix: str) -> str:
     """What a key is, by its name under `prefix` (`graph.storage.server_keys`)."""
     rest = key.removeprefix(prefix + ":")
-    if re.search(r"\{:index:\d+\}", rest):
-        return "{:index:k} global index (shards)"
+    if re.search(r"\{:index:\d+:\d+\}", rest):
+        return "{:index:k:s} global index (shards)"
     if "{tenant:" in rest:
         return "{tenant:T} " + re.sub(r"\{tenant:[^}]*\}", "{T}", rest).split(":msg:")[0]
     for single in ("srv:jobs", "srv:archive", "srv:tenants", "srv:remote-waiting"):

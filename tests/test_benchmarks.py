@@ -299,8 +299,8 @@ def test_cluster_keys_classifies_monitor_lines_by_the_kind_of_key() -> None:
     def line(args: str, source: str = "127.0.0.1:5000") -> str:
         return f"1765000000.123456 [0 {source}] {args}"
 
-    index = "{:index:k} global index (shards)"
-    assert classify(line(f'"ZADD" "{p}:srv:{{:index:7}}:revs" "3" "t"'), p) == index
+    index = "{:index:k:s} global index (shards)"
+    assert classify(line(f'"ZADD" "{p}:srv:{{:index:7:13}}:revs" "3" "t"'), p) == index
     assert (
         classify(line(f'"SADD" "{p}:srv:{{tenant:acme}}:running" "x"', "lua"), p)
         == "{tenant:T} srv:{T}:running [script]"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from graph.storage.records import ConversationRecords
 from graph.storage.server_keys import (
@@ -94,6 +95,11 @@ def test_the_global_index_is_sharded_by_a_stable_hash_of_the_thread() -> None:
     assert index_shard("acme/c1") == 2139646101 % INDEX_SHARDS
     assert keys.index_of("acme/c1").waiting == shards[index_shard("acme/c1")].waiting
     assert len({index_shard(f"acme/c{i}") for i in range(200)}) == INDEX_SHARDS
+    # One shard in each 16th of the slots: on three primaries with even ranges, 5, 5, 6.
+    slots = [key_slot(index.running.encode()) for index in shards]
+    assert [slot * INDEX_SHARDS // 16384 for slot in slots] == list(range(INDEX_SHARDS))
+    ranges = ((0, 5460), (5461, 10922), (10923, 16383))
+    assert [sum(low <= s <= high for s in slots) for low, high in ranges] == [5, 5, 6]
 
 
 def threads_in_shards(n: int, tenant: str = "acme") -> list[str]:

@@ -13,7 +13,7 @@ those). Without REDIS_URL it migrates the embedded Valkey (the command line's ow
   `P:srv:{tenant:T}:…` (`graph.storage.server_keys.legacy_key_name`);
 - the global index, `P:srv:running`/`waiting` (and the unsharded `P:srv:{:index}:…` of a
   version between): no one new name, since it is sharded by thread (`server_keys`): each
-  member goes to its thread's shard `P:srv:{:index:k}:…` (its score with it: the wait's
+  member goes to its thread's shard `P:srv:{:index:k:s}:…` (its score with it: the wait's
   since, the rev), then the old key is deleted (`legacy_index_part`).
 
 The rest (the checkpointer's `P:threads` and `P:r:R`, the job and archive streams, tool

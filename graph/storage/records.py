@@ -24,7 +24,7 @@ more than the last: it only grows, also across an expired and reused thread).
 
 What the record is indexed by lives on other slots (a Redis Cluster runs no script across
 two): the tenant's counts `srv:{tenant:T}:running|waiting` (its caps), the global index
-`srv:{:index:k}:running|waiting` (expiry, metrics; k the thread's shard of INDEX_SHARDS,
+`srv:{:index:k:s}:running|waiting` (expiry, metrics; k the thread's shard of INDEX_SHARDS,
 `graph.storage.server_keys`: one slot per shard, so that every change's write to it spreads
 over a Cluster's primaries), the job stream `srv:jobs` and the history's `srv:archive`.
 Each index keeps, per thread, the `rev` it shows (`…:revs`), and takes a change only over

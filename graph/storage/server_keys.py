@@ -44,22 +44,27 @@ raw ':'):
     srv:{tenant:T}:bytes, srv:{tenant:T}:bytes-exp, srv:{tenant:T}:rate:<minute>
                                    the storage quota and the rate limit (`api.limits`)
 
-The global index, in INDEX_SHARDS shards, tags `{:index:0}` … `{:index:15}`: the same
-three as a tenant's, over every tenant, each shard holding the threads whose `index_shard` is
-its number (a stable hash of the thread: crc32, the same in every process and version):
+The global index, in INDEX_SHARDS (16) shards, tags `{:index:k:s}` (k = 0 … 15, `INDEX_TAGS`):
+the same three as a tenant's, over every tenant, each shard holding the threads whose
+`index_shard` is k (a stable hash of the thread: crc32, the same in every process and
+version):
 
-    srv:{:index:k}:running  set    threads with a run queued or under way
-    srv:{:index:k}:waiting  zset   threads waiting for an answer, score = since (expiry)
-    srv:{:index:k}:revs     zset   thread -> the `rev` the two show
+    srv:{:index:k:s}:running  set   threads with a run queued or under way
+    srv:{:index:k:s}:waiting  zset  threads waiting for an answer, score = since (expiry)
+    srv:{:index:k:s}:revs     zset  thread -> the `rev` the two show
 
 Why shards: every change of every conversation writes the global index, so with one tag
 (one slot) the Cluster primary holding it carried all of that alone (11 % of all commands
 under `benchmarks.replicas`' load, `benchmarks.cluster_keys`); shards on several slots
-spread it over the primaries. A thread is in one shard
-only, so a writer (`RedisKeys.index_of`) runs its index script on one slot as before, and the
-rev logic is per thread; a reader (expiry, metrics, the repair) takes the union of every
-shard (`RedisKeys.indexes`). The tags start with ':': never a thread's (no raw ':') nor a
-tenant's (`tenant:`).
+spread it over the primaries. A thread is in one shard only, so a writer
+(`RedisKeys.index_of`) runs its index script on one slot as before, and the rev logic is per
+thread; a reader (expiry, metrics, the repair) takes the union of every shard
+(`RedisKeys.indexes`). The tags start with ':': never a thread's (no raw ':') nor a
+tenant's (`tenant:`). s is the first number that puts shard k's slot in the k-th of 16 equal
+ranges of the Cluster's 16384 slots: a Cluster gives each primary ranges of slots (evenly,
+as `redis-cli --cluster create` does), so the shards spread evenly over the primaries (on
+three: 5, 5 and 6). Plain `{:index:k}` would not: the CRC16 of names one digit apart falls
+in a few ranges (8 of the 16 on one primary of three).
 
 Global keys, each used alone (single-key commands, or a script on that key only):
 
@@ -97,13 +102,16 @@ between) has no one new name: its members go each to its thread's shard
 from __future__ import annotations
 
 import hashlib
+import itertools
 import zlib
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from graph.storage.base import fence_key, key_part, thread_tag
 
 JOB_GROUP = "runners"
 ARCHIVE_GROUP = "archivers"
-# The global index's shards, tags `{:index:k}`: no thread's (no raw ':') nor tenant's. Changing
+# The global index's shards, tags `{:index:k:s}`: no thread's (no raw ':') nor tenant's. Changing
 # the number re-homes threads: their entries would have to be moved (as `graph.storage.migrate`
 # splits the unsharded index), which no command does yet; the repair does not add them.
 INDEX_SHARDS = 16
@@ -114,8 +122,23 @@ def index_shard(thread: str) -> int:
     return zlib.crc32(thread.encode()) % INDEX_SHARDS
 
 
+def _shard_tag(shard: int) -> str:
+    """`{:index:k:s}` with the first s whose slot is in the k-th of INDEX_SHARDS equal
+    ranges of the slots (module docstring)."""
+    width = REDIS_CLUSTER_HASH_SLOTS // INDEX_SHARDS
+    for salt in itertools.count():
+        tag = "{:index:" + f"{shard}:{salt}" + "}"
+        if key_slot(tag.encode()) // width == shard:
+            return tag
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+INDEX_TAGS = tuple(_shard_tag(shard) for shard in range(INDEX_SHARDS))
+
+
 def index_tag(shard: int) -> str:
-    return "{:index:" + str(shard) + "}"
+    """The hash tag of the global index's shard `shard`."""
+    return INDEX_TAGS[shard]
 
 
 def tenant_tag(tenant: str) -> str:
