@@ -94,7 +94,7 @@ class WaitExpiry:
             return False  # a runner has it: answered meanwhile
         claim = acquired.claim
         try:
-            since = await self.redis.zscore(self.keys.waiting, thread)
+            since = await self.redis.zscore(self.keys.index_of(thread).waiting, thread)
             if since is None or claim.answers or claim.open:
                 return False  # answered meanwhile
             if waited_since is not None and since > time.time() - waited_since:

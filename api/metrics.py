@@ -126,10 +126,11 @@ async def get_metrics(request: Request) -> Response:
     replica: Any = getattr(request.app.state, "replica", None)
     if replica is not None:
         pipe = replica.redis.pipeline(transaction=False)
-        pipe.scard(replica.keys.running)
-        pipe.zcard(replica.keys.waiting)
-        running, waiting = await pipe.execute()
-        extra.append(ActiveConversations(int(running), int(waiting)))
+        for index in replica.keys.indexes():  # the global index's shards: their sum
+            pipe.scard(index.running)
+            pipe.zcard(index.waiting)
+        counts = [int(n) for n in await pipe.execute()]
+        extra.append(ActiveConversations(sum(counts[0::2]), sum(counts[1::2])))
         if getattr(request.app.state, "history", None) is not None:
             extra.append(await archive_backlog(replica.redis, replica.keys))
     body, content_type = metrics.exposition(extra)

@@ -1,15 +1,16 @@
 """Which keys load which primary of a Redis Cluster under `benchmarks.replicas`' load.
 
-    python -m benchmarks.cluster_keys [--replicas 2] [--runs 300] [--clients 16]
+    python -m benchmarks.cluster_keys [--replicas 2] [--runs 300] [--clients 16] [--tenants 8]
 
 Starts a three-primary cluster (a replica each, `tests.support.redis_cluster`), N server
 replicas on it, and `redis-cli monitor` on each primary while the benchmark's load runs;
 then counts each primary's commands by the kind of key they touch (`key_kind`: the global
-index `{:index}`, the tenant's `{tenant:T}` keys, the job stream, the archive stream, a
-conversation's `srv:{H}:...` keys, the checkpointer's keys of a thread, ...), those a
-script ran apart from those a client sent, and PUBLISH by channel. MONITOR slows the
-servers: the runs/s printed are not the benchmark's; the counts are what to look at (a
-primary's commands are what `INFO commandstats` counts, scripts' included). The keys
+index's shards `{:index:k:s}`, counted together, the tenant's `{tenant:T}` keys, the job
+stream, the archive stream, a conversation's `srv:{H}:...` keys, the checkpointer's keys
+of a thread, ...), those a script ran apart from those a client sent, and PUBLISH by
+channel. MONITOR slows the servers: the runs/s printed are not the benchmark's; the
+counts are what to look at (a primary's commands are what `INFO commandstats` counts,
+scripts' included). The keys
 without a hash tag (`srv:jobs`, `srv:archive`, `srv:tenants`, ...) land on a slot that
 depends on the key prefix, which is new on each run: which primary they load changes too.
 """
@@ -27,7 +28,7 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks.replicas import load, setups_for
+from benchmarks.replicas import load, setups_for, tenant_keys, tenants_setting
 from benchmarks.sse import server
 
 MONITOR_LINE = re.compile(r"^[\d.]+ \[\d+ ([^\]]+)\] (.*)$")
@@ -38,8 +39,8 @@ NODE_COMMANDS |= {"hello", "subscribe", "psubscribe", "ssubscribe", "unsubscribe
 def key_kind(key: str, prefix: str) -> str:
     """What a key is, by its name under `prefix` (`graph.storage.server_keys`)."""
     rest = key.removeprefix(prefix + ":")
-    if "{:index}" in rest:
-        return "{:index} global index"
+    if re.search(r"\{:index:\d+:\d+\}", rest):
+        return "{:index:k:s} global index (shards)"
     if "{tenant:" in rest:
         return "{tenant:T} " + re.sub(r"\{tenant:[^}]*\}", "{T}", rest).split(":msg:")[0]
     for single in ("srv:jobs", "srv:archive", "srv:tenants", "srv:remote-waiting"):
@@ -87,15 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--tenants", type=int, default=8, help="as benchmarks.replicas'")
     parser.add_argument("--top", type=int, default=14, help="kinds shown per primary")
     args = parser.parse_args(argv)
     with setups_for(None, True, None) as setups, tempfile.TemporaryDirectory() as tmp:
         cluster = setups[-1]
         prefix = f"bench-keys-{uuid.uuid4().hex[:8]}"
+        keys = tenant_keys(args.tenants)
+        env = tenants_setting(keys, args.clients)
         logs = {port: Path(tmp) / f"monitor{port}.txt" for port, _ in cluster.primaries}
         with ExitStack() as stack:
             urls = [
-                stack.enter_context(server(cluster.url, prefix, Path(tmp) / f"r{i}.log"))[0]
+                stack.enter_context(
+                    server(cluster.url, prefix, Path(tmp) / f"r{i}.log", env, keys["t0"])
+                )[0]
                 for i in range(args.replicas)
             ]
             monitors = []
@@ -104,12 +110,15 @@ def main(argv: list[str] | None = None) -> int:
                 command = ["redis-cli", "-p", str(port), "monitor"]
                 monitors.append(subprocess.Popen(command, stdout=out))
             try:
-                figures = asyncio.run(load(urls, args.runs, args.clients))
+                figures = asyncio.run(load(urls, args.runs, args.clients, list(keys.values())))
             finally:
                 for monitor in monitors:
                     monitor.terminate()
                     monitor.wait()
-        print(f"{args.replicas} replicas, {args.runs} runs: {figures['runs_per_s']} runs/s")
+        print(
+            f"{args.replicas} replicas, {args.runs} runs of {args.tenants} tenant(s): "
+            f"{figures['runs_per_s']} runs/s"
+        )
         counted = {}
         for port, path in logs.items():
             kinds = (

@@ -8,9 +8,18 @@ rule-matched intent whose template plan has one `template` ToDo (no LLM, no desk
 process each send their next request as soon as the last is answered, client i to
 replica i mod N; which replica *runs* a conversation is up to the job stream.
 
+The load comes from T tenants (`--tenants`, 8): the replicas get T tenant-wide API keys
+(`CPA_API_KEYS`, `t0:<key>,t1:<key>,...`, new random keys per run), and client i sends
+tenant i mod T's key. A tenant's keys (its index, its caps) share one Cluster slot, so one
+tenant puts all of that on one primary: `--tenants 1` is that worst case. The per-tenant cap
+on running conversations must not refuse the load: a client has one conversation at a time,
+but a done one counts until its index entry goes, a moment after its answer, so the replicas
+get CPA_MAX_RUNNING_PER_TENANT twice the clients if that is more than the default 64 (the
+cap's check costs the same at any value).
+
     python -m benchmarks.replicas [--json] [--redis-url URL | --cluster [--redis-server BIN]]
-        [--replicas 1,2] [--runs 600] [--clients 16,32,48] [--repeats 5] [--busy-limit 0.1]
-        [--allow-busy]
+        [--replicas 1,2] [--runs 600] [--clients 16,32,48] [--tenants 8] [--repeats 5]
+        [--busy-limit 0.1] [--allow-busy]
 
 Per N replicas and C clients: runs/s, the latency p50/p95, each process's CPU use over the
 measured part (the replicas', Redis's if it is ours, the load generator's, and everything
@@ -53,6 +62,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import statistics
 import sys
@@ -156,9 +166,10 @@ class Connection:
     this, writing a prepared request and reading one `Content-Length` response, far less.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str | None = None) -> None:
         parsed = httpx.URL(url)
         self.host, self.port = parsed.host, parsed.port or 80
+        self.auth = f"Authorization: Bearer {key}\r\n" if key else ""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -168,7 +179,7 @@ class Connection:
         assert self.reader is not None
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{self.auth}\r\n"
         )
         self.writer.write(head.encode() + body)
         status = int((await self.reader.readline()).split(b" ", 2)[1])
@@ -188,8 +199,25 @@ class Connection:
                 await self.writer.wait_closed()
 
 
-async def load(urls: list[str], runs: int, clients: int) -> dict[str, Any]:
-    """`runs` runs from `clients` clients spread over the replicas; the figures."""
+def tenant_keys(tenants: int) -> dict[str, str]:
+    """`tenants` tenants `t0`, `t1`, ... and a new random API key each: tenant -> key."""
+    return {f"t{n}": secrets.token_hex(16) for n in range(tenants)}
+
+
+def tenants_setting(keys: dict[str, str], clients: int) -> dict[str, str]:
+    """The replicas' environment for `keys` (`CPA_API_KEYS`: `tenant:key` entries) and
+    `clients` clients: a cap on running conversations that never refuses them."""
+    return {
+        "CPA_API_KEYS": ",".join(f"{tenant}:{key}" for tenant, key in keys.items()),
+        "CPA_MAX_RUNNING_PER_TENANT": str(max(64, 2 * clients)),
+    }
+
+
+async def load(
+    urls: list[str], runs: int, clients: int, keys: list[str] | None = None
+) -> dict[str, Any]:
+    """`runs` runs from `clients` clients spread over the replicas, client n sending API key
+    n mod len(`keys`) (none: the replicas are in local mode); the figures."""
     from lam import MessageFactory
 
     factory = MessageFactory("user")
@@ -198,7 +226,10 @@ async def load(urls: list[str], runs: int, clients: int) -> dict[str, Any]:
     per_connection = -(-WARM_UP_PER_REPLICA * len(urls) // clients)
     warm_ups = per_connection * clients
     bodies = [json.dumps(factory.request(TEXT).to_dict()).encode() for _ in range(runs + warm_ups)]
-    connections = [Connection(urls[n % len(urls)]) for n in range(clients)]
+    connections = [
+        Connection(urls[n % len(urls)], keys[n % len(keys)] if keys else None)
+        for n in range(clients)
+    ]
     latencies: list[float] = []
 
     async def one(connection: Connection, record: bool) -> None:
@@ -316,15 +347,31 @@ def cleanup(setup: Setup, prefix: str) -> None:
 
 
 def measure(
-    setup: Setup, redis_pids: list[int], n: int, runs: int, clients: int, directory: Path
+    setup: Setup,
+    redis_pids: list[int],
+    n: int,
+    runs: int,
+    clients: int,
+    directory: Path,
+    tenants: int = 1,
 ) -> dict[str, Any]:
-    """`runs` runs of `clients` clients on `n` replicas on `setup`'s Redis. `redis_pids`:
-    every Redis process we started (all set-ups'): ours, not other work, in the accounting."""
+    """`runs` runs of `clients` clients of `tenants` tenants on `n` replicas on `setup`'s
+    Redis. `redis_pids`: every Redis process we started (all set-ups'): ours, not other
+    work, in the accounting."""
     prefix = f"bench-replicas-{uuid.uuid4().hex[:8]}"
+    keys = tenant_keys(tenants)
     try:
         with ExitStack() as stack:
             started = [
-                stack.enter_context(server(setup.url, prefix, directory / f"replica{i}.log"))
+                stack.enter_context(
+                    server(
+                        setup.url,
+                        prefix,
+                        directory / f"replica{i}.log",
+                        tenants_setting(keys, clients),
+                        next(iter(keys.values())),
+                    )
+                )
                 for i in range(n)
             ]
             pids = [pid for _, pid in started] + redis_pids
@@ -333,7 +380,9 @@ def measure(
             commands = [commands_processed(port) for port, _ in setup.primaries]
             machine = machine_busy_seconds()
             wall = time.perf_counter()
-            figures = asyncio.run(load([url for url, _ in started], runs, clients))
+            figures = asyncio.run(
+                load([url for url, _ in started], runs, clients, list(keys.values()))
+            )
             wall = time.perf_counter() - wall
             machine = machine_busy_seconds() - machine
             spent = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
@@ -346,6 +395,7 @@ def measure(
     finally:
         cleanup(setup, prefix)
     figures["replicas"] = n
+    figures["tenants"] = tenants
     # All the replicas' CPU per run (the warm-up runs count: they are in the CPU time).
     total_runs = runs + figures["warm_up_runs"]
     figures["cpu_ms_per_run"] = round(sum(spent[pid] for _, pid in started) / total_runs * 1000, 1)
@@ -384,6 +434,7 @@ def sweep(
     runs: int,
     directory: Path,
     busy_limit: float | None,
+    tenants: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """Every load on every count of replicas on every set-up, in turn (the set-ups
     interleaved row by row, so that a change in the machine touches both); each set-up's
@@ -396,7 +447,7 @@ def sweep(
                 if busy_limit is not None:
                     seen = look_at_machine(redis_pids)
                     check_quiet(seen, busy_limit, "before a row was measured")
-                row = measure(setup, redis_pids, n, runs, clients, directory)
+                row = measure(setup, redis_pids, n, runs, clients, directory, tenants)
                 if busy_limit is not None:
                     check_quiet(row["other_cpu"], busy_limit, f"while {n} replica(s) ran")
                 row["clients"] = clients
@@ -597,6 +648,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients", default="16,32,48", help="concurrent clients, one or more counts"
     )
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=8,
+        help="tenants the load comes from, client i as tenant i mod T (8; 1: the worst case "
+        "on a cluster, every tenant key on one slot)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="times the sweep is run (5)")
     parser.add_argument(
         "--busy-limit",
@@ -614,8 +672,10 @@ def main(argv: list[str] | None = None) -> int:
     default = "1,2,4" if cores >= 4 or args.cluster else "1,2"
     counts = [int(part) for part in (args.replicas or default).split(",") if part.strip()]
     client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
-    if not counts or counts[0] != 1 or args.repeats < 1:
-        parser.error("--replicas must start with 1 (the baseline), --repeats at least 1")
+    if not counts or counts[0] != 1 or args.repeats < 1 or args.tenants < 1:
+        parser.error(
+            "--replicas must start with 1 (the baseline), --repeats and --tenants at least 1"
+        )
     busy_limit = None if args.allow_busy else args.busy_limit
 
     repeats: list[dict[str, dict[str, Any]]] = []
@@ -626,7 +686,15 @@ def main(argv: list[str] | None = None) -> int:
         ):
             for _ in range(args.repeats):
                 repeats.append(
-                    sweep(setups, counts, client_counts, args.runs, Path(tmp), busy_limit)
+                    sweep(
+                        setups,
+                        counts,
+                        client_counts,
+                        args.runs,
+                        Path(tmp),
+                        busy_limit,
+                        args.tenants,
+                    )
                 )
     except BusyMachineError as exc:
         print(f"benchmarks.replicas: {exc}", file=sys.stderr)
@@ -642,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         if oversubscribed
         else None
     )
-    report: dict[str, Any] = {"cpus": cores, "clients": client_counts}
+    report: dict[str, Any] = {"cpus": cores, "clients": client_counts, "tenants": args.tenants}
     if args.cluster:
         report["setups"] = {
             name: {
@@ -659,6 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
+    print(f"the load of {args.tenants} tenant(s), client i as tenant i mod {args.tenants}")
     for number, repeat in enumerate(repeats, 1):
         print(f"repeat {number}:")
         for name in names:

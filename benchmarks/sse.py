@@ -39,8 +39,16 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def server(redis_url: str, prefix: str, log: Path) -> Iterator[tuple[str, int]]:
-    """uvicorn server:app on a free loopback port: (base URL, pid).
+def server(
+    redis_url: str,
+    prefix: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    key: str | None = None,
+) -> Iterator[tuple[str, int]]:
+    """uvicorn server:app on a free loopback port: (base URL, pid). `env`: settings over
+    the ones here (local mode unless it sets CPA_API_KEYS; then `key`, one of them, asks
+    it whether it is ready).
 
     Its data directory (the history's SQLite file) is `data` beside the log: never the
     user's own, and shared by the replicas of one measurement, as in a deployment.
@@ -55,6 +63,7 @@ def server(redis_url: str, prefix: str, log: Path) -> Iterator[tuple[str, int]]:
         "CPA_API_KEYS": "",
         "CPA_API_KEYS_FILE": "",
         "LANGSMITH_TRACING": "false",
+        **(env or {}),
     }
     args = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1"]
     args += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
@@ -67,7 +76,8 @@ def server(redis_url: str, prefix: str, log: Path) -> Iterator[tuple[str, int]]:
             if proc.poll() is not None:
                 raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                headers = {"Authorization": f"Bearer {key}"} if key else {}
+                if httpx.get(f"{url}/readyz", headers=headers, timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

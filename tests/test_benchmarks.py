@@ -60,7 +60,7 @@ def test_makespan_runs_from_anywhere_with_its_default_workload(tmp_path: Path) -
 def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
     command = ["-m", "benchmarks.replicas", "--replicas", "1,2", "--runs", "20"]
     # A shape test, not a measurement: whatever else the machine does is reported, not refused.
-    command += ["--clients", "2,4", "--repeats", "2", "--allow-busy"]
+    command += ["--clients", "2,4", "--repeats", "2", "--tenants", "3", "--allow-busy"]
     done = subprocess.run(
         [sys.executable, *command, "--json"],
         cwd=ROOT,
@@ -71,7 +71,7 @@ def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert len(report["repeats"]) == 2
+    assert len(report["repeats"]) == 2 and report["tenants"] == 3
     for repeat in report["repeats"]:
         rows = repeat["rows"]  # each count of replicas at its best load
         assert [row["replicas"] for row in rows] == [1, 2]
@@ -87,7 +87,7 @@ def test_replicas_benchmark_measures_each_count_of_replicas() -> None:
                 r["runs_per_s"] for r in repeat["all"] if r["replicas"] == row["replicas"]
             )
             assert row["runs"] == 20 and row["runs_per_s"] > 0
-            assert len(row["replica_cpu"]) == row["replicas"]
+            assert len(row["replica_cpu"]) == row["replicas"] and row["tenants"] == 3
             assert 0 < row["p50_ms"] <= row["p95_ms"]
             assert row["cpu_ms_per_run"] > 0 and row["preempted_per_run"] >= 0
             assert row["other_cpu"] >= 0
@@ -278,6 +278,7 @@ def test_replicas_benchmark_on_a_cluster_next_to_one_redis() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert list(report["setups"]) == ["one Redis", "cluster"]
+    assert report["tenants"] == 8  # the default: the load of several tenants
     (one,) = report["setups"]["one Redis"]["repeats"]
     (cluster,) = report["setups"]["cluster"]["repeats"]
     assert "primaries" not in one["rows"][0] and one["rows"][0]["redis_cpu"] >= 0
@@ -298,7 +299,8 @@ def test_cluster_keys_classifies_monitor_lines_by_the_kind_of_key() -> None:
     def line(args: str, source: str = "127.0.0.1:5000") -> str:
         return f"1765000000.123456 [0 {source}] {args}"
 
-    assert classify(line(f'"ZADD" "{p}:srv:{{:index}}:revs" "3" "t"'), p) == "{:index} global index"
+    index = "{:index:k:s} global index (shards)"
+    assert classify(line(f'"ZADD" "{p}:srv:{{:index:7:13}}:revs" "3" "t"'), p) == index
     assert (
         classify(line(f'"SADD" "{p}:srv:{{tenant:acme}}:running" "x"', "lua"), p)
         == "{tenant:T} srv:{T}:running [script]"

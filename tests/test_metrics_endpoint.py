@@ -120,6 +120,24 @@ async def test_the_active_gauge_counts_what_waits(client: httpx.AsyncClient) -> 
     assert after[waiting] == before[waiting] + 1
 
 
+async def test_the_active_gauge_adds_up_every_shard_of_the_global_index(
+    client: httpx.AsyncClient,
+) -> None:
+    """Entries in several shards of the global index (`graph.storage.server_keys`) are all
+    counted: the gauge is their sum."""
+    replica = client._transport.app.state.replica  # type: ignore[attr-defined]
+    before = samples((await client.get("/metrics")).text)
+    shards = replica.keys.indexes()
+    for n, index in enumerate(shards[:3]):
+        await replica.redis.sadd(index.running, *(f"acme/r{n}-{i}" for i in range(n + 1)))
+    await replica.redis.zadd(shards[-1].waiting, {"acme/w1": 1.0, "acme/w2": 2.0})
+    await replica.redis.zadd(shards[-2].waiting, {"acme/w3": 3.0})
+    after = samples((await client.get("/metrics")).text)
+    for state, added in (("running", 1 + 2 + 3), ("waiting", 3)):
+        key = ("cpa_conversations_active", (("state", state),))
+        assert after[key] == before[key] + added
+
+
 async def test_metrics_token_and_metrics_off(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

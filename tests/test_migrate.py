@@ -27,6 +27,7 @@ from tests.support.server_harness import (
 )
 from tests.test_checkpointer import _cfg, _graph, _msg, _saver
 from tests.test_principals import served
+from tests.test_server_keys import threads_in_shards
 
 
 @pytest.fixture(params=["redis7", "cluster_node"])
@@ -135,7 +136,7 @@ def _old_server_name(prefix: str, key: str) -> str | None:
     if not key.startswith(base + "{"):
         return key  # a global key: its name did not change
     tag, _, name = key[len(base) + 1 :].partition("}:")
-    if tag == ":index":
+    if tag.startswith(":index:"):  # a shard of the global index: all in one old key
         return None if name == "revs" else base + name
     if tag.startswith("tenant:"):
         tenant = _unescaped(tag[len("tenant:") :])
@@ -154,6 +155,14 @@ def _unescaped(part: str) -> str:
     return part.replace("%3A", ":").replace("%7B", "{").replace("%7D", "}").replace("%25", "%")
 
 
+async def _merge_into(client: aioredis.Redis, shard: str, old: str) -> None:
+    if old.endswith(":running"):
+        await client.sadd(old, *await client.smembers(shard))
+    else:
+        rows = cast(list[tuple[bytes, float]], await client.zrange(shard, 0, -1, withscores=True))
+        await client.zadd(old, dict(rows))
+
+
 async def _server_to_old_layout(client: aioredis.Redis, prefix: str) -> int:
     """Every server key under its old name, records without their `rev`: as the layout
     before hash tags left them. The number of keys renamed."""
@@ -162,7 +171,10 @@ async def _server_to_old_layout(client: aioredis.Redis, prefix: str) -> int:
         old = _old_server_name(prefix, key)
         if old == key:
             continue
-        if old is not None:
+        if old is not None and server_keys.legacy_index_part(prefix, old):
+            await _merge_into(client, key, old)  # the shards into the one old index
+            renamed += 1
+        elif old is not None:
             assert server_keys.legacy_key_name(prefix, old) == key, key
             if key.endswith("}:conv"):
                 await client.hdel(key, "rev")
@@ -194,12 +206,57 @@ async def test_a_server_conversation_of_the_old_layout_runs_on_after_the_migrati
         renamed = await _server_to_old_layout(client, prefix)
         assert renamed >= 6  # the record, its log and index, answered, the tenant's, the index
         assert await _to_old_layout(client, prefix) > 0
+        (raw,) = await client.zrange(f"{prefix}:srv:waiting", 0, -1)
+        thread = cast(bytes, raw).decode()
+        since = await client.zscore(f"{prefix}:srv:waiting", thread)
 
         assert await asyncio.to_thread(main, []) == 0
+        keys = server_keys.RedisKeys(prefix)
+        assert await client.exists(f"{prefix}:srv:waiting") == 0
+        for index in keys.indexes():  # in its thread's shard only, its wait's since kept
+            expected = since if index.waiting == keys.index_of(thread).waiting else None
+            assert await client.zscore(index.waiting, thread) == expected, index.waiting
         async with served(url, ServerSettings(), redis_prefix=prefix) as (_, http):
             assert (await http.get(f"/v1/conversations/{cid}")).json()["status"] == "waiting"
             answered = await http.post("/v1/lam", json=done_for(assign, "watered"))
             assert answered.status_code == 202, answered.text
             assert (await wait_status(http, cid, {"done", "failed"}))["status"] == "done"
     finally:
+        await client.aclose()
+
+
+async def test_the_old_global_index_is_split_into_its_threads_shards(url: str) -> None:
+    """`srv:running`/`srv:waiting` (no tags) and the unsharded `srv:{:index}:…`: each member
+    lands in its thread's shard with its score; an entry already there stays; the old keys
+    go; a second run moves nothing."""
+    prefix = f"test-migrate-{uuid.uuid4().hex[:8]}"
+    keys = server_keys.RedisKeys(prefix)
+    threads = threads_in_shards(5)
+    client = aioredis.from_url(url)
+    try:
+        await client.sadd(f"{prefix}:srv:running", *threads[:3])
+        await client.zadd(f"{prefix}:srv:waiting", {threads[3]: 40.0, threads[4]: 50.0})
+        await client.zadd(f"{prefix}:srv:{{:index}}:revs", {t: 7 for t in threads})
+        await client.zadd(keys.index_of(threads[4]).waiting, {threads[4]: 99.0})  # newer
+        dry = await migrate_keys(client, prefix, dry_run=True)
+        assert (dry.moved, dry.conflicts) == (3, [])
+        assert await client.exists(f"{prefix}:srv:running") == 1
+        migration = await migrate_keys(client, prefix)
+        assert (migration.moved, migration.conflicts) == (3, [])
+        for old in ("running", "waiting", "{:index}:revs"):
+            assert await client.exists(f"{prefix}:srv:{old}") == 0
+        for i, thread in enumerate(threads):
+            mine = keys.index_of(thread)
+            assert await client.zscore(mine.revs, thread) == 7
+            assert await client.sismember(mine.running, thread) == (i < 3)
+            assert await client.zscore(mine.waiting, thread) == {3: 40.0, 4: 99.0}.get(i)
+        theirs = {keys.index_of(t).revs for t in threads}
+        for index in keys.indexes():  # the other shards: nothing
+            if index.revs not in theirs:
+                assert await client.exists(index.running, index.waiting, index.revs) == 0
+        again = await migrate_keys(client, prefix)
+        assert (again.moved, again.conflicts) == (0, [])
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}:*"):
+            await client.unlink(key)
         await client.aclose()

@@ -10,8 +10,11 @@ those). Without REDIS_URL it migrates the embedded Valkey (the command line's ow
   (`graph.storage.base.legacy_key_name` says which);
 - the server's keys: a conversation's `P:srv:conv:H` (pending, answered, lease, event
   log, …) to `P:srv:{H}:conv`, a tenant's `P:srv:tenant:T`, `P:srv:load:T:running`, … to
-  `P:srv:{tenant:T}:…`, the global `P:srv:running`/`waiting` to `P:srv:{:index}:…`
-  (`graph.storage.server_keys.legacy_key_name`).
+  `P:srv:{tenant:T}:…` (`graph.storage.server_keys.legacy_key_name`);
+- the global index, `P:srv:running`/`waiting` (and the unsharded `P:srv:{:index}:…` of a
+  version between): no one new name, since it is sharded by thread (`server_keys`): each
+  member goes to its thread's shard `P:srv:{:index:k:s}:…` (its score with it: the wait's
+  since, the rev), then the old key is deleted (`legacy_index_part`).
 
 The rest (the checkpointer's `P:threads` and `P:r:R`, the job and archive streams, tool
 offers, API keys) kept its name. Members of sets and entries of streams name threads, never
@@ -24,7 +27,11 @@ key DUMP, PTTL, RESTORE under the new name (its TTL kept), DEL. Not RENAME: on a
 new name hashes to another slot. RESTORE never overwrites: a new name that already holds the
 same value (an earlier run stopped between RESTORE and DEL) only has its old key deleted; one
 that holds another value is a conflict, reported and left for a person (both keys kept,
-exit status 1).
+exit status 1). A global index's members are added to their shards (SADD; ZADD NX: an
+entry the current layout wrote stays), then the old key is deleted: a run stopped in
+between leaves the old key, and the next adds its members again (no change) and deletes
+it. The index repair could not do this part: it looks only at the threads an index lists,
+so a thread missing from its shard would stay missing (never expired, never counted).
 
 It prints what it moves; `--dry-run` prints it and moves nothing.
 """
@@ -74,6 +81,12 @@ async def migrate_keys(client: Any, prefix: str, *, dry_run: bool = False) -> Mi
         base.as_text(raw) async for raw in client.scan_iter(match=f"{prefix}:*", count=SCAN_COUNT)
     ]
     for key in old:
+        part = server_keys.legacy_index_part(prefix, key)
+        if part is not None:
+            if not dry_run:
+                await _split_index(client, server_keys.RedisKeys(prefix), key, part)
+            migration.moved += 1
+            continue
         renamed = base.legacy_key_name(prefix, key) or server_keys.legacy_key_name(prefix, key)
         if renamed is None:
             continue
@@ -99,6 +112,25 @@ async def _move(client: Any, old: str, new: str) -> bool:
             return False
     await client.delete(old)
     return True
+
+
+async def _split_index(client: Any, keys: server_keys.RedisKeys, old: str, part: str) -> None:
+    """Each member of `old`, the global index's `part` of an earlier layout, into its
+    thread's shard; then `old` deleted. Each shard's adds are one command on its slot."""
+    shards: dict[str, dict[str, float]] = {}
+    if part == "running":
+        rows = [(m, 0.0) for m in await client.smembers(old)]
+    else:
+        rows = await client.zrange(old, 0, -1, withscores=True)
+    for member, score in rows:
+        thread = base.as_text(member)
+        shards.setdefault(getattr(keys.index_of(thread), part), {})[thread] = float(score)
+    for key, entries in shards.items():
+        if part == "running":
+            await client.sadd(key, *entries)
+        else:
+            await client.zadd(key, entries, nx=True)
+    await client.delete(old)
 
 
 async def _migrate(settings: Settings, *, dry_run: bool) -> Migration:

@@ -24,10 +24,13 @@ more than the last: it only grows, also across an expired and reused thread).
 
 What the record is indexed by lives on other slots (a Redis Cluster runs no script across
 two): the tenant's counts `srv:{tenant:T}:running|waiting` (its caps), the global index
-`srv:{:index}:running|waiting` (expiry, metrics), the job stream `srv:jobs` and the
-history's `srv:archive`. Each index keeps, per thread, the `rev` it shows (`…:revs`), and
-takes a change only over an older one (`_INDEX_LUA`): changes of one conversation may reach
-an index in any order, the newest wins. The steps of each change, in this order:
+`srv:{:index:k:s}:running|waiting` (expiry, metrics; k the thread's shard of INDEX_SHARDS,
+`graph.storage.server_keys`: one slot per shard, so that every change's write to it spreads
+over a Cluster's primaries), the job stream `srv:jobs` and the history's `srv:archive`.
+Each index keeps, per thread, the `rev` it shows (`…:revs`), and takes a change only over
+an older one (`_INDEX_LUA`): changes of one conversation may reach an index in any order,
+the newest wins (a thread is in one shard only: the same holds there). The steps of each
+change, in this order:
 
     open    1. read the record (request id, status, rev): a retry or a busy conversation
                is answered here
@@ -35,7 +38,7 @@ an index in any order, the newest wins. The steps of each change, in this order:
                joins the tenant's running set as a reservation at the rev read (a change of
                an older rev can no longer take it out); else `limit_*`. Two replicas
                admitting at once are serialized by the tenant's slot: the cap holds.
-            3. the same reservation in the global index (no caps)
+            3. the same reservation in the global index's shard of the thread (no caps)
             4. claim on the conversation's slot (`_CLAIM_LUA`): `busy`/`retry` if another
                open got there first, else running with the request to open, a new rev
             5. the indexes at the claim's rev, then the job (`XADD srv:jobs`)
@@ -52,21 +55,24 @@ A crash between two steps leaves the record right and an index behind, never the
 - after a claim or an accept, before its job: a conversation with work and no job.
 
 `repair_indexes` (every replica's expiry sweep, `api.expiry`, calls it now and then) walks
-every index (the global one, and each tenant's of `srv:tenants`): an entry whose record has a
-newer rev is brought up to it; an entry that disagrees with a record of the same rev (a
-reservation whose claim never came, or was refused) or of none (gone) is taken out if it
-still does so at the next sweep (an open under way is not a crash); a running conversation
-with work to do, its lease free and that at two sweeps running, gets a job. So the worst a
-crash leaves is an extra entry for a sweep or two (a tenant counted once too often, a wait
-expired a little late) or a job a sweep late; never a lost conversation, and never a job run
-twice (a job only says "look": the work is done under the lease, once, `graph.storage.leases`).
-A history entry (`api.archiver`) is added after its step, so a crash between the two loses
-it: the history then lacks that stop or that append (it is not the conversation's truth).
+every index (each shard of the global one, each tenant's of `srv:tenants`): an entry whose
+record has a newer rev is brought up to it; an entry that disagrees with a record of the
+same rev (a reservation whose claim never came, or was refused) or of none (gone) is taken
+out if it still does so at the next sweep (an open under way is not a crash); a running
+conversation with work to do, its lease free and that at two sweeps running, gets a job.
+So the worst a crash leaves is an extra entry for a sweep or two (a tenant counted once too
+often, a wait expired a little late) or a job a sweep late; never a lost conversation, and
+never a job run twice (a job only says "look": the work is done under the lease, once,
+`graph.storage.leases`). A history entry (`api.archiver`) is added after its step, so a
+crash between the two loses it: the history then lacks that stop or that append (it is not
+the conversation's truth).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -188,7 +194,7 @@ return {status, rev, redis.call('LLEN', KEYS[6])}
 """
 )
 
-# One index (a tenant's or the global one). KEYS: running set, waiting zset, revs zset.
+# One index (a tenant's or a shard of the global one). KEYS: running set, waiting zset, revs zset.
 # ARGV: thread, status (running, waiting; anything else: neither), rev, since (waiting's
 # score), and "" for a change of the record (taken only over an older rev), or for a repair
 # the rev the index must show ("none": no rev), which stays (a `gone` record's goes).
@@ -325,7 +331,7 @@ class ConversationRecords:
         if admitted != "admitted":
             return Opened(admitted, "")  # type: ignore[arg-type]
         # The repair's handle on a claim whose job never came: in the global index first.
-        await self._admit(keys=k.index.keys(), args=[thread, rev, "", "", "", ""])
+        await self._admit(keys=k.index_of(thread).keys(), args=[thread, rev, "", "", "", ""])
         outcome, status, claimed = await self._claim(
             keys=[k.conversation(thread), *k.expiring(thread)],
             args=[
@@ -426,7 +432,7 @@ class ConversationRecords:
         args = [thread, status, rev, str(time.time()), ""]
         await asyncio.gather(
             self._index(keys=k.tenant_index(tenant).keys(), args=args),
-            self._index(keys=k.index.keys(), args=args),
+            self._index(keys=k.index_of(thread).keys(), args=args),
         )
         if job or history is not None:
             pipe = self.redis.pipeline(transaction=False)
@@ -449,11 +455,16 @@ class ConversationRecords:
         return {m.decode() for m in await self.redis.hkeys(self.keys.answered(thread))}
 
     async def waited_too_long(self, older_than: float, limit: int = 100) -> list[str]:
-        """Threads waiting since before `older_than` (epoch s), oldest first."""
-        raw = await self.redis.zrangebyscore(
-            self.keys.waiting, "-inf", older_than, start=0, num=limit
-        )
-        return [t.decode() for t in raw]
+        """Threads waiting since before `older_than` (epoch s), oldest first, at most `limit`:
+        the oldest `limit` of each shard of the global index, merged."""
+        pipe = self.redis.pipeline(transaction=False)
+        for index in self.keys.indexes():
+            pipe.zrangebyscore(
+                index.waiting, "-inf", older_than, start=0, num=limit, withscores=True
+            )
+        shards = await pipe.execute()
+        rows = heapq.merge(*shards, key=lambda row: (row[1], row[0]))
+        return [_text(thread) for thread, _ in itertools.islice(rows, limit)]
 
     async def oldest_wait(self, tenant: str) -> float | None:
         """Since when the tenant's longest-waiting conversation waits (epoch s)."""
@@ -469,12 +480,12 @@ class ConversationRecords:
         the second look that still finds it wrong)."""
         k = self.keys
         tenants = sorted(_text(t) for t in await self.redis.smembers(k.tenants))
-        indexes = [("", k.index), *((t, k.tenant_index(t)) for t in tenants)]
+        indexes = [*k.indexes(), *(k.tenant_index(t) for t in tenants)]
         suspects: dict[tuple[str, str], str] = {}
         running: set[str] = set()
         changed = 0
-        for name, index in indexes:
-            found = await self._look(name, index, suspects, running)
+        for index in indexes:
+            found = await self._look(index.running, index, suspects, running)
             changed += found
         self._suspects = suspects
         changed += await self._repair_jobs(running)

@@ -44,11 +44,27 @@ raw ':'):
     srv:{tenant:T}:bytes, srv:{tenant:T}:bytes-exp, srv:{tenant:T}:rate:<minute>
                                    the storage quota and the rate limit (`api.limits`)
 
-The global index, tag `{:index}`: the same three as a tenant's, over every tenant:
+The global index, in INDEX_SHARDS (16) shards, tags `{:index:k:s}` (k = 0 … 15, `INDEX_TAGS`):
+the same three as a tenant's, over every tenant, each shard holding the threads whose
+`index_shard` is k (a stable hash of the thread: crc32, the same in every process and
+version):
 
-    srv:{:index}:running    set    threads with a run queued or under way
-    srv:{:index}:waiting    zset   threads waiting for an answer, score = since (expiry)
-    srv:{:index}:revs       zset   thread -> the `rev` the two show
+    srv:{:index:k:s}:running  set   threads with a run queued or under way
+    srv:{:index:k:s}:waiting  zset  threads waiting for an answer, score = since (expiry)
+    srv:{:index:k:s}:revs     zset  thread -> the `rev` the two show
+
+Why shards: every change of every conversation writes the global index, so with one tag
+(one slot) the Cluster primary holding it carried all of that alone (11 % of all commands
+under `benchmarks.replicas`' load, `benchmarks.cluster_keys`); shards on several slots
+spread it over the primaries. A thread is in one shard only, so a writer
+(`RedisKeys.index_of`) runs its index script on one slot as before, and the rev logic is per
+thread; a reader (expiry, metrics, the repair) takes the union of every shard
+(`RedisKeys.indexes`). The tags start with ':': never a thread's (no raw ':') nor a
+tenant's (`tenant:`). s is the first number that puts shard k's slot in the k-th of 16 equal
+ranges of the Cluster's 16384 slots: a Cluster gives each primary ranges of slots (evenly,
+as `redis-cli --cluster create` does), so the shards spread evenly over the primaries (on
+three: 5, 5 and 6). Plain `{:index:k}` would not: the CRC16 of names one digit apart falls
+in a few ranges (8 of the 16 on one primary of three).
 
 Global keys, each used alone (single-key commands, or a script on that key only):
 
@@ -77,18 +93,52 @@ same id never share a key. A finished conversation's keys (`RedisKeys.expiring`)
 checkpointer's TTL (CPA_REDIS_TTL_S) together with its checkpoints.
 
 `legacy_key_name` maps a key of the previous layout (`srv:conv:H`, `srv:tenant:T`,
-`srv:load:T:running`, `srv:running`, ...: no tags) to its name here, for a migration.
+`srv:load:T:running`, ...: no tags) to its name here, for a migration. The previous global
+index (`srv:running`, `srv:waiting`; and the unsharded `srv:{:index}:…` of a version
+between) has no one new name: its members go each to its thread's shard
+(`legacy_index_part`, `graph.storage.migrate`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import zlib
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from graph.storage.base import fence_key, key_part, thread_tag
 
 JOB_GROUP = "runners"
 ARCHIVE_GROUP = "archivers"
-INDEX_TAG = "{:index}"  # the global index's tag: no thread's (no raw ':') nor tenant's
+# The global index's shards, tags `{:index:k:s}`: no thread's (no raw ':') nor tenant's. Changing
+# the number re-homes threads: their entries would have to be moved (as `graph.storage.migrate`
+# splits the unsharded index), which no command does yet; the repair does not add them.
+INDEX_SHARDS = 16
+
+
+def index_shard(thread: str) -> int:
+    """The global index's shard of `thread`: stable across processes (not `hash()`)."""
+    return zlib.crc32(thread.encode()) % INDEX_SHARDS
+
+
+def _shard_tag(shard: int) -> str:
+    """`{:index:k:s}` with the first s whose slot is in the k-th of INDEX_SHARDS equal
+    ranges of the slots (module docstring)."""
+    width = REDIS_CLUSTER_HASH_SLOTS // INDEX_SHARDS
+    for salt in itertools.count():
+        tag = "{:index:" + f"{shard}:{salt}" + "}"
+        if key_slot(tag.encode()) // width == shard:
+            return tag
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+INDEX_TAGS = tuple(_shard_tag(shard) for shard in range(INDEX_SHARDS))
+
+
+def index_tag(shard: int) -> str:
+    """The hash tag of the global index's shard `shard`."""
+    return INDEX_TAGS[shard]
 
 
 def tenant_tag(tenant: str) -> str:
@@ -103,7 +153,8 @@ def message_digest(message_id: str) -> str:
 
 
 class Index:
-    """One index of conversations by status: a tenant's (its caps) or the global one."""
+    """One index of conversations by status: a tenant's (its caps) or a shard of the global
+    one."""
 
     def __init__(self, base: str, tag: str) -> None:
         self.running = f"{base}:{tag}:running"
@@ -120,9 +171,6 @@ class RedisKeys:
 
     def __init__(self, prefix: str) -> None:
         self.base = f"{prefix.rstrip(':')}:srv"
-        self.index = Index(self.base, INDEX_TAG)
-        self.running = self.index.running
-        self.waiting = self.index.waiting
         self.tenants = f"{self.base}:tenants"
         self.remote_waiting = f"{self.base}:remote-waiting"
         self.events_channel = f"{self.base}:events"
@@ -164,6 +212,14 @@ class RedisKeys:
 
     def model_news(self, thread: str) -> str:
         return self._of_thread(thread, "llm")
+
+    def index_of(self, thread: str) -> Index:
+        """The global index's shard that holds `thread` (writers, and a look at one thread)."""
+        return Index(self.base, index_tag(index_shard(thread)))
+
+    def indexes(self) -> list[Index]:
+        """Every shard of the global index, in shard order (readers take their union)."""
+        return [Index(self.base, index_tag(k)) for k in range(INDEX_SHARDS)]
 
     def tenant(self, tenant: str) -> str:
         return self._of_tenant(tenant, "convs")
@@ -213,8 +269,8 @@ _TENANT_NAMES = ("bytes", "bytes-exp")
 def legacy_key_name(prefix: str, key: str) -> str | None:
     """The name in this layout of server key `key` written by the previous one (no hash
     tags), for the key prefix `prefix`; None if `key` is not such a key: already named
-    so, a checkpoint key, a global key whose name did not change (`srv:jobs`, ...), or not
-    ours."""
+    so, a checkpoint key, a global key whose name did not change (`srv:jobs`, ...), the
+    global index of an earlier layout (no one new name: `legacy_index_part`), or not ours."""
     keys = RedisKeys(prefix)
     base = keys.base + ":"
     if not key.startswith(base):
@@ -222,10 +278,6 @@ def legacy_key_name(prefix: str, key: str) -> str | None:
     rest = key[len(base) :]
     if "{" in rest.partition(":")[0]:
         return None  # tagged already
-    if rest == "running":
-        return keys.running
-    if rest == "waiting":
-        return keys.waiting
     name, colon, tail = rest.partition(":")
     if not colon or not tail:
         return None
@@ -244,4 +296,24 @@ def legacy_key_name(prefix: str, key: str) -> str | None:
         return keys._of_tenant(tenant, f"msg:{last}")  # the id's digest already
     if name == "rate":
         return keys.rate(tenant, int(last)) if last.isdigit() else None
+    return None
+
+
+_UNSHARDED = "{:index}"  # the global index's one tag before the shards
+
+
+def legacy_index_part(prefix: str, key: str) -> str | None:
+    """Which part of the global index (`running`, `waiting`, `revs`) server key `key` is, if
+    it is one of an earlier layout: `srv:running`, `srv:waiting` (no tags) or
+    `srv:{:index}:running|waiting|revs` (one tag, no shards). None for any other key. Such a
+    key has no one new name: its members go to their threads' shards (`index_of`)."""
+    base = RedisKeys(prefix).base + ":"
+    if not key.startswith(base):
+        return None
+    rest = key[len(base) :]
+    if rest in ("running", "waiting"):
+        return rest
+    name = rest.removeprefix(_UNSHARDED + ":")
+    if name != rest and name in ("running", "waiting", "revs"):
+        return name
     return None
