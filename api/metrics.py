@@ -2,7 +2,8 @@
 
     GET /metrics   every `cpa_*` metric (`graph.telemetry.metrics`), plus
                    `cpa_conversations_active{state}` (running, waiting) read from Redis at
-                   scrape time (`srv:running`, `srv:waiting`: the same for every replica).
+                   scrape time (the global index's shards, summed: the same for every
+                   replica).
                    With credentials configured: for a credential with the `metrics`
                    scope (`api.principals`), or `CPA_METRICS_TOKEN`, or, without that
                    token set, a scraper on this machine (a loopback address); without
