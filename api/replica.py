@@ -70,7 +70,13 @@ class Replica:
         ttl = services.settings.redis_ttl_s
         self.records = ConversationRecords(self.redis, self.keys, ttl, archive=archive)
         self.responses = ResponseRecords(self.redis, self.keys, ttl or DEFAULT_RECORD_TTL_S)
-        self.events = EventLog(self.redis, self.keys, saver.call_script, archive=archive)
+        self.events = EventLog(
+            self.redis,
+            self.keys,
+            saver.call_script,
+            archive=archive,
+            write_wait_s=saver.write_wait_s,
+        )
         self.feeds = Feeds(self.events, config.sse_refresh_s)
         self.leases = Leases(self.redis, self.keys, replica_name(), config.lease_s)
         self.keystore = KeyStore(self.redis, saver.prefix)

@@ -22,6 +22,7 @@ from redis.exceptions import ResponseError
 
 from graph.storage.client import cancel_and_wait
 from graph.storage.fencing import FENCE_PRELUDE, raise_if_fenced
+from graph.storage.outage import retried_within
 from graph.storage.server_keys import RedisKeys
 
 __all__ = ["MODEL_NEWS_TTL_S", "Appender", "EventLog"]
@@ -61,7 +62,8 @@ class EventLog:
     `scripts` runs the append script: by default on its own, or in the checkpointer's group
     commit (`RedisSaver.call_script`), where a run's appends share the round trip of the
     checkpoint writes of the same step. `archive`: every append is also an entry of the
-    history's archive stream (`srv:archive`, `api.archiver`).
+    history's archive stream (`srv:archive`, `api.archiver`), which waits out Redis being
+    down for `write_wait_s` (CPA_REDIS_WRITE_WAIT_S), as the appends do in the group commit.
     """
 
     def __init__(
@@ -71,10 +73,12 @@ class EventLog:
         scripts: Callable[[Any, list[str], list[Any]], Awaitable[Any]] | None = None,
         *,
         archive: bool = False,
+        write_wait_s: float = 0.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.archive = archive
+        self.write_wait_s = write_wait_s
         self._append = redis.register_script(_APPEND_LUA)
         self._scripts = scripts
 
@@ -107,7 +111,11 @@ class EventLog:
         appended, start, added = reply
         if int(appended) and self.archive:
             entry = {"thread": thread, "start": int(start), "messages": added}
-            await self.redis.xadd(self.keys.archive, entry)
+            # Another slot than the log's: a failover of its primary is waited out like the
+            # run's own writes (the append is done; failing now would stop the run).
+            await retried_within(
+                lambda: self.redis.xadd(self.keys.archive, entry), self.write_wait_s
+            )
         return int(appended)
 
     def appender(self, thread: str, generation: str = "") -> Appender:
