@@ -36,8 +36,10 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_before_delay,
+    stop_never,
     wait_exponential,
 )
+from tenacity.stop import StopBaseT
 
 from graph.storage.errors import REDIS_DOWN
 
@@ -61,11 +63,14 @@ def outage_retrying(
     *,
     on_retry: OnRetry | None = None,
     retry_on: tuple[type[BaseException], ...] = REDIS_DOWN,
+    stop: StopBaseT = stop_never,
 ) -> AsyncRetrying:
-    """The policy: retry on `retry_on`, after `on_retry(exc)`, waiting 0.2 s doubling to 5 s."""
+    """The policy: retry on `retry_on`, after `on_retry(exc)`, waiting 0.2 s doubling to 5 s;
+    until `stop` says so (never, unless a caller bounds it)."""
     return AsyncRetrying(
         retry=retry_if_exception_type(retry_on),
         wait=wait_exponential(multiplier=FIRST_WAIT_S, min=FIRST_WAIT_S, max=MAX_WAIT_S),
+        stop=stop,
         before_sleep=_before_sleep(on_retry),
         reraise=True,
     )
@@ -87,12 +92,7 @@ async def retried_within(call: Callable[[], Awaitable[T]], seconds: float) -> T:
     (0: once); then the last error. No try starts after `seconds`: it ends in time."""
     if seconds <= 0:
         return await call()
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(REDIS_DOWN),
-        wait=wait_exponential(multiplier=FIRST_WAIT_S, min=FIRST_WAIT_S, max=MAX_WAIT_S),
-        stop=stop_before_delay(seconds),
-        reraise=True,
-    )
+    retrying = outage_retrying(stop=stop_before_delay(seconds))
     result: T = await retrying(_awaited(call))
     return result
 
