@@ -37,15 +37,14 @@ from graph.storage.server_keys import RedisKeys
 from tests.support.crash_driver import B1, RECORD_TODOS, REQUEST, Z
 from tests.support.redis_cluster import RedisCluster
 from tests.support.replica_services import DELAY_ENV
-from tests.support.server_harness import delete_prefix, done_for, expect_status, open_request
+from tests.support.server_harness import delete_prefix, open_request
 from tests.test_replicas import (
     TENANT,
-    WAIT_S,
     Fleet,
+    answer_desktop,
     api,
     assert_assigned_once,
     assert_finished,
-    desktop_assign,
     saved_todos,
 )
 
@@ -121,10 +120,7 @@ async def test_a_primary_killed_mid_run_every_conversation_ends_once(
 
     async def finish(n: int, cid: str) -> dict[str, object]:
         async with api(replicas[n % 2]) as client:
-            assign = await desktop_assign(client, cid)
-            answer = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
-            assert answer.status_code == 202, answer.text
-            return await expect_status(client, cid, "done", WAIT_S)
+            return await answer_desktop(client, cid)
 
     bodies = await asyncio.gather(*(finish(n, cid) for n, cid in enumerate(cids)))
     twice = []

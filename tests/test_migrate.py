@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import cast
+from urllib.parse import unquote  # the inverse of `key_part`'s percent-escapes
 
 import pytest
 import redis.asyncio as aioredis
@@ -139,7 +140,7 @@ def _old_server_name(prefix: str, key: str) -> str | None:
     if tag.startswith(":index:"):  # a shard of the global index: all in one old key
         return None if name == "revs" else base + name
     if tag.startswith("tenant:"):
-        tenant = _unescaped(tag[len("tenant:") :])
+        tenant = unquote(tag[len("tenant:") :])
         if name == "convs":
             return f"{base}tenant:{tenant}"
         if name in ("running", "waiting"):
@@ -148,11 +149,7 @@ def _old_server_name(prefix: str, key: str) -> str | None:
             return f"{base}{name}:{tenant}"
         kind, _, last = name.partition(":")
         return f"{base}{kind}:{tenant}:{last}" if kind in ("msg", "rate") else None
-    return f"{base}{name}:{_unescaped(tag)}"
-
-
-def _unescaped(part: str) -> str:
-    return part.replace("%3A", ":").replace("%7B", "{").replace("%7D", "}").replace("%25", "%")
+    return f"{base}{name}:{unquote(tag)}"
 
 
 async def _merge_into(client: aioredis.Redis, shard: str, old: str) -> None:

@@ -274,6 +274,15 @@ async def desktop_assign(client: httpx.AsyncClient, cid: str) -> dict[str, Any]:
     return dict(inbox[0])
 
 
+async def answer_desktop(client: httpx.AsyncClient, cid: str) -> dict[str, Any]:
+    """The desktop's `done` for the conversation's assign (accepted: 202); its body once
+    it is done."""
+    assign = await desktop_assign(client, cid)
+    answer = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
+    assert answer.status_code == 202, answer.text
+    return await expect_status(client, cid, "done", WAIT_S)
+
+
 def assert_finished(body: Mapping[str, Any], cid: str) -> None:
     """Done, every ToDo done, and the LAM log has one assign and one done per ToDo."""
     assert body["status"] == "done", body.get("result")
@@ -324,10 +333,7 @@ async def test_a_killed_replicas_conversations_end_on_the_survivors(fleet: Fleet
 
     async def finish(n: int, cid: str) -> dict[str, Any]:
         async with api(survivors[n % 2]) as client:
-            assign = await desktop_assign(client, cid)
-            answer = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
-            assert answer.status_code == 202, answer.text
-            return await expect_status(client, cid, "done", WAIT_S)
+            return await answer_desktop(client, cid)
 
     bodies = await asyncio.gather(*(finish(n, cid) for n, cid in enumerate(cids)))
     survivor_pids = {s.proc.pid for s in survivors if s.proc is not None}
@@ -478,10 +484,7 @@ async def test_a_paused_runner_writes_nothing_after_its_successor_took_over(
     assert await checkpoints_by_generation(fleet.env, cid) == written
     assert fleet.event_log(cid) == log_before
     async with api(successor) as client:
-        assign = await desktop_assign(client, cid)
-        response = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
-        assert response.status_code == 202, response.text
-        body = await expect_status(client, cid, "done", WAIT_S)
+        body = await answer_desktop(client, cid)
     assert_finished(body, cid)
     todos = {t["id"]: t for t in body["plan"]["todos"]}
     assert successor.proc is not None

@@ -27,14 +27,14 @@ from graph.storage.sentinel import parse_sentinel_url
 from tests.support.crash_driver import B2, C1, RECORD_TODOS, REQUEST
 from tests.support.processes import free_port, kill_process, stop_process
 from tests.support.replica_services import HOLD_ENV
-from tests.support.server_harness import done_for, expect_status, open_request
+from tests.support.server_harness import open_request
 from tests.test_replicas import (
     WAIT_S,
     Fleet,
+    answer_desktop,
     api,
     assert_assigned_once,
     assert_finished,
-    desktop_assign,
     wait_saved,
 )
 
@@ -181,10 +181,7 @@ async def test_a_conversation_carries_on_through_a_sentinel_failover(
             )
 
             fleet.release(B2)
-            assign = await desktop_assign(client, cid)
-            response = await client.post("/v1/lam", json=done_for(assign, "desktop did d1"))
-            assert response.status_code == 202, response.text
-            body = await expect_status(client, cid, "done", WAIT_S)
+            body = await answer_desktop(client, cid)
         assert_finished(body, cid)
         assert fleet.starts(cid) == Counter(RECORD_TODOS)  # nothing lost, nothing twice
         with redis.Redis(port=sentinels.replica_port) as promoted:
